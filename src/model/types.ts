@@ -1,0 +1,113 @@
+/**
+ * The model as lmdyn sees it: one config, one set of weights in one convention, whatever file
+ * it came from. Loaders translate every format into this; the forward pass reads only this.
+ *
+ * Conventions (fixed for every architecture):
+ * - A Matrix is row-major [rows = out, cols = in] and acts as y = W x (llama2.c / PyTorch
+ *   nn.Linear layout). GPT-2's Conv1D weights ([in, out]) are transposed by the loader.
+ * - Q and K rows use the interleaved-pair rotary convention of llama2.c and GGUF: dimensions
+ *   (2i, 2i+1) of a head rotate together. Hugging Face checkpoints (rotate_half) are permuted
+ *   by the loader, biases included.
+ */
+
+export type Architecture = 'llama' | 'gpt2';
+
+export interface ModelConfig {
+  architecture: Architecture;
+  /** The name the source file used, e.g. LlamaForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel. */
+  sourceArchitecture: string;
+  dim: number; // d_model
+  hiddenDim: number; // d_mlp
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number; // grouped-query attention: nHeads % nKvHeads == 0
+  headDim: number;
+  vocabSize: number;
+  seqLen: number; // longest context the model supports
+  norm: 'rmsnorm' | 'layernorm';
+  normEps: number;
+  mlp: 'swiglu' | 'gelu_new';
+  positional: 'rope' | 'learned';
+  ropeTheta: number; // unused when positional = 'learned'
+  ropeDim: number; // rotary dimensions per head (= headDim for llama)
+  tiedEmbeddings: boolean;
+  bosId: number | null;
+  eosId: number | null;
+}
+
+export interface Matrix {
+  format: 'f32';
+  rows: number;
+  cols: number;
+  data: Float32Array; // [rows, cols]
+}
+
+export interface LayerWeights {
+  attnNorm: Float32Array; // [dim]
+  attnNormBias: Float32Array | null; // [dim], layernorm only
+  wq: Matrix; // [nHeads * headDim, dim]
+  wk: Matrix; // [nKvHeads * headDim, dim]
+  wv: Matrix; // [nKvHeads * headDim, dim]
+  wo: Matrix; // [dim, nHeads * headDim]
+  bq: Float32Array | null;
+  bk: Float32Array | null;
+  bv: Float32Array | null;
+  bo: Float32Array | null;
+  mlpNorm: Float32Array; // [dim]
+  mlpNormBias: Float32Array | null;
+  /** SwiGLU gate (llama w1); null for gelu MLPs. */
+  wGate: Matrix | null; // [hiddenDim, dim]
+  /** llama w3 / GPT-2 c_fc (transposed). */
+  wUp: Matrix; // [hiddenDim, dim]
+  bUp: Float32Array | null;
+  /** llama w2 / GPT-2 mlp.c_proj (transposed). */
+  wDown: Matrix; // [dim, hiddenDim]
+  bDown: Float32Array | null;
+}
+
+export interface ModelWeights {
+  tokenEmbedding: Matrix; // [vocab, dim]
+  positionEmbedding: Matrix | null; // [seqLen, dim], learned positions only
+  layers: LayerWeights[];
+  finalNorm: Float32Array; // [dim]
+  finalNormBias: Float32Array | null;
+  /** The classifier; the same object as tokenEmbedding when tied. */
+  unembedding: Matrix; // [vocab, dim]
+  unembeddingBias: Float32Array | null;
+}
+
+export type ModelFormat = 'llama2c' | 'safetensors' | 'gguf';
+
+export interface ModelSource {
+  format: ModelFormat;
+  /** The file or folder the weights were read from. */
+  path: string;
+  /** `hf:owner/name@rev` when it came from the hub. */
+  hubId: string | null;
+  /** sha256 of the weight file(s), hex; filled in lazily by the trace recorder when needed. */
+  sha256: string | null;
+  /** Format-specific detail: llama2c version, GGUF metadata, tensor dtypes, ... */
+  details: Record<string, unknown>;
+}
+
+export function newMatrix(rows: number, cols: number, data: Float32Array): Matrix {
+  if (data.length !== rows * cols) {
+    throw new Error(`matrix data has ${data.length} values, expected ${rows}x${cols}`);
+  }
+  return { format: 'f32', rows, cols, data };
+}
+
+export function parameterCount(config: ModelConfig): number {
+  const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, seqLen } = config;
+  const q = nHeads * headDim;
+  const kv = nKvHeads * headDim;
+  const layernorm = config.norm === 'layernorm';
+  let perLayer = dim * q + 2 * dim * kv + q * dim; // wq wk wv wo
+  perLayer += (layernorm ? 4 : 2) * dim; // norms (+ biases)
+  perLayer += (config.mlp === 'swiglu' ? 3 : 2) * dim * hiddenDim;
+  if (config.architecture === 'gpt2') perLayer += q + 2 * kv + dim + hiddenDim + dim; // biases
+  let total = nLayers * perLayer + vocabSize * dim + (layernorm ? 2 : 1) * dim;
+  if (config.positional === 'learned') total += seqLen * dim;
+  if (!config.tiedEmbeddings) total += vocabSize * dim;
+  return total;
+}

@@ -1,0 +1,145 @@
+/**
+ * The numeric core: a handful of row-wise kernels that the model and the lenses compose.
+ * Shapes are written [rows, cols]; every buffer is a flat Float32Array in row-major order.
+ */
+import type { Matrix } from '../model/types.js';
+
+/** out[n, W.rows] = x[n, W.cols] · Wᵀ  (each row of x times the matrix). */
+export function matmul(out: Float32Array, x: Float32Array, w: Matrix, n: number): void {
+  const { rows, cols, data } = w;
+  for (let r = 0; r < n; r++) {
+    const xo = r * cols;
+    const oo = r * rows;
+    for (let i = 0; i < rows; i++) {
+      const wo = i * cols;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      let j = 0;
+      for (; j + 3 < cols; j += 4) {
+        s0 += data[wo + j] * x[xo + j];
+        s1 += data[wo + j + 1] * x[xo + j + 1];
+        s2 += data[wo + j + 2] * x[xo + j + 2];
+        s3 += data[wo + j + 3] * x[xo + j + 3];
+      }
+      for (; j < cols; j++) s0 += data[wo + j] * x[xo + j];
+      out[oo + i] = s0 + s1 + s2 + s3;
+    }
+  }
+}
+
+/** out[n, d] += bias[d] on every row. */
+export function addBias(out: Float32Array, bias: Float32Array, n: number): void {
+  const d = bias.length;
+  for (let r = 0; r < n; r++) for (let i = 0; i < d; i++) out[r * d + i] += bias[i];
+}
+
+/** a[k] += b[k]. */
+export function addInPlace(a: Float32Array, b: Float32Array, len = a.length): void {
+  for (let i = 0; i < len; i++) a[i] += b[i];
+}
+
+/** RMSNorm per row: out = x / sqrt(mean(x²) + eps) ⊙ weight.  x, out: [n, d]. */
+export function rmsnorm(
+  out: Float32Array,
+  x: Float32Array,
+  weight: Float32Array,
+  n: number,
+  eps: number,
+): void {
+  const d = weight.length;
+  for (let r = 0; r < n; r++) {
+    const o = r * d;
+    let ss = 0;
+    for (let i = 0; i < d; i++) ss += x[o + i] * x[o + i];
+    const scale = 1 / Math.sqrt(ss / d + eps);
+    for (let i = 0; i < d; i++) out[o + i] = weight[i] * (x[o + i] * scale);
+  }
+}
+
+/** LayerNorm per row: out = (x − mean) / sqrt(var + eps) ⊙ weight + bias.  x, out: [n, d]. */
+export function layernorm(
+  out: Float32Array,
+  x: Float32Array,
+  weight: Float32Array,
+  bias: Float32Array | null,
+  n: number,
+  eps: number,
+): void {
+  const d = weight.length;
+  for (let r = 0; r < n; r++) {
+    const o = r * d;
+    let mean = 0;
+    for (let i = 0; i < d; i++) mean += x[o + i];
+    mean /= d;
+    let v = 0;
+    for (let i = 0; i < d; i++) {
+      const c = x[o + i] - mean;
+      v += c * c;
+    }
+    const scale = 1 / Math.sqrt(v / d + eps);
+    for (let i = 0; i < d; i++) {
+      out[o + i] = (x[o + i] - mean) * scale * weight[i] + (bias ? bias[i] : 0);
+    }
+  }
+}
+
+/** In-place softmax of x[offset, offset + len). */
+export function softmax(x: Float32Array | Float64Array, offset = 0, len = x.length - offset): void {
+  let max = -Infinity;
+  for (let i = 0; i < len; i++) if (x[offset + i] > max) max = x[offset + i];
+  let sum = 0;
+  for (let i = 0; i < len; i++) {
+    const e = Math.exp(x[offset + i] - max);
+    x[offset + i] = e;
+    sum += e;
+  }
+  for (let i = 0; i < len; i++) x[offset + i] /= sum;
+}
+
+/** SwiGLU: gate[k] = silu(gate[k]) * up[k], with silu(g) = g / (1 + e^−g). */
+export function swiglu(gate: Float32Array, up: Float32Array, len = gate.length): void {
+  for (let i = 0; i < len; i++) {
+    const g = gate[i];
+    gate[i] = (g / (1 + Math.exp(-g))) * up[i];
+  }
+}
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+/** GPT-2's gelu_new (tanh approximation), in place. */
+export function geluNew(x: Float32Array, len = x.length): void {
+  for (let i = 0; i < len; i++) {
+    const v = x[i];
+    x[i] = 0.5 * v * (1 + Math.tanh(GELU_C * (v + 0.044715 * v * v * v)));
+  }
+}
+
+/**
+ * Interleaved-pair rotary embedding (llama2.c / GGUF convention) on one row of heads:
+ * for each head h and pair i < ropeDim/2, (v[2i], v[2i+1]) rotates by pos · θ^(−2i/ropeDim).
+ * vec: [nHeads * headDim] starting at `offset`.
+ */
+export function rope(
+  vec: Float32Array,
+  offset: number,
+  nHeads: number,
+  headDim: number,
+  ropeDim: number,
+  pos: number,
+  theta: number,
+): void {
+  for (let i = 0; i < ropeDim; i += 2) {
+    const freq = 1 / Math.pow(theta, i / ropeDim);
+    const angle = pos * freq;
+    const c = Math.cos(angle);
+    const s = Math.sin(angle);
+    for (let h = 0; h < nHeads; h++) {
+      const o = offset + h * headDim + i;
+      const v0 = vec[o];
+      const v1 = vec[o + 1];
+      vec[o] = v0 * c - v1 * s;
+      vec[o + 1] = v0 * s + v1 * c;
+    }
+  }
+}
