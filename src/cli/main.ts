@@ -1,4 +1,55 @@
-export async function main(_argv: string[]): Promise<number> {
-  console.error('lmdyn: the CLI is being built');
-  return 1;
+/**
+ * `lmdyn` command line. Each command lives in its own file; this one wires them up and turns
+ * every user error into one line on stderr and a non-zero exit code.
+ */
+import { Command, CommanderError } from 'commander';
+import { LmdynError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { registerDemo } from './demo.js';
+import { registerGenerate } from './generate.js';
+import { registerInfo } from './info.js';
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('lmdyn')
+    .description('language-model generation as a dynamical system')
+    .version(VERSION)
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      outputError: (s, write) => write(s.replace(/^error: /, 'error: ').trimEnd() + '\n'),
+    });
+  registerGenerate(program);
+  registerInfo(program);
+  registerDemo(program);
+  for (const cmd of program.commands) cmd.exitOverride();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+function reportError(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // Help and version exit with 0 and have been printed already; usage errors were printed too.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    const cause = (err as { cause?: unknown }).cause;
+    if (cause instanceof LmdynError) {
+      process.stderr.write(`error: ${cause.message}\n`);
+    }
+    return 2;
+  }
+  if (err instanceof LmdynError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    return err.code === 'bad_argument' ? 2 : 1;
+  }
+  const e = err as NodeJS.ErrnoException;
+  if (e && typeof e.code === 'string' && typeof e.message === 'string' && e.syscall) {
+    process.stderr.write(`error: ${e.message}\n`);
+    return 1;
+  }
+  process.stderr.write(`internal error (a bug in lmdyn, please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return 70;
 }

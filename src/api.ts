@@ -1,0 +1,181 @@
+/**
+ * The library's front door: open a model, generate, run with a cache of hook activations.
+ * The CLI and the dashboard are thin clients of these functions.
+ */
+import { LmdynError } from './errors.js';
+import { loadModel, type LoadOptions } from './io/load.js';
+import type { LoadedModel } from './io/types.js';
+import { Transformer } from './model/forward.js';
+import { compileFilter, type Hook, type NameFilter } from './model/hooks.js';
+import type { ModelConfig, ModelSource } from './model/types.js';
+import { generateBatch, type FinishReason, type GenerationStep } from './decode/generate.js';
+import type { SamplingConfig } from './decode/sampling.js';
+import type { Tokenizer } from './tokenizer/types.js';
+
+/** A loaded model ready to run: config, weights, tokenizer and the forward pass. */
+export interface Model {
+  config: ModelConfig;
+  tokenizer: Tokenizer;
+  source: ModelSource;
+  transformer: Transformer;
+}
+
+export async function openModel(spec: string, options: LoadOptions = {}): Promise<Model> {
+  return fromLoaded(await loadModel(spec, options));
+}
+
+export function fromLoaded(loaded: LoadedModel): Model {
+  if (!loaded.tokenizer) {
+    throw new LmdynError('not_found', `${loaded.source.path} has no tokenizer; pass one`);
+  }
+  return {
+    config: loaded.config,
+    tokenizer: loaded.tokenizer,
+    source: loaded.source,
+    transformer: new Transformer(loaded),
+  };
+}
+
+/** The prompt's ids with BOS first where the tokenizer has one; never empty. */
+export function encodePrompt(model: Model, prompt: string): number[] {
+  const ids = model.tokenizer.encode(prompt, { bos: true });
+  if (ids.length === 0) {
+    const bos = model.tokenizer.bosId ?? model.config.bosId;
+    if (bos === null) throw new LmdynError('bad_argument', 'an empty prompt needs a BOS token');
+    return [bos];
+  }
+  if (ids.length > model.config.seqLen) {
+    throw new LmdynError(
+      'context_overflow',
+      `the prompt has ${ids.length} tokens; the model's context holds ${model.config.seqLen}`,
+    );
+  }
+  return ids;
+}
+
+/** Tokens that end generation: EOS, and for llama2.c checkpoints also BOS (as run.c does). */
+export function stopIds(model: Model): number[] {
+  const ids = new Set<number>();
+  const eos = model.tokenizer.eosId ?? model.config.eosId;
+  if (eos !== null) ids.add(eos);
+  const bos = model.tokenizer.bosId ?? model.config.bosId;
+  if (model.source.format === 'llama2c' && bos !== null) ids.add(bos);
+  return [...ids];
+}
+
+export interface GenerateTextOptions {
+  prompt?: string;
+  /** Token ids to start from instead of `prompt`. */
+  promptIds?: readonly number[];
+  maxTokens?: number;
+  sampling?: Partial<SamplingConfig>;
+  seed?: number;
+  hooks?: readonly Hook[];
+  onToken?: (id: number, promptIds: readonly number[]) => void;
+  onStep?: (step: GenerationStep) => void | 'stop';
+}
+
+export interface GenerateTextResult {
+  promptIds: number[];
+  ids: number[];
+  /** Decoded prompt plus continuation. */
+  text: string;
+  finishReason: FinishReason;
+  seed: number;
+  sampling: SamplingConfig;
+  tokensPerSecond: number;
+  prefillMs: number;
+}
+
+export function generateText(model: Model, options: GenerateTextOptions = {}): GenerateTextResult {
+  const promptIds = options.promptIds ? [...options.promptIds] : encodePrompt(model, options.prompt ?? '');
+  const { outputs, timing } = generateBatch(
+    model.transformer,
+    [{ promptIds, maxTokens: options.maxTokens ?? 256, sampling: options.sampling, seed: options.seed }],
+    {
+      hooks: options.hooks,
+      stopIds: stopIds(model),
+      onStep: (step) => {
+        options.onToken?.(step.token, promptIds);
+        return options.onStep?.(step);
+      },
+    },
+  );
+  const out = outputs[0];
+  return {
+    promptIds,
+    ids: out.ids,
+    text: model.tokenizer.decode([...promptIds, ...out.ids]),
+    finishReason: out.finishReason,
+    seed: out.seed,
+    sampling: out.sampling,
+    tokensPerSecond: timing.tokensPerSecond,
+    prefillMs: timing.prefillMs,
+  };
+}
+
+/** Activations of one forward pass, keyed by hook name, each [batch = 1, pos, width]. */
+export class ActivationCache {
+  private readonly store = new Map<string, { data: Float32Array; width: number }>();
+
+  constructor(readonly positions: number) {}
+
+  /** Records a hook activation (rows of one sequence, in position order). */
+  record(name: string, act: Float32Array, width: number, positions: readonly number[]): void {
+    let entry = this.store.get(name);
+    if (!entry) {
+      entry = { data: new Float32Array(this.positions * width), width };
+      this.store.set(name, entry);
+    }
+    positions.forEach((p, r) => entry.data.set(act.subarray(r * width, (r + 1) * width), p * width));
+  }
+
+  keys(): string[] {
+    return [...this.store.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.store.has(name);
+  }
+
+  /** The activation with TransformerLens's shape [batch, pos, width] (batch = 1). */
+  get(name: string): { data: Float32Array; shape: [number, number, number] } {
+    const entry = this.store.get(name);
+    if (!entry) {
+      throw new LmdynError('bad_argument', `no activation '${name}' in the cache; it holds: ${this.keys().join(', ')}`);
+    }
+    return { data: entry.data, shape: [1, this.positions, entry.width] };
+  }
+}
+
+/**
+ * One forward pass over `input` (text or ids) keeping the activations that `names` selects,
+ * like TransformerLens's run_with_cache. Returns the logits of every position: [pos, vocab].
+ */
+export function runWithCache(
+  model: Model,
+  input: string | readonly number[],
+  names: NameFilter = '*',
+): { ids: number[]; logits: Float32Array; cache: ActivationCache } {
+  const ids = typeof input === 'string' ? encodePrompt(model, input) : [...input];
+  const tf = model.transformer;
+  const match = compileFilter(names);
+  const valid = tf.hookPointNames();
+  if (!valid.some(match)) {
+    throw new LmdynError('bad_argument', `no hook point matches the filter; valid names look like: ${valid.slice(0, 6).join(', ')}, …`);
+  }
+  const cache = new ActivationCache(ids.length);
+  const kv = tf.newCache(1, Math.max(1, ids.length));
+  const out = tf.forward(kv, [{ seq: 0, tokens: ids }], {
+    logits: 'all',
+    hooks: [
+      {
+        filter: match,
+        fn: (act, ctx) => {
+          cache.record(ctx.name, act, ctx.width, ctx.rows.map((r) => r.pos));
+        },
+      },
+    ],
+  });
+  return { ids, logits: out.logits, cache };
+}

@@ -1,0 +1,86 @@
+/**
+ * `lmdyn demo`: everything lmdyn can do so far, on the default model, ending in a report.
+ * Each capability that lands adds a section here.
+ */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { generateText, runWithCache, type Model } from '../api.js';
+import { VERSION } from '../version.js';
+import { openModel, type ModelFlags } from './common.js';
+import { describeModel } from './info.js';
+
+interface DemoFlags extends ModelFlags {
+  out: string;
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('run everything lmdyn can do on the default model and write a report')
+    .option('-m, --model <M>', 'model (default: $LMDYN_MODEL, ./models, ../shared/models, then the hub)')
+    .option('-z, --tokenizer <T>', 'tokenizer file or folder overriding the model’s own')
+    .option('-o, --out <DIR>', 'where the report goes', 'runs/demo')
+    .action(async (flags: DemoFlags) => {
+      const say = (line = '') => process.stdout.write(line + '\n');
+      const { model, label } = await openModel(flags, say);
+      const sections: string[] = [`# lmdyn demo\n\nlmdyn ${VERSION}, ${new Date().toISOString()}`];
+      const record = (title: string, body: string) => {
+        say(`\n== ${title} ==\n${body}`);
+        sections.push(`## ${title}\n\n${body}`);
+      };
+
+      const info = describeModel(model, label);
+      record('Model', Object.entries(info).map(([k, v]) => `${k}: ${String(v)}`).join('\n'));
+
+      const greedy = generateText(model, { prompt: '', maxTokens: 64, sampling: { temperature: 0 } });
+      record(
+        'Greedy generation from BOS (64 tokens)',
+        `${greedy.text}\n\nids: ${greedy.ids.join(' ')}\nfinish: ${greedy.finishReason}, ${greedy.tokensPerSecond.toFixed(1)} tok/s`,
+      );
+
+      const sampled = generateText(model, {
+        prompt: 'Once upon a time',
+        maxTokens: 64,
+        sampling: { temperature: 0.8, topP: 0.9 },
+        seed: 7,
+      });
+      record(
+        'Sampled generation (temperature 0.8, top-p 0.9, seed 7)',
+        `${sampled.text}\n\nfinish: ${sampled.finishReason}, ${sampled.tokensPerSecond.toFixed(1)} tok/s`,
+      );
+
+      record('Residual stream through depth (hook points)', depthTable(model, greedy.promptIds.concat(greedy.ids.slice(0, 16))));
+
+      const out = resolve(flags.out);
+      mkdirSync(out, { recursive: true });
+      const report = join(out, 'report.md');
+      writeAtomic(report, sections.join('\n\n') + '\n');
+      writeAtomic(
+        join(out, 'demo.json'),
+        JSON.stringify({ lmdyn: VERSION, model: info, greedy, sampled }, null, 1) + '\n',
+      );
+      say(`\nreport: ${report}`);
+    });
+}
+
+/** ‖resid_post‖ per layer at the last position, read through the hook cache. */
+function depthTable(model: Model, ids: number[]): string {
+  const { cache } = runWithCache(model, ids, ['hook_embed', 'blocks.*.hook_resid_post', 'ln_final.hook_normalized']);
+  const last = ids.length - 1;
+  const lines = [`token ${last} ('${model.tokenizer.tokenText(ids[last])}'), norm of the residual stream:`, ''];
+  for (const name of cache.keys()) {
+    const { data, shape } = cache.get(name);
+    const w = shape[2];
+    let ss = 0;
+    for (let i = 0; i < w; i++) ss += data[last * w + i] ** 2;
+    lines.push(`${name.padEnd(28)} ${Math.sqrt(ss).toFixed(3)}`);
+  }
+  return lines.join('\n');
+}
+
+function writeAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}

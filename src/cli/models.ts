@@ -1,0 +1,54 @@
+/**
+ * Which model a command uses when none is named: $LMDYN_MODEL, else the first model in
+ * ./models, else the repository's test models (../shared/models beside the project), else the
+ * default from the hub (karpathy/tinyllamas stories260K) when online.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const DEFAULT_HUB_MODEL = 'hf:karpathy/tinyllamas/stories260K/stories260K.bin';
+export const DEFAULT_HUB_TOKENIZER = 'hf:karpathy/tinyllamas/stories260K/tok512.bin';
+
+export interface ModelChoice {
+  spec: string;
+  why: string;
+}
+
+export function defaultModel(env: NodeJS.ProcessEnv = process.env): ModelChoice {
+  if (env.LMDYN_MODEL) return { spec: env.LMDYN_MODEL, why: 'from $LMDYN_MODEL' };
+  for (const dir of modelFolders()) {
+    const found = firstModelIn(dir);
+    if (found) return { spec: found, why: `first model found in ${dir}` };
+  }
+  return { spec: DEFAULT_HUB_MODEL, why: 'no local model found; the default from the hub' };
+}
+
+/** ./models, then ../shared/models beside the project root. */
+export function modelFolders(): string[] {
+  const projectRoot = fileURLToPath(new URL('../../../', import.meta.url));
+  const dirs = [resolve('models'), resolve(projectRoot, '..', 'shared', 'models')];
+  return [...new Set(dirs)].filter((d) => existsSync(d) && statSync(d).isDirectory());
+}
+
+/** The first model (by sorted name) directly in `dir` or one folder below it. */
+export function firstModelIn(dir: string): string | null {
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (isModelFile(p)) return p;
+    if (statSync(p).isDirectory()) {
+      if (existsSync(join(p, 'config.json'))) return p;
+      const inner = readdirSync(p).sort().map((f) => join(p, f)).find(isModelFile);
+      if (inner) return inner;
+    }
+  }
+  return null;
+}
+
+function isModelFile(p: string): boolean {
+  if (!statSync(p).isFile()) return false;
+  if (p.endsWith('.gguf')) return true;
+  // llama2.c checkpoints are .bin files that are not tokenizers.
+  const base = p.split('/').pop() ?? '';
+  return base.endsWith('.bin') && !/^tok(enizer|\d+)/.test(base);
+}

@@ -1,0 +1,174 @@
+/**
+ * The generation loop: prefill each prompt, then repeatedly take the last logits, shape them
+ * into the next-token distribution (decode/sampling.ts, Hugging Face's order), sample with the
+ * sequence's own seeded RNG, and feed the token back. Sequences of a batch advance together so
+ * each step reads the weights once for all of them.
+ */
+import { LmdynError } from '../errors.js';
+import type { Hook } from '../model/hooks.js';
+import type { Transformer } from '../model/forward.js';
+import { createRng, type Rng } from '../tensor/rng.js';
+import {
+  nextTokenDistribution,
+  sampleToken,
+  validateSampling,
+  type SamplingConfig,
+} from './sampling.js';
+
+export interface GenerationRequest {
+  promptIds: readonly number[];
+  maxTokens: number;
+  sampling?: Partial<SamplingConfig>;
+  seed?: number;
+}
+
+export interface GenerationStep {
+  /** Index of the sequence in the batch. */
+  seq: number;
+  /** 0 for the first generated token. */
+  step: number;
+  /** Position of the new token in the sequence (prompt length + step). */
+  position: number;
+  token: number;
+  /** The model's raw next-token scores for this step: [vocab]. Reused after the callback. */
+  logits: Float32Array;
+  /** The distribution the token was drawn from (after penalties, temperature, top-k/p, min-p). */
+  probs: Float64Array;
+}
+
+export type FinishReason = 'eos' | 'length' | 'stopped';
+
+export interface GenerationOutput {
+  promptIds: number[];
+  ids: number[];
+  finishReason: FinishReason;
+  sampling: SamplingConfig;
+  seed: number;
+}
+
+export interface GenerateOptions {
+  hooks?: readonly Hook[];
+  /** Token ids that end a sequence (not included in `ids`). */
+  stopIds?: readonly number[];
+  /** Called for every generated token; return 'stop' to end that sequence. */
+  onStep?: (step: GenerationStep) => void | 'stop';
+}
+
+export interface BatchTiming {
+  prefillMs: number;
+  decodeMs: number;
+  generatedTokens: number;
+  /** Generated tokens per second over the decode phase (llama2.c's "achieved tok/s"). */
+  tokensPerSecond: number;
+}
+
+export const DEFAULT_SEED = 42;
+
+/** Generates for every request at once; returns outputs in request order and the timing. */
+export function generateBatch(
+  tf: Transformer,
+  requests: readonly GenerationRequest[],
+  options: GenerateOptions = {},
+): { outputs: GenerationOutput[]; timing: BatchTiming } {
+  const seqLen = tf.config.seqLen;
+  const states = requests.map((r, i) => {
+    if (r.promptIds.length === 0) {
+      throw new LmdynError('bad_argument', `request ${i} has an empty prompt (add BOS)`);
+    }
+    if (!(Number.isInteger(r.maxTokens) && r.maxTokens >= 0)) {
+      throw new LmdynError('bad_argument', `max tokens must be a whole number ≥ 0, got ${r.maxTokens}`);
+    }
+    if (r.promptIds.length > seqLen) {
+      throw new LmdynError(
+        'context_overflow',
+        `the prompt has ${r.promptIds.length} tokens; the model's context holds ${seqLen}`,
+      );
+    }
+    const seed = r.seed ?? DEFAULT_SEED;
+    return {
+      sampling: validateSampling(r.sampling ?? {}),
+      seed,
+      rng: createRng(seed) as Rng,
+      history: [...r.promptIds],
+      ids: [] as number[],
+      // Never run past the context: the last generated token needs no forward pass.
+      budget: Math.min(r.maxTokens, seqLen - r.promptIds.length + 1),
+      done: r.maxTokens === 0,
+      finish: 'length' as FinishReason,
+    };
+  });
+  const stop = new Set(options.stopIds ?? []);
+  const capacity = Math.min(
+    seqLen,
+    Math.max(1, ...requests.map((r) => r.promptIds.length + Math.max(0, r.maxTokens - 1))),
+  );
+  const cache = tf.newCache(requests.length, capacity);
+  const t0 = performance.now();
+  let out = tf.forward(
+    cache,
+    states.map((s, seq) => ({ seq, tokens: s.history })),
+    { hooks: options.hooks },
+  );
+  const t1 = performance.now();
+  let active = states.map((_, i) => i);
+  let generated = 0;
+  let decodedRows = 0; // tokens forwarded after the prefill
+  const vocab = tf.config.vocabSize;
+  while (true) {
+    const next: { seq: number; tokens: number[] }[] = [];
+    active.forEach((seq, row) => {
+      const s = states[seq];
+      if (s.done) return;
+      const logits = out.logits.subarray(row * vocab, (row + 1) * vocab);
+      const { probs } = nextTokenDistribution(logits, s.history, s.sampling);
+      const token = sampleToken(probs, s.rng);
+      if (stop.has(token)) {
+        s.done = true;
+        s.finish = 'eos';
+        return;
+      }
+      const step = s.ids.length;
+      s.ids.push(token);
+      s.history.push(token);
+      generated++;
+      const verdict = options.onStep?.({
+        seq,
+        step,
+        position: s.history.length - 1,
+        token,
+        logits,
+        probs,
+      });
+      if (verdict === 'stop') {
+        s.done = true;
+        s.finish = 'stopped';
+      } else if (s.ids.length >= s.budget) {
+        s.done = true;
+      } else {
+        next.push({ seq, tokens: [token] });
+      }
+    });
+    if (next.length === 0) break;
+    out = tf.forward(cache, next, { hooks: options.hooks });
+    decodedRows += next.length;
+    active = next.map((n) => n.seq);
+  }
+  const t2 = performance.now();
+  const decodeMs = t2 - t1;
+  return {
+    outputs: states.map((s, i) => ({
+      promptIds: [...requests[i].promptIds],
+      ids: s.ids,
+      finishReason: s.finish,
+      sampling: s.sampling,
+      seed: s.seed,
+    })),
+    timing: {
+      prefillMs: t1 - t0,
+      decodeMs,
+      generatedTokens: generated,
+      tokensPerSecond:
+        decodedRows > 0 ? (decodedRows / decodeMs) * 1000 : (generated / (t2 - t0)) * 1000,
+    },
+  };
+}

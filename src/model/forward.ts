@@ -1,0 +1,353 @@
+/**
+ * The forward pass of the llama family (RMSNorm, RoPE, GQA, SwiGLU; Qwen2's q/k/v biases) and
+ * GPT-2 (LayerNorm, learned positions, gelu_new), in fp32, with a KV cache, a batch of
+ * sequences, and TransformerLens hook points.
+ *
+ * A call takes a batch of (sequence, new tokens) and appends those tokens to each sequence's
+ * cache. All new tokens of all sequences are stacked as rows of one matrix, so every linear map
+ * is a single matmul (prefill and batching for free); only attention is done per row, against
+ * that row's own sequence.
+ */
+import { LmdynError } from '../errors.js';
+import type { LoadedModel } from '../io/types.js';
+import { allocF32 } from '../tensor/memory.js';
+import {
+  addBias,
+  addInPlace,
+  geluNew,
+  layernorm,
+  matmul,
+  rmsnorm,
+  rope,
+  softmax,
+  swiglu,
+} from '../tensor/ops.js';
+import { HookSet, hookPointNames, type Hook, type RowRef } from './hooks.js';
+import type { ModelConfig, ModelWeights } from './types.js';
+
+/** Keys and values of every layer for a set of sequences. */
+export interface KVCache {
+  readonly capacity: number; // positions per sequence
+  /** Number of positions already in each sequence. */
+  readonly lengths: number[];
+  /** [seq][layer] → [capacity, nKvHeads·headDim] */
+  readonly k: Float32Array[][];
+  readonly v: Float32Array[][];
+}
+
+export interface ForwardInput {
+  seq: number;
+  tokens: readonly number[];
+}
+
+export interface ForwardOptions {
+  hooks?: readonly Hook[];
+  /** Which rows get logits: the last new token of each input (default), every row, or none. */
+  logits?: 'last' | 'all' | 'none';
+}
+
+export interface ForwardOutput {
+  /** [logitRows.length, vocab] */
+  logits: Float32Array;
+  logitRows: RowRef[];
+}
+
+export class Transformer {
+  readonly config: ModelConfig;
+  readonly weights: ModelWeights;
+  private scratch: Scratch | null = null;
+
+  constructor(readonly model: LoadedModel) {
+    this.config = model.config;
+    this.weights = model.weights;
+  }
+
+  hookPointNames(): string[] {
+    return hookPointNames(this.config);
+  }
+
+  /** A cache for `nSeq` sequences of up to `capacity` positions (default: the model's context). */
+  newCache(nSeq: number, capacity = this.config.seqLen): KVCache {
+    if (!(capacity >= 1 && capacity <= this.config.seqLen)) {
+      throw new LmdynError(
+        'context_overflow',
+        `cache capacity ${capacity} is outside 1..${this.config.seqLen} (the model's context)`,
+      );
+    }
+    const kvDim = this.config.nKvHeads * this.config.headDim;
+    const make = () =>
+      Array.from({ length: this.config.nLayers }, () => allocF32(capacity * kvDim));
+    return {
+      capacity,
+      lengths: new Array<number>(nSeq).fill(0),
+      k: Array.from({ length: nSeq }, make),
+      v: Array.from({ length: nSeq }, make),
+    };
+  }
+
+  forward(cache: KVCache, inputs: readonly ForwardInput[], options: ForwardOptions = {}): ForwardOutput {
+    const c = this.config;
+    const w = this.weights;
+    const hooks = new HookSet(options.hooks ?? []);
+    const rows = this.planRows(cache, inputs);
+    const n = rows.length;
+    const s = this.scratchFor(n, maxPos(rows) + 1);
+    const { dim, headDim, nHeads, nKvHeads } = c;
+    const qDim = nHeads * headDim;
+    const kvDim = nKvHeads * headDim;
+    const x = s.x; // residual stream [n, dim]
+
+    // Embedding: x[r] = E[token] (+ P[pos])
+    for (let r = 0; r < n; r++) {
+      const t = rows[r].token;
+      x.set(w.tokenEmbedding.data.subarray(t * dim, (t + 1) * dim), r * dim);
+    }
+    const refs = rows.map((r) => ({ seq: r.seq, pos: r.pos }));
+    hooks.fire('hook_embed', null, x, refs, dim);
+    if (w.positionEmbedding) {
+      const pe = s.xb;
+      for (let r = 0; r < n; r++) {
+        const p = rows[r].pos;
+        pe.set(w.positionEmbedding.data.subarray(p * dim, (p + 1) * dim), r * dim);
+      }
+      hooks.fire('hook_pos_embed', null, pe, refs, dim);
+      addInPlace(x, pe, n * dim);
+    }
+
+    for (let l = 0; l < c.nLayers; l++) {
+      const lw = w.layers[l];
+      const b = `blocks.${l}`;
+      hooks.fire(`${b}.hook_resid_pre`, l, x, refs, dim);
+
+      // Attention: xb = norm(x); q, k, v = xb·Wᵀ (+b)
+      this.norm(s.xb, x, lw.attnNorm, lw.attnNormBias, n);
+      hooks.fire(`${b}.ln1.hook_normalized`, l, s.xb, refs, dim);
+      matmul(s.q, s.xb, lw.wq, n);
+      matmul(s.k, s.xb, lw.wk, n);
+      matmul(s.v, s.xb, lw.wv, n);
+      if (lw.bq) addBias(s.q, lw.bq, n);
+      if (lw.bk) addBias(s.k, lw.bk, n);
+      if (lw.bv) addBias(s.v, lw.bv, n);
+      hooks.fire(`${b}.attn.hook_q`, l, s.q, refs, qDim);
+      hooks.fire(`${b}.attn.hook_k`, l, s.k, refs, kvDim);
+      hooks.fire(`${b}.attn.hook_v`, l, s.v, refs, kvDim);
+      if (c.positional === 'rope') {
+        for (let r = 0; r < n; r++) {
+          const p = rows[r].pos;
+          rope(s.q, r * qDim, nHeads, headDim, c.ropeDim, p, c.ropeTheta);
+          rope(s.k, r * kvDim, nKvHeads, headDim, c.ropeDim, p, c.ropeTheta);
+        }
+        hooks.fire(`${b}.attn.hook_rot_q`, l, s.q, refs, qDim);
+        hooks.fire(`${b}.attn.hook_rot_k`, l, s.k, refs, kvDim);
+      }
+      for (let r = 0; r < n; r++) {
+        const { seq, pos } = rows[r];
+        cache.k[seq][l].set(s.k.subarray(r * kvDim, (r + 1) * kvDim), pos * kvDim);
+        cache.v[seq][l].set(s.v.subarray(r * kvDim, (r + 1) * kvDim), pos * kvDim);
+      }
+      const wantPattern = hooks.wants(`${b}.attn.hook_pattern`);
+      this.attention(s, cache, rows, l, wantPattern);
+      if (wantPattern) {
+        hooks.fire(`${b}.attn.hook_pattern`, l, s.pattern, refs, nHeads * s.kLen);
+      }
+      hooks.fire(`${b}.attn.hook_z`, l, s.z, refs, qDim);
+      matmul(s.xb, s.z, lw.wo, n);
+      if (lw.bo) addBias(s.xb, lw.bo, n);
+      hooks.fire(`${b}.hook_attn_out`, l, s.xb, refs, dim);
+      addInPlace(x, s.xb, n * dim);
+      hooks.fire(`${b}.hook_resid_mid`, l, x, refs, dim);
+
+      // MLP: SwiGLU  down(silu(xb·W1ᵀ) ⊙ xb·W3ᵀ)  or GPT-2  down(gelu(xb·Wfcᵀ + b)) + b
+      this.norm(s.xb, x, lw.mlpNorm, lw.mlpNormBias, n);
+      hooks.fire(`${b}.ln2.hook_normalized`, l, s.xb, refs, dim);
+      const hd = c.hiddenDim;
+      if (lw.wGate) {
+        matmul(s.hb, s.xb, lw.wGate, n);
+        matmul(s.hb2, s.xb, lw.wUp, n);
+        hooks.fire(`${b}.mlp.hook_pre`, l, s.hb, refs, hd);
+        swiglu(s.hb, s.hb2, n * hd);
+      } else {
+        matmul(s.hb, s.xb, lw.wUp, n);
+        if (lw.bUp) addBias(s.hb, lw.bUp, n);
+        hooks.fire(`${b}.mlp.hook_pre`, l, s.hb, refs, hd);
+        geluNew(s.hb, n * hd);
+      }
+      hooks.fire(`${b}.mlp.hook_post`, l, s.hb, refs, hd);
+      matmul(s.xb, s.hb, lw.wDown, n);
+      if (lw.bDown) addBias(s.xb, lw.bDown, n);
+      hooks.fire(`${b}.hook_mlp_out`, l, s.xb, refs, dim);
+      addInPlace(x, s.xb, n * dim);
+      hooks.fire(`${b}.hook_resid_post`, l, x, refs, dim);
+    }
+
+    for (const inp of inputs) cache.lengths[inp.seq] += inp.tokens.length;
+
+    // Final norm and classifier, only for the rows that need logits.
+    const mode = options.logits ?? 'last';
+    const wantNorm = hooks.wants('ln_final.hook_normalized');
+    const picked = mode === 'all' ? rows.map((_, i) => i) : mode === 'last' ? lastRows(rows) : [];
+    if (wantNorm) {
+      this.norm(s.xb, x, w.finalNorm, w.finalNormBias, n);
+      hooks.fire('ln_final.hook_normalized', null, s.xb, refs, dim);
+    }
+    const m = picked.length;
+    const logits = new Float32Array(m * c.vocabSize);
+    if (m > 0) {
+      const sel = s.sel;
+      for (let i = 0; i < m; i++) {
+        const r = picked[i];
+        if (wantNorm) sel.set(s.xb.subarray(r * dim, (r + 1) * dim), i * dim);
+        else sel.set(x.subarray(r * dim, (r + 1) * dim), i * dim);
+      }
+      if (!wantNorm) this.norm(sel, sel, w.finalNorm, w.finalNormBias, m);
+      matmul(logits, sel, w.unembedding, m);
+      if (w.unembeddingBias) addBias(logits, w.unembeddingBias, m);
+    }
+    const logitRows = picked.map((r) => refs[r]);
+    hooks.fire('logits', null, logits, logitRows, c.vocabSize);
+    return { logits, logitRows };
+  }
+
+  private norm(
+    out: Float32Array,
+    x: Float32Array,
+    weight: Float32Array,
+    bias: Float32Array | null,
+    n: number,
+  ): void {
+    if (this.config.norm === 'rmsnorm') rmsnorm(out, x, weight, n, this.config.normEps);
+    else layernorm(out, x, weight, bias, n, this.config.normEps);
+  }
+
+  /** Causal self-attention of each row against its own sequence's cache: z = softmax(qKᵀ/√d)V. */
+  private attention(
+    s: Scratch,
+    cache: KVCache,
+    rows: readonly Row[],
+    l: number,
+    keepPattern: boolean,
+  ): void {
+    const { nHeads, nKvHeads, headDim } = this.config;
+    const qDim = nHeads * headDim;
+    const kvDim = nKvHeads * headDim;
+    const group = nHeads / nKvHeads; // query heads per key/value head
+    const scale = 1 / Math.sqrt(headDim);
+    const att = s.att;
+    if (keepPattern) s.pattern.fill(0, 0, rows.length * nHeads * s.kLen);
+    for (let r = 0; r < rows.length; r++) {
+      const { seq, pos } = rows[r];
+      const kc = cache.k[seq][l];
+      const vc = cache.v[seq][l];
+      for (let h = 0; h < nHeads; h++) {
+        const qo = r * qDim + h * headDim;
+        const ko = Math.floor(h / group) * headDim;
+        for (let t = 0; t <= pos; t++) {
+          const kt = t * kvDim + ko;
+          let dot = 0;
+          for (let i = 0; i < headDim; i++) dot += s.q[qo + i] * kc[kt + i];
+          att[t] = dot * scale;
+        }
+        softmax(att, 0, pos + 1);
+        if (keepPattern) s.pattern.set(att.subarray(0, pos + 1), (r * nHeads + h) * s.kLen);
+        const zo = r * qDim + h * headDim;
+        s.z.fill(0, zo, zo + headDim);
+        for (let t = 0; t <= pos; t++) {
+          const a = att[t];
+          const vt = t * kvDim + ko;
+          for (let i = 0; i < headDim; i++) s.z[zo + i] += a * vc[vt + i];
+        }
+      }
+    }
+  }
+
+  private planRows(cache: KVCache, inputs: readonly ForwardInput[]): Row[] {
+    const rows: Row[] = [];
+    const seen = new Set<number>();
+    for (const inp of inputs) {
+      if (!(inp.seq >= 0 && inp.seq < cache.lengths.length) || seen.has(inp.seq)) {
+        throw new LmdynError('bad_argument', `sequence ${inp.seq} is not a distinct cache slot`);
+      }
+      seen.add(inp.seq);
+      const start = cache.lengths[inp.seq];
+      if (start + inp.tokens.length > cache.capacity) {
+        throw new LmdynError(
+          'context_overflow',
+          `sequence ${inp.seq} would reach ${start + inp.tokens.length} positions; the context holds ${cache.capacity}`,
+        );
+      }
+      inp.tokens.forEach((token, i) => {
+        if (!(Number.isInteger(token) && token >= 0 && token < this.config.vocabSize)) {
+          throw new LmdynError('bad_argument', `token id ${token} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
+        }
+        rows.push({ seq: inp.seq, pos: start + i, token, last: i === inp.tokens.length - 1 });
+      });
+    }
+    return rows;
+  }
+
+  private scratchFor(n: number, kLen: number): Scratch {
+    const s = this.scratch;
+    if (s && s.rows >= n && s.kLenMax >= kLen) {
+      s.kLen = kLen;
+      return s;
+    }
+    const rows = Math.max(n, s?.rows ?? 0);
+    const kLenMax = Math.max(kLen, s?.kLenMax ?? 0, 64);
+    const c = this.config;
+    const qDim = c.nHeads * c.headDim;
+    const kvDim = c.nKvHeads * c.headDim;
+    this.scratch = {
+      rows,
+      kLenMax,
+      kLen,
+      x: allocF32(rows * c.dim),
+      xb: allocF32(rows * c.dim),
+      q: allocF32(rows * qDim),
+      k: allocF32(rows * kvDim),
+      v: allocF32(rows * kvDim),
+      z: allocF32(rows * qDim),
+      hb: allocF32(rows * c.hiddenDim),
+      hb2: allocF32(rows * c.hiddenDim),
+      sel: allocF32(rows * c.dim),
+      att: new Float32Array(kLenMax),
+      pattern: new Float32Array(rows * c.nHeads * kLenMax),
+    };
+    return this.scratch;
+  }
+}
+
+interface Row extends RowRef {
+  token: number;
+  last: boolean;
+}
+
+interface Scratch {
+  rows: number;
+  kLenMax: number;
+  kLen: number;
+  x: Float32Array; // [rows, dim] residual stream
+  xb: Float32Array; // [rows, dim]
+  q: Float32Array; // [rows, nHeads·headDim]
+  k: Float32Array; // [rows, nKvHeads·headDim]
+  v: Float32Array;
+  z: Float32Array; // [rows, nHeads·headDim] attention output per head
+  hb: Float32Array; // [rows, hiddenDim]
+  hb2: Float32Array;
+  sel: Float32Array; // [rows, dim] rows picked for the classifier
+  att: Float32Array; // [kLenMax] one head's scores
+  pattern: Float32Array; // [rows, nHeads, kLen] when attn.hook_pattern is hooked
+}
+
+function maxPos(rows: readonly Row[]): number {
+  let m = 0;
+  for (const r of rows) if (r.pos > m) m = r.pos;
+  return m;
+}
+
+function lastRows(rows: readonly Row[]): number[] {
+  const out: number[] = [];
+  rows.forEach((r, i) => {
+    if (r.last) out.push(i);
+  });
+  return out;
+}

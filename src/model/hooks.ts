@@ -1,0 +1,135 @@
+/**
+ * Hook points with TransformerLens names. A hook sees an activation as it is computed and may
+ * replace it; a filter (glob, list of globs, RegExp or predicate) chooses which points fire.
+ * Nothing is copied for a point no hook asked for.
+ */
+import { LmdynError } from '../errors.js';
+import type { ModelConfig } from './types.js';
+
+/** Where a row of an activation comes from: sequence `seq` of the batch, position `pos`. */
+export interface RowRef {
+  seq: number;
+  pos: number;
+}
+
+export interface HookContext {
+  name: string;
+  /** Block index for blocks.{l}.*, null otherwise. */
+  layer: number | null;
+  rows: readonly RowRef[];
+  /** Values per row: d_model, d_mlp, n_heads·d_head, or n_heads·k_len for attn.hook_pattern. */
+  width: number;
+}
+
+/**
+ * act: [rows, width] (row-major). Return a Float32Array of the same length to replace the
+ * activation, or nothing to leave it. The array is reused after the call: copy what you keep.
+ */
+export type HookFn = (act: Float32Array, ctx: HookContext) => Float32Array | void;
+
+export type NameFilter = string | readonly string[] | RegExp | ((name: string) => boolean);
+
+export interface Hook {
+  filter: NameFilter;
+  fn: HookFn;
+}
+
+/** Every hook point of a model, in the order they fire within one forward pass. */
+export function hookPointNames(config: ModelConfig): string[] {
+  const names = ['hook_embed'];
+  if (config.positional === 'learned') names.push('hook_pos_embed');
+  const rope = config.positional === 'rope';
+  for (let l = 0; l < config.nLayers; l++) {
+    const b = `blocks.${l}`;
+    names.push(
+      `${b}.hook_resid_pre`,
+      `${b}.ln1.hook_normalized`,
+      `${b}.attn.hook_q`,
+      `${b}.attn.hook_k`,
+      `${b}.attn.hook_v`,
+      ...(rope ? [`${b}.attn.hook_rot_q`, `${b}.attn.hook_rot_k`] : []),
+      `${b}.attn.hook_pattern`,
+      `${b}.attn.hook_z`,
+      `${b}.hook_attn_out`,
+      `${b}.hook_resid_mid`,
+      `${b}.ln2.hook_normalized`,
+      `${b}.mlp.hook_pre`,
+      `${b}.mlp.hook_post`,
+      `${b}.hook_mlp_out`,
+      `${b}.hook_resid_post`,
+    );
+  }
+  names.push('ln_final.hook_normalized', 'logits');
+  return names;
+}
+
+/** Compiles a filter into a predicate. Globs: `*` matches any run of characters, `?` one. */
+export function compileFilter(filter: NameFilter): (name: string) => boolean {
+  if (typeof filter === 'function') return filter;
+  if (filter instanceof RegExp) return (name) => filter.test(name);
+  const globs = typeof filter === 'string' ? [filter] : filter;
+  const res = globs.map(globToRegExp);
+  return (name) => res.some((re) => re.test(name));
+}
+
+export function globToRegExp(glob: string): RegExp {
+  const body = glob
+    .split('')
+    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+    .join('');
+  return new RegExp(`^${body}$`);
+}
+
+/**
+ * The hooks of one forward call, resolved per hook point name once and then looked up by name.
+ */
+export class HookSet {
+  private readonly hooks: { match: (name: string) => boolean; fn: HookFn }[];
+  private readonly resolved = new Map<string, HookFn[]>();
+
+  constructor(hooks: readonly Hook[]) {
+    this.hooks = hooks.map((h) => ({ match: compileFilter(h.filter), fn: h.fn }));
+  }
+
+  get empty(): boolean {
+    return this.hooks.length === 0;
+  }
+
+  /** The functions registered for `name` (an empty array when none). */
+  at(name: string): HookFn[] {
+    let fns = this.resolved.get(name);
+    if (!fns) {
+      fns = this.hooks.filter((h) => h.match(name)).map((h) => h.fn);
+      this.resolved.set(name, fns);
+    }
+    return fns;
+  }
+
+  wants(name: string): boolean {
+    return this.at(name).length > 0;
+  }
+
+  /** Runs the hooks of `name` on act[0 .. rows·width); replacements are copied into act. */
+  fire(
+    name: string,
+    layer: number | null,
+    act: Float32Array,
+    rows: readonly RowRef[],
+    width: number,
+  ): void {
+    const fns = this.at(name);
+    if (fns.length === 0) return;
+    const n = rows.length * width;
+    const view = act.length === n ? act : act.subarray(0, n);
+    const ctx: HookContext = { name, layer, rows, width };
+    for (const fn of fns) {
+      const out = fn(view, ctx);
+      if (out && out !== view) {
+        if (out.length !== n) {
+          throw new LmdynError('bad_argument', `hook on ${name} returned ${out.length} values, expected ${n}`);
+        }
+        view.set(out);
+      }
+    }
+  }
+}
