@@ -52,6 +52,11 @@ export interface GenerateOptions {
   stopIds?: readonly number[];
   /** Called for every generated token; return 'stop' to end that sequence. */
   onStep?: (step: GenerationStep) => void | 'stop';
+  /**
+   * Also run each sequence's last generated token through the model (its logits are not
+   * needed, but hooks then see every position). Used by the trace recorder.
+   */
+  forwardLast?: boolean;
 }
 
 export interface BatchTiming {
@@ -85,22 +90,26 @@ export function generateBatch(
       );
     }
     const seed = r.seed ?? DEFAULT_SEED;
+    // Never run past the context: the last generated token needs no forward pass unless
+    // forwardLast asks for it.
+    const room = seqLen - r.promptIds.length + (options.forwardLast ? 0 : 1);
+    const budget = Math.min(r.maxTokens, room);
     return {
       sampling: validateSampling(r.sampling ?? {}),
       seed,
       rng: createRng(seed) as Rng,
       history: [...r.promptIds],
       ids: [] as number[],
-      // Never run past the context: the last generated token needs no forward pass.
-      budget: Math.min(r.maxTokens, seqLen - r.promptIds.length + 1),
-      done: r.maxTokens === 0,
+      budget,
+      done: budget <= 0,
       finish: 'length' as FinishReason,
     };
   });
   const stop = new Set(options.stopIds ?? []);
+  const extra = options.forwardLast ? 0 : 1;
   const capacity = Math.min(
     seqLen,
-    Math.max(1, ...requests.map((r) => r.promptIds.length + Math.max(0, r.maxTokens - 1))),
+    Math.max(1, ...requests.map((r) => r.promptIds.length + Math.max(0, r.maxTokens - extra))),
   );
   const cache = tf.newCache(requests.length, capacity);
   const t0 = performance.now();
@@ -142,8 +151,10 @@ export function generateBatch(
       if (verdict === 'stop') {
         s.done = true;
         s.finish = 'stopped';
+        tail.push({ seq, tokens: [token] });
       } else if (s.ids.length >= s.budget) {
         s.done = true;
+        tail.push({ seq, tokens: [token] });
       } else {
         next.push({ seq, tokens: [token] });
       }
@@ -152,6 +163,9 @@ export function generateBatch(
     out = tf.forward(cache, next, { hooks: options.hooks });
     decodedRows += next.length;
     active = next.map((n) => n.seq);
+  }
+  if (options.forwardLast && tail.length > 0) {
+    tf.forward(cache, tail, { hooks: options.hooks, logits: 'none' });
   }
   const t2 = performance.now();
   const decodeMs = t2 - t1;

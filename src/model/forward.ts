@@ -56,6 +56,7 @@ export class Transformer {
   readonly config: ModelConfig;
   readonly weights: ModelWeights;
   private scratch: Scratch | null = null;
+  private logitsBuf: Float32Array | null = null;
 
   constructor(readonly model: LoadedModel) {
     this.config = model.config;
@@ -75,8 +76,10 @@ export class Transformer {
       );
     }
     const kvDim = this.config.nKvHeads * this.config.headDim;
+    // Attention reads the cache in plain JS, so it lives on the ordinary heap and is freed
+    // with the cache object (only matmul operands need the kernels' memory).
     const make = () =>
-      Array.from({ length: this.config.nLayers }, () => allocF32(capacity * kvDim));
+      Array.from({ length: this.config.nLayers }, () => new Float32Array(capacity * kvDim));
     return {
       capacity,
       lengths: new Array<number>(nSeq).fill(0),
@@ -191,7 +194,7 @@ export class Transformer {
       hooks.fire('ln_final.hook_normalized', null, s.xb, refs, dim);
     }
     const m = picked.length;
-    const logits = new Float32Array(m * c.vocabSize);
+    let logits = new Float32Array(0);
     if (m > 0) {
       const sel = s.sel;
       for (let i = 0; i < m; i++) {
@@ -200,12 +203,21 @@ export class Transformer {
         else sel.set(x.subarray(r * dim, (r + 1) * dim), i * dim);
       }
       if (!wantNorm) this.norm(sel, sel, w.finalNorm, w.finalNormBias, m);
-      matmul(logits, sel, w.unembedding, m);
-      if (w.unembeddingBias) addBias(logits, w.unembeddingBias, m);
+      const out = this.logitsScratch(m);
+      matmul(out, sel, w.unembedding, m);
+      if (w.unembeddingBias) addBias(out, w.unembeddingBias, m);
+      logits = out.slice(0, m * c.vocabSize);
     }
     const logitRows = picked.map((r) => refs[r]);
     hooks.fire('logits', null, logits, logitRows, c.vocabSize);
     return { logits, logitRows };
+  }
+
+  /** [rows, vocab] in the kernels' memory, grown on demand. */
+  private logitsScratch(rows: number): Float32Array {
+    const need = rows * this.config.vocabSize;
+    if (!this.logitsBuf || this.logitsBuf.length < need) this.logitsBuf = allocF32(need);
+    return this.logitsBuf;
   }
 
   private norm(
