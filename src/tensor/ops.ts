@@ -3,9 +3,18 @@
  * Shapes are written [rows, cols]; every buffer is a flat Float32Array in row-major order.
  */
 import type { Matrix } from '../model/types.js';
+import { matmulWasm } from './wasm/kernels.js';
 
-/** out[n, W.rows] = x[n, W.cols] · Wᵀ  (each row of x times the matrix). */
+/**
+ * out[n, W.rows] = x[n, W.cols] · Wᵀ  (each row of x times the matrix). Runs the WebAssembly
+ * SIMD kernel when out, x and W all live in the arena (allocF32), else the JS loop.
+ */
 export function matmul(out: Float32Array, x: Float32Array, w: Matrix, n: number): void {
+  if (!matmulWasm(out, x, w.data, w.rows, w.cols, n)) matmulJs(out, x, w, n);
+}
+
+/** The reference JS loop for matmul (and its fallback): same contract. */
+export function matmulJs(out: Float32Array, x: Float32Array, w: Matrix, n: number): void {
   const { rows, cols, data } = w;
   for (let r = 0; r < n; r++) {
     const xo = r * cols;

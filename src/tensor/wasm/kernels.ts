@@ -1,0 +1,85 @@
+/**
+ * The WebAssembly SIMD kernels (kernels.wat), instantiated on the arena's shared memory.
+ * They exist for speed: the JS loops in ops.ts stay the reference and the fallback.
+ *
+ * Kernels take byte offsets into the arena, so they apply only to arrays allocF32 placed there;
+ * callers check with `inArena` (ops.ts does) and otherwise run the JS loop.
+ */
+import { inArena, wasmMemory } from '../memory.js';
+import { kernelsWasmBase64 } from './generated/kernels.js';
+
+interface KernelExports {
+  /** out[n, rows] = x[n, cols]·Wᵀ for W rows [r0, r1); all pointers are byte offsets. */
+  matmul_f32(
+    out: number,
+    x: number,
+    w: number,
+    n: number,
+    rows: number,
+    cols: number,
+    r0: number,
+    r1: number,
+  ): void;
+}
+
+export interface WasmKernels {
+  /** The compiled module, for worker threads that instantiate it on the same memory. */
+  module: WebAssembly.Module;
+  exports: KernelExports;
+}
+
+let cached: WasmKernels | null | undefined;
+
+/**
+ * The kernels, or null where they cannot run: no shared arena, no wasm SIMD, or
+ * LMDYN_KERNELS=js in the environment (forces the JS loops, for tests and comparisons).
+ */
+export function wasmKernels(): WasmKernels | null {
+  if (cached === undefined) cached = instantiate();
+  return cached;
+}
+
+/**
+ * out[n, rows] = x[n, cols]·Wᵀ with the SIMD kernel, W = w as [rows, cols]. Returns false (and
+ * computes nothing) when the kernels are unavailable, a buffer is outside the arena, or a
+ * buffer is shorter than its shape: the caller then runs the JS loop.
+ */
+export function matmulWasm(
+  out: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  n: number,
+): boolean {
+  const k = wasmKernels();
+  if (!k || !inArena(out) || !inArena(x) || !inArena(w)) return false;
+  // The kernel writes raw memory: a short buffer would spill into its neighbours.
+  if (out.length < n * rows || x.length < n * cols || w.length < rows * cols) return false;
+  k.exports.matmul_f32(out.byteOffset, x.byteOffset, w.byteOffset, n, rows, cols, 0, rows);
+  return true;
+}
+
+function instantiate(): WasmKernels | null {
+  if (forcedJs()) return null;
+  const memory = wasmMemory();
+  if (!memory) return null;
+  try {
+    const module = new WebAssembly.Module(decodeBase64(kernelsWasmBase64));
+    const instance = new WebAssembly.Instance(module, { env: { memory } });
+    return { module, exports: instance.exports as unknown as KernelExports };
+  } catch {
+    return null; // no wasm SIMD in this engine, or synchronous compilation refused
+  }
+}
+
+function forcedJs(): boolean {
+  return typeof process !== 'undefined' && process.env?.LMDYN_KERNELS === 'js';
+}
+
+function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(s);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return bytes;
+}

@@ -1,0 +1,285 @@
+;; lmdyn's hand-written WebAssembly SIMD kernels.
+;;
+;; Why hand-written: every token's forward pass is dominated by matrix·vector products, and plain
+;; JS loops reach ~0.4–1.5 GFLOP/s on them, far below what the memory bus can feed. These f32x4
+;; loops read each weight once per call and keep several independent accumulators in registers,
+;; which is what it takes to approach the memory-bandwidth limit.
+;;
+;; Conventions: every pointer is a byte offset into the imported shared memory (the arena of
+;; src/tensor/memory.ts); matrices are row-major f32; no alignment is assumed (loads carry the
+;; natural alignment hint only). Threads split the output rows: each call computes the output
+;; columns [r0, r1) of every row of x, so two callers with disjoint ranges never write the same
+;; bytes.
+(module
+  (import "env" "memory" (memory 1 65536 shared))
+
+  ;; matmul_f32: out[n, rows] = x[n, cols] · Wᵀ, W: [rows, cols], restricted to W rows [r0, r1).
+  ;;
+  ;; Tiles of 4 W rows × 2 x rows (8 f32x4 accumulators) so each W load feeds two rows of x;
+  ;; for n = 1 (decoding) tiles of 4 W rows × 1 x row with the columns unrolled by 8. The x rows
+  ;; are taken in blocks of ~256 KiB (L2-resident) and every 4-row W tile sweeps the whole block,
+  ;; so W streams from memory once per block: once for decoding and short prefills.
+  (func (export "matmul_f32")
+    (param $out i32) (param $x i32) (param $w i32) (param $n i32)
+    (param $rows i32) (param $cols i32) (param $r0 i32) (param $r1 i32)
+    (local $rs i32)   ;; bytes per row of x and of W
+    (local $os i32)   ;; bytes per row of out
+    (local $nb i32)   ;; x rows per block
+    (local $t0 i32) (local $t1 i32) (local $t i32) (local $i i32)
+    (local.set $rs (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $os (i32.shl (local.get $rows) (i32.const 2)))
+    ;; nb = max(2, even(262144 / rs))
+    (local.set $nb (i32.and (i32.div_u (i32.const 262144) (local.get $rs)) (i32.const -2)))
+    (if (i32.lt_u (local.get $nb) (i32.const 2)) (then (local.set $nb (i32.const 2))))
+    (local.set $t0 (i32.const 0))
+    (block $blocks_done
+      (loop $blocks
+        (br_if $blocks_done (i32.ge_u (local.get $t0) (local.get $n)))
+        (local.set $t1 (i32.add (local.get $t0) (local.get $nb)))
+        (if (i32.gt_u (local.get $t1) (local.get $n)) (then (local.set $t1 (local.get $n))))
+        ;; 4-row W tiles
+        (local.set $i (local.get $r0))
+        (block $tiles_done
+          (loop $tiles
+            (br_if $tiles_done (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $r1)))
+            (local.set $t (local.get $t0))
+            (block $pairs_done
+              (loop $pairs
+                (br_if $pairs_done (i32.gt_u (i32.add (local.get $t) (i32.const 2)) (local.get $t1)))
+                (call $tile4x2
+                  (i32.add (local.get $x) (i32.mul (local.get $t) (local.get $rs)))
+                  (i32.add (local.get $w) (i32.mul (local.get $i) (local.get $rs)))
+                  (local.get $cols)
+                  (i32.add (local.get $out)
+                    (i32.add (i32.mul (local.get $t) (local.get $os)) (i32.shl (local.get $i) (i32.const 2))))
+                  (local.get $os))
+                (local.set $t (i32.add (local.get $t) (i32.const 2)))
+                (br $pairs)))
+            (if (i32.lt_u (local.get $t) (local.get $t1))
+              (then
+                (call $tile4x1
+                  (i32.add (local.get $x) (i32.mul (local.get $t) (local.get $rs)))
+                  (i32.add (local.get $w) (i32.mul (local.get $i) (local.get $rs)))
+                  (local.get $cols)
+                  (i32.add (local.get $out)
+                    (i32.add (i32.mul (local.get $t) (local.get $os)) (i32.shl (local.get $i) (i32.const 2)))))))
+            (local.set $i (i32.add (local.get $i) (i32.const 4)))
+            (br $tiles)))
+        ;; the last r1 − r0 mod 4 W rows, one dot product at a time
+        (block $rest_done
+          (loop $rest
+            (br_if $rest_done (i32.ge_u (local.get $i) (local.get $r1)))
+            (local.set $t (local.get $t0))
+            (block $row_done
+              (loop $row
+                (br_if $row_done (i32.ge_u (local.get $t) (local.get $t1)))
+                (f32.store
+                  (i32.add (local.get $out)
+                    (i32.add (i32.mul (local.get $t) (local.get $os)) (i32.shl (local.get $i) (i32.const 2))))
+                  (call $dot
+                    (i32.add (local.get $x) (i32.mul (local.get $t) (local.get $rs)))
+                    (i32.add (local.get $w) (i32.mul (local.get $i) (local.get $rs)))
+                    (local.get $cols)))
+                (local.set $t (i32.add (local.get $t) (i32.const 1)))
+                (br $row)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $rest)))
+        (local.set $t0 (local.get $t1))
+        (br $blocks))))
+
+  ;; out[0..4) = W[0..4) · x for 4 consecutive W rows (row stride = cols) and one x row.
+  (func $tile4x1 (param $x i32) (param $w i32) (param $cols i32) (param $out i32)
+    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $rs i32)
+    (local $end i32) (local $tail i32)
+    (local $xa v128) (local $xb v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128)
+    (local $s0 f32) (local $s1 f32) (local $s2 f32) (local $s3 f32) (local $xs f32)
+    (local.set $rs (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $p0 (local.get $w))
+    (local.set $p1 (i32.add (local.get $p0) (local.get $rs)))
+    (local.set $p2 (i32.add (local.get $p1) (local.get $rs)))
+    (local.set $p3 (i32.add (local.get $p2) (local.get $rs)))
+    ;; columns in steps of 8: two independent accumulators per row hide the add latency
+    (local.set $end (i32.add (local.get $x) (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 2))))
+    (block $done8
+      (loop $cols8
+        (br_if $done8 (i32.ge_u (local.get $x) (local.get $end)))
+        (local.set $xa (v128.load (local.get $x)))
+        (local.set $xb (v128.load offset=16 (local.get $x)))
+        (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $xa) (v128.load (local.get $p0)))))
+        (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (local.get $xb) (v128.load offset=16 (local.get $p0)))))
+        (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $xa) (v128.load (local.get $p1)))))
+        (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (local.get $xb) (v128.load offset=16 (local.get $p1)))))
+        (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $xa) (v128.load (local.get $p2)))))
+        (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (local.get $xb) (v128.load offset=16 (local.get $p2)))))
+        (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $xa) (v128.load (local.get $p3)))))
+        (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (local.get $xb) (v128.load offset=16 (local.get $p3)))))
+        (local.set $x (i32.add (local.get $x) (i32.const 32)))
+        (local.set $p0 (i32.add (local.get $p0) (i32.const 32)))
+        (local.set $p1 (i32.add (local.get $p1) (i32.const 32)))
+        (local.set $p2 (i32.add (local.get $p2) (i32.const 32)))
+        (local.set $p3 (i32.add (local.get $p3) (i32.const 32)))
+        (br $cols8)))
+    ;; one step of 4 when cols mod 8 ≥ 4
+    (if (i32.and (local.get $cols) (i32.const 4))
+      (then
+        (local.set $xa (v128.load (local.get $x)))
+        (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $xa) (v128.load (local.get $p0)))))
+        (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $xa) (v128.load (local.get $p1)))))
+        (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $xa) (v128.load (local.get $p2)))))
+        (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $xa) (v128.load (local.get $p3)))))
+        (local.set $x (i32.add (local.get $x) (i32.const 16)))
+        (local.set $p0 (i32.add (local.get $p0) (i32.const 16)))
+        (local.set $p1 (i32.add (local.get $p1) (i32.const 16)))
+        (local.set $p2 (i32.add (local.get $p2) (i32.const 16)))
+        (local.set $p3 (i32.add (local.get $p3) (i32.const 16)))))
+    (local.set $s0 (call $hsum (f32x4.add (local.get $a0) (local.get $b0))))
+    (local.set $s1 (call $hsum (f32x4.add (local.get $a1) (local.get $b1))))
+    (local.set $s2 (call $hsum (f32x4.add (local.get $a2) (local.get $b2))))
+    (local.set $s3 (call $hsum (f32x4.add (local.get $a3) (local.get $b3))))
+    ;; the last cols mod 4 columns, scalar
+    (local.set $tail (i32.and (local.get $cols) (i32.const 3)))
+    (block $tail_done
+      (loop $tail_loop
+        (br_if $tail_done (i32.eqz (local.get $tail)))
+        (local.set $xs (f32.load (local.get $x)))
+        (local.set $s0 (f32.add (local.get $s0) (f32.mul (local.get $xs) (f32.load (local.get $p0)))))
+        (local.set $s1 (f32.add (local.get $s1) (f32.mul (local.get $xs) (f32.load (local.get $p1)))))
+        (local.set $s2 (f32.add (local.get $s2) (f32.mul (local.get $xs) (f32.load (local.get $p2)))))
+        (local.set $s3 (f32.add (local.get $s3) (f32.mul (local.get $xs) (f32.load (local.get $p3)))))
+        (local.set $x (i32.add (local.get $x) (i32.const 4)))
+        (local.set $p0 (i32.add (local.get $p0) (i32.const 4)))
+        (local.set $p1 (i32.add (local.get $p1) (i32.const 4)))
+        (local.set $p2 (i32.add (local.get $p2) (i32.const 4)))
+        (local.set $p3 (i32.add (local.get $p3) (i32.const 4)))
+        (local.set $tail (i32.sub (local.get $tail) (i32.const 1)))
+        (br $tail_loop)))
+    (f32.store (local.get $out) (local.get $s0))
+    (f32.store offset=4 (local.get $out) (local.get $s1))
+    (f32.store offset=8 (local.get $out) (local.get $s2))
+    (f32.store offset=12 (local.get $out) (local.get $s3)))
+
+  ;; out[t, 0..4) = W[0..4) · x[t] for 4 consecutive W rows and 2 consecutive x rows
+  ;; (both with row stride cols); the second output row starts os bytes after the first.
+  (func $tile4x2 (param $x i32) (param $w i32) (param $cols i32) (param $out i32) (param $os i32)
+    (local $q i32) (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $rs i32)
+    (local $end i32) (local $tail i32)
+    (local $xa v128) (local $xb v128) (local $wv v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128)
+    (local $s0 f32) (local $s1 f32) (local $s2 f32) (local $s3 f32)
+    (local $u0 f32) (local $u1 f32) (local $u2 f32) (local $u3 f32)
+    (local $xs f32) (local $ys f32) (local $ws f32)
+    (local.set $rs (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $q (i32.add (local.get $x) (local.get $rs)))
+    (local.set $p0 (local.get $w))
+    (local.set $p1 (i32.add (local.get $p0) (local.get $rs)))
+    (local.set $p2 (i32.add (local.get $p1) (local.get $rs)))
+    (local.set $p3 (i32.add (local.get $p2) (local.get $rs)))
+    ;; a_k accumulates W row k · x row 0, b_k W row k · x row 1
+    (local.set $end (i32.add (local.get $x) (i32.shl (i32.and (local.get $cols) (i32.const -4)) (i32.const 2))))
+    (block $done4
+      (loop $cols4
+        (br_if $done4 (i32.ge_u (local.get $x) (local.get $end)))
+        (local.set $xa (v128.load (local.get $x)))
+        (local.set $xb (v128.load (local.get $q)))
+        (local.set $wv (v128.load (local.get $p0)))
+        (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $xa) (local.get $wv))))
+        (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (local.get $xb) (local.get $wv))))
+        (local.set $wv (v128.load (local.get $p1)))
+        (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $xa) (local.get $wv))))
+        (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (local.get $xb) (local.get $wv))))
+        (local.set $wv (v128.load (local.get $p2)))
+        (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $xa) (local.get $wv))))
+        (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (local.get $xb) (local.get $wv))))
+        (local.set $wv (v128.load (local.get $p3)))
+        (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $xa) (local.get $wv))))
+        (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (local.get $xb) (local.get $wv))))
+        (local.set $x (i32.add (local.get $x) (i32.const 16)))
+        (local.set $q (i32.add (local.get $q) (i32.const 16)))
+        (local.set $p0 (i32.add (local.get $p0) (i32.const 16)))
+        (local.set $p1 (i32.add (local.get $p1) (i32.const 16)))
+        (local.set $p2 (i32.add (local.get $p2) (i32.const 16)))
+        (local.set $p3 (i32.add (local.get $p3) (i32.const 16)))
+        (br $cols4)))
+    (local.set $s0 (call $hsum (local.get $a0)))
+    (local.set $s1 (call $hsum (local.get $a1)))
+    (local.set $s2 (call $hsum (local.get $a2)))
+    (local.set $s3 (call $hsum (local.get $a3)))
+    (local.set $u0 (call $hsum (local.get $b0)))
+    (local.set $u1 (call $hsum (local.get $b1)))
+    (local.set $u2 (call $hsum (local.get $b2)))
+    (local.set $u3 (call $hsum (local.get $b3)))
+    (local.set $tail (i32.and (local.get $cols) (i32.const 3)))
+    (block $tail_done
+      (loop $tail_loop
+        (br_if $tail_done (i32.eqz (local.get $tail)))
+        (local.set $xs (f32.load (local.get $x)))
+        (local.set $ys (f32.load (local.get $q)))
+        (local.set $ws (f32.load (local.get $p0)))
+        (local.set $s0 (f32.add (local.get $s0) (f32.mul (local.get $xs) (local.get $ws))))
+        (local.set $u0 (f32.add (local.get $u0) (f32.mul (local.get $ys) (local.get $ws))))
+        (local.set $ws (f32.load (local.get $p1)))
+        (local.set $s1 (f32.add (local.get $s1) (f32.mul (local.get $xs) (local.get $ws))))
+        (local.set $u1 (f32.add (local.get $u1) (f32.mul (local.get $ys) (local.get $ws))))
+        (local.set $ws (f32.load (local.get $p2)))
+        (local.set $s2 (f32.add (local.get $s2) (f32.mul (local.get $xs) (local.get $ws))))
+        (local.set $u2 (f32.add (local.get $u2) (f32.mul (local.get $ys) (local.get $ws))))
+        (local.set $ws (f32.load (local.get $p3)))
+        (local.set $s3 (f32.add (local.get $s3) (f32.mul (local.get $xs) (local.get $ws))))
+        (local.set $u3 (f32.add (local.get $u3) (f32.mul (local.get $ys) (local.get $ws))))
+        (local.set $x (i32.add (local.get $x) (i32.const 4)))
+        (local.set $q (i32.add (local.get $q) (i32.const 4)))
+        (local.set $p0 (i32.add (local.get $p0) (i32.const 4)))
+        (local.set $p1 (i32.add (local.get $p1) (i32.const 4)))
+        (local.set $p2 (i32.add (local.get $p2) (i32.const 4)))
+        (local.set $p3 (i32.add (local.get $p3) (i32.const 4)))
+        (local.set $tail (i32.sub (local.get $tail) (i32.const 1)))
+        (br $tail_loop)))
+    (f32.store (local.get $out) (local.get $s0))
+    (f32.store offset=4 (local.get $out) (local.get $s1))
+    (f32.store offset=8 (local.get $out) (local.get $s2))
+    (f32.store offset=12 (local.get $out) (local.get $s3))
+    (local.set $out (i32.add (local.get $out) (local.get $os)))
+    (f32.store (local.get $out) (local.get $u0))
+    (f32.store offset=4 (local.get $out) (local.get $u1))
+    (f32.store offset=8 (local.get $out) (local.get $u2))
+    (f32.store offset=12 (local.get $out) (local.get $u3)))
+
+  ;; Σ_j x[j]·w[j] over cols values: one W row, one x row.
+  (func $dot (param $x i32) (param $w i32) (param $cols i32) (result f32)
+    (local $end i32) (local $tail i32) (local $a v128) (local $b v128) (local $s f32)
+    (local.set $end (i32.add (local.get $x) (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 2))))
+    (block $done8
+      (loop $cols8
+        (br_if $done8 (i32.ge_u (local.get $x) (local.get $end)))
+        (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (local.get $x)) (v128.load (local.get $w)))))
+        (local.set $b (f32x4.add (local.get $b)
+          (f32x4.mul (v128.load offset=16 (local.get $x)) (v128.load offset=16 (local.get $w)))))
+        (local.set $x (i32.add (local.get $x) (i32.const 32)))
+        (local.set $w (i32.add (local.get $w) (i32.const 32)))
+        (br $cols8)))
+    (if (i32.and (local.get $cols) (i32.const 4))
+      (then
+        (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (local.get $x)) (v128.load (local.get $w)))))
+        (local.set $x (i32.add (local.get $x) (i32.const 16)))
+        (local.set $w (i32.add (local.get $w) (i32.const 16)))))
+    (local.set $s (call $hsum (f32x4.add (local.get $a) (local.get $b))))
+    (local.set $tail (i32.and (local.get $cols) (i32.const 3)))
+    (block $tail_done
+      (loop $tail_loop
+        (br_if $tail_done (i32.eqz (local.get $tail)))
+        (local.set $s (f32.add (local.get $s) (f32.mul (f32.load (local.get $x)) (f32.load (local.get $w)))))
+        (local.set $x (i32.add (local.get $x) (i32.const 4)))
+        (local.set $w (i32.add (local.get $w) (i32.const 4)))
+        (local.set $tail (i32.sub (local.get $tail) (i32.const 1)))
+        (br $tail_loop)))
+    (local.get $s))
+
+  ;; v[0] + v[1] + v[2] + v[3], as (v0 + v2) + (v1 + v3).
+  (func $hsum (param $v v128) (result f32)
+    (local.set $v (f32x4.add (local.get $v)
+      (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v))))
+    (f32.add (f32x4.extract_lane 0 (local.get $v)) (f32x4.extract_lane 1 (local.get $v))))
+)
