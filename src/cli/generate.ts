@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
 import { generateText } from '../api.js';
+import type { SamplingConfig } from '../decode/sampling.js';
 import { TextStream } from '../tokenizer/stream.js';
 import { parseInteger, parseNumber } from './args.js';
 import { openModel, type ModelFlags } from './common.js';
 
-interface GenerateFlags extends ModelFlags {
-  prompt: string;
-  maxTokens: number;
+export interface SamplingFlags {
   temperature: number;
   topK: number;
   topP: number;
@@ -15,7 +14,24 @@ interface GenerateFlags extends ModelFlags {
   frequencyPenalty: number;
   presencePenalty: number;
   seed: number;
+}
+
+interface GenerateFlags extends ModelFlags, SamplingFlags {
+  prompt: string;
+  maxTokens: number;
   json?: boolean;
+}
+
+export function samplingFromFlags(f: SamplingFlags): Partial<SamplingConfig> {
+  return {
+    temperature: f.temperature,
+    topK: f.topK,
+    topP: f.topP,
+    minP: f.minP,
+    repetitionPenalty: f.repetitionPenalty,
+    frequencyPenalty: f.frequencyPenalty,
+    presencePenalty: f.presencePenalty,
+  };
 }
 
 export function addSamplingFlags(cmd: Command): Command {
@@ -46,15 +62,7 @@ export function registerGenerate(program: Command): void {
       const result = generateText(model, {
         prompt: flags.prompt,
         maxTokens: flags.maxTokens,
-        sampling: {
-          temperature: flags.temperature,
-          topK: flags.topK,
-          topP: flags.topP,
-          minP: flags.minP,
-          repetitionPenalty: flags.repetitionPenalty,
-          frequencyPenalty: flags.frequencyPenalty,
-          presencePenalty: flags.presencePenalty,
-        },
+        sampling: samplingFromFlags(flags),
         seed: flags.seed,
         onToken: flags.json
           ? undefined

@@ -8,6 +8,8 @@ import { VERSION } from '../version.js';
 import { registerDemo } from './demo.js';
 import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
+import { registerSweep } from './sweep.js';
+import { registerTrace } from './trace.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('lmdyn')
@@ -21,6 +23,8 @@ export async function main(argv: string[]): Promise<number> {
     });
   registerGenerate(program);
   registerInfo(program);
+  registerTrace(program);
+  registerSweep(program);
   registerDemo(program);
   for (const cmd of program.commands) cmd.exitOverride();
   try {

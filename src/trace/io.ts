@@ -1,0 +1,203 @@
+/**
+ * A trace on disk, for Python notebooks as much as for lmdyn:
+ *   trace.json         run manifest: model, tokenizer, decoding config, seed, samples (snake_case)
+ *   trace.safetensors  one F32 tensor per hook [samples, positions, d]; tokens I32; per-step
+ *                      logprob/entropy F32 [samples, steps]; logits as chosen
+ *   steps.parquet      a row per (sample, step) with token, logprob, entropy, norms of states
+ * trace.json is written last, so a folder without it is an unfinished recording.
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { LmdynError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { writeParquet, type ParquetColumn } from '../io/parquet.js';
+import { readSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
+import type { Trace, TraceMeta, TraceSample } from './types.js';
+
+export const TRACE_FILES = ['trace.json', 'trace.safetensors', 'steps.parquet'] as const;
+
+/** The token text of an id, for steps.parquet (the tokenizer's own decode of that one id). */
+export type TokenTextFn = (id: number) => string;
+
+export function writeTrace(
+  dir: string,
+  trace: Trace,
+  options: { force?: boolean; tokenText?: TokenTextFn } = {},
+): void {
+  const out = resolve(dir);
+  checkOutDir(out, options.force ?? false);
+  mkdirSync(out, { recursive: true });
+  const S = trace.samples.length;
+  const P = trace.positions;
+  const N = trace.steps;
+  const tensors: TensorToWrite[] = [];
+  for (const [name, { width, data }] of trace.states) {
+    tensors.push({ name, dtype: 'F32', shape: [S, P, width], data });
+  }
+  tensors.push({ name: 'tokens', dtype: 'I32', shape: [S, P], data: trace.tokens });
+  const perStep: [string, Float32Array][] = [
+    ['logprob', trace.logprob],
+    ['entropy', trace.entropy],
+    ['top1_prob', trace.top1Prob],
+    ['sampled_logprob', trace.sampledLogprob],
+    ['sampled_entropy', trace.sampledEntropy],
+  ];
+  for (const [name, data] of perStep) tensors.push({ name, dtype: 'F32', shape: [S, N], data });
+  const lm = trace.meta.logits;
+  if (lm.kind === 'topk' && trace.topkValues && trace.topkIds) {
+    tensors.push({ name: 'logits.topk_values', dtype: 'F32', shape: [S, N, lm.k], data: trace.topkValues });
+    tensors.push({ name: 'logits.topk_ids', dtype: 'I32', shape: [S, N, lm.k], data: trace.topkIds });
+  } else if (lm.kind === 'full' && trace.fullLogits) {
+    tensors.push({ name: 'logits', dtype: 'F32', shape: [S, N, trace.meta.model.vocabSize], data: trace.fullLogits });
+  }
+  writeSafetensors(join(out, 'trace.safetensors'), tensors, { format: 'lmdyn-trace', version: '1' });
+  writeParquet(join(out, 'steps.parquet'), stepColumns(trace, options.tokenText));
+  writeFileAtomic(join(out, 'trace.json'), JSON.stringify(toJson(trace), null, 1) + '\n');
+}
+
+/** Refuses a non-empty folder unless `force` (checked before any work, so nothing is touched). */
+export function checkOutDir(dir: string, force: boolean): void {
+  if (existsSync(dir) && readdirSync(dir).length > 0 && !force) {
+    throw new LmdynError('bad_argument', `${dir} is not empty; use --force to overwrite it or choose another --out`);
+  }
+}
+
+export function readTrace(dir: string): Trace {
+  const root = resolve(dir);
+  const manifest = join(root, 'trace.json');
+  if (!existsSync(manifest)) {
+    throw new LmdynError('not_found', `${dir} is not a trace folder (no trace.json)`);
+  }
+  let json: TraceJson;
+  try {
+    json = JSON.parse(readFileSync(manifest, 'utf8')) as TraceJson;
+  } catch {
+    throw new LmdynError('bad_format', `${manifest} is not valid JSON`);
+  }
+  const { tensors } = readSafetensors(join(root, 'trace.safetensors'));
+  const f32 = (name: string): Float32Array => {
+    const t = tensors.get(name);
+    if (!t || !(t.data instanceof Float32Array)) throw new LmdynError('bad_format', `trace.safetensors lacks F32 tensor '${name}'`);
+    return t.data;
+  };
+  const i32 = (name: string): Int32Array => {
+    const t = tensors.get(name);
+    if (!t || !(t.data instanceof Int32Array)) throw new LmdynError('bad_format', `trace.safetensors lacks I32 tensor '${name}'`);
+    return t.data;
+  };
+  const states = new Map<string, { width: number; data: Float32Array }>();
+  for (const name of json.meta.hooks) {
+    const t = tensors.get(name);
+    if (!t) continue;
+    states.set(name, { width: t.shape[2], data: f32(name) });
+  }
+  const lm = json.meta.logits;
+  return {
+    meta: json.meta,
+    samples: json.samples.map(fromSampleJson),
+    positions: json.positions,
+    steps: json.steps,
+    states,
+    tokens: i32('tokens'),
+    logprob: f32('logprob'),
+    entropy: f32('entropy'),
+    top1Prob: f32('top1_prob'),
+    sampledLogprob: f32('sampled_logprob'),
+    sampledEntropy: f32('sampled_entropy'),
+    topkValues: lm.kind === 'topk' ? f32('logits.topk_values') : null,
+    topkIds: lm.kind === 'topk' ? i32('logits.topk_ids') : null,
+    fullLogits: lm.kind === 'full' ? f32('logits') : null,
+  };
+}
+
+interface SampleJson {
+  prompt: string;
+  prompt_ids: number[];
+  ids: number[];
+  text: string;
+  finish_reason: TraceSample['finishReason'];
+  seed: number;
+  length: number;
+}
+
+interface TraceJson {
+  format: 'lmdyn-trace';
+  meta: TraceMeta;
+  positions: number;
+  steps: number;
+  samples: SampleJson[];
+  tensors: Record<string, string>;
+}
+
+function toJson(trace: Trace): TraceJson {
+  return {
+    format: 'lmdyn-trace',
+    meta: trace.meta,
+    positions: trace.positions,
+    steps: trace.steps,
+    samples: trace.samples.map((s) => ({
+      prompt: s.prompt,
+      prompt_ids: s.promptIds,
+      ids: s.ids,
+      text: s.text,
+      finish_reason: s.finishReason,
+      seed: s.seed,
+      length: s.promptIds.length + s.ids.length,
+    })),
+    tensors: {
+      '<hook name>': 'F32 [samples, positions, width]; NaN past a sample’s length',
+      tokens: 'I32 [samples, positions]; -1 past a sample’s length',
+      'logprob, entropy, top1_prob, sampled_logprob, sampled_entropy': 'F32 [samples, steps]; NaN past a sample’s steps',
+      'logits.topk_values / logits.topk_ids (or logits)': 'F32 / I32 [samples, steps, k] (or F32 [samples, steps, vocab])',
+    },
+  };
+}
+
+function fromSampleJson(s: SampleJson): TraceSample {
+  return { prompt: s.prompt, promptIds: s.prompt_ids, ids: s.ids, text: s.text, finishReason: s.finish_reason, seed: s.seed };
+}
+
+/** A row per (sample, generated step). */
+function stepColumns(trace: Trace, tokenText?: TokenTextFn): ParquetColumn[] {
+  const N = trace.steps;
+  const P = trace.positions;
+  const sample: number[] = [];
+  const step: number[] = [];
+  const position: number[] = [];
+  const token: number[] = [];
+  const text: string[] = [];
+  const at: number[] = [];
+  trace.samples.forEach((s, i) => {
+    for (let k = 0; k < s.ids.length && k < N; k++) {
+      sample.push(i);
+      step.push(k);
+      position.push(s.promptIds.length + k);
+      token.push(s.ids[k]);
+      text.push(tokenText ? tokenText(s.ids[k]) : '');
+      at.push(i * N + k);
+    }
+  });
+  const pick = (a: Float32Array) => at.map((j) => a[j]);
+  const cols: ParquetColumn[] = [
+    { name: 'sample', type: 'INT32', data: sample },
+    { name: 'step', type: 'INT32', data: step },
+    { name: 'position', type: 'INT32', data: position },
+    { name: 'token_id', type: 'INT32', data: token },
+    { name: 'token_text', type: 'STRING', data: text },
+    { name: 'logprob', type: 'DOUBLE', data: pick(trace.logprob) },
+    { name: 'entropy', type: 'DOUBLE', data: pick(trace.entropy) },
+    { name: 'top1_prob', type: 'DOUBLE', data: pick(trace.top1Prob) },
+    { name: 'sampled_logprob', type: 'DOUBLE', data: pick(trace.sampledLogprob) },
+    { name: 'sampled_entropy', type: 'DOUBLE', data: pick(trace.sampledEntropy) },
+  ];
+  for (const [name, { width, data }] of trace.states) {
+    const norms = at.map((_, r) => {
+      const base = (sample[r] * P + position[r]) * width;
+      let ss = 0;
+      for (let i = 0; i < width; i++) ss += data[base + i] * data[base + i];
+      return Math.sqrt(ss);
+    });
+    cols.push({ name: `norm.${name}`, type: 'DOUBLE', data: norms });
+  }
+  return cols;
+}

@@ -1,0 +1,49 @@
+/** Worker thread of a sweep: records the configurations the main thread sends, one at a time. */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import { openModel } from '../api.js';
+import { LmdynError } from '../errors.js';
+import { recordTrace } from './record.js';
+import { writeTrace } from './io.js';
+import type { SweepConfig, SweepPlan } from './sweep.js';
+
+const { plan, dir } = workerData as { plan: SweepPlan; dir: string };
+const port = parentPort!;
+
+async function start(): Promise<void> {
+  const model = await openModel(plan.model, plan.tokenizer ? { tokenizer: plan.tokenizer } : {});
+  port.on('message', (config: SweepConfig | null) => {
+    if (config === null) {
+      port.close();
+      return;
+    }
+    try {
+      const trace = recordTrace(model, {
+        spec: plan.model,
+        prompt: plan.prompt,
+        samples: plan.samples,
+        maxTokens: plan.maxTokens,
+        sampling: config.sampling,
+        seed: plan.seed,
+        hooks: plan.hooks,
+        logits: plan.logits,
+      });
+      const out = join(dir, config.dir);
+      mkdirSync(out, { recursive: true });
+      writeTrace(out, trace, { force: true });
+      port.postMessage({ kind: 'done', config });
+    } catch (err) {
+      fail(err);
+    }
+  });
+  port.postMessage({ kind: 'ready' });
+}
+
+function fail(err: unknown): void {
+  const code = err instanceof LmdynError ? err.code : 'io';
+  const message = err instanceof Error ? err.message : String(err);
+  port.postMessage({ kind: 'error', code, message });
+}
+
+start().catch(fail);
