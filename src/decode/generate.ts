@@ -122,6 +122,7 @@ export function generateBatch(
   let active = states.map((_, i) => i);
   let generated = 0;
   let decodedRows = 0; // tokens forwarded after the prefill
+  const tail: { seq: number; tokens: number[] }[] = []; // last tokens, for forwardLast
   const vocab = tf.config.vocabSize;
   while (true) {
     const next: { seq: number; tokens: number[] }[] = [];
