@@ -1,0 +1,37 @@
+/**
+ * Plots are Vega-Lite specs (the same spec renders in the browser dashboard); here they are
+ * rendered to SVG on the server with vega's headless view, and to PNG with resvg when asked.
+ * Lenses build specs; they never draw.
+ */
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import { writeFileAtomic } from '../io/atomic.js';
+
+export type PlotSpec = TopLevelSpec;
+
+/** Renders a Vega-Lite spec to an SVG string (fonts are not embedded; text uses sans-serif). */
+export async function renderSvg(spec: PlotSpec): Promise<string> {
+  const compiled = compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** Renders an SVG string to PNG bytes (resvg; no native canvas needed). */
+export async function svgToPng(svg: string, scale = 2): Promise<Uint8Array> {
+  const { Resvg } = await import('@resvg/resvg-js');
+  const r = new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, background: 'white', font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } });
+  return r.render().asPng();
+}
+
+/** Writes `<base>.svg` (and `<base>.png` with png) and `<base>.vl.json` (the spec, for notebooks). */
+export async function writePlot(base: string, spec: PlotSpec, options: { png?: boolean } = {}): Promise<string> {
+  const svg = await renderSvg(spec);
+  writeFileAtomic(`${base}.svg`, svg);
+  writeFileAtomic(`${base}.vl.json`, JSON.stringify(spec) + '\n');
+  if (options.png) writeFileAtomic(`${base}.png`, await svgToPng(svg));
+  return `${base}.svg`;
+}
