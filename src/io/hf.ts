@@ -1,0 +1,501 @@
+/**
+ * Hugging Face model folders (transformers `save_pretrained` layout): `config.json` plus
+ * `model.safetensors`, or `model.safetensors.index.json` whose `weight_map` names the shard of
+ * every tensor. Architectures and their tensor names follow transformers' modeling files:
+ *
+ * - LlamaForCausalLM / Qwen2ForCausalLM: `model.embed_tokens`, `model.layers.{i}.input_layernorm`,
+ *   `self_attn.{q,k,v,o}_proj` (Qwen2: q/k/v biases), `post_attention_layernorm`,
+ *   `mlp.{gate,up,down}_proj`, `model.norm`, `lm_head` unless tied. HF stores Q/K rows in
+ *   rotate_half order; they are permuted back to llama2.c's interleaved pairs (MANIFEST §5).
+ * - GPT2LMHeadModel: `[transformer.]wte/wpe`, `h.{i}.ln_1`, `attn.c_attn` (Conv1D [d, 3d] = q|k|v),
+ *   `attn.c_proj`, `ln_2`, `mlp.c_fc`, `mlp.c_proj`, `ln_f`. Conv1D weights are [in, out] and
+ *   are transposed to [out, in].
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { LmdynError, check } from '../errors.js';
+import type { LayerWeights, Matrix, ModelConfig, ModelWeights } from '../model/types.js';
+import { newMatrix } from '../model/types.js';
+import { allocF32 } from '../tensor/memory.js';
+import { loadHfTokenizer } from '../tokenizer/hf.js';
+import type { LoadedModel } from './types.js';
+import {
+  closeSafetensors,
+  openSafetensors,
+  readTensorF32,
+  type SafetensorsFile,
+  type SafetensorsTensorInfo,
+} from './safetensors.js';
+
+const SUPPORTED = ['LlamaForCausalLM', 'Qwen2ForCausalLM', 'GPT2LMHeadModel'] as const;
+type SupportedArchitecture = (typeof SUPPORTED)[number];
+
+/** Loads a Hugging Face model folder; the tokenizer is null when it has no tokenizer.json. */
+export function loadHfFolder(dir: string): LoadedModel {
+  const configPath = join(dir, 'config.json');
+  if (!existsSync(configPath)) {
+    throw new LmdynError(
+      'not_found',
+      `${dir} has no config.json (a Hugging Face model folder needs one)`,
+    );
+  }
+  const hf = readJsonObject(configPath);
+  const arch = architectureOf(hf, configPath);
+  const store = openTensorStore(dir);
+  try {
+    const { config, weights } =
+      arch === 'GPT2LMHeadModel' ? gpt2Model(hf, store) : llamaModel(arch, hf, store);
+    const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? loadHfTokenizer(dir) : null;
+    const dtypes: Record<string, number> = {};
+    for (const t of store.where.values()) dtypes[t.info.dtype] = (dtypes[t.info.dtype] ?? 0) + 1;
+    return {
+      config,
+      weights,
+      tokenizer,
+      source: {
+        format: 'safetensors',
+        path: dir,
+        hubId: null,
+        sha256: null,
+        details: {
+          files: store.files.map((f) => relative(dir, f.path)),
+          dtypes,
+          metadata: store.files[0].metadata,
+        },
+      },
+    };
+  } finally {
+    store.close();
+  }
+}
+
+// ---- config.json --------------------------------------------------------------------------------
+
+function architectureOf(hf: Record<string, unknown>, path: string): SupportedArchitecture {
+  const list = hf.architectures;
+  const name = Array.isArray(list) && typeof list[0] === 'string' ? list[0] : null;
+  if (name === null || !(SUPPORTED as readonly string[]).includes(name)) {
+    throw new LmdynError(
+      'unsupported',
+      `${path}: unknown architecture ${name ?? `(none; model_type ${String(hf.model_type)})`}; supported: ${SUPPORTED.join(', ')}`,
+    );
+  }
+  return name as SupportedArchitecture;
+}
+
+/** Reads config.json fields with transformers' defaults and lmdyn's checks. */
+function configReader(hf: Record<string, unknown>) {
+  const bad = (key: string, what: string): never => {
+    throw new LmdynError('bad_format', `config.json: ${key} ${what}`);
+  };
+  return {
+    int(key: string, fallback?: number): number {
+      const v = hf[key] ?? fallback;
+      if (!(Number.isSafeInteger(v) && (v as number) > 0))
+        bad(key, 'is missing or not a positive integer');
+      return v as number;
+    },
+    float(key: string, fallback: number): number {
+      const v = hf[key] ?? fallback;
+      if (!(typeof v === 'number' && Number.isFinite(v) && v > 0))
+        bad(key, 'is not a positive number');
+      return v as number;
+    },
+    /** A token id, or the first of a list of ids; null when absent. */
+    tokenId(key: string, fallback: number | null): number | null {
+      const v = hf[key] === undefined ? fallback : hf[key];
+      const first = Array.isArray(v) ? v[0] : v;
+      return Number.isSafeInteger(first) ? (first as number) : null;
+    },
+  };
+}
+
+function unsupported(arch: string, what: string): never {
+  throw new LmdynError('unsupported', `${arch}: ${what} is not supported`);
+}
+
+// ---- Llama / Qwen2 ------------------------------------------------------------------------------
+
+function llamaModel(
+  arch: 'LlamaForCausalLM' | 'Qwen2ForCausalLM',
+  hf: Record<string, unknown>,
+  store: TensorStore,
+): { config: ModelConfig; weights: ModelWeights } {
+  const qwen = arch === 'Qwen2ForCausalLM';
+  const c = configReader(hf);
+  const act = hf.hidden_act ?? 'silu';
+  if (act !== 'silu') unsupported(arch, `hidden_act ${String(act)}`);
+  const scaling = hf.rope_scaling as { rope_type?: unknown; type?: unknown } | null | undefined;
+  if (scaling && (scaling.rope_type ?? scaling.type) !== 'default') {
+    unsupported(arch, `rope_scaling ${JSON.stringify(scaling)}`);
+  }
+  if (hf.mlp_bias === true) unsupported(arch, 'mlp_bias');
+  if (qwen && hf.use_sliding_window === true) unsupported(arch, 'use_sliding_window');
+
+  const dim = c.int('hidden_size');
+  const nHeads = c.int('num_attention_heads');
+  const nKvHeads = c.int('num_key_value_heads', nHeads);
+  const headDim = c.int('head_dim', dim / nHeads);
+  check(
+    nHeads % nKvHeads === 0,
+    'bad_format',
+    `config.json: ${nHeads} heads are not a multiple of ${nKvHeads} kv heads`,
+  );
+  check(
+    headDim % 2 === 0,
+    'bad_format',
+    `config.json: head_dim ${headDim} is odd; RoPE rotates pairs`,
+  );
+  const hasLmHead = store.where.has('lm_head.weight');
+  const tie = hf.tie_word_embeddings;
+  const config: ModelConfig = {
+    architecture: 'llama',
+    sourceArchitecture: arch,
+    dim,
+    hiddenDim: c.int('intermediate_size'),
+    nLayers: c.int('num_hidden_layers'),
+    nHeads,
+    nKvHeads,
+    headDim,
+    vocabSize: c.int('vocab_size'),
+    seqLen: c.int('max_position_embeddings', qwen ? 32768 : 2048),
+    norm: 'rmsnorm',
+    normEps: c.float('rms_norm_eps', 1e-6),
+    mlp: 'swiglu',
+    positional: 'rope',
+    ropeTheta: c.float('rope_theta', 10000),
+    ropeDim: headDim,
+    // transformers defaults tie_word_embeddings to false for both; a file without lm_head is tied.
+    tiedEmbeddings: tie === true || (tie !== false && !hasLmHead),
+    bosId: c.tokenId('bos_token_id', qwen ? null : 1),
+    eosId: c.tokenId('eos_token_id', qwen ? null : 2),
+  };
+  const { hiddenDim, vocabSize } = config;
+  const qDim = nHeads * headDim;
+  const kvDim = nKvHeads * headDim;
+  const qkvBias = qwen || hf.attention_bias === true;
+  const oBias = !qwen && hf.attention_bias === true;
+
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < config.nLayers; l++) {
+    const p = `model.layers.${l}.`;
+    layers.push({
+      attnNorm: store.vector(`${p}input_layernorm.weight`, dim),
+      attnNormBias: null,
+      wq: ropeInterleaved(
+        store.raw(`${p}self_attn.q_proj.weight`, [qDim, dim]),
+        nHeads,
+        headDim,
+        dim,
+      ),
+      wk: ropeInterleaved(
+        store.raw(`${p}self_attn.k_proj.weight`, [kvDim, dim]),
+        nKvHeads,
+        headDim,
+        dim,
+      ),
+      wv: store.matrix(`${p}self_attn.v_proj.weight`, kvDim, dim),
+      wo: store.matrix(`${p}self_attn.o_proj.weight`, dim, qDim),
+      bq: qkvBias
+        ? ropeInterleaved(store.raw(`${p}self_attn.q_proj.bias`, [qDim]), nHeads, headDim, 1).data
+        : null,
+      bk: qkvBias
+        ? ropeInterleaved(store.raw(`${p}self_attn.k_proj.bias`, [kvDim]), nKvHeads, headDim, 1)
+            .data
+        : null,
+      bv: qkvBias ? store.vector(`${p}self_attn.v_proj.bias`, kvDim) : null,
+      bo: oBias ? store.vector(`${p}self_attn.o_proj.bias`, dim) : null,
+      mlpNorm: store.vector(`${p}post_attention_layernorm.weight`, dim),
+      mlpNormBias: null,
+      wGate: store.matrix(`${p}mlp.gate_proj.weight`, hiddenDim, dim),
+      wUp: store.matrix(`${p}mlp.up_proj.weight`, hiddenDim, dim),
+      bUp: null,
+      wDown: store.matrix(`${p}mlp.down_proj.weight`, dim, hiddenDim),
+      bDown: null,
+    });
+  }
+  const tokenEmbedding = store.matrix('model.embed_tokens.weight', vocabSize, dim);
+  const weights: ModelWeights = {
+    tokenEmbedding,
+    positionEmbedding: null,
+    layers,
+    finalNorm: store.vector('model.norm.weight', dim),
+    finalNormBias: null,
+    unembedding: config.tiedEmbeddings
+      ? tokenEmbedding
+      : store.matrix('lm_head.weight', vocabSize, dim),
+    unembeddingBias: null,
+  };
+  return { config, weights };
+}
+
+/**
+ * Undoes HF's rotate_half row order (convert_llama_weights_to_hf.py `permute`; MANIFEST §5): in
+ * each head, interleaved row 2i+j was stored at HF row i + j·headDim/2 (j ∈ {0, 1}).
+ * `hfRows`: [nHeads·headDim, cols] in HF order → a fresh allocF32 matrix in interleaved order.
+ */
+function ropeInterleaved(
+  hfRows: Float32Array,
+  nHeads: number,
+  headDim: number,
+  cols: number,
+): Matrix {
+  const out = allocF32(hfRows.length);
+  const half = headDim / 2;
+  for (let h = 0; h < nHeads; h++) {
+    const base = h * headDim;
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const from = (base + i + j * half) * cols;
+        out.set(hfRows.subarray(from, from + cols), (base + 2 * i + j) * cols);
+      }
+    }
+  }
+  return newMatrix(nHeads * headDim, cols, out);
+}
+
+// ---- GPT-2 --------------------------------------------------------------------------------------
+
+function gpt2Model(
+  hf: Record<string, unknown>,
+  store: TensorStore,
+): { config: ModelConfig; weights: ModelWeights } {
+  const arch = 'GPT2LMHeadModel';
+  const c = configReader(hf);
+  const act = hf.activation_function ?? 'gelu_new';
+  if (act !== 'gelu_new') unsupported(arch, `activation_function ${String(act)} (only gelu_new)`);
+  if (hf.scale_attn_by_inverse_layer_idx === true)
+    unsupported(arch, 'scale_attn_by_inverse_layer_idx');
+  if (hf.scale_attn_weights === false) unsupported(arch, 'scale_attn_weights false');
+
+  const dim = c.int('n_embd');
+  const nHeads = c.int('n_head');
+  check(
+    dim % nHeads === 0,
+    'bad_format',
+    `config.json: n_embd ${dim} is not a multiple of n_head ${nHeads}`,
+  );
+  const hiddenDim = c.int('n_inner', 4 * dim);
+  const vocabSize = c.int('vocab_size');
+  const seqLen = c.int('n_positions', 1024);
+  // Saved GPT-2 checkpoints name tensors `transformer.*` (GPT2LMHeadModel) or bare (GPT2Model).
+  const pre =
+    store.where.has('transformer.wte.weight') || !store.where.has('wte.weight')
+      ? 'transformer.'
+      : '';
+  const hasLmHead = store.where.has('lm_head.weight');
+  const config: ModelConfig = {
+    architecture: 'gpt2',
+    sourceArchitecture: arch,
+    dim,
+    hiddenDim,
+    nLayers: c.int('n_layer'),
+    nHeads,
+    nKvHeads: nHeads,
+    headDim: dim / nHeads,
+    vocabSize,
+    seqLen,
+    norm: 'layernorm',
+    normEps: c.float('layer_norm_epsilon', 1e-5),
+    mlp: 'gelu_new',
+    positional: 'learned',
+    ropeTheta: 10000, // unused with learned positions
+    ropeDim: 0,
+    // GPT2Config ties by default; an untied file says so and carries lm_head.weight.
+    tiedEmbeddings: !(hf.tie_word_embeddings === false && hasLmHead),
+    bosId: c.tokenId('bos_token_id', 50256),
+    eosId: c.tokenId('eos_token_id', 50256),
+  };
+
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < config.nLayers; l++) {
+    const p = `${pre}h.${l}.`;
+    // c_attn: x·W + b with W [d, 3d]; output columns are q | k | v.
+    const cAttn = store.raw(`${p}attn.c_attn.weight`, [dim, 3 * dim]);
+    const bAttn = store.vector(`${p}attn.c_attn.bias`, 3 * dim);
+    layers.push({
+      attnNorm: store.vector(`${p}ln_1.weight`, dim),
+      attnNormBias: store.vector(`${p}ln_1.bias`, dim),
+      wq: conv1dColumns(cAttn, dim, 3 * dim, 0, dim),
+      wk: conv1dColumns(cAttn, dim, 3 * dim, dim, dim),
+      wv: conv1dColumns(cAttn, dim, 3 * dim, 2 * dim, dim),
+      wo: conv1dColumns(store.raw(`${p}attn.c_proj.weight`, [dim, dim]), dim, dim, 0, dim),
+      bq: copyF32(bAttn.subarray(0, dim)),
+      bk: copyF32(bAttn.subarray(dim, 2 * dim)),
+      bv: copyF32(bAttn.subarray(2 * dim, 3 * dim)),
+      bo: store.vector(`${p}attn.c_proj.bias`, dim),
+      mlpNorm: store.vector(`${p}ln_2.weight`, dim),
+      mlpNormBias: store.vector(`${p}ln_2.bias`, dim),
+      wGate: null,
+      wUp: conv1dColumns(
+        store.raw(`${p}mlp.c_fc.weight`, [dim, hiddenDim]),
+        dim,
+        hiddenDim,
+        0,
+        hiddenDim,
+      ),
+      bUp: store.vector(`${p}mlp.c_fc.bias`, hiddenDim),
+      wDown: conv1dColumns(
+        store.raw(`${p}mlp.c_proj.weight`, [hiddenDim, dim]),
+        hiddenDim,
+        dim,
+        0,
+        dim,
+      ),
+      bDown: store.vector(`${p}mlp.c_proj.bias`, dim),
+    });
+  }
+  const tokenEmbedding = store.matrix(`${pre}wte.weight`, vocabSize, dim);
+  const weights: ModelWeights = {
+    tokenEmbedding,
+    positionEmbedding: store.matrix(`${pre}wpe.weight`, seqLen, dim),
+    layers,
+    finalNorm: store.vector(`${pre}ln_f.weight`, dim),
+    finalNormBias: store.vector(`${pre}ln_f.bias`, dim),
+    unembedding: config.tiedEmbeddings
+      ? tokenEmbedding
+      : store.matrix('lm_head.weight', vocabSize, dim),
+    unembeddingBias: null,
+  };
+  return { config, weights };
+}
+
+/**
+ * Columns [start, start + count) of a Conv1D weight `w` [rows = in, cols = out], transposed to a
+ * Matrix [count (out), rows (in)] in allocF32 memory.
+ */
+function conv1dColumns(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  start: number,
+  count: number,
+): Matrix {
+  const out = allocF32(count * rows);
+  for (let i = 0; i < rows; i++) {
+    const row = i * cols + start;
+    for (let o = 0; o < count; o++) out[o * rows + i] = w[row + o];
+  }
+  return newMatrix(count, rows, out);
+}
+
+function copyF32(src: Float32Array): Float32Array {
+  const out = allocF32(src.length);
+  out.set(src);
+  return out;
+}
+
+// ---- tensors from one file or from shards ---------------------------------------------------------
+
+interface TensorStore {
+  files: SafetensorsFile[];
+  where: Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>;
+  /** A tensor of `n` values as an allocF32 vector. */
+  vector(name: string, n: number): Float32Array;
+  /** A [rows, cols] tensor as an allocF32 Matrix. */
+  matrix(name: string, rows: number, cols: number): Matrix;
+  /** A tensor of the given shape in a scratch buffer, for loaders that rearrange it. */
+  raw(name: string, shape: number[]): Float32Array;
+  close(): void;
+}
+
+function openTensorStore(dir: string): TensorStore {
+  const single = join(dir, 'model.safetensors');
+  const index = join(dir, 'model.safetensors.index.json');
+  const files: SafetensorsFile[] = [];
+  const where = new Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>();
+  const close = (): void => files.forEach(closeSafetensors);
+  try {
+    if (existsSync(single)) {
+      const file = openSafetensors(single);
+      files.push(file);
+      for (const info of file.tensors) where.set(info.name, { file, info });
+    } else if (existsSync(index)) {
+      const weightMap = readJsonObject(index).weight_map;
+      check(isRecord(weightMap), 'bad_format', `${index}: weight_map is missing`);
+      const shards = new Map<string, SafetensorsFile>();
+      for (const [name, shard] of Object.entries(weightMap)) {
+        check(
+          typeof shard === 'string',
+          'bad_format',
+          `${index}: weight_map.${name} is not a file name`,
+        );
+        const shardPath = resolve(dir, shard);
+        check(
+          !relative(resolve(dir), shardPath).startsWith('..'),
+          'bad_format',
+          `${index}: shard ${shard} is outside the model folder`,
+        );
+        let file = shards.get(shardPath);
+        if (!file) {
+          file = openSafetensors(shardPath);
+          shards.set(shardPath, file);
+          files.push(file);
+        }
+        const info = file.byName.get(name);
+        check(info, 'bad_format', `${index}: tensor ${name} is not in its shard ${shard}`);
+        where.set(name, { file, info });
+      }
+    } else if (existsSync(join(dir, 'pytorch_model.bin'))) {
+      throw new LmdynError(
+        'unsupported',
+        `${dir} holds only pytorch_model.bin (pickle); lmdyn reads safetensors — convert it first`,
+      );
+    } else {
+      throw new LmdynError(
+        'not_found',
+        `${dir} has neither model.safetensors nor model.safetensors.index.json`,
+      );
+    }
+  } catch (err) {
+    close();
+    throw err;
+  }
+
+  const locate = (
+    name: string,
+    shape: number[],
+  ): { file: SafetensorsFile; info: SafetensorsTensorInfo } => {
+    const hit = where.get(name);
+    if (!hit) throw new LmdynError('bad_format', `${dir}: missing tensor ${name}`);
+    const got = hit.info.shape;
+    check(
+      got.join() === shape.join(),
+      'bad_format',
+      `${dir}: tensor ${name} has shape [${got.join(', ')}], expected [${shape.join(', ')}]`,
+    );
+    return hit;
+  };
+  return {
+    files,
+    where,
+    vector: (name, n) => {
+      const { file } = locate(name, [n]);
+      return readTensorF32(file, name);
+    },
+    matrix: (name, rows, cols) => {
+      const { file } = locate(name, [rows, cols]);
+      return newMatrix(rows, cols, readTensorF32(file, name));
+    },
+    raw: (name, shape) => {
+      const { file } = locate(name, shape);
+      return readTensorF32(file, name, new Float32Array(shape.reduce((a, d) => a * d, 1)));
+    },
+    close,
+  };
+}
+
+function readJsonObject(path: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new LmdynError('bad_format', `${path}: not valid JSON (${(err as Error).message})`);
+  }
+  if (!isRecord(parsed)) throw new LmdynError('bad_format', `${path}: not a JSON object`);
+  return parsed;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,104 @@
+/**
+ * Hugging Face `tokenizer.json` (+ `tokenizer_config.json`) through `@huggingface/tokenizers`,
+ * behind lmdyn's Tokenizer interface.
+ *
+ * - BOS/EOS are the tokens `tokenizer_config.json` (then `special_tokens_map.json`) names, else
+ *   config.json's `bos_token_id` / `eos_token_id`. An explicit `null` means "none".
+ * - `encode` keeps HF's behaviour: BOS (or EOS) is added only where the tokenizer's
+ *   post-processor adds it with `add_special_tokens=True` (Llama does, GPT-2 does not).
+ *   `{ bos: false }` drops it; `{ eos: true }` appends EOS.
+ * - `decode` skips special tokens (`skip_special_tokens=True`).
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { LmdynError } from '../errors.js';
+import type { Tokenizer } from './types.js';
+
+/** Loads `tokenizer.json` from a folder, or a tokenizer.json file with its sibling configs. */
+export function loadHfTokenizer(path: string): Tokenizer {
+  const isDir = existsSync(path) && statSync(path).isDirectory();
+  const file = isDir ? join(path, 'tokenizer.json') : path;
+  const dir = dirname(file);
+  if (!existsSync(file)) throw new LmdynError('not_found', `no tokenizer.json at ${path}`);
+  const tokenizerJson = readJsonObject(file);
+  const tokenizerConfig = readOptionalJson(join(dir, 'tokenizer_config.json')) ?? {};
+  const specialMap = readOptionalJson(join(dir, 'special_tokens_map.json')) ?? {};
+  const modelConfig = readOptionalJson(join(dir, 'config.json')) ?? {};
+
+  let hf: HfTokenizer;
+  try {
+    hf = new HfTokenizer(tokenizerJson, tokenizerConfig);
+  } catch (err) {
+    throw new LmdynError('unsupported', `${file}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const special = (key: 'bos' | 'eos'): number | null => {
+    for (const source of [tokenizerConfig, specialMap]) {
+      const entry = source[`${key}_token`];
+      if (entry === null) return null;
+      const content = isRecord(entry) ? entry.content : entry;
+      if (typeof content === 'string') return hf.token_to_id(content) ?? null;
+    }
+    const id = modelConfig[`${key}_token_id`];
+    const first = Array.isArray(id) ? id[0] : id;
+    return Number.isInteger(first) ? (first as number) : null;
+  };
+  const bosId = special('bos');
+  const eosId = special('eos');
+
+  // What the post-processor adds with add_special_tokens=True, seen on a probe string.
+  const plain = hf.encode('a', { add_special_tokens: false }).ids;
+  const full = hf.encode('a', { add_special_tokens: true }).ids;
+  const addsBos = bosId !== null && full.length > plain.length && full[0] === bosId;
+  const addsEos = eosId !== null && full.length > plain.length && full[full.length - 1] === eosId;
+
+  let vocabSize = 0;
+  for (const id of hf.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
+
+  return {
+    kind: 'hf',
+    vocabSize,
+    bosId,
+    eosId,
+    encode(text: string, options: { bos?: boolean; eos?: boolean } = {}): number[] {
+      const ids = hf.encode(text, { add_special_tokens: false }).ids;
+      if ((options.bos ?? true) && addsBos && bosId !== null) ids.unshift(bosId);
+      if ((options.eos ?? addsEos) && eosId !== null) ids.push(eosId);
+      return ids;
+    },
+    decode(ids: readonly number[]): string {
+      if (ids.length === 0) return '';
+      for (const id of ids) {
+        if (!(Number.isInteger(id) && id >= 0 && id < vocabSize)) {
+          throw new LmdynError(
+            'bad_argument',
+            `token id ${id} is outside the vocabulary (0..${vocabSize - 1})`,
+          );
+        }
+      }
+      return hf.decode([...ids], { skip_special_tokens: true });
+    },
+    tokenText(id: number): string {
+      return hf.id_to_token(id) ?? '';
+    },
+  };
+}
+
+function readJsonObject(path: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new LmdynError('bad_format', `${path}: not valid JSON (${(err as Error).message})`);
+  }
+  if (!isRecord(parsed)) throw new LmdynError('bad_format', `${path}: not a JSON object`);
+  return parsed;
+}
+
+function readOptionalJson(path: string): Record<string, unknown> | null {
+  return existsSync(path) ? readJsonObject(path) : null;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
