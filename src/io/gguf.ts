@@ -670,6 +670,12 @@ function llamaWeights(
   c: ModelConfig,
   tensors: Map<string, GgufTensorInfo>,
 ): ModelWeights {
+  // block_count comes from metadata: bound it by the tensors present before looping over it
+  check(
+    c.nLayers * LAYER_TENSORS.length + 2 <= tensors.size,
+    'bad_format',
+    `${path}: block_count ${c.nLayers} needs ${c.nLayers * LAYER_TENSORS.length + 2} tensors; the file has ${tensors.size}`,
+  );
   const expected = new Set(['token_embd.weight', 'output_norm.weight', 'output.weight']);
   for (let i = 0; i < c.nLayers; i++) {
     for (const n of LAYER_TENSORS) expected.add(`blk.${i}.${n}.weight`);

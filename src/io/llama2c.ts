@@ -90,13 +90,15 @@ export function writeLlama2cCheckpoint(
     try {
       writeAll(fd, header);
       for (const t of plan) {
-        const data = plannedData(t, weights, shapes);
-        if (t.quantized) {
-          const { q, scales } = quantizeQ80(data, groupSize);
-          writeAll(fd, new Uint8Array(q.buffer, q.byteOffset, q.byteLength));
-          writeAll(fd, f32Bytes(scales));
-        } else {
-          writeAll(fd, f32Bytes(data));
+        for (let layer = 0; layer < t.count; layer++) {
+          const data = plannedData(t, layer, weights, shapes);
+          if (t.quantized) {
+            const { q, scales } = quantizeQ80(data, groupSize);
+            writeAll(fd, new Uint8Array(q.buffer, q.byteOffset, q.byteLength));
+            writeAll(fd, f32Bytes(scales));
+          } else {
+            writeAll(fd, f32Bytes(data));
+          }
         }
       }
     } finally {
@@ -227,10 +229,13 @@ type TensorKind =
   | 'freqCisImag'
   | 'unembedding';
 
-/** One tensor in file order: [rows, cols] (vectors have rows = 1). */
+/**
+ * One kind of tensor in file order: `count` consecutive tensors (one per layer, or just one),
+ * each [rows, cols] (vectors have rows = 1). The plan has O(1) entries whatever n_layers says.
+ */
 interface PlannedTensor {
   kind: TensorKind;
-  layer: number;
+  count: number;
   rows: number;
   cols: number;
   quantized: boolean;
@@ -373,14 +378,13 @@ function tensorPlan(version: Llama2cVersion, s: Shapes, shared: boolean): Planne
     rows: number,
     cols: number,
     quantized: boolean,
-  ): PlannedTensor[] =>
-    Array.from({ length: s.nLayers }, (_, layer) => ({ kind, layer, rows, cols, quantized }));
+  ): PlannedTensor[] => [{ kind, count: s.nLayers, rows, cols, quantized }];
   const one = (
     kind: TensorKind,
     rows: number,
     cols: number,
     quantized: boolean,
-  ): PlannedTensor[] => [{ kind, layer: 0, rows, cols, quantized }];
+  ): PlannedTensor[] => [{ kind, count: 1, rows, cols, quantized }];
   const embedding = one('tokenEmbedding', s.vocabSize, s.dim, q);
   const attnNorm = perLayer('attnNorm', 1, s.dim, false);
   const mlpNorm = perLayer('mlpNorm', 1, s.dim, false);
@@ -418,7 +422,7 @@ function planBytes(plan: PlannedTensor[], groupSize: number): number {
   let total = 0;
   for (const t of plan) {
     const n = t.rows * t.cols;
-    total += t.quantized ? n + (n / groupSize) * 4 : n * 4;
+    total += t.count * (t.quantized ? n + (n / groupSize) * 4 : n * 4);
   }
   return total;
 }
@@ -433,14 +437,16 @@ function readPlannedTensors(
   let pos = header.dataOffset;
   for (const t of plan) {
     const n = t.rows * t.cols;
-    if (t.kind === 'freqCisReal' || t.kind === 'freqCisImag') {
-      pos += n * 4; // RoPE is recomputed from ropeTheta; the legacy tables are skipped
-    } else if (t.quantized) {
-      out.set(tensorKey(t.kind, t.layer), readQ80(fd, pos, n, header.groupSize, path));
-      pos += n + (n / header.groupSize) * 4;
-    } else {
-      out.set(tensorKey(t.kind, t.layer), readF32(fd, pos, n, path));
-      pos += n * 4;
+    for (let layer = 0; layer < t.count; layer++) {
+      if (t.kind === 'freqCisReal' || t.kind === 'freqCisImag') {
+        pos += n * 4; // RoPE is recomputed from ropeTheta; the legacy tables are skipped
+      } else if (t.quantized) {
+        out.set(tensorKey(t.kind, layer), readQ80(fd, pos, n, header.groupSize, path));
+        pos += n + (n / header.groupSize) * 4;
+      } else {
+        out.set(tensorKey(t.kind, layer), readF32(fd, pos, n, path));
+        pos += n * 4;
+      }
     }
   }
   return out;
@@ -616,12 +622,12 @@ function encodeHeader(
   return head;
 }
 
-function plannedData(t: PlannedTensor, w: ModelWeights, s: Shapes): Float32Array {
+function plannedData(t: PlannedTensor, l: number, w: ModelWeights, s: Shapes): Float32Array {
   const matrix = (m: Matrix): Float32Array => {
     check(
       m.rows === t.rows && m.cols === t.cols,
       'bad_argument',
-      `${t.kind} of layer ${t.layer} is ${m.rows}×${m.cols}, expected ${t.rows}×${t.cols}`,
+      `${t.kind} of layer ${l} is ${m.rows}×${m.cols}, expected ${t.rows}×${t.cols}`,
     );
     return m.data;
   };
@@ -629,11 +635,11 @@ function plannedData(t: PlannedTensor, w: ModelWeights, s: Shapes): Float32Array
     check(
       v.length === t.cols,
       'bad_argument',
-      `${t.kind} of layer ${t.layer} has ${v.length} values, expected ${t.cols}`,
+      `${t.kind} of layer ${l} has ${v.length} values, expected ${t.cols}`,
     );
     return v;
   };
-  const layer = w.layers[t.layer]!;
+  const layer = w.layers[l]!;
   switch (t.kind) {
     case 'tokenEmbedding':
       return matrix(w.tokenEmbedding);
@@ -654,7 +660,7 @@ function plannedData(t: PlannedTensor, w: ModelWeights, s: Shapes): Float32Array
     case 'wo':
       return matrix(layer.wo);
     case 'wGate':
-      if (!layer.wGate) throw new LmdynError('unsupported', `layer ${t.layer} has no SwiGLU gate`);
+      if (!layer.wGate) throw new LmdynError('unsupported', `layer ${l} has no SwiGLU gate`);
       return matrix(layer.wGate);
     case 'wUp':
       return matrix(layer.wUp);
