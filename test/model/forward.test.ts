@@ -159,7 +159,7 @@ function gpt2Reference(w: Tensors, ids: number[]): Float64Array {
     assert.ok(t, k);
     return t;
   };
-  const wte = get('wte');
+  const wte = get('wte.weight');
   const [V, d] = wte.shape;
   const T = ids.length;
   let nl = 0;
@@ -179,7 +179,7 @@ function gpt2Reference(w: Tensors, ids: number[]): Float64Array {
     return y;
   };
   const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
-  let h = ids.map((t, p) => Array.from({ length: d }, (_, i) => wte.data[t * d + i] + get('wpe').data[p * d + i]));
+  let h = ids.map((t, p) => Array.from({ length: d }, (_, i) => wte.data[t * d + i] + get('wpe.weight').data[p * d + i]));
   for (let l = 0; l < nl; l++) {
     const p = `h.${l}.`;
     const qkv = h.map((x) => conv(ln(x, get(p + 'ln_1.weight').data, get(p + 'ln_1.bias').data), get(p + 'attn.c_attn.weight'), get(p + 'attn.c_attn.bias').data));
