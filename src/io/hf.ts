@@ -135,6 +135,11 @@ function llamaModel(
   const dim = c.int('hidden_size');
   const nHeads = c.int('num_attention_heads');
   const nKvHeads = c.int('num_key_value_heads', nHeads);
+  check(
+    hf.head_dim !== undefined || dim % nHeads === 0,
+    'bad_format',
+    `config.json: hidden_size ${dim} is not a multiple of num_attention_heads ${nHeads}`,
+  );
   const headDim = c.int('head_dim', dim / nHeads);
   check(
     nHeads % nKvHeads === 0,
