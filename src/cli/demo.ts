@@ -2,13 +2,19 @@
  * `lmdyn demo`: everything lmdyn can do so far, on the default model, ending in a report.
  * Each capability that lands adds a section here.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { generateText, runWithCache, type Model } from '../api.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { readTrace, writeTrace } from '../trace/io.js';
+import { recordTrace } from '../trace/record.js';
+import { runSweep } from '../trace/sweep.js';
+import type { Trace } from '../trace/types.js';
 import { VERSION } from '../version.js';
 import { openModel, type ModelFlags } from './common.js';
 import { describeModel } from './info.js';
+import { progressPrinter } from './sweep.js';
 
 interface DemoFlags extends ModelFlags {
   out: string;
@@ -54,9 +60,43 @@ export function registerDemo(program: Command): void {
 
       const out = resolve(flags.out);
       mkdirSync(out, { recursive: true });
+
+      const traceDir = join(out, 'trace');
+      const trace = recordTrace(model, { spec: label, prompt: 'Once upon a time', samples: 4, maxTokens: 48, sampling: { temperature: 0.8 }, seed: 1 });
+      writeTrace(traceDir, trace, { force: true, tokenText: (id) => model.tokenizer.decode([id]) });
+      record(
+        'Trace: 4 samples, every resid_post, per-step logprob and entropy',
+        `${traceDir}/ (trace.json, trace.safetensors, steps.parquet)\n` +
+          `tensors: ${[...trace.states.keys()].join(', ')}: [${trace.samples.length}, ${trace.positions}, ${model.config.dim}]\n` +
+          `mean logprob ${fmt(meanFinite(trace.logprob))} nats, mean entropy ${fmt(meanFinite(trace.entropy))} nats`,
+      );
+
+      const sweepDir = join(out, 'sweep');
+      say('\n== Decoding sweep (temperature × top-p, 4 samples × 40 tokens each) ==');
+      const sweep = await runSweep(
+        {
+          model: model.source.hubId ?? model.source.path,
+          tokenizer: flags.tokenizer ? resolve(flags.tokenizer) : null,
+          prompt: 'Once upon a time',
+          samples: 4,
+          maxTokens: 40,
+          seed: 1,
+          hooks: ['blocks.*.hook_resid_post', 'ln_final.hook_normalized'],
+          logits: { kind: 'topk', k: 10 },
+          grid: { temperature: [0.3, 1.0, 1.5], topP: [0.5, 1.0], topK: [0], repetitionPenalty: [1] },
+        },
+        sweepDir,
+        { force: true, onProgress: progressPrinter(process.stderr) },
+      );
+      const rows = sweep.configs.map((c) => {
+        const t = readTrace(join(sweepDir, c.dir));
+        return `T ${String(c.sampling.temperature).padEnd(4)} top-p ${String(c.sampling.topP).padEnd(4)}  mean logprob ${fmt(meanFinite(t.logprob))}  entropy ${fmt(meanFinite(t.entropy))}  distinct tokens ${distinctRatio(t)}`;
+      });
+      record('Decoding sweep', `${sweepDir}/sweep.json indexes ${sweep.configs.length} trace folders\n\n${rows.join('\n')}`);
+
       const report = join(out, 'report.md');
-      writeAtomic(report, sections.join('\n\n') + '\n');
-      writeAtomic(
+      writeFileAtomic(report, sections.join('\n\n') + '\n');
+      writeFileAtomic(
         join(out, 'demo.json'),
         JSON.stringify({ lmdyn: VERSION, model: info, greedy, sampled }, null, 1) + '\n',
       );
@@ -79,8 +119,19 @@ function depthTable(model: Model, ids: number[]): string {
   return lines.join('\n');
 }
 
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
+function meanFinite(a: Float32Array): number {
+  let s = 0;
+  let n = 0;
+  for (const v of a) if (Number.isFinite(v)) (s += v), n++;
+  return n > 0 ? s / n : NaN;
+}
+
+/** Distinct generated tokens over generated tokens, pooled over samples. */
+function distinctRatio(t: Trace): string {
+  const all = t.samples.flatMap((s) => s.ids);
+  return all.length ? (new Set(all).size / all.length).toFixed(2) : '-';
+}
+
+function fmt(x: number): string {
+  return x.toFixed(3);
 }

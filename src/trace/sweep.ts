@@ -7,7 +7,7 @@
  * worker records it, so an interrupted-then-resumed sweep writes the same files as one that ran
  * through.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -115,7 +115,10 @@ export function readSweepIndex(dir: string): SweepIndex {
 function prepareFolder(dir: string, index: SweepIndex, force: boolean): void {
   const indexPath = join(dir, 'sweep.json');
   const text = JSON.stringify(index, null, 1) + '\n';
-  if (existsSync(dir) && readdirSync(dir).length > 0 && !force) {
+  if (force) {
+    // Start over: drop this plan's configuration folders (nothing else in the folder).
+    for (const c of index.configs) rmSync(join(dir, c.dir), { recursive: true, force: true });
+  } else if (existsSync(dir) && readdirSync(dir).length > 0) {
     if (!existsSync(indexPath)) {
       throw new LmdynError('bad_argument', `${dir} is not empty and holds no sweep; use --force or another --out`);
     }
