@@ -1,0 +1,446 @@
+/**
+ * The hub client against a local server that answers as huggingface.co does (huggingface_hub
+ * file_download.py: HEAD on /{repo}/resolve/{revision}/{file} with X-Repo-Commit and ETag; LFS
+ * files as a 302 to a CDN with X-Linked-Etag = sha256 and X-Linked-Size; 404 with
+ * X-Error-Code). The expected cache layout is the one hf_hub_download documents:
+ * blobs/{etag}, snapshots/{commit}/{file} -> ../../blobs/{etag}, refs/{revision}. No test
+ * touches the real network.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LmdynError } from '../../src/errors.js';
+import { loadHfFolder } from '../../src/io/hf.js';
+import { hubCacheDir, parseHubId, resolveHubModel, type HubProgress } from '../../src/io/hub.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { model } from '../helpers/paths.js';
+
+const TMP = mkdtempSync(join(tmpdir(), 'lmdyn-hub-'));
+after(() => rmSync(TMP, { recursive: true, force: true }));
+
+const REPO = 'lmdyn-test/stories260K';
+const SHARDED = 'lmdyn-test/sharded';
+const COMMIT = createHash('sha1').update('lmdyn test commit').digest('hex');
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+/** git's blob id, the ETag the Hub gives non-LFS files. */
+const gitSha1 = (b: Buffer): string =>
+  createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
+
+const MODEL = readFileSync(model('stories260K-hf-derived', 'model.safetensors'));
+const CONFIG = readFileSync(model('stories260K-hf-derived', 'config.json'));
+const TOKENIZER = readFileSync(model('tiny-gpt2', 'tokenizer.json'));
+
+function shardedRepo(): Map<string, Buffer> {
+  const tensors = [
+    ...readSafetensors(model('stories260K-hf-derived', 'model.safetensors')).tensors.values(),
+  ];
+  const files = new Map<string, Buffer>([['config.json', CONFIG]]);
+  const weightMap: Record<string, string> = {};
+  for (let s = 0; s < 2; s++) {
+    const name = `model-0000${s + 1}-of-00002.safetensors`;
+    const part = tensors.filter((_, i) => i % 2 === s);
+    part.forEach((t) => (weightMap[t.name] = name));
+    const path = join(TMP, name);
+    writeSafetensors(path, part);
+    files.set(name, readFileSync(path));
+  }
+  files.set(
+    'model.safetensors.index.json',
+    Buffer.from(JSON.stringify({ metadata: {}, weight_map: weightMap })),
+  );
+  return files;
+}
+
+const REPOS = new Map<string, Map<string, Buffer>>([
+  [
+    REPO,
+    new Map([
+      ['config.json', CONFIG],
+      ['model.safetensors', MODEL],
+      ['tokenizer.json', TOKENIZER],
+    ]),
+  ],
+  [SHARDED, shardedRepo()],
+]);
+
+interface Seen {
+  method: string;
+  path: string;
+  range: string | null;
+  authorization: string | null;
+}
+
+interface FakeHub {
+  url: string;
+  seen: Seen[];
+  /** Flip one byte of every CDN body. */
+  corrupt: boolean;
+  /** CDN GETs still to cut off halfway through the body. */
+  drops: number;
+  close(): Promise<void>;
+}
+
+async function startHub(): Promise<FakeHub> {
+  const hub: FakeHub = {
+    url: '',
+    seen: [],
+    corrupt: false,
+    drops: 0,
+    close: async () => undefined,
+  };
+  const blobs = new Map<string, Buffer>();
+  for (const files of REPOS.values()) for (const b of files.values()) blobs.set(sha256(b), b);
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    hub.seen.push({
+      method: req.method ?? '',
+      path,
+      range: req.headers.range ?? null,
+      authorization: req.headers.authorization ?? null,
+    });
+    const cdn = /^\/cdn\/([0-9a-f]{64})$/.exec(path);
+    if (cdn) return serveCdn(hub, blobs.get(cdn[1]), req, res);
+    const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
+    const files = m ? REPOS.get(m[1]) : undefined;
+    if (!m || !files) {
+      res.writeHead(404, { 'X-Error-Code': 'RepoNotFound' }).end();
+      return;
+    }
+    if (m[2] !== 'main' && m[2] !== COMMIT) {
+      res.writeHead(404, { 'X-Error-Code': 'RevisionNotFound' }).end();
+      return;
+    }
+    const body = files.get(m[3]);
+    if (!body) {
+      res.writeHead(404, { 'X-Error-Code': 'EntryNotFound', 'X-Repo-Commit': COMMIT }).end();
+      return;
+    }
+    if (m[3].endsWith('.safetensors')) {
+      // LFS: the Hub redirects to the CDN and names the blob by its sha256.
+      res.writeHead(302, {
+        Location: `${hub.url}/cdn/${sha256(body)}`,
+        'X-Repo-Commit': COMMIT,
+        'X-Linked-Etag': `"${sha256(body)}"`,
+        'X-Linked-Size': String(body.length),
+        ETag: `"${gitSha1(Buffer.from('pointer'))}"`,
+      });
+      res.end();
+      return;
+    }
+    res.writeHead(200, {
+      'X-Repo-Commit': COMMIT,
+      ETag: `"${gitSha1(body)}"`,
+      'Content-Length': String(body.length),
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  hub.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  hub.close = () => new Promise<void>((ok) => server.close(() => ok()));
+  after(() => server.closeAllConnections());
+  return hub;
+}
+
+function serveCdn(
+  hub: FakeHub,
+  blob: Buffer | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+): void {
+  if (!blob) {
+    res.writeHead(404).end();
+    return;
+  }
+  let body = blob;
+  if (hub.corrupt) {
+    body = Buffer.from(blob);
+    body[body.length >> 1] ^= 0xff;
+  }
+  const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+  const start = range ? Number(range[1]) : 0;
+  const part = body.subarray(start);
+  const headers: Record<string, string> = {
+    'Content-Length': String(part.length),
+    'Accept-Ranges': 'bytes',
+  };
+  if (range) headers['Content-Range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
+  res.writeHead(range ? 206 : 200, headers);
+  if (req.method === 'HEAD') {
+    res.end();
+  } else if (hub.drops > 0) {
+    hub.drops--;
+    res.write(part.subarray(0, part.length >> 1), () => res.socket?.destroy());
+  } else {
+    res.end(part);
+  }
+}
+
+const storage = (cacheDir: string, repo = REPO): string =>
+  join(cacheDir, `models--${repo.replace('/', '--')}`);
+const gets = (hub: FakeHub): Seen[] => hub.seen.filter((s) => s.method === 'GET');
+const isCode = (code: string, text?: RegExp) => (e: unknown) =>
+  e instanceof LmdynError &&
+  e.code === code &&
+  (!text || text.test(e.message)) &&
+  !e.message.includes('\n');
+
+/** Runs `fn` with some environment variables set (or removed), then restores them. */
+async function withEnv<T>(
+  vars: Record<string, string | undefined>,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const apply = (v: Record<string, string | undefined>) => {
+    for (const [k, x] of Object.entries(v)) {
+      if (x === undefined) delete process.env[k];
+      else process.env[k] = x;
+    }
+  };
+  apply(vars);
+  try {
+    return await fn();
+  } finally {
+    apply(saved);
+  }
+}
+
+test('a model downloads into HF_HOME in huggingface_hub layout (blobs, relative snapshot symlinks, refs/main)', async () => {
+  const hub = await startHub();
+  const home = join(TMP, 'home');
+  const progress: HubProgress[] = [];
+  const path = await withEnv(
+    {
+      HF_HOME: home,
+      HF_ENDPOINT: hub.url,
+      HF_TOKEN: 'secret',
+      HF_HUB_CACHE: undefined,
+      HF_HUB_OFFLINE: undefined,
+    },
+    () => resolveHubModel(`hf:${REPO}`, { onProgress: (p) => progress.push(p) }),
+  );
+  const repoDir = storage(join(home, 'hub'));
+  assert.equal(path, join(repoDir, 'snapshots', COMMIT));
+  assert.equal(readFileSync(join(repoDir, 'refs', 'main'), 'utf8'), COMMIT);
+  const etags = {
+    'config.json': gitSha1(CONFIG),
+    'model.safetensors': sha256(MODEL),
+    'tokenizer.json': gitSha1(TOKENIZER),
+  };
+  assert.deepEqual(readdirSync(join(repoDir, 'blobs')).sort(), Object.values(etags).sort());
+  assert.deepEqual(readdirSync(path).sort(), Object.keys(etags).sort());
+  for (const [file, etag] of Object.entries(etags)) {
+    assert.ok(lstatSync(join(path, file)).isSymbolicLink(), file);
+    assert.equal(readlinkSync(join(path, file)), join('..', '..', 'blobs', etag));
+  }
+  assert.deepEqual(readFileSync(join(path, 'model.safetensors')), MODEL);
+  // Optional files the repo lacks are remembered as huggingface_hub does.
+  assert.ok(existsSync(join(repoDir, '.no_exist', COMMIT, 'generation_config.json')));
+  assert.ok(existsSync(join(repoDir, '.no_exist', COMMIT, 'tokenizer_config.json')));
+
+  // The LFS file came through the CDN redirect, without the token; the Hub got the token.
+  const cdnGets = gets(hub).filter((s) => s.path.startsWith('/cdn/'));
+  assert.equal(cdnGets.length, 1);
+  assert.equal(cdnGets[0].authorization, null);
+  assert.ok(
+    hub.seen.filter((s) => s.method === 'HEAD').every((s) => s.authorization === 'Bearer secret'),
+  );
+  const last = progress.filter((p) => p.file === 'model.safetensors').at(-1);
+  assert.deepEqual(last, {
+    file: 'model.safetensors',
+    received: MODEL.length,
+    total: MODEL.length,
+  });
+
+  // It loads to the same model as the shared folder.
+  const a = loadHfFolder(path);
+  const b = loadHfFolder(model('stories260K-hf-derived'));
+  assert.deepEqual(a.config, b.config);
+  assert.deepEqual(a.weights.layers[2].wq.data, b.weights.layers[2].wq.data);
+  assert.equal(a.tokenizer?.kind, 'hf');
+
+  // A second resolve only asks for metadata.
+  const before = gets(hub).length;
+  const again = await resolveHubModel(`hf:${REPO}`, {
+    endpoint: hub.url,
+    cacheDir: join(home, 'hub'),
+  });
+  assert.equal(again, path);
+  assert.equal(gets(hub).length, before);
+
+  // Offline: the same path from the cache alone, without a request.
+  const requests = hub.seen.length;
+  assert.equal(
+    await resolveHubModel(`hf:${REPO}`, { cacheDir: join(home, 'hub'), offline: true }),
+    path,
+  );
+  assert.equal(
+    await withEnv({ HF_HOME: home, HF_HUB_OFFLINE: '1', HF_HUB_CACHE: undefined }, () =>
+      resolveHubModel(`hf:${REPO}`),
+    ),
+    path,
+  );
+  assert.equal(hub.seen.length, requests);
+
+  // The Hub unreachable: the cached revision still resolves (hf_hub_download's fallback).
+  await hub.close();
+  assert.equal(
+    await resolveHubModel(`hf:${REPO}`, { endpoint: hub.url, cacheDir: join(home, 'hub') }),
+    path,
+  );
+});
+
+test('a single file at a commit: /file suffix and @revision; cached commits resolve without requests', async () => {
+  const hub = await startHub();
+  const cacheDir = join(TMP, 'single');
+  const id = `hf:${REPO}@${COMMIT}/config.json`;
+  const path = await resolveHubModel(id, { endpoint: hub.url, cacheDir });
+  assert.equal(path, join(storage(cacheDir), 'snapshots', COMMIT, 'config.json'));
+  assert.deepEqual(readFileSync(path), CONFIG);
+  assert.equal(existsSync(join(storage(cacheDir), 'refs')), false); // a commit needs no ref
+  const n = hub.seen.length;
+  assert.equal(await resolveHubModel(id, { endpoint: hub.url, cacheDir }), path);
+  assert.equal(hub.seen.length, n);
+  await hub.close();
+});
+
+test('a sharded model fetches its index and every shard', async () => {
+  const hub = await startHub();
+  const cacheDir = join(TMP, 'sharded');
+  const path = await resolveHubModel(`hf:${SHARDED}`, { endpoint: hub.url, cacheDir });
+  assert.deepEqual(readdirSync(path).sort(), [
+    'config.json',
+    'model-00001-of-00002.safetensors',
+    'model-00002-of-00002.safetensors',
+    'model.safetensors.index.json',
+  ]);
+  assert.deepEqual(loadHfFolder(path).config, loadHfFolder(model('stories260K-hf-derived')).config);
+  assert.equal(await resolveHubModel(`hf:${SHARDED}`, { cacheDir, offline: true }), path);
+  await hub.close();
+});
+
+test('sha256 verification: a corrupted LFS body is an LmdynError and leaves nothing in blobs or snapshots', async () => {
+  const hub = await startHub();
+  hub.corrupt = true;
+  const cacheDir = join(TMP, 'corrupt');
+  await assert.rejects(
+    resolveHubModel(`hf:${REPO}`, { endpoint: hub.url, cacheDir }),
+    isCode('network', /sha256/),
+  );
+  const repoDir = storage(cacheDir);
+  assert.equal(existsSync(join(repoDir, 'snapshots', COMMIT, 'model.safetensors')), false);
+  assert.deepEqual(readdirSync(join(repoDir, 'blobs')), [gitSha1(CONFIG)]);
+  await hub.close();
+});
+
+test('resume: a dropped connection is resumed with a Range request, within one call and across calls', async () => {
+  const hub = await startHub();
+  hub.drops = 1;
+  const cacheDir = join(TMP, 'resume');
+  const path = await resolveHubModel(`hf:${REPO}/model.safetensors`, {
+    endpoint: hub.url,
+    cacheDir,
+  });
+  assert.deepEqual(readFileSync(path), MODEL);
+  const cdn = gets(hub).filter((s) => s.path.startsWith('/cdn/'));
+  assert.equal(cdn.length, 2);
+  assert.equal(cdn[0].range, null);
+  assert.equal(cdn[1].range, `bytes=${MODEL.length >> 1}-`);
+
+  // With no retries the first call fails, keeps the .incomplete file, and the next call resumes.
+  hub.drops = 1;
+  hub.seen.length = 0;
+  const cacheDir2 = join(TMP, 'resume2');
+  const id = `hf:${REPO}/model.safetensors`;
+  await assert.rejects(
+    resolveHubModel(id, { endpoint: hub.url, cacheDir: cacheDir2, retries: 0 }),
+    isCode('network', /interrupted/),
+  );
+  const incomplete = join(storage(cacheDir2), 'blobs', `${sha256(MODEL)}.incomplete`);
+  assert.equal(statSync(incomplete).size, MODEL.length >> 1);
+  assert.equal(
+    existsSync(join(storage(cacheDir2), 'snapshots', COMMIT, 'model.safetensors')),
+    false,
+  );
+  const done = await resolveHubModel(id, { endpoint: hub.url, cacheDir: cacheDir2, retries: 0 });
+  assert.deepEqual(readFileSync(done), MODEL);
+  assert.equal(gets(hub).at(-1)?.range, `bytes=${MODEL.length >> 1}-`);
+  assert.equal(existsSync(incomplete), false);
+  await hub.close();
+});
+
+test('offline without a cache, unreachable hub, missing repo / file / weights: clean LmdynErrors', async () => {
+  const empty = join(TMP, 'nothing');
+  await assert.rejects(
+    resolveHubModel(`hf:${REPO}`, { cacheDir: empty, offline: true }),
+    isCode('offline'),
+  );
+  await assert.rejects(
+    resolveHubModel(`hf:${REPO}/config.json`, { cacheDir: empty, offline: true }),
+    isCode('offline'),
+  );
+  await assert.rejects(
+    withEnv({ HF_HUB_OFFLINE: 'true', HF_HUB_CACHE: empty }, () => resolveHubModel(`hf:${REPO}`)),
+    isCode('offline'),
+  );
+
+  const hub = await startHub();
+  await assert.rejects(
+    resolveHubModel('hf:nobody/nothing', { endpoint: hub.url, cacheDir: empty }),
+    isCode('not_found', /repository/),
+  );
+  await assert.rejects(
+    resolveHubModel(`hf:${REPO}/nope.bin`, { endpoint: hub.url, cacheDir: empty }),
+    isCode('not_found', /nope\.bin/),
+  );
+  await assert.rejects(
+    resolveHubModel(`hf:${REPO}@v9`, { endpoint: hub.url, cacheDir: empty }),
+    isCode('not_found', /revision/),
+  );
+  REPOS.set('lmdyn-test/no-weights', new Map([['config.json', CONFIG]]));
+  await assert.rejects(
+    resolveHubModel('hf:lmdyn-test/no-weights', { endpoint: hub.url, cacheDir: empty }),
+    isCode('not_found', /model\.safetensors/),
+  );
+  await hub.close();
+  await assert.rejects(
+    resolveHubModel(`hf:${REPO}`, { endpoint: hub.url, cacheDir: empty }),
+    isCode('network'),
+  );
+});
+
+test('hub ids parse as hf:owner/name[@revision][/file]; the cache folder follows HF_HUB_CACHE / HF_HOME / XDG_CACHE_HOME', () => {
+  assert.deepEqual(parseHubId('hf:karpathy/tinyllamas/stories260K/stories260K.bin'), {
+    owner: 'karpathy',
+    name: 'tinyllamas',
+    revision: 'main',
+    file: 'stories260K/stories260K.bin',
+  });
+  assert.deepEqual(parseHubId('hf:Qwen/Qwen2.5-0.5B@v1.0'), {
+    owner: 'Qwen',
+    name: 'Qwen2.5-0.5B',
+    revision: 'v1.0',
+    file: null,
+  });
+  for (const bad of ['hf:gpt2', 'hf:a/b/../x', 'hf:a--b/c', 'hf:a/b//x', 'hf:/b', 'a/b']) {
+    assert.throws(() => parseHubId(bad), isCode('bad_argument'), bad);
+  }
+  assert.equal(hubCacheDir({ HF_HUB_CACHE: '/x/hub', HF_HOME: '/h' }), '/x/hub');
+  assert.equal(hubCacheDir({ HF_HOME: '/h' }), join('/h', 'hub'));
+  assert.equal(hubCacheDir({ XDG_CACHE_HOME: '/c' }), join('/c', 'huggingface', 'hub'));
+  assert.equal(hubCacheDir({}), join(homedir(), '.cache', 'huggingface', 'hub'));
+});
