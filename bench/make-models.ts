@@ -22,8 +22,24 @@ export interface BenchShape {
 }
 
 export const BENCH_SHAPES: BenchShape[] = [
-  { name: 'stories15M', dim: 288, hiddenDim: 768, nLayers: 6, nHeads: 6, vocabSize: 32000, seqLen: 256 },
-  { name: 'stories110M', dim: 768, hiddenDim: 2048, nLayers: 12, nHeads: 12, vocabSize: 32000, seqLen: 1024 },
+  {
+    name: 'stories15M',
+    dim: 288,
+    hiddenDim: 768,
+    nLayers: 6,
+    nHeads: 6,
+    vocabSize: 32000,
+    seqLen: 256,
+  },
+  {
+    name: 'stories110M',
+    dim: 768,
+    hiddenDim: 2048,
+    nLayers: 12,
+    nHeads: 12,
+    vocabSize: 32000,
+    seqLen: 1024,
+  },
 ];
 
 export const BENCH_DIR = join('.lmdyn-tmp', 'bench');

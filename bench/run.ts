@@ -66,10 +66,21 @@ function generationTable(tokens: number): void {
   const rows: [string, GenerationResult][] = [];
   for (const shape of BENCH_SHAPES) {
     const path = benchCheckpoint(shape);
-    rows.push([shape.name, generationInChild(path, tokens, promptLength)]);
+    for (const helpers of [0, 1]) {
+      rows.push([shape.name, generationInChild(path, { tokens, promptLength, helpers })]);
+    }
   }
   printTable(
-    ['shape', 'weights', 'kernels', 'threads', 'gen tok/s', 'prefill tok/s', 'GFLOP/s', 'peak RSS MiB'],
+    [
+      'shape',
+      'weights',
+      'kernels',
+      'threads',
+      'gen tok/s',
+      'prefill tok/s',
+      'GFLOP/s',
+      'peak RSS MiB',
+    ],
     rows.map(([name, r]) => [
       name,
       r.format,

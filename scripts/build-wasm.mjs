@@ -16,7 +16,9 @@ const features = { simd: true, threads: true };
 const tools = await wabt();
 mkdirSync(outDir, { recursive: true });
 
-for (const file of readdirSync(srcDir).filter((f) => f.endsWith('.wat')).sort()) {
+for (const file of readdirSync(srcDir)
+  .filter((f) => f.endsWith('.wat'))
+  .sort()) {
   const name = basename(file, '.wat');
   const text = readFileSync(join(srcDir, file), 'utf8');
   const mod = tools.parseWat(file, text, features);

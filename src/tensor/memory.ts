@@ -98,7 +98,6 @@ function createArena(): Arena | null {
   }
 }
 
-
 function takeFree(a: Arena, bytes: number): number | null {
   for (let i = 0; i < a.free.length; i++) {
     const b = a.free[i];
@@ -129,7 +128,8 @@ function takeTop(a: Arena, bytes: number): number | null {
     arenaBuffers.add(a.memory.buffer);
   }
   const offset = a.top;
-  if (offset < a.clean) new Uint8Array(a.memory.buffer, offset, Math.min(end, a.clean) - offset).fill(0);
+  if (offset < a.clean)
+    new Uint8Array(a.memory.buffer, offset, Math.min(end, a.clean) - offset).fill(0);
   a.top = end;
   a.clean = Math.max(a.clean, end);
   return offset;
@@ -150,7 +150,8 @@ function release(a: Arena, block: Block): void {
     bytes += free[i].bytes;
     free.splice(i, 1);
   }
-  if (offset + bytes === a.top) a.top = offset; // the top block returns to the bump pointer
+  if (offset + bytes === a.top)
+    a.top = offset; // the top block returns to the bump pointer
   else free.splice(i, 0, { offset, bytes });
 }
 

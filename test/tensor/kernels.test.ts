@@ -5,6 +5,7 @@ import { allocF32, freeF32, inArena, wasmMemory } from '../../src/tensor/memory.
 import { matmul, matmulJs } from '../../src/tensor/ops.js';
 import { createRng, type Rng } from '../../src/tensor/rng.js';
 import { matmulWasm, wasmKernels } from '../../src/tensor/wasm/kernels.js';
+import { startKernelThreads, stopKernelThreads } from '../../src/tensor/wasm/threads.js';
 
 // Awkward shapes [rows, cols]: scalars, tails of every length mod 4 and mod 8, tiny-gpt2 (dim
 // 2), stories260K (dim 64, hidden 172), stories15M (dim 288, hidden 768).
@@ -25,7 +26,11 @@ const ROWS_OF_X = [1, 2, 3, 17];
  * a rounding error of at most ~c·2⁻²⁴·Σ|wⱼxⱼ|, so each entry is compared relative to Σ|wⱼxⱼ|
  * (cancellation can make the entry itself arbitrarily small).
  */
-function reference(x: Float32Array, w: Matrix, n: number): { value: Float64Array; scale: Float64Array } {
+function reference(
+  x: Float32Array,
+  w: Matrix,
+  n: number,
+): { value: Float64Array; scale: Float64Array } {
   const value = new Float64Array(n * w.rows);
   const scale = new Float64Array(n * w.rows);
   for (let t = 0; t < n; t++) {
@@ -76,22 +81,36 @@ test('the arena and the SIMD kernels are available in Node', () => {
   assert.ok(!inArena(new Float32Array(3)));
 });
 
-for (const [name, run] of variants) {
-  test(`matmul ${name} matches a float64 reference on awkward shapes`, () => {
-    const rng = createRng(1234);
-    for (const [rows, cols] of SHAPES) {
-      for (const n of ROWS_OF_X) {
-        const w = newMatrix(rows, cols, fillNormal(allocF32(rows * cols), rng));
-        const x = fillNormal(allocF32(n * cols), rng);
-        const out = allocF32(n * rows);
-        out.fill(NaN); // every entry must be written
-        run(out, x, w, n);
-        assertClose(out, reference(x, w, n), `${name} ${rows}x${cols} n=${n}`);
-        for (const a of [w.data, x, out]) freeF32(a);
-      }
+function checkShapes(name: string, run: Variant): void {
+  const rng = createRng(1234);
+  for (const [rows, cols] of SHAPES) {
+    for (const n of ROWS_OF_X) {
+      const w = newMatrix(rows, cols, fillNormal(allocF32(rows * cols), rng));
+      const x = fillNormal(allocF32(n * cols), rng);
+      const out = allocF32(n * rows);
+      out.fill(NaN); // every entry must be written
+      run(out, x, w, n);
+      assertClose(out, reference(x, w, n), `${name} ${rows}x${cols} n=${n}`);
+      for (const a of [w.data, x, out]) freeF32(a);
     }
-  });
+  }
 }
+
+for (const [name, run] of variants) {
+  test(`matmul ${name} matches a float64 reference on awkward shapes`, () =>
+    checkShapes(name, run));
+}
+
+test('matmul threaded (a helper thread claims row chunks) matches the reference', async () => {
+  // minWork 0: split even the 1×1 product, so every shape goes through the helper protocol.
+  const helpers = await startKernelThreads({ helpers: 1, minWork: 0 });
+  try {
+    assert.equal(helpers, 1);
+    checkShapes('threaded', variants[1][1]);
+  } finally {
+    stopKernelThreads();
+  }
+});
 
 test('matmul on plain Float32Arrays runs the JS loop and agrees with the reference', () => {
   const rng = createRng(5);

@@ -28,7 +28,26 @@ export interface WasmKernels {
   exports: KernelExports;
 }
 
+/**
+ * Splits one matmul across kernel threads (threads.ts); arguments as matmul_f32's, whole rows.
+ * Returns false when the product is too small to be worth splitting.
+ */
+export type MatmulPool = (
+  out: number,
+  x: number,
+  w: number,
+  n: number,
+  rows: number,
+  cols: number,
+) => boolean;
+
 let cached: WasmKernels | null | undefined;
+let pool: MatmulPool | null = null;
+
+/** Routes large matmuls through `p` (threads.ts), or back to the calling thread (null). */
+export function setMatmulPool(p: MatmulPool | null): void {
+  pool = p;
+}
 
 /**
  * The kernels, or null where they cannot run: no shared arena, no wasm SIMD, or
@@ -56,7 +75,10 @@ export function matmulWasm(
   if (!k || !inArena(out) || !inArena(x) || !inArena(w)) return false;
   // The kernel writes raw memory: a short buffer would spill into its neighbours.
   if (out.length < n * rows || x.length < n * cols || w.length < rows * cols) return false;
-  k.exports.matmul_f32(out.byteOffset, x.byteOffset, w.byteOffset, n, rows, cols, 0, rows);
+  const o = out.byteOffset;
+  const xo = x.byteOffset;
+  const wo = w.byteOffset;
+  if (!pool?.(o, xo, wo, n, rows, cols)) k.exports.matmul_f32(o, xo, wo, n, rows, cols, 0, rows);
   return true;
 }
 
