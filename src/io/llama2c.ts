@@ -107,34 +107,10 @@ export function writeLlama2cCheckpoint(
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
-    throw err;
+    if (err instanceof LmdynError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new LmdynError('io', `${path}: cannot write the checkpoint (${code ?? String(err)})`);
   }
-}
-
-/**
- * Q8_0 as export.py's quantize_q80: per group, scale = max|w| / 127 and q = round(w / scale)
- * (torch.round: half to even), all in float32. A group of zeros gets scale 0 and q = 0.
- */
-export function quantizeQ80(
-  w: Float32Array,
-  groupSize: number,
-): { q: Int8Array; scales: Float32Array } {
-  const groups = w.length / groupSize;
-  const q = new Int8Array(w.length);
-  const scales = new Float32Array(groups);
-  for (let g = 0; g < groups; g++) {
-    const start = g * groupSize;
-    let wmax = 0;
-    for (let i = start; i < start + groupSize; i++) wmax = Math.max(wmax, Math.abs(w[i]!));
-    const scale = Math.fround(wmax / 127);
-    scales[g] = scale;
-    if (scale === 0) continue;
-    for (let i = start; i < start + groupSize; i++) {
-      const r = roundHalfEven(Math.fround(w[i]! / scale));
-      q[i] = Math.max(-127, Math.min(127, r));
-    }
-  }
-  return { q, scales };
 }
 
 /**
@@ -299,8 +275,11 @@ function readHeader(fd: number, fileSize: number, path: string): Header {
   };
 }
 
-/** The 7 int32 config fields of run.c's Config struct, starting at byte `at`. */
-function headerInts(head: Buffer, at: number) {
+/** run.c's Config struct (7 × int32) from byte `at`, but vocab_size, which the caller reads. */
+function headerInts(
+  head: Buffer,
+  at: number,
+): Pick<Header, 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'seqLen'> {
   return {
     dim: head.readInt32LE(at),
     hiddenDim: head.readInt32LE(at + 4),
@@ -372,49 +351,46 @@ function checkedShapes(h: Header, path: string): Shapes {
 
 /** The tensors of a checkpoint in file order (export.py's legacy/version1/version2_export). */
 function tensorPlan(version: Llama2cVersion, s: Shapes, shared: boolean): PlannedTensor[] {
-  const q = version === 2;
-  const perLayer = (
+  const q = version === 2; // version 2 quantizes every matrix, never the norms
+  const tensor = (
     kind: TensorKind,
+    count: number,
     rows: number,
     cols: number,
     quantized: boolean,
-  ): PlannedTensor[] => [{ kind, count: s.nLayers, rows, cols, quantized }];
-  const one = (
-    kind: TensorKind,
-    rows: number,
-    cols: number,
-    quantized: boolean,
-  ): PlannedTensor[] => [{ kind, count: 1, rows, cols, quantized }];
-  const embedding = one('tokenEmbedding', s.vocabSize, s.dim, q);
-  const attnNorm = perLayer('attnNorm', 1, s.dim, false);
-  const mlpNorm = perLayer('mlpNorm', 1, s.dim, false);
-  const finalNorm = one('finalNorm', 1, s.dim, false);
-  const matrices = [
-    ...perLayer('wq', s.nHeads * s.headDim, s.dim, q),
-    ...perLayer('wk', s.kvDim, s.dim, q),
-    ...perLayer('wv', s.kvDim, s.dim, q),
-    ...perLayer('wo', s.dim, s.nHeads * s.headDim, q),
+  ) => ({ kind, count, rows, cols, quantized }) satisfies PlannedTensor;
+  const L = s.nLayers;
+  const qDim = s.nHeads * s.headDim;
+  const embedding = tensor('tokenEmbedding', 1, s.vocabSize, s.dim, q);
+  const attnNorm = tensor('attnNorm', L, 1, s.dim, false);
+  const mlpNorm = tensor('mlpNorm', L, 1, s.dim, false);
+  const finalNorm = tensor('finalNorm', 1, 1, s.dim, false);
+  const attention = [
+    tensor('wq', L, qDim, s.dim, q),
+    tensor('wk', L, s.kvDim, s.dim, q),
+    tensor('wv', L, s.kvDim, s.dim, q),
+    tensor('wo', L, s.dim, qDim, q),
   ];
   const ffn = [
-    ...perLayer('wGate', s.hiddenDim, s.dim, q), // w1
-    ...perLayer('wDown', s.dim, s.hiddenDim, q), // w2
-    ...perLayer('wUp', s.hiddenDim, s.dim, q), // w3
+    tensor('wGate', L, s.hiddenDim, s.dim, q), // w1
+    tensor('wDown', L, s.dim, s.hiddenDim, q), // w2
+    tensor('wUp', L, s.hiddenDim, s.dim, q), // w3
   ];
-  const classifier = shared ? [] : one('unembedding', s.vocabSize, s.dim, q);
+  const classifier = shared ? [] : [tensor('unembedding', 1, s.vocabSize, s.dim, q)];
   if (version === 0) {
     return [
-      ...embedding,
-      ...attnNorm,
-      ...matrices,
-      ...mlpNorm,
+      embedding,
+      attnNorm,
+      ...attention,
+      mlpNorm,
       ...ffn,
-      ...finalNorm,
-      ...one('freqCisReal', s.seqLen, s.headDim / 2, false),
-      ...one('freqCisImag', s.seqLen, s.headDim / 2, false),
+      finalNorm,
+      tensor('freqCisReal', 1, s.seqLen, s.headDim / 2, false),
+      tensor('freqCisImag', 1, s.seqLen, s.headDim / 2, false),
       ...classifier,
     ];
   }
-  return [...attnNorm, ...mlpNorm, ...finalNorm, ...embedding, ...matrices, ...ffn, ...classifier];
+  return [attnNorm, mlpNorm, finalNorm, embedding, ...attention, ...ffn, ...classifier];
 }
 
 /** Bytes the planned tensors occupy: 4 per f32; Q8_0 is 1 per value plus 4 per group. */
@@ -545,25 +521,28 @@ function llama2cConfig(s: Shapes, shared: boolean): ModelConfig {
 
 /** The shapes of a model llama2.c can represent exactly; anything else is `unsupported`. */
 function writableShapes(c: ModelConfig, w: ModelWeights): Shapes {
-  const why: string[] = [];
-  if (c.architecture !== 'llama') why.push(`architecture ${c.architecture}`);
-  if (c.norm !== 'rmsnorm' || c.normEps !== 1e-5)
-    why.push(`${c.norm} eps ${c.normEps} (needs rmsnorm 1e-5)`);
-  if (c.mlp !== 'swiglu') why.push(`mlp ${c.mlp}`);
-  if (c.positional !== 'rope' || c.ropeTheta !== 10000 || c.ropeDim !== c.headDim) {
-    why.push(
-      `positions ${c.positional} theta ${c.ropeTheta} dims ${c.ropeDim} (needs full RoPE, theta 10000)`,
-    );
-  }
-  if (c.headDim * c.nHeads !== c.dim)
-    why.push(`headDim ${c.headDim} × nHeads ${c.nHeads} ≠ dim ${c.dim}`);
   const hasBias = w.layers.some(
     (l) => l.bq || l.bk || l.bv || l.bo || l.bUp || l.bDown || l.attnNormBias,
   );
-  if (hasBias || w.finalNormBias || w.unembeddingBias || w.positionEmbedding)
-    why.push('biases or learned positions');
-  if (c.tiedEmbeddings !== (w.unembedding === w.tokenEmbedding))
-    why.push('tiedEmbeddings disagrees with the weights');
+  const unrepresentable: [boolean, string][] = [
+    [c.architecture !== 'llama', `architecture ${c.architecture}`],
+    [c.norm !== 'rmsnorm' || c.normEps !== 1e-5, `${c.norm} eps ${c.normEps} (needs rmsnorm 1e-5)`],
+    [c.mlp !== 'swiglu', `mlp ${c.mlp}`],
+    [
+      c.positional !== 'rope' || c.ropeTheta !== 10000 || c.ropeDim !== c.headDim,
+      `${c.positional} theta ${c.ropeTheta} over ${c.ropeDim} dims (needs RoPE, theta 10000, all dims)`,
+    ],
+    [c.headDim * c.nHeads !== c.dim, `headDim ${c.headDim} × nHeads ${c.nHeads} ≠ dim ${c.dim}`],
+    [
+      hasBias || !!w.finalNormBias || !!w.unembeddingBias || !!w.positionEmbedding,
+      'biases or learned positions',
+    ],
+    [
+      c.tiedEmbeddings !== (w.unembedding === w.tokenEmbedding),
+      'tiedEmbeddings disagrees with the weights',
+    ],
+  ];
+  const why = unrepresentable.filter(([bad]) => bad).map(([, reason]) => reason);
   if (why.length > 0) {
     throw new LmdynError(
       'unsupported',
@@ -691,6 +670,29 @@ function freqCis(headDim: number, seqLen: number, real: boolean): Float32Array {
     }
   }
   return out;
+}
+
+/**
+ * Q8_0 as export.py's quantize_q80: per group, scale = max|w| / 127 and q = round(w / scale)
+ * (torch.round: half to even), all in float32. A group of zeros gets scale 0 and q = 0.
+ */
+function quantizeQ80(w: Float32Array, groupSize: number): { q: Int8Array; scales: Float32Array } {
+  const groups = w.length / groupSize;
+  const q = new Int8Array(w.length);
+  const scales = new Float32Array(groups);
+  for (let g = 0; g < groups; g++) {
+    const start = g * groupSize;
+    let wmax = 0;
+    for (let i = start; i < start + groupSize; i++) wmax = Math.max(wmax, Math.abs(w[i]!));
+    const scale = Math.fround(wmax / 127);
+    scales[g] = scale;
+    if (scale === 0) continue;
+    for (let i = start; i < start + groupSize; i++) {
+      const r = roundHalfEven(Math.fround(w[i]! / scale));
+      q[i] = Math.max(-127, Math.min(127, r));
+    }
+  }
+  return { q, scales };
 }
 
 function roundHalfEven(x: number): number {

@@ -195,6 +195,31 @@ test('writer: an unshared classifier round-trips through v0 (negative vocab) and
   );
 });
 
+test('writer: models llama2.c cannot represent are refused, and a bad path is an io error', () => {
+  const m = loadLlama2cCheckpoint(BIN);
+  const out = join(tmp, 'refused.bin');
+  // run.c hard-codes RoPE theta 10000 and RMSNorm eps 1e-5 (its rmsnorm and RoPE loops)
+  for (const config of [
+    { ...m.config, ropeTheta: 500000 },
+    { ...m.config, normEps: 1e-6 },
+    { ...m.config, tiedEmbeddings: false },
+  ]) {
+    expectError(
+      'unsupported',
+      () => writeLlama2cCheckpoint(out, config, m.weights, { version: 1 }),
+      JSON.stringify(config),
+    );
+  }
+  expectError(
+    'io',
+    () =>
+      writeLlama2cCheckpoint(join(tmp, 'no-such-dir', 'x.bin'), m.config, m.weights, {
+        version: 1,
+      }),
+    'missing folder',
+  );
+});
+
 test('corrupt checkpoints: truncation, extra bytes, wrong magic and nonsense headers are LmdynErrors', () => {
   const full = readFileSync(BIN);
   const cut = join(tmp, 'cut.bin');
