@@ -213,6 +213,7 @@ class Cursor {
     return this.fileSize - this.pos;
   }
 
+  // Each read calls take() first: it may replace the window that `this.window` then reads.
   u8(): number {
     const at = this.take(1);
     return this.window.readUInt8(at);
@@ -462,9 +463,14 @@ function tensorInfo(
   const typeName = GGML_TYPE_NAMES[t.type] ?? `type ${t.type}`;
   const elements = t.dims.reduce((a, b) => a * b, 1);
   check(
-    t.relative < BigInt(fileSize) && Number.isSafeInteger(elements),
+    Number.isSafeInteger(elements),
     'bad_format',
-    `${path}: tensor ${t.name} [${t.dims.join(', ')}] at data offset ${t.relative} cannot fit in the file`,
+    `${path}: tensor ${t.name} has impossible dimensions [${t.dims.join(', ')}]`,
+  );
+  check(
+    t.relative < BigInt(fileSize),
+    'truncated',
+    `${path}: tensor ${t.name} starts at data offset ${t.relative}, past the end of the file (${fileSize} bytes)`,
   );
   const offset = dataOffset + Number(t.relative);
   check(
@@ -528,7 +534,7 @@ function readTensor(fd: number, path: string, t: GgufTensorInfo): Float32Array {
       return out;
     }
     case GGML_Q8_0: {
-      const raw = Buffer.alloc(t.bytes!);
+      const raw = Buffer.allocUnsafe(t.bytes!); // every byte is overwritten by the read
       readExactly(fd, raw, t.offset, path);
       const q = new Int8Array(raw.buffer, raw.byteOffset, raw.length);
       const table = halfTable();
