@@ -16,7 +16,7 @@ import { newMatrix } from '../model/types.js';
 import { allocF32 } from '../tensor/memory.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../tokenizer/types.js';
-import { openForReading, readExactly, readF32 } from './llama2c.js';
+import { MAX_SEQ_LEN, openForReading, readExactly, readF32 } from './llama2c.js';
 import type { LoadedModel } from './types.js';
 
 export type GgufValue =
@@ -638,6 +638,12 @@ function llamaConfig(
     'bad_format',
     `${path}: rope.dimension_count ${ropeDim} must be even and at most the head size ${headDim}`,
   );
+  const seqLen = int('llama.context_length');
+  check(
+    seqLen <= MAX_SEQ_LEN,
+    'bad_format',
+    `${path}: context_length ${seqLen} is beyond any real model`,
+  );
   const embedding = tensors.get('token_embd.weight');
   check(embedding, 'bad_format', `${path}: tensor token_embd.weight is missing`);
   const vocabSize = embedding.dims[1] ?? 0;
@@ -656,7 +662,7 @@ function llamaConfig(
     nKvHeads,
     headDim,
     vocabSize,
-    seqLen: int('llama.context_length'),
+    seqLen,
     norm: 'rmsnorm',
     normEps: float('llama.attention.layer_norm_rms_epsilon'),
     mlp: 'swiglu',

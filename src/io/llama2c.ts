@@ -139,6 +139,12 @@ export function readF32(fd: number, position: number, n: number, path: string): 
   return out;
 }
 
+/**
+ * Longest context accepted from a file (2^24, beyond any released model): a KV cache is sized
+ * by it, so a corrupt header must not be able to ask for more. Shared with the GGUF reader.
+ */
+export const MAX_SEQ_LEN = 1 << 24;
+
 /** Opens a model file read-only, turning a missing file into `not_found`. */
 export function openForReading(path: string): number {
   if (endianness() !== 'LE') {
@@ -160,8 +166,6 @@ const MAGIC = 0x616b3432; // "ak42"
 const VERSIONED_HEADER_BYTES = 256;
 const LEGACY_HEADER_BYTES = 28;
 const READ_CHUNK = 1 << 30;
-/** Longest context accepted from a header; bounds what a forward pass would allocate. */
-const MAX_SEQ_LEN = 1 << 24;
 
 interface Header {
   version: Llama2cVersion;
