@@ -45,6 +45,7 @@ export class SentencePieceTokenizer implements Tokenizer {
   private readonly byteOf: Int16Array;
   private readonly utf8 = new TextEncoder();
   private readonly text = new TextDecoder();
+  private readonly bytesCache: (Uint8Array | undefined)[] = [];
 
   constructor(kind: 'llama2c' | 'gguf', vocab: SentencePieceVocabulary) {
     const n = vocab.pieces.length;
@@ -64,44 +65,64 @@ export class SentencePieceTokenizer implements Tokenizer {
     });
     const control = new Set(vocab.controlIds);
     vocab.pieces.forEach((piece, id) => {
-      // The first of duplicate pieces wins, as with run.c's sorted lookup of distinct pieces.
-      if (this.byteOf[id] === -1 && !control.has(id) && !this.lookup.has(piece))
+      // Real vocabularies have no duplicate pieces; should one appear, its first id wins.
+      if (this.byteOf[id] === -1 && !control.has(id) && !this.lookup.has(piece)) {
         this.lookup.set(piece, id);
+      }
     });
   }
 
   encode(text: string, options: { bos?: boolean; eos?: boolean } = {}): number[] {
     const ids: number[] = [];
     if ((options.bos ?? true) && this.bosId !== null) ids.push(this.bosId);
-    if (text.length > 0)
-      ids.push(...this.mergePieces(this.vocab.addDummyPrefix ? ` ${text}` : text));
+    if (text.length > 0) {
+      // a loop, not push(...): long texts would exceed the engine's argument limit
+      for (const id of this.mergePieces(this.vocab.addDummyPrefix ? ` ${text}` : text))
+        ids.push(id);
+    }
     if (options.eos && this.eosId !== null) ids.push(this.eosId);
     return ids;
   }
 
   decode(ids: readonly number[]): string {
-    const bytes: number[] = [];
+    const parts: Uint8Array[] = [];
+    let length = 0;
     let prev = -1;
     for (const id of ids) {
       this.checkId(id);
       if (id !== this.bosId && id !== this.eosId) {
-        const byte = this.byteOf[id]!;
-        if (byte >= 0) {
-          bytes.push(byte);
-        } else {
-          let piece = this.vocab.pieces[id]!;
-          if (prev === this.bosId && piece.startsWith(' ')) piece = piece.slice(1);
-          for (const b of this.utf8.encode(piece)) bytes.push(b);
+        let bytes = this.pieceBytes(id);
+        if (prev === this.bosId && bytes[0] === SPACE && this.byteOf[id] === -1) {
+          bytes = bytes.subarray(1);
         }
+        parts.push(bytes);
+        length += bytes.length;
       }
       prev = id;
     }
-    return this.text.decode(Uint8Array.from(bytes));
+    const all = new Uint8Array(length);
+    let at = 0;
+    for (const p of parts) {
+      all.set(p, at);
+      at += p.length;
+    }
+    return this.text.decode(all);
   }
 
   tokenText(id: number): string {
     this.checkId(id);
     return this.vocab.pieces[id]!;
+  }
+
+  /** The bytes a piece stands for: its UTF-8, or the raw byte of `<0xXX>`; cached. */
+  private pieceBytes(id: number): Uint8Array {
+    let bytes = this.bytesCache[id];
+    if (!bytes) {
+      const byte = this.byteOf[id]!;
+      bytes = byte >= 0 ? Uint8Array.of(byte) : this.utf8.encode(this.vocab.pieces[id]!);
+      this.bytesCache[id] = bytes;
+    }
+    return bytes;
   }
 
   private checkId(id: number): void {
@@ -173,6 +194,8 @@ export class SentencePieceTokenizer implements Tokenizer {
     );
   }
 }
+
+const SPACE = 0x20;
 
 /** A candidate merge of the adjacent symbols `left`, `right` into piece `merged`. */
 interface Pair {
