@@ -7,7 +7,9 @@
  * is a piece becomes that piece, any other codepoint falls back to its bytes' `<0xXX>` pieces;
  * then, repeatedly, the adjacent pair whose concatenation is a piece with the highest score is
  * merged (ties: the leftmost pair, as run.c's strict `>` scan). A heap replaces run.c's
- * quadratic rescan; it picks the same pair at every step.
+ * quadratic rescan; it picks the same pair at every step. Control pieces (<unk>, <s>, </s>) and
+ * byte pieces are never produced by matching text, as in SentencePiece; run.c's lookup would
+ * allow it, but only through intermediate pieces ("<0x4", "<s") that no real vocabulary has.
  *
  * decode: BOS/EOS are dropped; a piece right after BOS loses its leading space (run.c, from
  * SentencePiece's decoder); `<0xXX>` pieces are raw bytes; the bytes of the whole sequence are
