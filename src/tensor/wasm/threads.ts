@@ -31,8 +31,7 @@ const CONTROL_INTS = 16;
 
 /**
  * A helper's whole program (run with eval so it needs no file of its own, under tsx, from dist
- * or bundled). It spins for up to `spinMs` after each job before sleeping in Atomics.wait: a
- * forward pass issues its next matmul within microseconds, and a wake-up costs tens of them.
+ * or bundled). After each job it spins for up to `spinMs`, then sleeps in Atomics.wait.
  */
 const HELPER_SOURCE = `
 const { workerData } = require('node:worker_threads');
@@ -105,11 +104,12 @@ export interface KernelThreadOptions {
 }
 
 /**
- * How long an idle helper spins before sleeping. Long enough to bridge the gap between the
- * matmuls of one layer (q, k, v; gate, up), short enough not to hold a core through attention
- * and sampling when other processes want it.
+ * How long an idle helper spins before sleeping. 0 by default: measured on the shared 2-core
+ * machine, a helper that sleeps at once and joins each matmul after its wake-up (~20–50 µs) never
+ * slowed generation, while a spinning one halved it whenever other processes wanted the cores.
+ * On a dedicated machine a short spin (0.05–0.2 ms) can help small matrices.
  */
-export const DEFAULT_SPIN_MS = 0.2;
+export const DEFAULT_SPIN_MS = 0;
 
 /** Default work threshold (n·rows·cols); measured with bench/run.ts on a 2-core machine. */
 export const DEFAULT_MIN_WORK = 1 << 16;
