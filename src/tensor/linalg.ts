@@ -86,7 +86,12 @@ export interface TopSvdOptions {
  * projected matrix B = QᵀA gets a full SVD. Only block products with A and Aᵀ are used.
  * The products run in fp32 (the matmul kernel), orthonormalisation and the small SVD in float64.
  */
-export function topSvd(op: LinearOperator, k: number, seed: number, options: TopSvdOptions = {}): Svd {
+export function topSvd(
+  op: LinearOperator,
+  k: number,
+  seed: number,
+  options: TopSvdOptions = {},
+): Svd {
   const { rows, cols } = op;
   const kk = Math.min(k, rows, cols);
   const l = Math.min(rows, cols, kk + (options.oversample ?? Math.max(10, kk)));
@@ -99,7 +104,7 @@ export function topSvd(op: LinearOperator, k: number, seed: number, options: Top
     for (let i = 0; i < z.length; i++) z[i] = rng.normal();
     let q: Float64Array = new Float64Array(0);
     let b: Float64Array = new Float64Array(0);
-    let previous = new Float64Array(kk).fill(NaN);
+    const previous = new Float64Array(kk).fill(NaN);
     for (let it = 0; it < maxIter; it++) {
       op.apply(z, l, y); // Y = A Z
       q = orthonormaliseRows(Float64Array.from(y), l, rows);
@@ -143,7 +148,11 @@ export function topSvd(op: LinearOperator, k: number, seed: number, options: Top
  * The operator of an explicit [rows, cols] fp32 matrix, with its products on the matmul kernel
  * (a transposed copy serves Aᵀ). Call `free` when done.
  */
-export function matrixOperator(a: Float32Array, rows: number, cols: number): LinearOperator & { free(): void } {
+export function matrixOperator(
+  a: Float32Array,
+  rows: number,
+  cols: number,
+): LinearOperator & { free(): void } {
   const w = allocF32(rows * cols);
   w.set(a);
   const wt = allocF32(rows * cols);
@@ -317,7 +326,14 @@ function jacobiOrthogonaliseRows(
 }
 
 /** (row_p, row_q) ← (c·row_p − s·row_q, s·row_p + c·row_q). */
-function rotateRows(a: Float64Array, p: number, q: number, len: number, c: number, s: number): void {
+function rotateRows(
+  a: Float64Array,
+  p: number,
+  q: number,
+  len: number,
+  c: number,
+  s: number,
+): void {
   for (let i = 0; i < len; i++) {
     const x = a[p + i];
     const y = a[q + i];
@@ -384,7 +400,13 @@ function gramRows(a: Float64Array, rows: number, len: number): Float64Array {
   return g;
 }
 
-function dot(a: ArrayLike<number>, ao: number, b: ArrayLike<number>, bo: number, len: number): number {
+function dot(
+  a: ArrayLike<number>,
+  ao: number,
+  b: ArrayLike<number>,
+  bo: number,
+  len: number,
+): number {
   let s0 = 0;
   let s1 = 0;
   let i = 0;

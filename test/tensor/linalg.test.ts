@@ -66,7 +66,10 @@ test('svd: U S Vᵀ reconstructs square, tall and wide matrices, with orthonorma
 test('svd: closed forms — a diagonal, a rank-1 outer product, a rotation', () => {
   // diag(3, −1, 2): s = (3, 2, 1), vectors ±e_i with u_i·v_i carrying the sign of the entry
   const diag = svd([3, 0, 0, 0, -1, 0, 0, 0, 2], 3, 3);
-  assert.deepEqual(Array.from(diag.s, (x) => Math.round(x * 1e12) / 1e12), [3, 2, 1]);
+  assert.deepEqual(
+    Array.from(diag.s, (x) => Math.round(x * 1e12) / 1e12),
+    [3, 2, 1],
+  );
   const axis = [0, 2, 1];
   const sign = [1, 1, -1];
   for (let k = 0; k < 3; k++) {
@@ -88,7 +91,9 @@ test('svd: closed forms — a diagonal, a rank-1 outer product, a rotation', () 
   const th = 0.7;
   const rot = svd([Math.cos(th), -Math.sin(th), Math.sin(th), Math.cos(th)], 2, 2);
   assert.ok(Math.abs(rot.s[0] - 1) < 1e-12 && Math.abs(rot.s[1] - 1) < 1e-12);
-  assert.ok(reconstructionError([Math.cos(th), -Math.sin(th), Math.sin(th), Math.cos(th)], rot) < 1e-12);
+  assert.ok(
+    reconstructionError([Math.cos(th), -Math.sin(th), Math.sin(th), Math.cos(th)], rot) < 1e-12,
+  );
 });
 
 test('svd: singular values agree with numpy.linalg.svd (skipped without python3 + numpy)', (t) => {
@@ -96,14 +101,19 @@ test('svd: singular values agree with numpy.linalg.svd (skipped without python3 
   const n = 5;
   const a = randomMatrix(m, n, 11);
   const script = `import json,sys,numpy as np\na=np.array(json.loads(sys.stdin.read())).reshape(${m},${n})\nprint(json.dumps(np.linalg.svd(a,compute_uv=False).tolist()))`;
-  const r = spawnSync('python3', ['-c', script], { input: JSON.stringify(Array.from(a)), encoding: 'utf8' });
+  const r = spawnSync('python3', ['-c', script], {
+    input: JSON.stringify(Array.from(a)),
+    encoding: 'utf8',
+  });
   if (r.status !== 0) {
     t.skip('python3 with numpy is not available');
     return;
   }
   const ref = JSON.parse(r.stdout) as number[];
   const f = svd(a, m, n);
-  ref.forEach((s, i) => assert.ok(Math.abs(f.s[i] - s) < 1e-12 * ref[0], `s_${i}: ${f.s[i]} vs numpy ${s}`));
+  ref.forEach((s, i) =>
+    assert.ok(Math.abs(f.s[i] - s) < 1e-12 * ref[0], `s_${i}: ${f.s[i]} vs numpy ${s}`),
+  );
 });
 
 test('topSvd: the top 10 of a 120×100 matrix with a known spectrum match the full SVD', () => {
@@ -128,13 +138,19 @@ test('topSvd: the top 10 of a 120×100 matrix with a known spectrum match the fu
   const full = svd(a, m, n);
   assert.equal(top.k, 10);
   for (let i = 0; i < 10; i++) {
-    assert.ok(Math.abs(top.s[i] - spectrum[i]) < 1e-5 * spectrum[0], `s_${i}: ${top.s[i]} vs ${spectrum[i]}`);
+    assert.ok(
+      Math.abs(top.s[i] - spectrum[i]) < 1e-5 * spectrum[0],
+      `s_${i}: ${top.s[i]} vs ${spectrum[i]}`,
+    );
     assert.ok(Math.abs(top.s[i] - full.s[i]) < 1e-5 * spectrum[0]);
     let cu = 0;
     let cv = 0;
     for (let j = 0; j < m; j++) cu += top.u[i * m + j] * full.u[i * m + j];
     for (let j = 0; j < n; j++) cv += top.v[i * n + j] * full.v[i * n + j];
-    assert.ok(Math.abs(Math.abs(cu) - 1) < 1e-4 && Math.abs(Math.abs(cv) - 1) < 1e-4, `vector ${i}: |cos| ${cu}, ${cv}`);
+    assert.ok(
+      Math.abs(Math.abs(cu) - 1) < 1e-4 && Math.abs(Math.abs(cv) - 1) < 1e-4,
+      `vector ${i}: |cos| ${cu}, ${cv}`,
+    );
   }
   assert.ok(orthonormalityError(top.u, 10, m) < 1e-6);
   assert.ok(orthonormalityError(top.v, 10, n) < 1e-6);
@@ -157,7 +173,8 @@ test('symEig: closed form of [[2,1],[1,2]] and A v = λ v on a random symmetric 
   const n = 12;
   const b = randomMatrix(n, n, 5);
   const a = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) a[i * n + j] = b[i * n + j] + b[j * n + i];
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) a[i * n + j] = b[i * n + j] + b[j * n + i];
   const e = symEig(a, n);
   for (let k = 0; k < n; k++) {
     for (let i = 0; i < n; i++) {
