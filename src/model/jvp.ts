@@ -1,0 +1,477 @@
+/**
+ * Exact block Jacobians by forward-mode tangents (papers.md §5.2).
+ *
+ * Block l maps the residual stream X^{l−1} [n, d] to X^l = X^{l−1} + f^l(X^{l−1}). At a query
+ * position T, with the inputs of all other positions held fixed, a tangent of the input
+ * x^{l−1}_T — or of x^{l−1}_{t1}, t1 < T, for the cross-token Jacobian — is pushed through the
+ * same ops as forward.ts, in the same order; each op's tangent rule is written beside its
+ * forward rule. m tangent directions travel together as the rows of a matrix [m, d], so every
+ * linear map is one matmul with m rows. Seeding with the identity (m = d) gives a whole
+ * Jacobian: row i of the output tangent is J·e_i, column i of J.
+ *
+ * Every Jacobian returned here is a Float32Array [d, d], row = output coordinate, column =
+ * input coordinate (the tangents are fp32, like the forward pass; the attention weights and
+ * norm statistics of the primal point are kept in float64).
+ */
+import { newMatrix, type LayerWeights, type ModelConfig } from './types.js';
+import type { Transformer } from './forward.js';
+import { allocF32, freeF32 } from '../tensor/memory.js';
+import { addBias, matmul, rope, softmax } from '../tensor/ops.js';
+
+/** The inputs of every block at every position, from one forward pass. */
+export interface BlockStates {
+  ids: number[];
+  n: number; // positions
+  /**
+   * resid[l] = X^l [n, d] for l = 0..L: resid[0] = blocks.0.hook_resid_pre (token embedding,
+   * plus learned positions for GPT-2: HF's hidden_states[0]); resid[l] = blocks.{l−1}.hook_resid_post
+   * (before the final norm).
+   */
+  resid: Float32Array[];
+  keys: Float32Array[]; // [L] → [n, nKvHeads·headDim], after RoPE (the KV cache)
+  values: Float32Array[]; // [L] → [n, nKvHeads·headDim]
+}
+
+/** Runs the model once over `ids` and keeps what the tangents need: every X^l and every K, V. */
+export function recordBlockStates(tf: Transformer, ids: readonly number[]): BlockStates {
+  const { dim, nLayers } = tf.config;
+  const n = ids.length;
+  const resid = Array.from({ length: nLayers + 1 }, () => new Float32Array(n * dim));
+  const kv = tf.newCache(1, Math.max(1, n));
+  tf.forward(kv, [{ seq: 0, tokens: ids }], {
+    logits: 'none',
+    hooks: [
+      {
+        filter: (name) => name === 'blocks.0.hook_resid_pre' || name.endsWith('.hook_resid_post'),
+        fn: (act, ctx) => {
+          const l = ctx.name === 'blocks.0.hook_resid_pre' ? 0 : (ctx.layer as number) + 1;
+          ctx.rows.forEach((r, i) =>
+            resid[l].set(act.subarray(i * dim, (i + 1) * dim), r.pos * dim),
+          );
+        },
+      },
+    ],
+  });
+  return { ids: [...ids], n, resid, keys: kv.k[0], values: kv.v[0] };
+}
+
+/** J^l = ∂x^l_T/∂x^{l−1}_T − I = ∂f^l(X)_T/∂x^{l−1}_T for every block l at position T: [L] → [d, d]. */
+export function blockJacobians(tf: Transformer, states: BlockStates, pos: number): Float32Array[] {
+  const d = tf.config.dim;
+  const eye = identity(d);
+  const ws = createWorkspace(tf.config, d, pos + 1);
+  try {
+    return tf.weights.layers.map((_, l) =>
+      transposeSquare(blockJvp(tf, states, l, pos, pos, eye, d, ws), d),
+    );
+  } finally {
+    freeWorkspace(ws);
+    freeF32(eye);
+  }
+}
+
+/**
+ * The cross-token Jacobians J^l_{t1,T} = ∂f^l(X)_T/∂x^{l−1}_{t1} of block l for each t1 in
+ * `froms` (t1 ≤ T; nothing subtracted, so t1 = T gives J^l itself): [froms.length] → [d, d].
+ */
+export function crossTokenJacobians(
+  tf: Transformer,
+  states: BlockStates,
+  layer: number,
+  froms: readonly number[],
+  pos: number,
+): Float32Array[] {
+  const d = tf.config.dim;
+  const eye = identity(d);
+  const ws = createWorkspace(tf.config, d, pos + 1);
+  try {
+    return froms.map((from) =>
+      transposeSquare(blockJvp(tf, states, layer, pos, from, eye, d, ws), d),
+    );
+  } finally {
+    freeWorkspace(ws);
+    freeF32(eye);
+  }
+}
+
+/** ∂ ln_final(x^L_T)/∂x^L_T (the final norm as a "block"; nothing subtracted): [d, d]. */
+export function finalNormJacobian(tf: Transformer, states: BlockStates, pos: number): Float32Array {
+  const c = tf.config;
+  const d = c.dim;
+  const eye = identity(d);
+  const out = allocF32(d * d);
+  try {
+    const x = states.resid[c.nLayers].subarray(pos * d, (pos + 1) * d);
+    normJvp(out, eye, x, tf.weights.finalNorm, d, c);
+    return transposeSquare(out, d);
+  } finally {
+    freeF32(eye);
+    freeF32(out);
+  }
+}
+
+/** Scratch tangents for up to `m` directions and `kLen` attended positions; free with freeWorkspace. */
+export interface Workspace {
+  m: number;
+  kLen: number;
+  xn: Float32Array; // [m, d]      normalised-input tangent (both norms)
+  q: Float32Array; // [m, qDim]
+  k: Float32Array; // [m, kvDim]
+  v: Float32Array; // [m, kvDim]
+  z: Float32Array; // [m, qDim]    attention output tangent, per head
+  attn: Float32Array; // [m, d]    ȯ: attention branch tangent
+  mid: Float32Array; // [m, d]     ẋ_mid
+  h: Float32Array; // [m, hidden]  gate / fc pre-activation tangent
+  u: Float32Array; // [m, hidden]  up tangent (SwiGLU)
+  out: Float32Array; // [m, d]     ḟ: the block's tangent (attention + MLP branches)
+  qh: Float32Array; // [m, hd]     one head's q̇
+  scores: Float32Array; // [m, kLen] one head's ṡ, then ȧ
+  zh: Float32Array; // [m, hd]     one head's Σ_t ȧ_t v_t
+  kh: Float32Array; // [kLen, hd]  one head's keys
+  vht: Float32Array; // [hd, kLen] one head's values, transposed
+}
+
+export function createWorkspace(c: ModelConfig, m: number, kLen: number): Workspace {
+  const qDim = c.nHeads * c.headDim;
+  const kvDim = c.nKvHeads * c.headDim;
+  return {
+    m,
+    kLen,
+    xn: allocF32(m * c.dim),
+    q: allocF32(m * qDim),
+    k: allocF32(m * kvDim),
+    v: allocF32(m * kvDim),
+    z: allocF32(m * qDim),
+    attn: allocF32(m * c.dim),
+    mid: allocF32(m * c.dim),
+    h: allocF32(m * c.hiddenDim),
+    u: allocF32(m * c.hiddenDim),
+    out: allocF32(m * c.dim),
+    qh: allocF32(m * c.headDim),
+    scores: allocF32(m * kLen),
+    zh: allocF32(m * c.headDim),
+    kh: allocF32(kLen * c.headDim),
+    vht: allocF32(kLen * c.headDim),
+  };
+}
+
+export function freeWorkspace(ws: Workspace): void {
+  const buffers = [
+    ws.xn,
+    ws.q,
+    ws.k,
+    ws.v,
+    ws.z,
+    ws.attn,
+    ws.mid,
+    ws.h,
+    ws.u,
+    ws.out,
+    ws.qh,
+    ws.scores,
+    ws.zh,
+    ws.kh,
+    ws.vht,
+  ];
+  for (const b of buffers) freeF32(b);
+}
+
+/**
+ * The block's Jacobian–vector products: ḟ [m, d] with row r = ∂f^l(X)_pos/∂x^{l−1}_from · ẋ_r,
+ * xDot: [m, d]. `from` = `pos` differentiates through the query position itself (its query,
+ * key, value and residual), `from` < `pos` through that position's key and value only.
+ * The result is `ws.out` (overwritten by the next call).
+ */
+export function blockJvp(
+  tf: Transformer,
+  states: BlockStates,
+  layer: number,
+  pos: number,
+  from: number,
+  xDot: Float32Array,
+  m: number,
+  ws: Workspace,
+): Float32Array {
+  const c = tf.config;
+  const lw = tf.weights.layers[layer];
+  if (m > ws.m || pos + 1 > ws.kLen) throw new Error('blockJvp: workspace too small');
+  if (!(from >= 0 && from <= pos && pos < states.n))
+    throw new Error(`blockJvp: bad positions ${from} → ${pos}`);
+  const { dim: d, nHeads, nKvHeads, headDim, hiddenDim: hd } = c;
+  const qDim = nHeads * headDim;
+  const kvDim = nKvHeads * headDim;
+  const own = from === pos;
+  const xIn = states.resid[layer];
+  const p = blockPoint(tf, states, layer, pos);
+
+  // ---- attention ------------------------------------------------------------------------
+  // forward: xb = norm(x_s)                  tangent: ṅ = norm′(x_s)·ẋ                 ṅ: [m, d]
+  normJvp(ws.xn, xDot, xIn.subarray(from * d, (from + 1) * d), lw.attnNorm, m, c);
+  // forward: q = xb·Wqᵀ + bq                 tangent: q̇ = ṅ·Wqᵀ (q_T moves only with x_T)  [m, qDim]
+  // forward: k = xb·Wkᵀ + bk, v = xb·Wvᵀ + bv tangent: k̇_s = ṅ·Wkᵀ, v̇_s = ṅ·Wvᵀ       [m, kvDim]
+  if (own) matmul(ws.q, ws.xn, lw.wq, m);
+  matmul(ws.k, ws.xn, lw.wk, m);
+  matmul(ws.v, ws.xn, lw.wv, m);
+  // forward: rope(q, T), rope(k, s)          tangent: the same rotations (RoPE is linear)
+  if (c.positional === 'rope') {
+    for (let r = 0; r < m; r++) {
+      if (own) rope(ws.q, r * qDim, nHeads, headDim, c.ropeDim, pos, c.ropeTheta);
+      rope(ws.k, r * kvDim, nKvHeads, headDim, c.ropeDim, from, c.ropeTheta);
+    }
+  }
+  // forward: s_t = q·k_t/√hd (t ≤ T), a = softmax(s), z = Σ_t a_t v_t        per head
+  // tangent: ṡ_t = q̇·k_t/√hd, plus q·k̇_s/√hd at t = s
+  //          ȧ_t = a_t (ṡ_t − Σ_u a_u ṡ_u)
+  //          ż = Σ_t ȧ_t v_t + a_s v̇_s                                     ż: [m, qDim]
+  attentionJvp(ws, p, states.keys[layer], states.values[layer], c, pos, from, own, m);
+  // forward: o = z·Woᵀ + bo                  tangent: ȯ = ż·Woᵀ                        [m, d]
+  matmul(ws.attn, ws.z, lw.wo, m);
+  // forward: x_mid = x_T + o                 tangent: ẋ_mid = ẋ_T + ȯ  (ẋ_T = 0 when s < T)
+  for (let i = 0; i < m * d; i++) ws.mid[i] = (own ? xDot[i] : 0) + ws.attn[i];
+
+  // ---- MLP --------------------------------------------------------------------------------
+  // forward: xb = norm(x_mid)                tangent: ṅ = norm′(x_mid)·ẋ_mid           [m, d]
+  normJvp(ws.xn, ws.mid, p.mid, lw.mlpNorm, m, c);
+  if (lw.wGate) {
+    // forward: h = xb·W1ᵀ, u = xb·W3ᵀ        tangent: ḣ = ṅ·W1ᵀ, u̇ = ṅ·W3ᵀ          [m, hidden]
+    matmul(ws.h, ws.xn, lw.wGate, m);
+    matmul(ws.u, ws.xn, lw.wUp, m);
+    // forward: g = silu(h)·u, silu(h) = h·σ(h)
+    // tangent: ġ = silu′(h)·ḣ·u + silu(h)·u̇,  silu′(h) = σ(h)·(1 + h·(1 − σ(h)))
+    const dGate = new Float32Array(hd); // silu′(h)·u
+    const dUp = new Float32Array(hd); // silu(h)
+    for (let j = 0; j < hd; j++) {
+      const h = p.h[j];
+      const sig = 1 / (1 + Math.exp(-h));
+      dGate[j] = sig * (1 + h * (1 - sig)) * p.u[j];
+      dUp[j] = h * sig;
+    }
+    for (let r = 0; r < m; r++) {
+      const o = r * hd;
+      for (let j = 0; j < hd; j++) ws.h[o + j] = dGate[j] * ws.h[o + j] + dUp[j] * ws.u[o + j];
+    }
+  } else {
+    // forward: h = xb·Wfcᵀ + b               tangent: ḣ = ṅ·Wfcᵀ                      [m, hidden]
+    matmul(ws.h, ws.xn, lw.wUp, m);
+    // forward: g = ½h(1 + tanh(c(h + 0.044715h³)))   (gelu_new)
+    // tangent: ġ = gelu′(h)·ḣ, gelu′(h) = ½(1 + τ) + ½h(1 − τ²)·c(1 + 3·0.044715h²)
+    const dGelu = new Float32Array(hd);
+    for (let j = 0; j < hd; j++) dGelu[j] = geluNewDerivative(p.h[j]);
+    for (let r = 0; r < m; r++) {
+      const o = r * hd;
+      for (let j = 0; j < hd; j++) ws.h[o + j] *= dGelu[j];
+    }
+  }
+  // forward: mlp = g·W2ᵀ + b2                tangent: ṁ = ġ·W2ᵀ                        [m, d]
+  matmul(ws.out, ws.h, lw.wDown, m);
+  // forward: x_out = x_mid + mlp             tangent: ẋ_out = ẋ_T + ȯ + ṁ; f's tangent is ȯ + ṁ
+  for (let i = 0; i < m * d; i++) ws.out[i] += ws.attn[i];
+  return ws.out;
+}
+
+/**
+ * Norm tangent, row by row (ẋ: [m, d] at the point x [d]):
+ * RMSNorm  y = w ⊙ x·σ, σ = (mean x² + ε)^−½          ẏ = w ⊙ σ(ẋ − x·σ²·(x·ẋ)/d)
+ * LayerNorm y = w ⊙ c·σ + b, c = x − mean x, σ = (mean c² + ε)^−½
+ *                                                     ẏ = w ⊙ σ(ċ − c·σ²·(c·ẋ)/d), ċ = ẋ − mean ẋ
+ */
+export function normJvp(
+  out: Float32Array,
+  xDot: Float32Array,
+  x: Float32Array,
+  weight: Float32Array,
+  m: number,
+  c: ModelConfig,
+): void {
+  const d = weight.length;
+  const centred = new Float64Array(d);
+  let mean = 0;
+  if (c.norm === 'layernorm') {
+    for (let i = 0; i < d; i++) mean += x[i];
+    mean /= d;
+  }
+  let ss = 0;
+  for (let i = 0; i < d; i++) {
+    centred[i] = x[i] - mean;
+    ss += centred[i] * centred[i];
+  }
+  const sigma = 1 / Math.sqrt(ss / d + c.normEps);
+  const k = (sigma * sigma) / d;
+  for (let r = 0; r < m; r++) {
+    const o = r * d;
+    let proj = 0; // c·ẋ (= c·ċ for LayerNorm, since Σc = 0)
+    let dMean = 0;
+    for (let i = 0; i < d; i++) {
+      proj += centred[i] * xDot[o + i];
+      dMean += xDot[o + i];
+    }
+    dMean = c.norm === 'layernorm' ? dMean / d : 0;
+    for (let i = 0; i < d; i++) {
+      out[o + i] = weight[i] * sigma * (xDot[o + i] - dMean - centred[i] * k * proj);
+    }
+  }
+}
+
+/** The primal values of block l at position T that its tangent rules read. */
+interface BlockPoint {
+  q: Float32Array; // [qDim] rotated query at T
+  att: Float64Array; // [nHeads, T+1] attention weights
+  mid: Float32Array; // [d] x_mid = x_T + attention output
+  h: Float32Array; // [hidden] gate (SwiGLU) or fc pre-activation (GPT-2)
+  u: Float32Array; // [hidden] up projection (SwiGLU)
+}
+
+/** Recomputes block l at position T from X^{l−1}_T and the cached keys and values, as forward.ts does. */
+function blockPoint(tf: Transformer, states: BlockStates, layer: number, pos: number): BlockPoint {
+  const c = tf.config;
+  const lw: LayerWeights = tf.weights.layers[layer];
+  const { dim: d, nHeads, nKvHeads, headDim } = c;
+  const qDim = nHeads * headDim;
+  const kvDim = nKvHeads * headDim;
+  const group = nHeads / nKvHeads;
+  const x = states.resid[layer].subarray(pos * d, (pos + 1) * d);
+  const xb = new Float32Array(d);
+  normForward(xb, x, lw.attnNorm, lw.attnNormBias, c);
+  const q = new Float32Array(qDim);
+  matmul(q, xb, lw.wq, 1);
+  if (lw.bq) addBias(q, lw.bq, 1);
+  if (c.positional === 'rope') rope(q, 0, nHeads, headDim, c.ropeDim, pos, c.ropeTheta);
+  const keys = states.keys[layer];
+  const values = states.values[layer];
+  const scale = 1 / Math.sqrt(headDim);
+  const kLen = pos + 1;
+  const att = new Float64Array(nHeads * kLen);
+  const z = new Float32Array(qDim);
+  for (let h = 0; h < nHeads; h++) {
+    const ko = Math.floor(h / group) * headDim;
+    const a = att.subarray(h * kLen, (h + 1) * kLen);
+    for (let t = 0; t < kLen; t++) {
+      let dot = 0;
+      for (let i = 0; i < headDim; i++) dot += q[h * headDim + i] * keys[t * kvDim + ko + i];
+      a[t] = dot * scale;
+    }
+    softmax(a);
+    for (let t = 0; t < kLen; t++) {
+      for (let i = 0; i < headDim; i++) z[h * headDim + i] += a[t] * values[t * kvDim + ko + i];
+    }
+  }
+  const mid = new Float32Array(d);
+  matmul(mid, z, lw.wo, 1);
+  if (lw.bo) addBias(mid, lw.bo, 1);
+  for (let i = 0; i < d; i++) mid[i] += x[i];
+  normForward(xb, mid, lw.mlpNorm, lw.mlpNormBias, c);
+  const h = new Float32Array(c.hiddenDim);
+  const u = new Float32Array(c.hiddenDim);
+  if (lw.wGate) {
+    matmul(h, xb, lw.wGate, 1);
+    matmul(u, xb, lw.wUp, 1);
+  } else {
+    matmul(h, xb, lw.wUp, 1);
+    if (lw.bUp) addBias(h, lw.bUp, 1);
+  }
+  return { q, att, mid, h, u };
+}
+
+/**
+ * ż [m, qDim] from q̇ (own position only), k̇_s, v̇_s, head by head; see blockJvp for the rules.
+ * The two products over positions are matmuls: ṡ = q̇_h·K_hᵀ [m, kLen] and Σ_t ȧ_t v_t = ȧ·V_h.
+ */
+function attentionJvp(
+  ws: Workspace,
+  p: BlockPoint,
+  keys: Float32Array,
+  values: Float32Array,
+  c: ModelConfig,
+  pos: number,
+  from: number,
+  own: boolean,
+  m: number,
+): void {
+  const { nHeads, nKvHeads, headDim: hd } = c;
+  const qDim = nHeads * hd;
+  const kvDim = nKvHeads * hd;
+  const group = nHeads / nKvHeads;
+  const scale = 1 / Math.sqrt(hd);
+  const kLen = pos + 1;
+  const sDot = ws.scores; // [m, kLen]
+  for (let h = 0; h < nHeads; h++) {
+    const ko = Math.floor(h / group) * hd;
+    const qo = h * hd;
+    const a = p.att.subarray(h * kLen, (h + 1) * kLen);
+    // K_h: [kLen, hd], V_hᵀ: [hd, kLen] of this head's key/value head
+    for (let t = 0; t < kLen; t++) {
+      for (let i = 0; i < hd; i++) {
+        ws.kh[t * hd + i] = keys[t * kvDim + ko + i];
+        ws.vht[i * kLen + t] = values[t * kvDim + ko + i];
+      }
+    }
+    // ṡ_t = q̇·k_t/√hd  (t ≤ T)
+    if (own) {
+      for (let r = 0; r < m; r++)
+        ws.qh.set(ws.q.subarray(r * qDim + qo, r * qDim + qo + hd), r * hd);
+      matmul(sDot, ws.qh, newMatrix(kLen, hd, ws.kh.subarray(0, kLen * hd)), m);
+    } else {
+      sDot.fill(0, 0, m * kLen);
+    }
+    for (let r = 0; r < m; r++) {
+      const row = r * kLen;
+      const kr = r * kvDim + ko; // k̇_s row r, this head's key/value head
+      // ṡ_s += q·k̇_s/√hd
+      let dotK = 0;
+      for (let i = 0; i < hd; i++) dotK += p.q[qo + i] * ws.k[kr + i];
+      if (own) for (let t = 0; t < kLen; t++) sDot[row + t] *= scale;
+      sDot[row + from] += dotK * scale;
+      // ȧ_t = a_t (ṡ_t − Σ_u a_u ṡ_u)
+      let mean = 0;
+      for (let t = 0; t < kLen; t++) mean += a[t] * sDot[row + t];
+      for (let t = 0; t < kLen; t++) sDot[row + t] = a[t] * (sDot[row + t] - mean);
+    }
+    // ż = Σ_t ȧ_t v_t + a_s v̇_s
+    matmul(ws.zh, sDot, newMatrix(hd, kLen, ws.vht.subarray(0, hd * kLen)), m);
+    for (let r = 0; r < m; r++) {
+      const zo = r * qDim + qo;
+      const vr = r * kvDim + ko;
+      for (let i = 0; i < hd; i++) ws.z[zo + i] = ws.zh[r * hd + i] + a[from] * ws.v[vr + i];
+    }
+  }
+}
+
+function normForward(
+  out: Float32Array,
+  x: Float32Array,
+  weight: Float32Array,
+  bias: Float32Array | null,
+  c: ModelConfig,
+): void {
+  const d = weight.length;
+  let mean = 0;
+  if (c.norm === 'layernorm') {
+    for (let i = 0; i < d; i++) mean += x[i];
+    mean /= d;
+  }
+  let ss = 0;
+  for (let i = 0; i < d; i++) ss += (x[i] - mean) * (x[i] - mean);
+  const sigma = 1 / Math.sqrt(ss / d + c.normEps);
+  for (let i = 0; i < d; i++) out[i] = (x[i] - mean) * sigma * weight[i] + (bias ? bias[i] : 0);
+}
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+/** d/dh of gelu_new(h) = ½h(1 + tanh(c(h + 0.044715h³))). */
+function geluNewDerivative(h: number): number {
+  const tau = Math.tanh(GELU_C * (h + 0.044715 * h * h * h));
+  return 0.5 * (1 + tau) + 0.5 * h * (1 - tau * tau) * GELU_C * (1 + 3 * 0.044715 * h * h);
+}
+
+/** I_d as d tangent rows, in the kernels' memory. */
+function identity(d: number): Float32Array {
+  const eye = allocF32(d * d);
+  for (let i = 0; i < d; i++) eye[i * d + i] = 1;
+  return eye;
+}
+
+/** The transpose of a [d, d] tangent block: row i = J e_i becomes column i. Plain memory. */
+function transposeSquare(a: Float32Array, d: number): Float32Array {
+  const t = new Float32Array(d * d);
+  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) t[j * d + i] = a[i * d + j];
+  return t;
+}
