@@ -1,15 +1,64 @@
 /**
  * matmul throughput of each kernel variant on the model shapes: GFLOP/s = 2·n·rows·cols / time,
- * and the weight bandwidth it implies, GB/s = 4·rows·cols / time (W is read once per call; x and
+ * and the weight bandwidth it implies, GB/s = (bytes of W) / time (W is read once per call; x and
  * out are small). "hot" repeats one W (cache-resident when it fits in L2/L3); "cold" cycles
  * through copies of W totalling ≥ 128 MiB, as a forward pass does through a model larger than
  * the last-level cache.
  */
 import { newMatrix, type Matrix } from '../src/model/types.js';
-import { allocF32, freeF32 } from '../src/tensor/memory.js';
+import { allocF32, freeF32, freeI8 } from '../src/tensor/memory.js';
+import { quantizeMatrixQ80, type Q80Matrix } from '../src/tensor/q80.js';
 import { createRng } from '../src/tensor/rng.js';
 
-export type MatmulKernel = (out: Float32Array, x: Float32Array, w: Matrix, n: number) => void;
+/** A kernel under test: turns an fp32 W into its own format, then multiplies. */
+export interface MatmulKernel {
+  name: string;
+  prepare(w: Matrix): PreparedMatrix;
+}
+
+export interface PreparedMatrix {
+  bytes: number; // what one call reads of W
+  run(out: Float32Array, x: Float32Array, n: number): void;
+  free(): void;
+}
+
+/** An fp32 kernel with matmul's signature. */
+export function f32Kernel(
+  name: string,
+  matmul: (out: Float32Array, x: Float32Array, w: Matrix, n: number) => void,
+): MatmulKernel {
+  return {
+    name,
+    prepare: (w) => ({
+      bytes: 4 * w.rows * w.cols,
+      run: (out, x, n) => matmul(out, x, w, n),
+      free: () => freeF32(w.data),
+    }),
+  };
+}
+
+/** Q8_0 with the given group size (quantized once; x is quantized inside every call). */
+export function q80Kernel(
+  name: string,
+  groupSize: number,
+  matmul: (out: Float32Array, x: Float32Array, w: Q80Matrix, n: number) => void,
+): MatmulKernel {
+  return {
+    name,
+    prepare: (w) => {
+      const q: Q80Matrix = quantizeMatrixQ80(w, groupSize);
+      freeF32(w.data);
+      return {
+        bytes: q.q.byteLength + q.scales.byteLength,
+        run: (out, x, n) => matmul(out, x, q, n),
+        free: () => {
+          freeI8(q.q);
+          freeF32(q.scales);
+        },
+      };
+    },
+  };
+}
 
 export interface MatmulCase {
   rows: number;
@@ -27,46 +76,45 @@ export interface MatmulResult extends MatmulCase {
 
 const COLD_BYTES = 128 * 1024 * 1024;
 
-export function benchMatmul(
-  kernel: string,
-  run: MatmulKernel,
-  c: MatmulCase,
-  minSeconds: number,
-): MatmulResult {
+export function benchMatmul(kernel: MatmulKernel, c: MatmulCase, minSeconds: number): MatmulResult {
   const rng = createRng(c.rows * 7919 + c.cols);
-  const copies = Math.max(1, Math.ceil(COLD_BYTES / (c.rows * c.cols * 4)));
-  const first = allocF32(c.rows * c.cols);
-  for (let i = 0; i < first.length; i++) first[i] = rng.normal() * 0.02;
-  const ws: Matrix[] = [newMatrix(c.rows, c.cols, first)];
+  const values = new Float32Array(c.rows * c.cols);
+  for (let i = 0; i < values.length; i++) values[i] = rng.normal() * 0.02;
+  const first = kernel.prepare(newMatrix(c.rows, c.cols, copyToArena(values)));
+  const ws: PreparedMatrix[] = [first];
+  const copies = Math.max(1, Math.ceil(COLD_BYTES / first.bytes));
   for (let k = 1; k < copies; k++) {
-    const data = allocF32(c.rows * c.cols);
-    data.set(first);
-    ws.push(newMatrix(c.rows, c.cols, data));
+    ws.push(kernel.prepare(newMatrix(c.rows, c.cols, copyToArena(values))));
   }
   const x = allocF32(c.n * c.cols);
   for (let i = 0; i < x.length; i++) x[i] = rng.normal();
   const out = allocF32(c.n * c.rows);
   const flops = 2 * c.n * c.rows * c.cols;
-  const bytes = 4 * c.rows * c.cols;
 
-  const hot = secondsPerCall(() => run(out, x, ws[0], c.n), minSeconds);
+  const hot = secondsPerCall(() => first.run(out, x, c.n), minSeconds);
   let k = 0;
   const cold = secondsPerCall(() => {
-    run(out, x, ws[k], c.n);
+    ws[k].run(out, x, c.n);
     k = (k + 1) % copies;
   }, minSeconds);
 
-  for (const w of ws) freeF32(w.data);
+  for (const w of ws) w.free();
   freeF32(x);
   freeF32(out);
   return {
     ...c,
-    kernel,
+    kernel: kernel.name,
     hotGflops: flops / hot / 1e9,
-    hotGBs: bytes / hot / 1e9,
+    hotGBs: first.bytes / hot / 1e9,
     coldGflops: flops / cold / 1e9,
-    coldGBs: bytes / cold / 1e9,
+    coldGBs: first.bytes / cold / 1e9,
   };
+}
+
+function copyToArena(values: Float32Array): Float32Array {
+  const a = allocF32(values.length);
+  a.set(values);
+  return a;
 }
 
 /** Mean seconds per call over at least `minSeconds` (and 3 calls), after one warm-up call. */

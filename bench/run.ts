@@ -5,10 +5,19 @@
  * 2-core machine): 93 tok/s on stories15M shapes, 27 tok/s on stories110M shapes.
  */
 import { matmulJs } from '../src/tensor/ops.js';
-import { matmulWasm, wasmKernels } from '../src/tensor/wasm/kernels.js';
+import { matmulQ80Js } from '../src/tensor/q80.js';
+import { matmulQ80Wasm, matmulWasm, wasmKernels } from '../src/tensor/wasm/kernels.js';
+import { startKernelThreads, stopKernelThreads } from '../src/tensor/wasm/threads.js';
 import { generationInChild, type GenerationResult } from './generation.js';
 import { BENCH_SHAPES, benchCheckpoint } from './make-models.js';
-import { benchMatmul, type MatmulCase, type MatmulKernel, type MatmulResult } from './matmul.js';
+import {
+  benchMatmul,
+  f32Kernel,
+  q80Kernel,
+  type MatmulCase,
+  type MatmulKernel,
+  type MatmulResult,
+} from './matmul.js';
 
 // [rows, cols] of the matrices of stories15M (dim 288, hidden 768) and stories110M (dim 768,
 // hidden 2048), and both classifiers (vocab 32000).
@@ -20,35 +29,47 @@ const SHAPES: [number, number][] = [
   [32000, 768],
 ];
 
-const wasmMatmul: MatmulKernel = (out, x, w, n) => {
+const wasmF32 = f32Kernel('wasm f32', (out, x, w, n) => {
   if (!matmulWasm(out, x, w.data, w.rows, w.cols, n)) throw new Error('wasm kernel did not run');
-};
+});
 
-function main(): void {
+const wasmQ80 = q80Kernel('wasm q8_0', 32, (out, x, w, n) => {
+  if (!matmulQ80Wasm(out, x, w, n)) throw new Error('wasm kernel did not run');
+});
+
+async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  if (!process.argv.includes('--no-matmul')) matmulTable(quick ? 0.1 : 0.4);
+  if (!process.argv.includes('--no-matmul')) await matmulTable(quick ? 0.1 : 0.4);
   if (!process.argv.includes('--no-models')) generationTable(quick ? 50 : 200);
 }
 
-function matmulTable(minSeconds: number): void {
-  const kernels: [string, MatmulKernel][] = [['js', matmulJs]];
-  if (wasmKernels()) kernels.push(['wasm', wasmMatmul]);
+async function matmulTable(minSeconds: number): Promise<void> {
+  console.log('\nmatmul: out[n, rows] = x[n, cols]·Wᵀ (Q8_0: group size 32, x quantized per call)');
+  const single: MatmulKernel[] = [f32Kernel('js f32', matmulJs)];
+  if (wasmKernels()) single.push(wasmF32, wasmQ80);
   else console.log('wasm kernels unavailable (LMDYN_KERNELS=js or no shared memory): JS only');
-
-  console.log('\nmatmul: out[n, rows] = x[n, cols]·Wᵀ, f32 weights');
-  const results: MatmulResult[] = [];
-  for (const n of [1, 16]) {
-    for (const [rows, cols] of SHAPES) {
-      const c: MatmulCase = { rows, cols, n };
-      for (const [name, run] of kernels) results.push(benchMatmul(name, run, c, minSeconds));
+  single.push(q80Kernel('js q8_0', 32, matmulQ80Js));
+  const results: [MatmulResult, number][] = [];
+  const runAll = (kernels: MatmulKernel[], threads: number) => {
+    for (const n of [1, 16]) {
+      for (const [rows, cols] of SHAPES) {
+        const c: MatmulCase = { rows, cols, n };
+        for (const k of kernels) results.push([benchMatmul(k, c, minSeconds), threads]);
+      }
     }
-  }
+  };
+  runAll(single, 1);
+  const helpers = await startKernelThreads();
+  if (helpers > 0) runAll([wasmF32], 1 + helpers);
+  stopKernelThreads();
+  results.sort((a, b) => a[0].n - b[0].n || a[0].rows - b[0].rows || a[0].cols - b[0].cols);
   printTable(
-    ['rows×cols', 'n', 'kernel', 'GFLOP/s hot', 'GB/s hot', 'GFLOP/s cold', 'GB/s cold'],
-    results.map((r) => [
+    ['rows×cols', 'n', 'kernel', 'threads', 'GFLOP/s hot', 'GB/s hot', 'GFLOP/s cold', 'GB/s cold'],
+    results.map(([r, threads]) => [
       `${r.rows}×${r.cols}`,
       String(r.n),
       r.kernel,
+      String(threads),
       r.hotGflops.toFixed(2),
       r.hotGBs.toFixed(2),
       r.coldGflops.toFixed(2),
@@ -101,4 +122,4 @@ function printTable(head: string[], rows: string[][]): void {
   for (const r of rows) console.log(line(r));
 }
 
-main();
+await main();

@@ -50,12 +50,14 @@ const arenaBuffers = new WeakSet<ArrayBufferLike>(arena ? [arena.memory.buffer] 
 
 /** A zero-filled Float32Array of n values, in the wasm arena when there is one. */
 export function allocF32(n: number): Float32Array {
-  if (!arena || n === 0) return new Float32Array(n);
-  const bytes = roundUp(n * 4, ALIGN);
-  const offset = takeFree(arena, bytes) ?? takeTop(arena, bytes);
-  if (offset === null) return new Float32Array(n); // arena full: plain memory, JS kernels
-  arena.live.set(offset, bytes);
-  return new Float32Array(arena.memory.buffer, offset, n);
+  const b = allocBlock(n * 4);
+  return b ? new Float32Array(b.buffer, b.offset, n) : new Float32Array(n);
+}
+
+/** A zero-filled Int8Array of n values (quantized weights), in the wasm arena when there is one. */
+export function allocI8(n: number): Int8Array {
+  const b = allocBlock(n);
+  return b ? new Int8Array(b.buffer, b.offset, n) : new Int8Array(n);
 }
 
 /**
@@ -63,11 +65,12 @@ export function allocF32(n: number): Float32Array {
  * any view of its bytes is used afterwards. Plain (non-arena) arrays are ignored.
  */
 export function freeF32(arr: Float32Array): void {
-  if (!arena || !inArena(arr)) return;
-  const bytes = arena.live.get(arr.byteOffset);
-  if (bytes === undefined) throw new Error('freeF32: not the start of a live arena block');
-  arena.live.delete(arr.byteOffset);
-  release(arena, { offset: arr.byteOffset, bytes });
+  freeBlock(arr);
+}
+
+/** freeF32 for allocI8 buffers. */
+export function freeI8(arr: Int8Array): void {
+  freeBlock(arr);
 }
 
 /** The shared memory behind the arena, or null where there is none (plain Float32Arrays). */
@@ -86,6 +89,24 @@ export function arenaBytesInUse(): number {
   let sum = 0;
   for (const b of arena.live.values()) sum += b;
   return sum;
+}
+
+/** A new zeroed block of at least `bytes` in the arena, or null: use plain memory. */
+function allocBlock(bytes: number): { buffer: ArrayBufferLike; offset: number } | null {
+  if (!arena || bytes === 0) return null;
+  const size = roundUp(bytes, ALIGN);
+  const offset = takeFree(arena, size) ?? takeTop(arena, size);
+  if (offset === null) return null;
+  arena.live.set(offset, size);
+  return { buffer: arena.memory.buffer, offset };
+}
+
+function freeBlock(arr: ArrayBufferView): void {
+  if (!arena || !inArena(arr)) return;
+  const bytes = arena.live.get(arr.byteOffset);
+  if (bytes === undefined) throw new Error('free: not the start of a live arena block');
+  arena.live.delete(arr.byteOffset);
+  release(arena, { offset: arr.byteOffset, bytes });
 }
 
 function createArena(): Arena | null {

@@ -1,10 +1,29 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newMatrix, type Matrix } from '../../src/model/types.js';
-import { allocF32, freeF32, inArena, wasmMemory } from '../../src/tensor/memory.js';
+import {
+  allocF32,
+  allocI8,
+  freeF32,
+  freeI8,
+  inArena,
+  wasmMemory,
+} from '../../src/tensor/memory.js';
 import { matmul, matmulJs } from '../../src/tensor/ops.js';
+import {
+  matmulQ80,
+  matmulQ80Js,
+  quantizeMatrixQ80,
+  quantizeQ80Js,
+  type Q80Matrix,
+} from '../../src/tensor/q80.js';
 import { createRng, type Rng } from '../../src/tensor/rng.js';
-import { matmulWasm, wasmKernels } from '../../src/tensor/wasm/kernels.js';
+import {
+  matmulQ80Wasm,
+  matmulWasm,
+  quantizeQ80Wasm,
+  wasmKernels,
+} from '../../src/tensor/wasm/kernels.js';
 import { startKernelThreads, stopKernelThreads } from '../../src/tensor/wasm/threads.js';
 
 // Awkward shapes [rows, cols]: scalars, tails of every length mod 4 and mod 8, tiny-gpt2 (dim
@@ -153,4 +172,143 @@ test('arena: blocks are aligned, zeroed on reuse, and coalesce when freed', () =
   assert.ok(c.every((v) => v === 0));
   freeF32(c);
   assert.throws(() => freeF32(c.subarray(1)));
+});
+
+// ---- Q8_0 -------------------------------------------------------------------------------------
+
+// [rows, cols, group size]: runq.c picks 64 halved until it divides dim (288 → 32), GGUF uses 32.
+const Q80_SHAPES: [number, number, number][] = [
+  [1, 32, 32],
+  [2, 64, 64],
+  [5, 96, 32],
+  [7, 288, 32],
+  [64, 192, 64],
+  [288, 768, 64],
+  [768, 288, 32],
+];
+
+/**
+ * llama2.c export.py's quantize_q80, restated as the independent reference: per group,
+ * scale = max|w| / 127 in float32 and q = torch.round(w / scale) (halfway cases to even).
+ */
+function quantizeQ80(w: Float32Array, gs: number): { q: Int8Array; scales: Float32Array } {
+  const q = new Int8Array(w.length);
+  const scales = new Float32Array(w.length / gs);
+  for (let g = 0; g < scales.length; g++) {
+    const group = w.subarray(g * gs, (g + 1) * gs);
+    const scale = Math.fround(group.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 127);
+    scales[g] = scale;
+    group.forEach((v, j) => {
+      const r = scale === 0 ? 0 : Math.fround(v / scale);
+      const fl = Math.floor(r);
+      const diff = r - fl;
+      q[g * gs + j] = diff > 0.5 || (diff === 0.5 && fl % 2 !== 0) ? fl + 1 : fl;
+    });
+  }
+  return { q, scales };
+}
+
+/** Arena copies of quantizeQ80(v). */
+function q80Of(v: Float32Array, gs: number): { q: Int8Array; s: Float32Array } {
+  const { q, scales } = quantizeQ80(v, gs);
+  const qa = allocI8(q.length);
+  qa.set(q);
+  const sa = allocF32(scales.length);
+  sa.set(scales);
+  return { q: qa, s: sa };
+}
+
+/**
+ * Independent reference: W and x quantized by export.py's rule (the checkpoint writer's
+ * quantizeQ80), dequantized, multiplied in float64: Σ_j (q_W·s_W)(q_x·s_x).
+ */
+function referenceQ80(x: Float32Array, w: Q80Matrix, n: number): ReturnType<typeof reference> {
+  const { rows, cols, groupSize: gs } = w;
+  const xq = quantizeQ80(x.subarray(0, n * cols), gs);
+  const value = new Float64Array(n * rows);
+  const scale = new Float64Array(n * rows);
+  for (let t = 0; t < n; t++) {
+    for (let i = 0; i < rows; i++) {
+      let s = 0;
+      let a = 0;
+      for (let j = 0; j < cols; j++) {
+        const wv = w.q[i * cols + j] * w.scales[((i * cols + j) / gs) | 0];
+        const xv = xq.q[t * cols + j] * xq.scales[((t * cols + j) / gs) | 0];
+        s += wv * xv;
+        a += Math.abs(wv * xv);
+      }
+      value[t * rows + i] = s;
+      scale[t * rows + i] = a;
+    }
+  }
+  return { value, scale };
+}
+
+type Q80Variant = (out: Float32Array, x: Float32Array, w: Q80Matrix, n: number) => void;
+
+const q80Variants: [string, Q80Variant][] = [
+  ['js', matmulQ80Js],
+  ['wasm', (out, x, w, n) => assert.ok(matmulQ80Wasm(out, x, w, n), 'wasm kernel ran')],
+  ['dispatch', matmulQ80],
+];
+
+for (const [name, run] of q80Variants) {
+  test(`matmulQ80 ${name} matches a dequantize-then-float64 reference`, () => {
+    const rng = createRng(4321);
+    for (const [rows, cols, gs] of Q80_SHAPES) {
+      for (const n of ROWS_OF_X) {
+        const wf = fillNormal(new Float32Array(rows * cols), rng);
+        const { q, s } = q80Of(wf, gs);
+        const w: Q80Matrix = { format: 'q8_0', rows, cols, groupSize: gs, q, scales: s };
+        const x = fillNormal(allocF32(n * cols), rng);
+        x.fill(0, 0, Math.min(gs, x.length)); // a group of zeros: scale 0
+        const out = allocF32(n * rows);
+        out.fill(NaN);
+        run(out, x, w, n);
+        assertClose(out, referenceQ80(x, w, n), `q80 ${name} ${rows}x${cols}/${gs} n=${n}`);
+        for (const a of [x, out, s]) freeF32(a);
+        freeI8(q);
+      }
+    }
+  });
+}
+
+test('Q8_0 quantization of activations is bit-identical to export.py rounding', () => {
+  const rng = createRng(77);
+  const gs = 32;
+  const v = fillNormal(allocF32(4 * gs), rng);
+  // A group whose scale is exactly 1 (max 127) holding halfway values: ties go to even.
+  v.set([127, 2.5, 3.5, -2.5, -3.5, 0.5, -0.5, 126.5], 2 * gs);
+  v.fill(0, 3 * gs); // and a group of zeros
+  const ref = quantizeQ80(v, gs);
+  for (const [name, quantize] of [
+    ['wasm', quantizeQ80Wasm],
+    [
+      'js',
+      (a: Float32Array, c: number, g: number, q: Int8Array, s: Float32Array) => {
+        quantizeQ80Js(a, c, g, q, s);
+        return true;
+      },
+    ],
+  ] as const) {
+    const q = allocI8(v.length);
+    const s = allocF32(v.length / gs);
+    assert.ok(quantize(v, v.length, gs, q, s));
+    assert.deepEqual([...q], [...ref.q], `${name} values`);
+    assert.deepEqual([...s], [...ref.scales], `${name} scales`);
+  }
+  assert.deepEqual([...ref.q.subarray(2 * gs, 2 * gs + 8)], [127, 2, 4, -2, -4, 0, 0, 126]);
+});
+
+test('quantizeMatrixQ80 then matmulQ80 stays within Q8_0 error of the fp32 product', () => {
+  const rng = createRng(8);
+  const w = newMatrix(96, 288, fillNormal(allocF32(96 * 288), rng));
+  const x = fillNormal(allocF32(288), rng);
+  const exact = allocF32(96);
+  const approx = allocF32(96);
+  matmul(exact, x, w, 1);
+  matmulQ80(approx, x, quantizeMatrixQ80(w, 32), 1);
+  // Each factor carries ≤ ½ step of 1/127 of its group's max: ~1% of Σ|w x| at most.
+  const ref = reference(x, w, 1);
+  for (let i = 0; i < 96; i++) assert.ok(Math.abs(approx[i] - exact[i]) < 0.01 * ref.scale[i]);
 });

@@ -5,7 +5,8 @@
  * Kernels take byte offsets into the arena, so they apply only to arrays allocF32 placed there;
  * callers check with `inArena` (ops.ts does) and otherwise run the JS loop.
  */
-import { inArena, wasmMemory } from '../memory.js';
+import { allocF32, allocI8, freeF32, freeI8, inArena, wasmMemory } from '../memory.js';
+import type { Q80Matrix } from '../q80.js';
 import { kernelsWasmBase64 } from './generated/kernels.js';
 
 interface KernelExports {
@@ -17,6 +18,22 @@ interface KernelExports {
     n: number,
     rows: number,
     cols: number,
+    r0: number,
+    r1: number,
+  ): void;
+  /** xq, xs = Q8_0 of x[count] in groups of gs. */
+  quantize_q80(x: number, count: number, gs: number, xq: number, xs: number): void;
+  /** out[n, rows] = x·Wᵀ for Q8_0 x (xq, xs) and W (wq, ws), W rows [r0, r1). */
+  matmul_q80(
+    out: number,
+    xq: number,
+    xs: number,
+    wq: number,
+    ws: number,
+    n: number,
+    rows: number,
+    cols: number,
+    gs: number,
     r0: number,
     r1: number,
   ): void;
@@ -79,6 +96,57 @@ export function matmulWasm(
   const xo = x.byteOffset;
   const wo = w.byteOffset;
   if (!pool?.(o, xo, wo, n, rows, cols)) k.exports.matmul_f32(o, xo, wo, n, rows, cols, 0, rows);
+  return true;
+}
+
+/** q, s = Q8_0 of v[count] in groups of gs with the SIMD kernel; false where it cannot run. */
+export function quantizeQ80Wasm(
+  v: Float32Array,
+  count: number,
+  gs: number,
+  q: Int8Array,
+  s: Float32Array,
+): boolean {
+  const k = wasmKernels();
+  if (!k || !inArena(v) || !inArena(q) || !inArena(s)) return false;
+  if (gs % 16 !== 0 || count % gs !== 0) return false;
+  if (v.length < count || q.length < count || s.length < count / gs) return false;
+  k.exports.quantize_q80(v.byteOffset, count, gs, q.byteOffset, s.byteOffset);
+  return true;
+}
+
+/** Quantized activations for matmulQ80Wasm, grown on demand: [n, cols] and [n, cols/gs]. */
+let xq: Int8Array | null = null;
+let xs: Float32Array | null = null;
+
+/**
+ * out[n, rows] = x[n, cols]·Wᵀ for a Q8_0 W with the SIMD kernels (x quantized per group into
+ * arena scratch first). Returns false, computing nothing, under the same conditions as
+ * matmulWasm; the caller then runs the JS loop.
+ */
+export function matmulQ80Wasm(
+  out: Float32Array,
+  x: Float32Array,
+  w: Q80Matrix,
+  n: number,
+): boolean {
+  const k = wasmKernels();
+  const { rows, cols, groupSize: gs } = w;
+  if (!k || !inArena(out) || !inArena(x) || !inArena(w.q) || !inArena(w.scales)) return false;
+  if (gs % 16 !== 0 || cols % gs !== 0) return false;
+  if (out.length < n * rows || x.length < n * cols) return false;
+  if (w.q.length < rows * cols || w.scales.length < (rows * cols) / gs) return false;
+  if (!xq || xq.length < n * cols || !xs || xs.length < (n * cols) / gs) {
+    if (xq) freeI8(xq);
+    if (xs) freeF32(xs);
+    xq = allocI8(n * cols);
+    xs = allocF32((n * cols) / gs);
+    if (!inArena(xq) || !inArena(xs)) return false; // arena full
+  }
+  const [q, s] = [xq.byteOffset, xs.byteOffset];
+  k.exports.quantize_q80(x.byteOffset, n * cols, gs, q, s);
+  const [wq, ws] = [w.q.byteOffset, w.scales.byteOffset];
+  k.exports.matmul_q80(out.byteOffset, q, s, wq, ws, n, rows, cols, gs, 0, rows);
   return true;
 }
 

@@ -5,6 +5,8 @@
 ;; loops read each weight once per call and keep several independent accumulators in registers,
 ;; which is what it takes to approach the memory-bandwidth limit.
 ;;
+;; Kernels: matmul_f32 (fp32 weights), quantize_q80 and matmul_q80 (Q8_0 weights).
+;;
 ;; Conventions: every pointer is a byte offset into the imported shared memory (the arena of
 ;; src/tensor/memory.ts); matrices are row-major f32; no alignment is assumed (loads carry the
 ;; natural alignment hint only). Threads split the output rows: each call computes the output
@@ -276,6 +278,213 @@
         (local.set $tail (i32.sub (local.get $tail) (i32.const 1)))
         (br $tail_loop)))
     (local.get $s))
+
+;; ---------------------------------------------------------------------------------------------
+;; Q8_0 (llama2.c runq.c layout): a matrix is int8 values q [rows, cols] and one f32 scale per
+;; group of gs consecutive values of a row, s [rows, cols/gs]; value = q · s. gs is a multiple of
+;; 16 dividing cols (runq.c: 64 halved until it divides dim; GGUF: 32).
+;;
+;; The activations are quantized the same way, per group of gs (quantize_q80), and each group's
+;; dot product is taken in int32 (exact) and scaled once: Σ_g s_w[g]·s_x[g]·Σ_j q_w[j]·q_x[j].
+;; This is runq.c's and llama.cpp's Q8_0×Q8_0 scheme; dequantizing W to f32 on the fly instead
+;; would keep x exact but costs ~2.5× the SIMD work per weight, which makes the kernel
+;; compute-bound below memory speed on one core, while int8 x adds an error of the same size as
+;; W's own quantization (≤ ½ step of 1/127 of the group's largest |x|).
+
+  ;; xq[k] = nearest(x[k] / s), s = max|x[group]| / 127 per group of gs, for k < count
+  ;; (count a multiple of gs). A group of zeros gets s = 0 and q = 0 (0/0 = NaN saturates to 0).
+  ;; Ties round to even, like export.py's torch.round.
+  (func (export "quantize_q80") (param $x i32) (param $count i32) (param $gs i32) (param $xq i32) (param $xs i32)
+    (local $end i32) (local $gend i32) (local $p i32) (local $m v128) (local $sv v128) (local $s f32)
+    (local.set $end (i32.add (local.get $x) (i32.shl (local.get $count) (i32.const 2))))
+    (block $done
+      (loop $groups
+        (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+        (local.set $gend (i32.add (local.get $x) (i32.shl (local.get $gs) (i32.const 2))))
+        ;; m = max |x| over the group
+        (local.set $m (v128.const i32x4 0 0 0 0))
+        (local.set $p (local.get $x))
+        (loop $max
+          (local.set $m (f32x4.max (local.get $m) (f32x4.abs (v128.load (local.get $p)))))
+          (local.set $p (i32.add (local.get $p) (i32.const 16)))
+          (br_if $max (i32.lt_u (local.get $p) (local.get $gend))))
+        (local.set $m (f32x4.max (local.get $m)
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $m) (local.get $m))))
+        (local.set $s (f32.div
+          (f32.max (f32x4.extract_lane 0 (local.get $m)) (f32x4.extract_lane 1 (local.get $m)))
+          (f32.const 127)))
+        (f32.store (local.get $xs) (local.get $s))
+        (local.set $sv (f32x4.splat (local.get $s)))
+        ;; 16 values at a time: f32 → i32 → i16 → i8
+        (loop $quant
+          (v128.store (local.get $xq)
+            (i8x16.narrow_i16x8_s
+              (i16x8.narrow_i32x4_s
+                (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.div (v128.load (local.get $x)) (local.get $sv))))
+                (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.div (v128.load offset=16 (local.get $x)) (local.get $sv)))))
+              (i16x8.narrow_i32x4_s
+                (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.div (v128.load offset=32 (local.get $x)) (local.get $sv))))
+                (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.div (v128.load offset=48 (local.get $x)) (local.get $sv)))))))
+          (local.set $x (i32.add (local.get $x) (i32.const 64)))
+          (local.set $xq (i32.add (local.get $xq) (i32.const 16)))
+          (br_if $quant (i32.lt_u (local.get $x) (local.get $gend))))
+        (local.set $xs (i32.add (local.get $xs) (i32.const 4)))
+        (br $groups))))
+
+  ;; matmul_q80: out[n, rows] = x[n, cols] · Wᵀ with W and x in Q8_0 (x already quantized:
+  ;; xq [n, cols], xs [n, cols/gs]), restricted to W rows [r0, r1). Tiles of 4 W rows share each
+  ;; x load and its widening; for n > 1 each tile (4·cols bytes, L1-resident) sweeps every row
+  ;; of x, so W streams from memory once.
+  (func (export "matmul_q80")
+    (param $out i32) (param $xq i32) (param $xs i32) (param $wq i32) (param $ws i32)
+    (param $n i32) (param $rows i32) (param $cols i32) (param $gs i32) (param $r0 i32) (param $r1 i32)
+    (local $ss i32)  ;; bytes of scales per row
+    (local $os i32)  ;; bytes per row of out
+    (local $i i32) (local $t i32)
+    (local.set $ss (i32.shl (i32.div_u (local.get $cols) (local.get $gs)) (i32.const 2)))
+    (local.set $os (i32.shl (local.get $rows) (i32.const 2)))
+    (local.set $i (local.get $r0))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $r1)))
+        (local.set $t (i32.const 0))
+        (block $xrows_done
+          (loop $xrows
+            (br_if $xrows_done (i32.ge_u (local.get $t) (local.get $n)))
+            (call $q80_tile4
+              (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $cols)))
+              (i32.add (local.get $xs) (i32.mul (local.get $t) (local.get $ss)))
+              (i32.add (local.get $wq) (i32.mul (local.get $i) (local.get $cols)))
+              (i32.add (local.get $ws) (i32.mul (local.get $i) (local.get $ss)))
+              (local.get $cols) (local.get $gs)
+              (i32.add (local.get $out)
+                (i32.add (i32.mul (local.get $t) (local.get $os)) (i32.shl (local.get $i) (i32.const 2)))))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (br $xrows)))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $tiles)))
+    ;; the last r1 − r0 mod 4 rows
+    (block $rest_done
+      (loop $rest
+        (br_if $rest_done (i32.ge_u (local.get $i) (local.get $r1)))
+        (local.set $t (i32.const 0))
+        (block $row_done
+          (loop $row
+            (br_if $row_done (i32.ge_u (local.get $t) (local.get $n)))
+            (f32.store
+              (i32.add (local.get $out)
+                (i32.add (i32.mul (local.get $t) (local.get $os)) (i32.shl (local.get $i) (i32.const 2))))
+              (call $q80_dot
+                (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $cols)))
+                (i32.add (local.get $xs) (i32.mul (local.get $t) (local.get $ss)))
+                (i32.add (local.get $wq) (i32.mul (local.get $i) (local.get $cols)))
+                (i32.add (local.get $ws) (i32.mul (local.get $i) (local.get $ss)))
+                (local.get $cols) (local.get $gs)))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (br $row)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $rest))))
+
+  ;; out[0..4) = 4 consecutive Q8_0 W rows · one quantized x row.
+  (func $q80_tile4 (param $xq i32) (param $xs i32) (param $wq i32) (param $ws i32)
+    (param $cols i32) (param $gs i32) (param $out i32)
+    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32)
+    (local $s0 i32) (local $s1 i32) (local $s2 i32) (local $s3 i32) (local $ss i32)
+    (local $end i32) (local $gend i32) (local $xsg f32)
+    (local $xv v128) (local $xl v128) (local $xh v128) (local $wv v128)
+    (local $i0 v128) (local $i1 v128) (local $i2 v128) (local $i3 v128)  ;; int32 sums of a group
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)  ;; f32 sums of the row
+    (local.set $ss (i32.shl (i32.div_u (local.get $cols) (local.get $gs)) (i32.const 2)))
+    (local.set $p0 (local.get $wq))
+    (local.set $p1 (i32.add (local.get $p0) (local.get $cols)))
+    (local.set $p2 (i32.add (local.get $p1) (local.get $cols)))
+    (local.set $p3 (i32.add (local.get $p2) (local.get $cols)))
+    (local.set $s0 (local.get $ws))
+    (local.set $s1 (i32.add (local.get $s0) (local.get $ss)))
+    (local.set $s2 (i32.add (local.get $s1) (local.get $ss)))
+    (local.set $s3 (i32.add (local.get $s2) (local.get $ss)))
+    (local.set $end (i32.add (local.get $xq) (local.get $cols)))
+    (block $done
+      (loop $groups
+        (br_if $done (i32.ge_u (local.get $xq) (local.get $end)))
+        (local.set $gend (i32.add (local.get $xq) (local.get $gs)))
+        (local.set $i0 (v128.const i32x4 0 0 0 0))
+        (local.set $i1 (v128.const i32x4 0 0 0 0))
+        (local.set $i2 (v128.const i32x4 0 0 0 0))
+        (local.set $i3 (v128.const i32x4 0 0 0 0))
+        ;; 16 int8 products per row per step, widened to int16 and pairwise-summed into int32
+        (loop $chunks
+          (local.set $xv (v128.load (local.get $xq)))
+          (local.set $xl (i16x8.extend_low_i8x16_s (local.get $xv)))
+          (local.set $xh (i16x8.extend_high_i8x16_s (local.get $xv)))
+          (local.set $wv (v128.load (local.get $p0)))
+          (local.set $i0 (i32x4.add (local.get $i0) (i32x4.add
+            (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $wv)) (local.get $xl))
+            (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $wv)) (local.get $xh)))))
+          (local.set $wv (v128.load (local.get $p1)))
+          (local.set $i1 (i32x4.add (local.get $i1) (i32x4.add
+            (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $wv)) (local.get $xl))
+            (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $wv)) (local.get $xh)))))
+          (local.set $wv (v128.load (local.get $p2)))
+          (local.set $i2 (i32x4.add (local.get $i2) (i32x4.add
+            (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $wv)) (local.get $xl))
+            (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $wv)) (local.get $xh)))))
+          (local.set $wv (v128.load (local.get $p3)))
+          (local.set $i3 (i32x4.add (local.get $i3) (i32x4.add
+            (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $wv)) (local.get $xl))
+            (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $wv)) (local.get $xh)))))
+          (local.set $xq (i32.add (local.get $xq) (i32.const 16)))
+          (local.set $p0 (i32.add (local.get $p0) (i32.const 16)))
+          (local.set $p1 (i32.add (local.get $p1) (i32.const 16)))
+          (local.set $p2 (i32.add (local.get $p2) (i32.const 16)))
+          (local.set $p3 (i32.add (local.get $p3) (i32.const 16)))
+          (br_if $chunks (i32.lt_u (local.get $xq) (local.get $gend))))
+        ;; a_k += s_w[k, g] · s_x[g] · (int32 sums); |Σ| ≤ gs·127² < 2²⁴ converts exactly
+        (local.set $xsg (f32.load (local.get $xs)))
+        (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (f32x4.convert_i32x4_s (local.get $i0))
+          (f32x4.splat (f32.mul (f32.load (local.get $s0)) (local.get $xsg))))))
+        (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (f32x4.convert_i32x4_s (local.get $i1))
+          (f32x4.splat (f32.mul (f32.load (local.get $s1)) (local.get $xsg))))))
+        (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (f32x4.convert_i32x4_s (local.get $i2))
+          (f32x4.splat (f32.mul (f32.load (local.get $s2)) (local.get $xsg))))))
+        (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (f32x4.convert_i32x4_s (local.get $i3))
+          (f32x4.splat (f32.mul (f32.load (local.get $s3)) (local.get $xsg))))))
+        (local.set $xs (i32.add (local.get $xs) (i32.const 4)))
+        (local.set $s0 (i32.add (local.get $s0) (i32.const 4)))
+        (local.set $s1 (i32.add (local.get $s1) (i32.const 4)))
+        (local.set $s2 (i32.add (local.get $s2) (i32.const 4)))
+        (local.set $s3 (i32.add (local.get $s3) (i32.const 4)))
+        (br $groups)))
+    (f32.store (local.get $out) (call $hsum (local.get $a0)))
+    (f32.store offset=4 (local.get $out) (call $hsum (local.get $a1)))
+    (f32.store offset=8 (local.get $out) (call $hsum (local.get $a2)))
+    (f32.store offset=12 (local.get $out) (call $hsum (local.get $a3))))
+
+  ;; One Q8_0 W row · one quantized x row.
+  (func $q80_dot (param $xq i32) (param $xs i32) (param $wq i32) (param $ws i32)
+    (param $cols i32) (param $gs i32) (result f32)
+    (local $end i32) (local $gend i32) (local $xv v128) (local $wv v128) (local $i v128) (local $a v128)
+    (local.set $end (i32.add (local.get $xq) (local.get $cols)))
+    (block $done
+      (loop $groups
+        (br_if $done (i32.ge_u (local.get $xq) (local.get $end)))
+        (local.set $gend (i32.add (local.get $xq) (local.get $gs)))
+        (local.set $i (v128.const i32x4 0 0 0 0))
+        (loop $chunks
+          (local.set $xv (v128.load (local.get $xq)))
+          (local.set $wv (v128.load (local.get $wq)))
+          (local.set $i (i32x4.add (local.get $i) (i32x4.add
+            (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $wv)) (i16x8.extend_low_i8x16_s (local.get $xv)))
+            (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $wv)) (i16x8.extend_high_i8x16_s (local.get $xv))))))
+          (local.set $xq (i32.add (local.get $xq) (i32.const 16)))
+          (local.set $wq (i32.add (local.get $wq) (i32.const 16)))
+          (br_if $chunks (i32.lt_u (local.get $xq) (local.get $gend))))
+        (local.set $a (f32x4.add (local.get $a) (f32x4.mul (f32x4.convert_i32x4_s (local.get $i))
+          (f32x4.splat (f32.mul (f32.load (local.get $ws)) (f32.load (local.get $xs)))))))
+        (local.set $xs (i32.add (local.get $xs) (i32.const 4)))
+        (local.set $ws (i32.add (local.get $ws) (i32.const 4)))
+        (br $groups)))
+    (call $hsum (local.get $a)))
 
   ;; v[0] + v[1] + v[2] + v[3], as (v0 + v2) + (v1 + v3).
   (func $hsum (param $v v128) (result f32)
