@@ -51,8 +51,10 @@ export interface HubOptions {
   token?: string;
   fetch?: typeof fetch;
   onProgress?: (progress: HubProgress) => void;
-  /** Resumed attempts after a dropped connection, per file; default 3. */
+  /** Resumed attempts after a dropped or stalled connection, per file; default 3. */
   retries?: number;
+  /** A download that receives nothing for this long is resumed; default 10 s. */
+  readTimeoutMs?: number;
 }
 
 export interface HubProgress {
@@ -152,6 +154,7 @@ interface HubContext {
   fetch: typeof fetch;
   onProgress: ((p: HubProgress) => void) | null;
   retries: number;
+  readTimeoutMs: number;
 }
 
 function hubContext(hub: HubId, o: HubOptions): HubContext {
@@ -169,6 +172,8 @@ function hubContext(hub: HubId, o: HubOptions): HubContext {
     fetch: o.fetch ?? globalThis.fetch,
     onProgress: o.onProgress ?? null,
     retries: o.retries ?? 3,
+    // huggingface_hub's DEFAULT_DOWNLOAD_TIMEOUT
+    readTimeoutMs: o.readTimeoutMs ?? 10_000,
   };
 }
 
@@ -356,8 +361,9 @@ async function downloadBlob(
 }
 
 /**
- * One GET from byte `start`, appended to `fd`. A connection that drops mid-body is not an error
- * here: `interrupted` says what happened, and the caller resumes from what was written.
+ * One GET from byte `start`, appended to `fd`. A connection that drops or stalls mid-body (no
+ * data for `readTimeoutMs`) is not an error here: `interrupted` says what happened, and the
+ * caller resumes from what was written.
  */
 async function receive(
   ctx: HubContext,
@@ -369,48 +375,60 @@ async function receive(
   file: string,
 ): Promise<{ interrupted: string | null }> {
   const headers = start > 0 ? { ...baseHeaders, Range: `bytes=${start}-` } : baseHeaders;
-  const res = await request(ctx, url, { headers, redirect: 'follow' });
-  let offset = start;
-  if (res.status === 200 && start > 0) {
-    ftruncateSync(fd, 0); // the server ignored Range: start over
-    offset = 0;
-  } else if (res.status === 206) {
-    const range = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '');
-    if (!range || Number(range[1]) !== start) {
-      await res.body?.cancel();
-      throw new LmdynError(
-        'network',
-        `${file}: the server answered Range ${start}- with ${res.headers.get('content-range')}`,
-      );
-    }
-  } else if (res.status !== 200) {
-    await res.body?.cancel();
-    throw new LmdynError('network', `${file}: HTTP ${res.status} from ${url}`);
-  }
-  const length = Number(res.headers.get('content-length') ?? NaN);
-  const total = Number.isSafeInteger(length) ? offset + length : expected;
-  if (!res.body) throw new LmdynError('network', `${file}: empty response from ${url}`);
-  const reader = res.body.getReader();
-  const of = total !== null ? ` of ${total}` : '';
+  const watchdog = new AbortController();
+  let timer = setTimeout(() => watchdog.abort(), ctx.readTimeoutMs);
+  const alive = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => watchdog.abort(), ctx.readTimeoutMs);
+  };
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      let written = 0;
-      while (written < value.length) {
-        written += writeSync(fd, value, written, value.length - written);
+    const res = await request(ctx, url, { headers, redirect: 'follow', signal: watchdog.signal });
+    let offset = start;
+    if (res.status === 200 && start > 0) {
+      ftruncateSync(fd, 0); // the server ignored Range: start over
+      offset = 0;
+    } else if (res.status === 206) {
+      const range = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '');
+      if (!range || Number(range[1]) !== start) {
+        await res.body?.cancel();
+        throw new LmdynError(
+          'network',
+          `${file}: the server answered Range ${start}- with ${res.headers.get('content-range')}`,
+        );
       }
-      offset += value.length;
-      ctx.onProgress?.({ file, received: offset, total });
+    } else if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new LmdynError('network', `${file}: HTTP ${res.status} from ${url}`);
     }
-  } catch (err) {
-    await reader.cancel().catch(() => undefined);
-    return { interrupted: `download interrupted after ${offset}${of} bytes (${errorText(err)})` };
+    const length = Number(res.headers.get('content-length') ?? NaN);
+    const total = Number.isSafeInteger(length) ? offset + length : expected;
+    if (!res.body) throw new LmdynError('network', `${file}: empty response from ${url}`);
+    const reader = res.body.getReader();
+    const after = (): string =>
+      `download interrupted after ${offset}${total !== null ? ` of ${total}` : ''} bytes`;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        alive();
+        let written = 0;
+        while (written < value.length) {
+          written += writeSync(fd, value, written, value.length - written);
+        }
+        offset += value.length;
+        ctx.onProgress?.({ file, received: offset, total });
+      }
+    } catch (err) {
+      await reader.cancel().catch(() => undefined);
+      const why = watchdog.signal.aborted
+        ? `no data for ${ctx.readTimeoutMs / 1000} s`
+        : errorText(err);
+      return { interrupted: `${after()} (${why})` };
+    }
+    return { interrupted: total !== null && offset < total ? after() : null };
+  } finally {
+    clearTimeout(timer);
   }
-  if (total !== null && offset < total) {
-    return { interrupted: `download interrupted after ${offset}${of} bytes` };
-  }
-  return { interrupted: null };
 }
 
 /** Size against the HEAD's size; LFS blobs (64-hex etag) against their sha256. Bad data is deleted. */

@@ -91,6 +91,8 @@ interface FakeHub {
   corrupt: boolean;
   /** CDN GETs still to cut off halfway through the body. */
   drops: number;
+  /** CDN GETs still to stall (connection left open) halfway through the body. */
+  stalls: number;
   close(): Promise<void>;
 }
 
@@ -185,6 +187,9 @@ function serveCdn(
   } else if (hub.drops > 0) {
     hub.drops--;
     res.write(part.subarray(0, part.length >> 1), () => res.socket?.destroy());
+  } else if (hub.stalls > 0) {
+    hub.stalls--;
+    res.write(part.subarray(0, part.length >> 1));
   } else {
     res.end(part);
   }
@@ -347,7 +352,7 @@ test('sha256 verification: a corrupted LFS body is an LmdynError and leaves noth
   await hub.close();
 });
 
-test('resume: a dropped connection is resumed with a Range request, within one call and across calls', async () => {
+test('resume: a dropped or stalled connection is resumed with a Range request, within one call and across calls', async () => {
   const hub = await startHub();
   hub.drops = 1;
   const cacheDir = join(TMP, 'resume');
@@ -380,6 +385,21 @@ test('resume: a dropped connection is resumed with a Range request, within one c
   assert.deepEqual(readFileSync(done), MODEL);
   assert.equal(gets(hub).at(-1)?.range, `bytes=${MODEL.length >> 1}-`);
   assert.equal(existsSync(incomplete), false);
+
+  // A stalled connection (no data for readTimeoutMs) is resumed the same way.
+  hub.stalls = 1;
+  hub.seen.length = 0;
+  const cacheDir3 = join(TMP, 'resume3');
+  const stalled = await resolveHubModel(id, {
+    endpoint: hub.url,
+    cacheDir: cacheDir3,
+    readTimeoutMs: 300,
+  });
+  assert.deepEqual(readFileSync(stalled), MODEL);
+  assert.deepEqual(
+    gets(hub).map((s) => s.range),
+    [null, `bytes=${MODEL.length >> 1}-`],
+  );
   await hub.close();
 });
 
