@@ -102,6 +102,7 @@ async function startHub(): Promise<FakeHub> {
     seen: [],
     corrupt: false,
     drops: 0,
+    stalls: 0,
     close: async () => undefined,
   };
   const blobs = new Map<string, Buffer>();
