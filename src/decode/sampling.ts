@@ -16,7 +16,9 @@
  * `s_i -= α_f·c_i + α_p·[c_i > 0]` on the logits, applied right after the repetition penalty,
  * so before temperature (the order vLLM uses as well).
  *
- * Scores stay float32 up to the softmax, like HF's; the softmax and everything after it are float64.
+ * Scores stay float32 up to the softmax, like HF's; the softmax and everything after it are
+ * float64. HF sums top-p's cumulative probabilities in float32, so a token whose cumulative mass
+ * lies within ~1e-7 of 1 − top_p can fall on the other side of the cut there.
  */
 import { LmdynError } from '../errors.js';
 import type { Rng } from '../tensor/rng.js';
@@ -177,27 +179,13 @@ export function nextTokenDistribution(
     }
   }
 
-  // MinPLogitsWarper removes p_i < min_p · p_max, i.e. e_i < min_p (p_max ↔ e = 1). HF runs it
-  // after top-p, but the ratio does not change when top-p renormalizes and the tokens it removes
-  // are a bottom set of the ranking, so it runs first here and top-p counts their mass below.
-  let below = 0; // Σ e of the tokens min-p removed
-  let survivors: Int32Array = candidates.subarray(0, n);
-  if (c.minP > 0) {
-    let kept = 0;
-    for (let j = 0; j < n; j++) {
-      const id = candidates[j];
-      if (probs[id] >= c.minP) {
-        candidates[kept++] = id;
-      } else {
-        below += probs[id];
-        remove(id, scores, probs);
-      }
-    }
-    survivors = candidates.subarray(0, kept);
-  }
-  if (c.topP < 1) {
-    survivors = applyTopP(survivors, scores, probs, { total, below, topP: c.topP, max });
-  }
+  // TopPLogitsWarper, then MinPLogitsWarper.
+  const survivors = applyTopPMinP(candidates.subarray(0, n), scores, probs, {
+    total,
+    max,
+    topP: c.topP,
+    minP: c.minP,
+  });
 
   let keptMass = 0;
   for (let j = 0; j < survivors.length; j++) keptMass += probs[survivors[j]];
@@ -273,46 +261,63 @@ function remove(id: number, scores: Float32Array, probs: Float64Array): void {
 }
 
 /**
- * TopPLogitsWarper on `ids`, a top set of the ranking (max = its top score) whose
- * e_i = exp(z_i − max) are in `probs`; `below` is the e mass ranked under them and `total` the
- * normalizer. HF sorts ascending and removes every token whose cumulative probability is
- * ≤ 1 − top_p, keeping the top one (min_tokens_to_keep = 1). Rather than ranking every id, they
- * are bucketed by score: buckets whose whole mass lies at or under 1 − top_p go, the buckets
- * above the one that crosses it stay, and only the crossing bucket is ranked and cut token by
- * token. Returns the kept ids. O(n) plus one bucket's sort.
+ * TopPLogitsWarper and MinPLogitsWarper on the candidates `ids` (in tie order; their
+ * e_i = exp(z_i − max) in `probs`, Σ e = total). Both only ever remove a bottom set of the
+ * ranking, so they are computed together without ranking everything:
+ * - min-p removes p_i < min_p · p_max, i.e. e_i < min_p (p_max ↔ e = 1). HF runs it after top-p,
+ *   whose renormalization leaves the ratio unchanged; its mass still counts in top-p's sums.
+ * - top-p (HF): sort ascending, remove every token whose cumulative probability is ≤ 1 − top_p,
+ *   keep the top one (min_tokens_to_keep = 1). The tokens with p_i < (1 − top_p)/n hold less
+ *   than 1 − top_p together, so each goes at once. The rest are bucketed by score: buckets whose
+ *   mass lies at or under 1 − top_p go, those above the crossing bucket stay, and only the
+ *   crossing bucket is ranked and cut token by token.
+ * Compacts `ids` in place; returns the kept ids. O(n) plus one bucket's sort.
  */
-function applyTopP(
+function applyTopPMinP(
   ids: Int32Array,
   scores: Float32Array,
   probs: Float64Array,
-  s: { total: number; below: number; topP: number; max: number },
+  s: { total: number; max: number; topP: number; minP: number },
 ): Int32Array {
-  const n = ids.length;
-  let low = s.max;
-  for (let j = 0; j < n; j++) low = Math.min(low, scores[ids[j]]);
+  const topP = s.topP < 1;
+  const cut = Math.max(s.minP, topP ? (s.total * (1 - s.topP)) / ids.length : 0);
+  if (cut === 0) return ids;
+  // Survivors have e ≥ cut, so 0 ≤ max − z ≤ −ln(cut): split that range into equal buckets.
   const buckets = 2048;
-  const scale = s.max > low ? (buckets - 1) / (s.max - low) : 0;
-  const bucket = new Int32Array(n); // 0 = top
+  const range = -Math.log(cut);
+  const scale = range > 0 ? (buckets - 1) / range : 0;
+  const bucket = new Uint16Array(ids.length); // 0 = top
   const mass = new Float64Array(buckets);
-  for (let j = 0; j < n; j++) {
-    bucket[j] = Math.floor((s.max - scores[ids[j]]) * scale);
-    mass[bucket[j]] += probs[ids[j]];
+  let below = 0; // Σ e of the removed bottom set
+  let n = 0;
+  for (let j = 0; j < ids.length; j++) {
+    const id = ids[j];
+    if (probs[id] < cut) {
+      below += probs[id];
+      remove(id, scores, probs);
+    } else {
+      const b = Math.min(buckets - 1, Math.floor((s.max - scores[id]) * scale));
+      ids[n] = id;
+      bucket[n++] = b;
+      mass[b] += probs[id];
+    }
   }
+  if (!topP) return ids.subarray(0, n);
+
   const limit = 1 - s.topP;
-  let cumulative = s.below / s.total; // ascending cumulative probability
+  let cumulative = below / s.total; // ascending cumulative probability
   let crossing = buckets - 1;
   for (; crossing > 0; crossing--) {
     if (cumulative + mass[crossing] / s.total > limit) break;
     cumulative += mass[crossing] / s.total;
   }
-  // kept: the buckets above the crossing one in their given order, then the crossing bucket's
+  // Kept: the buckets above the crossing one in their given order, then the crossing bucket's
   // survivors in rank order. Equal scores share a bucket, so their relative order is unchanged.
-  const kept = new Int32Array(n);
-  let k = 0;
   const inCrossing = new Int32Array(n);
   let m = 0;
+  let k = 0;
   for (let j = 0; j < n; j++) {
-    if (bucket[j] < crossing) kept[k++] = ids[j];
+    if (bucket[j] < crossing) ids[k++] = ids[j];
     else if (bucket[j] === crossing) inCrossing[m++] = ids[j];
     else remove(ids[j], scores, probs);
   }
@@ -324,10 +329,10 @@ function applyTopP(
   }
   if (crossing === 0) last = Math.max(last, 0); // ranked[0] is then the top token
   for (let r = 0; r < m; r++) {
-    if (r <= last) kept[k++] = ranked[r];
+    if (r <= last) ids[k++] = ranked[r];
     else remove(ranked[r], scores, probs);
   }
-  return kept.subarray(0, k);
+  return ids.subarray(0, k);
 }
 
 /** Index of the first maximum (torch.argmax's tie rule). */
