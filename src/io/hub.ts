@@ -119,6 +119,9 @@ export function parseHubId(id: string): HubId {
       bad(`${part} is not a valid repo owner or name`);
     }
   }
+  if (!/^[A-Za-z0-9._-]+$/.test(revision) || revision === '.' || revision === '..') {
+    bad(`${revision} is not a branch, tag or commit`);
+  }
   if (file !== null) checkRepoPath(file, id);
   return { owner, name, revision, file };
 }

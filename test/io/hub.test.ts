@@ -457,7 +457,16 @@ test('hub ids parse as hf:owner/name[@revision][/file]; the cache folder follows
     revision: 'v1.0',
     file: null,
   });
-  for (const bad of ['hf:gpt2', 'hf:a/b/../x', 'hf:a--b/c', 'hf:a/b//x', 'hf:/b', 'a/b']) {
+  for (const bad of [
+    'hf:gpt2',
+    'hf:a/b/../x',
+    'hf:a--b/c',
+    'hf:a/b//x',
+    'hf:/b',
+    'a/b',
+    'hf:a/b@..',
+    'hf:a/b@x y',
+  ]) {
     assert.throws(() => parseHubId(bad), isCode('bad_argument'), bad);
   }
   assert.equal(hubCacheDir({ HF_HUB_CACHE: '/x/hub', HF_HOME: '/h' }), '/x/hub');
