@@ -7,7 +7,8 @@
  * - `encode` keeps HF's behaviour: BOS (or EOS) is added only where the tokenizer's
  *   post-processor adds it with `add_special_tokens=True` (Llama does, GPT-2 does not).
  *   `{ bos: false }` drops it; `{ eos: true }` appends EOS.
- * - `decode` skips special tokens (`skip_special_tokens=True`).
+ * - `decode` skips special tokens (`skip_special_tokens=True`) and, like the Rust tokenizers,
+ *   ids without a vocabulary entry (a model's padded rows beyond the tokenizer's vocabulary).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -67,16 +68,8 @@ export function loadHfTokenizer(path: string): Tokenizer {
       return ids;
     },
     decode(ids: readonly number[]): string {
-      if (ids.length === 0) return '';
-      for (const id of ids) {
-        if (!(Number.isInteger(id) && id >= 0 && id < vocabSize)) {
-          throw new LmdynError(
-            'bad_argument',
-            `token id ${id} is outside the vocabulary (0..${vocabSize - 1})`,
-          );
-        }
-      }
-      return hf.decode([...ids], { skip_special_tokens: true });
+      const known = ids.filter((id) => hf.id_to_token(id) !== undefined);
+      return known.length === 0 ? '' : hf.decode(known, { skip_special_tokens: true });
     },
     tokenText(id: number): string {
       return hf.id_to_token(id) ?? '';
