@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import assert from 'node:assert/strict';
 import { newMatrix, type Matrix } from '../../src/model/types.js';
 import {
@@ -128,6 +129,39 @@ test('matmul threaded (a helper thread claims row chunks) matches the reference'
     checkShapes('threaded', variants[1][1]);
   } finally {
     stopKernelThreads();
+  }
+});
+
+test('threaded matmul is bit-identical to one thread over many calls, under contention', async () => {
+  // Every row is computed by the same kernel code on the same tile boundaries whichever thread
+  // (or a caller taking a late helper's chunk back) computes it, so the results are identical.
+  // Two busy threads compete for the cores so that the helper is descheduled mid-chunk and the
+  // caller takes chunks back.
+  const hogs = [0, 1].map(
+    () => new Worker('const end = Date.now() + 3000; while (Date.now() < end);', { eval: true }),
+  );
+  const rng = createRng(31);
+  const cases = [
+    { rows: 516, cols: 300, n: 1 },
+    { rows: 203, cols: 77, n: 5 },
+  ].map(({ rows, cols, n }) => {
+    const w = fillNormal(allocF32(rows * cols), rng);
+    const x = fillNormal(allocF32(n * cols), rng);
+    const expected = allocF32(n * rows);
+    assert.ok(matmulWasm(expected, x, w, rows, cols, n));
+    return { rows, cols, n, w, x, expected, out: allocF32(n * rows) };
+  });
+  await startKernelThreads({ helpers: 1, minWork: 0 });
+  try {
+    for (let call = 0; call < 2000; call++) {
+      const c = cases[call % cases.length];
+      c.out.fill(NaN);
+      assert.ok(matmulWasm(c.out, c.x, c.w, c.rows, c.cols, c.n));
+      assert.deepEqual(c.out, c.expected, `call ${call}`);
+    }
+  } finally {
+    stopKernelThreads();
+    await Promise.all(hogs.map((h) => h.terminate()));
   }
 });
 

@@ -10,20 +10,23 @@ import type { Q80Matrix } from '../q80.js';
 import { kernelsWasmBase64 } from './generated/kernels.js';
 
 interface KernelExports {
-  /** out[n, rows] = x[n, cols]·Wᵀ for W rows [r0, r1); all pointers are byte offsets. */
+  /**
+   * out[n, ·] = x[n, cols]·Wᵀ for W rows [r0, r1), out rows ldo floats apart; all pointers
+   * are byte offsets.
+   */
   matmul_f32(
     out: number,
     x: number,
     w: number,
     n: number,
-    rows: number,
+    ldo: number,
     cols: number,
     r0: number,
     r1: number,
   ): void;
   /** xq, xs = Q8_0 of x[count] in groups of gs. */
   quantize_q80(x: number, count: number, gs: number, xq: number, xs: number): void;
-  /** out[n, rows] = x·Wᵀ for Q8_0 x (xq, xs) and W (wq, ws), W rows [r0, r1). */
+  /** out[n, ·] = x·Wᵀ for Q8_0 x (xq, xs) and W (wq, ws), W rows [r0, r1), out rows ldo apart. */
   matmul_q80(
     out: number,
     xq: number,
@@ -31,12 +34,14 @@ interface KernelExports {
     wq: number,
     ws: number,
     n: number,
-    rows: number,
+    ldo: number,
     cols: number,
     gs: number,
     r0: number,
     r1: number,
   ): void;
+  /** dst[t, 0..len) = src[t, 0..len) for t < n; rows ldDst and ldSrc floats apart. */
+  copy_rows(dst: number, ldDst: number, src: number, ldSrc: number, n: number, len: number): void;
 }
 
 export interface WasmKernels {

@@ -16,6 +16,8 @@
   (import "env" "memory" (memory 1 65536 shared))
 
   ;; matmul_f32: out[n, rows] = x[n, cols] · Wᵀ, W: [rows, cols], restricted to W rows [r0, r1).
+  ;; out's rows are ldo floats apart (ldo = rows for a dense out; a thread computing into its own
+  ;; scratch passes out − 4·r0 and ldo = r1 − r0).
   ;;
   ;; Tiles of 4 W rows × 2 x rows (8 f32x4 accumulators) so each W load feeds two rows of x;
   ;; for n = 1 (decoding) tiles of 4 W rows × 1 x row with the columns unrolled by 8. The x rows
@@ -23,13 +25,13 @@
   ;; so W streams from memory once per block: once for decoding and short prefills.
   (func (export "matmul_f32")
     (param $out i32) (param $x i32) (param $w i32) (param $n i32)
-    (param $rows i32) (param $cols i32) (param $r0 i32) (param $r1 i32)
+    (param $ldo i32) (param $cols i32) (param $r0 i32) (param $r1 i32)
     (local $rs i32)   ;; bytes per row of x and of W
     (local $os i32)   ;; bytes per row of out
     (local $nb i32)   ;; x rows per block
     (local $t0 i32) (local $t1 i32) (local $t i32) (local $i i32)
     (local.set $rs (i32.shl (local.get $cols) (i32.const 2)))
-    (local.set $os (i32.shl (local.get $rows) (i32.const 2)))
+    (local.set $os (i32.shl (local.get $ldo) (i32.const 2)))
     ;; nb = max(2, even(262144 / rs))
     (local.set $nb (i32.and (i32.div_u (i32.const 262144) (local.get $rs)) (i32.const -2)))
     (if (i32.lt_u (local.get $nb) (i32.const 2)) (then (local.set $nb (i32.const 2))))
@@ -332,17 +334,17 @@
         (br $groups))))
 
   ;; matmul_q80: out[n, rows] = x[n, cols] · Wᵀ with W and x in Q8_0 (x already quantized:
-  ;; xq [n, cols], xs [n, cols/gs]), restricted to W rows [r0, r1). Tiles of 4 W rows share each
+  ;; xq [n, cols], xs [n, cols/gs]), restricted to W rows [r0, r1); out's rows ldo floats apart. Tiles of 4 W rows share each
   ;; x load and its widening; for n > 1 each tile (4·cols bytes, L1-resident) sweeps every row
   ;; of x, so W streams from memory once.
   (func (export "matmul_q80")
     (param $out i32) (param $xq i32) (param $xs i32) (param $wq i32) (param $ws i32)
-    (param $n i32) (param $rows i32) (param $cols i32) (param $gs i32) (param $r0 i32) (param $r1 i32)
+    (param $n i32) (param $ldo i32) (param $cols i32) (param $gs i32) (param $r0 i32) (param $r1 i32)
     (local $ss i32)  ;; bytes of scales per row
     (local $os i32)  ;; bytes per row of out
     (local $i i32) (local $t i32)
     (local.set $ss (i32.shl (i32.div_u (local.get $cols) (local.get $gs)) (i32.const 2)))
-    (local.set $os (i32.shl (local.get $rows) (i32.const 2)))
+    (local.set $os (i32.shl (local.get $ldo) (i32.const 2)))
     (local.set $i (local.get $r0))
     (block $tiles_done
       (loop $tiles
@@ -485,6 +487,19 @@
         (local.set $ws (i32.add (local.get $ws) (i32.const 4)))
         (br $groups)))
     (call $hsum (local.get $a)))
+
+  ;; dst[t, 0..len) = src[t, 0..len) for t < n; rows ld_dst and ld_src floats apart. Moves a
+  ;; helper thread's finished chunk from its scratch into the output.
+  (func (export "copy_rows") (param $dst i32) (param $ld_dst i32) (param $src i32) (param $ld_src i32)
+    (param $n i32) (param $len i32)
+    (block $done
+      (loop $rows
+        (br_if $done (i32.eqz (local.get $n)))
+        (memory.copy (local.get $dst) (local.get $src) (i32.shl (local.get $len) (i32.const 2)))
+        (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $ld_dst) (i32.const 2))))
+        (local.set $src (i32.add (local.get $src) (i32.shl (local.get $ld_src) (i32.const 2))))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $rows))))
 
   ;; v[0] + v[1] + v[2] + v[3], as (v0 + v2) + (v1 + v3).
   (func $hsum (param $v v128) (result f32)

@@ -2,32 +2,42 @@
  * Kernel worker threads (Node): helpers that share the arena and take chunks of a large
  * matmul's output rows alongside the calling thread, so both cores pull weights from memory at
  * once. A call costs no message: the caller writes the job into a control block in the arena's
- * reserved page and bumps a sequence number; every participant, caller included, claims chunks
- * of rows with a compare-and-swap on one counter until none are left, and the caller waits only
- * for chunks a helper has claimed and not yet finished.
+ * reserved page and bumps a sequence number; every participant claims chunks of rows by
+ * compare-and-swap on the chunk's state word (the caller from the first chunk up, helpers from
+ * the last down) and computes them.
  *
- * Claiming rather than a fixed split matters on a 2-core machine: V8's own background threads
- * (compilation, GC) can deschedule a helper for milliseconds, and with a fixed half the caller
- * would wait that long; here it simply does more chunks itself.
+ * The caller never waits long for a helper. A helper computes into its own scratch and commits
+ * (copies into `out`) only if its chunk is still its own; a caller that has finished its chunks
+ * and sees a helper's chunk still running after 1.5× its own time per chunk — the helper was
+ * descheduled, which on a shared 2-core machine V8's background threads or other processes do
+ * for milliseconds — takes the chunk back and computes it itself. So a call is never much slower
+ * than on one thread, and twice as fast when the second core is free.
  *
  * Opt-in: `await startKernelThreads()` once (the CLI and benches do); without it everything runs
  * on the calling thread. Helpers are unref'd, so they never keep the process alive.
  */
 import type { Worker } from 'node:worker_threads';
-import { RESERVED_BYTES, wasmMemory } from '../memory.js';
+import { allocF32, RESERVED_BYTES, wasmMemory } from '../memory.js';
 import { setMatmulPool, wasmKernels, type MatmulPool } from './kernels.js';
 
-// The control block, as Int32 indices. NEXT packs the job's tag (sequence number mod 2¹⁵) in
-// its high 16 bits and the next unclaimed chunk in its low 16, so a helper that wakes after its
-// job is over can never claim a chunk of the following job with stale arguments.
+// The control block, Int32 indices. Chunk states are (job tag << 3) | state, so a word left from
+// an earlier job can never be mistaken for one of the current job.
 const SEQ = 0; // jobs posted
-const NEXT = 1; // tag << 16 | next chunk
-const FINISHED = 2; // chunks of the current job completed
-const FAILED = 3; // 1 once a helper's kernel threw
-const READY = 4; // helpers that have instantiated the kernels
-const ARGS = 5; // out, x, w, n, rows, cols, chunk rows
+const READY = 1; // helpers that have instantiated the kernels
+const OUT = 2; // job arguments: out, x, w, n, ldo (= rows), cols, chunk rows, chunks
+const STATES = 16; // first chunk state word
 const CONTROL_OFFSET = 64; // bytes; 0 is left alone, it looks like a null pointer
-const CONTROL_INTS = 16;
+const MAX_CHUNKS = 4096;
+const CONTROL_INTS = STATES + MAX_CHUNKS;
+// Chunk states.
+const FREE = 0;
+const CALLER = 1; // claimed by the calling thread, which writes `out` directly
+const COMPUTING = 2; // claimed by a helper, computing into its scratch
+const COMMITTING = 3; // a helper is copying its scratch into `out`
+const DONE = 4;
+const STOLEN = 5; // taken back from a late helper by the caller
+/** Floats of scratch per helper: bounds chunk rows × n. */
+const SCRATCH_FLOATS = 1 << 16;
 
 /**
  * A helper's whole program (run with eval so it needs no file of its own, under tsx, from dist
@@ -35,10 +45,9 @@ const CONTROL_INTS = 16;
  */
 const HELPER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const { memory, module, offset, spinMs } = workerData;
-const matmul = new WebAssembly.Instance(module, { env: { memory } }).exports.matmul_f32;
+const { memory, module, offset, scratch, spinMs } = workerData;
+const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
 const c = new Int32Array(memory.buffer, offset, ${CONTROL_INTS});
-${claimChunks.toString()}
 let seen = Atomics.load(c, ${SEQ});
 Atomics.add(c, ${READY}, 1);
 for (;;) {
@@ -48,58 +57,31 @@ for (;;) {
     if ((++spins & 1023) === 0 && performance.now() - t0 > spinMs) Atomics.wait(c, ${SEQ}, seen);
   }
   seen = Atomics.load(c, ${SEQ});
-  try {
-    claimChunks(c, seen, matmul);
-  } catch {
-    Atomics.store(c, ${FAILED}, 1);
-    Atomics.notify(c, ${FINISHED});
+  const tag = (seen & 0xfffffff) << 3;
+  const [out, x, w, n, ldo, cols, chunk, chunks] = c.subarray(${OUT}, ${OUT + 8});
+  for (let i = chunks - 1; i >= 0; i--) {
+    const s = ${STATES} + i;
+    if (Atomics.compareExchange(c, s, tag | ${FREE}, tag | ${COMPUTING}) !== (tag | ${FREE})) continue;
+    const r0 = i * chunk;
+    const len = Math.min(ldo - r0, chunk);
+    try {
+      k.matmul_f32(scratch - 4 * r0, x, w, n, len, cols, r0, r0 + len);
+    } catch {
+      continue; // left COMPUTING: the caller takes the chunk back
+    }
+    if (Atomics.compareExchange(c, s, tag | ${COMPUTING}, tag | ${COMMITTING}) !== (tag | ${COMPUTING})) continue;
+    k.copy_rows(out + 4 * r0, ldo, scratch, len, n, len);
+    Atomics.store(c, s, tag | ${DONE});
   }
 }
 `;
-
-type MatmulF32 = (
-  out: number,
-  x: number,
-  w: number,
-  n: number,
-  rows: number,
-  cols: number,
-  r0: number,
-  r1: number,
-) => void;
-
-/**
- * Claims and computes chunks of job `seq` until none are left or the job is no longer current.
- * Shared verbatim by the caller and the helpers (its source is inlined into HELPER_SOURCE), so
- * it uses only literal indices (NEXT = 1, FINISHED = 2, ARGS = 5..11).
- */
-function claimChunks(c: Int32Array, seq: number, matmul: MatmulF32): void {
-  const tag = (seq & 0x7fff) << 16;
-  const out = c[5];
-  const x = c[6];
-  const w = c[7];
-  const n = c[8];
-  const rows = c[9];
-  const cols = c[10];
-  const chunk = c[11];
-  const chunks = Math.ceil(rows / chunk);
-  for (;;) {
-    const v = Atomics.load(c, 1);
-    if ((v & ~0xffff) !== tag || (v & 0xffff) >= chunks) return;
-    if (Atomics.compareExchange(c, 1, v, v + 1) !== v) continue;
-    const r0 = (v & 0xffff) * chunk;
-    matmul(out, x, w, n, rows, cols, r0, Math.min(rows, r0 + chunk));
-    Atomics.add(c, 2, 1);
-    Atomics.notify(c, 2);
-  }
-}
 
 export interface KernelThreadOptions {
   /** Helper threads besides the caller; default: available cores − 1 (at most 7). */
   helpers?: number;
   /** How long an idle helper spins before sleeping, ms. */
   spinMs?: number;
-  /** Smallest matmul (n·rows·cols multiply-adds) worth splitting; measured by bench/run.ts. */
+  /** Smallest matmul (n·rows·cols multiply-adds) worth splitting. */
   minWork?: number;
 }
 
@@ -127,17 +109,21 @@ export async function startKernelThreads(options: KernelThreadOptions = {}): Pro
   stopKernelThreads();
   const helpers = Math.max(0, Math.min(options.helpers ?? availableParallelism() - 1, 7));
   if (helpers === 0) return 0;
+  if (CONTROL_OFFSET + 4 * CONTROL_INTS > RESERVED_BYTES)
+    throw new Error('control block too large');
   const c = new Int32Array(memory.buffer, CONTROL_OFFSET, CONTROL_INTS);
-  if (CONTROL_OFFSET + c.byteLength > RESERVED_BYTES) throw new Error('control block too large');
   c.fill(0);
-  const workerData = {
-    memory,
-    module: kernels.module,
-    offset: CONTROL_OFFSET,
-    spinMs: options.spinMs ?? DEFAULT_SPIN_MS,
-  };
   const workers: Worker[] = [];
   for (let h = 0; h < helpers; h++) {
+    // Never freed: a helper stopped mid-chunk may still write it.
+    const scratch = allocF32(SCRATCH_FLOATS);
+    const workerData = {
+      memory,
+      module: kernels.module,
+      offset: CONTROL_OFFSET,
+      scratch: scratch.byteOffset,
+      spinMs: options.spinMs ?? DEFAULT_SPIN_MS,
+    };
     const worker = new WorkerCtor(HELPER_SOURCE, { eval: true, workerData });
     worker.unref();
     workers.push(worker);
@@ -148,9 +134,8 @@ export async function startKernelThreads(options: KernelThreadOptions = {}): Pro
     for (const w of workers) void w.terminate();
     throw err;
   }
-  setMatmulPool(
-    chunkedPool(c, helpers + 1, options.minWork ?? DEFAULT_MIN_WORK, kernels.exports.matmul_f32),
-  );
+  const matmul = kernels.exports.matmul_f32;
+  setMatmulPool(chunkedPool(c, helpers + 1, options.minWork ?? DEFAULT_MIN_WORK, matmul));
   stopCurrent = () => {
     setMatmulPool(null);
     for (const w of workers) void w.terminate();
@@ -166,36 +151,71 @@ export function stopKernelThreads(): void {
   stopCurrent = null;
 }
 
+type MatmulF32 = (
+  out: number,
+  x: number,
+  w: number,
+  n: number,
+  ldo: number,
+  cols: number,
+  r0: number,
+  r1: number,
+) => void;
+
 /**
  * Posts a matmul as chunks of rows (a multiple of 4, the kernel's tile; about 4 per
- * participant so a late helper costs little), claims chunks itself, then waits for the rest.
+ * participant, fewer rows when n is large so a chunk fits a helper's scratch), claims chunks
+ * from the first up, then waits for or takes back the helpers' chunks.
  */
 function chunkedPool(c: Int32Array, parts: number, minWork: number, matmul: MatmulF32): MatmulPool {
   let seq = Atomics.load(c, SEQ);
   return (out, x, w, n, rows, cols) => {
     if (n * rows * cols < minWork || rows < 8) return false;
-    const chunk = Math.max(4, Math.ceil(rows / (4 * parts) / 4) * 4);
+    const fit = Math.floor(SCRATCH_FLOATS / n / 4) * 4;
+    const chunk = Math.min(fit, Math.max(4, Math.ceil(rows / (4 * parts) / 4) * 4));
     const chunks = Math.ceil(rows / chunk);
-    seq = (seq + 1) | 0;
-    c[ARGS] = out;
-    c[ARGS + 1] = x;
-    c[ARGS + 2] = w;
-    c[ARGS + 3] = n;
-    c[ARGS + 4] = rows;
-    c[ARGS + 5] = cols;
-    c[ARGS + 6] = chunk;
-    Atomics.store(c, FINISHED, 0);
-    Atomics.store(c, NEXT, (seq & 0x7fff) << 16);
+    if (chunk < 4 || chunks > MAX_CHUNKS) return false;
+    seq = (seq + 1) & 0xfffffff;
+    const tag = seq << 3;
+    c[OUT] = out;
+    c[OUT + 1] = x;
+    c[OUT + 2] = w;
+    c[OUT + 3] = n;
+    c[OUT + 4] = rows;
+    c[OUT + 5] = cols;
+    c[OUT + 6] = chunk;
+    c[OUT + 7] = chunks;
+    for (let i = 0; i < chunks; i++) Atomics.store(c, STATES + i, tag | FREE);
     Atomics.store(c, SEQ, seq);
     Atomics.notify(c, SEQ);
-    claimChunks(c, seq, matmul);
-    // Every chunk is claimed; wait for those still running on a helper.
-    let spins = 0;
-    for (let done = Atomics.load(c, FINISHED); done < chunks; done = Atomics.load(c, FINISHED)) {
-      if (Atomics.load(c, FAILED) !== 0) break;
-      if (++spins > 1 << 14) Atomics.wait(c, FINISHED, done, 1);
+
+    const t0 = performance.now();
+    let own = 0;
+    for (let i = 0; i < chunks; i++) {
+      if (Atomics.compareExchange(c, STATES + i, tag | FREE, tag | CALLER) !== (tag | FREE))
+        continue;
+      matmul(out, x, w, n, rows, cols, i * chunk, Math.min(rows, (i + 1) * chunk));
+      own++;
     }
-    if (Atomics.load(c, FAILED) !== 0) throw new Error('kernel helper thread: matmul failed');
+    // A running helper needs at most one chunk's time; past 1.5× ours it has been descheduled.
+    const grace = own > 0 ? (1.5 * (performance.now() - t0)) / own : 0.05;
+    for (let i = 0; i < chunks; i++) {
+      const s = STATES + i;
+      const since = performance.now();
+      let state = Atomics.load(c, s);
+      while (state === (tag | COMPUTING) && performance.now() - since < grace) {
+        state = Atomics.load(c, s);
+      }
+      if (
+        state === (tag | COMPUTING) &&
+        Atomics.compareExchange(c, s, tag | COMPUTING, tag | STOLEN) === (tag | COMPUTING)
+      ) {
+        matmul(out, x, w, n, rows, cols, i * chunk, Math.min(rows, (i + 1) * chunk));
+        continue;
+      }
+      // COMMITTING: the helper is copying a finished chunk, microseconds.
+      while (Atomics.load(c, s) === (tag | COMMITTING));
+    }
     return true;
   };
 }
