@@ -124,6 +124,8 @@ export interface Workspace {
   h: Float32Array; // [m, hidden]  gate / fc pre-activation tangent
   u: Float32Array; // [m, hidden]  up tangent (SwiGLU)
   out: Float32Array; // [m, d]     ḟ: the block's tangent (attention + MLP branches)
+  mixT: Float32Array; // [d, hidden] (diag(α)W1 + diag(β)W3)ᵀ, for the linearised MLP
+  mlp: Float32Array; // [d, d]       the linearised MLP M
   qh: Float32Array; // [m, hd]     one head's q̇
   scores: Float32Array; // [m, kLen] one head's ṡ, then ȧ
   zh: Float32Array; // [m, hd]     one head's Σ_t ȧ_t v_t
@@ -147,6 +149,8 @@ export function createWorkspace(c: ModelConfig, m: number, kLen: number): Worksp
     h: allocF32(m * c.hiddenDim),
     u: allocF32(m * c.hiddenDim),
     out: allocF32(m * c.dim),
+    mixT: allocF32(c.dim * c.hiddenDim),
+    mlp: allocF32(c.dim * c.dim),
     qh: allocF32(m * c.headDim),
     scores: allocF32(m * kLen),
     zh: allocF32(m * c.headDim),
@@ -232,38 +236,38 @@ export function blockJvp(
   // ---- MLP --------------------------------------------------------------------------------
   // forward: xb = norm(x_mid)                tangent: ṅ = norm′(x_mid)·ẋ_mid           [m, d]
   normJvp(ws.xn, ws.mid, p.mid, lw.mlpNorm, m, c);
-  if (lw.wGate) {
-    // forward: h = xb·W1ᵀ, u = xb·W3ᵀ        tangent: ḣ = ṅ·W1ᵀ, u̇ = ṅ·W3ᵀ          [m, hidden]
-    matmul(ws.h, ws.xn, lw.wGate, m);
-    matmul(ws.u, ws.xn, lw.wUp, m);
-    // forward: g = silu(h)·u, silu(h) = h·σ(h)
-    // tangent: ġ = silu′(h)·ḣ·u + silu(h)·u̇,  silu′(h) = σ(h)·(1 + h·(1 − σ(h)))
-    const dGate = new Float32Array(hd); // silu′(h)·u
-    const dUp = new Float32Array(hd); // silu(h)
+  // SwiGLU   forward: h = xb·W1ᵀ, u = xb·W3ᵀ, g = silu(h)·u, mlp = g·W2ᵀ
+  //          tangent: ḣ = ṅ·W1ᵀ, u̇ = ṅ·W3ᵀ, ġ = silu′(h)·u·ḣ + silu(h)·u̇, ṁ = ġ·W2ᵀ
+  //          with silu(h) = h·σ(h), silu′(h) = σ(h)·(1 + h·(1 − σ(h)))
+  // gelu_new forward: h = xb·Wfcᵀ + b, g = ½h(1 + tanh(c(h + 0.044715h³))), mlp = g·W2ᵀ + b2
+  //          tangent: ḣ = ṅ·Wfcᵀ, ġ = gelu′(h)·ḣ, ṁ = ġ·W2ᵀ
+  //          with gelu′(h) = ½(1 + τ) + ½h(1 − τ²)·c(1 + 3·0.044715h²), τ = tanh(c(h + 0.044715h³))
+  // Both: ġ = α ⊙ ḣ + β ⊙ u̇ per hidden unit (β = 0 without a gate).     α, β: [hidden]
+  const { alpha, beta } = mlpSlopes(p, lw.wGate !== null);
+  const w1 = lw.wGate ?? lw.wUp;
+  const products = lw.wGate ? 3 : 2;
+  if (products * m * hd > d * hd + m * d) {
+    // Many directions: the same map, reassociated. The linearised MLP
+    // M = W2·(diag(α)·W1 + diag(β)·W3) [d, d] costs one d×hidden×d product, then ṁ = ṅ·Mᵀ
+    // one m×d×d product, instead of `products` m×d×hidden products.
     for (let j = 0; j < hd; j++) {
-      const h = p.h[j];
-      const sig = 1 / (1 + Math.exp(-h));
-      dGate[j] = sig * (1 + h * (1 - sig)) * p.u[j];
-      dUp[j] = h * sig;
+      for (let i = 0; i < d; i++) {
+        const g = alpha[j] * w1.data[j * d + i];
+        ws.mixT[i * hd + j] = lw.wGate ? g + beta[j] * lw.wUp.data[j * d + i] : g; // (diag(α)W1 + diag(β)W3)ᵀ
+      }
     }
-    for (let r = 0; r < m; r++) {
-      const o = r * hd;
-      for (let j = 0; j < hd; j++) ws.h[o + j] = dGate[j] * ws.h[o + j] + dUp[j] * ws.u[o + j];
-    }
+    matmul(ws.mlp, lw.wDown.data, newMatrix(d, hd, ws.mixT), d); // M = W2 · (…)       [d, d]
+    matmul(ws.out, ws.xn, newMatrix(d, d, ws.mlp), m); // ṁ = ṅ·Mᵀ                        [m, d]
   } else {
-    // forward: h = xb·Wfcᵀ + b               tangent: ḣ = ṅ·Wfcᵀ                      [m, hidden]
-    matmul(ws.h, ws.xn, lw.wUp, m);
-    // forward: g = ½h(1 + tanh(c(h + 0.044715h³)))   (gelu_new)
-    // tangent: ġ = gelu′(h)·ḣ, gelu′(h) = ½(1 + τ) + ½h(1 − τ²)·c(1 + 3·0.044715h²)
-    const dGelu = new Float32Array(hd);
-    for (let j = 0; j < hd; j++) dGelu[j] = geluNewDerivative(p.h[j]);
+    matmul(ws.h, ws.xn, w1, m); // ḣ = ṅ·W1ᵀ                                              [m, hidden]
+    if (lw.wGate) matmul(ws.u, ws.xn, lw.wUp, m); // u̇ = ṅ·W3ᵀ                             [m, hidden]
     for (let r = 0; r < m; r++) {
       const o = r * hd;
-      for (let j = 0; j < hd; j++) ws.h[o + j] *= dGelu[j];
+      for (let j = 0; j < hd; j++)
+        ws.h[o + j] = alpha[j] * ws.h[o + j] + (lw.wGate ? beta[j] * ws.u[o + j] : 0);
     }
+    matmul(ws.out, ws.h, lw.wDown, m); // ṁ = ġ·W2ᵀ                                      [m, d]
   }
-  // forward: mlp = g·W2ᵀ + b2                tangent: ṁ = ġ·W2ᵀ                        [m, d]
-  matmul(ws.out, ws.h, lw.wDown, m);
   // forward: x_out = x_mid + mlp             tangent: ẋ_out = ẋ_T + ȯ + ṁ; f's tangent is ȯ + ṁ
   for (let i = 0; i < m * d; i++) ws.out[i] += ws.attn[i];
   return ws.out;
@@ -310,6 +314,24 @@ export function normJvp(
       out[o + i] = weight[i] * sigma * (xDot[o + i] - dMean - centred[i] * k * proj);
     }
   }
+}
+
+/** α, β of ġ = α ⊙ ḣ + β ⊙ u̇ at the block's MLP pre-activations (see blockJvp). */
+function mlpSlopes(p: BlockPoint, gated: boolean): { alpha: Float32Array; beta: Float32Array } {
+  const hd = p.h.length;
+  const alpha = new Float32Array(hd);
+  const beta = new Float32Array(hd);
+  for (let j = 0; j < hd; j++) {
+    const h = p.h[j];
+    if (gated) {
+      const sig = 1 / (1 + Math.exp(-h));
+      alpha[j] = sig * (1 + h * (1 - sig)) * p.u[j]; // silu′(h)·u
+      beta[j] = h * sig; // silu(h)
+    } else {
+      alpha[j] = geluNewDerivative(h);
+    }
+  }
+  return { alpha, beta };
 }
 
 /** The primal values of block l at position T that its tangent rules read. */

@@ -400,13 +400,7 @@ function gramRows(a: Float64Array, rows: number, len: number): Float64Array {
   return g;
 }
 
-function dot(
-  a: ArrayLike<number>,
-  ao: number,
-  b: ArrayLike<number>,
-  bo: number,
-  len: number,
-): number {
+function dot(a: Float64Array, ao: number, b: Float64Array, bo: number, len: number): number {
   let s0 = 0;
   let s1 = 0;
   let i = 0;
