@@ -1,0 +1,206 @@
+/**
+ * Coupling across models (papers.md §5.9 item 2): one row per model — model-level coupling
+ * (§5.5), mean LSS, growth rate, parameters, depth, width — and, with a score per model (e.g. a
+ * benchmark average), the correlation of each quantity with the score.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Model } from '../../api.js';
+import { LmdynError } from '../../errors.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { writePlot } from '../../report/plot.js';
+import { VERSION } from '../../version.js';
+import { analyzeCoupling, type CouplingOptions, type CouplingReport, type Tag } from './analyze.js';
+import { correlate, type Correlation } from './correlate.js';
+import { writeCouplingRun } from './io.js';
+import { modelsScatter } from './plots.js';
+import { freeWeights } from './twin.js';
+
+export interface ModelRow {
+  model: string;
+  parameters: number;
+  depth: number;
+  width: number;
+  /** Model-level coupling at the headline K (§5.5, proposed) and its log10. */
+  coupling: number;
+  log10_coupling: number;
+  lss_mean: number;
+  growth_rate: number | null;
+  growth_r2: number | null;
+  score: number | null;
+}
+
+export interface AcrossModelsReport {
+  lens: 'coupling-models';
+  spec: 'papers.md §5.9';
+  lmdyn_version: string;
+  prompts: string[];
+  /** The K of the `coupling` column (the first K asked for, clipped to each model's d). */
+  headline_k: number;
+  seed: number;
+  tags: Record<'coupling' | 'log10_coupling' | 'lss_mean' | 'growth_rate' | 'correlations', Tag>;
+  rows: ModelRow[];
+  /** One entry per quantity against the score; null without scores. */
+  correlations: ({ quantity: string } & Correlation)[] | null;
+}
+
+export type AcrossOptions = Omit<CouplingOptions, 'modelSpec' | 'onJacobians' | 'randomTwin'> & {
+  /** Score per model, keyed by the spec as given or its file/folder name. */
+  scores?: ReadonlyMap<string, number>;
+};
+
+/** Opens each model in turn, analyses it, frees it, and collects the rows. */
+export async function analyzeCouplingAcrossModels(
+  specs: readonly string[],
+  open: (spec: string) => Promise<Model>,
+  options: AcrossOptions,
+): Promise<{ report: AcrossModelsReport; perModel: CouplingReport[] }> {
+  if (specs.length === 0) throw new LmdynError('bad_argument', '--models needs at least one model');
+  const scores = options.scores;
+  if (scores) {
+    const missing = specs.filter((s) => scoreFor(scores, s) === null);
+    if (missing.length)
+      throw new LmdynError('bad_argument', `no score for ${missing.join(', ')} in the scores file`);
+  }
+  const headlineK = (options.k ?? [10])[0];
+  const perModel: CouplingReport[] = [];
+  for (const spec of specs) {
+    options.log?.(`model ${perModel.length + 1}/${specs.length}: ${spec}`);
+    const model = await open(spec);
+    try {
+      perModel.push(analyzeCoupling(model, { ...options, modelSpec: spec }));
+    } finally {
+      freeWeights(model.transformer.weights);
+    }
+  }
+  const rows = perModel.map((r): ModelRow => {
+    const c = r.trained.model_coupling.by_k.find(
+      (e) => e.k === Math.min(headlineK, r.model.config.dim),
+    );
+    const coupling = c ? c.value : NaN;
+    return {
+      model: r.model.spec,
+      parameters: r.model.parameters,
+      depth: r.model.config.nLayers,
+      width: r.model.config.dim,
+      coupling,
+      log10_coupling: Math.log10(coupling),
+      lss_mean: r.trained.lss.mean,
+      growth_rate: r.trained.growth.rate,
+      growth_r2: r.trained.growth.r2_mean,
+      score: scores ? scoreFor(scores, r.model.spec) : null,
+    };
+  });
+  const report: AcrossModelsReport = {
+    lens: 'coupling-models',
+    spec: 'papers.md §5.9',
+    lmdyn_version: VERSION,
+    prompts: [...options.prompts],
+    headline_k: headlineK,
+    seed: options.seed ?? 1,
+    tags: {
+      coupling: 'proposed',
+      log10_coupling: 'proposed',
+      lss_mean: 'proposed',
+      growth_rate: 'proposed',
+      correlations: 'proposed',
+    },
+    rows,
+    correlations: scores ? correlations(rows) : null,
+  };
+  return { report, perModel };
+}
+
+/** Writes coupling-models.json, coupling-models.csv, one coupling run per model, and scatter plots. */
+export async function writeAcrossModels(
+  dir: string,
+  result: { report: AcrossModelsReport; perModel: CouplingReport[] },
+  options: { png?: boolean } = {},
+): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  writeFileAtomic(join(dir, 'coupling-models.json'), JSON.stringify(result.report, null, 1) + '\n');
+  const cols: (keyof ModelRow)[] = [
+    'model',
+    'parameters',
+    'depth',
+    'width',
+    'coupling',
+    'log10_coupling',
+    'lss_mean',
+    'growth_rate',
+    'growth_r2',
+    'score',
+  ];
+  const csv = [
+    cols.join(','),
+    ...result.report.rows.map((r) => cols.map((c) => csvCell(r[c])).join(',')),
+  ];
+  writeFileAtomic(join(dir, 'coupling-models.csv'), csv.join('\n') + '\n');
+  for (const [i, r] of result.perModel.entries()) {
+    await writeCouplingRun(join(dir, 'models', `${i + 1}-${safeName(r.model.spec)}`), r, options);
+  }
+  const rows = result.report.rows;
+  if (result.report.correlations) {
+    for (const q of ['coupling', 'lss_mean'] as const) {
+      const points = rows.map((r) => ({ model: r.model, x: r[q], score: r.score as number }));
+      await writePlot(join(dir, `score_vs_${q}`), modelsScatter(points, q), options);
+    }
+  }
+}
+
+/** Reads `model,score` rows (a header naming both columns first; other columns are ignored). */
+export function readScores(path: string): Map<string, number> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new LmdynError('not_found', `cannot read --scores ${path}`);
+  }
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  const head = (lines[0] ?? '').split(',').map((h) => h.trim().toLowerCase());
+  const mi = head.indexOf('model');
+  const si = head.indexOf('score');
+  if (mi < 0 || si < 0)
+    throw new LmdynError('bad_format', `${path}: the header must name the columns model and score`);
+  const scores = new Map<string, number>();
+  lines.slice(1).forEach((line, i) => {
+    const cells = line.split(',').map((c) => c.trim());
+    const v = Number(cells[si]);
+    if (cells[si] === undefined || cells[si] === '' || !Number.isFinite(v)) {
+      throw new LmdynError(
+        'bad_format',
+        `${path}:${i + 2}: score '${cells[si] ?? ''}' is not a number`,
+      );
+    }
+    scores.set(cells[mi], v);
+  });
+  return scores;
+}
+
+function correlations(rows: readonly ModelRow[]): ({ quantity: string } & Correlation)[] {
+  const score = rows.map((r) => r.score as number);
+  const quantities: [string, (r: ModelRow) => number][] = [
+    ['coupling', (r) => r.coupling],
+    ['log10_coupling', (r) => r.log10_coupling],
+    ['lss_mean', (r) => r.lss_mean],
+    ['growth_rate', (r) => r.growth_rate ?? NaN],
+    ['log10_parameters', (r) => Math.log10(r.parameters)],
+    ['depth', (r) => r.depth],
+    ['width', (r) => r.width],
+  ];
+  return quantities.map(([quantity, f]) => ({ quantity, ...correlate(rows.map(f), score) }));
+}
+
+function scoreFor(scores: ReadonlyMap<string, number>, spec: string): number | null {
+  return scores.get(spec) ?? scores.get(basename(spec.replace(/\/+$/, ''))) ?? null;
+}
+
+function csvCell(v: string | number | null): string {
+  if (v === null) return '';
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : '';
+  return /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+}
+
+function safeName(spec: string): string {
+  return basename(spec.replace(/\/+$/, '')).replace(/[^A-Za-z0-9._-]+/g, '_') || 'model';
+}

@@ -1,0 +1,149 @@
+/**
+ * The random twin (papers.md §5.9 item 3): the same configuration with the weights a training
+ * run starts from, so every coupling metric can be set beside its untrained baseline.
+ *
+ * - llama family, as llama2.c's model.py (`_init_weights`, then the scaled residual
+ *   projections): every linear weight and the token embedding ~ N(0, 0.02²); `wo` and `w3`
+ *   (our wUp) ~ N(0, (0.02/√(2L))²); RMSNorm weights = 1; biases (Qwen2's q/k/v) = 0; the
+ *   classifier is the embedding when tied, else its own N(0, 0.02²) draw.
+ * - gpt2, as Hugging Face's GPT2PreTrainedModel._init_weights: Conv1D/Linear weights and the
+ *   token and position embeddings ~ N(0, 0.02²) (initializer_range), biases = 0, LayerNorm
+ *   weight 1 and bias 0; `attn.c_proj` and `mlp.c_proj` (our wo and wDown) ~ N(0, (0.02/√(2L))²).
+ *
+ * Draws come from createRng(seed) in a fixed order (embeddings, then each layer's wq, wk, wv,
+ * wo, gate, up, down, then an untied classifier), so a seed names one twin.
+ */
+import type { Model } from '../../api.js';
+import { Transformer } from '../../model/forward.js';
+import {
+  newMatrix,
+  type LayerWeights,
+  type Matrix,
+  type ModelConfig,
+  type ModelWeights,
+} from '../../model/types.js';
+import { allocF32, freeF32 } from '../../tensor/memory.js';
+import { createRng, type Rng } from '../../tensor/rng.js';
+
+/** Standard deviation of every initialised weight except the scaled residual projections. */
+export const INIT_STD = 0.02;
+
+/** The model with the same config, tokenizer and bias layout, and freshly initialised weights. */
+export function randomTwin(model: Model, seed: number): Model {
+  const weights = initialWeights(model.config, seed, model.transformer.weights);
+  const source = {
+    ...model.source,
+    details: { ...model.source.details, randomTwin: { seed, init: initName(model.config) } },
+  };
+  const transformer = new Transformer({
+    config: model.config,
+    weights,
+    tokenizer: model.tokenizer,
+    source,
+  });
+  return { config: model.config, tokenizer: model.tokenizer, source, transformer };
+}
+
+/**
+ * Training-time initial weights for `config` (see the file comment). `like` decides which
+ * optional biases exist (they are zero); without it llama gets none and gpt2 all of GPT-2's.
+ */
+export function initialWeights(
+  config: ModelConfig,
+  seed: number,
+  like?: ModelWeights,
+): ModelWeights {
+  const rng = createRng(seed);
+  const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, seqLen } = config;
+  const gpt2 = config.architecture === 'gpt2';
+  const residualStd = INIT_STD / Math.sqrt(2 * nLayers);
+  const qDim = nHeads * headDim;
+  const kvDim = nKvHeads * headDim;
+  const zeros = (n: number, present: boolean) => (present ? allocF32(n) : null);
+  const ones = (n: number) => allocF32(n).fill(1);
+  const tokenEmbedding = normalMatrix(vocabSize, dim, INIT_STD, rng);
+  const positionEmbedding =
+    config.positional === 'learned' ? normalMatrix(seqLen, dim, INIT_STD, rng) : null;
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < nLayers; l++) {
+    const ref = like?.layers[l];
+    const has = (b: Float32Array | null | undefined) =>
+      ref ? b !== null && b !== undefined : gpt2;
+    const wq = normalMatrix(qDim, dim, INIT_STD, rng);
+    const wk = normalMatrix(kvDim, dim, INIT_STD, rng);
+    const wv = normalMatrix(kvDim, dim, INIT_STD, rng);
+    const wo = normalMatrix(dim, qDim, residualStd, rng); // model.py wo / HF attn.c_proj
+    const wGate = config.mlp === 'swiglu' ? normalMatrix(hiddenDim, dim, INIT_STD, rng) : null;
+    const wUp = normalMatrix(hiddenDim, dim, gpt2 ? INIT_STD : residualStd, rng); // model.py w3 / HF c_fc
+    const wDown = normalMatrix(dim, hiddenDim, gpt2 ? residualStd : INIT_STD, rng); // model.py w2 / HF mlp.c_proj
+    layers.push({
+      attnNorm: ones(dim),
+      attnNormBias: zeros(dim, config.norm === 'layernorm'),
+      wq,
+      wk,
+      wv,
+      wo,
+      bq: zeros(qDim, has(ref?.bq)),
+      bk: zeros(kvDim, has(ref?.bk)),
+      bv: zeros(kvDim, has(ref?.bv)),
+      bo: zeros(dim, has(ref?.bo)),
+      mlpNorm: ones(dim),
+      mlpNormBias: zeros(dim, config.norm === 'layernorm'),
+      wGate,
+      wUp,
+      bUp: zeros(hiddenDim, has(ref?.bUp)),
+      wDown,
+      bDown: zeros(dim, has(ref?.bDown)),
+    });
+  }
+  const unembedding = config.tiedEmbeddings
+    ? tokenEmbedding
+    : normalMatrix(vocabSize, dim, INIT_STD, rng);
+  const unembeddingBias = like?.unembeddingBias ? allocF32(vocabSize) : null;
+  return {
+    tokenEmbedding,
+    positionEmbedding,
+    layers,
+    finalNorm: ones(dim),
+    finalNormBias: zeros(dim, config.norm === 'layernorm'),
+    unembedding,
+    unembeddingBias,
+  };
+}
+
+/** Returns a twin's weight buffers to the arena; the weights must not be used afterwards. */
+export function freeWeights(w: ModelWeights): void {
+  const buffers = new Set<Float32Array>([w.tokenEmbedding.data, w.unembedding.data, w.finalNorm]);
+  for (const b of [w.positionEmbedding?.data, w.finalNormBias, w.unembeddingBias])
+    if (b) buffers.add(b);
+  for (const l of w.layers) {
+    for (const m of [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]) if (m) buffers.add(m.data);
+    for (const b of [
+      l.attnNorm,
+      l.attnNormBias,
+      l.bq,
+      l.bk,
+      l.bv,
+      l.bo,
+      l.mlpNorm,
+      l.mlpNormBias,
+      l.bUp,
+      l.bDown,
+    ])
+      if (b) buffers.add(b);
+  }
+  for (const b of buffers) freeF32(b);
+}
+
+/** Which published initialisation `initialWeights` follows for this architecture. */
+export function initName(config: ModelConfig): string {
+  return config.architecture === 'gpt2'
+    ? 'HF GPT2PreTrainedModel._init_weights: N(0, 0.02²), c_proj N(0, (0.02/√(2L))²), LayerNorm 1/0, biases 0'
+    : 'llama2.c model.py: N(0, 0.02²), wo and w3 N(0, (0.02/√(2L))²), norms 1, biases 0';
+}
+
+function normalMatrix(rows: number, cols: number, std: number, rng: Rng): Matrix {
+  const data = allocF32(rows * cols);
+  for (let i = 0; i < data.length; i++) data[i] = rng.normal() * std;
+  return newMatrix(rows, cols, data);
+}
