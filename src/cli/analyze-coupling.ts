@@ -1,0 +1,211 @@
+/**
+ * `lmdyn analyze coupling`: the coupling lens (papers.md §5) on one model (with its random twin
+ * on request) or across several models, written into one output folder.
+ */
+import { resolve } from 'node:path';
+import { openModel as openSpec } from '../api.js';
+import { LmdynError } from '../errors.js';
+import {
+  analyzeCoupling,
+  DEFAULT_K,
+  type CouplingReport,
+  type PositionSpec,
+} from '../lenses/coupling/analyze.js';
+import {
+  analyzeCouplingAcrossModels,
+  readScores,
+  writeAcrossModels,
+} from '../lenses/coupling/across.js';
+import { collectJacobians, writeCouplingRun } from '../lenses/coupling/io.js';
+import { startKernelThreads } from '../tensor/wasm/threads.js';
+import { checkOutDir } from '../trace/io.js';
+import type { LensRegistrar } from './analyze.js';
+import { parseInteger } from './args.js';
+import { openModel } from './common.js';
+import { readTextFile } from './trace.js';
+
+interface CouplingFlags {
+  model?: string;
+  models?: string[];
+  tokenizer?: string;
+  prompt?: string;
+  prompts?: string;
+  positions: PositionSpec;
+  k: number[];
+  randomTwin?: boolean;
+  includeFinalNorm?: boolean;
+  interactions: boolean;
+  saveJacobians?: boolean;
+  seed: number;
+  scores?: string;
+  png?: boolean;
+  out: string;
+  force?: boolean;
+}
+
+export const registerCouplingLens: LensRegistrar = (analyze) => {
+  analyze
+    .command('coupling')
+    .description('residual Jacobians, block coupling, line-shape score and growth (papers.md §5)')
+    .option('-m, --model <M>', 'model file, folder or hf:owner/name')
+    .option('--models <LIST>', 'several models, comma-separated: one row per model', parseModelList)
+    .option('-z, --tokenizer <T>', 'tokenizer overriding the model’s own (with --model)')
+    .option('-i, --prompt <P>', 'one prompt')
+    .option('--prompts <FILE>', 'prompts, one per line (or JSONL with a "text" field)')
+    .option(
+      '--positions <P>',
+      'query positions: last | all | i,j,… (0-based)',
+      parsePositions,
+      'last',
+    )
+    .option('--k <LIST>', 'K values of m_K, comma-separated (clipped to d)', parseKList, [
+      ...DEFAULT_K,
+    ])
+    .option('--random-twin', 'also measure the same config with training-time random weights')
+    .option('--include-final-norm', 'add ∂ln_final(x^L_T)/∂x^L_T as a last block')
+    .option('--no-interactions', 'skip the context → last-token family (§5.4 c)')
+    .option(
+      '--save-jacobians',
+      'write jacobians.safetensors (blocks.{l}.jacobian, F32 [positions, d, d])',
+    )
+    .option(
+      '-s, --seed <S>',
+      'seed of the random twin and the randomized SVD',
+      parseInteger('--seed', 0, 2 ** 32 - 1),
+      1,
+    )
+    .option('--scores <CSV>', 'with --models: a model,score table to correlate with')
+    .option('--png', 'also write PNG figures')
+    .requiredOption('-o, --out <DIR>', 'output folder')
+    .option('--force', 'overwrite a non-empty output folder')
+    .action(async (flags: CouplingFlags) => {
+      const out = resolve(flags.out);
+      const prompts = promptsFrom(flags);
+      if (flags.models && flags.model)
+        throw new LmdynError('bad_argument', 'give --model or --models, not both');
+      if (flags.models && (flags.saveJacobians || flags.randomTwin)) {
+        throw new LmdynError(
+          'bad_argument',
+          '--save-jacobians and --random-twin apply to a single --model',
+        );
+      }
+      if (flags.scores && !flags.models)
+        throw new LmdynError('bad_argument', '--scores needs --models');
+      checkOutDir(out, flags.force ?? false);
+      const scores = flags.scores ? readScores(flags.scores) : undefined;
+      await startKernelThreads();
+      const log = (line: string) => process.stderr.write(line + '\n');
+      const common = {
+        prompts,
+        positions: flags.positions,
+        k: flags.k,
+        includeFinalNorm: flags.includeFinalNorm ?? false,
+        interactions: flags.interactions,
+        seed: flags.seed,
+        log,
+      };
+      if (flags.models) {
+        const result = await analyzeCouplingAcrossModels(flags.models, (spec) => openSpec(spec), {
+          ...common,
+          scores,
+        });
+        await writeAcrossModels(out, result, { png: flags.png });
+        printAcross(result.report.rows, result.report.headline_k, out);
+        return;
+      }
+      const { model, label } = await openModel(flags, log);
+      const jacobians = flags.saveJacobians ? collectJacobians() : undefined;
+      const report = analyzeCoupling(model, {
+        ...common,
+        randomTwin: flags.randomTwin ?? false,
+        modelSpec: label,
+        onJacobians: jacobians?.onJacobians,
+      });
+      await writeCouplingRun(out, report, { jacobians, png: flags.png });
+      printSummary(report, out);
+    });
+};
+
+function promptsFrom(flags: CouplingFlags): string[] {
+  if (flags.prompt !== undefined && flags.prompts)
+    throw new LmdynError('bad_argument', 'give --prompt or --prompts, not both');
+  if (flags.prompts) return readTextFile(flags.prompts);
+  if (flags.prompt !== undefined) return [flags.prompt];
+  throw new LmdynError('bad_argument', 'the coupling lens needs --prompt P or --prompts FILE');
+}
+
+function parsePositions(value: string): PositionSpec {
+  if (value === 'last' || value === 'all') return value;
+  const list = value.split(',').map((s) => s.trim());
+  if (list.length === 0 || list.some((s) => !/^\d+$/.test(s))) {
+    throw new LmdynError(
+      'bad_argument',
+      `--positions must be last, all or 0-based indices like 0,3,7, got '${value}'`,
+    );
+  }
+  return list.map(Number);
+}
+
+function parseKList(value: string): number[] {
+  const list = value.split(',').map((s) => s.trim());
+  if (list.length === 0 || list.some((s) => !/^\d+$/.test(s) || Number(s) < 1)) {
+    throw new LmdynError(
+      'bad_argument',
+      `--k must be whole numbers ≥ 1 separated by commas, got '${value}'`,
+    );
+  }
+  return list.map(Number);
+}
+
+function parseModelList(value: string): string[] {
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0) throw new LmdynError('bad_argument', '--models needs at least one model');
+  return list;
+}
+
+function printSummary(report: CouplingReport, out: string): void {
+  const lines = [
+    `coupling: ${report.prompts.length} prompt(s), d = ${report.model.config.dim}, ${report.blocks.length} blocks → ${out}`,
+  ];
+  const kNote = report.k
+    .filter((e) => e.used !== e.requested)
+    .map((e) => `K ${e.requested} → ${e.used}`);
+  if (kNote.length) lines.push(`K clipped to d: ${kNote.join(', ')}`);
+  for (const w of report.random_twin ? [report.trained, report.random_twin] : [report.trained]) {
+    const mc = w.model_coupling.by_k
+      .map((e) => `K=${e.k} ${fmt(e.value)} (log10 ${fmt(e.log10)})`)
+      .join(', ');
+    const g = w.growth;
+    lines.push(
+      `${w.weights}: model coupling ${mc}; LSS mean ${fmt(w.lss.mean)}; growth rate ${fmt(g.rate)} (R² ${fmt(g.r2_mean)}); fidelity ${fmt(w.fidelity.mean)}`,
+    );
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+function printAcross(
+  rows: {
+    model: string;
+    coupling: number;
+    lss_mean: number;
+    growth_rate: number | null;
+    score: number | null;
+  }[],
+  k: number,
+  out: string,
+): void {
+  const lines = [`coupling across ${rows.length} models (K = ${k}) → ${out}`];
+  for (const r of rows) {
+    lines.push(
+      `${r.model}: coupling ${fmt(r.coupling)}, LSS ${fmt(r.lss_mean)}, growth ${fmt(r.growth_rate)}${r.score === null ? '' : `, score ${fmt(r.score)}`}`,
+    );
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+function fmt(v: number | null): string {
+  return v === null || !Number.isFinite(v) ? '–' : v.toPrecision(4);
+}
