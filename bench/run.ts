@@ -60,7 +60,7 @@ async function matmulTable(minSeconds: number): Promise<void> {
   };
   runAll(single, 1);
   const helpers = await startKernelThreads();
-  if (helpers > 0) runAll([wasmF32], 1 + helpers);
+  if (helpers > 0) runAll([wasmF32, wasmQ80], 1 + helpers);
   stopKernelThreads();
   results.sort((a, b) => a[0].n - b[0].n || a[0].rows - b[0].rows || a[0].cols - b[0].cols);
   printTable(

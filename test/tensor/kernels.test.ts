@@ -286,26 +286,38 @@ const q80Variants: [string, Q80Variant][] = [
   ['dispatch', matmulQ80],
 ];
 
-for (const [name, run] of q80Variants) {
-  test(`matmulQ80 ${name} matches a dequantize-then-float64 reference`, () => {
-    const rng = createRng(4321);
-    for (const [rows, cols, gs] of Q80_SHAPES) {
-      for (const n of ROWS_OF_X) {
-        const wf = fillNormal(new Float32Array(rows * cols), rng);
-        const { q, s } = q80Of(wf, gs);
-        const w: Q80Matrix = { format: 'q8_0', rows, cols, groupSize: gs, q, scales: s };
-        const x = fillNormal(allocF32(n * cols), rng);
-        x.fill(0, 0, Math.min(gs, x.length)); // a group of zeros: scale 0
-        const out = allocF32(n * rows);
-        out.fill(NaN);
-        run(out, x, w, n);
-        assertClose(out, referenceQ80(x, w, n), `q80 ${name} ${rows}x${cols}/${gs} n=${n}`);
-        for (const a of [x, out, s]) freeF32(a);
-        freeI8(q);
-      }
+function checkQ80Shapes(name: string, run: Q80Variant): void {
+  const rng = createRng(4321);
+  for (const [rows, cols, gs] of Q80_SHAPES) {
+    for (const n of ROWS_OF_X) {
+      const wf = fillNormal(new Float32Array(rows * cols), rng);
+      const { q, s } = q80Of(wf, gs);
+      const w: Q80Matrix = { format: 'q8_0', rows, cols, groupSize: gs, q, scales: s };
+      const x = fillNormal(allocF32(n * cols), rng);
+      x.fill(0, 0, Math.min(gs, x.length)); // a group of zeros: scale 0
+      const out = allocF32(n * rows);
+      out.fill(NaN);
+      run(out, x, w, n);
+      assertClose(out, referenceQ80(x, w, n), `q80 ${name} ${rows}x${cols}/${gs} n=${n}`);
+      for (const a of [x, out, s]) freeF32(a);
+      freeI8(q);
     }
-  });
+  }
 }
+
+for (const [name, run] of q80Variants) {
+  test(`matmulQ80 ${name} matches a dequantize-then-float64 reference`, () =>
+    checkQ80Shapes(name, run));
+}
+
+test('matmulQ80 threaded matches the reference', async () => {
+  await startKernelThreads({ helpers: 1, minWork: 0 });
+  try {
+    checkQ80Shapes('threaded', q80Variants[1][1]);
+  } finally {
+    stopKernelThreads();
+  }
+});
 
 test('Q8_0 quantization of activations is bit-identical to export.py rounding', () => {
   const rng = createRng(77);

@@ -51,17 +51,23 @@ export interface WasmKernels {
 }
 
 /**
- * Splits one matmul across kernel threads (threads.ts); arguments as matmul_f32's, whole rows.
- * Returns false when the product is too small to be worth splitting.
+ * Splits one matmul across kernel threads (threads.ts); arguments as the kernels', whole rows.
+ * Each returns false when the product is too small to be worth splitting.
  */
-export type MatmulPool = (
-  out: number,
-  x: number,
-  w: number,
-  n: number,
-  rows: number,
-  cols: number,
-) => boolean;
+export interface MatmulPool {
+  f32(out: number, x: number, w: number, n: number, rows: number, cols: number): boolean;
+  q80(
+    out: number,
+    xq: number,
+    xs: number,
+    wq: number,
+    ws: number,
+    n: number,
+    rows: number,
+    cols: number,
+    gs: number,
+  ): boolean;
+}
 
 let cached: WasmKernels | null | undefined;
 let pool: MatmulPool | null = null;
@@ -100,7 +106,7 @@ export function matmulWasm(
   const o = out.byteOffset;
   const xo = x.byteOffset;
   const wo = w.byteOffset;
-  if (!pool?.(o, xo, wo, n, rows, cols)) k.exports.matmul_f32(o, xo, wo, n, rows, cols, 0, rows);
+  if (!pool?.f32(o, xo, wo, n, rows, cols)) k.exports.matmul_f32(o, xo, wo, n, rows, cols, 0, rows);
   return true;
 }
 
@@ -150,8 +156,10 @@ export function matmulQ80Wasm(
   }
   const [q, s] = [xq.byteOffset, xs.byteOffset];
   k.exports.quantize_q80(x.byteOffset, n * cols, gs, q, s);
-  const [wq, ws] = [w.q.byteOffset, w.scales.byteOffset];
-  k.exports.matmul_q80(out.byteOffset, q, s, wq, ws, n, rows, cols, gs, 0, rows);
+  const [o, wq, ws] = [out.byteOffset, w.q.byteOffset, w.scales.byteOffset];
+  if (!pool?.q80(o, q, s, wq, ws, n, rows, cols, gs)) {
+    k.exports.matmul_q80(o, q, s, wq, ws, n, rows, cols, gs, 0, rows);
+  }
   return true;
 }
 

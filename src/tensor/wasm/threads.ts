@@ -18,14 +18,19 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { allocF32, RESERVED_BYTES, wasmMemory } from '../memory.js';
-import { setMatmulPool, wasmKernels, type MatmulPool } from './kernels.js';
+import { setMatmulPool, wasmKernels, type MatmulPool, type WasmKernels } from './kernels.js';
 
 // The control block, Int32 indices. Chunk states are (job tag << 3) | state, so a word left from
 // an earlier job can never be mistaken for one of the current job.
 const SEQ = 0; // jobs posted
 const READY = 1; // helpers that have instantiated the kernels
-const OUT = 2; // job arguments: out, x, w, n, ldo (= rows), cols, chunk rows, chunks
+// The job: op, out, n, ldo (= rows), cols, chunk rows, chunks, then the op's operands:
+// F32: x, w; Q80: xq, xs, wq, ws, gs.
+const ARGS = 2;
+const OPERANDS = ARGS + 7;
 const STATES = 16; // first chunk state word
+const F32 = 0;
+const Q80 = 1;
 const CONTROL_OFFSET = 64; // bytes; 0 is left alone, it looks like a null pointer
 const MAX_CHUNKS = 4096;
 const CONTROL_INTS = STATES + MAX_CHUNKS;
@@ -58,14 +63,17 @@ for (;;) {
   }
   seen = Atomics.load(c, ${SEQ});
   const tag = (seen & 0xfffffff) << 3;
-  const [out, x, w, n, ldo, cols, chunk, chunks] = c.subarray(${OUT}, ${OUT + 8});
+  const [op, out, n, ldo, cols, chunk, chunks] = c.subarray(${ARGS}, ${OPERANDS});
+  const [a, b, d, e, gs] = c.subarray(${OPERANDS}, ${OPERANDS + 5});
   for (let i = chunks - 1; i >= 0; i--) {
     const s = ${STATES} + i;
     if (Atomics.compareExchange(c, s, tag | ${FREE}, tag | ${COMPUTING}) !== (tag | ${FREE})) continue;
     const r0 = i * chunk;
     const len = Math.min(ldo - r0, chunk);
+    const dst = scratch - 4 * r0;
     try {
-      k.matmul_f32(scratch - 4 * r0, x, w, n, len, cols, r0, r0 + len);
+      if (op === ${F32}) k.matmul_f32(dst, a, b, n, len, cols, r0, r0 + len);
+      else k.matmul_q80(dst, a, b, d, e, n, len, cols, gs, r0, r0 + len);
     } catch {
       continue; // left COMPUTING: the caller takes the chunk back
     }
@@ -134,8 +142,7 @@ export async function startKernelThreads(options: KernelThreadOptions = {}): Pro
     for (const w of workers) void w.terminate();
     throw err;
   }
-  const matmul = kernels.exports.matmul_f32;
-  setMatmulPool(chunkedPool(c, helpers + 1, options.minWork ?? DEFAULT_MIN_WORK, matmul));
+  setMatmulPool(chunkedPool(c, helpers + 1, options.minWork ?? DEFAULT_MIN_WORK, kernels.exports));
   stopCurrent = () => {
     setMatmulPool(null);
     for (const w of workers) void w.terminate();
@@ -151,25 +158,27 @@ export function stopKernelThreads(): void {
   stopCurrent = null;
 }
 
-type MatmulF32 = (
-  out: number,
-  x: number,
-  w: number,
-  n: number,
-  ldo: number,
-  cols: number,
-  r0: number,
-  r1: number,
-) => void;
-
 /**
  * Posts a matmul as chunks of rows (a multiple of 4, the kernel's tile; about 4 per
  * participant, fewer rows when n is large so a chunk fits a helper's scratch), claims chunks
  * from the first up, then waits for or takes back the helpers' chunks.
  */
-function chunkedPool(c: Int32Array, parts: number, minWork: number, matmul: MatmulF32): MatmulPool {
+function chunkedPool(
+  c: Int32Array,
+  parts: number,
+  minWork: number,
+  k: WasmKernels['exports'],
+): MatmulPool {
   let seq = Atomics.load(c, SEQ);
-  return (out, x, w, n, rows, cols) => {
+  /** Runs a job whose operands are already in c[OPERANDS..]; `compute` does rows [r0, r1) here. */
+  const split = (
+    op: number,
+    out: number,
+    n: number,
+    rows: number,
+    cols: number,
+    compute: (r0: number, r1: number) => void,
+  ): boolean => {
     if (n * rows * cols < minWork || rows < 8) return false;
     const fit = Math.floor(SCRATCH_FLOATS / n / 4) * 4;
     const chunk = Math.min(fit, Math.max(4, Math.ceil(rows / (4 * parts) / 4) * 4));
@@ -177,14 +186,7 @@ function chunkedPool(c: Int32Array, parts: number, minWork: number, matmul: Matm
     if (chunk < 4 || chunks > MAX_CHUNKS) return false;
     seq = (seq + 1) & 0xfffffff;
     const tag = seq << 3;
-    c[OUT] = out;
-    c[OUT + 1] = x;
-    c[OUT + 2] = w;
-    c[OUT + 3] = n;
-    c[OUT + 4] = rows;
-    c[OUT + 5] = cols;
-    c[OUT + 6] = chunk;
-    c[OUT + 7] = chunks;
+    c.set([op, out, n, rows, cols, chunk, chunks], ARGS);
     for (let i = 0; i < chunks; i++) Atomics.store(c, STATES + i, tag | FREE);
     Atomics.store(c, SEQ, seq);
     Atomics.notify(c, SEQ);
@@ -194,7 +196,7 @@ function chunkedPool(c: Int32Array, parts: number, minWork: number, matmul: Matm
     for (let i = 0; i < chunks; i++) {
       if (Atomics.compareExchange(c, STATES + i, tag | FREE, tag | CALLER) !== (tag | FREE))
         continue;
-      matmul(out, x, w, n, rows, cols, i * chunk, Math.min(rows, (i + 1) * chunk));
+      compute(i * chunk, Math.min(rows, (i + 1) * chunk));
       own++;
     }
     // A running helper needs at most one chunk's time; past 1.5× ours it has been descheduled.
@@ -210,13 +212,28 @@ function chunkedPool(c: Int32Array, parts: number, minWork: number, matmul: Matm
         state === (tag | COMPUTING) &&
         Atomics.compareExchange(c, s, tag | COMPUTING, tag | STOLEN) === (tag | COMPUTING)
       ) {
-        matmul(out, x, w, n, rows, cols, i * chunk, Math.min(rows, (i + 1) * chunk));
+        compute(i * chunk, Math.min(rows, (i + 1) * chunk));
         continue;
       }
       // COMMITTING: the helper is copying a finished chunk, microseconds.
       while (Atomics.load(c, s) === (tag | COMMITTING));
     }
     return true;
+  };
+  return {
+    f32: (out, x, w, n, rows, cols) => {
+      c[OPERANDS] = x;
+      c[OPERANDS + 1] = w;
+      return split(F32, out, n, rows, cols, (r0, r1) =>
+        k.matmul_f32(out, x, w, n, rows, cols, r0, r1),
+      );
+    },
+    q80: (out, xq, xs, wq, ws, n, rows, cols, gs) => {
+      c.set([xq, xs, wq, ws, gs], OPERANDS);
+      return split(Q80, out, n, rows, cols, (r0, r1) =>
+        k.matmul_q80(out, xq, xs, wq, ws, n, rows, cols, gs, r0, r1),
+      );
+    },
   };
 }
 
