@@ -94,9 +94,12 @@ const variants: [string, Variant][] = [
   ['dispatch', matmul],
 ];
 
-test('the arena and the SIMD kernels are available in Node', () => {
+// LMDYN_KERNELS=js runs the whole suite on the JS loops; the wasm-only tests are skipped then.
+const wasm = { skip: process.env.LMDYN_KERNELS === 'js' ? 'LMDYN_KERNELS=js' : false };
+
+test('the arena and the SIMD kernels are available in Node', wasm, () => {
   assert.ok(wasmMemory(), 'shared wasm memory');
-  assert.ok(wasmKernels(), 'kernels instantiated (unset LMDYN_KERNELS=js to run this test)');
+  assert.ok(wasmKernels(), 'kernels instantiated');
   assert.ok(inArena(allocF32(3)));
   assert.ok(!inArena(new Float32Array(3)));
 });
@@ -117,53 +120,64 @@ function checkShapes(name: string, run: Variant): void {
 }
 
 for (const [name, run] of variants) {
-  test(`matmul ${name} matches a float64 reference on awkward shapes`, () =>
-    checkShapes(name, run));
+  test(
+    `matmul ${name} matches a float64 reference on awkward shapes`,
+    name === 'wasm' ? wasm : {},
+    () => checkShapes(name, run),
+  );
 }
 
-test('matmul threaded (a helper thread claims row chunks) matches the reference', async () => {
-  // minWork 0: split even the 1×1 product, so every shape goes through the helper protocol.
-  const helpers = await startKernelThreads({ helpers: 1, minWork: 0 });
-  try {
-    assert.equal(helpers, 1);
-    checkShapes('threaded', variants[1][1]);
-  } finally {
-    stopKernelThreads();
-  }
-});
-
-test('threaded matmul is bit-identical to one thread over many calls, under contention', async () => {
-  // Every row is computed by the same kernel code on the same tile boundaries whichever thread
-  // (or a caller taking a late helper's chunk back) computes it, so the results are identical.
-  // Two busy threads compete for the cores so that the helper is descheduled mid-chunk and the
-  // caller takes chunks back.
-  const hogs = [0, 1].map(
-    () => new Worker('const end = Date.now() + 3000; while (Date.now() < end);', { eval: true }),
-  );
-  const rng = createRng(31);
-  const cases = [
-    { rows: 516, cols: 300, n: 1 },
-    { rows: 203, cols: 77, n: 5 },
-  ].map(({ rows, cols, n }) => {
-    const w = fillNormal(allocF32(rows * cols), rng);
-    const x = fillNormal(allocF32(n * cols), rng);
-    const expected = allocF32(n * rows);
-    assert.ok(matmulWasm(expected, x, w, rows, cols, n));
-    return { rows, cols, n, w, x, expected, out: allocF32(n * rows) };
-  });
-  await startKernelThreads({ helpers: 1, minWork: 0 });
-  try {
-    for (let call = 0; call < 2000; call++) {
-      const c = cases[call % cases.length];
-      c.out.fill(NaN);
-      assert.ok(matmulWasm(c.out, c.x, c.w, c.rows, c.cols, c.n));
-      assert.deepEqual(c.out, c.expected, `call ${call}`);
+test(
+  'matmul threaded (a helper thread claims row chunks) matches the reference',
+  wasm,
+  async () => {
+    // minWork 0: split even the 1×1 product, so every shape goes through the helper protocol.
+    const helpers = await startKernelThreads({ helpers: 1, minWork: 0 });
+    try {
+      assert.equal(helpers, 1);
+      checkShapes('threaded', variants[1][1]);
+    } finally {
+      stopKernelThreads();
     }
-  } finally {
-    stopKernelThreads();
-    await Promise.all(hogs.map((h) => h.terminate()));
-  }
-});
+  },
+);
+
+test(
+  'threaded matmul is bit-identical to one thread over many calls, under contention',
+  wasm,
+  async () => {
+    // Every row is computed by the same kernel code on the same tile boundaries whichever thread
+    // (or a caller taking a late helper's chunk back) computes it, so the results are identical.
+    // Two busy threads compete for the cores so that the helper is descheduled mid-chunk and the
+    // caller takes chunks back.
+    const hogs = [0, 1].map(
+      () => new Worker('const end = Date.now() + 3000; while (Date.now() < end);', { eval: true }),
+    );
+    const rng = createRng(31);
+    const cases = [
+      { rows: 516, cols: 300, n: 1 },
+      { rows: 203, cols: 77, n: 5 },
+    ].map(({ rows, cols, n }) => {
+      const w = fillNormal(allocF32(rows * cols), rng);
+      const x = fillNormal(allocF32(n * cols), rng);
+      const expected = allocF32(n * rows);
+      assert.ok(matmulWasm(expected, x, w, rows, cols, n));
+      return { rows, cols, n, w, x, expected, out: allocF32(n * rows) };
+    });
+    await startKernelThreads({ helpers: 1, minWork: 0 });
+    try {
+      for (let call = 0; call < 2000; call++) {
+        const c = cases[call % cases.length];
+        c.out.fill(NaN);
+        assert.ok(matmulWasm(c.out, c.x, c.w, c.rows, c.cols, c.n));
+        assert.deepEqual(c.out, c.expected, `call ${call}`);
+      }
+    } finally {
+      stopKernelThreads();
+      await Promise.all(hogs.map((h) => h.terminate()));
+    }
+  },
+);
 
 test('matmul on plain Float32Arrays runs the JS loop and agrees with the reference', () => {
   const rng = createRng(5);
@@ -175,13 +189,13 @@ test('matmul on plain Float32Arrays runs the JS loop and agrees with the referen
   assertClose(out, reference(x, w, 3), 'plain arrays');
 });
 
-test('the wasm kernel refuses buffers shorter than their shape', () => {
+test('the wasm kernel refuses buffers shorter than their shape', wasm, () => {
   const w = allocF32(4 * 4);
   assert.equal(matmulWasm(allocF32(3), allocF32(4), w, 4, 4, 1), false);
   assert.equal(matmulWasm(allocF32(4), allocF32(3), w, 4, 4, 1), false);
 });
 
-test('a large prefill spanning several x blocks matches the reference', () => {
+test('a large prefill spanning several x blocks matches the reference', wasm, () => {
   // 300 rows of x × 768 cols is ~0.9 MiB: more than one 256 KiB block of x rows.
   const rng = createRng(99);
   const n = 300;
@@ -192,7 +206,7 @@ test('a large prefill spanning several x blocks matches the reference', () => {
   assertClose(out, reference(x, w, n), 'blocked prefill');
 });
 
-test('arena: blocks are aligned, zeroed on reuse, and coalesce when freed', () => {
+test('arena: blocks are aligned, zeroed on reuse, and coalesce when freed', wasm, () => {
   const a = allocF32(10);
   const b = allocF32(10);
   assert.equal(a.byteOffset % 64, 0);
@@ -306,11 +320,14 @@ function checkQ80Shapes(name: string, run: Q80Variant): void {
 }
 
 for (const [name, run] of q80Variants) {
-  test(`matmulQ80 ${name} matches a dequantize-then-float64 reference`, () =>
-    checkQ80Shapes(name, run));
+  test(
+    `matmulQ80 ${name} matches a dequantize-then-float64 reference`,
+    name === 'wasm' ? wasm : {},
+    () => checkQ80Shapes(name, run),
+  );
 }
 
-test('matmulQ80 threaded matches the reference', async () => {
+test('matmulQ80 threaded matches the reference', wasm, async () => {
   await startKernelThreads({ helpers: 1, minWork: 0 });
   try {
     checkQ80Shapes('threaded', q80Variants[1][1]);
@@ -319,7 +336,7 @@ test('matmulQ80 threaded matches the reference', async () => {
   }
 });
 
-test('Q8_0 quantization of activations is bit-identical to export.py rounding', () => {
+test('Q8_0 quantization of activations is bit-identical to export.py rounding', wasm, () => {
   const rng = createRng(77);
   const gs = 32;
   const v = fillNormal(allocF32(4 * gs), rng);
