@@ -16,9 +16,12 @@
  * `s_i -= α_f·c_i + α_p·[c_i > 0]` on the logits, applied right after the repetition penalty,
  * so before temperature (the order vLLM uses as well).
  *
- * Scores stay float32 up to the softmax, like HF's; the softmax and everything after it are
- * float64. HF sums top-p's cumulative probabilities in float32, so a token whose cumulative mass
- * lies within ~1e-7 of 1 − top_p can fall on the other side of the cut there.
+ * Scores stay float32 up to the softmax, like HF's. The HF processors' arithmetic is float32 as
+ * torch does it on CPU (the Python scalar cast to float32, a correctly rounded operation; on CUDA
+ * torch divides by multiplying with the reciprocal, up to 1 ulp off), so `scores` should match
+ * HF's on CPU bit for bit. The softmax and everything after it are float64, where HF sums
+ * top-p's cumulative probabilities in float32: a token whose cumulative mass lies within ~1e-7
+ * of 1 − top_p can fall on the other side of the cut there.
  */
 import { LmdynError } from '../errors.js';
 import type { Rng } from '../tensor/rng.js';
@@ -125,8 +128,8 @@ export function applyPenalties(
   history: ArrayLike<number>,
   c: Pick<SamplingConfig, 'repetitionPenalty' | 'frequencyPenalty' | 'presencePenalty'>,
 ): void {
-  const theta = c.repetitionPenalty;
-  if (theta === 1 && c.frequencyPenalty === 0 && c.presencePenalty === 0) return;
+  if (c.repetitionPenalty === 1 && c.frequencyPenalty === 0 && c.presencePenalty === 0) return;
+  const theta = Math.fround(c.repetitionPenalty); // torch casts the scalar to the scores' float32
   for (const [id, count] of tokenCounts(history, scores.length)) {
     if (theta !== 1) scores[id] = scores[id] < 0 ? scores[id] * theta : scores[id] / theta;
     scores[id] -= c.frequencyPenalty * count + c.presencePenalty;
@@ -157,8 +160,9 @@ export function nextTokenDistribution(
     return { probs, scores, size: 1, support: Int32Array.of(id) };
   }
 
-  // TemperatureLogitsWarper: scores / T.
-  if (c.temperature !== 1) for (let i = 0; i < V; i++) scores[i] /= c.temperature;
+  // TemperatureLogitsWarper: scores / T, a float32 division as torch's (T cast to float32).
+  const T = Math.fround(c.temperature);
+  if (c.temperature !== 1) for (let i = 0; i < V; i++) scores[i] /= T;
   const { max, finite } = scanScores(scores);
 
   // TopKLogitsWarper: remove scores < the k-th largest (torch.topk(scores, k)[0][-1]), so every
@@ -288,6 +292,7 @@ function applyTopPMinP(
   const scale = range > 0 ? (buckets - 1) / range : 0;
   const bucket = new Uint16Array(ids.length); // 0 = top
   const mass = new Float64Array(buckets);
+  const count = new Int32Array(buckets);
   let below = 0; // Σ e of the removed bottom set
   let n = 0;
   for (let j = 0; j < ids.length; j++) {
@@ -300,6 +305,7 @@ function applyTopPMinP(
       ids[n] = id;
       bucket[n++] = b;
       mass[b] += probs[id];
+      count[b]++;
     }
   }
   if (!topP) return ids.subarray(0, n);
@@ -313,7 +319,7 @@ function applyTopPMinP(
   }
   // Kept: the buckets above the crossing one in their given order, then the crossing bucket's
   // survivors in rank order. Equal scores share a bucket, so their relative order is unchanged.
-  const inCrossing = new Int32Array(n);
+  const inCrossing = new Int32Array(count[crossing]);
   let m = 0;
   let k = 0;
   for (let j = 0; j < n; j++) {
@@ -321,7 +327,7 @@ function applyTopPMinP(
     else if (bucket[j] === crossing) inCrossing[m++] = ids[j];
     else remove(ids[j], scores, probs);
   }
-  const ranked = rankByScore(scores, inCrossing.subarray(0, m));
+  const ranked = rankByScore(scores, inCrossing);
   let last = m - 1; // lowest-ranked token of the crossing bucket that stays
   for (; last >= 0; last--) {
     cumulative += probs[ranked[last]] / s.total;

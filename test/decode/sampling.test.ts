@@ -292,9 +292,10 @@ function hfReference(
   // score * penalty, score / penalty), scatter back (a repeated id writes the same value).
   const seen = [...new Set(history)];
   if (c.repetitionPenalty !== 1) {
+    const theta = Math.fround(c.repetitionPenalty); // a Python float becomes a float32 scalar
     const g = seen.map((id) => s[id]);
     seen.forEach((id, j) => {
-      s[id] = g[j] < 0 ? g[j] * c.repetitionPenalty : g[j] / c.repetitionPenalty;
+      s[id] = g[j] < 0 ? g[j] * theta : g[j] / theta;
     });
   }
   // OpenAI: mu[j] -= c[j] * alpha_frequency + (c[j] > 0) * alpha_presence.
@@ -307,7 +308,7 @@ function hfReference(
     return { probs: logits.map((_, i) => (i === best ? 1 : 0)), support: [best], scores: [...s] };
   }
   // TemperatureLogitsWarper
-  if (c.temperature !== 1) for (let i = 0; i < V; i++) s[i] = s[i] / c.temperature;
+  if (c.temperature !== 1) for (let i = 0; i < V; i++) s[i] = s[i] / Math.fround(c.temperature);
   const softmax = (x: ArrayLike<number>): number[] => {
     const m = Math.max(...Array.from(x));
     const e = Array.from(x, (v) => Math.exp(v - m));
