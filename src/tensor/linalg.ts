@@ -28,35 +28,43 @@ export interface Svd {
   v: Float64Array; // [k, n] row i = i-th right singular vector
 }
 
-/** Thin SVD of a [m, n] (k = min(m, n)) by one-sided Jacobi in float64. */
+/**
+ * Thin SVD of a [m, n] (k = min(m, n)) by one-sided Jacobi in float64, preconditioned by a
+ * column-pivoted Householder QR (Drmač & Veselić 2008): A·P = Q·R, then Jacobi on the rows of R
+ * (the columns of Rᵀ), which converges in a few sweeps even for graded or rank-deficient A.
+ */
 export function svd(a: ArrayLike<number>, m: number, n: number): Svd {
   if (a.length !== m * n) throw new Error(`svd: ${a.length} values for a ${m}×${n} matrix`);
   if (m < n) {
     const t = svd(transpose(a, m, n), n, m); // Aᵀ = V S Uᵀ
     return { m, n, k: t.k, s: t.s, u: t.v, v: t.u };
   }
-  // g: [n, m], row j = column j of A; vt: [n, n], row j = column j of V. Rotations act on rows.
-  const g = transpose(a, m, n);
-  const vt = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) vt[j * n + j] = 1;
-  jacobiOrthogonaliseRows(g, n, m, vt, n);
+  // A·P = Q·R; g = R [n, n] (rows of R), theta = I [n, n]. Jacobi rotates rows: Θ·R = Σ·W
+  // with orthonormal rows W, so R = Θᵀ Σ W and A = (Q Θᵀ) Σ (W Pᵀ).
+  const qr = pivotedQr(a, m, n);
+  const g = qr.r;
+  const tiny = negligibleNorm(g, n);
+  const theta = new Float64Array(n * n);
+  for (let j = 0; j < n; j++) theta[j * n + j] = 1;
+  jacobiOrthogonaliseRows(g, n, n, theta, n);
   const norms = new Float64Array(n);
-  for (let j = 0; j < n; j++) norms[j] = Math.sqrt(dot(g, j * m, g, j * m, m));
+  for (let j = 0; j < n; j++) norms[j] = Math.sqrt(dot(g, j * n, g, j * n, n));
   const order = argsortDescending(norms);
   const s = new Float64Array(n);
+  const w = new Float64Array(n * n); // rows of W (in pivoted column order)
   const u = new Float64Array(n * m);
-  const v = new Float64Array(n * n);
-  const tiny = (norms[order[0]] || 0) * m * 2.2e-16;
   let rank = 0;
   order.forEach((j, i) => {
     s[i] = norms[j];
-    v.set(vt.subarray(j * n, (j + 1) * n), i * n);
-    if (norms[j] > tiny && norms[j] > 0) {
-      for (let r = 0; r < m; r++) u[i * m + r] = g[j * m + r] / norms[j];
+    u.set(applyQ(qr, theta.subarray(j * n, (j + 1) * n)), i * m); // u_i = Q θ_j
+    if (norms[j] > tiny) {
+      for (let c = 0; c < n; c++) w[i * n + c] = g[j * n + c] / norms[j];
       rank++;
     }
   });
-  completeOrthonormalRows(u, rank, n, m); // left vectors of zero singular values
+  completeOrthonormalRows(w, rank, n, n); // right vectors of zero singular values
+  const v = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let c = 0; c < n; c++) v[i * n + qr.perm[c]] = w[i * n + c];
   return { m, n, k: n, s, u, v };
 }
 
@@ -285,6 +293,76 @@ export function pca(x: ArrayLike<number>, n: number, d: number, k: number): Pca 
   };
 }
 
+/** A·P = Q·R with Q = H_0 ⋯ H_{n−1} (Householder reflectors I − 2·v·vᵀ, v unit). */
+interface PivotedQr {
+  m: number;
+  n: number;
+  r: Float64Array; // [n, n] upper triangular
+  perm: Int32Array; // column c of A·P is column perm[c] of A
+  reflectors: Float64Array; // [n, m] row k = v_k (zero before index k)
+}
+
+/** Householder QR with column pivoting (largest remaining column first), m ≥ n. */
+function pivotedQr(a: ArrayLike<number>, m: number, n: number): PivotedQr {
+  const g = transpose(a, m, n); // [n, m] row j = column j of A (as it is reduced)
+  const perm = Int32Array.from({ length: n }, (_, j) => j);
+  const reflectors = new Float64Array(n * m);
+  for (let k = 0; k < n; k++) {
+    let best = k;
+    let bestNorm = -1;
+    for (let j = k; j < n; j++) {
+      const nj = dot(g, j * m + k, g, j * m + k, m - k);
+      if (nj > bestNorm) {
+        bestNorm = nj;
+        best = j;
+      }
+    }
+    if (best !== k) {
+      swapRows(g, k, best, m);
+      [perm[k], perm[best]] = [perm[best], perm[k]];
+    }
+    // v ∝ x − α e_1 with α = −sign(x_0)‖x‖, x = column k below the diagonal
+    const o = k * m;
+    const norm = Math.sqrt(bestNorm);
+    if (norm === 0) continue; // the rest is zero; H_k = I
+    const alpha = g[o + k] > 0 ? -norm : norm;
+    const v = reflectors.subarray(o, o + m);
+    for (let i = k; i < m; i++) v[i] = g[o + i];
+    v[k] -= alpha;
+    const vn = Math.sqrt(dot(v, k, v, k, m - k));
+    for (let i = k; i < m; i++) v[i] /= vn;
+    g.fill(0, o + k, o + m);
+    g[o + k] = alpha;
+    for (let j = k + 1; j < n; j++) {
+      const c = 2 * dot(v, k, g, j * m + k, m - k);
+      for (let i = k; i < m; i++) g[j * m + i] -= c * v[i];
+    }
+  }
+  const r = new Float64Array(n * n);
+  for (let k = 0; k < n; k++) for (let j = k; j < n; j++) r[k * n + j] = g[j * m + k];
+  return { m, n, r, perm, reflectors };
+}
+
+/** Q·x for x of length n (zero-padded to m): H_0(H_1(⋯ H_{n−1} x)). */
+function applyQ(qr: PivotedQr, x: Float64Array): Float64Array {
+  const { m, n, reflectors } = qr;
+  const y = new Float64Array(m);
+  y.set(x);
+  for (let k = n - 1; k >= 0; k--) {
+    const c = 2 * dot(reflectors, k * m + k, y, k, m - k);
+    for (let i = k; i < m; i++) y[i] -= c * reflectors[k * m + i];
+  }
+  return y;
+}
+
+function swapRows(a: Float64Array, p: number, q: number, len: number): void {
+  for (let i = 0; i < len; i++) {
+    const t = a[p * len + i];
+    a[p * len + i] = a[q * len + i];
+    a[q * len + i] = t;
+  }
+}
+
 /**
  * Cyclic one-sided Jacobi: rotates pairs of rows of g [rows, len] until they are mutually
  * orthogonal, applying each rotation to the rows of `acc` [rows, accLen] too.
@@ -299,12 +377,14 @@ function jacobiOrthogonaliseRows(
   const norm2 = new Float64Array(rows);
   for (let j = 0; j < rows; j++) norm2[j] = dot(g, j * len, g, j * len, len);
   const eps = 1e-15;
+  const floor2 = negligibleNorm(g, len) ** 2; // rows this small are numerically zero: left alone
   for (let sweep = 0; sweep < 60; sweep++) {
     let rotated = false;
     for (let j = 0; j < rows - 1; j++) {
       for (let k = j + 1; k < rows; k++) {
         const alpha = norm2[j];
         const beta = norm2[k];
+        if (alpha <= floor2 || beta <= floor2) continue;
         const gamma = dot(g, j * len, g, k * len, len);
         if (Math.abs(gamma) <= eps * Math.sqrt(alpha * beta) || gamma === 0) continue;
         rotated = true;
@@ -323,6 +403,14 @@ function jacobiOrthogonaliseRows(
     for (let j = 0; j < rows; j++) norm2[j] = dot(g, j * len, g, j * len, len);
     if (!rotated) break;
   }
+}
+
+/**
+ * A row norm at the rounding level of the whole matrix a [rows, len]: len·ε·‖a‖_F. Jacobi leaves
+ * such rows alone (rotating noise against noise only costs sweeps) and svd treats them as zero.
+ */
+function negligibleNorm(a: Float64Array, len: number): number {
+  return len * 2.2e-16 * Math.sqrt(dot(a, 0, a, 0, a.length));
 }
 
 /** (row_p, row_q) ← (c·row_p − s·row_q, s·row_p + c·row_q). */
