@@ -445,7 +445,7 @@ function summarise(
   const offDiagonalMean = (matrix: Coupling[][][], k: number) => {
     const vals: number[] = [];
     matrix.forEach((row, i) => row.forEach((cell, j) => i !== j && vals.push(cell[ki(k)].mK)));
-    return vals.length ? mean(vals) : 0;
+    return vals.length ? mean(vals) : NaN; // one block: no pairs (null in JSON)
   };
   const perPromptCoupling = (k: number) =>
     ms.map((m) => mean(m.coupling.map((matrix) => offDiagonalMean(matrix, k))));
