@@ -23,15 +23,18 @@ export function couplingHeatmap(report: CouplingReport, k: number): PlotSpec {
   const values = weightsOf(report).flatMap((w) => {
     const entry = w.coupling.by_k.find((e) => e.k === k);
     if (!entry) return [];
+    // the diagonal (m_K(J, J) = 0) is left out so the colour scale shows the off-diagonal range
     return entry.matrix.flatMap((row, i) =>
-      row.map((v, j) => ({ weights: w.weights, i: report.blocks[i], j: report.blocks[j], m_K: v })),
+      row.flatMap((v, j) =>
+        i === j ? [] : [{ weights: w.weights, i: report.blocks[i], j: report.blocks[j], m_K: v }],
+      ),
     );
   });
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: `Block coupling m_K, K = ${k} (exact: code metrics.py; lower = more coupled)`,
     data: { values },
-    facet: { column: { field: 'weights', type: 'nominal', title: null } },
+    facet: { column: { field: 'weights', type: 'nominal', title: null, sort: WEIGHTS_ORDER } },
     spec: {
       width: 220,
       height: 220,
@@ -62,7 +65,7 @@ export function spectra(report: CouplingReport): PlotSpec {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: 'Singular values of J^l per block (mean over prompts and positions)',
     data: { values },
-    facet: { column: { field: 'weights', type: 'nominal', title: null } },
+    facet: { column: { field: 'weights', type: 'nominal', title: null, sort: WEIGHTS_ORDER } },
     spec: {
       width: 260,
       height: 200,
@@ -96,7 +99,7 @@ export function lineShape(report: CouplingReport): PlotSpec {
     encoding: {
       x: { field: 'position', type: 'quantitative', title: 'token position' },
       y: { field: 'lss', type: 'quantitative', scale: { type: 'log' }, title: 'LSS' },
-      color: { field: 'weights', type: 'nominal' },
+      color: { field: 'weights', type: 'nominal', sort: WEIGHTS_ORDER },
       tooltip: [{ field: 'prompt' }, { field: 'position' }, { field: 'lss', format: '.3f' }],
     },
   };
@@ -123,9 +126,14 @@ export function growth(report: CouplingReport): PlotSpec {
         height: 200,
         mark: { type: 'line', point: true },
         encoding: {
-          x: { field: 'l', type: 'quantitative', title: 'step l' },
+          x: {
+            field: 'l',
+            type: 'quantitative',
+            title: 'step l',
+            axis: { tickMinStep: 1, format: 'd' },
+          },
           y: { field: 'log_step', type: 'quantitative', title: 'mean log ‖x^l − x^{l−1}‖' },
-          color: { field: 'weights', type: 'nominal' },
+          color: { field: 'weights', type: 'nominal', sort: WEIGHTS_ORDER },
         },
       },
       {
@@ -134,9 +142,14 @@ export function growth(report: CouplingReport): PlotSpec {
         height: 200,
         mark: { type: 'line', point: true },
         encoding: {
-          x: { field: 'l', type: 'quantitative', title: 'state l' },
+          x: {
+            field: 'l',
+            type: 'quantitative',
+            title: 'state l',
+            axis: { tickMinStep: 1, format: 'd' },
+          },
           y: { field: 'log_norm', type: 'quantitative', title: 'mean log ‖x^l‖' },
-          color: { field: 'weights', type: 'nominal' },
+          color: { field: 'weights', type: 'nominal', sort: WEIGHTS_ORDER },
         },
       },
     ],
@@ -164,6 +177,8 @@ export function modelsScatter(
     },
   };
 }
+
+const WEIGHTS_ORDER = ['trained', 'random_twin'];
 
 function weightsOf(report: CouplingReport): WeightsReport[] {
   return report.random_twin ? [report.trained, report.random_twin] : [report.trained];
