@@ -69,6 +69,28 @@ export function svd(a: ArrayLike<number>, m: number, n: number): Svd {
   return { m, n, k: n, s, u, v };
 }
 
+/**
+ * Singular values only, descending (k = min(m, n)), for when the vectors are not needed: a
+ * Householder bidiagonalisation A = Q·B·Pᵀ, then the eigenvalues of the tridiagonal BᵀB by
+ * implicit QL with Wilkinson shifts (Numerical Recipes' tqli). About (8/3)n³ flops against
+ * Jacobi's ~40n³; squaring B costs relative accuracy only in values below ~√ε·s_1.
+ */
+export function singularValues(a: ArrayLike<number>, m: number, n: number): Float64Array {
+  if (a.length !== m * n)
+    throw new Error(`singularValues: ${a.length} values for a ${m}×${n} matrix`);
+  if (m < n) return singularValues(transpose(a, m, n), n, m);
+  const { d, e } = bidiagonalise(a, m, n);
+  // T = BᵀB: T_ii = d_i² + e_{i−1}², T_{i,i+1} = d_i·e_i  (B upper bidiagonal: diagonal d, super e)
+  const diag = new Float64Array(n);
+  const off = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    diag[i] = d[i] * d[i] + (i > 0 ? e[i - 1] * e[i - 1] : 0);
+    if (i < n - 1) off[i] = d[i] * e[i];
+  }
+  tridiagonalEigenvalues(diag, off);
+  return Float64Array.from(diag, (x) => Math.sqrt(Math.max(x, 0))).sort((x, y) => y - x);
+}
+
 /** A linear map given by its products with blocks of vectors (stored as rows, fp32). */
 export interface LinearOperator {
   rows: number;
@@ -292,6 +314,125 @@ export function pca(x: ArrayLike<number>, n: number, d: number, k: number): Pca 
     explainedVarianceRatio,
     scores,
   };
+}
+
+/**
+ * Householder bidiagonalisation of a [m, n], m ≥ n (values only): the diagonal d [n] and the
+ * superdiagonal e [n − 1] of B in A = Q·B·Pᵀ. Left reflectors zero columns below the diagonal,
+ * right reflectors zero rows beyond the superdiagonal.
+ */
+function bidiagonalise(
+  a: ArrayLike<number>,
+  m: number,
+  n: number,
+): { d: Float64Array; e: Float64Array } {
+  const x = Float64Array.from(a); // [m, n], reduced in place
+  const d = new Float64Array(n);
+  const e = new Float64Array(Math.max(n - 1, 0));
+  const v = new Float64Array(Math.max(m, n));
+  const w = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    // left: v ∝ column k below the diagonal − α·e_1, then A[k:, k:] −= 2·v·(vᵀ·A[k:, k:])
+    let norm = 0;
+    for (let i = k; i < m; i++) norm += x[i * n + k] ** 2;
+    norm = Math.sqrt(norm);
+    d[k] = householder(x, k * n + k, n, m - k, norm, v);
+    if (norm > 0) {
+      w.fill(0, k + 1, n);
+      for (let i = k; i < m; i++) for (let j = k + 1; j < n; j++) w[j] += v[i - k] * x[i * n + j];
+      for (let i = k; i < m; i++)
+        for (let j = k + 1; j < n; j++) x[i * n + j] -= 2 * v[i - k] * w[j];
+    }
+    if (k >= n - 1) continue;
+    // right: u ∝ row k right of the superdiagonal − β·e_1, then A[k:, k+1:] −= 2·(A·u)·uᵀ
+    let rnorm = 0;
+    for (let j = k + 1; j < n; j++) rnorm += x[k * n + j] ** 2;
+    rnorm = Math.sqrt(rnorm);
+    e[k] = householder(x, k * n + k + 1, 1, n - k - 1, rnorm, v);
+    if (rnorm > 0) {
+      for (let i = k + 1; i < m; i++) {
+        let s = 0;
+        for (let j = k + 1; j < n; j++) s += x[i * n + j] * v[j - k - 1];
+        for (let j = k + 1; j < n; j++) x[i * n + j] -= 2 * s * v[j - k - 1];
+      }
+    }
+  }
+  return { d, e };
+}
+
+/**
+ * The unit Householder vector v (into v[0..len)) that maps the strided vector x[o + i·stride]
+ * (i < len, Euclidean norm `norm`) to α·e_1; returns α = −sign(x_0)·norm (x_0 when norm = 0).
+ */
+function householder(
+  x: Float64Array,
+  o: number,
+  stride: number,
+  len: number,
+  norm: number,
+  v: Float64Array,
+): number {
+  if (norm === 0) {
+    v.fill(0, 0, len);
+    return 0;
+  }
+  const alpha = x[o] > 0 ? -norm : norm;
+  for (let i = 0; i < len; i++) v[i] = x[o + i * stride];
+  v[0] -= alpha;
+  let vn = 0;
+  for (let i = 0; i < len; i++) vn += v[i] * v[i];
+  vn = Math.sqrt(vn);
+  for (let i = 0; i < len; i++) v[i] = vn > 0 ? v[i] / vn : 0;
+  return alpha;
+}
+
+/**
+ * Eigenvalues of the symmetric tridiagonal matrix with diagonal `d` [n] and off-diagonal
+ * `e` [n] (e[i] = T[i, i+1], e[n−1] unused), in place into d (unsorted): implicit QL with
+ * Wilkinson shifts, as Numerical Recipes' tqli without eigenvectors.
+ */
+function tridiagonalEigenvalues(d: Float64Array, e: Float64Array): void {
+  const n = d.length;
+  if (n > 0) e[n - 1] = 0;
+  for (let l = 0; l < n; l++) {
+    for (let iter = 0; iter < 60; iter++) {
+      let m = l;
+      for (; m < n - 1; m++) {
+        const dd = Math.abs(d[m]) + Math.abs(d[m + 1]);
+        if (Math.abs(e[m]) <= 2.2e-16 * dd) break;
+      }
+      if (m === l) break;
+      let g = (d[l + 1] - d[l]) / (2 * e[l]);
+      let r = Math.hypot(g, 1);
+      g = d[m] - d[l] + e[l] / (g + (g >= 0 ? r : -r));
+      let s = 1;
+      let c = 1;
+      let p = 0;
+      let i = m - 1;
+      for (; i >= l; i--) {
+        const f = s * e[i];
+        const b = c * e[i];
+        r = Math.hypot(f, g);
+        e[i + 1] = r;
+        if (r === 0) {
+          d[i + 1] -= p;
+          e[m] = 0;
+          break;
+        }
+        s = f / r;
+        c = g / r;
+        g = d[i + 1] - p;
+        r = (d[i] - g) * s + 2 * c * b;
+        p = s * r;
+        d[i + 1] = g + p;
+        g = c * r - b;
+      }
+      if (r === 0 && i >= l) continue;
+      d[l] -= p;
+      e[l] = g;
+      e[m] = 0;
+    }
+  }
 }
 
 /** A·P = Q·R with Q = H_0 ⋯ H_{n−1} (Householder reflectors I − 2·v·vᵀ, v unit). */

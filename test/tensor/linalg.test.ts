@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { matrixOperator, pca, svd, symEig, topSvd, type Svd } from '../../src/tensor/linalg.js';
+import {
+  matrixOperator,
+  pca,
+  singularValues,
+  svd,
+  symEig,
+  topSvd,
+  type Svd,
+} from '../../src/tensor/linalg.js';
 import { createRng } from '../../src/tensor/rng.js';
 
 // References: the defining identities (A = U S Vᵀ, orthonormal U and V), closed forms (diagonal,
@@ -111,9 +119,44 @@ test('svd: singular values agree with numpy.linalg.svd (skipped without python3 
   }
   const ref = JSON.parse(r.stdout) as number[];
   const f = svd(a, m, n);
+  const values = singularValues(a, m, n);
+  ref.forEach((s, i) => assert.ok(Math.abs(values[i] - s) < 1e-12 * ref[0], `singularValues ${i}`));
   ref.forEach((s, i) =>
     assert.ok(Math.abs(f.s[i] - s) < 1e-12 * ref[0], `s_${i}: ${f.s[i]} vs numpy ${s}`),
   );
+});
+
+test('singularValues (bidiagonalisation + tridiagonal QL) agree with the Jacobi SVD, also for rank-deficient matrices', () => {
+  assert.deepEqual(
+    Array.from(
+      singularValues([3, 0, 0, 0, -1, 0, 0, 0, 2], 3, 3),
+      (x) => Math.round(x * 1e12) / 1e12,
+    ),
+    [3, 2, 1],
+  );
+  for (const [m, n] of [
+    [1, 1],
+    [7, 7],
+    [9, 4],
+    [4, 9],
+    [50, 50],
+  ]) {
+    const a = randomMatrix(m, n, m + 7 * n);
+    const ref = svd(a, m, n).s;
+    const got = singularValues(a, m, n);
+    ref.forEach((s, i) => assert.ok(Math.abs(got[i] - s) < 1e-12 * ref[0], `${m}×${n} s_${i}`));
+  }
+  // rank 3 of 30 (a product of 30×3 and 3×30 factors): three values, then zeros
+  const left = randomMatrix(30, 3, 1);
+  const right = randomMatrix(3, 30, 2);
+  const low = new Float64Array(900);
+  for (let i = 0; i < 30; i++)
+    for (let j = 0; j < 30; j++)
+      for (let k = 0; k < 3; k++) low[i * 30 + j] += left[i * 3 + k] * right[k * 30 + j];
+  const ref = svd(low, 30, 30).s;
+  const got = singularValues(low, 30, 30);
+  for (let i = 0; i < 3; i++) assert.ok(Math.abs(got[i] - ref[i]) < 1e-12 * ref[0]);
+  for (let i = 3; i < 30; i++) assert.ok(got[i] < 1e-7 * ref[0], `s_${i} = ${got[i]}`);
 });
 
 test('topSvd: the top 10 of a 120×100 matrix with a known spectrum match the full SVD', () => {

@@ -15,7 +15,7 @@ import {
   type BlockStates,
 } from '../../model/jvp.js';
 import { parameterCount, type ModelConfig } from '../../model/types.js';
-import { matrixOperator, svd, topSvd, type Svd } from '../../tensor/linalg.js';
+import { matrixOperator, singularValues, svd, topSvd, type Svd } from '../../tensor/linalg.js';
 import { allocF32, freeF32 } from '../../tensor/memory.js';
 import { VERSION } from '../../version.js';
 import {
@@ -385,15 +385,9 @@ function measurePrompt(
     const froms = Array.from({ length: run.interactions ? last.T : 0 }, (_, t) => t);
     const context = Array.from({ length: L }, (_, l) => {
       if (froms.length === 0) return [];
-      return crossTokenJacobians(tf, states, l, froms, last.T).map((jc) => {
-        const a = allocF32(d * d);
-        a.set(jc);
-        try {
-          return couplingMetric(a, d, decompose(a, d, kMax, run).s, last.svds[l], run.ks);
-        } finally {
-          freeF32(a);
-        }
-      });
+      return crossTokenJacobians(tf, states, l, froms, last.T).map((jc) =>
+        couplingMetric(jc, d, leadingSingularValues(jc, d, kMax, run), last.svds[l], run.ks),
+      );
     });
     // §5.6–5.7 every token's depth trajectory x^0..x^L
     const trajectories = Array.from({ length: states.n }, (_, t) => trajectory(states, t, d));
@@ -648,6 +642,16 @@ function decompose(j: Float32Array, d: number, kMax: number, run: RunSettings): 
   } finally {
     op.free();
   }
+}
+
+/** The top kMax singular values of a [d, d] Jacobian (values only: family (c) needs no vectors). */
+function leadingSingularValues(
+  j: Float32Array,
+  d: number,
+  kMax: number,
+  run: RunSettings,
+): Float64Array {
+  return run.fullSvd ? singularValues(j, d, d).subarray(0, kMax) : decompose(j, d, kMax, run).s;
 }
 
 /** Token t's depth trajectory x^0..x^L: [L+1, d]. */
