@@ -13,6 +13,7 @@ import { runSweep } from '../trace/sweep.js';
 import type { Trace } from '../trace/types.js';
 import { VERSION } from '../version.js';
 import { openModel, type ModelFlags } from './common.js';
+import { DEMO_STEPS, type DemoContext } from './demo-steps.js';
 import { describeModel } from './info.js';
 import { progressPrinter } from './sweep.js';
 
@@ -93,6 +94,12 @@ export function registerDemo(program: Command): void {
         return `T ${String(c.sampling.temperature).padEnd(4)} top-p ${String(c.sampling.topP).padEnd(4)}  mean logprob ${fmt(meanFinite(t.logprob))}  entropy ${fmt(meanFinite(t.entropy))}  distinct tokens ${distinctRatio(t)}`;
       });
       record('Decoding sweep', `${sweepDir}/sweep.json indexes ${sweep.configs.length} trace folders\n\n${rows.join('\n')}`);
+
+      const ctx: DemoContext = { model, label, out, traceDir, sweepDir, say, record };
+      for (const step of DEMO_STEPS) {
+        say(`\n… ${step.name}`);
+        await step.run(ctx);
+      }
 
       const report = join(out, 'report.md');
       writeFileAtomic(report, sections.join('\n\n') + '\n');

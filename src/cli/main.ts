@@ -5,9 +5,11 @@
 import { Command, CommanderError } from 'commander';
 import { LmdynError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { registerAnalyze } from './analyze.js';
 import { registerDemo } from './demo.js';
 import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
+import { LENSES } from './lenses.js';
 import { registerSweep } from './sweep.js';
 import { registerTrace } from './trace.js';
 
@@ -25,8 +27,13 @@ export async function main(argv: string[]): Promise<number> {
   registerInfo(program);
   registerTrace(program);
   registerSweep(program);
+  registerAnalyze(program, LENSES);
   registerDemo(program);
-  for (const cmd of program.commands) cmd.exitOverride();
+  const override = (c: Command): void => {
+    c.exitOverride();
+    c.commands.forEach(override);
+  };
+  program.commands.forEach(override);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

@@ -1,0 +1,8 @@
+/**
+ * The lenses `lmdyn analyze` knows, in the order papers.md presents them. Each lens lives in
+ * `analyze-<lens>.ts` and adds one line here.
+ */
+import type { LensRegistrar } from './analyze.js';
+import { registerCouplingLens } from './analyze-coupling.js';
+
+export const LENSES: readonly LensRegistrar[] = [registerCouplingLens];
