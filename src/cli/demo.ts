@@ -129,7 +129,12 @@ function depthTable(model: Model, ids: number[]): string {
 function meanFinite(a: Float32Array): number {
   let s = 0;
   let n = 0;
-  for (const v of a) if (Number.isFinite(v)) (s += v), n++;
+  for (const v of a) {
+    if (Number.isFinite(v)) {
+      s += v;
+      n++;
+    }
+  }
   return n > 0 ? s / n : NaN;
 }
 
