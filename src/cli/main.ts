@@ -10,6 +10,7 @@ import { registerDemo } from './demo.js';
 import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
 import { LENSES } from './lenses.js';
+import { registerReport } from './report.js';
 import { registerSweep } from './sweep.js';
 import { registerTrace } from './trace.js';
 
@@ -29,6 +30,7 @@ export async function main(argv: string[]): Promise<number> {
   registerSweep(program);
   registerAnalyze(program, LENSES);
   registerDemo(program);
+  registerReport(program);
   const override = (c: Command): void => {
     c.exitOverride();
     c.commands.forEach(override);

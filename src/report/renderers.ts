@@ -1,0 +1,29 @@
+/**
+ * Hand-written report renderers, by result kind (the `lens` field of a lens report, or 'trace' /
+ * 'sweep'). A kind that is not listed gets the generic blocks (section.ts: provenance, every
+ * tagged metric, the folder's figures), so a new lens shows up in reports and in the dashboard
+ * without touching this file. A lens that wants more adds one import and one entry here; the
+ * renderer returns blocks (section.ts), never HTML.
+ */
+import { renderCoupling } from './render-coupling.js';
+import { renderSweep, renderTrace } from './render-trace.js';
+import type { SectionRenderer } from './section.js';
+
+export const REPORT_RENDERERS: Readonly<Record<string, SectionRenderer>> = {
+  trace: renderTrace,
+  sweep: renderSweep,
+  coupling: renderCoupling,
+};
+
+/** How each kind is titled in the report and the dashboard (papers.md sections). */
+export const KIND_TITLES: Readonly<Record<string, string>> = {
+  trace: 'Trace',
+  sweep: 'Decoding sweep',
+  dmet: 'Decoding dynamics (DMET, papers.md §1)',
+  sde: 'Stochastic dynamics (SDE, papers.md §2)',
+  gravity: 'Information gravity (papers.md §3)',
+  simplex: 'Simplex flows (papers.md §4)',
+  coupling: 'Coupling (papers.md §5)',
+  'coupling-models': 'Coupling across models (papers.md §5)',
+  figures: 'Figures',
+};

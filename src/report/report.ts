@@ -1,0 +1,158 @@
+/**
+ * `lmdyn report DIR`: every result under DIR (report/scan.ts) drawn into one self-contained
+ * HTML file — provenance, tagged metrics, tables and every figure as inline SVG rendered from
+ * its Vega-Lite spec. Nothing is fetched from the network; the page needs no script.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
+import { VERSION } from '../version.js';
+import { esc, num, page, scopeSvg, slug, table, tagBadge } from './html.js';
+import { renderSvg, svgToPng } from './plot.js';
+import { KIND_TITLES, REPORT_RENDERERS } from './renderers.js';
+import { scanResults, type FoundResult } from './scan.js';
+import { genericBlocks, type Block, type Cell, type SectionModel } from './section.js';
+
+export interface ReportOptions {
+  /** The HTML file (default DIR/report.html). */
+  out?: string;
+  /** Also write every figure as PNG into `<out folder>/report-png/`. */
+  png?: boolean;
+  /** Progress lines. */
+  log?: (line: string) => void;
+}
+
+export interface WrittenReport {
+  path: string;
+  sections: number;
+  plots: number;
+  pngs: string[];
+}
+
+export async function writeReport(dir: string, options: ReportOptions = {}): Promise<WrittenReport> {
+  const root = resolve(dir);
+  const out = resolve(options.out ?? join(root, 'report.html'));
+  const sections = await reportSections(root);
+  const pngDir = options.png ? join(dirname(out), 'report-png') : null;
+  const { html, plots, pngs } = await reportHtml(root, sections, { pngDir, log: options.log });
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileAtomic(out, html);
+  return { path: out, sections: sections.length, plots, pngs };
+}
+
+/** The order kinds appear in: recordings first, then the lenses in papers.md order. */
+const KIND_ORDER = ['trace', 'sweep', 'dmet', 'sde', 'gravity', 'simplex', 'coupling', 'coupling-models'];
+
+/** Every result under `root` as blocks (a sweep's configuration traces are drawn by the sweep). */
+export async function reportSections(root: string): Promise<SectionModel[]> {
+  const found = scanResults(root).filter((f) => !f.inSweep);
+  const rank = (k: string) => (KIND_ORDER.includes(k) ? KIND_ORDER.indexOf(k) : k === 'figures' ? 99 : 50);
+  found.sort((a, b) => rank(a.kind) - rank(b.kind) || a.rel.localeCompare(b.rel));
+  const sections: SectionModel[] = [];
+  for (const result of found) sections.push(await sectionOf(result));
+  return sections;
+}
+
+/** One result as blocks; a renderer that fails leaves a readable note instead of the section. */
+export async function sectionOf(result: FoundResult): Promise<SectionModel> {
+  const title = `${KIND_TITLES[result.kind] ?? `Lens: ${result.kind}`} — ${result.rel || '.'}`;
+  const render = REPORT_RENDERERS[result.kind] ?? genericBlocks;
+  try {
+    return { kind: result.kind, title, rel: result.rel, blocks: await render(result) };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return { kind: result.kind, title, rel: result.rel, blocks: [{ type: 'text', title: 'This result could not be drawn', text: message }, ...genericBlocks(result)] };
+  }
+}
+
+/** The report page; with pngDir, each figure is also written there as PNG. */
+export async function reportHtml(
+  root: string,
+  sections: readonly SectionModel[],
+  options: { pngDir?: string | null; log?: (line: string) => void } = {},
+): Promise<{ html: string; plots: number; pngs: string[] }> {
+  let plots = 0;
+  const pngs: string[] = [];
+  const ids = new Set<string>();
+  const parts: string[] = [];
+  const nav: string[] = [];
+  for (const section of sections) {
+    let id = slug(`${section.kind}-${section.rel}`);
+    while (ids.has(id)) id += '-';
+    ids.add(id);
+    nav.push(`<li><a href="#${id}">${esc(section.title)}</a></li>`);
+    const body: string[] = [];
+    for (const block of section.blocks) {
+      if (block.type === 'plot') {
+        plots++;
+        options.log?.(`  ${section.rel || '.'}/${block.name}`);
+        try {
+          const svg = await renderSvg(block.spec);
+          body.push(`<figure class="plot" data-name="${esc(block.name)}">${scopeSvg(svg, `p${plots}-`)}<figcaption>${esc(block.name)}</figcaption></figure>`);
+          if (options.pngDir) {
+            mkdirSync(options.pngDir, { recursive: true });
+            const path = join(options.pngDir, `${id}--${slug(block.name)}.png`);
+            writeFileAtomic(path, await svgToPng(svg));
+            pngs.push(path);
+          }
+        } catch (err) {
+          body.push(`<figure class="plot failed" data-name="${esc(block.name)}"><pre>${esc(`figure ${block.name} could not be drawn: ${err instanceof Error ? err.message : String(err)}`)}</pre></figure>`);
+        }
+      } else {
+        body.push(blockHtml(block));
+      }
+    }
+    parts.push(`<section id="${id}" data-kind="${esc(section.kind)}">\n<h2>${esc(section.title)}</h2>\n${body.join('\n')}\n</section>`);
+  }
+  const header = `<header>
+<h1>lmdyn report</h1>
+<p class="muted">${esc(root)} · ${sections.length} results · ${plots} figures · lmdyn ${esc(VERSION)} · ${esc(new Date().toISOString())}</p>
+<p class="muted">Every metric carries its papers.md tag: ${tagBadge('exact')} as the authors compute it (code or quoted source), ${tagBadge('proposed')} our reading where the papers leave it open.</p>
+${sections.length > 0 ? `<nav><ul>\n${nav.join('\n')}\n</ul></nav>` : '<p>No results found in this folder (traces, sweeps or lens reports).</p>'}
+</header>`;
+  return { html: page(`lmdyn report — ${root}`, header, parts.join('\n')), plots, pngs };
+}
+
+const MAX_CONFIG_CHARS = 20000;
+
+/** A non-figure block as HTML. */
+export function blockHtml(block: Exclude<Block, { type: 'plot' }>): string {
+  switch (block.type) {
+    case 'provenance': {
+      const p = block.provenance;
+      const items: [string, string | number | null][] = [
+        ['file', block.file || null],
+        ['lens', p.lens],
+        ['spec', p.spec],
+        ['model', p.model],
+        ['seed', p.seed],
+        ['lmdyn', p.version],
+      ];
+      const dl = items
+        .filter(([, v]) => v !== null)
+        .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(String(v))}</dd>`)
+        .join('');
+      let config = '';
+      if (Object.keys(p.config).length > 0) {
+        let text = JSON.stringify(p.config, null, 1);
+        if (text.length > MAX_CONFIG_CHARS) text = text.slice(0, MAX_CONFIG_CHARS) + '\n… (cut; the full configuration is in the JSON file)';
+        config = `<details><summary>configuration (${esc(Object.keys(p.config).join(', '))})</summary><pre>${esc(text)}</pre></details>`;
+      }
+      return `<dl class="prov">${dl}</dl>${config}`;
+    }
+    case 'metrics':
+      return `<h3>${esc(block.title)}</h3>${table(
+        ['metric', ...block.columns.map(esc), 'tag', 'source / definition'],
+        block.rows.map((r) => [esc(r.name), ...r.values.map((v) => cellHtml(v)), r.tag ? tagBadge(r.tag) : '', r.note ? `<span class="muted">${esc(r.note)}</span>` : '']),
+        'metrics',
+      )}`;
+    case 'table':
+      return `<h3>${esc(block.title)}</h3>${table(block.head.map(esc), block.rows.map((r) => r.map((v) => cellHtml(v))))}`;
+    case 'text':
+      return `<h3>${esc(block.title)}</h3><pre class="text">${esc(block.text)}</pre>`;
+  }
+}
+
+function cellHtml(v: Cell): string {
+  return typeof v === 'number' || v === null ? num(v) : esc(v);
+}

@@ -1,0 +1,126 @@
+/**
+ * Finds the results under a folder: traces (trace.json), sweeps (sweep.json), lens reports (a
+ * JSON file named after its lens, or any JSON whose top-level `lens` field names one), and the
+ * figures beside them (NAME.vl.json, as report/plot.ts writes them). Nothing here knows what a
+ * lens measures; report/sections.ts decides how each kind is drawn.
+ */
+import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { LmdynError } from '../errors.js';
+
+/** Lens report files recognised by name (papers.md order), besides any JSON with a `lens` field. */
+export const LENS_FILES = ['dmet.json', 'sde.json', 'gravity.json', 'simplex.json', 'coupling.json'] as const;
+
+export interface FoundResult {
+  /** 'trace', 'sweep', or the lens name (the JSON's `lens` field, else its file name). */
+  kind: string;
+  /** Folder holding the result (absolute) and relative to the scanned root ('' for the root). */
+  dir: string;
+  rel: string;
+  /** The result's JSON file (absolute). */
+  file: string;
+  /** The parsed JSON (a sweep's sweep.json, a trace's trace.json, a lens report). */
+  json: Record<string, unknown>;
+  /** Figures in the same folder: NAME.vl.json files (absolute), sorted by name. */
+  plots: string[];
+  /** Set on traces that are configurations of a sweep folder (the sweep draws them). */
+  inSweep?: string;
+}
+
+export interface ScanOptions {
+  /** Deepest folder level looked at below the root (default 6). */
+  maxDepth?: number;
+  /** JSON files bigger than this are skipped (default 64 MiB). */
+  maxJsonBytes?: number;
+}
+
+const SKIP_DIRS = new Set(['node_modules', '.git']);
+
+/** Every result under `root` (the root included), folders in sorted order. */
+export function scanResults(root: string, options: ScanOptions = {}): FoundResult[] {
+  const top = resolve(root);
+  if (!existsSync(top) || !statSync(top).isDirectory()) {
+    throw new LmdynError('not_found', `${root} is not a folder`);
+  }
+  const maxDepth = options.maxDepth ?? 6;
+  const maxBytes = options.maxJsonBytes ?? 64 * 2 ** 20;
+  const found: FoundResult[] = [];
+  const walk = (dir: string, depth: number): void => {
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch {
+      return; // unreadable folder: nothing to show
+    }
+    const plots = names.filter((n) => n.endsWith('.vl.json')).map((n) => join(dir, n));
+    const rel = relative(top, dir);
+    const add = (kind: string, name: string, json: Record<string, unknown>): void => {
+      found.push({ kind, dir, rel, file: join(dir, name), json, plots });
+    };
+    for (const name of names) {
+      if (!name.endsWith('.json') || name.endsWith('.vl.json')) continue;
+      const path = join(dir, name);
+      if (!isFile(path) || statSync(path).size > maxBytes) continue;
+      if (name === 'trace.json') {
+        const json = readJson(path);
+        if (json && json.format === 'lmdyn-trace') add('trace', name, json);
+      } else if (name === 'sweep.json') {
+        const json = readJson(path);
+        if (json && Array.isArray(json.configs) && json.plan) add('sweep', name, json);
+      } else {
+        const json = readJson(path);
+        if (!json) continue;
+        const lens = typeof json.lens === 'string' ? json.lens : null;
+        if (lens) add(lens, name, json);
+        else if ((LENS_FILES as readonly string[]).includes(name)) add(name.slice(0, -'.json'.length), name, json);
+      }
+    }
+    // figures with no result file beside them still get shown
+    if (plots.length > 0 && !found.some((f) => f.dir === dir)) add('figures', '', {});
+    if (depth >= maxDepth) return;
+    for (const name of names) {
+      if (name.startsWith('.') || SKIP_DIRS.has(name)) continue;
+      const path = join(dir, name);
+      if (isDir(path)) walk(path, depth + 1);
+    }
+  };
+  walk(top, 0);
+  markSweepConfigs(found);
+  return found;
+}
+
+/** Traces listed in a sweep's configs are drawn by the sweep, not one by one. */
+function markSweepConfigs(found: FoundResult[]): void {
+  for (const sweep of found.filter((f) => f.kind === 'sweep')) {
+    const configs = (sweep.json.configs as { dir?: unknown }[]).map((c) => String(c.dir));
+    for (const f of found) {
+      if (f.kind === 'trace' && configs.some((c) => resolve(sweep.dir, c) === f.dir)) f.inSweep = sweep.rel;
+    }
+  }
+}
+
+function readJson(path: string): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Symbolic links are not followed (a run folder never needs them; a loop would never end). */
+function isDir(path: string): boolean {
+  try {
+    return lstatSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return lstatSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
