@@ -12,6 +12,7 @@ import { registerInfo } from './info.js';
 import { LENSES } from './lenses.js';
 import { registerReport } from './report.js';
 import { registerSweep } from './sweep.js';
+import { registerPersistence } from './persistence.js';
 import { registerTrace } from './trace.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -28,6 +29,7 @@ export async function main(argv: string[]): Promise<number> {
   registerInfo(program);
   registerTrace(program);
   registerSweep(program);
+  registerPersistence(program);
   registerAnalyze(program, LENSES);
   registerDemo(program);
   registerReport(program);
