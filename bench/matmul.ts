@@ -5,7 +5,7 @@
  * through copies of W totalling ≥ 128 MiB, as a forward pass does through a model larger than
  * the last-level cache.
  */
-import { newMatrix, type Matrix } from '../src/model/types.js';
+import { newMatrix, type F32Matrix } from '../src/model/types.js';
 import { allocF32, freeF32, freeI8 } from '../src/tensor/memory.js';
 import { quantizeMatrixQ80, type Q80Matrix } from '../src/tensor/q80.js';
 import { createRng } from '../src/tensor/rng.js';
@@ -13,7 +13,7 @@ import { createRng } from '../src/tensor/rng.js';
 /** A kernel under test: turns an fp32 W into its own format, then multiplies. */
 export interface MatmulKernel {
   name: string;
-  prepare(w: Matrix): PreparedMatrix;
+  prepare(w: F32Matrix): PreparedMatrix;
 }
 
 export interface PreparedMatrix {
@@ -25,7 +25,7 @@ export interface PreparedMatrix {
 /** An fp32 kernel with matmul's signature. */
 export function f32Kernel(
   name: string,
-  matmul: (out: Float32Array, x: Float32Array, w: Matrix, n: number) => void,
+  matmul: (out: Float32Array, x: Float32Array, w: F32Matrix, n: number) => void,
 ): MatmulKernel {
   return {
     name,

@@ -5,7 +5,8 @@
  * padding to `general.alignment` (default 32), then the tensor data.
  *
  * Only the `llama` architecture is turned into a model; tensors of type F32, F16 and Q8_0 are
- * dequantized to f32. Every count and length read from the file is checked against the bytes
+ * read. Q8_0 matrices stay Q8_0 (blocks of 32 along a row: the forward pass's Q8_0 matmul with
+ * group size 32, f16 scales widened exactly to f32); F16 and Q8_0 vectors are dequantized to f32. Every count and length read from the file is checked against the bytes
  * that remain before anything is allocated, and tensor data may not overlap, so a corrupt or
  * hostile file costs at most a few times its own size in memory and time.
  */
@@ -13,7 +14,8 @@ import { closeSync, fstatSync } from 'node:fs';
 import { LmdynError, check } from '../errors.js';
 import type { LayerWeights, Matrix, ModelConfig, ModelWeights } from '../model/types.js';
 import { newMatrix } from '../model/types.js';
-import { allocF32 } from '../tensor/memory.js';
+import { allocF32, allocI8 } from '../tensor/memory.js';
+import { newQ80Matrix } from '../tensor/q80.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { MAX_SEQ_LEN, openForReading, readExactly, readF32 } from './llama2c.js';
@@ -553,6 +555,31 @@ function readTensor(fd: number, path: string, t: GgufTensorInfo): Float32Array {
   }
 }
 
+/**
+ * A Q8_0 tensor [rows, cols] (cols a multiple of 32, checked by tensorInfo) as a Q8_0 matrix with
+ * group size 32: each block's f16 scale d becomes one f32 scale (exact), its 32 int8 the values.
+ */
+function readQ80Matrix(
+  fd: number,
+  path: string,
+  t: GgufTensorInfo,
+  rows: number,
+  cols: number,
+): Matrix {
+  const raw = Buffer.allocUnsafe(t.bytes!); // every byte is overwritten by the read
+  readExactly(fd, raw, t.offset, path);
+  const blocks = t.elements / Q8_0_BLOCK;
+  const q = allocI8(t.elements);
+  const scales = allocF32(blocks);
+  const src = new Int8Array(raw.buffer, raw.byteOffset, raw.length);
+  const table = halfTable();
+  for (let b = 0, o = 0; b < blocks; b++, o += Q8_0_BLOCK_BYTES) {
+    scales[b] = table[raw[o]! | (raw[o + 1]! << 8)]!;
+    q.set(src.subarray(o + 2, o + 2 + Q8_0_BLOCK), b * Q8_0_BLOCK);
+  }
+  return newQ80Matrix(rows, cols, Q8_0_BLOCK, q, scales);
+}
+
 let halfToFloat: Float32Array | null = null;
 
 /** IEEE 754 binary16 → f32 for all 65536 bit patterns (subnormals, ±inf and NaN included). */
@@ -699,7 +726,7 @@ function llamaWeights(
       `${path}: unexpected llama tensors ${unknown.slice(0, 5).join(', ')}`,
     );
   }
-  const load = (name: string, shape: number[]): Float32Array => {
+  const info = (name: string, shape: number[]): GgufTensorInfo => {
     const t = tensors.get(name);
     check(t, 'bad_format', `${path}: tensor ${name} is missing`);
     const dims = trimOnes(t.dims);
@@ -708,10 +735,15 @@ function llamaWeights(
       'bad_format',
       `${path}: tensor ${name} has shape [${t.dims.join(', ')}], expected [${shape.join(', ')}]`,
     );
-    return readTensor(fd, path, t);
+    return t;
   };
-  const matrix = (name: string, rows: number, cols: number): Matrix =>
-    newMatrix(rows, cols, load(name, trimOnes([cols, rows])));
+  const load = (name: string, shape: number[]): Float32Array =>
+    readTensor(fd, path, info(name, shape));
+  const matrix = (name: string, rows: number, cols: number): Matrix => {
+    const t = info(name, trimOnes([cols, rows]));
+    if (t.type === GGML_Q8_0) return readQ80Matrix(fd, path, t, rows, cols);
+    return newMatrix(rows, cols, readTensor(fd, path, t));
+  };
   const vector = (name: string): Float32Array => load(name, [c.dim]);
   const qDim = c.nHeads * c.headDim;
   const kvDim = c.nKvHeads * c.headDim;

@@ -9,7 +9,9 @@
  *   the norms first.
  * - version 2 ("version2_export", read by runq.c): as version 1 plus an int32 group_size after
  *   the flag; the norms stay fp32, every matrix is Q8_0: per tensor, int8 values then one fp32
- *   scale per group (value = q · scale). Dequantized to f32 on load.
+ *   scale per group (value = q · scale). Kept as Q8_0 matrices (the forward pass multiplies them
+ *   as runq.c does) where the groups fall within rows and are a multiple of 16 values (the
+ *   kernel's step); any other matrix (e.g. stories260K's w2, 172 columns) is dequantized to f32.
  *
  * Every tensor is read straight from the file into an allocF32 buffer (little-endian host), so
  * loading a large checkpoint is one bulk read per tensor and no second copy of the file.
@@ -19,7 +21,8 @@ import { endianness } from 'node:os';
 import { LmdynError, check } from '../errors.js';
 import type { LayerWeights, Matrix, ModelConfig, ModelWeights } from '../model/types.js';
 import { newMatrix } from '../model/types.js';
-import { allocF32 } from '../tensor/memory.js';
+import { allocF32, allocI8, freeF32, freeI8 } from '../tensor/memory.js';
+import { dequantizeQ80, newQ80Matrix } from '../tensor/q80.js';
 import type { LoadedModel } from './types.js';
 
 export type Llama2cVersion = 0 | 1 | 2;
@@ -412,8 +415,8 @@ function readPlannedTensors(
   path: string,
   header: Header,
   plan: PlannedTensor[],
-): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
+): Map<string, StoredTensor> {
+  const out = new Map<string, StoredTensor>();
   let pos = header.dataOffset;
   for (const t of plan) {
     const n = t.rows * t.cols;
@@ -432,6 +435,9 @@ function readPlannedTensors(
   return out;
 }
 
+/** A tensor as read: f32 values, or Q8_0 values and scales in groups over the flat tensor. */
+type StoredTensor = Float32Array | { q: Int8Array; scales: Float32Array; groupSize: number };
+
 /** One Q8_0 tensor as runq.c's init_quantized_tensors: n int8 values, then n/gs f32 scales. */
 function readQ80(
   fd: number,
@@ -439,18 +445,29 @@ function readQ80(
   n: number,
   groupSize: number,
   path: string,
-): Float32Array {
-  const q = new Int8Array(n);
-  readExactly(fd, new Uint8Array(q.buffer), pos, path);
-  const scales = new Float32Array(n / groupSize);
-  readExactly(fd, new Uint8Array(scales.buffer), pos + n, path);
-  const out = allocF32(n);
-  for (let g = 0; g < scales.length; g++) {
-    const s = scales[g]!;
-    const start = g * groupSize;
-    for (let i = start; i < start + groupSize; i++) out[i] = q[i]! * s; // runq.c dequantize()
+): StoredTensor {
+  const q = allocI8(n);
+  readExactly(fd, new Uint8Array(q.buffer, q.byteOffset, n), pos, path);
+  const scales = allocF32(n / groupSize);
+  readExactly(fd, new Uint8Array(scales.buffer, scales.byteOffset, scales.byteLength), pos + n, path);
+  return { q, scales, groupSize };
+}
+
+/**
+ * A [rows, cols] matrix from a stored tensor: Q8_0 stays Q8_0 when its groups fit the kernel
+ * (within rows, a multiple of 16), else it is dequantized as runq.c's dequantize() does.
+ */
+function storedMatrix(t: StoredTensor, rows: number, cols: number): Matrix {
+  if (t instanceof Float32Array) return newMatrix(rows, cols, t);
+  const { q, scales, groupSize } = t;
+  if (groupSize % 16 === 0 && cols % groupSize === 0) {
+    return newQ80Matrix(rows, cols, groupSize, q, scales);
   }
-  return out;
+  const out = allocF32(rows * cols);
+  dequantizeQ80(q, scales, groupSize, 0, rows * cols, out, 0);
+  freeI8(q);
+  freeF32(scales);
+  return newMatrix(rows, cols, out);
 }
 
 function tensorKey(kind: TensorKind, layer: number): string {
@@ -458,43 +475,50 @@ function tensorKey(kind: TensorKind, layer: number): string {
 }
 
 function assembleWeights(
-  tensors: Map<string, Float32Array>,
+  tensors: Map<string, StoredTensor>,
   s: Shapes,
   shared: boolean,
 ): ModelWeights {
-  const get = (kind: TensorKind, layer = 0): Float32Array => {
+  const stored = (kind: TensorKind, layer: number): StoredTensor => {
     const t = tensors.get(tensorKey(kind, layer));
     if (!t) throw new Error(`llama2c: tensor ${kind}.${layer} missing from the plan`);
     return t;
   };
+  const get = (kind: TensorKind, layer = 0): Float32Array => {
+    const t = stored(kind, layer);
+    if (!(t instanceof Float32Array)) throw new Error(`llama2c: tensor ${kind} is not f32`);
+    return t;
+  };
+  const mat = (kind: TensorKind, rows: number, cols: number, layer = 0): Matrix =>
+    storedMatrix(stored(kind, layer), rows, cols);
   const qDim = s.nHeads * s.headDim;
   const layers: LayerWeights[] = Array.from({ length: s.nLayers }, (_, l) => ({
     attnNorm: get('attnNorm', l),
     attnNormBias: null,
-    wq: newMatrix(qDim, s.dim, get('wq', l)),
-    wk: newMatrix(s.kvDim, s.dim, get('wk', l)),
-    wv: newMatrix(s.kvDim, s.dim, get('wv', l)),
-    wo: newMatrix(s.dim, qDim, get('wo', l)),
+    wq: mat('wq', qDim, s.dim, l),
+    wk: mat('wk', s.kvDim, s.dim, l),
+    wv: mat('wv', s.kvDim, s.dim, l),
+    wo: mat('wo', s.dim, qDim, l),
     bq: null,
     bk: null,
     bv: null,
     bo: null,
     mlpNorm: get('mlpNorm', l),
     mlpNormBias: null,
-    wGate: newMatrix(s.hiddenDim, s.dim, get('wGate', l)),
-    wUp: newMatrix(s.hiddenDim, s.dim, get('wUp', l)),
+    wGate: mat('wGate', s.hiddenDim, s.dim, l),
+    wUp: mat('wUp', s.hiddenDim, s.dim, l),
     bUp: null,
-    wDown: newMatrix(s.dim, s.hiddenDim, get('wDown', l)),
+    wDown: mat('wDown', s.dim, s.hiddenDim, l),
     bDown: null,
   }));
-  const tokenEmbedding = newMatrix(s.vocabSize, s.dim, get('tokenEmbedding'));
+  const tokenEmbedding = mat('tokenEmbedding', s.vocabSize, s.dim);
   return {
     tokenEmbedding,
     positionEmbedding: null,
     layers,
     finalNorm: get('finalNorm'),
     finalNormBias: null,
-    unembedding: shared ? tokenEmbedding : newMatrix(s.vocabSize, s.dim, get('unembedding')),
+    unembedding: shared ? tokenEmbedding : mat('unembedding', s.vocabSize, s.dim),
     unembeddingBias: null,
   };
 }

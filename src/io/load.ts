@@ -8,6 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { loadHfTokenizer } from '../tokenizer/hf.js';
 import { loadLlama2cTokenizer } from '../tokenizer/llama2c.js';
+import { quantizeWeightsQ80, type WeightFormat } from '../tensor/q80.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { loadGguf } from './gguf.js';
 import { loadHfFolder } from './hf.js';
@@ -19,6 +20,12 @@ export interface LoadOptions {
   /** A tokenizer file or folder that replaces the model's own (or supplies one). */
   tokenizer?: string;
   hub?: HubOptions;
+  /**
+   * Convert the f32 weight matrices at load: 'q8_0' quantizes them (groups of `groupSize`,
+   * default 32, along rows; see quantizeWeightsQ80); 'f32' or absent keeps the file's formats.
+   */
+  quantize?: WeightFormat;
+  groupSize?: number;
 }
 
 /** Loads a model and its tokenizer; the tokenizer is required. */
@@ -33,6 +40,16 @@ export async function loadModel(spec: string, options: LoadOptions = {}): Promis
   if (!existsSync(path)) throw new LmdynError('not_found', `no such file or folder: ${spec}`);
   const model = loadLocal(path);
   model.source.hubId = hubId;
+  if (options.quantize === 'q8_0') {
+    const groupSize = options.groupSize ?? 32;
+    if (!(Number.isInteger(groupSize) && groupSize >= 16 && groupSize % 16 === 0)) {
+      throw new LmdynError('bad_argument', `Q8_0 group size must be a multiple of 16, got ${groupSize}`);
+    }
+    model.weights = quantizeWeightsQ80(model.weights, groupSize);
+    model.source.details = { ...model.source.details, quantizedAtLoad: { format: 'q8_0', groupSize } };
+  } else if (options.quantize !== undefined && options.quantize !== 'f32') {
+    throw new LmdynError('bad_argument', `unknown weight format '${String(options.quantize)}' (f32 or q8_0)`);
+  }
   if (options.tokenizer) {
     model.tokenizer = loadTokenizer(resolve(options.tokenizer));
   } else if (!model.tokenizer) {

@@ -1,7 +1,8 @@
 /**
  * The forward pass of the llama family (RMSNorm, RoPE, GQA, SwiGLU; Qwen2's q/k/v biases) and
- * GPT-2 (LayerNorm, learned positions, gelu_new), in fp32, with a KV cache, a batch of
- * sequences, and TransformerLens hook points.
+ * GPT-2 (LayerNorm, learned positions, gelu_new), with a KV cache, a batch of sequences, and
+ * TransformerLens hook points. Activations are fp32; each weight matrix is fp32 or Q8_0 (then
+ * its matmul quantizes the activations per group, as llama2.c runq.c does), matrix by matrix.
  *
  * A call takes a batch of (sequence, new tokens) and appends those tokens to each sequence's
  * cache. All new tokens of all sequences are stacked as rows of one matrix, so every linear map
@@ -22,6 +23,7 @@ import {
   softmax,
   swiglu,
 } from '../tensor/ops.js';
+import { matrixRow } from '../tensor/q80.js';
 import { HookSet, hookPointNames, type Hook, type RowRef } from './hooks.js';
 import type { ModelConfig, ModelWeights } from './types.js';
 
@@ -101,18 +103,12 @@ export class Transformer {
     const x = s.x; // residual stream [n, dim]
 
     // Embedding: x[r] = E[token] (+ P[pos])
-    for (let r = 0; r < n; r++) {
-      const t = rows[r].token;
-      x.set(w.tokenEmbedding.data.subarray(t * dim, (t + 1) * dim), r * dim);
-    }
+    for (let r = 0; r < n; r++) matrixRow(w.tokenEmbedding, rows[r].token, x, r * dim);
     const refs = rows.map((r) => ({ seq: r.seq, pos: r.pos }));
     hooks.fire('hook_embed', null, x, refs, dim);
     if (w.positionEmbedding) {
       const pe = s.xb;
-      for (let r = 0; r < n; r++) {
-        const p = rows[r].pos;
-        pe.set(w.positionEmbedding.data.subarray(p * dim, (p + 1) * dim), r * dim);
-      }
+      for (let r = 0; r < n; r++) matrixRow(w.positionEmbedding, rows[r].pos, pe, r * dim);
       hooks.fire('hook_pos_embed', null, pe, refs, dim);
       addInPlace(x, pe, n * dim);
     }

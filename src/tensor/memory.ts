@@ -68,6 +68,11 @@ export function freeF32(arr: Float32Array): void {
   freeBlock(arr);
 }
 
+/** Whether `arr` starts a live arena block (so freeF32/freeI8 may return it). */
+export function isArenaBlock(arr: ArrayBufferView): boolean {
+  return !!arena && inArena(arr) && arena.live.has(arr.byteOffset);
+}
+
 /** freeF32 for allocI8 buffers. */
 export function freeI8(arr: Int8Array): void {
   freeBlock(arr);

@@ -2,19 +2,22 @@
  * The numeric core: a handful of row-wise kernels that the model and the lenses compose.
  * Shapes are written [rows, cols]; every buffer is a flat Float32Array in row-major order.
  */
-import type { Matrix } from '../model/types.js';
+import type { F32Matrix, Matrix } from '../model/types.js';
+import { matmulQ80 } from './q80.js';
 import { matmulWasm } from './wasm/kernels.js';
 
 /**
  * out[n, W.rows] = x[n, W.cols] · Wᵀ  (each row of x times the matrix). Runs the WebAssembly
- * SIMD kernel when out, x and W all live in the arena (allocF32), else the JS loop.
+ * SIMD kernel when out, x and W all live in the arena (allocF32), else the JS loop. A Q8_0 W
+ * goes to matmulQ80 (x quantized per group, runq.c's scheme).
  */
 export function matmul(out: Float32Array, x: Float32Array, w: Matrix, n: number): void {
-  if (!matmulWasm(out, x, w.data, w.rows, w.cols, n)) matmulJs(out, x, w, n);
+  if (w.format === 'q8_0') matmulQ80(out, x, w, n);
+  else if (!matmulWasm(out, x, w.data, w.rows, w.cols, n)) matmulJs(out, x, w, n);
 }
 
-/** The reference JS loop for matmul (and its fallback): same contract. */
-export function matmulJs(out: Float32Array, x: Float32Array, w: Matrix, n: number): void {
+/** The reference JS loop for fp32 matmul (and its fallback): same contract. */
+export function matmulJs(out: Float32Array, x: Float32Array, w: F32Matrix, n: number): void {
   const { rows, cols, data } = w;
   for (let r = 0; r < n; r++) {
     const xo = r * cols;

@@ -7,20 +7,73 @@
  * integers (runq.c's scheme; see kernels.wat for why rather than dequantizing W on the fly):
  *   out[t, i] = Σ_g s_W[i, g] · s_x[t, g] · Σ_{j ∈ g} q_W[i, j] · q_x[t, j]
  * The WebAssembly kernel runs when every buffer is in the arena; the JS loops here are the
- * reference and the fallback and compute the same sums.
+ * reference and the fallback and compute the same sums. The forward pass reaches this through
+ * ops.ts matmul, which dispatches on the matrix's format.
  */
-import type { Matrix } from '../model/types.js';
-import { allocF32, allocI8 } from './memory.js';
-import { matmulQ80Wasm } from './wasm/kernels.js';
+import type {
+  F32Matrix,
+  LayerWeights,
+  Matrix,
+  ModelWeights,
+  Q80Matrix,
+} from '../model/types.js';
+import { allocF32, allocI8, freeF32, isArenaBlock } from './memory.js';
+import { matmulQ80Wasm, quantizeQ80Wasm } from './wasm/kernels.js';
 
-export interface Q80Matrix {
-  format: 'q8_0';
-  rows: number;
-  cols: number;
-  /** A multiple of 16 dividing cols (runq.c: 64 halved until it divides dim; GGUF: 32). */
-  groupSize: number;
-  q: Int8Array; // [rows, cols]
-  scales: Float32Array; // [rows, cols / groupSize]
+export type { Q80Matrix } from '../model/types.js';
+
+/**
+ * A Q8_0 matrix over the given buffers (q: [rows, cols], scales: [rows, cols / groupSize]), with
+ * `data` dequantizing on first access (into the arena, cached).
+ */
+export function newQ80Matrix(
+  rows: number,
+  cols: number,
+  groupSize: number,
+  q: Int8Array,
+  scales: Float32Array,
+): Q80Matrix {
+  checkGroupSize(cols, groupSize);
+  if (q.length !== rows * cols || scales.length !== (rows * cols) / groupSize) {
+    throw new Error(
+      `Q8_0 matrix ${rows}x${cols}/${groupSize} needs ${rows * cols} values and ${(rows * cols) / groupSize} scales, got ${q.length} and ${scales.length}`,
+    );
+  }
+  let data: Float32Array | null = null;
+  const m = { format: 'q8_0' as const, rows, cols, groupSize, q, scales };
+  return Object.defineProperty(m, 'data', {
+    enumerable: false,
+    get(): Float32Array {
+      if (!data) {
+        data = allocF32(rows * cols);
+        dequantizeQ80(q, scales, groupSize, 0, rows * cols, data, 0);
+      }
+      return data;
+    },
+  }) as Q80Matrix;
+}
+
+/** out[outOffset + k] = q[start + k] · scale of its group, for k < count (groups of gs from 0). */
+export function dequantizeQ80(
+  q: Int8Array,
+  scales: Float32Array,
+  gs: number,
+  start: number,
+  count: number,
+  out: Float32Array,
+  outOffset: number,
+): void {
+  for (let k = 0; k < count; k++) {
+    const i = start + k;
+    out[outOffset + k] = q[i] * scales[(i / gs) | 0];
+  }
+}
+
+/** out[offset .. offset + cols) = row r of m as f32 (an embedding lookup). */
+export function matrixRow(m: Matrix, r: number, out: Float32Array, offset: number): void {
+  const c = m.cols;
+  if (m.format === 'f32') out.set(m.data.subarray(r * c, (r + 1) * c), offset);
+  else dequantizeQ80(m.q, m.scales, m.groupSize, r * c, c, out, offset);
 }
 
 /** out[n, W.rows] = x[n, W.cols] · Wᵀ for a Q8_0 W (x quantized per group on the way). */
@@ -28,13 +81,26 @@ export function matmulQ80(out: Float32Array, x: Float32Array, w: Q80Matrix, n: n
   if (!matmulQ80Wasm(out, x, w, n)) matmulQ80Js(out, x, w, n);
 }
 
+/**
+ * The group size a Q8_0 copy of a matrix with `cols` columns gets: `preferred` (a multiple of
+ * 16) halved until it divides cols, as export.py does for dim; null when not even 16 divides
+ * cols (the matrix then stays f32).
+ */
+export function q80GroupSize(cols: number, preferred = 32): number | null {
+  for (let gs = preferred; gs >= 16; gs /= 2) if (gs % 16 === 0 && cols % gs === 0) return gs;
+  return null;
+}
+
 /** Quantizes an fp32 matrix to Q8_0 (buffers from the arena): per group s = max|w| / 127. */
-export function quantizeMatrixQ80(w: Matrix, groupSize: number): Q80Matrix {
+export function quantizeMatrixQ80(w: F32Matrix | Matrix, groupSize: number): Q80Matrix {
   checkGroupSize(w.cols, groupSize);
-  const q = allocI8(w.rows * w.cols);
-  const scales = allocF32((w.rows * w.cols) / groupSize);
-  quantizeQ80Js(w.data, w.rows * w.cols, groupSize, q, scales);
-  return { format: 'q8_0', rows: w.rows, cols: w.cols, groupSize, q, scales };
+  const count = w.rows * w.cols;
+  const q = allocI8(count);
+  const scales = allocF32(count / groupSize);
+  if (!quantizeQ80Wasm(w.data, count, groupSize, q, scales)) {
+    quantizeQ80Js(w.data, count, groupSize, q, scales);
+  }
+  return newQ80Matrix(w.rows, w.cols, groupSize, q, scales);
 }
 
 /**
@@ -92,4 +158,69 @@ function checkGroupSize(cols: number, groupSize: number): void {
 function roundHalfEven(v: number): number {
   const r = Math.round(v); // ties toward +∞
   return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** What the forward pass's weight matrices are stored as. */
+export type WeightFormat = 'f32' | 'q8_0';
+
+/**
+ * The weights with every f32 matrix that can be (token embedding and classifier included, as
+ * runq.c does) converted to Q8_0 with q80GroupSize(cols, groupSize); the f32 buffers are freed,
+ * so the caller must not use the old matrices afterwards. Norms, biases and learned positions
+ * stay f32, and so does a matrix whose columns no multiple of 16 divides. Tied matrices stay one
+ * object.
+ */
+export function quantizeWeightsQ80(w: ModelWeights, groupSize = 32): ModelWeights {
+  const done = new Map<Matrix, Matrix>();
+  const conv = (m: Matrix): Matrix => {
+    let out = done.get(m);
+    if (!out) {
+      const gs = m.format === 'f32' ? q80GroupSize(m.cols, groupSize) : null;
+      out = gs === null ? m : quantizeMatrixQ80(m, gs);
+      done.set(m, out);
+    }
+    return out;
+  };
+  const convNullable = (m: Matrix | null): Matrix | null => (m ? conv(m) : null);
+  const layers: LayerWeights[] = w.layers.map((l) => ({
+    ...l,
+    wq: conv(l.wq),
+    wk: conv(l.wk),
+    wv: conv(l.wv),
+    wo: conv(l.wo),
+    wGate: convNullable(l.wGate),
+    wUp: conv(l.wUp),
+    wDown: conv(l.wDown),
+  }));
+  const out: ModelWeights = {
+    ...w,
+    tokenEmbedding: conv(w.tokenEmbedding),
+    unembedding: conv(w.unembedding),
+    layers,
+  };
+  const freed = new Set<Float32Array>();
+  for (const [before, after] of done) {
+    if (before === after || before.format !== 'f32' || freed.has(before.data)) continue;
+    freed.add(before.data);
+    if (isArenaBlock(before.data)) freeF32(before.data); // else the garbage collector's
+
+  }
+  return out;
+}
+
+/** Bytes of the weight matrices as stored, by format (for reports). */
+export function weightBytes(w: ModelWeights): Record<WeightFormat, number> {
+  const seen = new Set<Matrix>();
+  const bytes: Record<WeightFormat, number> = { f32: 0, q8_0: 0 };
+  const add = (m: Matrix | null) => {
+    if (!m || seen.has(m)) return;
+    seen.add(m);
+    if (m.format === 'f32') bytes.f32 += m.data.byteLength;
+    else bytes.q8_0 += m.q.byteLength + m.scales.byteLength;
+  };
+  add(w.tokenEmbedding);
+  add(w.positionEmbedding);
+  add(w.unembedding);
+  for (const l of w.layers) [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown].forEach(add);
+  return bytes;
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import assert from 'node:assert/strict';
-import { newMatrix, type Matrix } from '../../src/model/types.js';
+import { newMatrix, type F32Matrix as Matrix } from '../../src/model/types.js';
 import {
   allocF32,
   allocI8,
@@ -14,6 +14,7 @@ import { matmul, matmulJs } from '../../src/tensor/ops.js';
 import {
   matmulQ80,
   matmulQ80Js,
+  newQ80Matrix,
   quantizeMatrixQ80,
   quantizeQ80Js,
   type Q80Matrix,
@@ -306,7 +307,7 @@ function checkQ80Shapes(name: string, run: Q80Variant): void {
     for (const n of ROWS_OF_X) {
       const wf = fillNormal(new Float32Array(rows * cols), rng);
       const { q, s } = q80Of(wf, gs);
-      const w: Q80Matrix = { format: 'q8_0', rows, cols, groupSize: gs, q, scales: s };
+      const w = newQ80Matrix(rows, cols, gs, q, s);
       const x = fillNormal(allocF32(n * cols), rng);
       x.fill(0, 0, Math.min(gs, x.length)); // a group of zeros: scale 0
       const out = allocF32(n * rows);
