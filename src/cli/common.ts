@@ -1,19 +1,95 @@
+import type { Command } from 'commander';
 import { openModel as open, type Model } from '../api.js';
+import { LmdynError } from '../errors.js';
+import type { WeightFormat } from '../tensor/q80.js';
+import { startKernelThreads, stopKernelThreads } from '../tensor/wasm/threads.js';
+import { parseInteger } from './args.js';
 import { defaultModel } from './models.js';
 
 export interface ModelFlags {
   model?: string;
   tokenizer?: string;
+  /** Convert the f32 weight matrices at load (--quantize). */
+  quantize?: WeightFormat;
 }
 
-/** Opens --model (or the default model, saying which) with --tokenizer if given. */
-export async function openModel(flags: ModelFlags, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<{ model: Model; label: string }> {
+/** Opens --model (or the default model, saying which) with --tokenizer and --quantize if given. */
+export async function openModel(
+  flags: ModelFlags,
+  log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+): Promise<{ model: Model; label: string }> {
   let spec = flags.model;
   if (!spec) {
     const choice = defaultModel();
     spec = choice.spec;
     log(`model: ${spec} (${choice.why})`);
   }
-  const model = await open(spec, { tokenizer: flags.tokenizer });
+  const model = await open(spec, { tokenizer: flags.tokenizer, quantize: flags.quantize });
   return { model, label: spec };
+}
+
+export interface EngineFlags {
+  /** Threads for the matmuls, the calling one included (--threads). */
+  threads?: number;
+  quantize?: WeightFormat;
+}
+
+/** Cores this process may use (os.availableParallelism where Node has it). */
+export async function availableCores(): Promise<number> {
+  const os = await import('node:os');
+  return typeof os.availableParallelism === 'function'
+    ? os.availableParallelism()
+    : os.cpus().length;
+}
+
+/** --threads N. */
+export function addThreadsFlag(cmd: Command): Command {
+  return cmd.option(
+    '--threads <N>',
+    'threads for the matmuls (default: all cores, at most 8; 1 = no helpers)',
+    parseInteger('--threads', 1, 64),
+  );
+}
+
+/** --threads N and --quantize q8_0, for the commands that run the model. */
+export function addEngineFlags(cmd: Command): Command {
+  return addThreadsFlag(cmd).option(
+    '--quantize <FORMAT>',
+    'convert f32 weight matrices at load: q8_0 (llama2.c runq.c / GGUF Q8_0, group 32) or f32 = keep',
+    parseWeightFormat,
+  );
+}
+
+export function parseWeightFormat(value: string): WeightFormat {
+  if (value === 'q8_0' || value === 'f32') return value;
+  throw new LmdynError('bad_argument', `--quantize must be q8_0 or f32, got '${value}'`);
+}
+
+/**
+ * Runs `body` with the kernel helper threads started (--threads, default all cores up to 8)
+ * and stops them afterwards, also when `body` throws, so the process can end. Where threads
+ * cannot run (no shared memory, LMDYN_KERNELS=js) everything stays on the calling thread.
+ */
+export async function withKernelThreads<T>(
+  threads: number | undefined,
+  body: () => Promise<T> | T,
+): Promise<T> {
+  const wanted = threads ?? Math.min(await availableCores(), 8);
+  if (wanted > 1) await startKernelThreads({ helpers: wanted - 1 });
+  try {
+    return await body();
+  } finally {
+    stopKernelThreads();
+  }
+}
+
+/**
+ * Starts the kernel helper threads for the rest of the command (--threads, default all cores up
+ * to 8) and stops them when the process has nothing left to do.
+ */
+export async function startCliThreads(threads: number | undefined): Promise<number> {
+  const wanted = threads ?? Math.min(await availableCores(), 8);
+  const helpers = wanted > 1 ? await startKernelThreads({ helpers: wanted - 1 }) : 0;
+  if (helpers > 0) process.once('beforeExit', () => stopKernelThreads());
+  return 1 + helpers;
 }

@@ -3,7 +3,13 @@ import { generateText } from '../api.js';
 import type { SamplingConfig } from '../decode/sampling.js';
 import { TextStream } from '../tokenizer/stream.js';
 import { parseInteger, parseNumber } from './args.js';
-import { openModel, type ModelFlags } from './common.js';
+import {
+  addEngineFlags,
+  openModel,
+  withKernelThreads,
+  type EngineFlags,
+  type ModelFlags,
+} from './common.js';
 
 export interface SamplingFlags {
   temperature: number;
@@ -16,7 +22,7 @@ export interface SamplingFlags {
   seed: number;
 }
 
-interface GenerateFlags extends ModelFlags, SamplingFlags {
+interface GenerateFlags extends ModelFlags, SamplingFlags, EngineFlags {
   prompt: string;
   maxTokens: number;
   json?: boolean;
@@ -36,13 +42,43 @@ export function samplingFromFlags(f: SamplingFlags): Partial<SamplingConfig> {
 
 export function addSamplingFlags(cmd: Command): Command {
   return cmd
-    .option('-t, --temperature <T>', 'temperature; 0 = greedy', parseNumber('--temperature', 0, 100), 1)
+    .option(
+      '-t, --temperature <T>',
+      'temperature; 0 = greedy',
+      parseNumber('--temperature', 0, 100),
+      1,
+    )
     .option('--top-k <K>', 'keep the K most likely tokens; 0 = off', parseInteger('--top-k', 0), 0)
-    .option('-p, --top-p <P>', 'nucleus: smallest set with mass ≥ P; 1 = off', parseNumber('--top-p', 0, 1), 1)
-    .option('--min-p <P>', 'drop tokens below P × the top probability; 0 = off', parseNumber('--min-p', 0, 1), 0)
-    .option('--repetition-penalty <R>', 'HF repetition penalty; 1 = off', parseNumber('--repetition-penalty', 0.01, 100), 1)
-    .option('--frequency-penalty <A>', 'subtract A × count of each seen token; 0 = off', parseNumber('--frequency-penalty', -10, 10), 0)
-    .option('--presence-penalty <A>', 'subtract A from each seen token; 0 = off', parseNumber('--presence-penalty', -10, 10), 0)
+    .option(
+      '-p, --top-p <P>',
+      'nucleus: smallest set with mass ≥ P; 1 = off',
+      parseNumber('--top-p', 0, 1),
+      1,
+    )
+    .option(
+      '--min-p <P>',
+      'drop tokens below P × the top probability; 0 = off',
+      parseNumber('--min-p', 0, 1),
+      0,
+    )
+    .option(
+      '--repetition-penalty <R>',
+      'HF repetition penalty; 1 = off',
+      parseNumber('--repetition-penalty', 0.01, 100),
+      1,
+    )
+    .option(
+      '--frequency-penalty <A>',
+      'subtract A × count of each seen token; 0 = off',
+      parseNumber('--frequency-penalty', -10, 10),
+      0,
+    )
+    .option(
+      '--presence-penalty <A>',
+      'subtract A from each seen token; 0 = off',
+      parseNumber('--presence-penalty', -10, 10),
+      0,
+    )
     .option('-s, --seed <S>', 'random seed', parseInteger('--seed', 0, 2 ** 32 - 1), 42);
 }
 
@@ -53,48 +89,55 @@ export function registerGenerate(program: Command): void {
     .option('-m, --model <M>', 'model file, folder or hf:owner/name (default: see `lmdyn demo`)')
     .option('-z, --tokenizer <T>', 'tokenizer file or folder overriding the model’s own')
     .option('-i, --prompt <P>', 'prompt text (default: empty, i.e. BOS only)', '')
-    .option('-n, --max-tokens <N>', 'tokens to generate at most', parseInteger('--max-tokens', 1), 256);
-  addSamplingFlags(cmd)
+    .option(
+      '-n, --max-tokens <N>',
+      'tokens to generate at most',
+      parseInteger('--max-tokens', 1),
+      256,
+    );
+  addEngineFlags(addSamplingFlags(cmd))
     .option('--json', 'print one JSON object instead of streaming text')
-    .action(async (flags: GenerateFlags) => {
-      const { model, label } = await openModel(flags);
-      let stream: TextStream | null = null;
-      const result = generateText(model, {
+    .action((flags: GenerateFlags) => withKernelThreads(flags.threads, () => generate(flags)));
+}
+
+async function generate(flags: GenerateFlags): Promise<void> {
+  const { model, label } = await openModel(flags);
+  let stream: TextStream | null = null;
+  const result = generateText(model, {
+    prompt: flags.prompt,
+    maxTokens: flags.maxTokens,
+    sampling: samplingFromFlags(flags),
+    seed: flags.seed,
+    onToken: flags.json
+      ? undefined
+      : (id, promptIds) => {
+          if (!stream) {
+            stream = new TextStream(model.tokenizer, promptIds);
+            process.stdout.write(model.tokenizer.decode(promptIds));
+          }
+          process.stdout.write(stream.push(id));
+        },
+  });
+  if (flags.json) {
+    process.stdout.write(
+      JSON.stringify({
+        model: label,
         prompt: flags.prompt,
-        maxTokens: flags.maxTokens,
-        sampling: samplingFromFlags(flags),
-        seed: flags.seed,
-        onToken: flags.json
-          ? undefined
-          : (id, promptIds) => {
-              if (!stream) {
-                stream = new TextStream(model.tokenizer, promptIds);
-                process.stdout.write(model.tokenizer.decode(promptIds));
-              }
-              process.stdout.write(stream.push(id));
-            },
-      });
-      if (flags.json) {
-        process.stdout.write(
-          JSON.stringify({
-            model: label,
-            prompt: flags.prompt,
-            prompt_ids: result.promptIds,
-            ids: result.ids,
-            text: result.text,
-            finish_reason: result.finishReason,
-            seed: result.seed,
-            sampling: result.sampling,
-            tokens_per_second: round(result.tokensPerSecond, 2),
-          }) + '\n',
-        );
-      } else {
-        const tail = stream === null ? result.text : (stream as TextStream).flush();
-        process.stdout.write(tail);
-        process.stdout.write('\n');
-        process.stderr.write(`achieved tok/s: ${result.tokensPerSecond.toFixed(2)}\n`);
-      }
-    });
+        prompt_ids: result.promptIds,
+        ids: result.ids,
+        text: result.text,
+        finish_reason: result.finishReason,
+        seed: result.seed,
+        sampling: result.sampling,
+        tokens_per_second: round(result.tokensPerSecond, 2),
+      }) + '\n',
+    );
+  } else {
+    const tail = stream === null ? result.text : (stream as TextStream).flush();
+    process.stdout.write(tail);
+    process.stdout.write('\n');
+    process.stderr.write(`achieved tok/s: ${result.tokensPerSecond.toFixed(2)}\n`);
+  }
 }
 
 function round(x: number, digits: number): number {

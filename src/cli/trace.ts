@@ -6,10 +6,16 @@ import { DEFAULT_HOOKS, recordTrace } from '../trace/record.js';
 import { checkOutDir, writeTrace } from '../trace/io.js';
 import type { LogitsMode } from '../trace/types.js';
 import { parseInteger } from './args.js';
-import { openModel, type ModelFlags } from './common.js';
+import {
+  addEngineFlags,
+  openModel,
+  withKernelThreads,
+  type EngineFlags,
+  type ModelFlags,
+} from './common.js';
 import { addSamplingFlags, samplingFromFlags, type SamplingFlags } from './generate.js';
 
-interface TraceFlags extends ModelFlags, SamplingFlags {
+interface TraceFlags extends ModelFlags, SamplingFlags, EngineFlags {
   prompt: string;
   maxTokens: number;
   samples: number;
@@ -21,8 +27,12 @@ interface TraceFlags extends ModelFlags, SamplingFlags {
 }
 
 export function parseHooks(value: string): string[] {
-  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
-  if (list.length === 0) throw new LmdynError('bad_argument', '--hooks needs at least one name or glob');
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0)
+    throw new LmdynError('bad_argument', '--hooks needs at least one name or glob');
   return list;
 }
 
@@ -31,7 +41,10 @@ export function parseLogitsMode(value: string): LogitsMode {
   if (value === 'full') return { kind: 'full' };
   const m = /^topk:(\d+)$/.exec(value);
   if (m && Number(m[1]) >= 1) return { kind: 'topk', k: Number(m[1]) };
-  throw new LmdynError('bad_argument', `--logits must be none, topk:K (K ≥ 1) or full, got '${value}'`);
+  throw new LmdynError(
+    'bad_argument',
+    `--logits must be none, topk:K (K ≥ 1) or full, got '${value}'`,
+  );
 }
 
 /** Plain lines, or JSONL whose lines are strings or objects with a "text" field. */
@@ -49,7 +62,8 @@ export function readTextFile(path: string): string[] {
     try {
       const v: unknown = JSON.parse(t);
       if (typeof v === 'string') return v;
-      if (v && typeof v === 'object' && typeof (v as { text?: unknown }).text === 'string') return (v as { text: string }).text;
+      if (v && typeof v === 'object' && typeof (v as { text?: unknown }).text === 'string')
+        return (v as { text: string }).text;
     } catch {
       return line;
     }
@@ -62,35 +76,52 @@ export function readTextFile(path: string): string[] {
 export function registerTrace(program: Command): void {
   const cmd = program
     .command('trace')
-    .description('record hidden states, tokens and logits of generations (or given texts) into a folder')
+    .description(
+      'record hidden states, tokens and logits of generations (or given texts) into a folder',
+    )
     .option('-m, --model <M>', 'model file, folder or hf:owner/name')
     .option('-z, --tokenizer <T>', 'tokenizer overriding the model’s own')
     .option('-i, --prompt <P>', 'prompt text', '')
-    .option('-n, --max-tokens <N>', 'tokens per sample at most', parseInteger('--max-tokens', 1), 100)
+    .option(
+      '-n, --max-tokens <N>',
+      'tokens per sample at most',
+      parseInteger('--max-tokens', 1),
+      100,
+    )
     .option('--samples <S>', 'samples of the prompt', parseInteger('--samples', 1, 100000), 1)
     .option('--hooks <GLOBS>', 'hook names or globs, comma-separated', parseHooks, DEFAULT_HOOKS)
     .option('--logits <MODE>', 'none | topk:K | full', parseLogitsMode, { kind: 'topk', k: 20 })
-    .option('--text-file <F>', 'teacher-force these texts (plain lines or JSONL) instead of sampling')
+    .option(
+      '--text-file <F>',
+      'teacher-force these texts (plain lines or JSONL) instead of sampling',
+    )
     .requiredOption('-o, --out <DIR>', 'output folder')
     .option('--force', 'overwrite a non-empty output folder');
-  addSamplingFlags(cmd).action(async (flags: TraceFlags) => {
-    checkOutDir(resolve(flags.out), flags.force ?? false);
-    const { model, label } = await openModel(flags);
-    const trace = recordTrace(model, {
-      spec: label,
-      prompt: flags.prompt,
-      samples: flags.samples,
-      texts: flags.textFile ? readTextFile(flags.textFile) : undefined,
-      maxTokens: flags.maxTokens,
-      sampling: samplingFromFlags(flags),
-      seed: flags.seed,
-      hooks: flags.hooks,
-      logits: flags.logits,
-    });
-    writeTrace(flags.out, trace, { force: flags.force, tokenText: (id) => model.tokenizer.decode([id]) });
-    const S = trace.samples.length;
-    process.stdout.write(
-      `trace: ${S} sample${S === 1 ? '' : 's'}, ${trace.positions} positions, ${trace.states.size} hooks → ${flags.out}\n`,
-    );
+  addEngineFlags(addSamplingFlags(cmd)).action((flags: TraceFlags) =>
+    withKernelThreads(flags.threads, () => runTrace(flags)),
+  );
+}
+
+async function runTrace(flags: TraceFlags): Promise<void> {
+  checkOutDir(resolve(flags.out), flags.force ?? false);
+  const { model, label } = await openModel(flags);
+  const trace = recordTrace(model, {
+    spec: label,
+    prompt: flags.prompt,
+    samples: flags.samples,
+    texts: flags.textFile ? readTextFile(flags.textFile) : undefined,
+    maxTokens: flags.maxTokens,
+    sampling: samplingFromFlags(flags),
+    seed: flags.seed,
+    hooks: flags.hooks,
+    logits: flags.logits,
   });
+  writeTrace(flags.out, trace, {
+    force: flags.force,
+    tokenText: (id) => model.tokenizer.decode([id]),
+  });
+  const S = trace.samples.length;
+  process.stdout.write(
+    `trace: ${S} sample${S === 1 ? '' : 's'}, ${trace.positions} positions, ${trace.states.size} hooks → ${flags.out}\n`,
+  );
 }
