@@ -12,23 +12,23 @@ import { recordTrace } from '../trace/record.js';
 import { runSweep } from '../trace/sweep.js';
 import type { Trace } from '../trace/types.js';
 import { VERSION } from '../version.js';
-import { openModel, type ModelFlags } from './common.js';
+import { addThreadsFlag, openModel, startCliThreads, type EngineFlags, type ModelFlags } from './common.js';
 import { DEMO_STEPS, type DemoContext } from './demo-steps.js';
 import { describeModel } from './info.js';
 import { progressPrinter } from './sweep.js';
 
-interface DemoFlags extends ModelFlags {
+interface DemoFlags extends ModelFlags, EngineFlags {
   out: string;
 }
 
 export function registerDemo(program: Command): void {
-  program
-    .command('demo')
+  addThreadsFlag(program.command('demo'))
     .description('run everything lmdyn can do on the default model and write a report')
     .option('-m, --model <M>', 'model (default: $LMDYN_MODEL, ./models, ../shared/models, then the hub)')
     .option('-z, --tokenizer <T>', 'tokenizer file or folder overriding the model’s own')
     .option('-o, --out <DIR>', 'where the report goes', 'runs/demo')
     .action(async (flags: DemoFlags) => {
+      await startCliThreads(flags.threads);
       const say = (line = '') => process.stdout.write(line + '\n');
       const { model, label } = await openModel(flags, say);
       const sections: string[] = [`# lmdyn demo\n\nlmdyn ${VERSION}, ${new Date().toISOString()}`];
