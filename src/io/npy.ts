@@ -51,15 +51,16 @@ export function parseNpy(bytes: Uint8Array, name = 'npy'): NpyMatrix {
   if (!Array.isArray(shape)) fail('bad_format', "bad header (no 'shape' tuple)");
   const dims = shape as number[];
   const dtype = descr === '<f8' ? 'float64' : descr === '<f4' ? 'float32' : null;
-  if (dtype === null) fail('unsupported', `dtype '${descr as string}' is not supported (want little-endian float32 '<f4' or float64 '<f8')`);
+  if (dtype === null) fail('unsupported', `dtype ${JSON.stringify(descr)} is not supported (want little-endian float32 '<f4' or float64 '<f8')`);
   if (fortran) fail('unsupported', 'Fortran-order arrays are not supported (save a C-order array: np.ascontiguousarray)');
   if (dims.length !== 2) fail('unsupported', `want a 2-D array [points, dims], got shape (${dims.join(', ')})`);
   const [rows, cols] = dims;
   const width = dtype === 'float64' ? 8 : 4;
   const need = rows * cols * width;
   if (bytes.length - dataStart < need) fail('truncated', `data truncated: shape (${rows}, ${cols}) needs ${need} bytes, file has ${bytes.length - dataStart}`);
-  // copy: the data start need not be aligned for a typed-array view
-  const raw = bytes.slice(dataStart, dataStart + need);
+  // copy: the data start need not be aligned for a typed-array view (and a Buffer's slice is a view)
+  const raw = new Uint8Array(need);
+  raw.set(bytes.subarray(dataStart, dataStart + need));
   const data = dtype === 'float64' ? new Float64Array(raw.buffer, 0, rows * cols) : new Float32Array(raw.buffer, 0, rows * cols);
   return { rows, cols, dtype: dtype as 'float32' | 'float64', data };
 }
