@@ -4,5 +4,6 @@
  */
 import type { LensRegistrar } from './analyze.js';
 import { registerCouplingLens } from './analyze-coupling.js';
+import { registerGravityLens } from './analyze-gravity.js';
 
-export const LENSES: readonly LensRegistrar[] = [registerCouplingLens];
+export const LENSES: readonly LensRegistrar[] = [registerGravityLens, registerCouplingLens];

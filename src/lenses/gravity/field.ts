@@ -1,0 +1,346 @@
+/**
+ * The information-gravity field of one query state (papers.md §3.3, all [proposed]): the
+ * potential Φ_q(v) = −z_v(q), its Boltzmann law softmax(−Φ/T) (= temperature sampling), the
+ * masses, the well and its basin, and the Fisher metric G pulled back to the hidden space.
+ *
+ * Hidden space: q = ln_final.hook_normalized at the last prompt position, i.e. the final-norm
+ * output that the classifier W reads (z = W q + b). G lives on that space; pulling it further
+ * back through the final norm to the residual stream is not done.
+ */
+import type { Model } from '../../api.js';
+import { nextTokenDistribution, validateSampling } from '../../decode/sampling.js';
+import { newMatrix } from '../../model/types.js';
+import { matrixOperator, symEig, topSvd } from '../../tensor/linalg.js';
+import { allocF32, freeF32 } from '../../tensor/memory.js';
+import { matmul } from '../../tensor/ops.js';
+
+/** The classifier z = W q + b the potential is read from. */
+export interface Classifier {
+  vocab: number;
+  dim: number;
+  w: Float32Array; // [V, d], row v = w_v (the unembedding row of token v)
+  b: Float32Array | null; // [V]
+}
+
+/** A prompt's query state: q and the model's own logits at the last prompt position. */
+export interface QueryState {
+  ids: number[];
+  q: Float64Array; // [d] ln_final.hook_normalized at position P − 1
+  logits: Float32Array; // [V] the forward pass's logits there (float32, the sampler's input)
+}
+
+export function classifierOf(model: Model): Classifier {
+  const u = model.transformer.weights.unembedding;
+  return { vocab: u.rows, dim: u.cols, w: u.data, b: model.transformer.weights.unembeddingBias };
+}
+
+/** Sequences per forward pass. */
+const BATCH = 16;
+
+/**
+ * One forward pass per batch of prompts (token ids, non-empty): the final-norm state and the
+ * logits of each prompt's last position.
+ */
+export function queryStates(model: Model, prompts: readonly (readonly number[])[]): QueryState[] {
+  const out: QueryState[] = [];
+  forEachState(model, prompts, 'last', (i, _pos, q, logits) => {
+    out[i] = { ids: [...prompts[i]], q: Float64Array.from(q), logits: logits.slice() };
+  });
+  return out;
+}
+
+/**
+ * Runs the prompts in batches and hands over, for the last position of each prompt or for every
+ * position, the final-norm state q [d] and the logits [V] there (views reused after the call).
+ */
+export function forEachState(
+  model: Model,
+  prompts: readonly (readonly number[])[],
+  positions: 'last' | 'all',
+  fn: (prompt: number, pos: number, q: Float32Array, logits: Float32Array) => void,
+): void {
+  const tf = model.transformer;
+  const d = model.config.dim;
+  const V = model.config.vocabSize;
+  for (let start = 0; start < prompts.length; start += BATCH) {
+    const chunk = prompts.slice(start, start + BATCH);
+    const longest = Math.max(...chunk.map((ids) => ids.length));
+    const states = new Map<string, Float32Array>();
+    const kv = tf.newCache(chunk.length, longest);
+    const res = tf.forward(
+      kv,
+      chunk.map((ids, seq) => ({ seq, tokens: ids })),
+      {
+        logits: positions,
+        hooks: [
+          {
+            filter: 'ln_final.hook_normalized',
+            fn: (act, ctx) => {
+              ctx.rows.forEach((r, i) => {
+                if (positions === 'all' || r.pos === chunk[r.seq].length - 1) {
+                  states.set(`${r.seq}:${r.pos}`, act.slice(i * d, (i + 1) * d));
+                }
+              });
+            },
+          },
+        ],
+      },
+    );
+    res.logitRows.forEach((r, i) => {
+      const q = states.get(`${r.seq}:${r.pos}`);
+      if (!q) throw new Error(`no final-norm state for sequence ${r.seq}, position ${r.pos}`);
+      fn(start + r.seq, r.pos, q, res.logits.subarray(i * V, (i + 1) * V));
+    });
+  }
+}
+
+/** Φ_q(v) = −(w_v·q + b_v), float64 (papers.md §3.3 "Potential"). [V] */
+export function potential(c: Classifier, q: ArrayLike<number>): Float64Array {
+  const { vocab: V, dim: d, w, b } = c;
+  const phi = new Float64Array(V);
+  for (let v = 0; v < V; v++) {
+    let z = b ? b[v] : 0;
+    const o = v * d;
+    for (let i = 0; i < d; i++) z += w[o + i] * q[i];
+    phi[v] = -z;
+  }
+  return phi;
+}
+
+/** The Boltzmann law in the well: P(v | q, T) = exp(−Φ_v/T) / Σ_u exp(−Φ_u/T), T > 0. [V] */
+export function boltzmann(phi: ArrayLike<number>, T: number): Float64Array {
+  let min = Infinity;
+  for (let v = 0; v < phi.length; v++) min = Math.min(min, phi[v]);
+  const p = new Float64Array(phi.length);
+  let sum = 0;
+  for (let v = 0; v < phi.length; v++) {
+    p[v] = Math.exp(-(phi[v] - min) / T);
+    sum += p[v];
+  }
+  for (let v = 0; v < phi.length; v++) p[v] /= sum;
+  return p;
+}
+
+/**
+ * §3.4 experiment 1: softmax(−Φ/T) against the sampler's distribution (decode/sampling.ts
+ * `nextTokenDistribution`, no penalties, no top-k/p) for the same logits.
+ * - `exact`: Φ = −z with z the forward pass's float32 logits; the sampler divides z by T in
+ *   float32, so the two agree to that rounding (bit-for-bit at T = 1).
+ * - `recomputed`: Φ recomputed as −(W q + b) in float64 from the final-norm state q; differs from
+ *   −z by the float32 matmul's rounding.
+ */
+export interface IdentityCheck {
+  temperature: number;
+  max_abs_diff_exact: number;
+  max_abs_diff_recomputed: number;
+  max_abs_diff_potential: number;
+}
+
+export function identityCheck(
+  c: Classifier,
+  state: QueryState,
+  T: number,
+): IdentityCheck {
+  const sampler = nextTokenDistribution(state.logits, [], validateSampling({ temperature: T })).probs;
+  const phiExact = Float64Array.from(state.logits, (z) => -z);
+  const phi = potential(c, state.q);
+  const pExact = boltzmann(phiExact, T);
+  const pRecomputed = boltzmann(phi, T);
+  return {
+    temperature: T,
+    max_abs_diff_exact: maxAbsDiff(pExact, sampler),
+    max_abs_diff_recomputed: maxAbsDiff(pRecomputed, sampler),
+    max_abs_diff_potential: maxAbsDiff(phi, phiExact),
+  };
+}
+
+/** H(p) = −Σ p log p in nats. */
+export function entropyOf(p: ArrayLike<number>): number {
+  let h = 0;
+  for (let i = 0; i < p.length; i++) if (p[i] > 0) h -= p[i] * Math.log(p[i]);
+  return h;
+}
+
+/** M_info(q) = log V − H(P(·|q)) = KL(P ‖ Uniform), nats (§3.3 "Information mass"). */
+export function informationMass(p: ArrayLike<number>): number {
+  return Math.log(p.length) - entropyOf(p);
+}
+
+/** M_geo(q) = ‖q‖₂ (§3.3). */
+export function geometricMass(q: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < q.length; i++) s += q[i] * q[i];
+  return Math.sqrt(s);
+}
+
+/**
+ * Well depth (§3.3): D = z_(1) − z_(2), the top-1 logit margin (= Φ_(2) − Φ_(1)), and
+ * D_lse = z_(1) − logsumexp(z) = log p_max at T = 1; the deepest token is `top`.
+ */
+export function wellDepth(phi: ArrayLike<number>): { top: number; margin: number; logPMax: number } {
+  let top = 0;
+  for (let v = 1; v < phi.length; v++) if (phi[v] < phi[top]) top = v;
+  let second = Infinity;
+  for (let v = 0; v < phi.length; v++) if (v !== top && phi[v] < second) second = phi[v];
+  let sum = 0;
+  for (let v = 0; v < phi.length; v++) sum += Math.exp(-(phi[v] - phi[top]));
+  return { top, margin: second - phi[top], logPMax: -Math.log(sum) };
+}
+
+/** Basin B_κ(q) = {v : Φ_v ≤ Φ_min + κ·T} (ids, deepest first) and its mass under p (§3.3). */
+export function basin(
+  phi: ArrayLike<number>,
+  p: ArrayLike<number>,
+  width: number,
+  T: number,
+): { ids: number[]; mass: number } {
+  let min = Infinity;
+  for (let v = 0; v < phi.length; v++) min = Math.min(min, phi[v]);
+  const ids: number[] = [];
+  for (let v = 0; v < phi.length; v++) if (phi[v] <= min + width * T) ids.push(v);
+  ids.sort((a, b) => phi[a] - phi[b]);
+  let mass = 0;
+  for (const v of ids) mass += p[v];
+  return { ids, mass };
+}
+
+/**
+ * The Fisher metric of P(·|q, T) pulled back to the hidden space (§3.3 "Curvature"):
+ *   G = (1/T²) Wᵀ(diag p − p pᵀ) W = (1/T²) Σ_v p_v (w_v − w̄)(w_v − w̄)ᵀ,   w̄ = Σ_v p_v w_v,
+ * the p-weighted covariance of the unembedding rows over T². Nothing V×d×d is formed: the trace,
+ * quadratic forms and products are O(V·d), the d×d matrix (for its spectrum) one matmul.
+ */
+export interface Fisher {
+  T: number;
+  p: Float64Array; // [V] P(·|q, T)
+  wbar: Float64Array; // [d] E_p[w_v]
+  /** κ = tr G = (1/T²) Σ_v p_v ‖w_v − w̄‖² (two-pass, no cancellation). */
+  kappa: number;
+}
+
+export function fisher(c: Classifier, p: Float64Array, T: number): Fisher {
+  const { vocab: V, dim: d, w } = c;
+  const wbar = new Float64Array(d);
+  for (let v = 0; v < V; v++) {
+    if (p[v] === 0) continue;
+    const o = v * d;
+    for (let i = 0; i < d; i++) wbar[i] += p[v] * w[o + i];
+  }
+  let tr = 0;
+  for (let v = 0; v < V; v++) {
+    if (p[v] === 0) continue;
+    const o = v * d;
+    let s = 0;
+    for (let i = 0; i < d; i++) s += (w[o + i] - wbar[i]) ** 2;
+    tr += p[v] * s;
+  }
+  return { T, p, wbar, kappa: tr / (T * T) };
+}
+
+/** δᵀ G δ = (1/T²) Σ_v p_v ((w_v − w̄)·δ)², O(V·d). */
+export function fisherQuadratic(c: Classifier, f: Fisher, delta: ArrayLike<number>): number {
+  const { vocab: V, dim: d, w } = c;
+  let shift = 0;
+  for (let i = 0; i < d; i++) shift += f.wbar[i] * delta[i];
+  let s = 0;
+  for (let v = 0; v < V; v++) {
+    if (f.p[v] === 0) continue;
+    const o = v * d;
+    let x = -shift;
+    for (let i = 0; i < d; i++) x += w[o + i] * delta[i];
+    s += f.p[v] * x * x;
+  }
+  return s / (f.T * f.T);
+}
+
+/**
+ * G as a dense [d, d] float64 matrix: G = MᵀM with M = (1/T) diag(√p)(W − 1 w̄ᵀ) [V, d], one
+ * fp32 matmul on the kernels (Mᵀ·(Mᵀ)ᵀ), symmetrised.
+ */
+export function fisherMatrix(c: Classifier, f: Fisher): Float64Array {
+  const { vocab: V, dim: d, w } = c;
+  const mt = allocF32(d * V); // Mᵀ [d, V]
+  const g32 = allocF32(d * d);
+  try {
+    for (let v = 0; v < V; v++) {
+      if (f.p[v] === 0) continue;
+      const s = Math.sqrt(f.p[v]) / f.T;
+      const o = v * d;
+      for (let i = 0; i < d; i++) mt[i * V + v] = s * (w[o + i] - f.wbar[i]);
+    }
+    matmul(g32, mt, newMatrix(d, V, mt), d); // g[i, j] = Σ_v Mᵀ[i, v] Mᵀ[j, v]
+    const g = new Float64Array(d * d);
+    for (let i = 0; i < d; i++) {
+      for (let j = 0; j < d; j++) g[i * d + j] = 0.5 * (g32[i * d + j] + g32[j * d + i]);
+    }
+    return g;
+  } finally {
+    freeF32(mt);
+    freeF32(g32);
+  }
+}
+
+/** Widest G whose spectrum is taken by the full Jacobi eigensolver; above it, top-k randomized. */
+export const FULL_EIG_MAX_DIM = 256;
+
+/**
+ * The k largest eigenvalues of G (descending): all of symEig(G) up to FULL_EIG_MAX_DIM, else
+ * randomized subspace iteration on G (tensor/linalg topSvd; G is PSD, so σ_i = λ_i).
+ */
+export function fisherEigenvalues(
+  g: Float64Array,
+  d: number,
+  k: number,
+  seed: number,
+  method: 'auto' | 'full' | 'randomized' = 'auto',
+): { values: number[]; method: 'full' | 'randomized' } {
+  const kk = Math.min(k, d);
+  const useFull = method === 'full' || (method === 'auto' && d <= FULL_EIG_MAX_DIM);
+  if (useFull) {
+    return { values: Array.from(symEig(g, d).values.slice(0, kk), (x) => Math.max(x, 0)), method: 'full' };
+  }
+  const op = matrixOperator(Float32Array.from(g), d, d);
+  try {
+    return { values: Array.from(topSvd(op, kk, seed).s), method: 'randomized' };
+  } finally {
+    op.free();
+  }
+}
+
+/**
+ * KL(P_q ‖ P_{q+δ}) at temperature T, from Δ_v = (w_v·δ)/T without cancellation of the two
+ * log-partition functions: KL = log(1 + Σ p (e^Δ − 1)) − Σ p Δ. Used for the second-order check
+ * KL ≈ ½ δᵀGδ (§3.3).
+ */
+export function klShift(c: Classifier, p: Float64Array, T: number, delta: ArrayLike<number>): number {
+  const { vocab: V, dim: d, w } = c;
+  let mean = 0;
+  let growth = 0;
+  for (let v = 0; v < V; v++) {
+    if (p[v] === 0) continue;
+    const o = v * d;
+    let x = 0;
+    for (let i = 0; i < d; i++) x += w[o + i] * delta[i];
+    x /= T;
+    mean += p[v] * x;
+    growth += p[v] * Math.expm1(x);
+  }
+  return Math.max(0, Math.log1p(growth) - mean);
+}
+
+/** Jensen–Shannon divergence in nats (≤ log 2): ½ KL(P‖M) + ½ KL(Q‖M), M = (P + Q)/2. */
+export function jensenShannon(p: ArrayLike<number>, q: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < p.length; i++) {
+    const m = 0.5 * (p[i] + q[i]);
+    if (p[i] > 0) s += 0.5 * p[i] * Math.log(p[i] / m);
+    if (q[i] > 0) s += 0.5 * q[i] * Math.log(q[i] / m);
+  }
+  return Math.max(0, s);
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
