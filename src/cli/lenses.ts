@@ -4,6 +4,7 @@
  */
 import type { LensRegistrar } from './analyze.js';
 import { registerCouplingLens } from './analyze-coupling.js';
+import { registerSimplexLens } from './analyze-simplex.js';
 import { registerGravityLens } from './analyze-gravity.js';
 
-export const LENSES: readonly LensRegistrar[] = [registerGravityLens, registerCouplingLens];
+export const LENSES: readonly LensRegistrar[] = [registerGravityLens, registerSimplexLens, registerCouplingLens];

@@ -1,0 +1,270 @@
+/**
+ * Path dependence on real generations (papers.md §4.3 item 4, [proposed]): per decoding
+ * configuration, the loop rate, periods and time to loop (loops.ts), the escape probability of
+ * the loops under Gaussian logit noise and the asymmetry of the score response to penalty counts
+ * (dynamics.ts), laid out against temperature and the repetition / frequency / presence
+ * penalties.
+ */
+import type { Model } from '../../api.js';
+import type { SamplingConfig } from '../../decode/sampling.js';
+import { escapeTrials, mixSeed, scoreResponse, type ScoreResponse } from './dynamics.js';
+import type { GenerationSet } from './generations.js';
+import {
+  DEFAULT_LOOP_OPTIONS,
+  loopSummary,
+  median,
+  wilsonInterval,
+  type Loop,
+  type LoopOptions,
+  type LoopSummary,
+} from './loops.js';
+
+export interface PathOptions {
+  loop?: Partial<LoopOptions>;
+  /** Logit noise levels (σ = 0 is the sampler's own escape rate). Default 0, 0.01, 0.1, 0.5. */
+  sigmas?: readonly number[];
+  /** Noisy continuations per loop and σ (default 16). */
+  trials?: number;
+  /** Steps a continuation must stay on the cycle (default 24). */
+  horizon?: number;
+  /** Loops per configuration whose escape is measured (default 8; 0 = skip). */
+  maxLoops?: number;
+  /** Size of the token set of the score response A (default 6). */
+  responseTokens?: number;
+  /** Samples per configuration whose A is measured, looping ones first (default 4; 0 = skip). */
+  responseSamples?: number;
+  seed?: number;
+  log?: (line: string) => void;
+}
+
+export const DEFAULT_SIGMAS = [0, 0.01, 0.1, 0.5] as const;
+
+export interface LoopConfigReport {
+  label: string;
+  dir: string | null;
+  sampling: SamplingConfig;
+  /** Heatmap axes: temperature, the varying penalties, the other varying settings. */
+  axes: { temperature: number; penalties: string; other: string };
+  summary: LoopSummary;
+  per_sample: {
+    seed: number;
+    finish_reason: string;
+    generated: number;
+    loop: (Loop & { cycle_text: string }) | null;
+  }[];
+  escape: {
+    tag: 'proposed';
+    loops_used: number;
+    horizon: { min: number; max: number } | null;
+    by_sigma: {
+      sigma: number;
+      trials: number;
+      escaped: number;
+      probability: number | null;
+      ci95: [number, number];
+      mean_steps_to_escape: number | null;
+    }[];
+  };
+  score_response: {
+    tag: 'proposed';
+    samples_used: number;
+    asymmetry: { mean: number | null; median: number | null; values: number[] };
+    asymmetry_model: { mean: number | null; median: number | null; values: number[] };
+    /** The first sample's A, for inspection. */
+    example: (ScoreResponse & { sample: number; token_text: string[] }) | null;
+  };
+}
+
+export interface LoopReport {
+  tag: 'proposed';
+  source: string;
+  definitions: Record<string, string>;
+  options: {
+    loop: LoopOptions;
+    sigmas: number[];
+    trials: number;
+    horizon: number;
+    max_loops: number;
+    response_tokens: number;
+    response_samples: number;
+    seed: number;
+  };
+  generations: {
+    source: 'sweep' | 'grid';
+    sweep_dir: string | null;
+    model: string;
+    tokenizer: string | null;
+    prompt: string;
+    max_tokens: number;
+    missing_configs: string[];
+  };
+  /** Sampling fields that vary across the configurations. */
+  varying: string[];
+  configs: LoopConfigReport[];
+}
+
+const SHORT: Record<keyof SamplingConfig, string> = {
+  temperature: 'T',
+  topK: 'top-k',
+  topP: 'top-p',
+  minP: 'min-p',
+  repetitionPenalty: 'rep',
+  frequencyPenalty: 'freq',
+  presencePenalty: 'pres',
+};
+const PENALTIES: (keyof SamplingConfig)[] = ['repetitionPenalty', 'frequencyPenalty', 'presencePenalty'];
+const OTHERS: (keyof SamplingConfig)[] = ['topK', 'topP', 'minP'];
+
+export function analyzePathDependence(set: GenerationSet, model: Model, options: PathOptions = {}): LoopReport {
+  const loopOptions = { ...DEFAULT_LOOP_OPTIONS, ...options.loop };
+  const sigmas = [...(options.sigmas ?? DEFAULT_SIGMAS)];
+  const trials = options.trials ?? 16;
+  const horizon = options.horizon ?? 24;
+  const maxLoops = options.maxLoops ?? 8;
+  const responseTokens = options.responseTokens ?? 6;
+  const responseSamples = options.responseSamples ?? 4;
+  const seed = options.seed ?? 1;
+  const varying = (Object.keys(SHORT) as (keyof SamplingConfig)[]).filter(
+    (key) => new Set(set.configs.map((c) => c.sampling[key])).size > 1,
+  );
+  const describe = (keys: (keyof SamplingConfig)[], s: SamplingConfig, none: string) => {
+    const parts = keys.filter((k) => varying.includes(k)).map((k) => `${SHORT[k]} ${s[k]}`);
+    return parts.length ? parts.join(' · ') : none;
+  };
+  const text = (ids: readonly number[]) => model.tokenizer.decode(ids);
+
+  const configs = set.configs.map((config, ci): LoopConfigReport => {
+    const s = config.sampling;
+    const label = [`T ${s.temperature}`, ...varying.filter((k) => k !== 'temperature').map((k) => `${SHORT[k]} ${s[k]}`)].join(' · ');
+    options.log?.(`simplex: loops in ${label} (${config.samples.length} samples)`);
+    const { summary, loops } = loopSummary(
+      config.samples.map((x) => ({ ids: x.ids, finishReason: x.finishReason })),
+      loopOptions,
+    );
+
+    // Escape under logit noise, for the first `maxLoops` loops.
+    const looping = config.samples.map((_, i) => i).filter((i) => loops[i] !== null);
+    const pooled = sigmas.map((sigma) => ({ sigma, trials: 0, escaped: 0, steps: 0 }));
+    const horizons: number[] = [];
+    for (const i of looping.slice(0, maxLoops)) {
+      const x = config.samples[i];
+      const result = escapeTrials(model, [...x.promptIds, ...x.ids], x.ids.length, loops[i]!, s, {
+        sigmas,
+        trials,
+        horizon,
+        seed: mixSeed(seed, ci, i),
+      });
+      if (!result) continue;
+      horizons.push(result.horizon);
+      result.by_sigma.forEach((r, k) => {
+        pooled[k].trials += r.trials;
+        pooled[k].escaped += r.escaped;
+        pooled[k].steps += (r.mean_steps_to_escape ?? 0) * r.escaped;
+      });
+    }
+
+    // Score response A, looping samples first.
+    const order = [...looping, ...config.samples.map((_, i) => i).filter((i) => loops[i] === null)];
+    const responses: { sample: number; r: ScoreResponse }[] = [];
+    for (const i of order) {
+      if (responses.length >= responseSamples) break;
+      const x = config.samples[i];
+      const r = scoreResponse(model, [...x.promptIds, ...x.ids], x.ids, s, responseTokens);
+      if (r) responses.push({ sample: i, r });
+    }
+    const stats = (values: number[]) => ({
+      mean: values.length ? values.reduce((a, b) => a + b, 0) / values.length : null,
+      median: values.length ? median([...values].sort((a, b) => a - b)) : null,
+      values,
+    });
+    const asym = responses.flatMap(({ r }) => (r.asymmetry === null ? [] : [r.asymmetry]));
+    const asymModel = responses.flatMap(({ r }) => (r.asymmetry_model === null ? [] : [r.asymmetry_model]));
+
+    return {
+      label,
+      dir: config.dir,
+      sampling: s,
+      axes: {
+        temperature: s.temperature,
+        penalties: describe(PENALTIES, s, 'penalties fixed'),
+        other: describe(OTHERS, s, 'all'),
+      },
+      summary,
+      per_sample: config.samples.map((x, i) => {
+        const l = loops[i];
+        return {
+          seed: x.seed,
+          finish_reason: x.finishReason,
+          generated: x.ids.length,
+          loop: l ? { ...l, cycle_text: text(l.cycle) } : null,
+        };
+      }),
+      escape: {
+        tag: 'proposed',
+        loops_used: horizons.length,
+        horizon: horizons.length ? { min: Math.min(...horizons), max: Math.max(...horizons) } : null,
+        by_sigma: pooled.map((p) => ({
+          sigma: p.sigma,
+          trials: p.trials,
+          escaped: p.escaped,
+          probability: p.trials ? p.escaped / p.trials : null,
+          ci95: wilsonInterval(p.escaped, p.trials),
+          mean_steps_to_escape: p.escaped ? p.steps / p.escaped : null,
+        })),
+      },
+      score_response: {
+        tag: 'proposed',
+        samples_used: responses.length,
+        asymmetry: stats(asym),
+        asymmetry_model: stats(asymModel),
+        example: responses.length
+          ? {
+              sample: responses[0].sample,
+              ...responses[0].r,
+              token_text: responses[0].r.tokens.map((id) => model.tokenizer.tokenText(id)),
+            }
+          : null,
+      },
+    };
+  });
+
+  return {
+    tag: 'proposed',
+    source: 'papers.md §4.3 item 4 (path-dependent score adjustments, loops, brittle attractors)',
+    definitions: {
+      loop:
+        `the generated ids end in a cycle: the longest P-periodic suffix has length ≥ max(${loopOptions.minRepeats}·P, ${loopOptions.minSpan}), P ≤ ${loopOptions.maxPeriod}; ` +
+        'period = the smallest such P; a sequence ended by a stop token does not loop',
+      loop_rate: 'looping sequences / sequences, with a 95 % Wilson interval',
+      time_to_loop: 'generated tokens before the periodic suffix begins (right-censored at the token budget)',
+      escape:
+        'from the looping sequence, continue with logits + N(0, σ²) per token and step through the sampler (same config); ' +
+        'escaped if within the horizon a token differs from the cycle’s continuation or ends the sequence',
+      score_response:
+        'A_ij = s_i(context with one more token j inserted after BOS) − s_i(context), s = logits after the configuration’s penalties, ' +
+        'on the most frequent generated tokens; asymmetry = ‖A − Aᵀ‖_F / ‖A + Aᵀ‖_F (0 symmetric: potential game; 1 antisymmetric); ' +
+        'asymmetry_model is the same on the raw logits (the penalties’ own part is diagonal: −α_f per count)',
+    },
+    options: {
+      loop: loopOptions,
+      sigmas,
+      trials,
+      horizon,
+      max_loops: maxLoops,
+      response_tokens: responseTokens,
+      response_samples: responseSamples,
+      seed,
+    },
+    generations: {
+      source: set.source,
+      sweep_dir: set.sweepDir,
+      model: set.model,
+      tokenizer: set.tokenizer,
+      prompt: set.prompt,
+      max_tokens: set.maxTokens,
+      missing_configs: set.missing,
+    },
+    varying,
+    configs,
+  };
+}
