@@ -124,16 +124,21 @@ export function boltzmann(phi: ArrayLike<number>, T: number): Float64Array {
 /**
  * §3.4 experiment 1: softmax(−Φ/T) against the sampler's distribution (decode/sampling.ts
  * `nextTokenDistribution`, no penalties, no top-k/p) for the same logits.
- * - `exact`: Φ = −z with z the forward pass's float32 logits; the sampler divides z by T in
- *   float32, so the two agree to that rounding (bit-for-bit at T = 1).
- * - `recomputed`: Φ recomputed as −(W q + b) in float64 from the final-norm state q; differs from
- *   −z by the float32 matmul's rounding.
+ * - `exact`: Φ = −z with z the forward pass's float32 logits. The sampler divides z by T in
+ *   float32 (as torch does), so at T = 1 they differ only by the order of float64 sums (~1e-15), otherwise by that
+ *   rounding: each z/T is off by ≤ 2^-24·|z/T|, so |Δp_v| ≤ p_v·(e^{2η} − 1) with
+ *   η = 2^-24·max|z|/T; `rounding_bound` = 2.02·η + 1e-12 ≥ that.
+ * - `recomputed`: Φ recomputed as −(W q + b) in float64 from the final-norm state q; it differs
+ *   from −z by the float32 matmul's rounding (`max_abs_diff_potential`, allowed ≤ 1e-5·(1 + max|z|)),
+ *   which moves p by ≤ 2·that/T more.
  */
 export interface IdentityCheck {
   temperature: number;
   max_abs_diff_exact: number;
   max_abs_diff_recomputed: number;
   max_abs_diff_potential: number;
+  rounding_bound: number;
+  passed: boolean;
 }
 
 export function identityCheck(
@@ -144,13 +149,19 @@ export function identityCheck(
   const sampler = nextTokenDistribution(state.logits, [], validateSampling({ temperature: T })).probs;
   const phiExact = Float64Array.from(state.logits, (z) => -z);
   const phi = potential(c, state.q);
-  const pExact = boltzmann(phiExact, T);
-  const pRecomputed = boltzmann(phi, T);
+  let zMax = 0;
+  for (const z of state.logits) zMax = Math.max(zMax, Math.abs(z));
+  const bound = 2.02 * 2 ** -24 * (zMax / T) + 1e-12;
+  const exact = maxAbsDiff(boltzmann(phiExact, T), sampler);
+  const recomputed = maxAbsDiff(boltzmann(phi, T), sampler);
+  const dPhi = maxAbsDiff(phi, phiExact);
   return {
     temperature: T,
-    max_abs_diff_exact: maxAbsDiff(pExact, sampler),
-    max_abs_diff_recomputed: maxAbsDiff(pRecomputed, sampler),
-    max_abs_diff_potential: maxAbsDiff(phi, phiExact),
+    max_abs_diff_exact: exact,
+    max_abs_diff_recomputed: recomputed,
+    max_abs_diff_potential: dPhi,
+    rounding_bound: bound,
+    passed: exact <= bound && dPhi <= 1e-5 * (1 + zMax) && recomputed <= bound + (2.02 * dPhi) / T,
   };
 }
 
