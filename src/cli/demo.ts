@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { generateText, runWithCache, type Model } from '../api.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { writeReport } from '../report/report.js';
 import { readTrace, writeTrace } from '../trace/io.js';
 import { recordTrace } from '../trace/record.js';
 import { runSweep } from '../trace/sweep.js';
@@ -108,6 +109,10 @@ export function registerDemo(program: Command): void {
         JSON.stringify({ lmdyn: VERSION, model: info, greedy, sampled }, null, 1) + '\n',
       );
       say(`\nreport: ${report}`);
+
+      // Last: every result of the demo drawn into one HTML page.
+      const html = await writeReport(out);
+      say(`html report: ${html.path} (${html.sections} results, ${html.plots} figures)`);
     });
 }
 

@@ -11,6 +11,7 @@ import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
 import { LENSES } from './lenses.js';
 import { registerReport } from './report.js';
+import { registerServe } from './serve.js';
 import { registerSweep } from './sweep.js';
 import { registerPersistence } from './persistence.js';
 import { registerTrace } from './trace.js';
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
   registerAnalyze(program, LENSES);
   registerDemo(program);
   registerReport(program);
+  registerServe(program);
   const override = (c: Command): void => {
     c.exitOverride();
     c.commands.forEach(override);

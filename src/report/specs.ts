@@ -86,6 +86,8 @@ export interface SweepRow {
 export function sweepHeatmapSpec(rows: readonly SweepRow[], metric: 'mean_logprob' | 'mean_entropy' | 'distinct', title: string): PlotSpec {
   const values = rows.map((r) => ({ ...r, panel: `top-k ${r.top_k}, rep ${r.repetition_penalty}` }));
   const panels = new Set(values.map((v) => v.panel)).size;
+  const finite = rows.map((r) => r[metric]).filter((v): v is number => v !== null && Number.isFinite(v));
+  const mid = finite.length > 0 ? (Math.min(...finite) + Math.max(...finite)) / 2 : 0;
   const chart = {
     width: 200,
     height: 160,
@@ -103,7 +105,11 @@ export function sweepHeatmapSpec(rows: readonly SweepRow[], metric: 'mean_logpro
       },
       {
         mark: { type: 'text' as const, fontSize: 10 },
-        encoding: { text: { field: metric, type: 'quantitative' as const, format: '.2f' }, color: { value: 'white' } },
+        encoding: {
+          text: { field: metric, type: 'quantitative' as const, format: '.2f' },
+          // dark text on the bright (high) end of viridis, white on the dark end
+          color: { condition: { test: `datum['${metric}'] > ${mid}`, value: 'black' }, value: 'white' },
+        },
       },
     ],
   };

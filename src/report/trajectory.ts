@@ -12,26 +12,46 @@ export interface Projection {
   k: number;
   /** Share of the variance along each kept component. */
   explained: number[];
+  /** The fit: mean [d] and unit components [k, d], to project more rows (`projectRow`). */
+  mean: Float64Array;
+  components: Float64Array;
 }
 
 /** Projects the rows of x [n, d] on their top-k principal components. */
 export function projectPca(x: ArrayLike<number>, n: number, d: number, k: number, maxFit = 1500): Projection {
   const kk = Math.min(k, d, Math.max(n - 1, 1));
-  if (n < 2) return { coords: new Float64Array(n * kk), k: kk, explained: new Array<number>(kk).fill(0) };
+  if (n < 2) {
+    const components = new Float64Array(kk * d);
+    for (let c = 0; c < kk; c++) components[c * d + c] = 1;
+    const mean = n === 1 ? Float64Array.from({ length: d }, (_, j) => x[j]) : new Float64Array(d);
+    return { coords: new Float64Array(n * kk), k: kk, explained: new Array<number>(kk).fill(0), mean, components };
+  }
   const stride = Math.max(1, Math.ceil(n / maxFit));
   const fitRows = Math.ceil(n / stride);
   const fit = new Float64Array(fitRows * d);
   for (let r = 0; r < fitRows; r++) for (let j = 0; j < d; j++) fit[r * d + j] = x[r * stride * d + j];
   const p = pca(fit, fitRows, d, kk);
   const coords = new Float64Array(n * p.k);
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < p.k; c++) {
-      let s = 0;
-      for (let j = 0; j < d; j++) s += (x[i * d + j] - p.mean[j]) * p.components[c * d + j];
-      coords[i * p.k + c] = s;
-    }
+  for (let i = 0; i < n; i++) projectRow(x, i * d, d, p.mean, p.components, p.k, coords, i * p.k);
+  return { coords, k: p.k, explained: [...p.explainedVarianceRatio], mean: p.mean, components: p.components };
+}
+
+/** out[at + c] = (x[offset .. offset + d] − mean) · component c, for c < k. */
+export function projectRow(
+  x: ArrayLike<number>,
+  offset: number,
+  d: number,
+  mean: Float64Array,
+  components: Float64Array,
+  k: number,
+  out: Float64Array | number[],
+  at = 0,
+): void {
+  for (let c = 0; c < k; c++) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += (x[offset + j] - mean[j]) * components[c * d + j];
+    out[at + c] = s;
   }
-  return { coords, k: p.k, explained: [...p.explainedVarianceRatio] };
 }
 
 export interface TrajectoryPoint {

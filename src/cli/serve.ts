@@ -1,0 +1,40 @@
+/** `lmdyn serve`: the dashboard (a static page and a small HTTP API, loopback by default). */
+import type { Command } from 'commander';
+import { startServer } from '../server/server.js';
+import { parseInteger } from './args.js';
+
+interface ServeFlags {
+  port: number;
+  host: string;
+  runs: string;
+  model: string[];
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('dashboard: generate and watch the trajectory live, open each lens, browse run folders')
+    .option('--port <N>', 'port (0 = any free port)', parseInteger('--port', 0, 65535), 7860)
+    .option('--host <H>', 'address to listen on (loopback by default; anything else exposes the models and runs)', '127.0.0.1')
+    .option('--runs <DIR>', 'run folders the page may browse', 'runs')
+    .option(
+      '-m, --model <M>',
+      'a model the page may open (repeatable; default: every model in ./models and ../shared/models)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .action(async (flags: ServeFlags) => {
+      const server = await startServer({ port: flags.port, host: flags.host, runs: flags.runs, models: flags.model });
+      process.stderr.write(`models: ${server.models.map((m) => m.label).join(', ') || 'none (pass --model)'}\nruns: ${server.runs}\n`);
+      process.stdout.write(`dashboard: ${server.url}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          void server.close().then(resolve);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+    });
+}

@@ -1,0 +1,265 @@
+/**
+ * `lmdyn serve`: the dashboard's HTTP side. A static page (web/) and a small JSON API on
+ * loopback by default:
+ *
+ *   GET  /api/info              version, the models the page may open, the runs folder
+ *   POST /api/generate          stream a generation: one JSON event per line (engine.ts)
+ *   POST /api/lens/coupling     the coupling lens on a prompt, as report blocks
+ *   GET  /api/runs              every result under --runs (report/scan.ts)
+ *   GET  /api/run?path=REL      the results in one folder under --runs, as report blocks
+ *
+ * The page and vega's browser builds are served from this process, so nothing comes from the
+ * network. The API opens only the models it was given, reads only under --runs, checks every
+ * number, and answers every failure with {"error": "<one line>"} and a 4xx/5xx status.
+ */
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LmdynError } from '../errors.js';
+import type { CouplingReport } from '../lenses/coupling/analyze.js';
+import { renderCoupling } from '../report/render-coupling.js';
+import { KIND_TITLES } from '../report/renderers.js';
+import { sectionOf } from '../report/report.js';
+import { scanResults } from '../report/scan.js';
+import { VERSION } from '../version.js';
+import { Engine, type EngineEvent } from './engine.js';
+import { allowedModels, checkModel, type AllowedModel } from './models.js';
+import { booleanField, HttpError, insideRoot, numberField, onlyFields, stringField, type Body } from './validate.js';
+
+export interface ServeOptions {
+  port?: number;
+  host?: string;
+  /** Folder whose run folders the page may browse (default ./runs). */
+  runs?: string;
+  /** Models the page may open (default: every model in the model folders). */
+  models?: readonly string[];
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  models: AllowedModel[];
+  runs: string;
+  close: () => Promise<void>;
+}
+
+const MAX_BODY = 64 * 1024;
+const MAX_PROMPT = 20_000;
+
+export async function startServer(options: ServeOptions = {}): Promise<RunningServer> {
+  const host = options.host ?? '127.0.0.1';
+  const runs = resolve(options.runs ?? 'runs');
+  const models = allowedModels(options.models ?? []);
+  const engine = new Engine();
+  const statics = staticFiles();
+  const loopback = isLoopback(host);
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    void handle(req, res).catch((err: unknown) => sendError(res, err));
+  };
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    // A page on another site could reach a loopback server through DNS rebinding: only
+    // requests addressed to a loopback name are answered when bound to loopback.
+    if (loopback && !isLoopbackHostHeader(req.headers.host)) throw new HttpError(403, 'this server answers requests for localhost only');
+    const route = `${req.method ?? 'GET'} ${url.pathname}`;
+    const file = statics.get(url.pathname);
+    if (file && (req.method === 'GET' || req.method === 'HEAD')) return sendFile(res, file);
+    if (url.pathname === '/favicon.ico') {
+      res.writeHead(204);
+      return void res.end();
+    }
+    switch (route) {
+      case 'GET /api/info':
+        return sendJson(res, 200, { lmdyn: VERSION, models, runs, runsExists: existsSync(runs), kinds: KIND_TITLES });
+      case 'POST /api/generate':
+        return generate(req, res, await readBody(req));
+      case 'POST /api/lens/coupling':
+        return coupling(res, await readBody(req));
+      case 'GET /api/runs':
+        return sendJson(res, 200, listRuns());
+      case 'GET /api/run':
+        return sendJson(res, 200, await runSections(url.searchParams.get('path') ?? ''));
+    }
+    if (file || KNOWN_API.includes(url.pathname)) throw new HttpError(405, `${req.method ?? ''} is not allowed on ${url.pathname}`);
+    throw new HttpError(404, `${url.pathname} is not part of the dashboard or its API`);
+  };
+
+  const generate = async (req: IncomingMessage, res: ServerResponse, body: Body): Promise<void> => {
+    onlyFields(body, ['model', 'prompt', 'maxTokens', 'temperature', 'topP', 'topK', 'minP', 'repetitionPenalty', 'seed', 'topN']);
+    const model = checkModel(models, stringField(body, 'model', { maxLength: 4096 })).id;
+    const prompt = stringField(body, 'prompt', { maxLength: MAX_PROMPT, default: '' });
+    const maxTokens = numberField(body, 'maxTokens', { min: 1, max: 4096, integer: true, default: 128 });
+    const sampling = {
+      temperature: numberField(body, 'temperature', { min: 0, max: 100, default: 1 }),
+      topP: numberField(body, 'topP', { min: 0, minExclusive: true, max: 1, default: 1 }),
+      topK: numberField(body, 'topK', { min: 0, max: 1_000_000, integer: true, default: 0 }),
+      minP: numberField(body, 'minP', { min: 0, max: 1, default: 0 }),
+      repetitionPenalty: numberField(body, 'repetitionPenalty', { min: 0, minExclusive: true, max: 100, default: 1 }),
+    };
+    const seed = numberField(body, 'seed', { min: 0, max: 2 ** 32 - 1, integer: true, default: 42 });
+    const topN = numberField(body, 'topN', { min: 1, max: 50, integer: true, default: 10 });
+    // The status is decided by the first event: an engine error before any output is a 4xx/5xx.
+    let open = false;
+    const job = engine.start({ kind: 'generate', model, prompt, maxTokens, sampling, seed, topN }, (event: EngineEvent) => {
+      if (!open) {
+        if (event.type === 'error') return sendJson(res, event.status, { error: event.message });
+        res.writeHead(200, { 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+        open = true;
+      }
+      if (!res.writableEnded) res.write(JSON.stringify(event) + '\n');
+    });
+    res.on('close', () => job.cancel());
+    req.on('aborted', () => job.cancel());
+    await job.done;
+    if (!res.writableEnded) res.end();
+  };
+
+  const coupling = async (res: ServerResponse, body: Body): Promise<void> => {
+    onlyFields(body, ['model', 'prompt', 'randomTwin', 'k', 'seed']);
+    const model = checkModel(models, stringField(body, 'model', { maxLength: 4096 })).id;
+    const prompt = stringField(body, 'prompt', { maxLength: 2000 });
+    if (prompt.trim() === '') throw new HttpError(400, '"prompt" must not be empty: the coupling lens follows a prompt’s tokens');
+    const randomTwin = booleanField(body, 'randomTwin', true);
+    const seed = numberField(body, 'seed', { min: 0, max: 2 ** 32 - 1, integer: true, default: 1 });
+    const kRaw = body.k ?? [10];
+    if (!Array.isArray(kRaw) || kRaw.length === 0 || kRaw.length > 3) throw new HttpError(400, '"k" must be a list of 1 to 3 whole numbers in [1, 1024]');
+    const k = kRaw.map((v, i) => numberField({ [`k[${i}]`]: v }, `k[${i}]`, { min: 1, max: 1024, integer: true }));
+    let answer: EngineEvent | null = null;
+    await engine.start({ kind: 'coupling', model, prompt, randomTwin, k, seed }, (event) => (answer = event)).done;
+    const event = answer as EngineEvent | null;
+    if (!event || event.type !== 'result') {
+      const e = event && event.type === 'error' ? event : { message: 'the engine gave no answer', status: 500 };
+      throw new HttpError(e.status, e.message);
+    }
+    const report = event.result as CouplingReport;
+    const blocks = await renderCoupling({ kind: 'coupling', dir: '', rel: '', file: '', json: report as unknown as Record<string, unknown>, plots: [] });
+    sendJson(res, 200, { section: { kind: 'coupling', title: `Coupling (papers.md §5) — ${model}`, rel: '', blocks } });
+  };
+
+  const listRuns = () => {
+    if (!existsSync(runs)) return { root: runs, results: [], note: `${runs} does not exist yet; start lmdyn serve with --runs DIR` };
+    const results = scanResults(runs).map((f) => ({
+      kind: f.kind,
+      rel: f.rel,
+      title: `${KIND_TITLES[f.kind] ?? `Lens: ${f.kind}`} — ${f.rel || '.'}`,
+      plots: f.plots.map((p) => p.slice(p.lastIndexOf('/') + 1, -'.vl.json'.length)),
+      ...(f.inSweep !== undefined ? { inSweep: f.inSweep } : {}),
+    }));
+    return { root: runs, results };
+  };
+
+  const runSections = async (rel: string) => {
+    if (!existsSync(runs)) throw new HttpError(404, `the runs folder ${runs} does not exist`);
+    const dir = insideRoot(runs, rel);
+    if (!statSync(dir).isDirectory()) throw new HttpError(400, `"${rel}" is not a folder`);
+    const relFromRoot = relative(realpathSync(runs), dir);
+    const found = scanResults(dir, { maxDepth: 0 });
+    const sections = [];
+    for (const f of found) sections.push(await sectionOf({ ...f, rel: relFromRoot }));
+    if (sections.length === 0) throw new HttpError(404, `"${rel}" holds no result (trace, sweep or lens report)`);
+    return { path: relFromRoot, sections };
+  };
+
+  const server: Server = createServer(handler);
+  await new Promise<void>((resolvePromise, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new LmdynError('bad_argument', err.code === 'EADDRINUSE' ? `port ${options.port} is in use; choose another with --port` : `cannot listen on ${host}:${options.port}: ${err.message}`)),
+    );
+    server.listen(options.port ?? 7860, host, () => resolvePromise());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  return {
+    url: `http://${shownHost}:${port}/`,
+    port,
+    models,
+    runs,
+    close: async () => {
+      await engine.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+const KNOWN_API = ['/api/info', '/api/generate', '/api/lens/coupling', '/api/runs', '/api/run'];
+
+interface StaticFile {
+  path: string;
+  type: string;
+}
+
+/** The only files served: the page and vega's browser builds (no path from the URL touches the disk). */
+function staticFiles(): Map<string, StaticFile> {
+  const web = fileURLToPath(new URL('../../../web/', import.meta.url));
+  const vega = dirname(fileURLToPath(import.meta.resolve('vega')));
+  const vegaLite = dirname(fileURLToPath(import.meta.resolve('vega-lite')));
+  return new Map<string, StaticFile>([
+    ['/', { path: join(web, 'index.html'), type: 'text/html; charset=utf-8' }],
+    ['/index.html', { path: join(web, 'index.html'), type: 'text/html; charset=utf-8' }],
+    ['/app.js', { path: join(web, 'app.js'), type: 'text/javascript; charset=utf-8' }],
+    ['/draw.js', { path: join(web, 'draw.js'), type: 'text/javascript; charset=utf-8' }],
+    ['/style.css', { path: join(web, 'style.css'), type: 'text/css; charset=utf-8' }],
+    ['/vendor/vega.min.js', { path: join(vega, 'vega.min.js'), type: 'text/javascript; charset=utf-8' }],
+    ['/vendor/vega-lite.min.js', { path: join(vegaLite, 'vega-lite.min.js'), type: 'text/javascript; charset=utf-8' }],
+  ]);
+}
+
+// Vega compiles its expressions with Function(), hence 'unsafe-eval'; everything else is this origin.
+const CSP = "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+function sendFile(res: ServerResponse, file: StaticFile): void {
+  if (!existsSync(file.path)) throw new HttpError(500, `${file.path} is missing from the installation`);
+  res.writeHead(200, { 'Content-Type': file.type, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': CSP });
+  res.end(readFileSync(file.path));
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) {
+    if (!res.writableEnded) res.end(JSON.stringify(body) + '\n');
+    return;
+  }
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+  res.end(JSON.stringify(body));
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
+  if (err instanceof LmdynError) return sendJson(res, err.code === 'not_found' ? 404 : 400, { error: err.message });
+  const message = err instanceof Error ? err.message : String(err);
+  sendJson(res, 500, { error: `internal error (a bug in lmdyn): ${message}` });
+}
+
+async function readBody(req: IncomingMessage): Promise<Body> {
+  const type = req.headers['content-type'] ?? '';
+  // A JSON content type makes a cross-site form post impossible without a CORS preflight.
+  if (!/^application\/json\b/i.test(type)) throw new HttpError(415, 'send the request body as JSON (Content-Type: application/json)');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new HttpError(413, `the request body is larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'the request body is not valid JSON');
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'the request body must be a JSON object');
+  return body as Body;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+function isLoopbackHostHeader(header: string | undefined): boolean {
+  if (!header) return false;
+  const name = header.startsWith('[') ? header.slice(0, header.indexOf(']') + 1) : header.replace(/:\d+$/, '');
+  return name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name);
+}
