@@ -88,9 +88,6 @@ export function ripsPersistenceFromDistances(
   if (!Number.isInteger(maxDim) || maxDim < 0) throw new LmdynError('bad_argument', `rips: maxDim must be a non-negative integer, got ${maxDim}`);
   const requested = options.threshold ?? Infinity;
   if (Number.isNaN(requested) || requested < 0) throw new LmdynError('bad_argument', `rips: threshold must be a non-negative number, got ${requested}`);
-  if (n > 2 && binomial(n, Math.min(maxDim, n - 2) + 2) > Number.MAX_SAFE_INTEGER) {
-    throw new LmdynError('bad_argument', `rips: maxDim ${maxDim} with ${n} points overflows the simplex numbering`);
-  }
   const d = symmetricDistances(dist, n);
   const radius = enclosingRadius(d, n);
   const threshold = Math.min(requested, radius);
@@ -167,12 +164,6 @@ function symmetricDistances(dist: Float64Array, n: number): Float64Array {
   return d;
 }
 
-function binomial(n: number, k: number): number {
-  let c = 1;
-  for (let i = 1; i <= k; i++) c = (c * (n - k + i)) / i;
-  return c;
-}
-
 function comparePairs(a: PersistencePair, b: PersistencePair): number {
   if (a.dim !== b.dim) return a.dim - b.dim;
   if (a.birth !== b.birth) return a.birth - b.birth;
@@ -183,113 +174,101 @@ function comparePairs(a: PersistencePair, b: PersistencePair): number {
 }
 
 // ---- the reduction ---------------------------------------------------------------------------
+//
+// Diameters are replaced by their rank among the distinct edge lengths within the threshold (a
+// simplex's rank is the largest rank of its edges); this orders simplices exactly as their
+// diameters do, ties included. A simplex of a fixed dimension is then one float64 key,
+// rank·M + (M − 1 − index) with M the number of such simplices, so key order is filtration
+// order (diameter ascending, index descending) and the column heaps compare one number.
+// Keys must stay below 2^53, which allows H1 of ~2500 points.
 
-/** A column heap ordered by filtration: smallest diameter on top, ties by largest index. */
-class ColumnHeap {
-  diam = new Float64Array(64);
-  index = new Float64Array(64);
+/** A binary min-heap of keys; equal keys cancel in pairs (Z/2 sums). */
+class KeyHeap {
+  keys = new Float64Array(256);
   size = 0;
-  /** The entry returned by the last popPivot/getPivot. */
-  pivotDiam = 0;
 
-  clear(): void {
-    this.size = 0;
-  }
-
-  push(d: number, i: number): void {
-    if (this.size === this.diam.length) this.grow();
-    const hd = this.diam;
-    const hi = this.index;
-    let k = this.size++;
-    while (k > 0) {
-      const p = (k - 1) >> 1;
-      const pd = hd[p];
-      if (pd < d || (pd === d && hi[p] > i)) break;
-      hd[k] = pd;
-      hi[k] = hi[p];
-      k = p;
+  push(k: number): void {
+    if (this.size === this.keys.length) {
+      const grown = new Float64Array(this.keys.length * 2);
+      grown.set(this.keys);
+      this.keys = grown;
     }
-    hd[k] = d;
-    hi[k] = i;
+    const h = this.keys;
+    let i = this.size++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p] <= k) break;
+      h[i] = h[p];
+      i = p;
+    }
+    h[i] = k;
   }
 
-  /** Removes the top entry. */
+  /** Removes the smallest key. */
   pop(): void {
-    const hd = this.diam;
-    const hi = this.index;
+    const h = this.keys;
     const n = --this.size;
     if (n === 0) return;
-    const d = hd[n];
-    const i = hi[n];
-    let k = 0;
+    // Floyd: move the hole down to a leaf along the smaller children, then sift the last key up
+    // from there (it usually belongs near the bottom, so this saves a comparison per level)
+    const k = h[n];
+    let i = 0;
     for (;;) {
-      let c = 2 * k + 1;
+      let c = 2 * i + 1;
       if (c >= n) break;
-      const r = c + 1;
-      if (r < n && (hd[r] < hd[c] || (hd[r] === hd[c] && hi[r] > hi[c]))) c = r;
-      const cd = hd[c];
-      if (d < cd || (d === cd && i > hi[c])) break;
-      hd[k] = cd;
-      hi[k] = hi[c];
-      k = c;
+      if (c + 1 < n && h[c + 1] < h[c]) c++;
+      h[i] = h[c];
+      i = c;
     }
-    hd[k] = d;
-    hi[k] = i;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p] <= k) break;
+      h[i] = h[p];
+      i = p;
+    }
+    h[i] = k;
   }
 
-  /** Pops the top entry after cancelling equal pairs (Z/2 sums); returns its index or −1. */
-  popPivot(): number {
-    if (this.size === 0) return -1;
-    let d = this.diam[0];
-    let i = this.index[0];
-    this.pop();
-    while (this.size > 0 && this.index[0] === i) {
-      this.pop();
-      if (this.size === 0) return -1;
-      d = this.diam[0];
-      i = this.index[0];
-      this.pop();
-    }
-    this.pivotDiam = d;
-    return i;
-  }
-
-  /** The pivot without removing it. */
+  /** The smallest key with an odd count (the pivot of the Z/2 sum), left in the heap; −1 if the sum is 0. */
   getPivot(): number {
-    const i = this.popPivot();
-    if (i !== -1) this.push(this.pivotDiam, i);
-    return i;
+    const h = this.keys;
+    for (;;) {
+      if (this.size === 0) return -1;
+      const k = h[0];
+      // a second copy of the minimum can only sit in a child of the root
+      if (!((this.size > 1 && h[1] === k) || (this.size > 2 && h[2] === k))) return k;
+      this.pop();
+      this.pop();
+    }
   }
 
-  private grow(): void {
-    const d = new Float64Array(this.diam.length * 2);
-    d.set(this.diam);
-    this.diam = d;
-    const i = new Float64Array(this.index.length * 2);
-    i.set(this.index);
-    this.index = i;
+  /** getPivot, removing it. */
+  popPivot(): number {
+    const k = this.getPivot();
+    if (k !== -1) this.pop();
+    return k;
   }
 }
 
-/** Growable list of (diameter, index) entries. */
-class EntryList {
-  diam: Float64Array;
+/** A growable list of (rank, index) simplices. */
+class SimplexList {
+  rank: Int32Array;
   index: Float64Array;
   length = 0;
   constructor(capacity = 64) {
-    this.diam = new Float64Array(Math.max(capacity, 16));
+    this.rank = new Int32Array(Math.max(capacity, 16));
     this.index = new Float64Array(Math.max(capacity, 16));
   }
-  push(d: number, i: number): void {
-    if (this.length === this.diam.length) {
-      const nd = new Float64Array(this.length * 2);
-      nd.set(this.diam);
-      this.diam = nd;
+  push(r: number, i: number): void {
+    if (this.length === this.rank.length) {
+      const nr = new Int32Array(this.length * 2);
+      nr.set(this.rank);
+      this.rank = nr;
       const ni = new Float64Array(this.length * 2);
       ni.set(this.index);
       this.index = ni;
     }
-    this.diam[this.length] = d;
+    this.rank[this.length] = r;
     this.index[this.length++] = i;
   }
 }
@@ -297,16 +276,25 @@ class EntryList {
 class RipsReduction {
   private readonly binom: Float64Array; // C(j, k) at [k * (n + 1) + j], k ≤ maxDim + 2
   private readonly stride: number;
+  /** Rank of each edge length among the distinct lengths ≤ threshold; `top` above it. [n, n] */
+  private readonly rank: Int32Array;
+  /** The distinct edge lengths ≤ threshold, ascending: levels[rank] = diameter. */
+  private readonly levels: Float64Array;
+  private readonly top: number;
+  /** Edges ≤ threshold in filtration order (rank ascending, index descending). */
+  private readonly edges: SimplexList;
   private readonly verts: Int32Array; // scratch: vertices of a simplex, descending
-  private readonly facetVerts: Int32Array;
-  private readonly cofacets: EntryList = new EntryList();
+  private readonly facetVerts: Int32Array; // scratch for the apparent-pair tests
+  private readonly cofacetKeys: Float64Array; // scratch: one coboundary
   private readonly pairs: PersistencePair[] = [];
+  /** Set by initCoboundary when it stopped at an emergent pair. */
+  private emergent = false;
 
   constructor(
-    private readonly dist: Float64Array, // [n, n], symmetric
+    dist: Float64Array, // [n, n], symmetric
     private readonly n: number,
     private readonly maxDim: number,
-    private readonly threshold: number,
+    threshold: number,
   ) {
     this.stride = n + 1;
     const kmax = maxDim + 2;
@@ -320,16 +308,37 @@ class RipsReduction {
     }
     this.verts = new Int32Array(maxDim + 3);
     this.facetVerts = new Int32Array(maxDim + 3);
+    this.cofacetKeys = new Float64Array(n);
+
+    const sorted = sortedEdges(dist, n, threshold);
+    const levels: number[] = [];
+    this.edges = new SimplexList(sorted.ids.length);
+    for (let e = 0; e < sorted.ids.length; e++) {
+      if (levels.length === 0 || sorted.keys[e] !== levels[levels.length - 1]) levels.push(sorted.keys[e]);
+      this.edges.push(levels.length - 1, sorted.ids[e]);
+    }
+    this.levels = Float64Array.from(levels);
+    this.top = levels.length;
+    if (maxDim >= 1 && this.top * this.b(n, maxDim + 2) > Number.MAX_SAFE_INTEGER) {
+      throw new LmdynError('bad_argument', `rips: H${maxDim} of ${n} points overflows the 2^53 simplex keys (H1 allows ~2500 points)`);
+    }
+    this.rank = new Int32Array(n * n).fill(this.top);
+    for (let e = 0; e < this.edges.length; e++) {
+      const idx = this.edges.index[e];
+      const a = this.maxVertex(idx, 2, n - 1);
+      const c = idx - this.b(a, 2);
+      this.rank[a * n + c] = this.edges.rank[e];
+      this.rank[c * n + a] = this.edges.rank[e];
+    }
   }
 
   run(): PersistencePair[] {
     let columns = this.dimZero();
-    let simplices: EntryList | null = null;
+    let simplices = this.edges;
     for (let dim = 1; dim <= this.maxDim; dim++) {
       const pivots = new Map<number, number>();
       this.reduce(columns, pivots, dim);
       if (dim < this.maxDim) {
-        if (simplices === null) simplices = this.edges();
         const next = this.assembleColumns(simplices, pivots, dim + 1, dim + 1 < this.maxDim);
         columns = next.columns;
         simplices = next.simplices;
@@ -344,34 +353,11 @@ class RipsReduction {
 
   // ---- dimension 0 ----
 
-  /** All edges of diameter ≤ threshold, in filtration order (diameter ascending, index descending). */
-  private edges(): EntryList {
-    const { n, dist, threshold } = this;
-    // Collect in index-descending order, then a stable sort by diameter keeps index descending within ties.
-    let count = 0;
-    for (let i = n - 1; i >= 1; i--) for (let j = i - 1; j >= 0; j--) if (dist[i * n + j] <= threshold) count++;
-    const keys = new Float64Array(count);
-    const ids = new Float64Array(count);
-    let m = 0;
-    for (let i = n - 1; i >= 1; i--) {
-      const base = (i * (i - 1)) / 2;
-      for (let j = i - 1; j >= 0; j--) {
-        const v = dist[i * n + j];
-        if (v <= threshold) {
-          keys[m] = v;
-          ids[m++] = base + j;
-        }
-      }
-    }
-    return stableSortByKey(keys, ids);
-  }
-
-  /** H0 pairs by union-find; returns the dimension-1 columns (diameter descending, index ascending). */
-  private dimZero(): EntryList {
-    const { n } = this;
-    const edges = this.edges();
+  /** H0 pairs by union-find; returns the dimension-1 columns (rank descending, index ascending). */
+  private dimZero(): SimplexList {
+    const { n, edges, levels } = this;
     const parent = new Int32Array(n);
-    const rank = new Uint8Array(n);
+    const height = new Uint8Array(n);
     for (let i = 0; i < n; i++) parent[i] = i;
     const find = (x: number): number => {
       let y = x;
@@ -383,88 +369,102 @@ class RipsReduction {
       }
       return y;
     };
-    const cycles = new EntryList(this.maxDim >= 1 ? edges.length : 0);
+    const cycles = new SimplexList(this.maxDim >= 1 ? edges.length : 0);
     for (let e = 0; e < edges.length; e++) {
-      const d = edges.diam[e];
+      const r = edges.rank[e];
       const idx = edges.index[e];
       const a = this.maxVertex(idx, 2, n - 1);
-      const c = idx - this.b(a, 2);
       const u = find(a);
-      const v = find(c);
+      const v = find(idx - this.b(a, 2));
       if (u !== v) {
-        if (d !== 0) this.pairs.push({ dim: 0, birth: 0, death: d });
-        if (rank[u] > rank[v]) parent[v] = u;
+        if (levels[r] !== 0) this.pairs.push({ dim: 0, birth: 0, death: levels[r] });
+        if (height[u] > height[v]) parent[v] = u;
         else {
           parent[u] = v;
-          if (rank[u] === rank[v]) rank[v]++;
+          if (height[u] === height[v]) height[v]++;
         }
-      } else if (this.maxDim >= 1 && this.zeroApparentCofacet(idx, d, 1) === -1) {
-        cycles.push(d, idx);
+      } else if (this.maxDim >= 1 && this.zeroApparentCofacet(idx, r, 1) === -1) {
+        cycles.push(r, idx);
       }
     }
     for (let i = 0; i < n; i++) if (find(i) === i) this.pairs.push({ dim: 0, birth: 0, death: null });
-    cycles.diam.subarray(0, cycles.length).reverse();
+    cycles.rank.subarray(0, cycles.length).reverse();
     cycles.index.subarray(0, cycles.length).reverse();
     return cycles;
   }
 
   // ---- dimension ≥ 1: cohomology reduction ----
 
-  private reduce(columns: EntryList, pivots: Map<number, number>, dim: number): void {
-    const working = new ColumnHeap(); // coboundary being reduced
-    const reduction = new ColumnHeap(); // the simplices added so far (a column of V)
-    // V as compressed columns: entries of column c at [start[c], start[c+1]).
+  private reduce(columns: SimplexList, pivots: Map<number, number>, dim: number): void {
+    const { levels } = this;
+    const ms = this.b(this.n, dim + 1); // number of dim-simplices: keys of V entries
+    const mc = this.b(this.n, dim + 2); // number of cofacets: keys of coboundary entries
+    const working = new KeyHeap(); // the coboundary being reduced
+    const reduction = new KeyHeap(); // the simplices whose coboundaries were added (a column of V)
+    // V as compressed columns: keys of column c at [start[c], start[c+1])
     const start = new Int32Array(columns.length + 1);
-    const vEntries = new EntryList();
+    let vKeys = new Float64Array(1024);
+    let vLength = 0;
     for (let c = 0; c < columns.length; c++) {
-      const birth = columns.diam[c];
-      const sigma = columns.index[c];
-      working.clear();
-      reduction.clear();
-      let pivot = this.initCoboundary(birth, sigma, dim, working, pivots);
-      let pivotDiam = this.lastPivotDiam;
+      const r = columns.rank[c];
+      working.size = 0;
+      reduction.size = 0;
+      let pivot = this.initCoboundary(r, columns.index[c], dim, mc, working, pivots);
+      if (this.emergent) {
+        pivots.set(pivot, c); // zero persistence, nothing to store
+        start[c + 1] = vLength;
+        continue;
+      }
       for (;;) {
         if (pivot === -1) {
-          this.pairs.push({ dim, birth, death: null });
+          this.pairs.push({ dim, birth: levels[r], death: null });
           break;
         }
         const other = pivots.get(pivot);
         if (other !== undefined) {
-          // add column `other` of V: its simplex and the simplices stored with it
-          this.addCoboundary(columns.diam[other], columns.index[other], dim, reduction, working);
-          for (let k = start[other]; k < start[other + 1]; k++) this.addCoboundary(vEntries.diam[k], vEntries.index[k], dim, reduction, working);
+          // add column `other` of V: its own simplex and the simplices stored with it
+          this.addCoboundary(columns.rank[other], columns.index[other], dim, ms, mc, reduction, working);
+          for (let k = start[other]; k < start[other + 1]; k++) {
+            const vr = Math.floor(vKeys[k] / ms);
+            this.addCoboundary(vr, ms - 1 - (vKeys[k] - vr * ms), dim, ms, mc, reduction, working);
+          }
           pivot = working.getPivot();
-          pivotDiam = working.pivotDiam;
           continue;
         }
-        const facet = this.zeroApparentFacet(pivot, pivotDiam, dim + 1);
+        const pr = Math.floor(pivot / mc);
+        const facet = this.zeroApparentFacet(mc - 1 - (pivot - pr * mc), pr, dim + 1);
         if (facet !== -1) {
-          this.addCoboundary(pivotDiam, facet, dim, reduction, working);
+          // the pivot is paired with an apparent facet, whose column is its plain coboundary
+          this.addCoboundary(pr, facet, dim, ms, mc, reduction, working);
           pivot = working.getPivot();
-          pivotDiam = working.pivotDiam;
           continue;
         }
-        if (pivotDiam > birth) this.pairs.push({ dim, birth, death: pivotDiam });
+        if (pr > r) this.pairs.push({ dim, birth: levels[r], death: levels[pr] });
         pivots.set(pivot, c);
-        for (let e = reduction.popPivot(); e !== -1; e = reduction.popPivot()) vEntries.push(reduction.pivotDiam, e);
+        for (let k = reduction.popPivot(); k !== -1; k = reduction.popPivot()) {
+          if (vLength === vKeys.length) {
+            const grown = new Float64Array(vKeys.length * 2);
+            grown.set(vKeys);
+            vKeys = grown;
+          }
+          vKeys[vLength++] = k;
+        }
         break;
       }
-      start[c + 1] = vEntries.length;
+      start[c + 1] = vLength;
     }
   }
 
-  private lastPivotDiam = 0;
-
   /**
    * Pushes the coboundary of a column (cofacets within the threshold) onto `working` and returns
-   * its pivot (diameter in lastPivotDiam), or stops at an emergent pair: the earliest cofacet has
-   * the column's diameter, is no one's pivot and has no apparent facet — then `working` stays empty.
+   * its pivot key, or stops at an emergent pair (sets `emergent`): the earliest cofacet has the
+   * column's rank, is no one's pivot and has no apparent facet — then `working` stays empty.
    */
-  private initCoboundary(d: number, sigma: number, dim: number, working: ColumnHeap, pivots: Map<number, number>): number {
-    const { n, dist, threshold, verts } = this;
-    const list = this.cofacets;
-    list.length = 0;
+  private initCoboundary(r: number, sigma: number, dim: number, mc: number, working: KeyHeap, pivots: Map<number, number>): number {
+    const { n, rank, top, verts, cofacetKeys } = this;
+    this.emergent = false;
     this.vertices(sigma, dim, verts);
+    let count = 0;
     let checkEmergent = true;
     let below = sigma;
     let above = 0;
@@ -477,33 +477,32 @@ class RipsReduction {
         j--;
         k--;
       }
-      let cd = d;
+      let cr = r;
       const row = j * n;
       for (let v = 0; v <= dim; v++) {
-        const x = dist[row + verts[v]];
-        if (x > cd) cd = x;
+        const x = rank[row + verts[v]];
+        if (x > cr) cr = x;
       }
-      if (cd > threshold) continue;
+      if (cr === top) continue;
       const ci = above + this.b(j, k + 1) + below;
-      list.push(cd, ci);
-      if (checkEmergent && cd === d) {
-        if (!pivots.has(ci) && this.zeroApparentFacet(ci, cd, dim + 1) === -1) {
-          this.lastPivotDiam = cd;
-          return ci;
+      const key = cr * mc + (mc - 1 - ci);
+      cofacetKeys[count++] = key;
+      if (checkEmergent && cr === r) {
+        if (!pivots.has(key) && this.zeroApparentFacet(ci, cr, dim + 1) === -1) {
+          this.emergent = true;
+          return key;
         }
         checkEmergent = false;
       }
     }
-    for (let e = 0; e < list.length; e++) working.push(list.diam[e], list.index[e]);
-    const p = working.getPivot();
-    this.lastPivotDiam = working.pivotDiam;
-    return p;
+    for (let e = 0; e < count; e++) working.push(cofacetKeys[e]);
+    return working.getPivot();
   }
 
   /** Adds a simplex to the V column and its coboundary (within the threshold) to `working`. */
-  private addCoboundary(d: number, sigma: number, dim: number, reduction: ColumnHeap, working: ColumnHeap): void {
-    const { n, dist, threshold, verts } = this;
-    reduction.push(d, sigma);
+  private addCoboundary(r: number, sigma: number, dim: number, ms: number, mc: number, reduction: KeyHeap, working: KeyHeap): void {
+    const { n, rank, top, verts } = this;
+    reduction.push(r * ms + (ms - 1 - sigma));
     this.vertices(sigma, dim, verts);
     let below = sigma;
     let above = 0;
@@ -515,61 +514,62 @@ class RipsReduction {
         j--;
         k--;
       }
-      let cd = d;
+      let cr = r;
       const row = j * n;
       for (let v = 0; v <= dim; v++) {
-        const x = dist[row + verts[v]];
-        if (x > cd) cd = x;
+        const x = rank[row + verts[v]];
+        if (x > cr) cr = x;
       }
-      if (cd <= threshold) working.push(cd, above + this.b(j, k + 1) + below);
+      if (cr !== top) working.push(cr * mc + (mc - 1 - (above + this.b(j, k + 1) + below)));
     }
   }
 
-  /** Simplices of dimension `dim` (cofacets of `simplices`), and the columns among them. */
+  /** The dim-simplices (cofacets of `simplices`), and the columns among them in reduction order. */
   private assembleColumns(
-    simplices: EntryList,
+    simplices: SimplexList,
     pivots: Map<number, number>,
     dim: number,
     keepSimplices: boolean,
-  ): { columns: EntryList; simplices: EntryList } {
-    const { n, dist, threshold, verts } = this;
-    const next = new EntryList();
+  ): { columns: SimplexList; simplices: SimplexList } {
+    const { n, rank, top, verts } = this;
+    const ms = this.b(n, dim + 1); // keys of dim-simplices, as in the previous dimension's pivots
+    const next = new SimplexList();
     const keys: number[] = [];
-    const ids: number[] = [];
     const fdim = dim - 1;
     for (let s = 0; s < simplices.length; s++) {
-      const d = simplices.diam[s];
+      const r = simplices.rank[s];
       const sigma = simplices.index[s];
       this.vertices(sigma, fdim, verts);
       // cofacets with a new vertex above all of σ's: each simplex is generated once
       for (let j = n - 1; j > verts[0]; j--) {
-        let cd = d;
+        let cr = r;
         const row = j * n;
         for (let v = 0; v <= fdim; v++) {
-          const x = dist[row + verts[v]];
-          if (x > cd) cd = x;
+          const x = rank[row + verts[v]];
+          if (x > cr) cr = x;
         }
-        if (cd > threshold) continue;
+        if (cr === top) continue;
         const ci = this.b(j, dim + 1) + sigma;
-        if (keepSimplices) next.push(cd, ci);
-        if (!pivots.has(ci) && this.zeroApparentCofacet(ci, cd, dim) === -1 && this.zeroApparentFacet(ci, cd, dim) === -1) {
-          keys.push(cd);
-          ids.push(ci);
-        }
+        if (keepSimplices) next.push(cr, ci);
+        const key = cr * ms + (ms - 1 - ci);
+        if (!pivots.has(key) && this.zeroApparentCofacet(ci, cr, dim) === -1 && this.zeroApparentFacet(ci, cr, dim) === -1) keys.push(key);
       }
     }
-    // columns in reverse filtration order: diameter descending, index ascending
-    const order = Array.from(keys.keys()).sort((a, b) => keys[b] - keys[a] || ids[a] - ids[b]);
-    const columns = new EntryList(order.length);
-    for (const o of order) columns.push(keys[o], ids[o]);
+    // reduction order = reverse filtration order = keys descending
+    const sorted = Float64Array.from(keys).sort();
+    const columns = new SimplexList(sorted.length);
+    for (let e = sorted.length - 1; e >= 0; e--) {
+      const cr = Math.floor(sorted[e] / ms);
+      columns.push(cr, ms - 1 - (sorted[e] - cr * ms));
+    }
     return { columns, simplices: next };
   }
 
   // ---- apparent pairs ----
 
-  /** The earliest cofacet of σ if it has σ's diameter (the zero-persistence pivot), else −1. */
-  private zeroPivotCofacet(sigma: number, d: number, dim: number): number {
-    const { n, dist, facetVerts: verts } = this;
+  /** The earliest cofacet of σ if it has σ's rank (the zero-persistence pivot), else −1. */
+  private zeroPivotCofacet(sigma: number, r: number, dim: number): number {
+    const { n, rank, facetVerts: verts } = this;
     this.vertices(sigma, dim, verts);
     let below = sigma;
     let above = 0;
@@ -583,29 +583,39 @@ class RipsReduction {
       }
       const row = j * n;
       let v = 0;
-      while (v <= dim && dist[row + verts[v]] <= d) v++;
+      while (v <= dim && rank[row + verts[v]] <= r) v++;
       if (v > dim) return above + this.b(j, k + 1) + below;
     }
     return -1;
   }
 
-  /** The latest facet of τ if it has τ's diameter, else −1. Facets by increasing index. */
-  private zeroPivotFacet(tau: number, d: number, dim: number): number {
-    const { n, dist, facetVerts: verts } = this;
+  /** The latest facet of τ if it has τ's rank, else −1. Facets by increasing index. */
+  private zeroPivotFacet(tau: number, r: number, dim: number): number {
+    const { n, rank, facetVerts: verts } = this;
     this.vertices(tau, dim, verts);
+    if (dim === 2) {
+      // triangle a > b > c: facets bc < ac < ab
+      const a = verts[0];
+      const b = verts[1];
+      const c = verts[2];
+      if (rank[b * n + c] === r) return this.b(b, 2) + c;
+      if (rank[a * n + c] === r) return this.b(a, 2) + c;
+      if (rank[a * n + b] === r) return this.b(a, 2) + b;
+      return -1;
+    }
     // removing vertex m (verts descending): the facet keeps the other dim vertices
     for (let m = 0; m <= dim; m++) {
-      let fd = 0;
+      let fr = 0;
       for (let a = 0; a <= dim; a++) {
         if (a === m) continue;
         const row = verts[a] * n;
         for (let c = a + 1; c <= dim; c++) {
           if (c === m) continue;
-          const x = dist[row + verts[c]];
-          if (x > fd) fd = x;
+          const x = rank[row + verts[c]];
+          if (x > fr) fr = x;
         }
       }
-      if (fd === d) {
+      if (fr === r) {
         let idx = 0;
         for (let a = 0; a <= dim; a++) {
           if (a < m) idx += this.b(verts[a], dim - a);
@@ -617,14 +627,14 @@ class RipsReduction {
     return -1;
   }
 
-  private zeroApparentFacet(tau: number, d: number, dim: number): number {
-    const f = this.zeroPivotFacet(tau, d, dim);
-    return f !== -1 && this.zeroPivotCofacet(f, d, dim - 1) === tau ? f : -1;
+  private zeroApparentFacet(tau: number, r: number, dim: number): number {
+    const f = this.zeroPivotFacet(tau, r, dim);
+    return f !== -1 && this.zeroPivotCofacet(f, r, dim - 1) === tau ? f : -1;
   }
 
-  private zeroApparentCofacet(sigma: number, d: number, dim: number): number {
-    const c = this.zeroPivotCofacet(sigma, d, dim);
-    return c !== -1 && this.zeroPivotFacet(c, d, dim + 1) === sigma ? c : -1;
+  private zeroApparentCofacet(sigma: number, r: number, dim: number): number {
+    const c = this.zeroPivotCofacet(sigma, r, dim);
+    return c !== -1 && this.zeroPivotFacet(c, r, dim + 1) === sigma ? c : -1;
   }
 
   // ---- combinatorial number system ----
@@ -656,39 +666,61 @@ class RipsReduction {
   }
 }
 
-/** Sorts (key, id) pairs by key ascending, stably (LSD radix sort on the float64 bit patterns of keys ≥ 0). */
-function stableSortByKey(keys: Float64Array, ids: Float64Array): EntryList {
-  const m = keys.length;
-  const out = new EntryList(m);
-  out.length = m;
-  if (m === 0) return out;
-  let kb: Uint32Array = new Uint32Array(keys.buffer, keys.byteOffset, 2 * m); // little-endian: [lo, hi]
-  let ib: Float64Array = ids;
-  let kt: Uint32Array = new Uint32Array(2 * m);
-  let it: Float64Array = new Float64Array(m);
-  const count = new Int32Array(65536);
-  for (let pass = 0; pass < 4; pass++) {
-    const word = pass >> 1;
-    const shift = (pass & 1) * 16;
-    count.fill(0);
-    for (let e = 0; e < m; e++) count[(kb[2 * e + word] >>> shift) & 0xffff]++;
-    if (count[(kb[word] >>> shift) & 0xffff] === m) continue; // this digit is the same everywhere
-    let sum = 0;
-    for (let b = 0; b < 65536; b++) {
-      const c = count[b];
-      count[b] = sum;
-      sum += c;
+/** Edges of length ≤ threshold in filtration order: length ascending, index descending. */
+function sortedEdges(dist: Float64Array, n: number, threshold: number): { keys: Float64Array; ids: Float64Array } {
+  // collected in index-descending order; the stable sort by length keeps that order within ties
+  let count = 0;
+  for (let i = n - 1; i >= 1; i--) for (let j = i - 1; j >= 0; j--) if (dist[i * n + j] <= threshold) count++;
+  const keys = new Float64Array(count);
+  const ids = new Float64Array(count);
+  let m = 0;
+  for (let i = n - 1; i >= 1; i--) {
+    const base = (i * (i - 1)) / 2; // C(i, 2): edge (i, j) has index C(i, 2) + j
+    for (let j = i - 1; j >= 0; j--) {
+      const v = dist[i * n + j];
+      if (v <= threshold) {
+        keys[m] = v;
+        ids[m++] = base + j;
+      }
     }
-    for (let e = 0; e < m; e++) {
-      const p = count[(kb[2 * e + word] >>> shift) & 0xffff]++;
-      kt[2 * p] = kb[2 * e];
-      kt[2 * p + 1] = kb[2 * e + 1];
-      it[p] = ib[e];
-    }
-    [kb, kt] = [kt, kb];
-    [ib, it] = [it, ib];
   }
-  out.diam.set(new Float64Array(kb.buffer, kb.byteOffset, m));
-  out.index.set(ib);
-  return out;
+  stableSortByKey(keys, ids);
+  return { keys, ids };
+}
+
+/** Sorts (key, id) pairs in place by key ascending, stably (LSD radix sort on the float64 bits of keys ≥ 0). */
+function stableSortByKey(keys: Float64Array, ids: Float64Array): void {
+  const m = keys.length;
+  if (m === 0) return;
+  const bufKeys = [new Uint32Array(keys.buffer, keys.byteOffset, 2 * m), new Uint32Array(2 * m)]; // little-endian: [lo, hi]
+  const bufIds = [ids, new Float64Array(m)];
+  const count = new Int32Array(65536);
+  let from = 0;
+  for (let pass = 0; pass < 4; pass++) {
+    if (radixPass(bufKeys[from], bufIds[from], bufKeys[1 - from], bufIds[1 - from], m, pass >> 1, (pass & 1) * 16, count)) from = 1 - from;
+  }
+  if (from === 1) {
+    keys.set(new Float64Array(bufKeys[1].buffer, 0, m));
+    ids.set(bufIds[1]);
+  }
+}
+
+/** One counting-sort pass on the 16-bit digit at `shift` of 32-bit word `word`; false if the digit is constant (nothing moved). */
+function radixPass(kb: Uint32Array, ib: Float64Array, kt: Uint32Array, it: Float64Array, m: number, word: number, shift: number, count: Int32Array): boolean {
+  count.fill(0);
+  for (let e = 0; e < m; e++) count[(kb[2 * e + word] >>> shift) & 0xffff]++;
+  if (count[(kb[word] >>> shift) & 0xffff] === m) return false;
+  let sum = 0;
+  for (let b = 0; b < 65536; b++) {
+    const c = count[b];
+    count[b] = sum;
+    sum += c;
+  }
+  for (let e = 0; e < m; e++) {
+    const p = count[(kb[2 * e + word] >>> shift) & 0xffff]++;
+    kt[2 * p] = kb[2 * e];
+    kt[2 * p + 1] = kb[2 * e + 1];
+    it[p] = ib[e];
+  }
+  return true;
 }
