@@ -5,6 +5,7 @@
  */
 import type { Model } from '../api.js';
 import { couplingDemo } from './demo-coupling.js';
+import { gravityDemo } from './demo-gravity.js';
 
 export interface DemoContext {
   model: Model;
@@ -27,4 +28,4 @@ export interface DemoStep {
   run: (ctx: DemoContext) => Promise<void>;
 }
 
-export const DEMO_STEPS: readonly DemoStep[] = [couplingDemo];
+export const DEMO_STEPS: readonly DemoStep[] = [gravityDemo, couplingDemo];

@@ -4,7 +4,10 @@
  * the number of principal components holding 95% of the reference variance, and a void score
  * combining standardized low density with standardized high entropy.
  */
+import { newMatrix } from '../../model/types.js';
 import { pca } from '../../tensor/linalg.js';
+import { allocF32, freeF32 } from '../../tensor/memory.js';
+import { matmul } from '../../tensor/ops.js';
 
 /** Reference query states and their own leave-one-out statistics. */
 export interface Reference {
@@ -45,10 +48,7 @@ export function buildReference(
   for (let acc = 0; dEff < varianceRatio.length && acc < VARIANCE_THRESHOLD; dEff++) {
     acc += varianceRatio[dEff];
   }
-  const logRk = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    logRk[i] = Math.log(Math.max(knnDistances(x, n, d, x.subarray(i * d, (i + 1) * d), k, (j) => j === i)[k - 1], MIN_DISTANCE));
-  }
+  const logRk = looKnnRadii(x, n, d, k).map((r) => Math.log(Math.max(r, MIN_DISTANCE)));
   return {
     n,
     d,
@@ -87,6 +87,80 @@ export function knnDistances(
     best[at] = s;
   }
   return Array.from(best.filter((v) => v < Infinity), Math.sqrt);
+}
+
+/** Rows per block of the Gram products in `looKnnRadii`. */
+const GRAM_BLOCK = 256;
+
+/**
+ * r_k of every row of x [n, d] among the other rows (leave-one-out), exactly as
+ * `knnDistances` would give it, in O(n²d) on the matmul kernel: the rows are centred, squared
+ * distances ‖x_i‖² + ‖x_j‖² − 2 x_i·x_j come from float32 Gram blocks, every j within the float32
+ * error bound of the k-th smallest becomes a candidate, and the candidates' distances are
+ * recomputed in float64.
+ */
+export function looKnnRadii(x: Float64Array, n: number, d: number, k: number): Float64Array {
+  const mean = new Float64Array(d);
+  for (let j = 0; j < n; j++) for (let i = 0; i < d; i++) mean[i] += x[j * d + i] / n;
+  const xc = new Float64Array(n * d);
+  const norm2 = new Float64Array(n);
+  for (let j = 0; j < n; j++) {
+    for (let i = 0; i < d; i++) {
+      const v = x[j * d + i] - mean[i];
+      xc[j * d + i] = v;
+      norm2[j] += v * v;
+    }
+  }
+  const maxNorm = Math.sqrt(Math.max(...norm2));
+  const xs = allocF32(n * d);
+  const gram = allocF32(GRAM_BLOCK * n);
+  const radii = new Float64Array(n);
+  try {
+    xs.set(xc);
+    const all = newMatrix(n, d, xs);
+    const approx = new Float64Array(n);
+    for (let start = 0; start < n; start += GRAM_BLOCK) {
+      const rows = Math.min(GRAM_BLOCK, n - start);
+      matmul(gram, xs.subarray(start * d, (start + rows) * d), all, rows); // gram[r, j] = x_{start+r}·x_j
+      for (let r = 0; r < rows; r++) {
+        const i = start + r;
+        for (let j = 0; j < n; j++) approx[j] = norm2[i] + norm2[j] - 2 * gram[r * n + j];
+        approx[i] = Infinity;
+        // |error of approx| ≤ 2·(d + 2)·2^-24·‖x_i‖‖x_j‖ (the float32 copy and the float32 dot)
+        const tol = 4 * (d + 2) * 2 ** -24 * Math.sqrt(norm2[i]) * maxNorm;
+        const kth = kthSmallest(approx, k);
+        const candidates: number[] = [];
+        for (let j = 0; j < n; j++) if (approx[j] <= kth + 2 * tol) candidates.push(j);
+        const exact = candidates.map((j) => {
+          let s2 = 0;
+          for (let c = 0; c < d; c++) s2 += (xc[i * d + c] - xc[j * d + c]) ** 2;
+          return s2;
+        });
+        exact.sort((a, b) => a - b);
+        radii[i] = Math.sqrt(exact[k - 1]);
+      }
+    }
+  } finally {
+    freeF32(xs);
+    freeF32(gram);
+  }
+  return radii;
+}
+
+/** The k-th smallest value of a (k ≤ a.length), by a size-k insertion buffer. */
+function kthSmallest(a: Float64Array, k: number): number {
+  const best = new Float64Array(k).fill(Infinity);
+  for (let j = 0; j < a.length; j++) {
+    const v = a[j];
+    if (v >= best[k - 1]) continue;
+    let at = k - 1;
+    while (at > 0 && best[at - 1] > v) {
+      best[at] = best[at - 1];
+      at--;
+    }
+    best[at] = v;
+  }
+  return best[k - 1];
 }
 
 export interface Density {
