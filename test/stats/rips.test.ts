@@ -238,3 +238,39 @@ test(`matches /usr/bin/ripser (point-cloud format) on ${CLOUDS.length} seeded cl
   }
   t.diagnostic(`${intervals} ripser intervals matched, worst difference ${worst.toExponential(2)}`);
 });
+
+test('matches /usr/bin/ripser exactly on 120 small integer distance matrices full of ties (H1, H2, thresholds)', (t) => {
+  if (!existsSync(RIPSER)) {
+    t.skip(`${RIPSER} not installed (apt-get install ripser): comparison skipped`);
+    return;
+  }
+  // ties exercise the tie-breaking of the filtration order and the apparent/emergent pair
+  // shortcuts; integer lengths print exactly, so the diagrams must be identical
+  const key = (p: PersistencePair) => `${p.dim}:${p.birth}:${p.death}`;
+  for (let seed = 1; seed <= 120; seed++) {
+    const rng = createRng(1000 + seed);
+    const n = 5 + Math.floor(rng.next() * 25);
+    const levels = 1 + Math.floor(rng.next() * 5);
+    const maxDim = seed % 3 === 0 ? 2 : 1;
+    const threshold = seed % 5 === 0 ? 1 : undefined;
+    const d = new Float64Array(n * n);
+    let text = '';
+    for (let i = 1; i < n; i++) {
+      const row: number[] = [];
+      for (let j = 0; j < i; j++) {
+        const v = Math.floor(rng.next() * levels) + (rng.next() < 0.1 ? 0 : 1); // some zero lengths too
+        d[i * n + j] = v;
+        d[j * n + i] = v;
+        row.push(v);
+      }
+      text += row.join(',') + '\n';
+    }
+    const args = ['--format', 'lower-distance', '--dim', String(maxDim)];
+    if (threshold !== undefined) args.push('--threshold', String(threshold));
+    const run = spawnSync(RIPSER, args, { input: text, encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    const theirs = parseRipser(run.stdout).map(key).sort();
+    const ours = ripsPersistenceFromDistances(d, n, { maxDim, threshold }).pairs.map(key).sort();
+    assert.deepEqual(ours, theirs, `seed ${1000 + seed}: n=${n}, ${levels} levels, maxDim ${maxDim}`);
+  }
+});
