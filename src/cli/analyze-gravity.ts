@@ -4,7 +4,11 @@
  */
 import { resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
-import { analyzeGravity, type GravityReport, type ReferencePositions } from '../lenses/gravity/analyze.js';
+import {
+  analyzeGravity,
+  type GravityReport,
+  type ReferencePositions,
+} from '../lenses/gravity/analyze.js';
 import {
   defaultParaphrasePaths,
   defaultReferencePath,
@@ -44,23 +48,69 @@ interface GravityFlags {
 export const registerGravityLens: LensRegistrar = (analyze) => {
   analyze
     .command('gravity')
-    .description('information gravity: potential, masses, wells, curvature, voids, sensitivity (papers.md §3, proposed)')
+    .description(
+      'information gravity: potential, masses, wells, curvature, voids, sensitivity (papers.md §3, proposed)',
+    )
     .option('-m, --model <M>', 'model file, folder or hf:owner/name')
     .option('-z, --tokenizer <T>', 'tokenizer overriding the model’s own')
     .option('-i, --prompt <P>', 'one prompt')
     .option('--prompts <FILE>', 'prompts, one per line (or JSONL with a "text" field)')
-    .option('--reference <FILE>', 'reference corpus for densities, one text per line (default: the shipped data/corpus/reference.txt)')
-    .option('--reference-positions <P>', 'reference query states at every position of each text (all) or only its last (last)', parseReferencePositions, 'all')
-    .option('-t, --temperature <T>', 'temperature of the Boltzmann law, G and the basin (> 0)', parseNumber('--temperature', 1e-3, 100), 1)
+    .option(
+      '--reference <FILE>',
+      'reference corpus for densities, one text per line (default: the shipped data/corpus/reference.txt)',
+    )
+    .option(
+      '--reference-positions <P>',
+      'reference query states at every position of each text (all) or only its last (last)',
+      parseReferencePositions,
+      'all',
+    )
+    .option(
+      '-t, --temperature <T>',
+      'temperature of the Boltzmann law, G and the basin (> 0)',
+      parseNumber('--temperature', 1e-3, 100),
+      1,
+    )
     .option('--k <N>', 'neighbours of the kNN density', parseInteger('--k', 1, 1000), 10)
-    .option('--basin-width <W>', 'basin B = {v : Φ_v ≤ Φ_min + W·T}', parseNumber('--basin-width', 0, 1000), 1)
-    .option('--paraphrases <FILES>', 'paraphrase sets, comma-separated JSONL files (default: the shipped tinystories + general sets)', parseFileList)
+    .option(
+      '--basin-width <W>',
+      'basin B = {v : Φ_v ≤ Φ_min + W·T}',
+      parseNumber('--basin-width', 0, 1000),
+      1,
+    )
+    .option(
+      '--paraphrases <FILES>',
+      'paraphrase sets, comma-separated JSONL files (default: the shipped tinystories + general sets)',
+      parseFileList,
+    )
     .option('--no-sensitivity', 'skip the paraphrase sensitivity analysis')
-    .option('--temperatures <LIST>', 'temperature grid, comma-separated', parseTemperatures, [...DEFAULT_TEMPERATURES])
-    .option('--samples <N>', 'sampled continuations per prompt and temperature (distinct-n)', parseInteger('--samples', 0, 1000), 4)
-    .option('--max-tokens <N>', 'length of each sampled continuation', parseInteger('--max-tokens', 0, 100000), 24)
-    .option('--eigenvalues <N>', 'eigenvalues of G to report', parseInteger('--eigenvalues', 1, 100000), 8)
-    .option('-s, --seed <S>', 'seed of the samples, the KL-check directions and the eigensolver', parseInteger('--seed', 0, 2 ** 32 - 1), 1)
+    .option('--temperatures <LIST>', 'temperature grid, comma-separated', parseTemperatures, [
+      ...DEFAULT_TEMPERATURES,
+    ])
+    .option(
+      '--samples <N>',
+      'sampled continuations per prompt and temperature (distinct-n)',
+      parseInteger('--samples', 0, 1000),
+      4,
+    )
+    .option(
+      '--max-tokens <N>',
+      'length of each sampled continuation',
+      parseInteger('--max-tokens', 0, 100000),
+      24,
+    )
+    .option(
+      '--eigenvalues <N>',
+      'eigenvalues of G to report',
+      parseInteger('--eigenvalues', 1, 100000),
+      8,
+    )
+    .option(
+      '-s, --seed <S>',
+      'seed of the samples, the KL-check directions and the eigensolver',
+      parseInteger('--seed', 0, 2 ** 32 - 1),
+      1,
+    )
     .option('--png', 'also write PNG figures')
     .requiredOption('-o, --out <DIR>', 'output folder')
     .option('--force', 'overwrite a non-empty output folder')
@@ -69,13 +119,18 @@ export const registerGravityLens: LensRegistrar = (analyze) => {
       const prompts = promptsFrom(flags);
       checkOutDir(out, flags.force ?? false);
       const referencePath = flags.reference ?? defaultReferencePath();
-      const reference = { texts: readTextFile(referencePath), source: flags.reference ? referencePath : 'data/corpus/reference.txt (shipped with lmdyn)' };
+      const reference = {
+        texts: readTextFile(referencePath),
+        source: flags.reference ? referencePath : 'data/corpus/reference.txt (shipped with lmdyn)',
+      };
       let paraphrases = null;
       if (flags.sensitivity) {
         const paths = flags.paraphrases ?? defaultParaphrasePaths();
         paraphrases = {
           sets: paths.flatMap((p) => readParaphrases(p)),
-          sources: flags.paraphrases ? paths : paths.map((p) => `data/paraphrases/${p.split(/[\\/]/).pop()} (shipped with lmdyn)`),
+          sources: flags.paraphrases
+            ? paths
+            : paths.map((p) => `data/paraphrases/${p.split(/[\\/]/).pop()} (shipped with lmdyn)`),
         };
       }
       await startKernelThreads();
@@ -103,7 +158,8 @@ export const registerGravityLens: LensRegistrar = (analyze) => {
 };
 
 function promptsFrom(flags: GravityFlags): string[] {
-  if (flags.prompt !== undefined && flags.prompts) throw new LmdynError('bad_argument', 'give --prompt or --prompts, not both');
+  if (flags.prompt !== undefined && flags.prompts)
+    throw new LmdynError('bad_argument', 'give --prompt or --prompts, not both');
   if (flags.prompts) return readTextFile(flags.prompts);
   if (flags.prompt !== undefined) return [flags.prompt];
   throw new LmdynError('bad_argument', 'the gravity lens needs --prompt P or --prompts FILE');
@@ -115,16 +171,27 @@ function parseReferencePositions(value: string): ReferencePositions {
 }
 
 function parseFileList(value: string): string[] {
-  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
-  if (list.length === 0) throw new LmdynError('bad_argument', '--paraphrases needs at least one file');
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0)
+    throw new LmdynError('bad_argument', '--paraphrases needs at least one file');
   return list;
 }
 
 function parseTemperatures(value: string): number[] {
   const list = value.split(',').map((s) => s.trim());
   const nums = list.map(Number);
-  if (list.length === 0 || list.some((s) => s === '') || nums.some((t) => !(Number.isFinite(t) && t > 0))) {
-    throw new LmdynError('bad_argument', `--temperatures must be numbers > 0 separated by commas, got '${value}'`);
+  if (
+    list.length === 0 ||
+    list.some((s) => s === '') ||
+    nums.some((t) => !(Number.isFinite(t) && t > 0))
+  ) {
+    throw new LmdynError(
+      'bad_argument',
+      `--temperatures must be numbers > 0 separated by commas, got '${value}'`,
+    );
   }
   return nums;
 }
@@ -148,7 +215,9 @@ export function summary(report: GravityReport, out: string): string {
   const s = report.sensitivity;
   if (s) {
     const h = s.headline;
-    const pairs = s.correlations.find((c) => c.level === 'pairs' && c.domain === 'all' && c.x === 'kappa');
+    const pairs = s.correlations.find(
+      (c) => c.level === 'pairs' && c.domain === 'all' && c.x === 'kappa',
+    );
     lines.push(
       `sensitivity: Spearman(JSD, κ) over ${h.n} paraphrase sets ρ = ${fmt(h.spearman_rho)} (p = ${fmt(h.spearman_p)}); over ${pairs?.n ?? 0} pairs ρ = ${fmt(pairs?.spearman_rho ?? null)} (p = ${fmt(pairs?.spearman_p ?? null)})`,
     );

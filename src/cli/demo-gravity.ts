@@ -24,7 +24,10 @@ export const gravityDemo: DemoStep = {
     const paths = defaultParaphrasePaths();
     const report = analyzeGravity(model, {
       prompts: PROMPTS,
-      reference: { texts: readTextFile(defaultReferencePath()), source: 'data/corpus/reference.txt (shipped with lmdyn)' },
+      reference: {
+        texts: readTextFile(defaultReferencePath()),
+        source: 'data/corpus/reference.txt (shipped with lmdyn)',
+      },
       paraphrases: { sets: paths.flatMap((p) => readParaphrases(p)), sources: paths },
       samples: 2,
       maxTokens: 16,
@@ -39,7 +42,9 @@ export const gravityDemo: DemoStep = {
     );
     const s = report.sensitivity;
     const h = s?.headline;
-    const dgd = s?.correlations.find((c) => c.level === 'sets' && c.domain === 'all' && c.x === 'dgd');
+    const dgd = s?.correlations.find(
+      (c) => c.level === 'sets' && c.domain === 'all' && c.x === 'dgd',
+    );
     const t = report.temperature_sweep.mean;
     record(
       'Information-gravity lens (papers.md §3, all proposed): potential, mass, curvature, voids',

@@ -39,7 +39,13 @@ import {
 } from '../../src/lenses/gravity/field.js';
 import { analyzeSensitivity } from '../../src/lenses/gravity/sensitivity.js';
 import { distinctN, wordsOf } from '../../src/lenses/gravity/temperature.js';
-import { buildReference, densityOf, knnDistances, looKnnRadii, voidScore } from '../../src/lenses/gravity/voids.js';
+import {
+  buildReference,
+  densityOf,
+  knnDistances,
+  looKnnRadii,
+  voidScore,
+} from '../../src/lenses/gravity/voids.js';
 import { createRng } from '../../src/tensor/rng.js';
 import { model } from '../helpers/paths.js';
 
@@ -73,8 +79,15 @@ test('identity: softmax(−Φ/T) equals decode/sampling nextTokenDistribution (T
   const c = classifierOf(m);
   const [st] = queryStates(m, [encodePrompt(m, PROMPT)]);
   for (const T of [0.3, 1, 1.7]) {
-    const sampler = nextTokenDistribution(st.logits, [], validateSampling({ temperature: T })).probs;
-    const fromModelLogits = boltzmann(Float64Array.from(st.logits, (z) => -z), T);
+    const sampler = nextTokenDistribution(
+      st.logits,
+      [],
+      validateSampling({ temperature: T }),
+    ).probs;
+    const fromModelLogits = boltzmann(
+      Float64Array.from(st.logits, (z) => -z),
+      T,
+    );
     const fromState = boltzmann(potential(c, st.q), T);
     // the sampler divides z by T in float32: each z/T is off by ≤ 2^-24·|z/T|, so
     // |Δp_v| ≤ p_v(e^{2η} − 1) ≈ 2η·p_v with η = 2^-24·max|z|/T (at T = 1 only the float64 sums' order differs)
@@ -85,7 +98,10 @@ test('identity: softmax(−Φ/T) equals decode/sampling nextTokenDistribution (T
       exact = Math.max(exact, Math.abs(fromModelLogits[v] - sampler[v]));
       recomputed = Math.max(recomputed, Math.abs(fromState[v] - sampler[v]));
     }
-    assert.ok(exact <= (T === 1 ? 1e-14 : 2.02 * eta), `T = ${T}: Φ = −z vs sampler ${exact} (η ${eta})`);
+    assert.ok(
+      exact <= (T === 1 ? 1e-14 : 2.02 * eta),
+      `T = ${T}: Φ = −z vs sampler ${exact} (η ${eta})`,
+    );
     assert.ok(recomputed < 1e-5, `T = ${T}: Φ from q vs sampler ${recomputed}`);
     const check = identityCheck(c, st, T);
     assert.equal(check.max_abs_diff_exact, exact);
@@ -121,7 +137,10 @@ test('κ = tr G equals Σ_v p_v ‖J_v‖² with the V×d Jacobian of log-softma
       for (let i = 0; i < c.dim; i++) s += J[v * c.dim + i] ** 2;
       brute += p[v] * s;
     }
-    assert.ok(Math.abs(f.kappa - brute) < 1e-6 * brute, `T = ${T}: κ ${f.kappa} vs brute force ${brute}`);
+    assert.ok(
+      Math.abs(f.kappa - brute) < 1e-6 * brute,
+      `T = ${T}: κ ${f.kappa} vs brute force ${brute}`,
+    );
   }
 });
 
@@ -147,13 +166,18 @@ test('κ, G and its top eigenvalues agree with numpy (Jacobian of log-softmax fo
       'G = J.T @ (p[:, None] * J)',
       'print(json.dumps({"kappa": float(np.trace(G)), "eig": sorted(np.linalg.eigvalsh(G).tolist(), reverse=True)[:8], "G": G.ravel().tolist()}))',
     ].join('\n');
-    const r = spawnSync('python3', ['-c', script, dir, String(c.vocab), String(c.dim), String(T)], { encoding: 'utf8' });
+    const r = spawnSync('python3', ['-c', script, dir, String(c.vocab), String(c.dim), String(T)], {
+      encoding: 'utf8',
+    });
     if (r.status !== 0) {
       t.skip(`python3 with numpy is not available: ${r.stderr.slice(0, 200)}`);
       return;
     }
     const ref = JSON.parse(r.stdout) as { kappa: number; eig: number[]; G: number[] };
-    assert.ok(Math.abs(f.kappa - ref.kappa) < 1e-10 * ref.kappa, `κ ${f.kappa} vs numpy ${ref.kappa}`);
+    assert.ok(
+      Math.abs(f.kappa - ref.kappa) < 1e-10 * ref.kappa,
+      `κ ${f.kappa} vs numpy ${ref.kappa}`,
+    );
     const gMax = Math.max(...ref.G.map(Math.abs));
     let worst = 0;
     for (let i = 0; i < g.length; i++) worst = Math.max(worst, Math.abs(g[i] - ref.G[i]));
@@ -161,14 +185,21 @@ test('κ, G and its top eigenvalues agree with numpy (Jacobian of log-softmax fo
     const full = fisherEigenvalues(g, c.dim, 8, 1, 'full');
     const randomized = fisherEigenvalues(g, c.dim, 8, 1, 'randomized');
     ref.eig.forEach((e, i) => {
-      assert.ok(Math.abs(full.values[i] - e) < 1e-5 * ref.eig[0], `full λ_${i + 1} ${full.values[i]} vs ${e}`);
-      assert.ok(Math.abs(randomized.values[i] - e) < 1e-4 * ref.eig[0], `randomized λ_${i + 1} ${randomized.values[i]} vs ${e}`);
+      assert.ok(
+        Math.abs(full.values[i] - e) < 1e-5 * ref.eig[0],
+        `full λ_${i + 1} ${full.values[i]} vs ${e}`,
+      );
+      assert.ok(
+        Math.abs(randomized.values[i] - e) < 1e-4 * ref.eig[0],
+        `randomized λ_${i + 1} ${randomized.values[i]} vs ${e}`,
+      );
     });
     // δᵀGδ in O(V·d) equals the dense quadratic form
     const rng = createRng(3);
     const delta = Float64Array.from({ length: c.dim }, () => rng.normal());
     let dense = 0;
-    for (let i = 0; i < c.dim; i++) for (let j = 0; j < c.dim; j++) dense += delta[i] * ref.G[i * c.dim + j] * delta[j];
+    for (let i = 0; i < c.dim; i++)
+      for (let j = 0; j < c.dim; j++) dense += delta[i] * ref.G[i * c.dim + j] * delta[j];
     assert.ok(Math.abs(fisherQuadratic(c, f, delta) - dense) < 1e-10 * dense);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -178,7 +209,10 @@ test('κ, G and its top eigenvalues agree with numpy (Jacobian of log-softmax fo
 test('second order: KL(P_q ‖ P_{q+δ}) → ½ δᵀGδ as δ → 0, error O(|δ|)', async () => {
   const m = await stories();
   const c = classifierOf(m);
-  const states = queryStates(m, [PROMPT, 'Lily wanted to', 'The capital of France is'].map((s) => encodePrompt(m, s)));
+  const states = queryStates(
+    m,
+    [PROMPT, 'Lily wanted to', 'The capital of France is'].map((s) => encodePrompt(m, s)),
+  );
   const rng = createRng(11);
   for (const st of states) {
     for (const T of [1, 0.5]) {
@@ -190,7 +224,11 @@ test('second order: KL(P_q ‖ P_{q+δ}) → ½ δᵀGδ as δ → 0, error O(|�
         const delta = u.map((x) => (x / norm) * eps * Math.hypot(...st.q));
         // direct KL from two log-softmaxes (the reference, not the lens's expm1 form)
         const l0 = logSoftmaxAt(c, st.q, T);
-        const l1 = logSoftmaxAt(c, st.q.map((x, i) => x + delta[i]), T);
+        const l1 = logSoftmaxAt(
+          c,
+          st.q.map((x, i) => x + delta[i]),
+          T,
+        );
         let kl = 0;
         for (let v = 0; v < c.vocab; v++) kl += Math.exp(l0[v]) * (l0[v] - l1[v]);
         const half = 0.5 * fisherQuadratic(c, f, delta);
@@ -238,7 +276,10 @@ test('masses, depth, basin and JSD: hand-computed values', () => {
 
 test('distinct-n: hand-computed ratios over DMET-style words', () => {
   assert.deepEqual(wordsOf("The cat's hat. THE cat!"), ['the', 'cat', 's', 'hat', 'the', 'cat']);
-  const texts = [['a', 'b', 'a', 'b'], ['a', 'c']];
+  const texts = [
+    ['a', 'b', 'a', 'b'],
+    ['a', 'c'],
+  ];
   assert.equal(distinctN(texts, 1), 3 / 6); // a b c over 6 words
   assert.equal(distinctN(texts, 2), 3 / 4); // ab ba ab | ac → {ab, ba, ac} over 4
   assert.equal(distinctN([['a']], 2), null);
@@ -257,7 +298,10 @@ test('kNN distances equal a brute-force sort; d_eff, density z-score and void sc
   states.forEach((s, i) => x.set(s, i * d));
   const q = Float64Array.of(1, -2, 0, 0, 0.1, 0);
   const brute = states.map((s) => Math.hypot(...s.map((v, i) => v - q[i]))).sort((a, b) => a - b);
-  assert.deepEqual(knnDistances(x, n, d, q, 7).map((v) => v.toFixed(12)), brute.slice(0, 7).map((v) => v.toFixed(12)));
+  assert.deepEqual(
+    knnDistances(x, n, d, q, 7).map((v) => v.toFixed(12)),
+    brute.slice(0, 7).map((v) => v.toFixed(12)),
+  );
 
   const keys = states.map((_, i) => `s${i}`);
   const entropies = states.map((_, i) => i / n);
@@ -270,10 +314,19 @@ test('kNN distances equal a brute-force sort; d_eff, density z-score and void sc
   twins.forEach((s, i) => xt.set(s, i * d));
   const radii = looKnnRadii(xt, 2 * n, d, 5);
   twins.forEach((s, j) => {
-    const others = twins.filter((_, i) => i !== j).map((o) => Math.hypot(...o.map((v, i) => v - s[i]))).sort((a, b) => a - b);
-    assert.ok(Math.abs(radii[j] - others[4]) <= 1e-12 * others[4], `row ${j}: ${radii[j]} vs ${others[4]}`);
+    const others = twins
+      .filter((_, i) => i !== j)
+      .map((o) => Math.hypot(...o.map((v, i) => v - s[i])))
+      .sort((a, b) => a - b);
+    assert.ok(
+      Math.abs(radii[j] - others[4]) <= 1e-12 * others[4],
+      `row ${j}: ${radii[j]} vs ${others[4]}`,
+    );
   });
-  const loo = states.slice(1).map((s) => Math.hypot(...s.map((v, i) => v - states[0][i]))).sort((a, b) => a - b);
+  const loo = states
+    .slice(1)
+    .map((s) => Math.hypot(...s.map((v, i) => v - states[0][i])))
+    .sort((a, b) => a - b);
   assert.ok(Math.abs(ref.logRk[0] - Math.log(loo[4])) < 1e-12);
   // a query equal to reference 0 with its key: that state is left out, so r_k is its LOO radius
   const self = densityOf(ref, states[0], 's0');
@@ -306,20 +359,31 @@ test('shipped data: ≥ 20 paraphrase sets of 3–5 per domain; the reference co
   assert.ok(existsSync(join(dataDir(), 'README.md')));
   const bad = join(mkdtempSync(join(tmpdir(), 'lmdyn-gravity-')), 'bad.jsonl');
   writeFileSync(bad, '{"paraphrases": ["only one"]}\n');
-  assert.throws(() => readParaphrases(bad), (e: unknown) => e instanceof LmdynError && /at least 2/.test(e.message));
+  assert.throws(
+    () => readParaphrases(bad),
+    (e: unknown) => e instanceof LmdynError && /at least 2/.test(e.message),
+  );
 });
 
 test('sensitivity: JSD of each pair equals the JSD of the sampler distributions; δᵀGδ/8 predicts small JSD', async () => {
   const m = await stories();
   const c = classifierOf(m);
   const sets = [
-    { id: 'a', domain: 'x', paraphrases: ['The cat sat on the', 'The cat was sitting on the', 'A cat sat on the'] },
+    {
+      id: 'a',
+      domain: 'x',
+      paraphrases: ['The cat sat on the', 'The cat was sitting on the', 'A cat sat on the'],
+    },
     { id: 'b', domain: 'y', paraphrases: ['Lily wanted to', 'Lily wished to'] },
   ];
   const s = analyzeSensitivity(m, c, sets, 1);
   assert.equal(s.pairs.length, 3 + 1);
   const dist = (text: string) =>
-    nextTokenDistribution(queryStates(m, [encodePrompt(m, text)])[0].logits, [], validateSampling({})).probs;
+    nextTokenDistribution(
+      queryStates(m, [encodePrompt(m, text)])[0].logits,
+      [],
+      validateSampling({}),
+    ).probs;
   const p0 = dist(sets[0].paraphrases[0]);
   const p2 = dist(sets[0].paraphrases[2]);
   const pair = s.pairs.find((x) => x.set === 'a' && x.i === 0 && x.j === 2);
@@ -327,7 +391,10 @@ test('sensitivity: JSD of each pair equals the JSD of the sampler distributions;
   // the lens reads Φ from q in float64, the sampler the float32 logits: ~1e-6 apart per logit
   const ref = jensenShannon(p0, p2);
   assert.ok(Math.abs(pair.jsd - ref) < 1e-4 * ref, `JSD ${pair.jsd} vs sampler's ${ref}`);
-  assert.equal(s.sets[1].members[0].prompt_ids.join(','), encodePrompt(m, 'Lily wanted to').join(','));
+  assert.equal(
+    s.sets[1].members[0].prompt_ids.join(','),
+    encodePrompt(m, 'Lily wanted to').join(','),
+  );
   assert.equal(s.correlations.filter((r) => r.domain === 'all').length, 4);
   // JSD(P_q, P_{q+δ}) ≈ δᵀGδ/8 for a small shift (second order of JSD)
   const [st] = queryStates(m, [encodePrompt(m, PROMPT)]);
@@ -335,7 +402,13 @@ test('sensitivity: JSD of each pair equals the JSD of the sampler distributions;
   const f = fisher(c, p, 1);
   const rng = createRng(2);
   const delta = Float64Array.from({ length: c.dim }, () => 1e-3 * rng.normal());
-  const p1 = boltzmann(potential(c, st.q.map((x, i) => x + delta[i])), 1);
+  const p1 = boltzmann(
+    potential(
+      c,
+      st.q.map((x, i) => x + delta[i]),
+    ),
+    1,
+  );
   const ratio = jensenShannon(p, p1) / (fisherQuadratic(c, f, delta) / 8);
   assert.ok(Math.abs(ratio - 1) < 1e-2, `JSD/(δᵀGδ/8) = ${ratio}`);
 });
@@ -362,7 +435,11 @@ test('CLI: bad flags are one-line LmdynErrors before any model is opened', async
       [['--prompt', 'x', '--reference-positions', 'some'], /must be all or last/],
     ];
     for (const [extra, message] of cases) {
-      await assert.rejects(runCli([...base, ...extra]), (e: unknown) => e instanceof LmdynError && message.test(e.message), message.source);
+      await assert.rejects(
+        runCli([...base, ...extra]),
+        (e: unknown) => e instanceof LmdynError && message.test(e.message),
+        message.source,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -373,11 +450,29 @@ test('CLI: gravity.json has the per-prompt fields, passing checks, sensitivity a
   const dir = mkdtempSync(join(tmpdir(), 'lmdyn-gravity-'));
   const out = join(dir, 'run');
   try {
-    writeFileSync(join(dir, 'prompts.txt'), 'Once upon a time, there was a little girl named\nThe capital of France is\n');
+    writeFileSync(
+      join(dir, 'prompts.txt'),
+      'Once upon a time, there was a little girl named\nThe capital of France is\n',
+    );
     await runCli([
-      'analyze', 'gravity', '-m', STORIES, '--prompts', join(dir, 'prompts.txt'),
-      '--temperature', '0.8', '--temperatures', '0.5,1,1.5', '--samples', '2', '--max-tokens', '8',
-      '--seed', '4', '--out', out,
+      'analyze',
+      'gravity',
+      '-m',
+      STORIES,
+      '--prompts',
+      join(dir, 'prompts.txt'),
+      '--temperature',
+      '0.8',
+      '--temperatures',
+      '0.5,1,1.5',
+      '--samples',
+      '2',
+      '--max-tokens',
+      '8',
+      '--seed',
+      '4',
+      '--out',
+      out,
     ]);
     const r = JSON.parse(readFileSync(join(out, 'gravity.json'), 'utf8')) as GravityReport;
     assert.equal(r.lens, 'gravity');
@@ -392,7 +487,14 @@ test('CLI: gravity.json has the per-prompt fields, passing checks, sensitivity a
     const m = await stories();
     for (const p of r.prompts) {
       assert.deepEqual(p.prompt_ids, encodePrompt(m, p.text));
-      for (const key of ['M_geo', 'M_info', 'entropy_t1', 'kappa_t1', 'depth', 'void_score'] as const) {
+      for (const key of [
+        'M_geo',
+        'M_info',
+        'entropy_t1',
+        'kappa_t1',
+        'depth',
+        'void_score',
+      ] as const) {
         assert.ok(Number.isFinite(p[key]), key);
       }
       assert.ok(Number.isFinite(p.density.log_density));
@@ -406,7 +508,10 @@ test('CLI: gravity.json has the per-prompt fields, passing checks, sensitivity a
     assert.ok(r.reference.states > r.reference.texts);
     assert.ok(r.sensitivity && r.sensitivity.sets.length >= 40);
     assert.equal(r.sensitivity.headline.level, 'sets');
-    assert.deepEqual(r.temperature_sweep.per_prompt[0].map((x) => x.T), [0.5, 1, 1.5]);
+    assert.deepEqual(
+      r.temperature_sweep.per_prompt[0].map((x) => x.T),
+      [0.5, 1, 1.5],
+    );
     assert.ok(r.temperature_sweep.entropy_non_decreasing);
     for (const name of ['potential', 'curvature_sensitivity', 'density', 'temperature']) {
       assert.ok(existsSync(join(out, `${name}.svg`)), name);

@@ -192,9 +192,11 @@ const EPSILONS = [1e-1, 1e-2, 1e-3];
 const SECOND_ORDER_TOLERANCE = 0.05;
 
 export function analyzeGravity(model: Model, options: GravityOptions): GravityReport {
-  if (options.prompts.length === 0) throw new LmdynError('bad_argument', 'the gravity lens needs at least one prompt');
+  if (options.prompts.length === 0)
+    throw new LmdynError('bad_argument', 'the gravity lens needs at least one prompt');
   const T = options.temperature ?? 1;
-  if (!(T > 0 && Number.isFinite(T))) throw new LmdynError('bad_argument', `the temperature must be > 0, got ${T}`);
+  if (!(T > 0 && Number.isFinite(T)))
+    throw new LmdynError('bad_argument', `the temperature must be > 0, got ${T}`);
   const grid = [...(options.temperatures ?? DEFAULT_TEMPERATURES)];
   if (grid.length === 0 || grid.some((t) => !(t > 0 && Number.isFinite(t)))) {
     throw new LmdynError('bad_argument', `temperatures must be > 0, got ${grid.join(',')}`);
@@ -250,9 +252,12 @@ export function analyzeGravity(model: Model, options: GravityOptions): GravityRe
   }
 
   const identities = prompts.flatMap((p) => p.identity);
-  const worst = (key: 'max_abs_diff_exact' | 'max_abs_diff_recomputed' | 'max_abs_diff_potential') =>
-    Math.max(...identities.map((x) => x[key]));
-  const relErr = Math.max(...prompts.map((p) => Math.abs(p.kl_check[p.kl_check.length - 1].ratio - 1)));
+  const worst = (
+    key: 'max_abs_diff_exact' | 'max_abs_diff_recomputed' | 'max_abs_diff_potential',
+  ) => Math.max(...identities.map((x) => x[key]));
+  const relErr = Math.max(
+    ...prompts.map((p) => Math.abs(p.kl_check[p.kl_check.length - 1].ratio - 1)),
+  );
   const refEntropy = meanSdOf(ref.entropies);
   return {
     lens: 'gravity',
@@ -270,14 +275,23 @@ export function analyzeGravity(model: Model, options: GravityOptions): GravityRe
     },
     temperature: T,
     seed,
-    options: { k, basin_width: width, temperatures: grid, samples, max_tokens: maxTokens, eigenvalues: nEig },
+    options: {
+      k,
+      basin_width: width,
+      temperatures: grid,
+      samples,
+      max_tokens: maxTokens,
+      eigenvalues: nEig,
+    },
     conventions: {
       hidden_space:
         'q = ln_final.hook_normalized at the last prompt position: the final-norm output that the classifier reads (z = W q + b); G is the Fisher metric on this space, not pulled back through the final norm',
-      semantic_space: 'R^d of q; token v sits at its unembedding row w_v (tied to the input embedding when the model ties them)',
+      semantic_space:
+        'R^d of q; token v sits at its unembedding row w_v (tied to the input embedding when the model ties them)',
       units: 'nats for entropies, masses, KL and JSD; Φ in logit units',
       prompt_ids: 'encoded with BOS first where the tokenizer has one (api.encodePrompt)',
-      dtype: 'q and W are float32 from the model; every quantity derived from them is float64 (the d×d G for its spectrum is one float32 matmul)',
+      dtype:
+        'q and W are float32 from the model; every quantity derived from them is float64 (the d×d G for its spectrum is one float32 matmul)',
     },
     definitions: DEFINITIONS,
     identity_check: {
@@ -344,10 +358,20 @@ export function referenceOf(
     seen.add(key);
     states.push(Float64Array.from(q));
     keys.push(key);
-    entropies.push(entropyOf(boltzmann(Float64Array.from(logits, (z) => -z), T)));
+    entropies.push(
+      entropyOf(
+        boltzmann(
+          Float64Array.from(logits, (z) => -z),
+          T,
+        ),
+      ),
+    );
   });
   if (states.length <= k) {
-    throw new LmdynError('bad_argument', `the reference corpus gives ${states.length} distinct query states; the kNN density needs more than k = ${k}`);
+    throw new LmdynError(
+      'bad_argument',
+      `the reference corpus gives ${states.length} distinct query states; the kNN density needs more than k = ${k}`,
+    );
   }
   return buildReference(states, keys, entropies, k);
 }
@@ -363,7 +387,13 @@ interface PromptSettings {
   direction: Float64Array;
 }
 
-function promptReport(model: Model, c: Classifier, text: string, st: QueryState, s: PromptSettings): PromptReport {
+function promptReport(
+  model: Model,
+  c: Classifier,
+  text: string,
+  st: QueryState,
+  s: PromptSettings,
+): PromptReport {
   const { T, width } = s;
   const d = c.dim;
   const phi = potential(c, st.q);
@@ -385,7 +415,9 @@ function promptReport(model: Model, c: Classifier, text: string, st: QueryState,
   const density = densityOf(s.ref, st.q, st.ids.join(','));
   const voids = voidScore(s.ref, density, hT);
   const temps = [...new Set([0.5, 1, T, 2])];
-  const order = Array.from(phi.keys()).sort((a, b2) => phi[a] - phi[b2]).slice(0, s.topTokens);
+  const order = Array.from(phi.keys())
+    .sort((a, b2) => phi[a] - phi[b2])
+    .slice(0, s.topTokens);
   let pMaxT = 0;
   for (const x of fT.p) pMaxT = Math.max(pMaxT, x);
   return {
@@ -482,18 +514,67 @@ function meanRows(perPrompt: TemperatureRow[][]): TemperatureRow[] {
 
 const DEFINITIONS: GravityReport['definitions'] = {
   potential: { tag: 'proposed', source: SOURCE, formula: 'Φ_q(v) = −z_v(q) = −(w_v·q + b_v)' },
-  token_law: { tag: 'proposed', source: SOURCE, formula: 'P(v | q, T) = exp(−Φ_q(v)/T) / Σ_u exp(−Φ_q(u)/T) (= temperature sampling)' },
-  identity_check: { tag: 'proposed', source: 'papers.md §3.4 (1)', formula: 'max_v |softmax(−Φ/T)_v − sampler(z, T)_v|, sampler = decode/sampling.ts nextTokenDistribution; equal up to the float32 rounding of z/T in the sampler (to float64 summation order, ~1e-15, at T = 1)' },
+  token_law: {
+    tag: 'proposed',
+    source: SOURCE,
+    formula: 'P(v | q, T) = exp(−Φ_q(v)/T) / Σ_u exp(−Φ_q(u)/T) (= temperature sampling)',
+  },
+  identity_check: {
+    tag: 'proposed',
+    source: 'papers.md §3.4 (1)',
+    formula:
+      'max_v |softmax(−Φ/T)_v − sampler(z, T)_v|, sampler = decode/sampling.ts nextTokenDistribution; equal up to the float32 rounding of z/T in the sampler (to float64 summation order, ~1e-15, at T = 1)',
+  },
   M_geo: { tag: 'proposed', source: SOURCE, formula: '‖q‖₂' },
-  M_info: { tag: 'proposed', source: SOURCE, formula: 'log V − H(P(·|q, 1)) = KL(P ‖ Uniform), nats' },
+  M_info: {
+    tag: 'proposed',
+    source: SOURCE,
+    formula: 'log V − H(P(·|q, 1)) = KL(P ‖ Uniform), nats',
+  },
   depth: { tag: 'proposed', source: SOURCE, formula: 'D = z_(1) − z_(2)' },
-  depth_lse: { tag: 'proposed', source: SOURCE, formula: 'D_lse = z_(1) − logsumexp(z) = log p_max (T = 1)' },
-  basin: { tag: 'proposed', source: SOURCE, formula: 'B_κ = {v : Φ_v ≤ Φ_min + κ_B·T}, mass P_T(B_κ)' },
-  kappa: { tag: 'proposed', source: SOURCE, formula: 'κ = tr G, G = (1/T²) Wᵀ(diag p − p pᵀ) W = (1/T²) Σ_v p_v (w_v − w̄)(w_v − w̄)ᵀ' },
+  depth_lse: {
+    tag: 'proposed',
+    source: SOURCE,
+    formula: 'D_lse = z_(1) − logsumexp(z) = log p_max (T = 1)',
+  },
+  basin: {
+    tag: 'proposed',
+    source: SOURCE,
+    formula: 'B_κ = {v : Φ_v ≤ Φ_min + κ_B·T}, mass P_T(B_κ)',
+  },
+  kappa: {
+    tag: 'proposed',
+    source: SOURCE,
+    formula: 'κ = tr G, G = (1/T²) Wᵀ(diag p − p pᵀ) W = (1/T²) Σ_v p_v (w_v − w̄)(w_v − w̄)ᵀ',
+  },
   top_eigenvalues: { tag: 'proposed', source: SOURCE, formula: 'largest eigenvalues of G' },
-  kl_check: { tag: 'proposed', source: SOURCE, formula: 'KL(P_q ‖ P_{q+δ}) ≈ ½ δᵀGδ, δ = ε‖q‖u, u a seeded random unit vector' },
-  density: { tag: 'proposed', source: SOURCE, formula: 'ρ_k(q) ∝ 1/r_k(q)^{d_eff}, r_k the distance (Euclidean in q-space) to the k-th nearest reference query state (the final-norm state at every position of every reference text, one per distinct prefix, a prefix equal to the prompt left out); d_eff = #PCs for 95% of the reference variance' },
-  void_score: { tag: 'proposed', source: SOURCE, formula: '½ (z(log r_k) + z(H(P_q, T))), z-scores against the reference states (leave-one-out r_k)' },
-  sensitivity: { tag: 'proposed', source: 'papers.md §3.3, §3.4 (4)', formula: 'S = JSD(P(·|q) ‖ P(·|q′)) over paraphrase pairs; Spearman against κ and δᵀGδ (δ = q′ − q, G symmetrised over the pair)' },
-  temperature: { tag: 'proposed', source: 'papers.md §3.3, §3.4 (5)', formula: 'H(P_T), exp(H), escape 1 − P_T(B) and 1 − p_max, distinct-n (words \\b\\w+\\b, lowercased) of sampled continuations' },
+  kl_check: {
+    tag: 'proposed',
+    source: SOURCE,
+    formula: 'KL(P_q ‖ P_{q+δ}) ≈ ½ δᵀGδ, δ = ε‖q‖u, u a seeded random unit vector',
+  },
+  density: {
+    tag: 'proposed',
+    source: SOURCE,
+    formula:
+      'ρ_k(q) ∝ 1/r_k(q)^{d_eff}, r_k the distance (Euclidean in q-space) to the k-th nearest reference query state (the final-norm state at every position of every reference text, one per distinct prefix, a prefix equal to the prompt left out); d_eff = #PCs for 95% of the reference variance',
+  },
+  void_score: {
+    tag: 'proposed',
+    source: SOURCE,
+    formula:
+      '½ (z(log r_k) + z(H(P_q, T))), z-scores against the reference states (leave-one-out r_k)',
+  },
+  sensitivity: {
+    tag: 'proposed',
+    source: 'papers.md §3.3, §3.4 (4)',
+    formula:
+      'S = JSD(P(·|q) ‖ P(·|q′)) over paraphrase pairs; Spearman against κ and δᵀGδ (δ = q′ − q, G symmetrised over the pair)',
+  },
+  temperature: {
+    tag: 'proposed',
+    source: 'papers.md §3.3, §3.4 (5)',
+    formula:
+      'H(P_T), exp(H), escape 1 − P_T(B) and 1 − p_max, distinct-n (words \\b\\w+\\b, lowercased) of sampled continuations',
+  },
 };

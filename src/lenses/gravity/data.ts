@@ -55,8 +55,15 @@ export function readParaphrases(path: string): ParaphraseSet[] {
     }
     const o = (v ?? {}) as { id?: unknown; domain?: unknown; paraphrases?: unknown };
     const list = o.paraphrases;
-    if (!Array.isArray(list) || list.length < 2 || list.some((s) => typeof s !== 'string' || s.trim() === '')) {
-      throw new LmdynError('bad_argument', `${where}: "paraphrases" must be a list of at least 2 non-empty strings`);
+    if (
+      !Array.isArray(list) ||
+      list.length < 2 ||
+      list.some((s) => typeof s !== 'string' || s.trim() === '')
+    ) {
+      throw new LmdynError(
+        'bad_argument',
+        `${where}: "paraphrases" must be a list of at least 2 non-empty strings`,
+      );
     }
     sets.push({
       id: typeof o.id === 'string' ? o.id : `${fallback}-${sets.length + 1}`,

@@ -141,12 +141,12 @@ export interface IdentityCheck {
   passed: boolean;
 }
 
-export function identityCheck(
-  c: Classifier,
-  state: QueryState,
-  T: number,
-): IdentityCheck {
-  const sampler = nextTokenDistribution(state.logits, [], validateSampling({ temperature: T })).probs;
+export function identityCheck(c: Classifier, state: QueryState, T: number): IdentityCheck {
+  const sampler = nextTokenDistribution(
+    state.logits,
+    [],
+    validateSampling({ temperature: T }),
+  ).probs;
   const phiExact = Float64Array.from(state.logits, (z) => -z);
   const phi = potential(c, state.q);
   let zMax = 0;
@@ -188,7 +188,11 @@ export function geometricMass(q: ArrayLike<number>): number {
  * Well depth (§3.3): D = z_(1) − z_(2), the top-1 logit margin (= Φ_(2) − Φ_(1)), and
  * D_lse = z_(1) − logsumexp(z) = log p_max at T = 1; the deepest token is `top`.
  */
-export function wellDepth(phi: ArrayLike<number>): { top: number; margin: number; logPMax: number } {
+export function wellDepth(phi: ArrayLike<number>): {
+  top: number;
+  margin: number;
+  logPMax: number;
+} {
   let top = 0;
   for (let v = 1; v < phi.length; v++) if (phi[v] < phi[top]) top = v;
   let second = Infinity;
@@ -308,7 +312,10 @@ export function fisherEigenvalues(
   const kk = Math.min(k, d);
   const useFull = method === 'full' || (method === 'auto' && d <= FULL_EIG_MAX_DIM);
   if (useFull) {
-    return { values: Array.from(symEig(g, d).values.slice(0, kk), (x) => Math.max(x, 0)), method: 'full' };
+    return {
+      values: Array.from(symEig(g, d).values.slice(0, kk), (x) => Math.max(x, 0)),
+      method: 'full',
+    };
   }
   const op = matrixOperator(Float32Array.from(g), d, d);
   try {
@@ -323,7 +330,12 @@ export function fisherEigenvalues(
  * log-partition functions: KL = log(1 + Σ p (e^Δ − 1)) − Σ p Δ. Used for the second-order check
  * KL ≈ ½ δᵀGδ (§3.3).
  */
-export function klShift(c: Classifier, p: Float64Array, T: number, delta: ArrayLike<number>): number {
+export function klShift(
+  c: Classifier,
+  p: Float64Array,
+  T: number,
+  delta: ArrayLike<number>,
+): number {
   const { vocab: V, dim: d, w } = c;
   let mean = 0;
   let growth = 0;

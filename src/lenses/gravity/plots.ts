@@ -16,7 +16,8 @@ export function gravityPlots(report: GravityReport): { name: string; spec: PlotS
     { name: 'density', spec: densityPlot(report) },
     { name: 'temperature', spec: temperaturePlot(report) },
   ];
-  if (report.sensitivity) out.splice(1, 0, { name: 'curvature_sensitivity', spec: curvatureSensitivity(report) });
+  if (report.sensitivity)
+    out.splice(1, 0, { name: 'curvature_sensitivity', spec: curvatureSensitivity(report) });
   return out;
 }
 
@@ -56,7 +57,11 @@ export function potentialPlot(report: GravityReport): PlotSpec {
             x: { field: 'token', type: 'nominal', sort: { field: 'rank' }, title: null },
             y: { field: 'depth', type: 'quantitative', title: 'Φ − Φ_min (logits)' },
             color: { field: 'in_basin', type: 'nominal', title: 'in basin' },
-            tooltip: [{ field: 'token' }, { field: 'depth', format: '.3f' }, { field: 'prob', format: '.4f' }],
+            tooltip: [
+              { field: 'token' },
+              { field: 'depth', format: '.3f' },
+              { field: 'prob', format: '.4f' },
+            ],
           },
         },
         { mark: { type: 'rule', strokeDash: [4, 3] }, encoding: { y: { datum: edge } } },
@@ -69,11 +74,18 @@ export function potentialPlot(report: GravityReport): PlotSpec {
 export function curvatureSensitivity(report: GravityReport): PlotSpec {
   const s = report.sensitivity;
   if (!s) throw new Error('no sensitivity in the report');
-  const sets = s.sets.map((x) => ({ set: x.id, domain: x.domain, kappa: x.mean_kappa, jsd: x.mean_jsd }));
+  const sets = s.sets.map((x) => ({
+    set: x.id,
+    domain: x.domain,
+    kappa: x.mean_kappa,
+    jsd: x.mean_jsd,
+  }));
   const pairs = s.pairs.map((x) => ({ set: x.set, domain: x.domain, dgd: x.dgd, jsd: x.jsd }));
   const rho = (level: 'sets' | 'pairs', x: 'kappa' | 'dgd') => {
     const r = s.correlations.find((c) => c.level === level && c.domain === 'all' && c.x === x);
-    return r && r.spearman_rho !== null ? `ρ = ${r.spearman_rho.toFixed(2)}, p = ${fmtP(r.spearman_p)}` : 'ρ –';
+    return r && r.spearman_rho !== null
+      ? `ρ = ${r.spearman_rho.toFixed(2)}, p = ${fmtP(r.spearman_p)}`
+      : 'ρ –';
   };
   return {
     $schema: SCHEMA,
@@ -89,7 +101,11 @@ export function curvatureSensitivity(report: GravityReport): PlotSpec {
           x: { field: 'kappa', type: 'quantitative', scale: { zero: false }, title: 'κ = tr G' },
           y: { field: 'jsd', type: 'quantitative', scale: { type: 'log' }, title: 'JSD (nats)' },
           color: { field: 'domain', type: 'nominal' },
-          tooltip: [{ field: 'set' }, { field: 'kappa', format: '.3f' }, { field: 'jsd', format: '.4f' }],
+          tooltip: [
+            { field: 'set' },
+            { field: 'kappa', format: '.3f' },
+            { field: 'jsd', format: '.4f' },
+          ],
         },
       },
       {
@@ -102,9 +118,18 @@ export function curvatureSensitivity(report: GravityReport): PlotSpec {
             mark: { type: 'point', filled: true, opacity: 0.7 },
             encoding: {
               x: { field: 'dgd', type: 'quantitative', scale: { type: 'log' }, title: 'δᵀGδ' },
-              y: { field: 'jsd', type: 'quantitative', scale: { type: 'log' }, title: 'JSD (nats)' },
+              y: {
+                field: 'jsd',
+                type: 'quantitative',
+                scale: { type: 'log' },
+                title: 'JSD (nats)',
+              },
               color: { field: 'domain', type: 'nominal' },
-              tooltip: [{ field: 'set' }, { field: 'dgd', format: '.3f' }, { field: 'jsd', format: '.4f' }],
+              tooltip: [
+                { field: 'set' },
+                { field: 'dgd', format: '.3f' },
+                { field: 'jsd', format: '.4f' },
+              ],
             },
           },
           {
@@ -140,7 +165,12 @@ export function densityPlot(report: GravityReport): PlotSpec {
         data: { values },
         mark: { type: 'bar', opacity: 0.6, color: 'steelblue' },
         encoding: {
-          x: { field: 'log_density', type: 'quantitative', bin: { maxbins: 30 }, title: 'log ρ_k = −d_eff log r_k (+ const)' },
+          x: {
+            field: 'log_density',
+            type: 'quantitative',
+            bin: { maxbins: 30 },
+            title: 'log ρ_k = −d_eff log r_k (+ const)',
+          },
           y: { aggregate: 'count', type: 'quantitative', title: 'reference states' },
         },
       },
@@ -159,9 +189,9 @@ export function densityPlot(report: GravityReport): PlotSpec {
 
 /** Entropy, escape probability and distinct-2 against T, one line per prompt. */
 export function temperaturePlot(report: GravityReport): PlotSpec {
-  const values = report.temperature_sweep.per_prompt.slice(0, MAX_PROMPTS).flatMap((rows, i) =>
-    rows.map((r) => ({ prompt: label(report, i), ...r })),
-  );
+  const values = report.temperature_sweep.per_prompt
+    .slice(0, MAX_PROMPTS)
+    .flatMap((rows, i) => rows.map((r) => ({ prompt: label(report, i), ...r })));
   const panel = (field: string, title: string) => ({
     width: 220,
     height: 180,

@@ -79,7 +79,10 @@ export function analyzeSensitivity(
   T: number,
 ): Sensitivity {
   const texts = sets.flatMap((s) => s.paraphrases);
-  const states = queryStates(model, texts.map((t) => encodePrompt(model, t)));
+  const states = queryStates(
+    model,
+    texts.map((t) => encodePrompt(model, t)),
+  );
   let next = 0;
   const outSets: SensitivitySet[] = [];
   const pairs: SensitivityPair[] = [];
@@ -125,10 +128,42 @@ export function analyzeSensitivity(
     const jsdS = ss.map((s) => s.mean_jsd);
     const jsdP = ps.map((p) => p.jsd);
     correlations.push(
-      row('sets', domain, 'kappa', correlate(ss.map((s) => s.mean_kappa), jsdS)),
-      row('sets', domain, 'dgd', correlate(ss.map((s) => s.mean_dgd), jsdS)),
-      row('pairs', domain, 'kappa', correlate(ps.map((p) => p.kappa_mean), jsdP)),
-      row('pairs', domain, 'dgd', correlate(ps.map((p) => p.dgd), jsdP)),
+      row(
+        'sets',
+        domain,
+        'kappa',
+        correlate(
+          ss.map((s) => s.mean_kappa),
+          jsdS,
+        ),
+      ),
+      row(
+        'sets',
+        domain,
+        'dgd',
+        correlate(
+          ss.map((s) => s.mean_dgd),
+          jsdS,
+        ),
+      ),
+      row(
+        'pairs',
+        domain,
+        'kappa',
+        correlate(
+          ps.map((p) => p.kappa_mean),
+          jsdP,
+        ),
+      ),
+      row(
+        'pairs',
+        domain,
+        'dgd',
+        correlate(
+          ps.map((p) => p.dgd),
+          jsdP,
+        ),
+      ),
     );
   }
   return { temperature: T, sets: outSets, pairs, correlations, headline: correlations[0] };
@@ -138,7 +173,12 @@ function memberOf(text: string, ids: number[], f: Fisher): SensitivityMember {
   return { text, prompt_ids: ids, kappa: f.kappa, entropy: entropyOf(f.p) };
 }
 
-function row(level: CorrelationRow['level'], domain: string, x: CorrelationRow['x'], c: Correlation): CorrelationRow {
+function row(
+  level: CorrelationRow['level'],
+  domain: string,
+  x: CorrelationRow['x'],
+  c: Correlation,
+): CorrelationRow {
   return {
     level,
     domain,

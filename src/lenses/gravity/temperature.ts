@@ -50,9 +50,10 @@ export function temperatureRows(
       seed: plan.seed + t * plan.samples + s,
     })),
   );
-  const outputs = plan.samples > 0 && plan.maxTokens > 0
-    ? generateBatch(model.transformer, requests, { stopIds: stopIds(model) }).outputs
-    : [];
+  const outputs =
+    plan.samples > 0 && plan.maxTokens > 0
+      ? generateBatch(model.transformer, requests, { stopIds: stopIds(model) }).outputs
+      : [];
   return plan.grid.map((T, t) => {
     const p = boltzmann(phi, T);
     const h = entropyOf(p);
@@ -78,7 +79,7 @@ export function temperatureRows(
 
 /** Words as DMET's text evaluator takes them (papers.md §1.5): `\b\w+\b`, lowercased. */
 export function wordsOf(text: string): string[] {
-  return (text.toLowerCase().match(/\b\w+\b/g) ?? []);
+  return text.toLowerCase().match(/\b\w+\b/g) ?? [];
 }
 
 /** distinct-n = |unique n-grams| / |n-grams|, n-grams taken within each text, pooled. */

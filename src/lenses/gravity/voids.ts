@@ -39,7 +39,8 @@ export function buildReference(
 ): Reference {
   const n = states.length;
   const d = states[0].length;
-  if (!(k >= 1 && k < n)) throw new Error(`kNN needs 1 ≤ k < n reference states (k = ${k}, n = ${n})`);
+  if (!(k >= 1 && k < n))
+    throw new Error(`kNN needs 1 ≤ k < n reference states (k = ${k}, n = ${n})`);
   const x = new Float64Array(n * d);
   states.forEach((s, i) => x.set(s, i * d));
   const p = pca(x, n, d, Math.min(n, d));
@@ -86,7 +87,10 @@ export function knnDistances(
     }
     best[at] = s;
   }
-  return Array.from(best.filter((v) => v < Infinity), Math.sqrt);
+  return Array.from(
+    best.filter((v) => v < Infinity),
+    Math.sqrt,
+  );
 }
 
 /** Rows per block of the Gram products in `looKnnRadii`. */
@@ -207,7 +211,11 @@ export function densityOf(ref: Reference, q: ArrayLike<number>, key: string): De
  * Void score = ½ (z_low_density + z_entropy), each standardized against the reference states
  * (entropy at the analysis temperature): positive = sparser and more uncertain than typical.
  */
-export function voidScore(ref: Reference, density: Density, entropy: number): { void_score: number; z_entropy: number } {
+export function voidScore(
+  ref: Reference,
+  density: Density,
+  entropy: number,
+): { void_score: number; z_entropy: number } {
   const { mean, sd } = meanSd(ref.entropies);
   const zH = sd > 0 ? (entropy - mean) / sd : 0;
   return { void_score: 0.5 * (density.z_low_density + zH), z_entropy: zH };
