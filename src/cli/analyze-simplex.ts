@@ -76,13 +76,13 @@ export const registerSimplexLens: LensRegistrar = (analyze) => {
     .option('--loop-tokens <N>', 'tokens per grid sample at most', parseInteger('--loop-tokens', 1), 200)
     .option('--sigmas <LIST>', 'logit noise levels of the escape trials', numberList('--sigmas', 0, 100), [0, 0.01, 0.1, 0.5])
     .option('--trials <N>', 'noisy continuations per loop and σ', parseInteger('--trials', 1, 10000), 16)
-    .option('--horizon <N>', 'steps a continuation must stay on the cycle', parseInteger('--horizon', 1, 100000), 24)
+    .option('--horizon <N>', 'steps a continuation must stay on the cycle (at least one period)', parseInteger('--horizon', 1, 100000), 24)
     .option('--max-loops <N>', 'loops per configuration whose escape is measured (0 = none)', parseInteger('--max-loops', 0), 8)
     .option('--response-tokens <M>', 'tokens of the score-response matrix A', parseInteger('--response-tokens', 2, 64), 6)
     .option('--response-samples <N>', 'samples per configuration whose A is measured (0 = none)', parseInteger('--response-samples', 0), 4)
     .option('--min-repeats <N>', 'a loop repeats its cycle at least N times at the end', parseInteger('--min-repeats', 2), 3)
     .option('--min-span <N>', 'a loop covers at least N tokens at the end', parseInteger('--min-span', 2), 6)
-    .option('--max-period <N>', 'longest cycle searched', parseInteger('--max-period', 1), 32)
+    .option('--max-period <N>', 'longest cycle searched', parseInteger('--max-period', 1), 128)
     .option('--png', 'also write PNG figures')
     .option('-o, --out <DIR>', 'output folder (with --model)')
     .option('--force', 'overwrite a non-empty output folder')
@@ -178,7 +178,7 @@ export function loopTable(loops: LoopReport): string {
     const a = c.score_response;
     return [
       c.label,
-      `${s.loops}/${s.samples}`,
+      `${s.loops}/${s.samples}${s.distinct_sequences < s.samples ? ` (${s.distinct_sequences} distinct)` : ''}`,
       `${s.loop_rate.toFixed(2)} [${s.loop_rate_ci95[0].toFixed(2)}, ${s.loop_rate_ci95[1].toFixed(2)}]`,
       s.mean_period === null ? '–' : s.mean_period.toFixed(1),
       s.time_to_loop === null ? '–' : String(s.time_to_loop.median),

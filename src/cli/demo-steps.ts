@@ -6,6 +6,7 @@
 import type { Model } from '../api.js';
 import { couplingDemo } from './demo-coupling.js';
 import { gravityDemo } from './demo-gravity.js';
+import { simplexDemo } from './demo-simplex.js';
 
 export interface DemoContext {
   model: Model;
@@ -28,4 +29,4 @@ export interface DemoStep {
   run: (ctx: DemoContext) => Promise<void>;
 }
 
-export const DEMO_STEPS: readonly DemoStep[] = [gravityDemo, couplingDemo];
+export const DEMO_STEPS: readonly DemoStep[] = [gravityDemo, couplingDemo, simplexDemo];

@@ -24,7 +24,7 @@ export interface EscapeOptions {
   sigmas: readonly number[];
   /** Continuations per σ. */
   trials: number;
-  /** Steps to stay in the cycle; shortened when the model's context has no room. */
+  /** Steps to stay in the cycle (at least one period); shortened when the context has no room. */
   horizon: number;
   seed: number;
 }
@@ -56,7 +56,7 @@ export function escapeTrials(
   const tf = model.transformer;
   const V = tf.config.vocabSize;
   // The last sampled token needs no forward pass, so `horizon` tokens need horizon − 1 more rows.
-  const horizon = Math.min(options.horizon, tf.config.seqLen - context.length + 1);
+  const horizon = Math.min(Math.max(options.horizon, loop.period), tf.config.seqLen - context.length + 1);
   if (horizon < 1 || context.length > tf.config.seqLen) return null;
   const B = options.sigmas.length * options.trials;
   const cache = tf.newCache(B, Math.min(tf.config.seqLen, context.length + horizon - 1));

@@ -16,14 +16,14 @@ export interface LoopOptions {
   minRepeats: number;
   /** … and the periodic suffix must be at least this many tokens long (default 6). */
   minSpan: number;
-  /** Longest period searched (default 32). */
+  /** Longest period searched (default 128; stories260K's loops are sentence cycles of 20–60 tokens). */
   maxPeriod: number;
 }
 
 export const DEFAULT_LOOP_OPTIONS: Readonly<LoopOptions> = Object.freeze({
   minRepeats: 3,
   minSpan: 6,
-  maxPeriod: 32,
+  maxPeriod: 128,
 });
 
 export interface Loop {
@@ -74,6 +74,8 @@ export interface LoopSample {
 
 export interface LoopSummary {
   samples: number;
+  /** Distinct generated sequences (greedy decoding repeats one sequence for every seed). */
+  distinct_sequences: number;
   /** Sequences that ended with a stop token: they end, so they do not end in a loop. */
   ended_by_stop: number;
   loops: number;
@@ -104,6 +106,7 @@ export function loopSummary(samples: readonly LoopSample[], options: Partial<Loo
     loops,
     summary: {
       samples: n,
+      distinct_sequences: new Set(samples.map((x) => Array.from(x.ids).join(','))).size,
       ended_by_stop: samples.filter((s) => s.finishReason === 'eos').length,
       loops: found.length,
       loop_rate: n > 0 ? found.length / n : NaN,

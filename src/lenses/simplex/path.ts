@@ -25,7 +25,7 @@ export interface PathOptions {
   sigmas?: readonly number[];
   /** Noisy continuations per loop and σ (default 16). */
   trials?: number;
-  /** Steps a continuation must stay on the cycle (default 24). */
+  /** Steps a continuation must stay on the cycle (default 24; at least one period). */
   horizon?: number;
   /** Loops per configuration whose escape is measured (default 8; 0 = skip). */
   maxLoops?: number;
@@ -143,7 +143,15 @@ export function analyzePathDependence(set: GenerationSet, model: Model, options:
     );
 
     // Escape under logit noise, for the first `maxLoops` loops.
-    const looping = config.samples.map((_, i) => i).filter((i) => loops[i] !== null);
+    // Identical sequences (greedy decoding repeats one for every seed) are measured once.
+    const seen = new Set<string>();
+    const distinct = config.samples.map((x) => {
+      const key = [...x.promptIds, -1, ...x.ids].join(',');
+      const fresh = !seen.has(key);
+      seen.add(key);
+      return fresh;
+    });
+    const looping = config.samples.map((_, i) => i).filter((i) => loops[i] !== null && distinct[i]);
     const pooled = sigmas.map((sigma) => ({ sigma, trials: 0, escaped: 0, steps: 0 }));
     const horizons: number[] = [];
     for (const i of looping.slice(0, maxLoops)) {
@@ -164,7 +172,7 @@ export function analyzePathDependence(set: GenerationSet, model: Model, options:
     }
 
     // Score response A, looping samples first.
-    const order = [...looping, ...config.samples.map((_, i) => i).filter((i) => loops[i] === null)];
+    const order = [...looping, ...config.samples.map((_, i) => i).filter((i) => loops[i] === null && distinct[i])];
     const responses: { sample: number; r: ScoreResponse }[] = [];
     for (const i of order) {
       if (responses.length >= responseSamples) break;
@@ -239,7 +247,8 @@ export function analyzePathDependence(set: GenerationSet, model: Model, options:
       time_to_loop: 'generated tokens before the periodic suffix begins (right-censored at the token budget)',
       escape:
         'from the looping sequence, continue with logits + N(0, σ²) per token and step through the sampler (same config); ' +
-        'escaped if within the horizon a token differs from the cycle’s continuation or ends the sequence',
+        'escaped if within the horizon (≥ one period, ≤ the context left) a token differs from the cycle’s continuation or ends the sequence; ' +
+        'identical sequences are measured once',
       score_response:
         'A_ij = s_i(context with one more token j inserted after BOS) − s_i(context), s = logits after the configuration’s penalties, ' +
         'on the most frequent generated tokens; asymmetry = ‖A − Aᵀ‖_F / ‖A + Aᵀ‖_F (0 symmetric: potential game; 1 antisymmetric); ' +
