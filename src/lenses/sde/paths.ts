@@ -103,21 +103,94 @@ export function subsetIncrements(set: IncrementSet, rows: readonly number[]): In
 }
 
 /**
- * Train / validation / test split. With at least `minPaths` paths whole paths are held out
- * (so held-out metrics see unseen trajectories); with fewer, increments are split at random.
+ * Train / validation / test split, planned on path lengths alone (so it can be fixed before the
+ * PCA, which is fitted on the training paths). With at least `minPaths` usable paths whole
+ * paths are held out (held-out metrics then see unseen trajectories); with fewer, increments
+ * are assigned at random and every path counts as training for the PCA.
  */
-export interface Split {
+export interface SplitPlan {
   mode: 'paths' | 'increments';
-  train: IncrementSet;
-  validation: IncrementSet;
-  test: IncrementSet;
-  /** Path indices per part (mode 'paths'); every path otherwise. */
   trainPaths: number[];
   validationPaths: number[];
   testPaths: number[];
+  /** mode 'increments': per path, per increment, 0 = train, 1 = validation, 2 = test. */
+  assignment: Uint8Array[] | null;
   fractions: { validation: number; test: number };
 }
 
+export interface Split extends SplitPlan {
+  train: IncrementSet;
+  validation: IncrementSet;
+  test: IncrementSet;
+}
+
+export function planSplit(
+  lengths: readonly number[],
+  rng: Rng,
+  options: { validation?: number; test?: number; minPaths?: number } = {},
+): SplitPlan {
+  const fv = options.validation ?? 0.2;
+  const ft = options.test ?? 0.2;
+  const minPaths = options.minPaths ?? 10;
+  const usable = lengths.map((len, i) => [len, i] as const).filter(([len]) => len >= 2).map(([, i]) => i);
+  const fractions = { validation: fv, test: ft };
+  if (usable.length >= minPaths) {
+    const order = shuffle(usable, rng);
+    const nv = Math.max(1, Math.round(fv * order.length));
+    const nt = Math.max(1, Math.round(ft * order.length));
+    const sorted = (a: number[]) => a.sort((x, y) => x - y);
+    return {
+      mode: 'paths',
+      validationPaths: sorted(order.slice(0, nv)),
+      testPaths: sorted(order.slice(nv, nv + nt)),
+      trainPaths: sorted(order.slice(nv + nt)),
+      assignment: null,
+      fractions,
+    };
+  }
+  const total = usable.reduce((a, i) => a + lengths[i] - 1, 0);
+  const parts = new Uint8Array(total);
+  const order = shuffle(
+    Array.from({ length: total }, (_, i) => i),
+    rng,
+  );
+  const nv = Math.max(1, Math.round(fv * total));
+  const nt = Math.max(1, Math.round(ft * total));
+  order.forEach((r, i) => (parts[r] = i < nv ? 1 : i < nv + nt ? 2 : 0));
+  let at = 0;
+  const assignment = lengths.map((len) => {
+    const m = Math.max(0, len - 1);
+    const a = parts.slice(at, at + m);
+    at += m;
+    return a;
+  });
+  return { mode: 'increments', trainPaths: usable, validationPaths: usable, testPaths: usable, assignment, fractions };
+}
+
+/** The increment sets of a planned split. */
+export function applySplit(paths: readonly Path[], plan: SplitPlan, k: number, dt: number): Split {
+  const part = (ids: number[]) =>
+    incrementsOf(
+      ids.map((i) => paths[i]),
+      k,
+      dt,
+      ids,
+    );
+  if (plan.mode === 'paths') {
+    return { ...plan, train: part(plan.trainPaths), validation: part(plan.validationPaths), test: part(plan.testPaths) };
+  }
+  const all = incrementsOf(paths, k, dt);
+  const rows: number[][] = [[], [], []];
+  for (let r = 0; r < all.n; r++) rows[plan.assignment![all.path[r]][all.step[r]]].push(r);
+  return {
+    ...plan,
+    train: subsetIncrements(all, rows[0]),
+    validation: subsetIncrements(all, rows[1]),
+    test: subsetIncrements(all, rows[2]),
+  };
+}
+
+/** Plans and applies a split in one go (paths already in their final coordinates). */
 export function splitIncrements(
   paths: readonly Path[],
   k: number,
@@ -125,57 +198,7 @@ export function splitIncrements(
   rng: Rng,
   options: { validation?: number; test?: number; minPaths?: number } = {},
 ): Split {
-  const fv = options.validation ?? 0.2;
-  const ft = options.test ?? 0.2;
-  const minPaths = options.minPaths ?? 10;
-  const usable = paths.map((p, i) => [p, i] as const).filter(([p]) => p.len >= 2);
-  if (usable.length >= minPaths) {
-    const order = shuffle(
-      usable.map(([, i]) => i),
-      rng,
-    );
-    const nv = Math.max(1, Math.round(fv * order.length));
-    const nt = Math.max(1, Math.round(ft * order.length));
-    const validationPaths = order.slice(0, nv).sort((a, b) => a - b);
-    const testPaths = order.slice(nv, nv + nt).sort((a, b) => a - b);
-    const trainPaths = order.slice(nv + nt).sort((a, b) => a - b);
-    const part = (ids: number[]) =>
-      incrementsOf(
-        ids.map((i) => paths[i]),
-        k,
-        dt,
-        ids,
-      );
-    return {
-      mode: 'paths',
-      train: part(trainPaths),
-      validation: part(validationPaths),
-      test: part(testPaths),
-      trainPaths,
-      validationPaths,
-      testPaths,
-      fractions: { validation: fv, test: ft },
-    };
-  }
-  const all = incrementsOf(paths, k, dt);
-  const order = shuffle(
-    Array.from({ length: all.n }, (_, i) => i),
-    rng,
-  );
-  const nv = Math.max(1, Math.round(fv * all.n));
-  const nt = Math.max(1, Math.round(ft * all.n));
-  const sorted = (a: number[]) => a.sort((x, y) => x - y);
-  const every = usable.map(([, i]) => i);
-  return {
-    mode: 'increments',
-    validation: subsetIncrements(all, sorted(order.slice(0, nv))),
-    test: subsetIncrements(all, sorted(order.slice(nv, nv + nt))),
-    train: subsetIncrements(all, sorted(order.slice(nv + nt))),
-    trainPaths: every,
-    validationPaths: every,
-    testPaths: every,
-    fractions: { validation: fv, test: ft },
-  };
+  return applySplit(paths, planSplit(paths.map((p) => p.len), rng, options), k, dt);
 }
 
 /** Fisher–Yates with the given generator (a new array). */

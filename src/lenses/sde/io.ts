@@ -1,0 +1,62 @@
+/**
+ * An SDE run on disk, inside the analysed trace or sweep folder (or --out): sde.json (the
+ * report), sde-model.json (weights, PCA, time convention; reusable with --model-file) and the
+ * figures sde-*.svg (+ .vl.json, .png when asked). Every file is written by temp file + rename.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LmdynError } from '../../errors.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { writePlot } from '../../report/plot.js';
+import { validateModelFile, type SdeModelFile, type SdeReport } from './analyze.js';
+import { sdePlots } from './plots.js';
+
+export const SDE_FILES = ['sde.json', 'sde-model.json'] as const;
+
+/** Refuses to overwrite an earlier SDE run in `dir` unless `force`. */
+export function checkSdeOut(dir: string, force: boolean): void {
+  const present = SDE_FILES.filter((f) => existsSync(join(dir, f)));
+  if (present.length > 0 && !force) {
+    throw new LmdynError('bad_argument', `${join(dir, present[0])} exists; use --force to overwrite it or choose another --out`);
+  }
+}
+
+export async function writeSdeRun(
+  dir: string,
+  report: SdeReport,
+  model: SdeModelFile | null,
+  options: { png?: boolean } = {},
+): Promise<string[]> {
+  mkdirSync(dir, { recursive: true });
+  const written = [join(dir, 'sde.json')];
+  writeFileAtomic(written[0], JSON.stringify(report, roundFloats, 1) + '\n');
+  if (model) {
+    written.push(join(dir, 'sde-model.json'));
+    writeFileAtomic(written[1], JSON.stringify(model) + '\n');
+  }
+  for (const { name, spec } of sdePlots(report)) {
+    written.push(await writePlot(join(dir, name), spec, { png: options.png }));
+  }
+  return written;
+}
+
+export function readSdeModel(path: string): SdeModelFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new LmdynError('not_found', `cannot read the model file ${path}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new LmdynError('bad_format', `${path} is not valid JSON`);
+  }
+  return validateModelFile(value, path);
+}
+
+/** The report keeps 7 significant digits (the model file keeps full precision). */
+function roundFloats(_key: string, value: unknown): unknown {
+  return typeof value === 'number' && Number.isFinite(value) && !Number.isInteger(value) ? Number(value.toPrecision(7)) : value;
+}
