@@ -462,7 +462,9 @@ async function renderSection(section, into, ctx) {
         if (ctx) {
           view.addEventListener('click', (/** @type {unknown} */ _e, /** @type {any} */ item) => {
             const d = item && item.datum;
-            if (d && typeof d.config === 'string') void openBehind(ctx, d.config);
+            if (!d) return;
+            if (typeof d.config === 'string' || typeof d.config === 'number') void openBehind(ctx, { config: String(d.config) });
+            else if (typeof d.temperature === 'number' && typeof d.top_p === 'number') void openBehind(ctx, { temperature: String(d.temperature), top_p: String(d.top_p) });
           });
         }
         await view.runAsync();
@@ -475,16 +477,20 @@ async function renderSection(section, into, ctx) {
   }
 }
 
-/** @param {{ rel: string, behind: HTMLElement }} ctx @param {string} config */
-async function openBehind(ctx, config) {
-  const path = ctx.rel ? `${ctx.rel}/${config}` : config;
+/**
+ * The trace of the sweep configuration behind a clicked cell, drawn under the figures.
+ * @param {{ rel: string, behind: HTMLElement }} ctx @param {Record<string, string>} cell
+ */
+async function openBehind(ctx, cell) {
   ctx.behind.hidden = false;
   ctx.behind.innerHTML = '';
   const h = document.createElement('h2');
-  h.textContent = `Trajectories behind the cell ${config}`;
+  h.textContent = `Trajectories behind the cell ${Object.entries(cell).map(([k, v]) => `${k} ${v}`).join(', ')}`;
   ctx.behind.appendChild(h);
   try {
-    const { sections } = await getJson(`/api/run?path=${encodeURIComponent(path)}`);
+    const query = new URLSearchParams({ path: ctx.rel, ...cell });
+    const { sections, path } = await getJson(`/api/behind?${query}`);
+    h.textContent += ` (${path})`;
     for (const s of sections) await renderSection(s, ctx.behind, null);
     ctx.behind.scrollIntoView({ behavior: 'smooth', block: 'start' });
   } catch (err) {

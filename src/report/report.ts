@@ -102,7 +102,7 @@ export async function reportHtml(
         body.push(blockHtml(block));
       }
     }
-    parts.push(`<section id="${id}" data-kind="${esc(section.kind)}">\n<h2>${esc(section.title)}</h2>\n${body.join('\n')}\n</section>`);
+    parts.push(`<section id="${id}" data-kind="${esc(section.kind)}" data-rel="${esc(section.rel)}">\n<h2>${esc(section.title)}</h2>\n${body.join('\n')}\n</section>`);
   }
   const header = `<header>
 <h1>lmdyn report</h1>

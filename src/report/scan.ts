@@ -5,7 +5,7 @@
  * lens measures; report/sections.ts decides how each kind is drawn.
  */
 import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
 
 /** Lens report files recognised by name (papers.md order), besides any JSON with a `lens` field. */
@@ -77,6 +77,7 @@ export function scanResults(root: string, options: ScanOptions = {}): FoundResul
     }
     // figures with no result file beside them still get shown
     if (plots.length > 0 && !found.some((f) => f.dir === dir)) add('figures', '', {});
+    sharePlots(found.filter((f) => f.dir === dir));
     if (depth >= maxDepth) return;
     for (const name of names) {
       if (name.startsWith('.') || SKIP_DIRS.has(name)) continue;
@@ -87,6 +88,23 @@ export function scanResults(root: string, options: ScanOptions = {}): FoundResul
   walk(top, 0);
   markSweepConfigs(found);
   return found;
+}
+
+/**
+ * When a folder holds several results (a lens that writes into a sweep folder), its figures
+ * belong to the lens reports, not to the sweep or trace: each figure goes to the lens whose name
+ * starts its file name, else to the first lens report.
+ */
+function sharePlots(here: FoundResult[]): void {
+  const lenses = here.filter((f) => f.kind !== 'trace' && f.kind !== 'sweep');
+  if (here.length < 2 || lenses.length === 0) return;
+  const plots = here[0].plots;
+  for (const f of here) f.plots = [];
+  for (const path of plots) {
+    const name = basename(path);
+    const owner = lenses.find((f) => name.startsWith(`${f.kind}_`) || name.startsWith(`${f.kind}-`)) ?? lenses[0];
+    owner.plots.push(path);
+  }
 }
 
 /** Traces listed in a sweep's configs are drawn by the sweep, not one by one. */

@@ -7,6 +7,8 @@
  *   POST /api/lens/coupling     the coupling lens on a prompt, as report blocks
  *   GET  /api/runs              every result under --runs (report/scan.ts)
  *   GET  /api/run?path=REL      the results in one folder under --runs, as report blocks
+ *   GET  /api/behind?path=REL&config=C | &temperature=T&top_p=P
+ *                               the trace of a sweep configuration behind a heatmap cell
  *
  * The page and vega's browser builds are served from this process, so nothing comes from the
  * network. The API opens only the models it was given, reads only under --runs, checks every
@@ -82,6 +84,8 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
         return sendJson(res, 200, listRuns());
       case 'GET /api/run':
         return sendJson(res, 200, await runSections(url.searchParams.get('path') ?? ''));
+      case 'GET /api/behind':
+        return sendJson(res, 200, await runSections(behind(url.searchParams)));
     }
     if (file || KNOWN_API.includes(url.pathname)) throw new HttpError(405, `${req.method ?? ''} is not allowed on ${url.pathname}`);
     throw new HttpError(404, `${url.pathname} is not part of the dashboard or its API`);
@@ -163,6 +167,41 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     return { path: relFromRoot, sections };
   };
 
+  /**
+   * The trace folder behind a heatmap cell: the configuration of the sweep in `path` (or of the
+   * sweep a lens report in `path` names as its source) given by `config` (folder name or index)
+   * or by `temperature` and `top_p`. Returns its path relative to --runs.
+   */
+  const behind = (q: URLSearchParams): string => {
+    if (!existsSync(runs)) throw new HttpError(404, `the runs folder ${runs} does not exist`);
+    const root = realpathSync(runs);
+    const dir = insideRoot(runs, q.get('path') ?? '');
+    let sweepDir = existsSync(join(dir, 'sweep.json')) ? dir : null;
+    if (!sweepDir) {
+      for (const f of scanResults(dir, { maxDepth: 0 })) {
+        const source = f.json.source;
+        const sourceDir = source !== null && typeof source === 'object' ? (source as { dir?: unknown }).dir : undefined;
+        if (typeof sourceDir !== 'string') continue;
+        sweepDir = insideRoot(runs, relative(root, resolve(dir, sourceDir)));
+        break;
+      }
+    }
+    if (!sweepDir || !existsSync(join(sweepDir, 'sweep.json'))) throw new HttpError(404, `no sweep behind "${q.get('path') ?? ''}"`);
+    const configs = (JSON.parse(readFileSync(join(sweepDir, 'sweep.json'), 'utf8')) as { configs: { index: number; dir: string; sampling: { temperature: number; topP: number } }[] }).configs;
+    const config = q.get('config');
+    let chosen;
+    if (config !== null) {
+      if (config.length > 300) throw new HttpError(400, '"config" is too long');
+      chosen = configs.find((c) => c.dir === config || (/^\d+$/.test(config) && c.index === Number(config)));
+    } else {
+      const t = numberField({ temperature: toNumber(q.get('temperature')) }, 'temperature', { min: 0, max: 100 });
+      const p = numberField({ top_p: toNumber(q.get('top_p')) }, 'top_p', { min: 0, max: 1 });
+      chosen = configs.find((c) => c.sampling.temperature === t && c.sampling.topP === p);
+    }
+    if (!chosen) throw new HttpError(404, 'no configuration of the sweep matches that cell');
+    return relative(root, join(sweepDir, chosen.dir));
+  };
+
   const server: Server = createServer(handler);
   await new Promise<void>((resolvePromise, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
@@ -185,7 +224,14 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   };
 }
 
-const KNOWN_API = ['/api/info', '/api/generate', '/api/lens/coupling', '/api/runs', '/api/run'];
+const KNOWN_API = ['/api/info', '/api/generate', '/api/lens/coupling', '/api/runs', '/api/run', '/api/behind'];
+
+/** A query parameter as a number for numberField (absent stays absent, text stays text). */
+function toNumber(v: string | null): unknown {
+  if (v === null || v.trim() === '') return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : v;
+}
 
 interface StaticFile {
   path: string;

@@ -45,7 +45,7 @@ export function numberField(body: Body, key: string, rule: NumberRule): number {
   const lo = rule.minExclusive ? `(${rule.min}` : `[${rule.min}`;
   const what = `${rule.integer ? 'a whole number' : 'a number'} in ${lo}, ${rule.max}]`;
   if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw new HttpError(400, `"${key}" must be ${what}, got ${JSON.stringify(v)}`);
+    throw new HttpError(400, `"${key}" must be ${what}, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`);
   }
   if ((rule.integer && !Number.isInteger(v)) || v > rule.max || (rule.minExclusive ? v <= rule.min : v < rule.min)) {
     throw new HttpError(400, `"${key}" must be ${what}, got ${v}`);
