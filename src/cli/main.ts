@@ -15,6 +15,7 @@ import { registerServe } from './serve.js';
 import { registerSweep } from './sweep.js';
 import { registerPersistence } from './persistence.js';
 import { registerTrace } from './trace.js';
+import { registerTrain } from './train.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('lmdyn')
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
   registerPersistence(program);
   registerAnalyze(program, LENSES);
   registerDemo(program);
+  registerTrain(program);
   registerReport(program);
   registerServe(program);
   const override = (c: Command): void => {
