@@ -3,7 +3,8 @@
  * ripser 1.2.1 (C++), on 500 seeded standard-normal points in R² and in R⁶⁴. Ours is timed in
  * process from the points (distance matrix included); ripser is spawned on the same points
  * written to a temporary CSV file and timed by wall clock (its process start, ~1 ms, is
- * included and printed separately). Each side: median of 5 runs after one warm-up.
+ * included and printed separately). Each side: median of 5 runs after one warm-up. CPU seconds
+ * (ours: process.cpuUsage; ripser: /usr/bin/time) are printed too, being steadier under load.
  * Goal (issue 5): within 2× of ripser.
  *
  * Run alone: `node dist/bench/persistence.js` (after `npx tsc -p .`), or call benchPersistence().
@@ -17,6 +18,7 @@ import { ripsPersistence } from '../src/stats/rips.js';
 import { createRng } from '../src/tensor/rng.js';
 
 const RIPSER = '/usr/bin/ripser';
+const TIME = '/usr/bin/time'; // for ripser's CPU seconds: steadier than wall time on a loaded machine
 
 export interface PersistenceBenchRow {
   points: number;
@@ -31,6 +33,10 @@ export interface PersistenceBenchRow {
   ripserSeconds: number | null;
   /** ours / ripser; below 2 meets the goal. */
   ratio: number | null;
+  /** Median CPU seconds (user + system) of ours and of ripser (via /usr/bin/time), and their ratio. */
+  oursCpuSeconds: number;
+  ripserCpuSeconds: number | null;
+  cpuRatio: number | null;
 }
 
 export function benchPersistence(cases: [number, number][] = [[500, 2], [500, 64]], runs = 5): PersistenceBenchRow[] {
@@ -52,23 +58,38 @@ export function benchPersistence(cases: [number, number][] = [[500, 2], [500, 64
       const result = ripsPersistence(points, n, dim, { maxDim: 1 });
       const oursFirstSeconds = (performance.now() - start) / 1000;
       const ours: number[] = [];
+      const oursCpu: number[] = [];
       for (let r = 0; r < runs; r++) {
         start = performance.now();
+        const cpu = process.cpuUsage();
         ripsPersistence(points, n, dim, { maxDim: 1 });
+        const used = process.cpuUsage(cpu);
         ours.push((performance.now() - start) / 1000);
+        oursCpu.push((used.user + used.system) / 1e6);
       }
       let ripserSeconds: number | null = null;
+      let ripserCpuSeconds: number | null = null;
       if (existsSync(RIPSER)) {
         const theirs: number[] = [];
+        const theirsCpu: number[] = [];
+        const timed = existsSync(TIME);
         for (let r = 0; r <= runs; r++) {
+          const args = ['--format', 'point-cloud', '--dim', '1', file];
           start = performance.now();
-          const run = spawnSync(RIPSER, ['--format', 'point-cloud', '--dim', '1', file], { encoding: 'utf8' });
+          const run = timed
+            ? spawnSync(TIME, ['-f', 'cpu %U %S', RIPSER, ...args], { encoding: 'utf8' })
+            : spawnSync(RIPSER, args, { encoding: 'utf8' });
           const t = (performance.now() - start) / 1000;
           if (run.status !== 0) throw new Error(`ripser failed: ${run.stderr}`);
-          if (r > 0) theirs.push(t);
+          if (r === 0) continue;
+          theirs.push(t);
+          const cpu = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(run.stderr);
+          if (cpu) theirsCpu.push(Number(cpu[1]) + Number(cpu[2]));
         }
         ripserSeconds = median(theirs);
+        if (theirsCpu.length > 0) ripserCpuSeconds = median(theirsCpu);
       }
+      const oursCpuSeconds = median(oursCpu);
       const oursSeconds = median(ours);
       rows.push({
         points: n,
@@ -79,6 +100,9 @@ export function benchPersistence(cases: [number, number][] = [[500, 2], [500, 64
         oursFirstSeconds,
         ripserSeconds,
         ratio: ripserSeconds === null ? null : oursSeconds / ripserSeconds,
+        oursCpuSeconds,
+        ripserCpuSeconds,
+        cpuRatio: ripserCpuSeconds === null ? null : oursCpuSeconds / ripserCpuSeconds,
       });
     }
   } finally {
@@ -100,7 +124,7 @@ export function ripserStartupSeconds(): number | null {
 }
 
 export function printPersistenceTable(rows: readonly PersistenceBenchRow[], startup: number | null): void {
-  const head = ['points', 'dim', 'H1', 'ours s', 'ours 1st s', 'ripser s', 'ours/ripser'];
+  const head = ['points', 'dim', 'H1', 'ours s', 'ours 1st s', 'ripser s', 'ours/ripser', 'ours cpu s', 'ripser cpu s', 'cpu ratio'];
   const cells = rows.map((r) => [
     String(r.points),
     String(r.dim),
@@ -109,6 +133,9 @@ export function printPersistenceTable(rows: readonly PersistenceBenchRow[], star
     r.oursFirstSeconds.toFixed(3),
     r.ripserSeconds === null ? 'n/a' : r.ripserSeconds.toFixed(3),
     r.ratio === null ? 'n/a' : r.ratio.toFixed(2),
+    r.oursCpuSeconds.toFixed(3),
+    r.ripserCpuSeconds === null ? 'n/a' : r.ripserCpuSeconds.toFixed(3),
+    r.cpuRatio === null ? 'n/a' : r.cpuRatio.toFixed(2),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c: string[]) => c.map((x, i) => x.padStart(widths[i])).join('  ');

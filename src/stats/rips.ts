@@ -34,6 +34,12 @@
  *   · the reduction matrix V is stored (as lists of simplices) and coboundaries of its
  *     columns are re-enumerated when added, instead of storing the reduced coboundaries.
  * - Only pairs with death > birth are reported (as ripser with --ratio 1).
+ * Unlike ripser, diameters enter the reduction as dense ranks of the edge lengths, so a simplex
+ * and its diameter are one float64 key (see "the reduction" below); keys must fit in 2^53,
+ * which bounds H1 to ~2500 points (far beyond what is fast anyway).
+ *
+ * Speed (bench/persistence.ts, 2-core machine): on par with ripser 1.2.1 (0.6–1.2× its time)
+ * for 500–1000 points in R² … R⁶⁴ once the JIT is warm; the first call pays ~0.1 s of JIT.
  */
 import { LmdynError } from '../errors.js';
 
