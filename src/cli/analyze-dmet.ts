@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { openModel, type Model } from '../api.js';
 import { LmdynError } from '../errors.js';
-import { analyzeDmet, DEFAULT_HOOK, type DmetReport } from '../lenses/dmet/analyze.js';
+import { analyzeDmet, checkDmetOptions, DEFAULT_HOOK, type DmetOptions, type DmetReport } from '../lenses/dmet/analyze.js';
 import type { Space } from '../lenses/dmet/dynamics.js';
 import { openDmetSource, writeDmetRun } from '../lenses/dmet/io.js';
 import { DEFAULT_BALANCED } from '../lenses/dmet/summary.js';
@@ -68,15 +68,7 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
       if (flags.sweep && source.kind !== 'sweep') throw new LmdynError('bad_argument', `${input} is a trace folder; use --trace`);
       if (flags.trace && source.kind !== 'trace') throw new LmdynError('bad_argument', `${input} is a sweep folder; use --sweep`);
       const log = (line: string) => process.stderr.write(line + '\n');
-      let scorer: Model | null = null;
-      let scorerSpec: string | undefined;
-      if (flags.textModel) {
-        scorerSpec = flags.scorer ?? source.recordedWith.model;
-        const tokenizer = flags.scorer ? flags.scorerTokenizer : source.recordedWith.tokenizer ?? undefined;
-        log(`dmet: scorer ${scorerSpec}${flags.scorer ? '' : ' (the model that generated)'}`);
-        scorer = await openModel(scorerSpec, { tokenizer });
-      }
-      const result = analyzeDmet(source, {
+      const options: Omit<DmetOptions, 'scorer'> = {
         hook: flags.hook,
         keepFirstStep: flags.keepFirstStep ?? false,
         includeLastToken: flags.includeLastToken ?? false,
@@ -87,11 +79,19 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
         kmeansInit: flags.kmeansInit,
         ripsThreshold: flags.ripsThreshold,
         predictability: flags.predictability,
-        scorer,
-        scorerSpec,
         balanced: { maxContinuity: flags.balancedContinuity, minDiversity: flags.balancedDiversity },
         log,
-      });
+      };
+      checkDmetOptions(source, options);
+      let scorer: Model | null = null;
+      let scorerSpec: string | undefined;
+      if (flags.textModel) {
+        scorerSpec = flags.scorer ?? source.recordedWith.model;
+        const tokenizer = flags.scorer ? flags.scorerTokenizer : source.recordedWith.tokenizer ?? undefined;
+        log(`dmet: scorer ${scorerSpec}${flags.scorer ? '' : ' (the model that generated)'}`);
+        scorer = await openModel(scorerSpec, { tokenizer });
+      }
+      const result = analyzeDmet(source, { ...options, scorer, scorerSpec });
       const out = resolve(flags.out ?? input);
       await writeDmetRun(out, result, { png: flags.png, plots: flags.plots });
       process.stdout.write(summaryLines(result.report, out).join('\n') + '\n');

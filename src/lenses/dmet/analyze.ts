@@ -187,29 +187,7 @@ export interface DmetResult {
 
 export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResult {
   const log = options.log ?? (() => undefined);
-  const hook = options.hook ?? DEFAULT_HOOK;
-  if (!source.hooks.includes(hook)) {
-    throw new LmdynError(
-      'bad_argument',
-      `the traces in ${source.dir} did not record '${hook}'; recorded: ${source.hooks.join(', ')} (choose one with --hook)`,
-    );
-  }
-  const dyn: DynamicsOptions = {
-    space: options.space ?? 'per-sequence',
-    bugCompatible: options.bugCompatible ?? false,
-    clusters: options.clusters ?? 3,
-    kmeansSeed: options.kmeansSeed ?? 42,
-    kmeansInit: options.kmeansInit ?? 1,
-    ripsMaxDim: 1,
-    ripsThreshold: options.ripsThreshold,
-    predictability: options.predictability ?? true,
-  };
-  if (dyn.bugCompatible && dyn.space === 'full') {
-    throw new LmdynError('bad_argument', '--bug-compatible reproduces the 2-D code path; it cannot be combined with --space full');
-  }
-  if (!(Number.isInteger(dyn.clusters) && dyn.clusters >= 2)) {
-    throw new LmdynError('bad_argument', `clusters must be a whole number ≥ 2, got ${dyn.clusters}`);
-  }
+  const { hook, dyn } = checkDmetOptions(source, options);
   const window = { keepFirstStep: options.keepFirstStep ?? false, includeLastToken: options.includeLastToken ?? false };
   const minPoints = minimumPoints(dyn.clusters);
   const dictionary = loadDictionary();
@@ -354,6 +332,37 @@ export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResul
     ...summary,
   };
   return { report, rows, curves, diagrams };
+}
+
+/** The hook and dynamics options `analyzeDmet` will use; throws a one-line error for bad ones. */
+export function checkDmetOptions(
+  source: DmetSource,
+  options: Omit<DmetOptions, 'scorer'>,
+): { hook: string; dyn: DynamicsOptions } {
+  const hook = options.hook ?? DEFAULT_HOOK;
+  if (!source.hooks.includes(hook)) {
+    throw new LmdynError(
+      'bad_argument',
+      `the traces in ${source.dir} did not record '${hook}'; recorded: ${source.hooks.join(', ')} (choose one with --hook)`,
+    );
+  }
+  const dyn: DynamicsOptions = {
+    space: options.space ?? 'per-sequence',
+    bugCompatible: options.bugCompatible ?? false,
+    clusters: options.clusters ?? 3,
+    kmeansSeed: options.kmeansSeed ?? 42,
+    kmeansInit: options.kmeansInit ?? 1,
+    ripsMaxDim: 1,
+    ripsThreshold: options.ripsThreshold,
+    predictability: options.predictability ?? true,
+  };
+  if (dyn.bugCompatible && dyn.space === 'full') {
+    throw new LmdynError('bad_argument', '--bug-compatible reproduces the 2-D code path; it cannot be combined with --space full');
+  }
+  if (!(Number.isInteger(dyn.clusters) && dyn.clusters >= 2)) {
+    throw new LmdynError('bad_argument', `clusters must be a whole number ≥ 2, got ${dyn.clusters}`);
+  }
+  return { hook, dyn };
 }
 
 /**
