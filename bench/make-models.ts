@@ -1,7 +1,8 @@
 /**
  * Random-weight llama2.c checkpoints with the shapes of stories15M and stories110M, for timing
  * generation without downloading the trained models (speed does not depend on the values).
- * Written once into .lmdyn-tmp/bench/ and reused. Initialised like llama2.c's model.py: every
+ * Written once into .lmdyn-tmp/bench/ and reused: fp32 (llama2.c version 0) and Q8_0 (version 2,
+ * group size 32 as GGUF's Q8_0, quantized by export.py's rule from the same fp32 values). Initialised like llama2.c's model.py: every
  * linear and the embedding ~ N(0, 0.02²), the residual projections (wo, w3) ~ N(0, (0.02/√(2L))²),
  * norms = 1; tied classifier; seeded.
  */
@@ -44,9 +45,19 @@ export const BENCH_SHAPES: BenchShape[] = [
 
 export const BENCH_DIR = join('.lmdyn-tmp', 'bench');
 
-/** The checkpoint for `shape` (llama2.c version 0), written on first use. */
-export function benchCheckpoint(shape: BenchShape, seed = 1): string {
-  const path = join(BENCH_DIR, `${shape.name}-random-s${seed}.bin`);
+/** Weight formats of the bench checkpoints. */
+export type BenchFormat = 'f32' | 'q8_0';
+
+/** Q8_0 group size of the version-2 bench checkpoints. */
+export const BENCH_GROUP_SIZE = 32;
+
+/**
+ * The checkpoint for `shape` in `format` (llama2.c version 0 for f32, version 2 for Q8_0),
+ * written on first use.
+ */
+export function benchCheckpoint(shape: BenchShape, seed = 1, format: BenchFormat = 'f32'): string {
+  const suffix = format === 'f32' ? '' : `-q80g${BENCH_GROUP_SIZE}`;
+  const path = join(BENCH_DIR, `${shape.name}-random-s${seed}${suffix}.bin`);
   if (existsSync(path)) return path;
   mkdirSync(BENCH_DIR, { recursive: true });
   const config = benchConfig(shape);
@@ -90,7 +101,7 @@ export function benchCheckpoint(shape: BenchShape, seed = 1): string {
       unembedding: embedding,
       unembeddingBias: null,
     },
-    { version: 0 },
+    format === 'f32' ? { version: 0 } : { version: 2, groupSize: BENCH_GROUP_SIZE },
   );
   return path;
 }

@@ -11,7 +11,8 @@
  */
 import { LmdynError } from '../errors.js';
 import type { LoadedModel } from '../io/types.js';
-import { allocF32 } from '../tensor/memory.js';
+import { allocF32, allocF32Collected, freeF32, inArena } from '../tensor/memory.js';
+import { wasmKernels } from '../tensor/wasm/kernels.js';
 import {
   addBias,
   addInPlace,
@@ -78,10 +79,10 @@ export class Transformer {
       );
     }
     const kvDim = this.config.nKvHeads * this.config.headDim;
-    // Attention reads the cache in plain JS, so it lives on the ordinary heap and is freed
-    // with the cache object (only matmul operands need the kernels' memory).
+    // In the kernels' memory so that the attention kernels can read it; each array returns
+    // there once it is garbage-collected (the cache has no owner that could free it).
     const make = () =>
-      Array.from({ length: this.config.nLayers }, () => new Float32Array(capacity * kvDim));
+      Array.from({ length: this.config.nLayers }, () => allocF32Collected(capacity * kvDim));
     return {
       capacity,
       lengths: new Array<number>(nSeq).fill(0),
@@ -90,7 +91,11 @@ export class Transformer {
     };
   }
 
-  forward(cache: KVCache, inputs: readonly ForwardInput[], options: ForwardOptions = {}): ForwardOutput {
+  forward(
+    cache: KVCache,
+    inputs: readonly ForwardInput[],
+    options: ForwardOptions = {},
+  ): ForwardOutput {
     const c = this.config;
     const w = this.weights;
     const hooks = new HookSet(options.hooks ?? []);
@@ -227,7 +232,11 @@ export class Transformer {
     else layernorm(out, x, weight, bias, n, this.config.normEps);
   }
 
-  /** Causal self-attention of each row against its own sequence's cache: z = softmax(qKᵀ/√d)V. */
+  /**
+   * Causal self-attention of each row against its own sequence's cache: z = softmax(qKᵀ/√d)V,
+   * per head. The scores and the mix run in the SIMD kernels when every buffer is in their
+   * memory (the softmax between them in JS), else in the JS loops.
+   */
   private attention(
     s: Scratch,
     cache: KVCache,
@@ -242,10 +251,33 @@ export class Transformer {
     const scale = 1 / Math.sqrt(headDim);
     const att = s.att;
     if (keepPattern) s.pattern.fill(0, 0, rows.length * nHeads * s.kLen);
+    const kernels = wasmKernels();
+    const simd = kernels !== null && inArena(s.q) && inArena(s.z) && inArena(att);
     for (let r = 0; r < rows.length; r++) {
       const { seq, pos } = rows[r];
       const kc = cache.k[seq][l];
       const vc = cache.v[seq][l];
+      if (simd && inArena(kc) && inArena(vc)) {
+        const k = kernels.exports;
+        const n = pos + 1;
+        for (let h = 0; h < nHeads; h++) {
+          const ko = 4 * Math.floor(h / group) * headDim; // bytes
+          const qo = 4 * (r * qDim + h * headDim);
+          k.attn_scores(
+            att.byteOffset,
+            s.q.byteOffset + qo,
+            kc.byteOffset + ko,
+            kvDim,
+            headDim,
+            n,
+            scale,
+          );
+          softmax(att, 0, n);
+          if (keepPattern) s.pattern.set(att.subarray(0, n), (r * nHeads + h) * s.kLen);
+          k.attn_mix(s.z.byteOffset + qo, att.byteOffset, vc.byteOffset + ko, kvDim, headDim, n);
+        }
+        continue;
+      }
       for (let h = 0; h < nHeads; h++) {
         const qo = r * qDim + h * headDim;
         const ko = Math.floor(h / group) * headDim;
@@ -285,7 +317,10 @@ export class Transformer {
       }
       inp.tokens.forEach((token, i) => {
         if (!(Number.isInteger(token) && token >= 0 && token < this.config.vocabSize)) {
-          throw new LmdynError('bad_argument', `token id ${token} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
+          throw new LmdynError(
+            'bad_argument',
+            `token id ${token} is outside the vocabulary (0..${this.config.vocabSize - 1})`,
+          );
         }
         rows.push({ seq: inp.seq, pos: start + i, token, last: i === inp.tokens.length - 1 });
       });
@@ -304,6 +339,10 @@ export class Transformer {
     const c = this.config;
     const qDim = c.nHeads * c.headDim;
     const kvDim = c.nKvHeads * c.headDim;
+    if (s) {
+      // Hooks were told the arrays are reused after their call, so nothing else holds them.
+      for (const a of [s.x, s.xb, s.q, s.k, s.v, s.z, s.hb, s.hb2, s.sel, s.att]) freeF32(a);
+    }
     this.scratch = {
       rows,
       kLenMax,
@@ -317,7 +356,7 @@ export class Transformer {
       hb: allocF32(rows * c.hiddenDim),
       hb2: allocF32(rows * c.hiddenDim),
       sel: allocF32(rows * c.dim),
-      att: new Float32Array(kLenMax),
+      att: allocF32(kLenMax),
       pattern: new Float32Array(rows * c.nHeads * kLenMax),
     };
     return this.scratch;

@@ -61,10 +61,22 @@ export function allocI8(n: number): Int8Array {
 }
 
 /**
+ * allocF32 for buffers whose owner has no moment to free them (a KV cache handed to callers):
+ * the block returns to the arena once the returned array object is garbage-collected. Keep the
+ * array itself while any view of its bytes (a subarray) is in use.
+ */
+export function allocF32Collected(n: number): Float32Array {
+  const arr = allocF32(n);
+  if (collector && inArena(arr)) collector.register(arr, arr.byteOffset, arr);
+  return arr;
+}
+
+/**
  * Returns an allocF32 buffer's block to the arena. The caller promises that neither `arr` nor
  * any view of its bytes is used afterwards. Plain (non-arena) arrays are ignored.
  */
 export function freeF32(arr: Float32Array): void {
+  collector?.unregister(arr);
   freeBlock(arr);
 }
 
@@ -108,11 +120,23 @@ function allocBlock(bytes: number): { buffer: ArrayBufferLike; offset: number } 
 
 function freeBlock(arr: ArrayBufferView): void {
   if (!arena || !inArena(arr)) return;
-  const bytes = arena.live.get(arr.byteOffset);
-  if (bytes === undefined) throw new Error('free: not the start of a live arena block');
-  arena.live.delete(arr.byteOffset);
-  release(arena, { offset: arr.byteOffset, bytes });
+  if (!freeAt(arr.byteOffset)) throw new Error('free: not the start of a live arena block');
 }
+
+function freeAt(offset: number): boolean {
+  if (!arena) return false;
+  const bytes = arena.live.get(offset);
+  if (bytes === undefined) return false;
+  arena.live.delete(offset);
+  release(arena, { offset, bytes });
+  return true;
+}
+
+/** Frees allocF32Collected blocks whose arrays were collected (null without FinalizationRegistry). */
+const collector =
+  typeof FinalizationRegistry === 'undefined'
+    ? null
+    : new FinalizationRegistry<number>((offset) => void freeAt(offset));
 
 function createArena(): Arena | null {
   if (typeof WebAssembly === 'undefined' || typeof SharedArrayBuffer === 'undefined') return null;

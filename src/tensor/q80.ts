@@ -10,13 +10,7 @@
  * reference and the fallback and compute the same sums. The forward pass reaches this through
  * ops.ts matmul, which dispatches on the matrix's format.
  */
-import type {
-  F32Matrix,
-  LayerWeights,
-  Matrix,
-  ModelWeights,
-  Q80Matrix,
-} from '../model/types.js';
+import type { F32Matrix, LayerWeights, Matrix, ModelWeights, Q80Matrix } from '../model/types.js';
 import { allocF32, allocI8, freeF32, isArenaBlock } from './memory.js';
 import { matmulQ80Wasm, quantizeQ80Wasm } from './wasm/kernels.js';
 
@@ -203,7 +197,6 @@ export function quantizeWeightsQ80(w: ModelWeights, groupSize = 32): ModelWeight
     if (before === after || before.format !== 'f32' || freed.has(before.data)) continue;
     freed.add(before.data);
     if (isArenaBlock(before.data)) freeF32(before.data); // else the garbage collector's
-
   }
   return out;
 }

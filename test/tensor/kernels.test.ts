@@ -1,10 +1,14 @@
 import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import assert from 'node:assert/strict';
 import { newMatrix, type F32Matrix as Matrix } from '../../src/model/types.js';
 import {
   allocF32,
+  allocF32Collected,
   allocI8,
+  arenaBytesInUse,
   freeF32,
   freeI8,
   inArena,
@@ -376,3 +380,72 @@ test('quantizeMatrixQ80 then matmulQ80 stays within Q8_0 error of the fp32 produ
   const ref = reference(x, w, 1);
   for (let i = 0; i < 96; i++) assert.ok(Math.abs(approx[i] - exact[i]) < 0.01 * ref.scale[i]);
 });
+
+// ---- attention --------------------------------------------------------------------------------
+
+test(
+  'attn_scores and attn_mix match a float64 reference (head dims 1..80, GQA strides)',
+  wasm,
+  () => {
+    const k = wasmKernels()!.exports;
+    const rng = createRng(2024);
+    for (const hd of [1, 3, 4, 5, 8, 12, 16, 17, 48, 64, 80]) {
+      for (const n of [1, 2, 7, 33]) {
+        const ld = 3 * hd + 1; // rows wider than a head, and not a multiple of 4
+        const off = hd + 1; // the head's values start inside the row
+        const q = fillNormal(allocF32(hd), rng);
+        const kc = fillNormal(allocF32(n * ld), rng);
+        const vc = fillNormal(allocF32(n * ld), rng);
+        const att = allocF32(n);
+        const z = allocF32(hd + 2);
+        z.fill(NaN);
+        const scale = 1 / Math.sqrt(hd);
+        k.attn_scores(att.byteOffset, q.byteOffset, kc.byteOffset + 4 * off, ld, hd, n, scale);
+        for (let t = 0; t < n; t++) {
+          let s = 0;
+          let a = 0;
+          for (let i = 0; i < hd; i++) {
+            s += q[i] * kc[t * ld + off + i];
+            a += Math.abs(q[i] * kc[t * ld + off + i]);
+          }
+          assert.ok(
+            Math.abs(att[t] - s * scale) <= 1e-6 * a * scale,
+            `scores hd=${hd} n=${n} t=${t}`,
+          );
+        }
+        for (let t = 0; t < n; t++) att[t] = rng.normal();
+        k.attn_mix(z.byteOffset, att.byteOffset, vc.byteOffset + 4 * off, ld, hd, n);
+        for (let i = 0; i < hd; i++) {
+          let s = 0;
+          let a = 0;
+          for (let t = 0; t < n; t++) {
+            s += att[t] * vc[t * ld + off + i];
+            a += Math.abs(att[t] * vc[t * ld + off + i]);
+          }
+          assert.ok(Math.abs(z[i] - s) <= 1e-6 * a, `mix hd=${hd} n=${n} i=${i}: ${z[i]} vs ${s}`);
+        }
+        assert.ok(Number.isNaN(z[hd]) && Number.isNaN(z[hd + 1]), 'writes only hd values');
+        for (const b of [q, kc, vc, att, z]) freeF32(b);
+      }
+    }
+  },
+);
+
+test(
+  'allocF32Collected: the block returns to the arena once the array is collected',
+  wasm,
+  async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const before = arenaBytesInUse();
+    (() => {
+      allocF32Collected(1 << 16);
+    })();
+    assert.ok(arenaBytesInUse() > before);
+    for (let i = 0; i < 20 && arenaBytesInUse() > before; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(arenaBytesInUse(), before);
+  },
+);

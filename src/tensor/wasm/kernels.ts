@@ -9,7 +9,7 @@ import { allocF32, allocI8, freeF32, freeI8, inArena, wasmMemory } from '../memo
 import type { Q80Matrix } from '../q80.js';
 import { kernelsWasmBase64 } from './generated/kernels.js';
 
-interface KernelExports {
+export interface KernelExports {
   /**
    * out[n, ·] = x[n, cols]·Wᵀ for W rows [r0, r1), out rows ldo floats apart; all pointers
    * are byte offsets.
@@ -40,6 +40,18 @@ interface KernelExports {
     r0: number,
     r1: number,
   ): void;
+  /** out[t] = scale·(q·k[t]) for t < n, q: [hd], k[t] at k + 4·ld·t (one attention head). */
+  attn_scores(
+    out: number,
+    q: number,
+    k: number,
+    ld: number,
+    hd: number,
+    n: number,
+    scale: number,
+  ): void;
+  /** z[i] = Σ_{t<n} a[t]·v[t][i] for i < hd, v[t] at v + 4·ld·t. */
+  attn_mix(z: number, a: number, v: number, ld: number, hd: number, n: number): void;
   /** dst[t, 0..len) = src[t, 0..len) for t < n; rows ldDst and ldSrc floats apart. */
   copy_rows(dst: number, ldDst: number, src: number, ldSrc: number, n: number, len: number): void;
 }

@@ -5,7 +5,8 @@
 ;; loops read each weight once per call and keep several independent accumulators in registers,
 ;; which is what it takes to approach the memory-bandwidth limit.
 ;;
-;; Kernels: matmul_f32 (fp32 weights), quantize_q80 and matmul_q80 (Q8_0 weights).
+;; Kernels: matmul_f32 (fp32 weights), quantize_q80 and matmul_q80 (Q8_0 weights), attn_scores and
+;; attn_mix (one attention head against the KV cache).
 ;;
 ;; Conventions: every pointer is a byte offset into the imported shared memory (the arena of
 ;; src/tensor/memory.ts); matrices are row-major f32; no alignment is assumed (loads carry the
@@ -487,6 +488,129 @@
         (local.set $ws (i32.add (local.get $ws) (i32.const 4)))
         (br $groups)))
     (call $hsum (local.get $a)))
+
+;; ---------------------------------------------------------------------------------------------
+;; Attention of one query head against its sequence's cache (K and V rows ld floats apart, the
+;; head's hd values at the start of each row). The softmax between the two runs in JS.
+
+  ;; attn_scores: out[t] = scale · (q · k[t]) for t < n; q: [hd], k[t] = k + 4·ld·t.
+  (func (export "attn_scores") (param $out i32) (param $q i32) (param $k i32) (param $ld i32)
+    (param $hd i32) (param $n i32) (param $scale f32)
+    (local $ks i32) (local $end i32) (local $i i32) (local $hb i32) (local $h8 i32)
+    (local $a v128) (local $b v128) (local $s f32)
+    (local.set $ks (i32.shl (local.get $ld) (i32.const 2)))
+    (local.set $hb (i32.shl (local.get $hd) (i32.const 2)))
+    (local.set $h8 (i32.and (local.get $hb) (i32.const -32)))
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done
+      (loop $rows
+        (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+        (local.set $a (v128.const i32x4 0 0 0 0))
+        (local.set $b (v128.const i32x4 0 0 0 0))
+        (local.set $i (i32.const 0))
+        (block $d8
+          (loop $l8
+            (br_if $d8 (i32.ge_u (local.get $i) (local.get $h8)))
+            (local.set $a (f32x4.add (local.get $a) (f32x4.mul
+              (v128.load (i32.add (local.get $q) (local.get $i)))
+              (v128.load (i32.add (local.get $k) (local.get $i))))))
+            (local.set $b (f32x4.add (local.get $b) (f32x4.mul
+              (v128.load offset=16 (i32.add (local.get $q) (local.get $i)))
+              (v128.load offset=16 (i32.add (local.get $k) (local.get $i))))))
+            (local.set $i (i32.add (local.get $i) (i32.const 32)))
+            (br $l8)))
+        (if (i32.and (local.get $hd) (i32.const 4))
+          (then
+            (local.set $a (f32x4.add (local.get $a) (f32x4.mul
+              (v128.load (i32.add (local.get $q) (local.get $i)))
+              (v128.load (i32.add (local.get $k) (local.get $i))))))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))))
+        (local.set $s (call $hsum (f32x4.add (local.get $a) (local.get $b))))
+        (block $td
+          (loop $tail
+            (br_if $td (i32.ge_u (local.get $i) (local.get $hb)))
+            (local.set $s (f32.add (local.get $s) (f32.mul
+              (f32.load (i32.add (local.get $q) (local.get $i)))
+              (f32.load (i32.add (local.get $k) (local.get $i))))))
+            (local.set $i (i32.add (local.get $i) (i32.const 4)))
+            (br $tail)))
+        (f32.store (local.get $out) (f32.mul (local.get $s) (local.get $scale)))
+        (local.set $out (i32.add (local.get $out) (i32.const 4)))
+        (local.set $k (i32.add (local.get $k) (local.get $ks)))
+        (br $rows))))
+
+  ;; attn_mix: z[i] = Σ_{t<n} a[t] · v[t][i] for i < hd; v[t] = v + 4·ld·t. The sum over t runs
+  ;; in order, in f32.
+  (func (export "attn_mix") (param $z i32) (param $a i32) (param $v i32) (param $ld i32)
+    (param $hd i32) (param $n i32)
+    (local $vs i32) (local $hb i32) (local $i i32) (local $t i32) (local $aend i32) (local $vp i32)
+    (local $w v128) (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128) (local $s f32)
+    (local.set $vs (i32.shl (local.get $ld) (i32.const 2)))
+    (local.set $hb (i32.shl (local.get $hd) (i32.const 2)))
+    (local.set $aend (i32.add (local.get $a) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $i (i32.const 0))
+    ;; 16 values of z at a time: four accumulators stay in registers over all t
+    (block $d16
+      (loop $l16
+        (br_if $d16 (i32.gt_u (i32.add (local.get $i) (i32.const 64)) (local.get $hb)))
+        (local.set $c0 (v128.const i32x4 0 0 0 0))
+        (local.set $c1 (v128.const i32x4 0 0 0 0))
+        (local.set $c2 (v128.const i32x4 0 0 0 0))
+        (local.set $c3 (v128.const i32x4 0 0 0 0))
+        (local.set $t (local.get $a))
+        (local.set $vp (i32.add (local.get $v) (local.get $i)))
+        (block $td
+          (loop $tl
+            (br_if $td (i32.ge_u (local.get $t) (local.get $aend)))
+            (local.set $w (f32x4.splat (f32.load (local.get $t))))
+            (local.set $c0 (f32x4.add (local.get $c0) (f32x4.mul (local.get $w) (v128.load (local.get $vp)))))
+            (local.set $c1 (f32x4.add (local.get $c1) (f32x4.mul (local.get $w) (v128.load offset=16 (local.get $vp)))))
+            (local.set $c2 (f32x4.add (local.get $c2) (f32x4.mul (local.get $w) (v128.load offset=32 (local.get $vp)))))
+            (local.set $c3 (f32x4.add (local.get $c3) (f32x4.mul (local.get $w) (v128.load offset=48 (local.get $vp)))))
+            (local.set $t (i32.add (local.get $t) (i32.const 4)))
+            (local.set $vp (i32.add (local.get $vp) (local.get $vs)))
+            (br $tl)))
+        (v128.store (i32.add (local.get $z) (local.get $i)) (local.get $c0))
+        (v128.store offset=16 (i32.add (local.get $z) (local.get $i)) (local.get $c1))
+        (v128.store offset=32 (i32.add (local.get $z) (local.get $i)) (local.get $c2))
+        (v128.store offset=48 (i32.add (local.get $z) (local.get $i)) (local.get $c3))
+        (local.set $i (i32.add (local.get $i) (i32.const 64)))
+        (br $l16)))
+    ;; 4 at a time
+    (block $d4
+      (loop $l4
+        (br_if $d4 (i32.gt_u (i32.add (local.get $i) (i32.const 16)) (local.get $hb)))
+        (local.set $c0 (v128.const i32x4 0 0 0 0))
+        (local.set $t (local.get $a))
+        (local.set $vp (i32.add (local.get $v) (local.get $i)))
+        (block $td
+          (loop $tl
+            (br_if $td (i32.ge_u (local.get $t) (local.get $aend)))
+            (local.set $c0 (f32x4.add (local.get $c0) (f32x4.mul
+              (f32x4.splat (f32.load (local.get $t))) (v128.load (local.get $vp)))))
+            (local.set $t (i32.add (local.get $t) (i32.const 4)))
+            (local.set $vp (i32.add (local.get $vp) (local.get $vs)))
+            (br $tl)))
+        (v128.store (i32.add (local.get $z) (local.get $i)) (local.get $c0))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $l4)))
+    ;; the last hd mod 4 values, one at a time
+    (block $d1
+      (loop $l1
+        (br_if $d1 (i32.ge_u (local.get $i) (local.get $hb)))
+        (local.set $s (f32.const 0))
+        (local.set $t (local.get $a))
+        (local.set $vp (i32.add (local.get $v) (local.get $i)))
+        (block $td
+          (loop $tl
+            (br_if $td (i32.ge_u (local.get $t) (local.get $aend)))
+            (local.set $s (f32.add (local.get $s) (f32.mul (f32.load (local.get $t)) (f32.load (local.get $vp)))))
+            (local.set $t (i32.add (local.get $t) (i32.const 4)))
+            (local.set $vp (i32.add (local.get $vp) (local.get $vs)))
+            (br $tl)))
+        (f32.store (i32.add (local.get $z) (local.get $i)) (local.get $s))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $l1))))
 
   ;; dst[t, 0..len) = src[t, 0..len) for t < n; rows ld_dst and ld_src floats apart. Moves a
   ;; helper thread's finished chunk from its scratch into the output.
