@@ -122,7 +122,7 @@ export function summary(report: SdeReport, out: string, fromFile: boolean): stri
       `${d.label} (T ${d.sampling.temperature}, top-p ${d.sampling.topP}; ${d.paths} paths, split by ${d.split.mode}): ` +
         `test NLL ${f(v.nll.model.test)} (constant ${f(v.nll.constant_test)}, Kramers–Moyal ${f(v.nll.kramers_moyal_test)}) nats/increment; ` +
         `KS mean ${f(v.ks_increments.mean_d)}; MMD² ${f(v.mmd_end_states.mmd2)} (p ${f(v.mmd_end_states.p)})`,
-      `  moments real vs simulated: mean error ${f(m.mean_error_relative)} (relative to √tr Σ), tr Σ sim/real ${f(m.trace_ratio_mean)} (end ${f(m.trace_ratio_end)}); ` +
+      `  moments real vs simulated: mean error ${f(m.mean_error_relative)} (of the states’ spread), Σ_t tr Σ sim/real ${f(m.trace_ratio_mean)} (last step ${f(m.trace_ratio_end)}); ` +
         `MSD α real ${f(d.analyses.msd.alpha_real)} sim ${f(d.analyses.msd.alpha_simulated)}; fixed points ${fp.length}${fp.length ? ` (${fp.map((p) => p.kind).join(', ')})` : ''}; ` +
         `‖μ‖ ${f(d.analyses.along_trajectories.mean.drift_norm)}, ‖σ‖ ${f(d.analyses.along_trajectories.mean.diffusion_norm)}`,
     );

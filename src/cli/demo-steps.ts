@@ -7,6 +7,7 @@ import type { Model } from '../api.js';
 import { couplingDemo } from './demo-coupling.js';
 import { gravityDemo } from './demo-gravity.js';
 import { simplexDemo } from './demo-simplex.js';
+import { sdeDemo } from './demo-sde.js';
 import { dmetDemo } from './demo-dmet.js';
 
 export interface DemoContext {
@@ -30,4 +31,4 @@ export interface DemoStep {
   run: (ctx: DemoContext) => Promise<void>;
 }
 
-export const DEMO_STEPS: readonly DemoStep[] = [dmetDemo, gravityDemo, couplingDemo, simplexDemo];
+export const DEMO_STEPS: readonly DemoStep[] = [dmetDemo, gravityDemo, couplingDemo, simplexDemo, sdeDemo];

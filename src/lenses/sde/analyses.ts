@@ -9,7 +9,7 @@
  */
 import { createRng, type Rng } from '../../tensor/rng.js';
 import { linearFit } from '../coupling/metrics.js';
-import { eigenvalues, type Eigenvalue } from './eigen.js';
+import { eigenvalues, solve, type Eigenvalue } from './dense.js';
 import { kmLookup, kramersMoyal, type KmEstimate, type KmOptions } from './km.js';
 import { driftJacobian, evaluateSde, gaussianNll, sdeNll, type SdeNetwork } from './model.js';
 import { incrementsOf, type IncrementSet, type Path, type Split } from './paths.js';
@@ -89,11 +89,13 @@ export interface DatasetAnalysis {
     /** ‖Σ_real − Σ_sim‖_F / ‖Σ_real‖_F per step. */
     cov_relative_frobenius: number[];
     summary: {
-      /** RMS over steps of ‖m_real − m_sim‖ / √(mean_t tr Σ_real). */
+      /** RMS over steps of ‖m_real − m_sim‖, over √(tr Cov) of all real states pooled. */
       mean_error_relative: number;
-      /** Mean over steps of tr Σ_sim / tr Σ_real (steps with tr Σ_real > 0). */
+      /** Σ_t tr Σ_sim / Σ_t tr Σ_real over the steps where the real ensemble has spread. */
       trace_ratio_mean: number;
+      /** tr Σ_sim / tr Σ_real at the last such step. */
       trace_ratio_end: number;
+      /** Mean over those steps of ‖Σ_real − Σ_sim‖_F / ‖Σ_real‖_F. */
       cov_relative_frobenius_mean: number;
     };
     ito: {
@@ -475,7 +477,7 @@ function ensembleMoments(
   const longest = Math.max(...paths.map((p) => p.len));
   const t0 = paths[0]?.t0 ?? 0;
   const out: DatasetAnalysis['moments'] = {
-    definition: 'ensemble mean m_t and covariance Σ_t over the paths alive at step t, real against simulated (simulations start at each real path’s first state)',
+    definition: 'ensemble mean m_t and covariance Σ_t over the paths alive at step t, real against simulated (simulations start at each real path’s first state); summary: RMS_t ‖m_real − m_sim‖ / √tr Cov(all real states), Σ_t tr Σ_sim / Σ_t tr Σ_real, and the same ratio at the last step',
     replicas,
     t: [],
     n_real: [],
@@ -520,16 +522,21 @@ function ensembleMoments(
     const fd = Math.sqrt(ca.reduce((s, v, i) => s + (v - cb[i]) ** 2, 0));
     out.cov_relative_frobenius.push(fa > 0 ? fd / fa : NaN);
   }
-  // steps whose real spread is negligible (a shared start) are left out of the ratios
+  // the mean error is scaled by the spread of all real states (pooled over steps and paths);
+  // the variance ratio pools over steps, so steps with a near-zero real spread (a shared start)
+  // cannot dominate it
   const steps = out.t.length;
-  const trMean = out.trace_cov_real.reduce((a, b) => a + b, 0) / steps;
-  const spread = (j: number) => out.n_real[j] >= 2 && out.trace_cov_real[j] > 1e-6 * trMean;
-  const used = out.t.map((_, j) => j).filter(spread);
+  const pooled = real.flatMap((p) => Array.from({ length: p.len }, (_, j) => p.states.subarray(j * k, (j + 1) * k)));
+  const cloud = traceOf(covOf(pooled, meanOf(pooled, k), k), k);
   const errSq = out.mean_real.reduce((acc, m, j) => acc + dist(m, out.mean_simulated[j]) ** 2, 0);
+  const used = out.t.map((_, j) => j).filter((j) => out.n_real[j] >= 2 && out.trace_cov_real[j] > 1e-9 * cloud);
+  const sumReal = used.reduce((a, j) => a + out.trace_cov_real[j], 0);
+  const sumSim = used.reduce((a, j) => a + out.trace_cov_simulated[j], 0);
+  const end = used.length ? used[used.length - 1] : -1;
   out.summary = {
-    mean_error_relative: Math.sqrt(errSq / steps) / Math.sqrt(Math.max(trMean, 1e-300)),
-    trace_ratio_mean: used.length ? used.reduce((a, j) => a + out.trace_cov_simulated[j] / out.trace_cov_real[j], 0) / used.length : NaN,
-    trace_ratio_end: used.length ? out.trace_cov_simulated[used[used.length - 1]] / out.trace_cov_real[used[used.length - 1]] : NaN,
+    mean_error_relative: cloud > 0 ? Math.sqrt(errSq / steps / cloud) : NaN,
+    trace_ratio_mean: sumReal > 0 ? sumSim / sumReal : NaN,
+    trace_ratio_end: end >= 0 ? out.trace_cov_simulated[end] / out.trace_cov_real[end] : NaN,
     cov_relative_frobenius_mean: used.length ? used.reduce((a, j) => a + out.cov_relative_frobenius[j], 0) / used.length : NaN,
   };
   // Itô moment equations on the real ensemble that survives to j + 1
@@ -839,31 +846,4 @@ function pearsonOrNull(a: readonly number[], b: readonly number[]): number | nul
     sbb += (b[i] - mb) ** 2;
   }
   return saa > 0 && sbb > 0 ? sab / Math.sqrt(saa * sbb) : null;
-}
-
-/** Solves A·x = b (A [k, k] row-major) by Gaussian elimination with partial pivoting; null if singular. */
-export function solve(a: ArrayLike<number>, b: ArrayLike<number>, k: number): Float64Array | null {
-  const m = Float64Array.from(a);
-  const x = Float64Array.from(b);
-  for (let c = 0; c < k; c++) {
-    let p = c;
-    for (let r = c + 1; r < k; r++) if (Math.abs(m[r * k + c]) > Math.abs(m[p * k + c])) p = r;
-    if (!(Math.abs(m[p * k + c]) > 1e-300)) return null;
-    if (p !== c) {
-      for (let j = 0; j < k; j++) [m[c * k + j], m[p * k + j]] = [m[p * k + j], m[c * k + j]];
-      [x[c], x[p]] = [x[p], x[c]];
-    }
-    for (let r = c + 1; r < k; r++) {
-      const f = m[r * k + c] / m[c * k + c];
-      if (f === 0) continue;
-      for (let j = c; j < k; j++) m[r * k + j] -= f * m[c * k + j];
-      x[r] -= f * x[c];
-    }
-  }
-  for (let c = k - 1; c >= 0; c--) {
-    let s = x[c];
-    for (let j = c + 1; j < k; j++) s -= m[c * k + j] * x[j];
-    x[c] = s / m[c * k + c];
-  }
-  return x;
 }

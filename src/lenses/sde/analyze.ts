@@ -156,6 +156,8 @@ export interface SdeNetworkJson {
   sigma_floor: number;
   norm: SdeNetwork['norm'];
   drift: { sizes: number[]; activation: 'tanh'; params: number[] };
+  /** [A (k × k, row-major), b (k)] of the linear drift term, scaled units. */
+  drift_linear: number[];
   diffusion: { sizes: number[]; activation: 'tanh'; params: number[] };
 }
 
@@ -305,7 +307,7 @@ export function analyzeSde(inputs: readonly SdeInput[], source: { kind: 'trace' 
       from_model_file: given !== undefined,
       loss: models[0].loss,
       loss_definition: LOSS_DEFINITION[models[0].loss],
-      networks: `μ_θ, σ_φ: separate MLPs on [x̃, t̃] (standardised), ${models[0].network.drift.sizes.join(' → ')}, tanh; μ = c·o, σ = c·(softplus(a) + ${models[0].network.sigma_floor}), c_i = std(Δx_i)/√Δt; Adam, minibatches, early stopping on the validation NLL (best epoch kept, step halved on plateaus)`,
+      networks: `μ_θ, σ_φ: separate MLPs on [x̃, t̃] (standardised), ${models[0].network.drift.sizes.join(' → ')}, tanh; μ = c·(o + A·x̃ + b) with the linear (OU) term started at least squares, σ = c·(softplus(a) + ${models[0].network.sigma_floor}), c_i = std(Δx_i)/√Δt; Adam, minibatches, early stopping on the validation NLL (best epoch kept, step halved on plateaus)`,
       options: given ? { model_file: true } : { ...fitOpts, dims, replicas: options.replicas ?? 16 },
     },
     datasets,
@@ -334,8 +336,8 @@ function headlines(a: DatasetAnalysis): DatasetReport['headline'] {
     { name: 'test NLL, Kramers–Moyal', tag: p, definition: 'binned conditional moments', value: finite(a.nll.kramers_moyal_test) },
     { name: 'KS distance of increments', tag: p, definition: 'mean over components, real vs simulated', value: finite(a.ks_increments.mean_d) },
     { name: 'MMD² of end states', tag: p, definition: 'real vs simulated end states', value: finite(a.mmd_end_states.mmd2) },
-    { name: 'moments: mean error', tag: p, definition: 'RMS ‖m_real − m_sim‖ / √(mean tr Σ_real)', value: finite(a.moments.summary.mean_error_relative) },
-    { name: 'moments: tr Σ sim / real', tag: p, definition: 'mean over steps', value: finite(a.moments.summary.trace_ratio_mean) },
+    { name: 'moments: mean error', tag: p, definition: 'RMS over steps of ‖m_real − m_sim‖ / √tr Cov(all real states)', value: finite(a.moments.summary.mean_error_relative) },
+    { name: 'moments: tr Σ sim / real', tag: p, definition: 'Σ_t tr Σ_sim / Σ_t tr Σ_real', value: finite(a.moments.summary.trace_ratio_mean) },
     { name: 'mean ‖μ‖', tag: p, definition: 'along the real trajectories', value: finite(a.along_trajectories.mean.drift_norm) },
     { name: 'mean ‖σ‖', tag: p, definition: 'along the real trajectories', value: finite(a.along_trajectories.mean.diffusion_norm) },
     { name: 'SNR', tag: p, definition: '‖μ‖Δt/(‖σ‖√Δt), mean along the trajectories', value: finite(a.along_trajectories.mean.snr) },
@@ -400,6 +402,7 @@ export function networkToJson(net: SdeNetwork): SdeNetworkJson {
     sigma_floor: net.sigmaFloor,
     norm: net.norm,
     drift: { sizes: net.drift.sizes, activation: 'tanh', params: Array.from(net.drift.params) },
+    drift_linear: Array.from(net.driftLinear),
     diffusion: { sizes: net.diffusion.sizes, activation: 'tanh', params: Array.from(net.diffusion.params) },
   };
 }
@@ -411,6 +414,7 @@ export function networkFromJson(j: SdeNetworkJson): SdeNetwork {
     sigmaFloor: j.sigma_floor,
     norm: j.norm,
     drift: { sizes: j.drift.sizes, activation: 'tanh', params: Float64Array.from(j.drift.params) },
+    driftLinear: Float64Array.from(j.drift_linear),
     diffusion: { sizes: j.diffusion.sizes, activation: 'tanh', params: Float64Array.from(j.diffusion.params) },
   };
 }
@@ -435,6 +439,9 @@ export function validateModelFile(value: unknown, path: string): SdeModelFile {
       if (net.params.length !== expected || net.sizes[net.sizes.length - 1] !== n.k || n.k !== st.k) {
         throw bad(`model '${e.label}': the network sizes and parameters disagree`);
       }
+    }
+    if (!Array.isArray(n.drift_linear) || n.drift_linear.length !== n.k * n.k + n.k) {
+      throw bad(`model '${e.label}': the linear drift term has the wrong size`);
     }
   }
   return m as SdeModelFile;

@@ -8,11 +8,16 @@
  *
  * Scaling (part of the model, stored with it): the networks see x̃ = (x − m)/s_x and
  * t̃ = (t − m_t)/s_t, and output in units of c_i = std(Δx_i)/√Δt:
- *   μ_i = c_i·o_i,   σ_i = c_i·(softplus(a_i) + floor).
+ *   μ_i = c_i·(o_i + (A·x̃ + b)_i),   σ_i = c_i·(softplus(a_i) + floor),
+ * o and a being the two MLPs' outputs. The linear drift term A·x̃ + b (an Ornstein–Uhlenbeck
+ * drift) starts at the least-squares fit of the increments and is trained with the MLPs, which
+ * learn what is not linear: with few increments the mean reversion is then there from the
+ * first epoch instead of having to be grown through saturating tanh units.
  */
 import { createAdam } from '../../nn/adam.js';
 import { createMlp, mlpBackward, mlpForward, mlpInputJacobian, type Mlp, type MlpTape } from '../../nn/mlp.js';
 import { createRng } from '../../tensor/rng.js';
+import { solve } from './dense.js';
 import type { IncrementSet } from './paths.js';
 
 export type SdeLoss = 'nll' | 'two-loss';
@@ -22,6 +27,8 @@ export interface SdeNetwork {
   /** Whether t is an input (μ(x, t), σ(x, t)) or the SDE is autonomous. */
   timeInput: boolean;
   drift: Mlp;
+  /** Linear drift term in scaled units: [A (k × k, row-major), b (k)]. */
+  driftLinear: Float64Array;
   diffusion: Mlp;
   norm: {
     xMean: number[];
@@ -41,6 +48,7 @@ export interface FitOptions {
   hidden?: number[];
   timeInput?: boolean;
   lr?: number;
+  /** Minibatch size (default 256; smaller when that would leave fewer than 8 steps per epoch). */
   batchSize?: number;
   maxEpochs?: number;
   /** Stop after this many epochs without a better validation NLL. */
@@ -87,9 +95,14 @@ export function fitSde(train: IncrementSet, validation: IncrementSet, options: F
   const rng = createRng(opts.seed);
   const network = initialNetwork(train, opts.hidden, opts.timeInput, rng);
   const adamMu = createAdam(network.drift.params.length, { lr: opts.lr });
+  const adamLin = createAdam(network.driftLinear.length, { lr: opts.lr });
   const adamSigma = createAdam(network.diffusion.params.length, { lr: opts.lr });
-  const gMu = new Float64Array(network.drift.params.length);
-  const gSigma = new Float64Array(network.diffusion.params.length);
+  const grads: SdeGradients = {
+    drift: new Float64Array(network.drift.params.length),
+    driftLinear: new Float64Array(network.driftLinear.length),
+    diffusion: new Float64Array(network.diffusion.params.length),
+  };
+  const batchSize = Math.max(1, Math.min(opts.batchSize, Math.max(8, Math.floor(train.n / 8))));
   const val = validation.n > 0 ? validation : train;
   let best = sdeNll(network, val).mean;
   let bestParams = snapshot(network);
@@ -101,18 +114,17 @@ export function fitSde(train: IncrementSet, validation: IncrementSet, options: F
   for (let epoch = 1; epoch <= opts.maxEpochs; epoch++) {
     shuffleInPlace(order, rng);
     let lossSum = 0;
-    for (let b0 = 0; b0 < train.n; b0 += opts.batchSize) {
-      const rows = order.slice(b0, Math.min(train.n, b0 + opts.batchSize));
+    for (let b0 = 0; b0 < train.n; b0 += batchSize) {
+      const rows = order.slice(b0, Math.min(train.n, b0 + batchSize));
       const batch = gather(train, rows);
-      gMu.fill(0);
-      gSigma.fill(0);
-      const loss =
-        opts.loss === 'nll'
-          ? nllLossAndGrad(network, batch, gMu, gSigma)
-          : twoLossAndGrad(network, batch, gMu, gSigma);
+      grads.drift.fill(0);
+      grads.driftLinear.fill(0);
+      grads.diffusion.fill(0);
+      const loss = opts.loss === 'nll' ? nllLossAndGrad(network, batch, grads) : twoLossAndGrad(network, batch, grads);
       lossSum += loss * rows.length;
-      adamMu.step(network.drift.params, gMu);
-      adamSigma.step(network.diffusion.params, gSigma);
+      adamMu.step(network.drift.params, grads.drift);
+      adamLin.step(network.driftLinear, grads.driftLinear);
+      adamSigma.step(network.diffusion.params, grads.diffusion);
     }
     const v = sdeNll(network, val).mean;
     history.push({ epoch, train: lossSum / train.n, validation: v });
@@ -126,17 +138,17 @@ export function fitSde(train: IncrementSet, validation: IncrementSet, options: F
       break;
     } else if (epoch - lastCut >= Math.ceil(opts.patience / 4)) {
       // reduce on plateau: halve the step when the validation NLL stalls
-      adamMu.lr /= 2;
-      adamSigma.lr /= 2;
+      for (const adam of [adamMu, adamLin, adamSigma]) adam.lr /= 2;
       lastCut = epoch;
     }
     if (options.log && epoch % 25 === 0) options.log(`  epoch ${epoch}: train ${fmt(lossSum / train.n)}, validation NLL ${fmt(v)}`);
   }
   network.drift.params.set(bestParams.drift);
+  network.driftLinear.set(bestParams.driftLinear);
   network.diffusion.params.set(bestParams.diffusion);
   return {
     network,
-    options: opts,
+    options: { ...opts, batchSize },
     history,
     bestEpoch,
     epochs: history.length - 1,
@@ -157,12 +169,16 @@ export function evaluateSde(
   const fm = mlpForward(net.drift, input, n);
   const fs = mlpForward(net.diffusion, input, n);
   const { k } = net;
+  const w = net.drift.sizes[0];
+  const lin = net.driftLinear;
   const mu = new Float64Array(n * k);
   const sigma = new Float64Array(n * k);
   for (let r = 0; r < n; r++) {
     for (let i = 0; i < k; i++) {
       const c = net.norm.scale[i];
-      mu[r * k + i] = c * fm.out[r * k + i];
+      let o = fm.out[r * k + i] + lin[k * k + i];
+      for (let j = 0; j < k; j++) o += lin[i * k + j] * input[r * w + j];
+      mu[r * k + i] = c * o;
       sigma[r * k + i] = c * (softplus(fs.out[r * k + i]) + net.sigmaFloor);
     }
   }
@@ -208,12 +224,18 @@ export function gaussianNll(y: number, m: number, v: number): number {
   return ((y - m) * (y - m)) / (2 * v) + 0.5 * Math.log(2 * Math.PI * v);
 }
 
+/** Gradient buffers, one per parameter vector (same layouts). */
+export interface SdeGradients {
+  drift: Float64Array;
+  driftLinear: Float64Array;
+  diffusion: Float64Array;
+}
+
 /**
- * Mean EM NLL of a batch, with its gradient ADDED to gMu (drift params) and gSigma (diffusion
- * params). With r = Δx − μΔt and v = σ²Δt:
+ * Mean EM NLL of a batch, with its gradient ADDED to `grads`. With r = Δx − μΔt, v = σ²Δt:
  *   ∂/∂μ = −Δt·r/v,   ∂/∂σ = (1 − r²/v)/σ,   ∂σ/∂a = c·sigmoid(a),  ∂μ/∂o = c.
  */
-export function nllLossAndGrad(net: SdeNetwork, batch: IncrementSet, gMu: Float64Array, gSigma: Float64Array): number {
+export function nllLossAndGrad(net: SdeNetwork, batch: IncrementSet, grads: SdeGradients): number {
   const { n, k, dt } = batch;
   const { mu, sigma, raw } = evaluateSde(net, batch.x, batch.t, n);
   const go = new Float64Array(n * k);
@@ -231,8 +253,7 @@ export function nllLossAndGrad(net: SdeNetwork, batch: IncrementSet, gMu: Float6
       ga[j] = ((1 - (res * res) / v) / s) * c * sigmoid(raw.a[j]) / n;
     }
   }
-  mlpBackward(net.drift, raw.drift, go, gMu);
-  mlpBackward(net.diffusion, raw.diffusion, ga, gSigma);
+  backward(net, raw, go, ga, grads);
   return loss / n;
 }
 
@@ -240,9 +261,9 @@ export function nllLossAndGrad(net: SdeNetwork, batch: IncrementSet, gMu: Float6
  * The two-loss variant on increments standardised per component (u = Δx/(c√Δt)):
  *   L_μ = mean Σ_i (u_i − μ̃_i√Δt)²,  μ̃ = μ/c;
  *   L_σ = mean Σ_i ((u_i − μ̃_i√Δt)² − σ̃_i²)²,  σ̃ = σ/c,  μ detached.
- * Returns L_μ + L_σ; gradients are added to gMu (from L_μ only) and gSigma (from L_σ only).
+ * Returns L_μ + L_σ; the drift gradients come from L_μ only, the diffusion's from L_σ only.
  */
-export function twoLossAndGrad(net: SdeNetwork, batch: IncrementSet, gMu: Float64Array, gSigma: Float64Array): number {
+export function twoLossAndGrad(net: SdeNetwork, batch: IncrementSet, grads: SdeGradients): number {
   const { n, k, dt } = batch;
   const { mu, sigma, raw } = evaluateSde(net, batch.x, batch.t, n);
   const sq = Math.sqrt(dt);
@@ -265,9 +286,25 @@ export function twoLossAndGrad(net: SdeNetwork, batch: IncrementSet, gMu: Float6
       ga[j] = (-4 * m * st * sigmoid(raw.a[j])) / n;
     }
   }
-  mlpBackward(net.drift, raw.drift, go, gMu);
-  mlpBackward(net.diffusion, raw.diffusion, ga, gSigma);
+  backward(net, raw, go, ga, grads);
   return (lMu + lSigma) / n;
+}
+
+/** From ∂L/∂o (drift output, scaled units) and ∂L/∂a (pre-softplus) to every parameter. */
+function backward(net: SdeNetwork, raw: RawOutputs, go: Float64Array, ga: Float64Array, grads: SdeGradients): void {
+  const { k } = net;
+  const n = raw.drift.n;
+  const w = net.drift.sizes[0];
+  mlpBackward(net.drift, raw.drift, go, grads.drift);
+  mlpBackward(net.diffusion, raw.diffusion, ga, grads.diffusion);
+  // o += A·x̃ + b:  ∂L/∂A_ij = Σ_r go[r, i]·x̃[r, j],  ∂L/∂b_i = Σ_r go[r, i]
+  for (let r = 0; r < n; r++) {
+    for (let i = 0; i < k; i++) {
+      const g = go[r * k + i];
+      for (let j = 0; j < k; j++) grads.driftLinear[i * k + j] += g * raw.input[r * w + j];
+      grads.driftLinear[k * k + i] += g;
+    }
+  }
 }
 
 /** ∂μ/∂x [k, k] at one state (row i = ∂μ_i/∂x), through the input scaling. */
@@ -278,7 +315,9 @@ export function driftJacobian(net: SdeNetwork, x: ArrayLike<number>, t: number):
   const w = net.drift.sizes[0];
   const out = new Float64Array(k * k);
   for (let i = 0; i < k; i++) {
-    for (let j = 0; j < k; j++) out[i * k + j] = (net.norm.scale[i] * jin[i * w + j]) / net.norm.xStd[j];
+    for (let j = 0; j < k; j++) {
+      out[i * k + j] = (net.norm.scale[i] * (jin[i * w + j] + net.driftLinear[i * k + j])) / net.norm.xStd[j];
+    }
   }
   return out;
 }
@@ -334,7 +373,37 @@ function initialNetwork(train: IncrementSet, hidden: number[], timeInput: boolea
   const diffusion = createMlp(sizes, rng, 0.1);
   const last = diffusion.params.length - k; // output bias of the diffusion network
   for (let i = 0; i < k; i++) diffusion.params[last + i] = Math.log(Math.E - 1);
-  return { k, timeInput, drift, diffusion, norm, sigmaFloor: SIGMA_FLOOR };
+  const driftLinear = linearDriftFit(train, norm);
+  return { k, timeInput, drift, driftLinear, diffusion, norm, sigmaFloor: SIGMA_FLOOR };
+}
+
+/**
+ * Least squares (ridge 1e-6·n) of the scaled drift target Δx_i/(c_i Δt) on [x̃, 1]: the
+ * Ornstein–Uhlenbeck drift the linear term starts from. Returns [A (k × k), b (k)].
+ */
+function linearDriftFit(train: IncrementSet, norm: SdeNetwork['norm']): Float64Array {
+  const { k, n, dt } = train;
+  const m = k + 1;
+  const xtx = new Float64Array(m * m);
+  const xty = new Float64Array(m * k);
+  const row = new Float64Array(m);
+  for (let r = 0; r < n; r++) {
+    for (let j = 0; j < k; j++) row[j] = (train.x[r * k + j] - norm.xMean[j]) / norm.xStd[j];
+    row[k] = 1;
+    for (let a = 0; a < m; a++) {
+      for (let b = 0; b < m; b++) xtx[a * m + b] += row[a] * row[b];
+      for (let i = 0; i < k; i++) xty[a * k + i] += (row[a] * train.dx[r * k + i]) / (norm.scale[i] * dt);
+    }
+  }
+  for (let a = 0; a < m; a++) xtx[a * m + a] += 1e-6 * n;
+  const out = new Float64Array(k * k + k);
+  for (let i = 0; i < k; i++) {
+    const w = solve(xtx, Float64Array.from({ length: m }, (_, a) => xty[a * k + i]), m);
+    if (!w) continue;
+    for (let j = 0; j < k; j++) out[i * k + j] = w[j];
+    out[k * k + i] = w[k];
+  }
+  return out;
 }
 
 function gather(set: IncrementSet, rows: readonly number[]): IncrementSet {
@@ -353,8 +422,8 @@ function gather(set: IncrementSet, rows: readonly number[]): IncrementSet {
   return { k, n, dt: set.dt, x, t, dx, path: new Int32Array(n), step: new Int32Array(n) };
 }
 
-function snapshot(net: SdeNetwork): { drift: Float64Array; diffusion: Float64Array } {
-  return { drift: net.drift.params.slice(), diffusion: net.diffusion.params.slice() };
+function snapshot(net: SdeNetwork): { drift: Float64Array; driftLinear: Float64Array; diffusion: Float64Array } {
+  return { drift: net.drift.params.slice(), driftLinear: net.driftLinear.slice(), diffusion: net.diffusion.params.slice() };
 }
 
 function shuffleInPlace(a: number[], rng: ReturnType<typeof createRng>): void {

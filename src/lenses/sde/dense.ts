@@ -1,8 +1,11 @@
 /**
- * Eigenvalues of a general real square matrix (the drift Jacobian ∂μ/∂x at a fixed point,
- * papers.md §2.5 item 1): balancing, reduction to upper Hessenberg form by stabilised
- * elimination, then Francis double-shift QR (the EISPACK balanc/elmhes/hqr sequence as in
- * Numerical Recipes §11.5–11.6). Small matrices only (k ≤ a few dozen); values, not vectors.
+ * Small dense linear algebra in float64 for the SDE lens (k ≤ a few dozen), beside what
+ * tensor/linalg.ts offers for symmetric problems:
+ *   eigenvalues — of a general real square matrix (the drift Jacobian ∂μ/∂x at a fixed point,
+ *     papers.md §2.5 item 1): balancing, reduction to upper Hessenberg form by stabilised
+ *     elimination, then Francis double-shift QR (the EISPACK balanc/elmhes/hqr sequence as in
+ *     Numerical Recipes §11.5–11.6); values, not vectors;
+ *   solve — A·x = b by Gaussian elimination with partial pivoting.
  */
 export interface Eigenvalue {
   re: number;
@@ -229,4 +232,31 @@ function hqr(a: number[][], n: number, wr: number[], wi: number[]): void {
       }
     } while (l < nn - 1);
   }
+}
+
+/** Solves A·x = b (A [k, k] row-major) by Gaussian elimination with partial pivoting; null if singular. */
+export function solve(a: ArrayLike<number>, b: ArrayLike<number>, k: number): Float64Array | null {
+  const m = Float64Array.from(a);
+  const x = Float64Array.from(b);
+  for (let c = 0; c < k; c++) {
+    let p = c;
+    for (let r = c + 1; r < k; r++) if (Math.abs(m[r * k + c]) > Math.abs(m[p * k + c])) p = r;
+    if (!(Math.abs(m[p * k + c]) > 1e-300)) return null;
+    if (p !== c) {
+      for (let j = 0; j < k; j++) [m[c * k + j], m[p * k + j]] = [m[p * k + j], m[c * k + j]];
+      [x[c], x[p]] = [x[p], x[c]];
+    }
+    for (let r = c + 1; r < k; r++) {
+      const f = m[r * k + c] / m[c * k + c];
+      if (f === 0) continue;
+      for (let j = c; j < k; j++) m[r * k + j] -= f * m[c * k + j];
+      x[r] -= f * x[c];
+    }
+  }
+  for (let c = k - 1; c >= 0; c--) {
+    let s = x[c];
+    for (let j = c + 1; j < k; j++) s -= m[c * k + j] * x[j];
+    x[c] = s / m[c * k + c];
+  }
+  return x;
 }
