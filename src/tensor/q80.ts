@@ -165,13 +165,25 @@ export type WeightFormat = 'f32' | 'q8_0';
  * object.
  */
 export function quantizeWeightsQ80(w: ModelWeights, groupSize = 32): ModelWeights {
+  const matrices = new Set<Matrix>([w.tokenEmbedding, w.unembedding]);
+  for (const l of w.layers) {
+    for (const m of [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]) if (m) matrices.add(m);
+  }
+  // Each f32 buffer is freed as soon as the last matrix over it is converted, so the Q8_0
+  // copies of later matrices reuse its memory and the arena grows by one matrix, not by all.
+  const users = new Map<Float32Array, number>();
+  for (const m of matrices) if (m.format === 'f32') users.set(m.data, (users.get(m.data) ?? 0) + 1);
   const done = new Map<Matrix, Matrix>();
   const conv = (m: Matrix): Matrix => {
     let out = done.get(m);
-    if (!out) {
-      const gs = m.format === 'f32' ? q80GroupSize(m.cols, groupSize) : null;
-      out = gs === null ? m : quantizeMatrixQ80(m, gs);
-      done.set(m, out);
+    if (out) return out;
+    const gs = m.format === 'f32' ? q80GroupSize(m.cols, groupSize) : null;
+    out = gs === null ? m : quantizeMatrixQ80(m, gs);
+    done.set(m, out);
+    if (out !== m && m.format === 'f32') {
+      const left = (users.get(m.data) ?? 1) - 1;
+      users.set(m.data, left);
+      if (left === 0 && isArenaBlock(m.data)) freeF32(m.data); // else the garbage collector's
     }
     return out;
   };
@@ -186,19 +198,7 @@ export function quantizeWeightsQ80(w: ModelWeights, groupSize = 32): ModelWeight
     wUp: conv(l.wUp),
     wDown: conv(l.wDown),
   }));
-  const out: ModelWeights = {
-    ...w,
-    tokenEmbedding: conv(w.tokenEmbedding),
-    unembedding: conv(w.unembedding),
-    layers,
-  };
-  const freed = new Set<Float32Array>();
-  for (const [before, after] of done) {
-    if (before === after || before.format !== 'f32' || freed.has(before.data)) continue;
-    freed.add(before.data);
-    if (isArenaBlock(before.data)) freeF32(before.data); // else the garbage collector's
-  }
-  return out;
+  return { ...w, tokenEmbedding: conv(w.tokenEmbedding), unembedding: conv(w.unembedding), layers };
 }
 
 /** Bytes of the weight matrices as stored, by format (for reports). */
