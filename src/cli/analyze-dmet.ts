@@ -5,7 +5,13 @@
 import { resolve } from 'node:path';
 import { openModel, type Model } from '../api.js';
 import { LmdynError } from '../errors.js';
-import { analyzeDmet, checkDmetOptions, DEFAULT_HOOK, type DmetOptions, type DmetReport } from '../lenses/dmet/analyze.js';
+import {
+  analyzeDmet,
+  checkDmetOptions,
+  DEFAULT_HOOK,
+  type DmetOptions,
+  type DmetReport,
+} from '../lenses/dmet/analyze.js';
 import type { Space } from '../lenses/dmet/dynamics.js';
 import { openDmetSource, writeDmetRun } from '../lenses/dmet/io.js';
 import { DEFAULT_BALANCED } from '../lenses/dmet/summary.js';
@@ -38,35 +44,87 @@ interface DmetFlags {
 export const registerDmetLens: LensRegistrar = (analyze) => {
   analyze
     .command('dmet')
-    .description('trajectory continuity, clustering, persistence vs text quality over a decoding grid (papers.md §1)')
+    .description(
+      'trajectory continuity, clustering, persistence vs text quality over a decoding grid (papers.md §1)',
+    )
     .option('--sweep <DIR>', 'a folder made by lmdyn sweep')
     .option('--trace <DIR>', 'one trace folder made by lmdyn trace (sampled)')
     .option('-o, --out <DIR>', 'where dmet.json etc. go (default: the --sweep / --trace folder)')
-    .option('--hook <NAME>', 'last-layer state to use (post-final-norm by default, as HF hidden_states[-1])', DEFAULT_HOOK)
-    .option('--keep-first-step', 'keep generation step 0 (the last prompt position), which the code drops')
-    .option('--include-last-token', 'append the last generated token’s state (HF never computes it)')
-    .option('--space <S>', 'per-sequence (PCA per sequence, the code) | pooled (one PCA over all) | full (no PCA)', parseSpace, 'per-sequence')
-    .option('--bug-compatible', 'continuity as the released code computes it (mean |PC2 − PC1|; C_std NaN)')
+    .option(
+      '--hook <NAME>',
+      'last-layer state to use (post-final-norm by default, as HF hidden_states[-1])',
+      DEFAULT_HOOK,
+    )
+    .option(
+      '--keep-first-step',
+      'keep generation step 0 (the last prompt position), which the code drops',
+    )
+    .option(
+      '--include-last-token',
+      'append the last generated token’s state (HF never computes it)',
+    )
+    .option(
+      '--space <S>',
+      'per-sequence (PCA per sequence, the code) | pooled (one PCA over all) | full (no PCA)',
+      parseSpace,
+      'per-sequence',
+    )
+    .option(
+      '--bug-compatible',
+      'continuity as the released code computes it (mean |PC2 − PC1|; C_std NaN)',
+    )
     .option('--clusters <K>', 'k of k-means', parseInteger('--clusters', 2, 1000), 3)
-    .option('-s, --seed <S>', 'k-means++ seed (the code: random_state = 42)', parseInteger('--seed', 0, 2 ** 32 - 1), 42)
-    .option('--kmeans-init <N>', 'k-means++ starts, lowest inertia wins (scikit-learn ≥ 1.4: 1; older: 10)', parseInteger('--kmeans-init', 1, 1000), 1)
-    .option('--rips-threshold <X>', 'largest Rips diameter (default: the enclosing radius, as ripser)', parseNumber('--rips-threshold', 0, Number.MAX_VALUE))
+    .option(
+      '-s, --seed <S>',
+      'k-means++ seed (the code: random_state = 42)',
+      parseInteger('--seed', 0, 2 ** 32 - 1),
+      42,
+    )
+    .option(
+      '--kmeans-init <N>',
+      'k-means++ starts, lowest inertia wins (scikit-learn ≥ 1.4: 1; older: 10)',
+      parseInteger('--kmeans-init', 1, 1000),
+      1,
+    )
+    .option(
+      '--rips-threshold <X>',
+      'largest Rips diameter (default: the enclosing radius, as ripser)',
+      parseNumber('--rips-threshold', 0, Number.MAX_VALUE),
+    )
     .option('--no-predictability', 'skip the AR(1) predictability feature ([proposed])')
-    .option('--scorer <M>', 'model scoring perplexity and coherence (default: the model that generated)')
+    .option(
+      '--scorer <M>',
+      'model scoring perplexity and coherence (default: the model that generated)',
+    )
     .option('--scorer-tokenizer <T>', 'tokenizer for --scorer')
     .option('--no-text-model', 'skip perplexity and coherence (no scorer model is loaded)')
-    .option('--balanced-continuity <X>', 'balanced region: largest configuration-mean C_mean, or median', parseBound('--balanced-continuity', Number.MAX_VALUE), DEFAULT_BALANCED.maxContinuity)
-    .option('--balanced-diversity <Y>', 'balanced region: smallest configuration-mean distinct-2, or median', parseBound('--balanced-diversity', 1), DEFAULT_BALANCED.minDiversity)
+    .option(
+      '--balanced-continuity <X>',
+      'balanced region: largest configuration-mean C_mean, or median',
+      parseBound('--balanced-continuity', Number.MAX_VALUE),
+      DEFAULT_BALANCED.maxContinuity,
+    )
+    .option(
+      '--balanced-diversity <Y>',
+      'balanced region: smallest configuration-mean distinct-2, or median',
+      parseBound('--balanced-diversity', 1),
+      DEFAULT_BALANCED.minDiversity,
+    )
     .option('--no-plots', 'write no figures')
     .option('--png', 'also write PNG figures')
     .action(async (flags: DmetFlags) => {
-      if (!!flags.sweep === !!flags.trace) throw new LmdynError('bad_argument', 'give --sweep DIR or --trace DIR (one of them)');
-      if (flags.scorerTokenizer && !flags.scorer) throw new LmdynError('bad_argument', '--scorer-tokenizer needs --scorer');
-      if (flags.scorer && !flags.textModel) throw new LmdynError('bad_argument', 'give --scorer or --no-text-model, not both');
+      if (!!flags.sweep === !!flags.trace)
+        throw new LmdynError('bad_argument', 'give --sweep DIR or --trace DIR (one of them)');
+      if (flags.scorerTokenizer && !flags.scorer)
+        throw new LmdynError('bad_argument', '--scorer-tokenizer needs --scorer');
+      if (flags.scorer && !flags.textModel)
+        throw new LmdynError('bad_argument', 'give --scorer or --no-text-model, not both');
       const input = resolve((flags.sweep ?? flags.trace)!);
       const source = openDmetSource(input);
-      if (flags.sweep && source.kind !== 'sweep') throw new LmdynError('bad_argument', `${input} is a trace folder; use --trace`);
-      if (flags.trace && source.kind !== 'trace') throw new LmdynError('bad_argument', `${input} is a sweep folder; use --sweep`);
+      if (flags.sweep && source.kind !== 'sweep')
+        throw new LmdynError('bad_argument', `${input} is a trace folder; use --trace`);
+      if (flags.trace && source.kind !== 'trace')
+        throw new LmdynError('bad_argument', `${input} is a sweep folder; use --sweep`);
       const log = (line: string) => process.stderr.write(line + '\n');
       const options: Omit<DmetOptions, 'scorer'> = {
         hook: flags.hook,
@@ -79,7 +137,10 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
         kmeansInit: flags.kmeansInit,
         ripsThreshold: flags.ripsThreshold,
         predictability: flags.predictability,
-        balanced: { maxContinuity: flags.balancedContinuity, minDiversity: flags.balancedDiversity },
+        balanced: {
+          maxContinuity: flags.balancedContinuity,
+          minDiversity: flags.balancedDiversity,
+        },
         log,
       };
       checkDmetOptions(source, options);
@@ -87,7 +148,9 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
       let scorerSpec: string | undefined;
       if (flags.textModel) {
         scorerSpec = flags.scorer ?? source.recordedWith.model;
-        const tokenizer = flags.scorer ? flags.scorerTokenizer : source.recordedWith.tokenizer ?? undefined;
+        const tokenizer = flags.scorer
+          ? flags.scorerTokenizer
+          : (source.recordedWith.tokenizer ?? undefined);
         log(`dmet: scorer ${scorerSpec}${flags.scorer ? '' : ' (the model that generated)'}`);
         scorer = await openModel(scorerSpec, { tokenizer });
       }
@@ -105,7 +168,10 @@ function parseBound(flag: string, max: number) {
 
 function parseSpace(value: string): Space {
   if (value === 'per-sequence' || value === 'pooled' || value === 'full') return value;
-  throw new LmdynError('bad_argument', `--space must be per-sequence, pooled or full, got '${value}'`);
+  throw new LmdynError(
+    'bad_argument',
+    `--space must be per-sequence, pooled or full, got '${value}'`,
+  );
 }
 
 /** The terminal summary: the trend with temperature and the test counts. */
@@ -118,11 +184,15 @@ export function summaryLines(report: DmetReport, out: string): string[] {
   ];
   tr.temperature.forEach((t, i) => {
     const v = (m: string, w: number) => fmt(tr.metrics[m].mean[i]).padStart(w);
-    lines.push(`${String(t).padStart(5)} ${v('C_mean', 8)} ${v('C_norm', 7)} ${v('silhouette', 7)} ${v('persistence', 7)} ${v('log_ppl', 8)} ${v('diversity', 6)}`);
+    lines.push(
+      `${String(t).padStart(5)} ${v('C_mean', 8)} ${v('C_norm', 7)} ${v('silhouette', 7)} ${v('persistence', 7)} ${v('log_ppl', 8)} ${v('diversity', 6)}`,
+    );
   });
   if (tr.temperature.length > 1) {
     const rho = (m: string) => `${m} ρ=${fmt(tr.metrics[m].spearman_rho)}`;
-    lines.push(`Spearman with temperature: ${['C_mean', 'silhouette', 'persistence', 'log_ppl', 'diversity'].map(rho).join(', ')}`);
+    lines.push(
+      `Spearman with temperature: ${['C_mean', 'silhouette', 'persistence', 'log_ppl', 'diversity'].map(rho).join(', ')}`,
+    );
   }
   const t = report.tests;
   lines.push(
@@ -132,7 +202,8 @@ export function summaryLines(report: DmetReport, out: string): string[] {
   lines.push(
     `balanced region (C_mean ≤ ${fmt(b.bounds.max_C_mean)}, distinct-2 ≥ ${fmt(b.bounds.min_diversity)}): ${b.configs.length ? b.configs.map((c) => `T ${c.temperature}/p ${c.top_p}`).join(', ') : 'none'}`,
   );
-  if (report.skipped.length) lines.push(`skipped ${report.skipped.length} short sequence(s) (see dmet.json skipped)`);
+  if (report.skipped.length)
+    lines.push(`skipped ${report.skipped.length} short sequence(s) (see dmet.json skipped)`);
   return lines;
 }
 

@@ -96,7 +96,8 @@ export function silhouetteSamples(
   for (let i = 0; i < n; i++) {
     sums.fill(0);
     for (let j = 0; j < n; j++) {
-      if (j !== i) sums[slot.get(labels[j])!] += Math.sqrt(squaredDistance(points, i, points, j, dim));
+      if (j !== i)
+        sums[slot.get(labels[j])!] += Math.sqrt(squaredDistance(points, i, points, j, dim));
     }
     const own = slot.get(labels[i])!;
     if (size[own] <= 1) continue; // s_i = 0
@@ -114,7 +115,13 @@ export function silhouetteSamples(
  * one the best of 2 + ⌊ln k⌋ candidates drawn with probability ∝ D(x)², "best" meaning the
  * lowest resulting potential Σ min(D², d²(x, candidate)).
  */
-function kmeansPlusPlus(x: Float64Array, n: number, dim: number, k: number, rng: Rng): Float64Array {
+function kmeansPlusPlus(
+  x: Float64Array,
+  n: number,
+  dim: number,
+  k: number,
+  rng: Rng,
+): Float64Array {
   const centers = new Float64Array(k * dim);
   const trials = 2 + Math.floor(Math.log(k));
   const first = Math.min(n - 1, Math.floor(rng.next() * n));
@@ -184,7 +191,8 @@ function lloyd(
       count[labels[i]]++;
       for (let j = 0; j < dim; j++) next[labels[i] * dim + j] += x[i * dim + j];
     }
-    for (let c = 0; c < k; c++) if (count[c] === 0) relocate(x, n, dim, centers, labels, next, count, c);
+    for (let c = 0; c < k; c++)
+      if (count[c] === 0) relocate(x, n, dim, centers, labels, next, count, c);
     for (let c = 0; c < k; c++) for (let j = 0; j < dim; j++) next[c * dim + j] /= count[c];
     let shift = 0;
     for (let i = 0; i < k * dim; i++) shift += (next[i] - centers[i]) ** 2;

@@ -56,7 +56,11 @@ export type Columns = readonly (readonly number[])[];
  * OLS of y on the given columns (include an intercept column yourself). Null when XᵀX is
  * singular or there are no residual degrees of freedom.
  */
-export function ols(y: readonly number[], columns: Columns, names: readonly string[]): OlsFit | null {
+export function ols(
+  y: readonly number[],
+  columns: Columns,
+  names: readonly string[],
+): OlsFit | null {
   const n = y.length;
   const p = columns.length;
   const x = design(columns, n);
@@ -186,7 +190,9 @@ export function erfc(x: number): number {
                       (-0.18628806 +
                         t *
                           (0.27886807 +
-                            t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+                            t *
+                              (-1.13520398 +
+                                t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
   return x >= 0 ? r : 2 - r;
 }
@@ -209,7 +215,8 @@ function design(columns: Columns, n: number): Float64Array {
   const p = columns.length;
   const x = new Float64Array(n * p);
   columns.forEach((col, j) => {
-    if (col.length !== n) throw new Error(`regression: column ${j} has ${col.length} values, y has ${n}`);
+    if (col.length !== n)
+      throw new Error(`regression: column ${j} has ${col.length} values, y has ${n}`);
     for (let i = 0; i < n; i++) x[i * p + j] = col[i];
   });
   return x;
@@ -261,7 +268,10 @@ function leastSquares(x: Float64Array, y: Float64Array, n: number, p: number): L
 }
 
 /** Inverse and log-determinant of a symmetric positive definite [p, p] matrix (Cholesky). */
-function symmetricInverse(a: Float64Array, p: number): { inverse: Float64Array; logDet: number } | null {
+function symmetricInverse(
+  a: Float64Array,
+  p: number,
+): { inverse: Float64Array; logDet: number } | null {
   const l = new Float64Array(p * p);
   let maxDiag = 0;
   for (let j = 0; j < p; j++) maxDiag = Math.max(maxDiag, Math.abs(a[j * p + j]));
@@ -322,7 +332,13 @@ function finishOls(
 }
 
 /** Σ (y − Xβ)² over the [n, p] design the fit was made on. */
-function residualSum(fit: LeastSquares, xs: Float64Array, y: Float64Array, n: number, p: number): number {
+function residualSum(
+  fit: LeastSquares,
+  xs: Float64Array,
+  y: Float64Array,
+  n: number,
+  p: number,
+): number {
   let rss = 0;
   for (let i = 0; i < n; i++) {
     let r = y[i];
@@ -369,7 +385,8 @@ function profile(
 
 function groupMeans(x: Float64Array, g: Groups, p: number): Float64Array {
   const m = new Float64Array(g.count * p);
-  for (let i = 0; i < g.of.length; i++) for (let j = 0; j < p; j++) m[g.of[i] * p + j] += x[i * p + j];
+  for (let i = 0; i < g.of.length; i++)
+    for (let j = 0; j < p; j++) m[g.of[i] * p + j] += x[i * p + j];
   for (let q = 0; q < g.count; q++) for (let j = 0; j < p; j++) m[q * p + j] /= g.sizes[q];
   return m;
 }

@@ -17,7 +17,14 @@ import {
   type DynamicsOptions,
 } from '../../src/lenses/dmet/dynamics.js';
 import type { DmetReport } from '../../src/lenses/dmet/analyze.js';
-import { coherence, distinctN, grammarScore, loadDictionary, perplexity, spellingScore } from '../../src/lenses/dmet/text.js';
+import {
+  coherence,
+  distinctN,
+  grammarScore,
+  loadDictionary,
+  perplexity,
+  spellingScore,
+} from '../../src/lenses/dmet/text.js';
 import { createRng } from '../../src/tensor/rng.js';
 import { model, STORIES_LSE0, STORIES_TOP5 } from '../helpers/paths.js';
 
@@ -29,13 +36,19 @@ const close = (a: number, b: number, tol: number) =>
   assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 
 function python(code: string, input: unknown): unknown {
-  const out = spawnSync('python3', ['-c', code], { input: JSON.stringify(input), encoding: 'utf8' });
+  const out = spawnSync('python3', ['-c', code], {
+    input: JSON.stringify(input),
+    encoding: 'utf8',
+  });
   assert.equal(out.status, 0, out.stderr);
   return JSON.parse(out.stdout);
 }
 
 function lmdyn(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, LMDYN_MODEL: '' } });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, LMDYN_MODEL: '' },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -68,7 +81,8 @@ test('per-sequence z-score + PCA equals numpy (eigh of the covariance), up to th
   // a drifting random walk with one constant feature (StandardScaler leaves it unscaled)
   const h = new Float64Array(n * d);
   for (let t = 0; t < n; t++)
-    for (let j = 0; j < d; j++) h[t * d + j] = j === 5 ? 3 : (t > 0 ? h[(t - 1) * d + j] : 0) + rng.normal() * (j + 1);
+    for (let j = 0; j < d; j++)
+      h[t * d + j] = j === 5 ? 3 : (t > 0 ? h[(t - 1) * d + j] : 0) + rng.normal() * (j + 1);
   const ref = python(NUMPY_PCA, { x: [...h], n, d }) as { scores: number[]; ratio: number[] };
   const dyn = sequenceDynamics(h, n, d, OPTIONS);
   for (const c of [0, 1]) {
@@ -81,16 +95,22 @@ test('per-sequence z-score + PCA equals numpy (eigh of the covariance), up to th
 test('pooled z-score + PCA over several trajectories equals numpy on the stacked rows', () => {
   const rng = createRng(8);
   const d = 6;
-  const parts = [12, 20, 9].map((n) => Float64Array.from({ length: n * d }, (_, k) => rng.normal() * (1 + (k % d)) + (k % d)));
+  const parts = [12, 20, 9].map((n) =>
+    Float64Array.from({ length: n * d }, (_, k) => rng.normal() * (1 + (k % d)) + (k % d)),
+  );
   const fit = new PooledFit(d);
   parts.forEach((h) => fit.add(h, h.length / d));
   const p = fit.finish();
   const all = parts.flatMap((h) => [...h]);
-  const ref = python(NUMPY_PCA, { x: all, n: all.length / d, d }) as { scores: number[]; ratio: number[] };
+  const ref = python(NUMPY_PCA, { x: all, n: all.length / d, d }) as {
+    scores: number[];
+    ratio: number[];
+  };
   const mine = parts.flatMap((h) => [...applyProjection(h, h.length / d, d, p)]);
   for (const c of [0, 1]) {
     const sign = Math.sign(mine[c]) * Math.sign(ref.scores[c]);
-    for (let t = 0; t < all.length / d; t++) close(mine[t * 2 + c], sign * ref.scores[t * 2 + c], 1e-8);
+    for (let t = 0; t < all.length / d; t++)
+      close(mine[t * 2 + c], sign * ref.scores[t * 2 + c], 1e-8);
     close(p.explainedVarianceRatio[c], ref.ratio[c], 1e-10);
   }
 });
@@ -117,7 +137,9 @@ test('bug-compatible continuity is the released code: mean |PC2 − PC1|, std Na
 });
 
 test('a jump: nine unit steps then one of 10 → threshold 1.9 + 2·√8.1, jump at step 9', () => {
-  const z = Array.from({ length: 10 }, (_, t) => [t, 0]).flat().concat([19, 0]);
+  const z = Array.from({ length: 10 }, (_, t) => [t, 0])
+    .flat()
+    .concat([19, 0]);
   const c = stateContinuity(z, 11, 2);
   close(c.mean, 1.9, 1e-12);
   close(c.std, Math.sqrt(8.1), 1e-12);
@@ -169,13 +191,43 @@ test('analyze dmet --sweep end to end on stories260K: files, rows, C_mean vs num
   const dir = mkdtempSync(join(tmpdir(), 'lmdyn-dmet-'));
   try {
     const sweep = join(dir, 'sweep');
-    const s = lmdyn('sweep', '-m', STORIES, '-z', TOKENIZER, '-i', 'Once upon a time', '--temperature', '0.5,1.5', '--top-p', '0.9,1',
-      '--samples', '8', '-n', '24', '--workers', '1', '--logits', 'none', '-o', sweep);
+    const s = lmdyn(
+      'sweep',
+      '-m',
+      STORIES,
+      '-z',
+      TOKENIZER,
+      '-i',
+      'Once upon a time',
+      '--temperature',
+      '0.5,1.5',
+      '--top-p',
+      '0.9,1',
+      '--samples',
+      '8',
+      '-n',
+      '24',
+      '--workers',
+      '1',
+      '--logits',
+      'none',
+      '-o',
+      sweep,
+    );
     assert.equal(s.code, 0, s.stderr);
     const r = lmdyn('analyze', 'dmet', '--sweep', sweep);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /dmet: 4 configuration\(s\), 32 sequences/);
-    for (const f of ['dmet.json', 'dmet.parquet', 'dmet_trajectories.parquet', 'dmet_persistence.parquet', 'dmet-plots/trajectories.svg', 'dmet-plots/heatmap_C_mean.svg', 'dmet-plots/persistence_diagrams.svg', 'dmet-plots/temperature_trend.svg']) {
+    for (const f of [
+      'dmet.json',
+      'dmet.parquet',
+      'dmet_trajectories.parquet',
+      'dmet_persistence.parquet',
+      'dmet-plots/trajectories.svg',
+      'dmet-plots/heatmap_C_mean.svg',
+      'dmet-plots/persistence_diagrams.svg',
+      'dmet-plots/temperature_trend.svg',
+    ]) {
       assert.ok(existsSync(join(sweep, f)), f);
     }
     const report = JSON.parse(readFileSync(join(sweep, 'dmet.json'), 'utf8')) as DmetReport;
@@ -187,7 +239,10 @@ test('analyze dmet --sweep end to end on stories260K: files, rows, C_mean vs num
     assert.equal(report.configurations.length, 4);
     assert.equal(report.tests.per_config_pearson.tests.length, 4 * 4 * 5);
     assert.equal(report.tests.mixed_model.fits.length, 5);
-    assert.ok(report.tests.mixed_model.fits.some((f) => f.error === null), 'some mixed model fits with 32 rows');
+    assert.ok(
+      report.tests.mixed_model.fits.some((f) => f.error === null),
+      'some mixed model fits with 32 rows',
+    );
     assert.deepEqual(report.heatmaps.temperature, [0.5, 1.5]);
 
     const rows = await readParquet(join(sweep, 'dmet.parquet'));
@@ -209,35 +264,62 @@ sd = x.std(0); sd[sd == 0] = 1; Z = (x - x.mean(0)) / sd
 w, V = np.linalg.eigh(np.cov(Z, rowvar=False)); V = V[:, np.argsort(w)[::-1]][:, :2]
 step = np.linalg.norm(np.diff(Z @ V, axis=0), axis=1)
 print(json.dumps({'mean': step.mean(), 'std': step.std(ddof=1), 'max': step.max()}))`,
-      { path: join(cfg, 'trace.safetensors'), sample: 3, first: row.prompt_tokens, count: row.points },
+      {
+        path: join(cfg, 'trace.safetensors'),
+        sample: 3,
+        first: row.prompt_tokens,
+        count: row.points,
+      },
     ) as { mean: number; std: number; max: number };
     close(row.C_mean as number, ref.mean, 1e-6);
     close(row.C_std as number, ref.std, 1e-6);
     close(row.C_max as number, ref.max, 1e-6);
 
     // P of that sequence against Debian's ripser on the exported 2-D curve
-    const curve = (await readParquet(join(sweep, 'dmet_trajectories.parquet'))).filter((x) => x.config === 1 && x.sample === 3);
+    const curve = (await readParquet(join(sweep, 'dmet_trajectories.parquet'))).filter(
+      (x) => x.config === 1 && x.sample === 3,
+    );
     assert.equal(curve.length, row.points);
     const cloud = join(dir, 'cloud.txt');
     writeFileSync(cloud, curve.map((p) => `${p.pc1} ${p.pc2}`).join('\n') + '\n');
-    const rip = spawnSync('ripser', ['--format', 'point-cloud', '--dim', '1', cloud], { encoding: 'utf8' });
+    const rip = spawnSync('ripser', ['--format', 'point-cloud', '--dim', '1', cloud], {
+      encoding: 'utf8',
+    });
     assert.equal(rip.status, 0, rip.stderr);
     const h1 = rip.stdout.split('persistence intervals in dim 1:')[1] ?? '';
-    const lifetimes = [...h1.matchAll(/\[([\d.e+-]+),([\d.e+-]+)\)/g)].map((m) => Number(m[2]) - Number(m[1]));
+    const lifetimes = [...h1.matchAll(/\[([\d.e+-]+),([\d.e+-]+)\)/g)].map(
+      (m) => Number(m[2]) - Number(m[1]),
+    );
     close(row.persistence as number, lifetimes.length ? Math.max(...lifetimes) : 0, 1e-5);
 
     // per-configuration Pearson (C_mean vs log_ppl in configuration 2) against numpy corrcoef
     const mine = rows.filter((x) => x.config === 2);
-    const test2 = report.tests.per_config_pearson.tests.find((t) => t.config === 2 && t.feature === 'C_mean' && t.target === 'log_ppl')!;
-    const rr = python('import json,sys,numpy as np; d=json.load(sys.stdin); print(json.dumps(np.corrcoef(d["x"], d["y"])[0,1]))', {
-      x: mine.map((x) => x.C_mean),
-      y: mine.map((x) => x.log_ppl),
-    }) as number;
+    const test2 = report.tests.per_config_pearson.tests.find(
+      (t) => t.config === 2 && t.feature === 'C_mean' && t.target === 'log_ppl',
+    )!;
+    const rr = python(
+      'import json,sys,numpy as np; d=json.load(sys.stdin); print(json.dumps(np.corrcoef(d["x"], d["y"])[0,1]))',
+      {
+        x: mine.map((x) => x.C_mean),
+        y: mine.map((x) => x.log_ppl),
+      },
+    ) as number;
     close(test2.r!, rr, 1e-10);
 
     // one trace folder, written elsewhere, with the pre-norm hook and the bug-compatible continuity
     const out = join(dir, 'one');
-    const t = lmdyn('analyze', 'dmet', '--trace', cfg, '-o', out, '--hook', 'blocks.4.hook_resid_post', '--bug-compatible', '--no-plots');
+    const t = lmdyn(
+      'analyze',
+      'dmet',
+      '--trace',
+      cfg,
+      '-o',
+      out,
+      '--hook',
+      'blocks.4.hook_resid_post',
+      '--bug-compatible',
+      '--no-plots',
+    );
     assert.equal(t.code, 0, t.stderr);
     const one = JSON.parse(readFileSync(join(out, 'dmet.json'), 'utf8')) as DmetReport;
     assert.equal(one.source.kind, 'trace');

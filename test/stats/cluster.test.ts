@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { kmeans, silhouetteSamples, silhouetteScore } from '../../src/stats/cluster.js';
 import { createRng } from '../../src/tensor/rng.js';
 
-const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
+const close = (a: number, b: number, tol = 1e-12) =>
+  assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
 // ---- k-means: references are hand-computed optima -------------------------------------------
 
@@ -31,7 +32,10 @@ test('k-means, unequal clusters: centres (0, 1) and (16/3, 1), inertia 2 + 8/3 (
   const r = kmeans(pts, 5, 2, { k: 2, seed: 7, nInit: 3 });
   close(r.inertia, 2 + 8 / 3, 1e-12);
   const a = r.labels[0];
-  assert.deepEqual([...r.labels].map((l) => l === a), [true, true, false, false, false]);
+  assert.deepEqual(
+    [...r.labels].map((l) => l === a),
+    [true, true, false, false, false],
+  );
   close(r.centers[a * 2], 0);
   close(r.centers[a * 2 + 1], 1);
   close(r.centers[(1 - a) * 2], 16 / 3);
@@ -46,7 +50,8 @@ test('k-means reaches the brute-force optimum on 9 points in 3 noisy blobs, and 
     [2, 7],
   ];
   const pts: number[] = [];
-  for (let i = 0; i < 9; i++) pts.push(blobs[i % 3][0] + rng.normal(), blobs[i % 3][1] + rng.normal());
+  for (let i = 0; i < 9; i++)
+    pts.push(blobs[i % 3][0] + rng.normal(), blobs[i % 3][1] + rng.normal());
   // Reference: the minimum of Σ‖x − mean(cluster)‖² over all 3^9 labelings.
   let best = Infinity;
   for (let code = 0; code < 3 ** 9; code++) {
@@ -116,7 +121,10 @@ for i in range(len(X)):
     b = min(D[i, L == c].mean() for c in set(L.tolist()) if c != L[i])
     s.append((b - a) / max(a, b))
 print(json.dumps(s))`;
-  const out = spawnSync('python3', ['-c', py], { input: JSON.stringify({ x: pts, l: labels }), encoding: 'utf8' });
+  const out = spawnSync('python3', ['-c', py], {
+    input: JSON.stringify({ x: pts, l: labels }),
+    encoding: 'utf8',
+  });
   assert.equal(out.status, 0, out.stderr);
   const ref = JSON.parse(out.stdout) as number[];
   const mine = silhouetteSamples(pts, n, dim, labels)!;

@@ -17,7 +17,10 @@ const close = (a: number, b: number, tol: number) =>
   assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 
 function numpy(code: string, input: unknown): unknown {
-  const out = spawnSync('python3', ['-c', code], { input: JSON.stringify(input), encoding: 'utf8' });
+  const out = spawnSync('python3', ['-c', code], {
+    input: JSON.stringify(input),
+    encoding: 'utf8',
+  });
   assert.equal(out.status, 0, out.stderr);
   return JSON.parse(out.stdout);
 }
@@ -77,7 +80,10 @@ test('random-intercept REML on a balanced one-way layout equals the ANOVA estima
     }
   }
   const grand = y.reduce((a, b) => a + b, 0) / y.length;
-  const means = Array.from({ length: G }, (_, g) => y.slice(g * n, (g + 1) * n).reduce((a, b) => a + b, 0) / n);
+  const means = Array.from(
+    { length: G },
+    (_, g) => y.slice(g * n, (g + 1) * n).reduce((a, b) => a + b, 0) / n,
+  );
   const msb = (n * means.reduce((a, m) => a + (m - grand) ** 2, 0)) / (G - 1);
   const msw = y.reduce((a, v, i) => a + (v - means[groups[i]]) ** 2, 0) / (G * (n - 1));
   assert.ok(msb > msw);
@@ -131,7 +137,12 @@ for _ in range(200):
 lam = 10 ** ((lo + hi) / 2); ll, beta, rss, A = fit(lam); s2 = rss / (N - p)
 se = np.sqrt(np.diag(np.linalg.inv(A)) * s2)
 print(json.dumps({'beta': beta.tolist(), 'se': se.tolist(), 's2': s2, 'tau2': lam * s2}))`;
-  const ref = numpy(py, { y, g: groups, x1, x2 }) as { beta: number[]; se: number[]; s2: number; tau2: number };
+  const ref = numpy(py, { y, g: groups, x1, x2 }) as {
+    beta: number[];
+    se: number[];
+    s2: number;
+    tau2: number;
+  };
   const fit = randomInterceptModel(y, [x1, x2], groups, ['x1', 'x2'])!;
   assert.deepEqual(
     fit.coefficients.map((c) => c.name),

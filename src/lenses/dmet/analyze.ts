@@ -152,7 +152,13 @@ export interface DmetReport extends DmetSummary {
   lens: 'dmet';
   spec: 'papers.md §1';
   lmdyn_version: string;
-  source: { kind: 'sweep' | 'trace'; dir: string; configurations: number; prompt: string; max_tokens: number };
+  source: {
+    kind: 'sweep' | 'trace';
+    dir: string;
+    configurations: number;
+    prompt: string;
+    max_tokens: number;
+  };
   model: { spec: string; architecture: string; dim: number; layers: number };
   seed: { kmeans: number; recording: number; note: string };
   config: {
@@ -169,7 +175,12 @@ export interface DmetReport extends DmetSummary {
     kmeans_n_init: number;
     rips: { max_dim: number; threshold: number | null; note: string };
     predictability: boolean;
-    scorer: { spec: string | null; perplexity_max_tokens: number; coherence_hook: string; note: string };
+    scorer: {
+      spec: string | null;
+      perplexity_max_tokens: number;
+      coherence_hook: string;
+      note: string;
+    };
     dictionary: string;
     min_points: number;
   };
@@ -188,7 +199,10 @@ export interface DmetResult {
 export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResult {
   const log = options.log ?? (() => undefined);
   const { hook, dyn } = checkDmetOptions(source, options);
-  const window = { keepFirstStep: options.keepFirstStep ?? false, includeLastToken: options.includeLastToken ?? false };
+  const window = {
+    keepFirstStep: options.keepFirstStep ?? false,
+    includeLastToken: options.includeLastToken ?? false,
+  };
   const minPoints = minimumPoints(dyn.clusters);
   const dictionary = loadDictionary();
 
@@ -227,7 +241,11 @@ export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResul
         sentences: q.sentences,
       });
       if (t.n < minPoints) {
-        skipped.push({ config: config.index, sample: s.sample, reason: `${t.n} trajectory points (needs ${minPoints})` });
+        skipped.push({
+          config: config.index,
+          sample: s.sample,
+          reason: `${t.n} trajectory points (needs ${minPoints})`,
+        });
       } else {
         const d = sequenceDynamics(t.h, t.n, data.width, dyn, pooled);
         Object.assign(row, {
@@ -263,7 +281,9 @@ export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResul
     }
     const elapsed = (Date.now() - started) / 1000;
     const eta = (elapsed / (ci + 1)) * (source.configurations.length - ci - 1);
-    log(`dmet: ${ci + 1}/${source.configurations.length} configurations (${config.dir}), ETA ${Math.round(eta)}s`);
+    log(
+      `dmet: ${ci + 1}/${source.configurations.length} configurations (${config.dir}), ETA ${Math.round(eta)}s`,
+    );
   });
 
   const summary = summarize(rows, source.configurations, {
@@ -299,14 +319,17 @@ export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResul
         'generation step k (k = 0..N−1 for N generated tokens) reads the state at the position of its input token: ' +
         'k = 0 the last prompt token, k ≥ 1 the generated token y_k (HF generate(output_hidden_states=True)); ' +
         `steps ${window.keepFirstStep ? '0' : '1'}..${window.includeLastToken ? 'N (N: y_N, which HF never forwards)' : 'N−1'} are used` +
-        (window.keepFirstStep || window.includeLastToken ? '' : ', exactly the (N−1) × d matrix of the authors’ hidden_state_collector.py'),
+        (window.keepFirstStep || window.includeLastToken
+          ? ''
+          : ', exactly the (N−1) × d matrix of the authors’ hidden_state_collector.py'),
       keep_first_step: window.keepFirstStep,
       include_last_token: window.includeLastToken,
       space: dyn.space,
       space_tag: dyn.space === 'per-sequence' ? 'exact' : 'proposed',
       bug_compatible: dyn.bugCompatible,
       clusters: dyn.clusters,
-      kmeans: 'greedy k-means++ (2 + ⌊ln k⌋ candidates per centre) then Lloyd, max 300 iterations, tol 1e-4 × mean feature variance; lowest inertia over n_init starts',
+      kmeans:
+        'greedy k-means++ (2 + ⌊ln k⌋ candidates per centre) then Lloyd, max 300 iterations, tol 1e-4 × mean feature variance; lowest inertia over n_init starts',
       kmeans_n_init: dyn.kmeansInit,
       rips: {
         max_dim: 1,
@@ -315,12 +338,13 @@ export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResul
       },
       predictability: dyn.predictability,
       scorer: {
-        spec: options.scorer ? options.scorerSpec ?? options.scorer.source.path : null,
+        spec: options.scorer ? (options.scorerSpec ?? options.scorer.source.path) : null,
         perplexity_max_tokens: PERPLEXITY_MAX_TOKENS,
         coherence_hook: COHERENCE_HOOK,
         note: 'the paper scored perplexity with GPT-2 and coherence with sentence-t5-xxl; values are comparable across configurations of one run, not with the paper’s',
       },
-      dictionary: 'word-list (sindresorhus, English, 274k words) + the 26 single letters; pyspellchecker in the paper',
+      dictionary:
+        'word-list (sindresorhus, English, 274k words) + the 26 single letters; pyspellchecker in the paper',
       min_points: minPoints,
     },
     metrics: metricTable(dyn),
@@ -357,10 +381,16 @@ export function checkDmetOptions(
     predictability: options.predictability ?? true,
   };
   if (dyn.bugCompatible && dyn.space === 'full') {
-    throw new LmdynError('bad_argument', '--bug-compatible reproduces the 2-D code path; it cannot be combined with --space full');
+    throw new LmdynError(
+      'bad_argument',
+      '--bug-compatible reproduces the 2-D code path; it cannot be combined with --space full',
+    );
   }
   if (!(Number.isInteger(dyn.clusters) && dyn.clusters >= 2)) {
-    throw new LmdynError('bad_argument', `clusters must be a whole number ≥ 2, got ${dyn.clusters}`);
+    throw new LmdynError(
+      'bad_argument',
+      `clusters must be a whole number ≥ 2, got ${dyn.clusters}`,
+    );
   }
   return { hook, dyn };
 }
@@ -447,47 +477,82 @@ function metricTable(dyn: DynamicsOptions): Record<string, MetricInfo> {
     ? 'bug-compatible: the released code differences the [n, 2] curve along the PCA axis, so C_mean = C_max = mean_t |PC2(t) − PC1(t)| and C_std = NaN (papers.md §1.4 item 1)'
     : 'd_t = ‖z_{t+1} − z_t‖₂ over the trajectory; C_mean, C_std (unbiased, torch.std) and C_max of d_t — the intended time-difference version (papers.md §1.4 item 1)';
   return {
-    C_mean: { tag: 'exact', source: `${code} analyze_continuity (mean_distance)`, definition: continuity },
-    C_std: { tag: 'exact', source: `${code} analyze_continuity (std_distance)`, definition: continuity },
-    C_max: { tag: 'exact', source: `${code} analyze_continuity (max_jump)`, definition: continuity },
-    jumps: { tag: 'exact', source: `${code} run_full_analysis (jump_steps)`, definition: 'number of steps with d_t > C_mean + 2·C_std (none in bug-compatible mode)' },
+    C_mean: {
+      tag: 'exact',
+      source: `${code} analyze_continuity (mean_distance)`,
+      definition: continuity,
+    },
+    C_std: {
+      tag: 'exact',
+      source: `${code} analyze_continuity (std_distance)`,
+      definition: continuity,
+    },
+    C_max: {
+      tag: 'exact',
+      source: `${code} analyze_continuity (max_jump)`,
+      definition: continuity,
+    },
+    jumps: {
+      tag: 'exact',
+      source: `${code} run_full_analysis (jump_steps)`,
+      definition: 'number of steps with d_t > C_mean + 2·C_std (none in bug-compatible mode)',
+    },
     silhouette: {
       tag: 'exact',
       source: `${code} cluster_analysis (KMeans(n_clusters=3, random_state=42), silhouette_score)`,
-      definition: 'Q = mean silhouette (Euclidean) of k-means labels of the trajectory points; seeds differ from scikit-learn’s stream',
+      definition:
+        'Q = mean silhouette (Euclidean) of k-means labels of the trajectory points; seeds differ from scikit-learn’s stream',
     },
     persistence: {
       tag: 'exact',
       source: `${code} topological_analysis (ripser maxdim=1, H1_persistence)`,
-      definition: 'P = max over H1 pairs of death − birth of the Vietoris–Rips filtration of the trajectory points; 0 when H1 is empty',
+      definition:
+        'P = max over H1 pairs of death − birth of the Vietoris–Rips filtration of the trajectory points; 0 when H1 is empty',
     },
     predictability: {
       tag: 'proposed',
       source: `${code} temporal_dynamics (LSTM; cannot run on one sequence as released)`,
-      definition: '1/(MSE + 1e-6) of a least-squares AR(1) fit z_{t+1} ≈ A z_t + b on the trajectory (papers.md §1.4 item 5, proposed)',
+      definition:
+        '1/(MSE + 1e-6) of a least-squares AR(1) fit z_{t+1} ≈ A z_t + b on the trajectory (papers.md §1.4 item 5, proposed)',
     },
-    C_cos: { tag: 'proposed', source: 'papers.md §1.4 bounded variants', definition: 'mean_t cos(h_{t+1}, h_t) of the raw last-layer states' },
-    C_norm: { tag: 'proposed', source: 'papers.md §1.4 bounded variants', definition: 'C_mean / mean_t ‖z_t − z̄‖ in the space the metrics use' },
+    C_cos: {
+      tag: 'proposed',
+      source: 'papers.md §1.4 bounded variants',
+      definition: 'mean_t cos(h_{t+1}, h_t) of the raw last-layer states',
+    },
+    C_norm: {
+      tag: 'proposed',
+      source: 'papers.md §1.4 bounded variants',
+      definition: 'C_mean / mean_t ‖z_t − z̄‖ in the space the metrics use',
+    },
     log_ppl: {
       tag: 'exact',
       source: `${text} _calc_perplexity (GPT-2 in the paper)`,
-      definition: 'log of exp(mean NLL) of tokens 2..n of prompt + continuation under the scorer, ≤ 512 tokens',
+      definition:
+        'log of exp(mean NLL) of tokens 2..n of prompt + continuation under the scorer, ≤ 512 tokens',
     },
     spelling: {
       tag: 'exact',
       source: `${text} _spelling_check (pyspellchecker)`,
-      definition: '1 − |distinct unknown words| / |words|, words = \\b\\w+\\b lower-cased; dictionary: word-list + single letters',
+      definition:
+        '1 − |distinct unknown words| / |words|, words = \\b\\w+\\b lower-cased; dictionary: word-list + single letters',
     },
-    diversity: { tag: 'exact', source: `${text} _ngram_diversity`, definition: '|unique word bigrams| / max(#words − 1, 1)' },
+    diversity: {
+      tag: 'exact',
+      source: `${text} _ngram_diversity`,
+      definition: '|unique word bigrams| / max(#words − 1, 1)',
+    },
     grammar: {
       tag: 'exact',
       source: `${text} _rule_based_grammar`,
-      definition: '1 − errors / (#segments + 1e-6), segments = split on [.!?]; errors: lower-case sentence start, first word ending in s followed by a word starting with ing',
+      definition:
+        '1 − errors / (#segments + 1e-6), segments = split on [.!?]; errors: lower-case sentence start, first word ending in s followed by a word starting with ing',
     },
     coherence: {
       tag: 'proposed',
       source: `${text} _semantic_coherence (sentence-t5-xxl in the paper)`,
-      definition: 'mean cosine of adjacent sentences’ mean-pooled scorer states (ln_final.hook_normalized, BOS excluded); 0.5 under two sentences',
+      definition:
+        'mean cosine of adjacent sentences’ mean-pooled scorer states (ln_final.hook_normalized, BOS excluded); 0.5 under two sentences',
     },
   };
 }

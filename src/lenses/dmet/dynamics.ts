@@ -108,8 +108,15 @@ export function sequenceDynamics(
     }
   }
   const continuity = stateContinuity(space, n, dim, options.bugCompatible);
-  const km = kmeans(space, n, dim, { k: options.clusters, seed: options.kmeansSeed, nInit: options.kmeansInit });
-  const rips = ripsPersistence(space, n, dim, { maxDim: options.ripsMaxDim, threshold: options.ripsThreshold });
+  const km = kmeans(space, n, dim, {
+    k: options.clusters,
+    seed: options.kmeansSeed,
+    nInit: options.kmeansInit,
+  });
+  const rips = ripsPersistence(space, n, dim, {
+    maxDim: options.ripsMaxDim,
+    threshold: options.ripsThreshold,
+  });
   const spread = meanDistanceToCentroid(space, n, dim);
   return {
     n,
@@ -119,7 +126,8 @@ export function sequenceDynamics(
     continuity,
     jumpSteps: jumpSteps(continuity),
     cosineContinuity: cosineContinuity(h, n, d),
-    normalisedContinuity: spread > 0 && Number.isFinite(continuity.mean) ? continuity.mean / spread : null,
+    normalisedContinuity:
+      spread > 0 && Number.isFinite(continuity.mean) ? continuity.mean / spread : null,
     silhouette: silhouetteScore(space, n, dim, km.labels),
     labels: km.labels,
     persistence: largestLifetime(rips.pairs, 1),
@@ -140,7 +148,8 @@ export function standardize(x: ArrayLike<number>, n: number, d: number): Float64
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) scale[j] += (x[i * d + j] - mean[j]) ** 2;
   for (let j = 0; j < d; j++) scale[j] = Math.sqrt(scale[j] / n) || 1;
   const out = new Float64Array(n * d);
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) out[i * d + j] = (x[i * d + j] - mean[j]) / scale[j];
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < d; j++) out[i * d + j] = (x[i * d + j] - mean[j]) / scale[j];
   return out;
 }
 
@@ -151,7 +160,12 @@ export function standardize(x: ArrayLike<number>, n: number, d: number): Float64
  * gives PC2(t) − PC1(t); the norm over that one column and the mean over t leave a scalar m, so
  * C_mean = C_max = m = mean_t |PC2(t) − PC1(t)| and C_std = NaN (std of a 0-d tensor).
  */
-export function stateContinuity(z: ArrayLike<number>, n: number, dim: number, bugCompatible = false): Continuity {
+export function stateContinuity(
+  z: ArrayLike<number>,
+  n: number,
+  dim: number,
+  bugCompatible = false,
+): Continuity {
   if (bugCompatible) {
     if (dim < 2) throw new Error('stateContinuity: bug-compatible mode needs two components');
     const per: number[] = [];
@@ -208,7 +222,11 @@ export function cosineContinuity(h: ArrayLike<number>, n: number, d: number): nu
  * least squares over the n − 1 pairs; mse = mean squared residual over pairs and coordinates
  * (MSELoss), value = 1/(mse + 1e-6) as the code's feature. Null when there are too few pairs.
  */
-export function predictability(z: ArrayLike<number>, n: number, dim: number): { mse: number; value: number } | null {
+export function predictability(
+  z: ArrayLike<number>,
+  n: number,
+  dim: number,
+): { mse: number; value: number } | null {
   const pairs = n - 1;
   const p = dim + 1;
   if (pairs <= p) return null;
@@ -269,28 +287,40 @@ export class PooledFit {
         cov[j * d + k] = c;
         cov[k * d + j] = c;
       }
-    const scale = Float64Array.from({ length: d }, (_, j) => Math.sqrt(Math.max(cov[j * d + j], 0)) || 1);
+    const scale = Float64Array.from(
+      { length: d },
+      (_, j) => Math.sqrt(Math.max(cov[j * d + j], 0)) || 1,
+    );
     const corr = new Float64Array(d * d);
-    for (let j = 0; j < d; j++) for (let k = 0; k < d; k++) corr[j * d + k] = cov[j * d + k] / (scale[j] * scale[k]);
+    for (let j = 0; j < d; j++)
+      for (let k = 0; k < d; k++) corr[j * d + k] = cov[j * d + k] / (scale[j] * scale[k]);
     const eig = symEig(corr, d);
     const total = eig.values.reduce((a, b) => a + Math.max(b, 0), 0);
     return {
       mean: Float64Array.from(mu, (v, j) => v + this.shift![j]),
       scale,
       components: eig.vectors.slice(0, 2 * d),
-      explainedVarianceRatio: [0, 1].map((i) => (total > 0 ? Math.max(eig.values[i], 0) / total : 0)),
+      explainedVarianceRatio: [0, 1].map((i) =>
+        total > 0 ? Math.max(eig.values[i], 0) / total : 0,
+      ),
       rows: n,
     };
   }
 }
 
 /** Rows of h [n, d] z-scored and projected on the pooled components: [n, 2]. */
-export function applyProjection(h: ArrayLike<number>, n: number, d: number, p: PooledProjection): Float64Array {
+export function applyProjection(
+  h: ArrayLike<number>,
+  n: number,
+  d: number,
+  p: PooledProjection,
+): Float64Array {
   const out = new Float64Array(n * 2);
   for (let i = 0; i < n; i++)
     for (let c = 0; c < 2; c++) {
       let s = 0;
-      for (let j = 0; j < d; j++) s += ((h[i * d + j] - p.mean[j]) / p.scale[j]) * p.components[c * d + j];
+      for (let j = 0; j < d; j++)
+        s += ((h[i * d + j] - p.mean[j]) / p.scale[j]) * p.components[c * d + j];
       out[i * 2 + c] = s;
     }
   return out;
@@ -312,6 +342,7 @@ function meanDistanceToCentroid(z: ArrayLike<number>, n: number, dim: number): n
 function padColumns(x: Float64Array, n: number, k: number, width: number): Float64Array {
   if (k === width) return x;
   const out = new Float64Array(n * width);
-  for (let i = 0; i < n; i++) for (let j = 0; j < Math.min(k, width); j++) out[i * width + j] = x[i * k + j];
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < Math.min(k, width); j++) out[i * width + j] = x[i * k + j];
   return out;
 }

@@ -17,13 +17,26 @@ import { closeSafetensors, openSafetensors, readTensorF32 } from '../../io/safet
 import { writePlot } from '../../report/plot.js';
 import { readSweepIndex } from '../../trace/sweep.js';
 import type { TraceMeta, TraceSample } from '../../trace/types.js';
-import type { DmetConfigData, DmetConfiguration, DmetResult, DmetSource, SequenceRow } from './analyze.js';
+import type {
+  DmetConfigData,
+  DmetConfiguration,
+  DmetResult,
+  DmetSource,
+  SequenceRow,
+} from './analyze.js';
 import { dmetPlots } from './plots.js';
 
 interface TraceJson {
   meta: TraceMeta;
   positions: number;
-  samples: { prompt: string; prompt_ids: number[]; ids: number[]; text: string; finish_reason: TraceSample['finishReason']; seed: number }[];
+  samples: {
+    prompt: string;
+    prompt_ids: number[];
+    ids: number[];
+    text: string;
+    finish_reason: TraceSample['finishReason'];
+    seed: number;
+  }[];
 }
 
 /** A sweep folder (has sweep.json) or a trace folder (has trace.json). */
@@ -31,7 +44,10 @@ export function openDmetSource(dir: string): DmetSource {
   const root = resolve(dir);
   if (existsSync(join(root, 'sweep.json'))) return sweepSource(root);
   if (existsSync(join(root, 'trace.json'))) return traceSource(root);
-  throw new LmdynError('not_found', `${dir} holds neither sweep.json (lmdyn sweep) nor trace.json (lmdyn trace)`);
+  throw new LmdynError(
+    'not_found',
+    `${dir} holds neither sweep.json (lmdyn sweep) nor trace.json (lmdyn trace)`,
+  );
 }
 
 function sweepSource(root: string): DmetSource {
@@ -55,7 +71,12 @@ function sweepSource(root: string): DmetSource {
     configurations: index.configs.map((c) => ({
       index: c.index,
       dir: c.dir,
-      sampling: { temperature: c.sampling.temperature, topP: c.sampling.topP, topK: c.sampling.topK, repetitionPenalty: c.sampling.repetitionPenalty },
+      sampling: {
+        temperature: c.sampling.temperature,
+        topP: c.sampling.topP,
+        topK: c.sampling.topK,
+        repetitionPenalty: c.sampling.repetitionPenalty,
+      },
     })),
     recordedWith: { model: index.plan.model, tokenizer: index.plan.tokenizer },
     load: (config, hook) => loadConfig(join(root, config.dir), hook),
@@ -66,12 +87,20 @@ function traceSource(root: string): DmetSource {
   const json = readTraceJson(root);
   const d = json.meta.decoding;
   if (json.meta.mode !== 'sample') {
-    throw new LmdynError('bad_argument', `${root} is a teacher-forced trace; the DMET lens needs sampled generations`);
+    throw new LmdynError(
+      'bad_argument',
+      `${root} is a teacher-forced trace; the DMET lens needs sampled generations`,
+    );
   }
   const config: DmetConfiguration = {
     index: 0,
     dir: '.',
-    sampling: { temperature: d.temperature, topP: d.topP, topK: d.topK, repetitionPenalty: d.repetitionPenalty },
+    sampling: {
+      temperature: d.temperature,
+      topP: d.topP,
+      topK: d.topK,
+      repetitionPenalty: d.repetitionPenalty,
+    },
   };
   return {
     kind: 'trace',
@@ -82,14 +111,18 @@ function traceSource(root: string): DmetSource {
     maxTokens: json.meta.maxTokens,
     seed: json.meta.seed,
     configurations: [config],
-    recordedWith: { model: json.meta.model.hubId ? json.meta.model.spec : json.meta.model.path, tokenizer: null },
+    recordedWith: {
+      model: json.meta.model.hubId ? json.meta.model.spec : json.meta.model.path,
+      tokenizer: null,
+    },
     load: (_, hook) => loadConfig(root, hook),
   };
 }
 
 function readTraceJson(dir: string): TraceJson {
   const path = join(dir, 'trace.json');
-  if (!existsSync(path)) throw new LmdynError('not_found', `${dir} is not a trace folder (no trace.json)`);
+  if (!existsSync(path))
+    throw new LmdynError('not_found', `${dir} is not a trace folder (no trace.json)`);
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as TraceJson;
   } catch {
@@ -103,10 +136,14 @@ function loadConfig(dir: string, hook: string): DmetConfigData {
   const file = openSafetensors(join(dir, 'trace.safetensors'));
   try {
     const info = file.byName.get(hook);
-    if (!info) throw new LmdynError('bad_argument', `${dir}: trace.safetensors has no tensor '${hook}'`);
+    if (!info)
+      throw new LmdynError('bad_argument', `${dir}: trace.safetensors has no tensor '${hook}'`);
     const [S, P, width] = info.shape;
     if (S !== json.samples.length || P !== json.positions) {
-      throw new LmdynError('bad_format', `${dir}: '${hook}' has shape [${info.shape.join(', ')}], trace.json says ${json.samples.length} samples × ${json.positions} positions`);
+      throw new LmdynError(
+        'bad_format',
+        `${dir}: '${hook}' has shape [${info.shape.join(', ')}], trace.json says ${json.samples.length} samples × ${json.positions} positions`,
+      );
     }
     return {
       samples: json.samples.map((s, i) => ({
@@ -127,7 +164,11 @@ function loadConfig(dir: string, hook: string): DmetConfigData {
 }
 
 /** Writes the run into `dir` (created if needed); returns the paths written. */
-export async function writeDmetRun(dir: string, result: DmetResult, options: { png?: boolean; plots?: boolean } = {}): Promise<string[]> {
+export async function writeDmetRun(
+  dir: string,
+  result: DmetResult,
+  options: { png?: boolean; plots?: boolean } = {},
+): Promise<string[]> {
   mkdirSync(dir, { recursive: true });
   const written: string[] = [];
   const json = join(dir, 'dmet.json');
@@ -149,7 +190,10 @@ export async function writeDmetRun(dir: string, result: DmetResult, options: { p
       { name: 'cluster', type: 'INT32', data: result.curves.map((c) => c.cluster) },
       { name: 'jump', type: 'INT32', data: result.curves.map((c) => c.jump) },
     ],
-    { ...meta, note: 'jump = 1 where the step from this point to the next is a jump (d_t > C_mean + 2 C_std)' },
+    {
+      ...meta,
+      note: 'jump = 1 where the step from this point to the next is a jump (d_t > C_mean + 2 C_std)',
+    },
   );
   written.push(curves);
   const diagrams = join(dir, 'dmet_persistence.parquet');
@@ -160,7 +204,11 @@ export async function writeDmetRun(dir: string, result: DmetResult, options: { p
       { name: 'sample', type: 'INT32', data: result.diagrams.map((d) => d.sample) },
       { name: 'dim', type: 'INT32', data: result.diagrams.map((d) => d.dim) },
       { name: 'birth', type: 'DOUBLE', data: result.diagrams.map((d) => d.birth) },
-      { name: 'death', type: 'DOUBLE', data: result.diagrams.map((d) => (d.death === null ? NaN : d.death)) },
+      {
+        name: 'death',
+        type: 'DOUBLE',
+        data: result.diagrams.map((d) => (d.death === null ? NaN : d.death)),
+      },
     ],
     { ...meta, note: 'death null = essential class' },
   );
@@ -168,7 +216,8 @@ export async function writeDmetRun(dir: string, result: DmetResult, options: { p
   if (options.plots ?? true) {
     const plotDir = join(dir, 'dmet-plots');
     mkdirSync(plotDir, { recursive: true });
-    for (const { name, spec } of dmetPlots(result)) written.push(await writePlot(join(plotDir, name), spec, { png: options.png }));
+    for (const { name, spec } of dmetPlots(result))
+      written.push(await writePlot(join(plotDir, name), spec, { png: options.png }));
   }
   return written;
 }

@@ -9,7 +9,16 @@ import type { DmetResult } from './analyze.js';
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 
 /** Metrics drawn as heatmaps (file dmet-plots/heatmap_<metric>). */
-export const HEATMAP_METRICS = ['C_mean', 'C_norm', 'silhouette', 'persistence', 'log_ppl', 'diversity', 'grammar', 'coherence'] as const;
+export const HEATMAP_METRICS = [
+  'C_mean',
+  'C_norm',
+  'silhouette',
+  'persistence',
+  'log_ppl',
+  'diversity',
+  'grammar',
+  'coherence',
+] as const;
 
 export function dmetPlots(result: DmetResult): { name: string; spec: PlotSpec }[] {
   const grid = result.report.heatmaps;
@@ -20,7 +29,8 @@ export function dmetPlots(result: DmetResult): { name: string; spec: PlotSpec }[
   if (grid.temperature.length > 1 || grid.top_p.length > 1) {
     for (const m of HEATMAP_METRICS) plots.push({ name: `heatmap_${m}`, spec: heatmap(result, m) });
   }
-  if (grid.temperature.length > 1) plots.push({ name: 'temperature_trend', spec: temperatureTrend(result) });
+  if (grid.temperature.length > 1)
+    plots.push({ name: 'temperature_trend', spec: temperatureTrend(result) });
   return plots;
 }
 
@@ -28,8 +38,13 @@ export function dmetPlots(result: DmetResult): { name: string; spec: PlotSpec }[
 function configLabels(result: DmetResult): Map<number, { t: number; p: number; label: string }> {
   return new Map(
     result.report.configurations.map((c) => {
-      const extra = (c.top_k > 0 ? ` · k ${c.top_k}` : '') + (c.repetition_penalty !== 1 ? ` · r ${c.repetition_penalty}` : '');
-      return [c.index, { t: c.temperature, p: c.top_p, label: `T ${c.temperature} · p ${c.top_p}${extra}` }];
+      const extra =
+        (c.top_k > 0 ? ` · k ${c.top_k}` : '') +
+        (c.repetition_penalty !== 1 ? ` · r ${c.repetition_penalty}` : '');
+      return [
+        c.index,
+        { t: c.temperature, p: c.top_p, label: `T ${c.temperature} · p ${c.top_p}${extra}` },
+      ];
     }),
   );
 }
@@ -43,7 +58,12 @@ export function trajectories(result: DmetResult): PlotSpec {
   const labels = configLabels(result);
   const values = result.curves
     .filter((c) => single || c.sample === 0)
-    .map((c) => ({ ...c, temperature: labels.get(c.config)!.t, top_p: labels.get(c.config)!.p, panel: single ? `sample ${c.sample}` : labels.get(c.config)!.label }));
+    .map((c) => ({
+      ...c,
+      temperature: labels.get(c.config)!.t,
+      top_p: labels.get(c.config)!.p,
+      panel: single ? `sample ${c.sample}` : labels.get(c.config)!.label,
+    }));
   const facet = single
     ? { facet: { field: 'panel', type: 'nominal' as const, title: null }, columns: 5 }
     : {
@@ -64,21 +84,33 @@ export function trajectories(result: DmetResult): PlotSpec {
       layer: [
         {
           mark: { type: 'line', color: '#bbb', strokeWidth: 0.7 },
-          encoding: { x: { field: 'pc1', type: 'quantitative', title: 'PC1' }, y: { field: 'pc2', type: 'quantitative', title: 'PC2' }, order: { field: 'step' } },
+          encoding: {
+            x: { field: 'pc1', type: 'quantitative', title: 'PC1' },
+            y: { field: 'pc2', type: 'quantitative', title: 'PC2' },
+            order: { field: 'step' },
+          },
         },
         {
           mark: { type: 'circle', size: 12 },
           encoding: {
             x: { field: 'pc1', type: 'quantitative' },
             y: { field: 'pc2', type: 'quantitative' },
-            color: { field: 'step', type: 'quantitative', scale: { scheme: 'viridis' }, title: 'step' },
+            color: {
+              field: 'step',
+              type: 'quantitative',
+              scale: { scheme: 'viridis' },
+              title: 'step',
+            },
             tooltip: [{ field: 'step' }, { field: 'cluster' }],
           },
         },
         {
           transform: [{ filter: 'datum.jump == 1' }],
           mark: { type: 'point', shape: 'cross', color: 'red', size: 40 },
-          encoding: { x: { field: 'pc1', type: 'quantitative' }, y: { field: 'pc2', type: 'quantitative' } },
+          encoding: {
+            x: { field: 'pc1', type: 'quantitative' },
+            y: { field: 'pc2', type: 'quantitative' },
+          },
         },
       ],
     },
@@ -89,9 +121,16 @@ export function trajectories(result: DmetResult): PlotSpec {
 /** Mean of one metric per (temperature, top-p); the balanced region marked with ★. */
 export function heatmap(result: DmetResult, metric: string): PlotSpec {
   const h = result.report.heatmaps;
-  const balanced = new Set(result.report.balanced_region.configs.map((c) => `${c.temperature}|${c.top_p}`));
+  const balanced = new Set(
+    result.report.balanced_region.configs.map((c) => `${c.temperature}|${c.top_p}`),
+  );
   const values = h.temperature.flatMap((t, i) =>
-    h.top_p.map((p, j) => ({ temperature: t, top_p: p, value: h.metrics[metric][i][j], mark: balanced.has(`${t}|${p}`) ? '★' : '' })),
+    h.top_p.map((p, j) => ({
+      temperature: t,
+      top_p: p,
+      value: h.metrics[metric][i][j],
+      mark: balanced.has(`${t}|${p}`) ? '★' : '',
+    })),
   );
   const info = result.report.metrics[metric];
   return {
@@ -108,11 +147,23 @@ export function heatmap(result: DmetResult, metric: string): PlotSpec {
       {
         mark: 'rect',
         encoding: {
-          color: { field: 'value', type: 'quantitative', scale: { scheme: 'viridis' }, title: metric },
-          tooltip: [{ field: 'temperature' }, { field: 'top_p' }, { field: 'value', format: '.4f' }],
+          color: {
+            field: 'value',
+            type: 'quantitative',
+            scale: { scheme: 'viridis' },
+            title: metric,
+          },
+          tooltip: [
+            { field: 'temperature' },
+            { field: 'top_p' },
+            { field: 'value', format: '.4f' },
+          ],
         },
       },
-      { mark: { type: 'text', color: 'white', fontSize: 14 }, encoding: { text: { field: 'mark' } } },
+      {
+        mark: { type: 'text', color: 'white', fontSize: 14 },
+        encoding: { text: { field: 'mark' } },
+      },
     ],
   };
 }
@@ -123,13 +174,22 @@ export function persistenceDiagrams(result: DmetResult): PlotSpec {
   const labels = configLabels(result);
   const points = result.diagrams
     .filter((d) => d.death !== null && (single || d.sample === 0))
-    .map((d) => ({ birth: d.birth, death: d.death as number, dim: `H${d.dim}`, panel: single ? `sample ${d.sample}` : labels.get(d.config)!.label }));
+    .map((d) => ({
+      birth: d.birth,
+      death: d.death as number,
+      dim: `H${d.dim}`,
+      panel: single ? `sample ${d.sample}` : labels.get(d.config)!.label,
+    }));
   // the diagonal birth = death of each panel, as two points of a line
   const top = new Map<string, number>();
   for (const v of points) top.set(v.panel, Math.max(top.get(v.panel) ?? 0, v.death));
-  const diagonal = [...top].flatMap(([panel, m]) => [0, m].map((x) => ({ birth: x, death: x, dim: 'diagonal', panel })));
+  const diagonal = [...top].flatMap(([panel, m]) =>
+    [0, m].map((x) => ({ birth: x, death: x, dim: 'diagonal', panel })),
+  );
   const values = [...points, ...diagonal];
-  const order = single ? undefined : result.report.configurations.map((c) => labels.get(c.index)!.label);
+  const order = single
+    ? undefined
+    : result.report.configurations.map((c) => labels.get(c.index)!.label);
   return {
     $schema: SCHEMA,
     title: `Persistence diagrams of the Rips filtration (${single ? 'every sample' : 'sample 0 per configuration'}); P = longest H1 bar`,
@@ -143,7 +203,10 @@ export function persistenceDiagrams(result: DmetResult): PlotSpec {
         {
           transform: [{ filter: "datum.dim == 'diagonal'" }],
           mark: { type: 'line', color: '#999', strokeDash: [3, 3] },
-          encoding: { x: { field: 'birth', type: 'quantitative' }, y: { field: 'death', type: 'quantitative' } },
+          encoding: {
+            x: { field: 'birth', type: 'quantitative' },
+            y: { field: 'death', type: 'quantitative' },
+          },
         },
         {
           transform: [{ filter: "datum.dim != 'diagonal'" }],
@@ -163,25 +226,50 @@ export function persistenceDiagrams(result: DmetResult): PlotSpec {
 /** Mean ± sd of C_mean, silhouette and P per temperature (pooled over top-p). */
 export function temperatureTrend(result: DmetResult): PlotSpec {
   const tr = result.report.temperature_trend;
-  const values = ['C_mean', 'C_norm', 'silhouette', 'persistence', 'log_ppl', 'diversity'].flatMap((m) =>
-    tr.temperature.map((t, i) => {
-      const mean = tr.metrics[m].mean[i];
-      const sd = tr.metrics[m].sd[i] ?? 0;
-      return { metric: m, temperature: t, mean, lo: mean === null ? null : mean - sd, hi: mean === null ? null : mean + sd };
-    }),
+  const values = ['C_mean', 'C_norm', 'silhouette', 'persistence', 'log_ppl', 'diversity'].flatMap(
+    (m) =>
+      tr.temperature.map((t, i) => {
+        const mean = tr.metrics[m].mean[i];
+        const sd = tr.metrics[m].sd[i] ?? 0;
+        return {
+          metric: m,
+          temperature: t,
+          mean,
+          lo: mean === null ? null : mean - sd,
+          hi: mean === null ? null : mean + sd,
+        };
+      }),
   );
   return {
     $schema: SCHEMA,
     title: 'DMET metrics vs temperature (mean ± sd over sequences, all top-p)',
     data: { values },
-    facet: { field: 'metric', type: 'nominal', title: null, sort: ['C_mean', 'C_norm', 'silhouette', 'persistence', 'log_ppl', 'diversity'] },
+    facet: {
+      field: 'metric',
+      type: 'nominal',
+      title: null,
+      sort: ['C_mean', 'C_norm', 'silhouette', 'persistence', 'log_ppl', 'diversity'],
+    },
     columns: 3,
     spec: {
       width: 200,
       height: 130,
       layer: [
-        { mark: { type: 'area', opacity: 0.25 }, encoding: { x: { field: 'temperature', type: 'quantitative' }, y: { field: 'lo', type: 'quantitative', title: null }, y2: { field: 'hi' } } },
-        { mark: { type: 'line', point: true }, encoding: { x: { field: 'temperature', type: 'quantitative' }, y: { field: 'mean', type: 'quantitative' } } },
+        {
+          mark: { type: 'area', opacity: 0.25 },
+          encoding: {
+            x: { field: 'temperature', type: 'quantitative' },
+            y: { field: 'lo', type: 'quantitative', title: null },
+            y2: { field: 'hi' },
+          },
+        },
+        {
+          mark: { type: 'line', point: true },
+          encoding: {
+            x: { field: 'temperature', type: 'quantitative' },
+            y: { field: 'mean', type: 'quantitative' },
+          },
+        },
       ],
     },
     resolve: { scale: { y: 'independent' } },

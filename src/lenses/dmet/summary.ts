@@ -7,7 +7,11 @@
  */
 import { correlate, correlationPValue, pearson } from '../coupling/correlate.js';
 import { benjaminiHochberg } from '../../stats/multiple.js';
-import { fixedEffectsRegression, randomInterceptModel, type CoefficientTest } from '../../stats/regression.js';
+import {
+  fixedEffectsRegression,
+  randomInterceptModel,
+  type CoefficientTest,
+} from '../../stats/regression.js';
 import type { DmetConfiguration, SequenceRow } from './analyze.js';
 
 /** Dynamics features, in the code's order (continuity, cluster_quality, predictability, topology). */
@@ -83,23 +87,60 @@ export interface DmetSummary {
   tests: {
     features: string[];
     targets: string[];
-    per_config_pearson: { tag: 'exact'; source: string; correction: string; tests: PearsonTest[]; significant_q05: number };
+    per_config_pearson: {
+      tag: 'exact';
+      source: string;
+      correction: string;
+      tests: PearsonTest[];
+      significant_q05: number;
+    };
     pooled_pearson: { tag: 'proposed'; correction: string; tests: PearsonTest[] };
-    mixed_model: { tag: 'exact'; source: string; formula: string; correction: string; fits: RegressionReport[] };
-    fixed_effects: { tag: 'proposed'; formula: string; correction: string; fits: RegressionReport[] };
+    mixed_model: {
+      tag: 'exact';
+      source: string;
+      formula: string;
+      correction: string;
+      fits: RegressionReport[];
+    };
+    fixed_effects: {
+      tag: 'proposed';
+      formula: string;
+      correction: string;
+      fits: RegressionReport[];
+    };
   };
-  heatmaps: { temperature: number[]; top_p: number[]; note: string; metrics: Record<string, (number | null)[][]> };
+  heatmaps: {
+    temperature: number[];
+    top_p: number[];
+    note: string;
+    metrics: Record<string, (number | null)[][]>;
+  };
   balanced_region: {
     tag: 'proposed';
     requested: BalancedBounds;
     bounds: { max_C_mean: number | null; min_diversity: number | null };
     definition: string;
-    configs: { index: number; temperature: number; top_p: number; C_mean: number | null; diversity: number | null }[];
+    configs: {
+      index: number;
+      temperature: number;
+      top_p: number;
+      C_mean: number | null;
+      diversity: number | null;
+    }[];
   };
   temperature_trend: {
     tag: 'proposed';
     temperature: number[];
-    metrics: Record<string, { mean: (number | null)[]; sd: (number | null)[]; spearman_rho: number | null; spearman_p: number | null; n: number }>;
+    metrics: Record<
+      string,
+      {
+        mean: (number | null)[];
+        sd: (number | null)[];
+        spearman_rho: number | null;
+        spearman_p: number | null;
+        n: number;
+      }
+    >;
   };
 }
 
@@ -138,7 +179,8 @@ export function summarize(
   const perConfig: PearsonTest[] = [];
   for (const c of configs) {
     const mine = byConfig.get(c.index)!;
-    for (const f of features) for (const t of TARGETS) perConfig.push(pearsonTest(c.index, f, t, mine));
+    for (const f of features)
+      for (const t of TARGETS) perConfig.push(pearsonTest(c.index, f, t, mine));
   }
   withQ(perConfig);
   const pooled = features.flatMap((f) => TARGETS.map((t) => pearsonTest(null, f, t, rows)));
@@ -152,8 +194,10 @@ export function summarize(
       targets: [...TARGETS],
       per_config_pearson: {
         tag: 'exact',
-        source: 'analysis/correlation_analyzer.py (Pearson per configuration); p-values: Student t, n − 2 df',
-        correction: 'Benjamini–Hochberg over all per-configuration tests (configurations × features × targets)',
+        source:
+          'analysis/correlation_analyzer.py (Pearson per configuration); p-values: Student t, n − 2 df',
+        correction:
+          'Benjamini–Hochberg over all per-configuration tests (configurations × features × targets)',
         tests: perConfig,
         significant_q05: perConfig.filter((t) => t.q !== null && t.q < 0.05).length,
       },
@@ -164,9 +208,11 @@ export function summarize(
       },
       mixed_model: {
         tag: 'exact',
-        source: 'analysis/statistical_validator.py (statsmodels MixedLM, groups = configuration), fitted by REML; Wald z-tests',
+        source:
+          'analysis/statistical_validator.py (statsmodels MixedLM, groups = configuration), fitted by REML; Wald z-tests',
         formula: `${formula} + (1 | configuration)`,
-        correction: 'Benjamini–Hochberg over the slope coefficients of every target (intercepts excluded)',
+        correction:
+          'Benjamini–Hochberg over the slope coefficients of every target (intercepts excluded)',
         fits: regressions(rows, features, 'mixed'),
       },
       fixed_effects: {
@@ -182,12 +228,23 @@ export function summarize(
   };
 }
 
-function pearsonTest(config: number | null, feature: string, target: string, rows: readonly SequenceRow[]): PearsonTest {
+function pearsonTest(
+  config: number | null,
+  feature: string,
+  target: string,
+  rows: readonly SequenceRow[],
+): PearsonTest {
   const pairs = rows
     .map((r) => [num(r, feature), num(r, target)])
     .filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b));
   const n = pairs.length;
-  const r = n >= 3 ? pearson(pairs.map((p) => p[0]), pairs.map((p) => p[1])) : null;
+  const r =
+    n >= 3
+      ? pearson(
+          pairs.map((p) => p[0]),
+          pairs.map((p) => p[1]),
+        )
+      : null;
   return { config, feature, target, n, r, p: correlationPValue(r, n), q: null };
 }
 
@@ -196,28 +253,58 @@ function withQ(tests: PearsonTest[]): void {
   tests.forEach((t, i) => (t.q = q[i]));
 }
 
-function regressions(rows: readonly SequenceRow[], features: readonly string[], kind: 'mixed' | 'fixed'): RegressionReport[] {
+function regressions(
+  rows: readonly SequenceRow[],
+  features: readonly string[],
+  kind: 'mixed' | 'fixed',
+): RegressionReport[] {
   const fits = TARGETS.map((target): RegressionReport => {
-    const use = rows.filter((r) => Number.isFinite(num(r, target)) && features.every((f) => Number.isFinite(num(r, f))));
-    const base: RegressionReport = { target, rows: use.length, groups: new Set(use.map((r) => r.config)).size, coefficients: [], extra: {}, error: null };
+    const use = rows.filter(
+      (r) => Number.isFinite(num(r, target)) && features.every((f) => Number.isFinite(num(r, f))),
+    );
+    const base: RegressionReport = {
+      target,
+      rows: use.length,
+      groups: new Set(use.map((r) => r.config)).size,
+      coefficients: [],
+      extra: {},
+      error: null,
+    };
     if (use.length < MIN_REGRESSION_ROWS) {
-      return { ...base, error: `${use.length} complete rows (the code fits only with ≥ ${MIN_REGRESSION_ROWS})` };
+      return {
+        ...base,
+        error: `${use.length} complete rows (the code fits only with ≥ ${MIN_REGRESSION_ROWS})`,
+      };
     }
     const y = use.map((r) => num(r, target));
     const cols = features.map((f) => use.map((r) => num(r, f)));
     const groups = use.map((r) => r.config);
     if (kind === 'mixed') {
       const fit = randomInterceptModel(y, cols, groups, features);
-      if (!fit) return { ...base, error: 'singular design (a feature or the target is constant or collinear)' };
+      if (!fit)
+        return {
+          ...base,
+          error: 'singular design (a feature or the target is constant or collinear)',
+        };
       return {
         ...base,
         coefficients: fit.coefficients.map((c) => ({ ...c, q: null })),
-        extra: { sigma2: fit.sigma2, group_variance: fit.groupVariance, loglik_reml: fit.logLikReml, loglik_ml: fit.logLikMl, aic_ml: fit.aicMl },
+        extra: {
+          sigma2: fit.sigma2,
+          group_variance: fit.groupVariance,
+          loglik_reml: fit.logLikReml,
+          loglik_ml: fit.logLikMl,
+          aic_ml: fit.aicMl,
+        },
         error: null,
       };
     }
     const fit = fixedEffectsRegression(y, cols, groups, features);
-    if (!fit) return { ...base, error: 'singular design (a feature is constant within configurations or collinear)' };
+    if (!fit)
+      return {
+        ...base,
+        error: 'singular design (a feature is constant within configurations or collinear)',
+      };
     return {
       ...base,
       coefficients: fit.coefficients.map((c) => ({ ...c, q: null })),
@@ -237,7 +324,14 @@ function heatmaps(configurations: DmetSummary['configurations']): DmetSummary['h
   const metrics: Record<string, (number | null)[][]> = {};
   for (const m of SUMMARY_METRICS) {
     metrics[m] = temperature.map((t) =>
-      topP.map((p) => stats(configurations.filter((c) => c.temperature === t && c.top_p === p).map((c) => c.mean[m] ?? NaN)).mean),
+      topP.map(
+        (p) =>
+          stats(
+            configurations
+              .filter((c) => c.temperature === t && c.top_p === p)
+              .map((c) => c.mean[m] ?? NaN),
+          ).mean,
+      ),
     );
   }
   return {
@@ -248,7 +342,10 @@ function heatmaps(configurations: DmetSummary['configurations']): DmetSummary['h
   };
 }
 
-function balancedRegion(configurations: DmetSummary['configurations'], requested: BalancedBounds): DmetSummary['balanced_region'] {
+function balancedRegion(
+  configurations: DmetSummary['configurations'],
+  requested: BalancedBounds,
+): DmetSummary['balanced_region'] {
   const resolve = (b: number | 'median', m: Metric) =>
     b === 'median' ? median(configurations.map((c) => c.mean[m] ?? NaN)) : b;
   const maxC = resolve(requested.maxContinuity, 'C_mean');
@@ -261,8 +358,20 @@ function balancedRegion(configurations: DmetSummary['configurations'], requested
       'configurations whose mean C_mean ≤ max_C_mean (smooth trajectories) and mean distinct-2 ≥ min_diversity (non-repetitive text); ' +
       "a bound given as 'median' is the median over configurations (papers.md §1.9 step 6; the paper's bounds are not recoverable)",
     configs: configurations
-      .filter((c) => maxC !== null && minD !== null && (c.mean.C_mean ?? Infinity) <= maxC && (c.mean.diversity ?? -Infinity) >= minD)
-      .map((c) => ({ index: c.index, temperature: c.temperature, top_p: c.top_p, C_mean: c.mean.C_mean, diversity: c.mean.diversity })),
+      .filter(
+        (c) =>
+          maxC !== null &&
+          minD !== null &&
+          (c.mean.C_mean ?? Infinity) <= maxC &&
+          (c.mean.diversity ?? -Infinity) >= minD,
+      )
+      .map((c) => ({
+        index: c.index,
+        temperature: c.temperature,
+        top_p: c.top_p,
+        C_mean: c.mean.C_mean,
+        diversity: c.mean.diversity,
+      })),
   };
 }
 
@@ -277,12 +386,20 @@ function temperatureTrend(rows: readonly SequenceRow[]): DmetSummary['temperatur
   const temperature = [...new Set(rows.map((r) => r.temperature))].sort((a, b) => a - b);
   const metrics: DmetSummary['temperature_trend']['metrics'] = {};
   for (const m of SUMMARY_METRICS) {
-    const per = temperature.map((t) => stats(rows.filter((r) => r.temperature === t).map((r) => r[m])));
+    const per = temperature.map((t) =>
+      stats(rows.filter((r) => r.temperature === t).map((r) => r[m])),
+    );
     const c = correlate(
       rows.map((r) => r.temperature),
       rows.map((r) => r[m]),
     );
-    metrics[m] = { mean: per.map((s) => s.mean), sd: per.map((s) => s.sd), spearman_rho: c.spearmanRho, spearman_p: c.spearmanP, n: c.n };
+    metrics[m] = {
+      mean: per.map((s) => s.mean),
+      sd: per.map((s) => s.sd),
+      spearman_rho: c.spearmanRho,
+      spearman_p: c.spearmanP,
+      n: c.n,
+    };
   }
   return { tag: 'proposed', temperature, metrics };
 }

@@ -29,7 +29,11 @@ export const PERPLEXITY_MAX_TOKENS = 512;
 /** Longest sentence in tokens for the coherence embedding (the code's T5 max_length 128). */
 export const SENTENCE_MAX_TOKENS = 128;
 
-export function textQuality(text: string, scorer: Model | null, dictionary: ReadonlySet<string>): TextQuality {
+export function textQuality(
+  text: string,
+  scorer: Model | null,
+  dictionary: ReadonlySet<string>,
+): TextQuality {
   const ppl = scorer ? perplexity(scorer, text) : null;
   return {
     perplexity: ppl,
@@ -151,7 +155,8 @@ function sentenceEmbedding(scorer: Model, sentence: string): Float64Array {
   const bos = scorer.tokenizer.bosId ?? scorer.config.bosId;
   const first = ids.length > 1 && ids[0] === bos ? 1 : 0;
   const out = new Float64Array(width);
-  for (let t = first; t < ids.length; t++) for (let j = 0; j < width; j++) out[j] += data[t * width + j];
+  for (let t = first; t < ids.length; t++)
+    for (let j = 0; j < width; j++) out[j] += data[t * width + j];
   for (let j = 0; j < width; j++) out[j] /= ids.length - first;
   return out;
 }
