@@ -221,6 +221,7 @@ function flush() {
         // generated tokens show what they add to the decoded text (a newline, not <0x0A>)
         span.textContent = t.step >= 0 && t.text ? t.text : t.piece;
         span.dataset.i = String(i);
+        span.dataset.id = String(t.id);
         span.title = t.step < 0 ? `prompt token ${t.id}` : `step ${t.step}: p = ${t.p?.toFixed(3)}, H = ${t.entropy?.toFixed(3)}`;
         if (t.step < 0) span.className = 'prompt';
         else span.style.backgroundColor = `rgba(47, 111, 219, ${(0.08 + 0.5 * (1 - (t.p ?? 0))).toFixed(2)})`;

@@ -10,7 +10,7 @@ import { encodePrompt, generateText, openModel, type Model } from '../api.js';
 import { entropy } from '../decode/sampling.js';
 import { LmdynError } from '../errors.js';
 import { analyzeCoupling } from '../lenses/coupling/analyze.js';
-import { TextStream } from '../tokenizer/stream.js';
+import { IncrementalText, label, topTokens } from './incremental-text.js';
 import { LiveTrajectory } from './live-trajectory.js';
 import type { EngineEvent, EngineJob } from './engine.js';
 
@@ -65,13 +65,13 @@ function generate(m: Model, job: Extract<EngineJob, { kind: 'generate' }>, post:
     type: 'start',
     model: job.model,
     promptIds,
-    promptPieces: promptIds.map((id) => m.tokenizer.tokenText(id)),
+    promptPieces: promptIds.map((id) => label(m.tokenizer, id)),
     hook: last,
     dim: m.config.dim,
     seqLen: m.config.seqLen,
   });
   const traj = new LiveTrajectory(m.config.dim, 3);
-  const stream = new TextStream(m.tokenizer, promptIds);
+  const stream = new IncrementalText(m.tokenizer, promptIds);
   const result = generateText(m, {
     promptIds,
     maxTokens: job.maxTokens,
@@ -88,13 +88,13 @@ function generate(m: Model, job: Extract<EngineJob, { kind: 'generate' }>, post:
       },
     ],
     onStep: (step) => {
-      const top = topTokens(step.probs, job.topN).map(([id, p]): [number, string, number] => [id, m.tokenizer.tokenText(id), p]);
+      const top = topTokens(step.probs, job.topN).map(([id, p]): [number, string, number] => [id, label(m.tokenizer, id), p]);
       post({
         type: 'token',
         step: step.step,
         position: step.position,
         id: step.token,
-        piece: m.tokenizer.tokenText(step.token),
+        piece: label(m.tokenizer, step.token),
         text: stream.push(step.token),
         p: step.probs[step.token],
         entropy: entropy(step.probs),
@@ -106,21 +106,4 @@ function generate(m: Model, job: Extract<EngineJob, { kind: 'generate' }>, post:
   const final = traj.refit();
   if (final) post(final);
   post({ type: 'done', finishReason: result.finishReason, generated: result.ids.length, tokensPerSecond: result.tokensPerSecond, tail: stream.flush() });
-}
-
-/** The n most probable token ids with their probabilities, most probable first. */
-export function topTokens(probs: Float64Array, n: number): [number, number][] {
-  const best: [number, number][] = [];
-  for (let i = 0; i < probs.length; i++) {
-    const p = probs[i];
-    if (p <= 0 || (best.length === n && p <= best[n - 1][1])) continue;
-    let at = best.length < n ? best.length : n - 1;
-    if (best.length < n) best.push([i, p]);
-    else best[at] = [i, p];
-    while (at > 0 && best[at - 1][1] < best[at][1]) {
-      [best[at - 1], best[at]] = [best[at], best[at - 1]];
-      at--;
-    }
-  }
-  return best;
 }

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openModel, runWithCache } from '../../src/api.js';
+import { encodePrompt, generateText, openModel, runWithCache } from '../../src/api.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 import { model, STORIES_GREEDY_64, STORIES_LSE0, STORIES_TOP5 } from '../helpers/paths.js';
 import { makeRunFolder, STORIES } from '../report/fixture.js';
@@ -83,6 +83,21 @@ print(json.dumps((c@vt[:3].T).tolist()))`], { input: JSON.stringify(states), enc
       const want = ref[i][c];
       assert.ok(Math.abs(sign * traj.coords[i * 3 + c] - want) <= 1e-3 * Math.max(1, Math.abs(want)), `position ${i}, PC${c + 1}: ${traj.coords[i * 3 + c]} vs ${want}`);
     }
+  }
+});
+
+test('incremental text deltas add up to the tokenizer’s decoding of the whole sequence (sentencepiece and byte-level BPE)', async () => {
+  const { IncrementalText } = await import('../../src/server/incremental-text.js');
+  for (const [spec, prompt] of [[STORIES, 'Once upon a time'], [model('tiny-gpt2'), 'Hello, wörld — ünïcödé']] as const) {
+    const m = await openModel(spec);
+    const promptIds = encodePrompt(m, prompt);
+    const { ids } = generateText(m, { promptIds, maxTokens: 200, sampling: { temperature: 1 }, seed: 11 });
+    const text = new IncrementalText(m.tokenizer, promptIds);
+    const deltas = ids.map((id) => text.push(id));
+    const joined = deltas.join('') + text.flush();
+    assert.equal(m.tokenizer.decode(promptIds) + joined, m.tokenizer.decode([...promptIds, ...ids]), spec);
+    // and it is incremental: (almost) every token adds its text when it comes
+    assert.ok(deltas.filter((d) => d !== '').length >= 0.8 * ids.length, `${spec}: ${deltas.filter((d) => d !== '').length} of ${ids.length} deltas`);
   }
 });
 

@@ -1,0 +1,178 @@
+/**
+ * The dashboard end to end in headless Chromium (Debian's /usr/bin/chromium driven by
+ * playwright-core): `lmdyn serve` on a fixture run folder, a greedy generation with stories260K
+ * (MANIFEST.md's ids must appear token by token), the distribution of a sampled one, a refused
+ * request shown as a readable message, every lens view with what it draws (vega's SVG marks are
+ * counted), the trajectories behind a heatmap cell, and a 1,000-step generation with tiny-gpt2
+ * during which the page keeps drawing frames. Every request must stay on the server's origin.
+ * Screenshots go to $TMPDIR/lmdyn-dashboard-screenshots (replaced on each run).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer } from '../../src/server/server.js';
+import { model, STORIES_GREEDY_64 } from '../helpers/paths.js';
+import { makeRunFolder, STORIES } from '../report/fixture.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const SCREENSHOTS = join(tmpdir(), 'lmdyn-dashboard-screenshots');
+
+test(
+  'dashboard in headless Chromium: live generation, every lens view, run folders, a 1,000-step trace',
+  { skip: existsSync(CHROMIUM) ? false : `skipped: no Chromium at ${CHROMIUM} (Debian package chromium); the dashboard test needs it`, timeout: 180_000 },
+  async (t) => {
+    const { chromium } = await import('playwright-core');
+    const root = mkdtempSync(join(tmpdir(), 'lmdyn-dash-runs-'));
+    const profile = mkdtempSync(join(tmpdir(), 'lmdyn-dash-profile-'));
+    rmSync(SCREENSHOTS, { recursive: true, force: true });
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    const tiny = model('tiny-gpt2');
+    await makeRunFolder(root);
+    const server = await startServer({ port: 0, runs: root, models: [STORIES, tiny] });
+    const origin = server.url.replace(/\/$/, '');
+    const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1280, height: 1000 } });
+    const external: string[] = [];
+    const problems: string[] = [];
+    await context.route('**/*', (route) => {
+      const u = route.request().url();
+      if (u.startsWith(origin + '/')) return route.continue();
+      external.push(u);
+      return route.abort();
+    });
+    try {
+      const page = await context.newPage();
+      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+      page.on('console', (m) => {
+        // failed requests the test makes on purpose (400) are logged by Chromium as console errors
+        if (m.type() === 'error' && !/status of 400/.test(m.text())) problems.push(`console: ${m.text()}`);
+      });
+      const shot = async (name: string, fullPage = false) => {
+        const path = join(SCREENSHOTS, `${name}.png`);
+        await page.screenshot({ path, fullPage });
+        t.diagnostic(`screenshot ${path}`);
+      };
+      await page.goto(server.url);
+      await page.waitForFunction(() => (document.querySelector('#model') as HTMLSelectElement).options.length === 2);
+
+      // 1. greedy from BOS: MANIFEST's ids, token by token
+      await page.fill('#prompt', '');
+      await page.fill('#temperature', '0');
+      await page.fill('#maxTokens', '60');
+      await page.click('#generate');
+      await page.waitForFunction(() => (window as unknown as { lmdynStats: { done: boolean } }).lmdynStats.done, null, { timeout: 60_000 });
+      const ids = await page.$$eval('#tokens span:not(.prompt)', (spans) => spans.map((s) => Number((s as HTMLElement).dataset.id)));
+      assert.deepEqual(ids, STORIES_GREEDY_64.slice(0, 60));
+      assert.match((await page.textContent('#gen-info')) ?? '', /^60 tokens, length/);
+      for (const canvas of ['#traj2d', '#traj3d', '#strip']) {
+        const inked = await page.$eval(canvas, (c) => {
+          const el = c as HTMLCanvasElement;
+          const data = el.getContext('2d')!.getImageData(0, 0, el.width, el.height).data;
+          let n = 0;
+          for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+          return n;
+        });
+        assert.ok(inked > 500, `${canvas} is drawn (${inked} pixels)`);
+      }
+      await shot('generate-greedy');
+
+      // 2. sampled: the distribution of each step, most probable first, the drawn token marked
+      await page.fill('#prompt', 'Once upon a time');
+      await page.fill('#temperature', '1');
+      await page.fill('#maxTokens', '100');
+      await page.fill('#seed', '7');
+      await page.click('#generate');
+      await page.waitForFunction(() => (window as unknown as { lmdynStats: { done: boolean } }).lmdynStats.done, null, { timeout: 60_000 });
+      await page.click('#tokens span:not(.prompt) >> nth=4');
+      assert.match((await page.textContent('#dist-title')) ?? '', /^step 4: drew /);
+      const bars = await page.$$eval('#dist .bar', (rows) => rows.map((r) => ({ p: Number(r.querySelector('.val')!.textContent), chosen: r.classList.contains('chosen') })));
+      assert.equal(bars.length, 10);
+      for (let i = 1; i < bars.length; i++) assert.ok(bars[i - 1].p >= bars[i].p, 'most probable first');
+      assert.ok(bars.filter((b) => b.chosen).length <= 1);
+      await shot('generate-sampled');
+
+      // 3. a request the server refuses: its message, readable, on the page
+      await page.fill('#maxTokens', '99999');
+      await page.click('#generate');
+      await page.waitForSelector('#error:not([hidden])');
+      assert.match((await page.textContent('#error-text')) ?? '', /"maxTokens" must be a whole number in \[1, 4096\], got 99999/);
+      await shot('error');
+      await page.click('#error-close');
+      await page.fill('#maxTokens', '100');
+
+      // 4. coupling, computed now: heatmap cells (5 blocks, off-diagonal, trained + twin) and spectra
+      await page.click('#tabs a[data-view=coupling]');
+      await page.click('#coupling-run');
+      await page.waitForSelector('#coupling-out .plot[data-name=growth] svg', { timeout: 60_000 });
+      assert.equal(await page.locator('#coupling-out .plot[data-name=coupling_k10] g.mark-rect.role-mark path').count(), 40);
+      assert.equal(await page.locator('#coupling-out .plot[data-name=spectra] g.mark-line.role-mark path').count(), 10);
+      assert.ok((await page.locator('#coupling-out .tag.exact').count()) > 0);
+      await shot('coupling', true);
+
+      // 5. DMET: a lens heatmap cell opens the trajectories of its configuration; so does a sweep's
+      await page.click('#tabs a[data-view=dmet]');
+      const dmet = page.locator('#view-dmet');
+      await dmet.locator('.plot[data-name=heatmap_C_mean] g.mark-rect.role-mark path').first().waitFor();
+      await dmet.locator('.plot[data-name=heatmap_C_mean] g.mark-rect.role-mark path').nth(3).click();
+      await dmet.locator('.behind .plot[data-name=trajectory_pca] svg').waitFor();
+      assert.match((await dmet.locator('.behind h2').first().textContent()) ?? '', /\(sweep\/00\d_t[\d.]+_p[\d.]+_k0_r1\)/);
+      assert.ok((await dmet.locator('.behind .plot[data-name=trajectory_pca] g.mark-symbol.role-mark path').count()) > 10);
+      await dmet.locator('.list button', { hasText: 'sweep' }).click();
+      await dmet.locator('.plot[data-name=sweep_entropy] g.mark-rect.role-mark path').first().waitFor();
+      await dmet.locator('.plot[data-name=sweep_entropy] g.mark-rect.role-mark path').first().click({ position: { x: 4, y: 4 } }); // off the cell's label
+      await dmet.locator('.behind .plot[data-name=per_step] svg').waitFor();
+      await shot('dmet', true);
+
+      // 6. the other lenses: their figures, their tagged metrics
+      for (const [view, figure] of [['persistence', 'persistence_diagrams'], ['simplex', 'ternary'], ['gravity', 'potential'], ['sde', 'drift']]) {
+        await page.click(`#tabs a[data-view=${view}]`);
+        const v = page.locator(`#view-${view}`);
+        await v.locator(`.plot[data-name=${figure}] svg`).waitFor();
+        assert.ok((await v.locator(`.plot[data-name=${figure}] .mark-symbol path, .plot[data-name=${figure}] .mark-line path, .plot[data-name=${figure}] .mark-rect path`).count()) > 0, `${view}: ${figure} has marks`);
+        assert.ok((await v.locator('.tag').count()) > 0, `${view}: tagged metrics`);
+        if (view === 'persistence') assert.equal(await v.locator('.plot[data-name=heatmap_C_mean]').count(), 0, 'only persistence figures');
+        await shot(view);
+      }
+
+      // 7. run folders: every result listed, a trace drawn
+      await page.click('#tabs a[data-view=runs]');
+      const runs = page.locator('#view-runs');
+      await runs.locator('.list button').first().waitFor();
+      const listing = (await (await fetch(`${origin}/api/runs`)).json()) as { results: unknown[] };
+      assert.equal(listing.results.length, 12); // 7 results, the sweep's 4 configuration traces, a folder of figures
+      assert.equal(await runs.locator('.list button').count(), 12);
+      await runs.locator('.list button', { hasText: /^trace\s*trace$/ }).click();
+      await runs.locator('.content .plot[data-name=trajectory_pca] svg').waitFor();
+      await shot('runs');
+
+      // 8. a 1,000-step generation (tiny-gpt2 holds 1,024 positions): frames keep coming
+      await page.click('#tabs a[data-view=generate]');
+      await page.selectOption('#model', tiny);
+      await page.fill('#prompt', 'Hello');
+      await page.fill('#maxTokens', '1000');
+      await page.fill('#seed', '1');
+      await page.click('#generate');
+      await page.waitForFunction(() => (window as unknown as { lmdynStats: { done: boolean } }).lmdynStats.done, null, { timeout: 90_000 });
+      const stats = await page.evaluate(() => (window as unknown as { lmdynStats: { frames: number; maxGapMs: number; maxFlushMs: number; events: number } }).lmdynStats);
+      t.diagnostic(`1,000 steps: ${stats.events} events, ${stats.frames} frames, longest gap ${stats.maxGapMs.toFixed(0)} ms, longest redraw ${stats.maxFlushMs.toFixed(1)} ms`);
+      assert.equal(await page.locator('#tokens span:not(.prompt)').count(), 1000);
+      assert.ok(stats.frames > 20, 'the page kept drawing');
+      assert.ok(stats.maxFlushMs < 250, `a redraw takes ${stats.maxFlushMs} ms`);
+      const t0 = Date.now();
+      await page.click('#tokens span:not(.prompt) >> nth=900');
+      await page.waitForFunction(() => /^step 900:/.test(document.querySelector('#dist-title')!.textContent ?? ''));
+      assert.ok(Date.now() - t0 < 2000, 'selecting a token answers at once');
+      await shot('generate-1000');
+
+      assert.deepEqual(external, [], 'nothing was requested from another origin');
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+      await server.close();
+      rmSync(root, { recursive: true, force: true });
+      rmSync(profile, { recursive: true, force: true });
+    }
+  },
+);
