@@ -156,7 +156,7 @@ function loadConfig(dir: string, hook: string): DmetConfigData {
       })),
       positions: P,
       width,
-      states: Float32Array.from(readTensorF32(file, hook)),
+      states: readTensorF32(file, hook, new Float32Array(S * P * width)), // a plain array, not the kernels' arena
     };
   } finally {
     closeSafetensors(file);
