@@ -142,7 +142,7 @@ print(json.dumps(out))`,
     const section = (rel: string) => page.sections.find((s) => s.rel === rel)!;
     // provenance of the trace: model, seed, version
     assert.equal(section('trace').prov.model, STORIES);
-    assert.equal(section('trace').prov.seed, '1');
+    assert.equal(section('trace').prov.seed, '4');
     assert.equal(section('trace').prov.lmdyn, '0.1.0');
     // the generic walker's rows in the stand-in dmet report, with their tags
     const dmetRows = section('lenses/dmet').rows.map((r) => `${r[0]}=${r[1]}:${r[2]}`);
