@@ -67,7 +67,7 @@ export const registerSimplexLens: LensRegistrar = (analyze) => {
     .option('--eta <η>', 'step of the multiplicative-weights maps', positive('--eta'), 0.1)
     .option('-s, --seed <S>', 'seed of the random starts, the loop grid and the noise trials', parseInteger('--seed', 0, 2 ** 32 - 1), 1)
     .option('--sweep <DIR>', 'loop statistics of a `lmdyn sweep` folder, written to DIR/simplex.json')
-    .option('--loops', 'with --model: generate a grid and measure loops (frequency/presence penalties included)')
+    .option('--loops', 'with --model: generate a grid (temperature × repetition/frequency/presence penalties, with --top-k/--top-p if given) and measure loops')
     .option('--loop-temperatures <LIST>', 'grid temperatures (0 = greedy)', numberList('--loop-temperatures', 0, 100), [0, 0.5, 1])
     .option('--repetition-penalties <LIST>', 'grid repetition penalties', numberList('--repetition-penalties', 0.01, 100), [1])
     .option('--frequency-penalties <LIST>', 'grid frequency penalties', numberList('--frequency-penalties', -10, 10), [0, 0.5, 1])

@@ -322,13 +322,21 @@ export function twoTokenCounterExample(): CounterExample {
   const entropic = runFlow('entropic', s, 1, start, 'uniform', grid);
   const sigma = (t: number) => 1 / (1 + Math.exp(-t));
   const h = (q: number) => -(q * Math.log(q) + (1 - q) * Math.log(1 - q));
-  const rows = [0, 0.5, 1, 1.5, 2, 3, 4].map((t) => {
+  const times = [0, 0.5, 1, 1.5, 2, 3, 4];
+  const p2 = new Map<number, number>(); // numerical p₂ at the table's steps
+  integrateReplicator(flowFitness('paper', s, 1), start, {
+    stepsPerUnit: grid.stepsPerUnit,
+    steps: grid.tMax * grid.stepsPerUnit,
+    onRecord: (step, _t, logp) => {
+      if (step % (grid.stepsPerUnit / 2) === 0) p2.set(step / grid.stepsPerUnit, Math.exp(logp[1]));
+    },
+  });
+  const rows = times.map((t) => {
     const k = paper.t.findIndex((x) => Math.abs(x - t) < 1e-12);
-    const logp = closedFormLogp('paper', s, 1, start, t);
     const q = sigma(t);
     return {
       t,
-      p2: Math.exp(logp[1]),
+      p2: p2.get(t) ?? NaN,
       p2_closed: q,
       free_energy: paper.free_energy[k],
       free_energy_closed: q + h(q),

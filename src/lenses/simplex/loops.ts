@@ -137,7 +137,8 @@ export function wilsonInterval(k: number, n: number, z = 1.959963984540054): [nu
 
 /**
  * Asymmetry ‖A − Aᵀ‖_F / ‖A + Aᵀ‖_F of a square matrix (row-major, m×m), papers.md §4.3 item 4:
- * 0 for a symmetric A (a potential game), 1 for an antisymmetric one; null when A + Aᵀ = 0.
+ * 0 for a symmetric A (a potential game), growing without bound as A nears an antisymmetric one
+ * (null when A + Aᵀ = 0); an m×m matrix of iid entries gives about √((m − 1)/(m + 1)).
  */
 export function asymmetry(a: ArrayLike<number>, m: number): number | null {
   let minus = 0;

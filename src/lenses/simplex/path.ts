@@ -70,6 +70,8 @@ export interface LoopConfigReport {
     samples_used: number;
     asymmetry: { mean: number | null; median: number | null; values: number[] };
     asymmetry_model: { mean: number | null; median: number | null; values: number[] };
+    /** √((m − 1)/(m + 1)): the asymmetry an m×m matrix of iid entries has (in mean square), for scale. */
+    iid_reference: number | null;
     /** The first sample's A, for inspection. */
     example: (ScoreResponse & { sample: number; token_text: string[] }) | null;
   };
@@ -225,6 +227,7 @@ export function analyzePathDependence(set: GenerationSet, model: Model, options:
         samples_used: responses.length,
         asymmetry: stats(asym),
         asymmetry_model: stats(asymModel),
+        iid_reference: responses.length ? Math.sqrt((responses[0].r.tokens.length - 1) / (responses[0].r.tokens.length + 1)) : null,
         example: responses.length
           ? {
               sample: responses[0].sample,
@@ -251,7 +254,7 @@ export function analyzePathDependence(set: GenerationSet, model: Model, options:
         'identical sequences are measured once',
       score_response:
         'A_ij = s_i(context with one more token j inserted after BOS) − s_i(context), s = logits after the configuration’s penalties, ' +
-        'on the most frequent generated tokens; asymmetry = ‖A − Aᵀ‖_F / ‖A + Aᵀ‖_F (0 symmetric: potential game; 1 antisymmetric); ' +
+        'on the most frequent generated tokens; asymmetry = ‖A − Aᵀ‖_F / ‖A + Aᵀ‖_F (0 symmetric: potential game; unbounded towards antisymmetric; ≈ √((m − 1)/(m + 1)) for iid entries); ' +
         'asymmetry_model is the same on the raw logits (the penalties’ own part is diagonal: −α_f per count)',
     },
     options: {

@@ -155,16 +155,13 @@ export function loopPlots(loops: LoopReport): { name: string; spec: PlotSpec }[]
     loops: `${c.summary.loops}/${c.summary.samples}`,
     asymmetry: c.score_response.asymmetry.mean ?? NaN,
   }));
-  const heat = (field: 'loop_rate' | 'asymmetry', title: string, text: string): PlotSpec => ({
-    $schema: SCHEMA,
-    title,
-    data: { values: rows.filter((r) => Number.isFinite(r[field])) },
-    facet: { column: { field: 'other', type: 'nominal', title: null } },
-    spec: {
+  const facets = new Set(rows.map((r) => r.other)).size;
+  const heat = (field: 'loop_rate' | 'asymmetry', title: string, text: string): PlotSpec => {
+    const cell = {
       width: Math.max(120, 60 * penaltyOrder.length),
       height: Math.max(100, 30 * new Set(rows.map((r) => r.temperature)).size),
       encoding: {
-        x: { field: 'penalties', type: 'ordinal', sort: penaltyOrder, title: 'penalties' },
+        x: { field: 'penalties', type: 'ordinal', sort: penaltyOrder, title: 'penalties', axis: { labelAngle: 0 } },
         y: { field: 'temperature', type: 'ordinal', title: 'temperature' },
       },
       layer: [
@@ -174,6 +171,7 @@ export function loopPlots(loops: LoopReport): { name: string; spec: PlotSpec }[]
             color: {
               field,
               type: 'quantitative',
+              title: field === 'loop_rate' ? 'loop rate' : 'asymmetry',
               scale: { scheme: 'viridis', ...(field === 'loop_rate' ? { domain: [0, 1] } : {}) },
             },
           },
@@ -186,8 +184,12 @@ export function loopPlots(loops: LoopReport): { name: string; spec: PlotSpec }[]
           },
         },
       ],
-    },
-  });
+    };
+    const data = { values: rows.filter((r) => Number.isFinite(r[field])) };
+    return (facets > 1
+      ? { $schema: SCHEMA, title, data, facet: { column: { field: 'other', type: 'nominal', title: null } }, spec: cell }
+      : { $schema: SCHEMA, title, data, ...cell }) as PlotSpec;
+  };
   const escape = loops.configs.flatMap((c) =>
     c.escape.by_sigma
       .filter((e) => e.trials > 0)
@@ -206,12 +208,12 @@ export function loopPlots(loops: LoopReport): { name: string; spec: PlotSpec }[]
         width: 420,
         height: 220,
         encoding: {
-          x: { field: 'sigma', type: 'ordinal', title: 'σ' },
+          x: { field: 'sigma', type: 'ordinal', title: 'σ', axis: { labelAngle: 0 } },
           color: { field: 'config', type: 'nominal', title: null },
         },
         layer: [
-          { mark: { type: 'line', point: true }, encoding: { y: { field: 'probability', type: 'quantitative', scale: { domain: [0, 1] }, title: 'P(escape within horizon)' } } },
-          { mark: { type: 'errorbar' }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
+          { mark: { type: 'line', point: true }, encoding: { y: { field: 'probability', type: 'quantitative', scale: { domain: [0, 1] }, title: 'P(escape within horizon), 95 % CI' } } },
+          { mark: { type: 'errorbar' }, encoding: { y: { field: 'lo', type: 'quantitative', title: 'P(escape within horizon), 95 % CI' }, y2: { field: 'hi' } } },
         ],
       } as PlotSpec,
     });
