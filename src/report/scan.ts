@@ -5,7 +5,7 @@
  * lens measures; report/sections.ts decides how each kind is drawn.
  */
 import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { basename, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
 
 /** Lens report files recognised by name (papers.md order), besides any JSON with a `lens` field. */
@@ -75,8 +75,13 @@ export function scanResults(root: string, options: ScanOptions = {}): FoundResul
         else if ((LENS_FILES as readonly string[]).includes(name)) add(name.slice(0, -'.json'.length), name, json);
       }
     }
-    // figures with no result file beside them still get shown
-    if (plots.length > 0 && !found.some((f) => f.dir === dir)) add('figures', '', {});
+    // figures with no result file beside them still get shown: with the lens report of the
+    // folder above when there is one (a lens may keep its figures in a subfolder), else alone
+    if (plots.length > 0 && !found.some((f) => f.dir === dir)) {
+      const parent = found.find((f) => f.dir === dirname(dir) && f.kind !== 'trace' && f.kind !== 'sweep');
+      if (parent && depth > 0) parent.plots = [...parent.plots, ...plots];
+      else add('figures', '', {});
+    }
     sharePlots(found.filter((f) => f.dir === dir));
     if (depth >= maxDepth) return;
     for (const name of names) {

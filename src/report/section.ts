@@ -43,7 +43,7 @@ export function genericBlocks(result: FoundResult): Block[] {
         type: 'metrics',
         title: 'Tagged metrics (papers.md: exact = as the authors compute it, proposed = our reading)',
         columns: ['value'],
-        rows: rows.map((r) => ({ name: r.path, values: [r.value], tag: r.tag, ...(r.source ? { note: r.source } : {}) })),
+        rows: rows.map((r) => ({ name: r.path, values: [typeof r.value === 'boolean' ? String(r.value) : r.value], tag: r.tag, ...(r.source ? { note: r.source } : {}) })),
       });
     }
   }

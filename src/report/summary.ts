@@ -1,7 +1,7 @@
 /**
  * What any result says about itself, read without knowing its lens: the provenance (model,
- * seed, lmdyn version, configuration) and the headline metrics — every object that carries a
- * papers.md `tag` and a numeric `mean` or `value` (or sits under a tagged object).
+ * seed, lmdyn version, configuration) and the headline metrics — the numbers stated by every
+ * object that carries a papers.md `tag` (and the mean/value of objects under a tagged one).
  */
 
 export interface Provenance {
@@ -17,7 +17,7 @@ export interface Provenance {
 export interface TaggedMetric {
   /** Dotted path from the root; array items are named by their k/name/id/weights field when present. */
   path: string;
-  value: number | null;
+  value: number | boolean | null;
   tag: string;
   /** The `source` (or `definition`) of the tagged object, if any. */
   source: string | null;
@@ -47,7 +47,10 @@ export function provenanceOf(json: Record<string, unknown>): Provenance {
   };
 }
 
-/** Every tagged metric in `json`, in document order (at most 300). */
+/**
+ * Every tagged metric in `json`, in document order (at most 300): each number or boolean stated
+ * directly by an object with a `tag`, and the `mean`/`value` of objects below a tagged one.
+ */
 export function taggedMetrics(json: unknown): TaggedMetric[] {
   const rows: TaggedMetric[] = [];
   const walk = (v: unknown, path: string, inherited: { tag: string; source: string | null } | null): void => {
@@ -65,9 +68,11 @@ export function taggedMetrics(json: unknown): TaggedMetric[] {
         : null;
     const tagged = own ?? inherited;
     if (tagged) {
-      for (const key of ['mean', 'value'] as const) {
+      // a tagged object: every number (or pass/fail) it states directly; under one: mean and value
+      const keys = own ? Object.keys(v).filter((k) => k !== 'tag') : ['mean', 'value'];
+      for (const key of keys) {
         const x = v[key];
-        if (typeof x === 'number' || (x === null && key in v)) {
+        if (typeof x === 'number' || typeof x === 'boolean' || (x === null && (key === 'mean' || key === 'value') && key in v)) {
           rows.push({ path: path ? `${path}.${key}` : key, value: x, tag: tagged.tag, source: tagged.source });
         }
       }

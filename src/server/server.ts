@@ -160,7 +160,8 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     const dir = insideRoot(runs, rel);
     if (!statSync(dir).isDirectory()) throw new HttpError(400, `"${rel}" is not a folder`);
     const relFromRoot = relative(realpathSync(runs), dir);
-    const found = scanResults(dir, { maxDepth: 0 });
+    // one level down too: a lens may keep its figures in a subfolder (scan.ts attaches them)
+    const found = scanResults(dir, { maxDepth: 1 }).filter((f) => f.dir === dir);
     const sections = [];
     for (const f of found) sections.push(await sectionOf({ ...f, rel: relFromRoot }));
     if (sections.length === 0) throw new HttpError(404, `"${rel}" holds no result (trace, sweep or lens report)`);

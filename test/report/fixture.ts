@@ -5,7 +5,7 @@
  * and a folder holding only a figure. The stand-ins exercise the generic path every lens takes.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { openModel, type Model } from '../../src/api.js';
 import { analyzeCoupling } from '../../src/lenses/coupling/analyze.js';
 import { writeCouplingRun } from '../../src/lenses/coupling/io.js';
@@ -53,7 +53,7 @@ export async function makeRunFolder(root: string, model?: Model): Promise<void> 
 
   await standIn(root, 'dmet', { source: { kind: 'sweep', dir: '../../sweep' }, metrics: { C_mean: { tag: 'exact', mean: 0.25 }, silhouette: { tag: 'proposed', value: 0.5 } }, untagged: { mean: 9 } }, {
     heatmap_C_mean: heat([0.5, 1], [0.9, 1]),
-    persistence_diagrams: {
+    'dmet-plots/persistence_diagrams': {
       data: { values: [{ birth: 0, death: 1.5, dim: 'H0' }, { birth: 0.4, death: 0.9, dim: 'H1' }, { birth: 0, death: 0.7, dim: 'H0' }] },
       mark: 'point',
       encoding: { x: { field: 'birth', type: 'quantitative' }, y: { field: 'death', type: 'quantitative' }, color: { field: 'dim', type: 'nominal' } },
@@ -88,10 +88,14 @@ function heat(ts: number[], ps: number[]): PlotSpec {
   };
 }
 
+/** A lens report with its figures; figures named `sub/name` go into a subfolder (as DMET's do). */
 async function standIn(root: string, lens: string, body: Record<string, unknown>, plots: Record<string, PlotSpec>): Promise<void> {
   const dir = join(root, 'lenses', lens);
   mkdirSync(dir, { recursive: true });
   const json = { lens, spec: `papers.md (${lens})`, lmdyn_version: '0.1.0', model: { spec: STORIES }, seed: 3, ...body };
   writeFileSync(join(dir, `${lens}.json`), JSON.stringify(json, null, 1));
-  for (const [name, spec] of Object.entries(plots)) await writePlot(join(dir, name), spec);
+  for (const [name, spec] of Object.entries(plots)) {
+    mkdirSync(dirname(join(dir, name)), { recursive: true });
+    await writePlot(join(dir, name), spec);
+  }
 }

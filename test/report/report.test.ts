@@ -24,16 +24,17 @@ function python(script: string, input = ''): string {
   return r.stdout;
 }
 
-test('tagged metrics: every object with a tag and a numeric mean/value, tags inherited, raw per-prompt arrays skipped', () => {
+test('tagged metrics: the numbers a tagged object states, mean/value below it with the tag inherited, raw per-prompt arrays skipped', () => {
   const json = {
     lens: 'x',
-    a: { tag: 'exact', source: 'eq. 3', mean: 0.5, per_prompt: [{ tag: 'exact', mean: 1 }] },
-    b: { tag: 'proposed', by_k: [{ k: 10, value: 2 }, { k: 30, value: null }] },
+    a: { tag: 'exact', source: 'eq. 3', mean: 0.5, passed: true, per_prompt: [{ tag: 'exact', mean: 1 }] },
+    b: { tag: 'proposed', by_k: [{ k: 10, value: 2, count: 4 }, { k: 30, value: null }] }, // count: not a headline under a tagged object
     c: { mean: 7 }, // untagged: not a headline
     d: [{ name: 'w', inner: { tag: 'exact', value: 3 } }],
   };
   assert.deepEqual(taggedMetrics(json), [
     { path: 'a.mean', value: 0.5, tag: 'exact', source: 'eq. 3' },
+    { path: 'a.passed', value: true, tag: 'exact', source: 'eq. 3' },
     { path: 'b.by_k[k=10].value', value: 2, tag: 'proposed', source: null },
     { path: 'b.by_k[k=30].value', value: null, tag: 'proposed', source: null },
     { path: 'd[name=w].inner.value', value: 3, tag: 'exact', source: null },
