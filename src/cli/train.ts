@@ -11,7 +11,7 @@ import { train, type StepReport } from '../train/loop.js';
 import { checkShape, type TrainShape } from '../train/model.js';
 import { DEFAULT_OPTIM, type OptimConfig } from '../train/optim.js';
 import { parseInteger, parseNumber } from './args.js';
-import { addThreadsFlag, startCliThreads } from './common.js';
+import { availableCores } from './common.js';
 
 interface TrainFlags {
   config: string;
@@ -45,7 +45,8 @@ interface TrainFlags {
 }
 
 export function registerTrain(program: Command): void {
-  addThreadsFlag(program.command('train'))
+  program
+    .command('train')
     .description(
       'train a small llama model from scratch (corpus or distillation), with checkpoints',
     )
@@ -148,6 +149,11 @@ export function registerTrain(program: Command): void {
     )
     .requiredOption('-o, --out <DIR>', 'output folder')
     .option('--resume', 'continue the run in --out from its last checkpoint')
+    .option(
+      '--threads <N>',
+      'threads computing micro-batches (default: all cores, at most 8); the numbers do not depend on it',
+      parseInteger('--threads', 1, 64),
+    )
     .action(async (flags: TrainFlags) => {
       if (!flags.corpus === !flags.distill) {
         throw new LmdynError(
@@ -157,7 +163,7 @@ export function registerTrain(program: Command): void {
       }
       if (flags.distill && flags.samples === undefined)
         throw new LmdynError('bad_argument', '--distill needs --samples N');
-      await startCliThreads(flags.threads);
+      const threads = flags.threads ?? Math.min(await availableCores(), 8);
       const out = resolve(flags.out);
       const tokenizerPath = resolve(flags.tokenizer);
       const tokenizer = loadTokenizer(tokenizerPath);
@@ -223,6 +229,7 @@ export function registerTrain(program: Command): void {
         keepCheckpoints: flags.keepCheckpoints,
         resume: !!flags.resume,
         microBatch: flags.microBatch,
+        threads,
         sampleTokens: flags.sampleTokens,
         onStep: progress,
       });

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { readParquet, writeParquet } from '../io/parquet.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { writePlot, type PlotSpec } from '../report/plot.js';
 import { copyTokenizer, loadState, saveState, writeHfFolder, writeModelBin } from './checkpoint.js';
 import { batchRng, sampleBatch, validationWindows, type TokenSplits } from './data.js';
 import { generateBatch } from '../decode/generate.js';
@@ -22,7 +23,6 @@ import {
   initParams,
   modelConfigOf,
   paramLayout,
-  paramViews,
   TrainGraph,
   weightsView,
   type TrainShape,
@@ -34,6 +34,7 @@ import {
   type AdamState,
   type OptimConfig,
 } from './optim.js';
+import { createEngine } from './engine.js';
 import { allocVec } from './tensor.js';
 
 export interface TrainOptions {
@@ -52,8 +53,10 @@ export interface TrainOptions {
   checkpointEvery: number; // 0 = only at the end
   keepCheckpoints: boolean;
   resume: boolean;
-  /** Sequences per micro-batch (default: as many as fit `memoryBytes`). */
+  /** Sequences per micro-batch (default: as many as fit `memoryBytes`, and all threads busy). */
   microBatch?: number;
+  /** Threads computing micro-batches (1 = this one only); the result does not depend on it. */
+  threads?: number;
   memoryBytes?: number;
   /** Greedy tokens sampled from BOS at the end (0 = none), kept in run.json. */
   sampleTokens?: number;
@@ -147,31 +150,29 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
   copyTokenizer(o.tokenizerPath, out);
 
-  const graph = new TrainGraph(shape, 'f32', microBatch, T);
+  const valStartsAll = validationWindows(o.data.val, T, o.valTokens);
+  const engine = await createEngine(
+    shape,
+    T,
+    microBatch,
+    Math.max(B, valStartsAll.length),
+    o.threads ?? 1,
+  );
   const grads = allocVec('f32', layout.total) as Float32Array;
-  const pv = paramViews(params, shape);
-  const gv = paramViews(grads, shape);
-  const tokens = new Int32Array(B * T);
-  const targets = new Int32Array(B * T);
-  const valStarts = validationWindows(o.data.val, T, o.valTokens);
+  const tokens = new Int32Array(Math.max(B, valStartsAll.length) * T);
+  const targets = new Int32Array(tokens.length);
+  const valStarts = valStartsAll;
   const steps = o.optim.steps;
   const secondsBefore = rows.length > 0 ? rows[rows.length - 1].seconds : 0;
   const t0 = performance.now();
 
-  const evaluate = (): number => {
+  const evaluate = async (): Promise<number> => {
     if (valStarts.length === 0) return NaN;
-    graph.prepare(pv);
-    let sum = 0;
-    for (let i = 0; i < valStarts.length; i += microBatch) {
-      const m = Math.min(microBatch, valStarts.length - i);
-      for (let b = 0; b < m; b++) {
-        const s = valStarts[i + b];
-        tokens.set(o.data.val.subarray(s, s + T), b * T);
-        targets.set(o.data.val.subarray(s + 1, s + T + 1), b * T);
-      }
-      sum += graph.loss(pv, tokens, targets, m);
-    }
-    return sum / (valStarts.length * T);
+    valStarts.forEach((s, b) => {
+      tokens.set(o.data.val.subarray(s, s + T), b * T);
+      targets.set(o.data.val.subarray(s + 1, s + T + 1), b * T);
+    });
+    return (await engine.loss(params, tokens, targets, valStarts.length)) / (valStarts.length * T);
   };
 
   const checkpoint = (step: number): void => {
@@ -198,7 +199,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     rows.push({
       step: 0,
       train_loss: NaN,
-      val_loss: o.evalEvery > 0 ? evaluate() : NaN,
+      val_loss: o.evalEvery > 0 ? await evaluate() : NaN,
       lr: 0,
       grad_norm: NaN,
       tokens: 0,
@@ -210,27 +211,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let done = 0;
   for (let step = start; step < steps; step++) {
     sampleBatch(o.data.train, B, T, batchRng(seed, step), tokens, targets);
-    graph.prepare(pv);
-    grads.fill(0);
-    let lossSum = 0;
-    for (let b = 0; b < B; b += microBatch) {
-      const m = Math.min(microBatch, B - b);
-      lossSum += graph.lossAndGrad(
-        pv,
-        gv,
-        tokens.subarray(b * T, (b + m) * T),
-        targets.subarray(b * T, (b + m) * T),
-        m,
-        1 / (B * T),
-      );
-    }
+    const lossSum = await engine.gradient(params, grads, tokens, targets, B);
     const gradNorm = clipGradNorm(grads, o.optim.gradClip);
     const lr = learningRate(step, o.optim);
     adamwStep(params, grads, adam, layout.tensors, lr, o.optim);
     const n = step + 1;
     const last = n === steps;
     const evalNow = last || (o.evalEvery > 0 && n % o.evalEvery === 0);
-    const valLoss = evalNow ? evaluate() : NaN;
+    const valLoss = evalNow ? await evaluate() : NaN;
     done++;
     const elapsed = (performance.now() - t0) / 1000;
     rows.push({
@@ -258,7 +246,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     });
     if (stopping) break;
   }
-  graph.free();
+  await engine.close();
   const trainRows = rows.filter((r) => Number.isFinite(r.train_loss));
   const tail = trainRows.slice(-10);
   const valRows = rows.filter((r) => Number.isFinite(r.val_loss));
@@ -274,6 +262,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       ? greedySample(shape, params, o.tokenizerPath, o.sampleTokens)
       : null,
   };
+  await writePlot(join(out, 'loss'), lossCurveSpec(rows, B * T));
   writeFileAtomic(
     join(out, 'run.json'),
     JSON.stringify(
@@ -284,6 +273,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         batch: B,
         seq: T,
         micro_batch: microBatch,
+        threads: o.threads ?? 1,
         seed,
         steps_done: result.steps,
         tokens_seen: result.steps * B * T,
@@ -319,6 +309,38 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     ) + '\n',
   );
   return result;
+}
+
+/** Train loss per step (thin) and validation loss (points) against tokens seen, log-scaled x. */
+export function lossCurveSpec(rows: readonly TrainRow[], tokensPerStep: number): PlotSpec {
+  const values = rows.flatMap((r) => [
+    ...(Number.isFinite(r.train_loss)
+      ? [
+          {
+            step: r.step,
+            tokens: r.step * tokensPerStep,
+            loss: r.train_loss,
+            split: 'train (batch)',
+          },
+        ]
+      : []),
+    ...(Number.isFinite(r.val_loss)
+      ? [{ step: r.step, tokens: r.step * tokensPerStep, loss: r.val_loss, split: 'validation' }]
+      : []),
+  ]);
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: 'cross-entropy loss (nats/token)',
+    width: 480,
+    height: 280,
+    data: { values },
+    mark: { type: 'line', point: { size: 12 }, strokeWidth: 1 },
+    encoding: {
+      x: { field: 'step', type: 'quantitative', title: 'step' },
+      y: { field: 'loss', type: 'quantitative', title: 'loss', scale: { zero: false } },
+      color: { field: 'split', type: 'nominal', title: null },
+    },
+  };
 }
 
 /** `tokens` greedy tokens from BOS with the trained weights (the inference forward pass). */
