@@ -41,7 +41,9 @@ async function request(path, init) {
     res = await fetch(path, init);
   } catch (err) {
     if (err instanceof DOMException && err.name === 'AbortError') throw err;
-    throw new Error(`the server is not reachable (${err instanceof Error ? err.message : String(err)})`);
+    throw new Error(
+      `the server is not reachable (${err instanceof Error ? err.message : String(err)})`,
+    );
   }
   if (!res.ok) {
     let message = `${res.status} ${res.statusText}`;
@@ -63,7 +65,12 @@ async function getJson(path) {
 
 /** @param {string} path @param {unknown} body @param {AbortSignal} [signal] */
 function postJson(path, body, signal) {
-  return request(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal });
+  return request(path, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+    signal,
+  });
 }
 
 /** A number field's value: a number, undefined when empty, or the raw text (the server names the problem). */
@@ -84,8 +91,10 @@ function route() {
   const view = views.includes(name) ? name : 'generate';
   current = view;
   for (const v of views) $(`view-${v}`).hidden = v !== view;
-  for (const a of document.querySelectorAll('#tabs a')) a.classList.toggle('active', /** @type {HTMLElement} */ (a).dataset.view === view);
-  for (const el of $(`view-${view}`).querySelectorAll('.lens-browser')) void openBrowser(/** @type {HTMLElement} */ (el));
+  for (const a of document.querySelectorAll('#tabs a'))
+    a.classList.toggle('active', /** @type {HTMLElement} */ (a).dataset.view === view);
+  for (const el of $(`view-${view}`).querySelectorAll('.lens-browser'))
+    void openBrowser(/** @type {HTMLElement} */ (el));
   if (view === 'generate') gen.dirty = true;
 }
 window.addEventListener('hashchange', route);
@@ -121,8 +130,22 @@ async function generate() {
   gen.abort?.abort();
   const abort = new AbortController();
   gen.abort = abort;
-  Object.assign(gen, { tokens: [], coords: new Map(), explained: undefined, selected: undefined, rendered: 0, dirty: true });
-  Object.assign(stats, { frames: 0, maxGapMs: 0, maxFlushMs: 0, lastFrame: 0, events: 0, done: false });
+  Object.assign(gen, {
+    tokens: [],
+    coords: new Map(),
+    explained: undefined,
+    selected: undefined,
+    rendered: 0,
+    dirty: true,
+  });
+  Object.assign(stats, {
+    frames: 0,
+    maxGapMs: 0,
+    maxFlushMs: 0,
+    lastFrame: 0,
+    events: 0,
+    done: false,
+  });
   $('tokens').textContent = '';
   $('gen-info').textContent = '';
   $('generate').setAttribute('disabled', '');
@@ -155,7 +178,8 @@ async function generate() {
       }
     }
   } catch (err) {
-    if (err instanceof DOMException && err.name === 'AbortError') $('status').textContent = 'stopped';
+    if (err instanceof DOMException && err.name === 'AbortError')
+      $('status').textContent = 'stopped';
     else showError(err instanceof Error ? err.message : String(err));
   } finally {
     if (gen.abort === abort) gen.abort = null;
@@ -173,22 +197,38 @@ function onEvent(ev) {
   switch (ev.type) {
     case 'start':
       gen.hook = ev.hook;
-      ev.promptPieces.forEach((/** @type {string} */ piece, /** @type {number} */ i) => gen.tokens.push({ pos: i, step: -1, id: ev.promptIds[i], piece }));
+      ev.promptPieces.forEach((/** @type {string} */ piece, /** @type {number} */ i) =>
+        gen.tokens.push({ pos: i, step: -1, id: ev.promptIds[i], piece }),
+      );
       $('traj-info').textContent = `${ev.hook}, d = ${ev.dim}`;
       break;
     case 'token':
-      gen.tokens.push({ pos: ev.position, step: ev.step, id: ev.id, piece: ev.piece, text: ev.text, p: ev.p, entropy: ev.entropy, top: ev.top });
+      gen.tokens.push({
+        pos: ev.position,
+        step: ev.step,
+        id: ev.id,
+        piece: ev.piece,
+        text: ev.text,
+        p: ev.p,
+        entropy: ev.entropy,
+        top: ev.top,
+      });
       break;
     case 'points':
-      ev.positions.forEach((/** @type {number} */ pos, /** @type {number} */ i) => gen.coords.set(pos, ev.coords.slice(i * ev.k, (i + 1) * ev.k)));
+      ev.positions.forEach((/** @type {number} */ pos, /** @type {number} */ i) =>
+        gen.coords.set(pos, ev.coords.slice(i * ev.k, (i + 1) * ev.k)),
+      );
       break;
     case 'trajectory':
       gen.coords = new Map();
-      ev.positions.forEach((/** @type {number} */ pos, /** @type {number} */ i) => gen.coords.set(pos, ev.coords.slice(i * ev.k, (i + 1) * ev.k)));
+      ev.positions.forEach((/** @type {number} */ pos, /** @type {number} */ i) =>
+        gen.coords.set(pos, ev.coords.slice(i * ev.k, (i + 1) * ev.k)),
+      );
       gen.explained = ev.explained;
       break;
     case 'done':
-      $('gen-info').textContent = `${ev.generated} tokens, ${ev.finishReason}, ${ev.tokensPerSecond.toFixed(0)} tok/s`;
+      $('gen-info').textContent =
+        `${ev.generated} tokens, ${ev.finishReason}, ${ev.tokensPerSecond.toFixed(0)} tok/s`;
       $('status').textContent = 'ready';
       break;
     case 'error':
@@ -222,9 +262,13 @@ function flush() {
         span.textContent = t.step >= 0 && t.text ? t.text : t.piece;
         span.dataset.i = String(i);
         span.dataset.id = String(t.id);
-        span.title = t.step < 0 ? `prompt token ${t.id}` : `step ${t.step}: p = ${t.p?.toFixed(3)}, H = ${t.entropy?.toFixed(3)}`;
+        span.title =
+          t.step < 0
+            ? `prompt token ${t.id}`
+            : `step ${t.step}: p = ${t.p?.toFixed(3)}, H = ${t.entropy?.toFixed(3)}`;
         if (t.step < 0) span.className = 'prompt';
-        else span.style.backgroundColor = `rgba(47, 111, 219, ${(0.08 + 0.5 * (1 - (t.p ?? 0))).toFixed(2)})`;
+        else
+          span.style.backgroundColor = `rgba(47, 111, 219, ${(0.08 + 0.5 * (1 - (t.p ?? 0))).toFixed(2)})`;
         frag.appendChild(span);
       }
       gen.rendered = gen.tokens.length;
@@ -235,11 +279,19 @@ function flush() {
     drawDistribution();
     const generated = gen.tokens.filter((t) => t.step >= 0);
     const selStep = gen.selected !== undefined ? gen.tokens[gen.selected].step : undefined;
-    drawStrip(/** @type {HTMLCanvasElement} */ ($('strip')), generated.map((t) => t.p ?? 0), generated.map((t) => t.entropy ?? 0), selStep);
+    drawStrip(
+      /** @type {HTMLCanvasElement} */ ($('strip')),
+      generated.map((t) => t.p ?? 0),
+      generated.map((t) => t.entropy ?? 0),
+      selStep,
+    );
     const points = trajectoryPoints();
     const selPos = gen.selected !== undefined ? gen.tokens[gen.selected].pos : undefined;
     const selIndex = selPos === undefined ? undefined : points.findIndex((p) => p.pos === selPos);
-    drawTrajectory2d(/** @type {HTMLCanvasElement} */ ($('traj2d')), points, { selected: selIndex !== undefined && selIndex >= 0 ? selIndex : undefined, explained: gen.explained });
+    drawTrajectory2d(/** @type {HTMLCanvasElement} */ ($('traj2d')), points, {
+      selected: selIndex !== undefined && selIndex >= 0 ? selIndex : undefined,
+      explained: gen.explained,
+    });
     t3.set(points, gen.explained);
   }
   const dt = performance.now() - t0;
@@ -253,7 +305,14 @@ function trajectoryPoints() {
   const points = [];
   for (const [pos, c] of [...gen.coords.entries()].sort((a, b) => a[0] - b[0])) {
     const t = byPos.get(pos);
-    points.push({ x: c[0] ?? 0, y: c[1] ?? 0, z: c[2] ?? 0, step: t ? t.step : -1, label: t ? t.piece : '', pos });
+    points.push({
+      x: c[0] ?? 0,
+      y: c[1] ?? 0,
+      z: c[2] ?? 0,
+      step: t ? t.step : -1,
+      label: t ? t.piece : '',
+      pos,
+    });
   }
   return points;
 }
@@ -267,7 +326,8 @@ function drawDistribution() {
     box.textContent = '';
     return;
   }
-  $('dist-title').textContent = `step ${t.step}: drew ${JSON.stringify(t.piece)} with p = ${(t.p ?? 0).toFixed(3)}, entropy ${(t.entropy ?? 0).toFixed(3)} nats`;
+  $('dist-title').textContent =
+    `step ${t.step}: drew ${JSON.stringify(t.piece)} with p = ${(t.p ?? 0).toFixed(3)}, entropy ${(t.entropy ?? 0).toFixed(3)} nats`;
   const frag = document.createDocumentFragment();
   for (const [id, piece, p] of t.top) {
     const row = document.createElement('div');
@@ -378,8 +438,12 @@ async function openBrowser(el) {
     const listing = await runsListing;
     /** @type {any[]} */
     const all = listing.results;
-    const matches = all.filter((r) =>
-      kinds.includes('*') || ((kinds.includes(r.kind) || (plots !== null && r.plots.some((/** @type {string} */ p) => plots.test(p)))) && !r.inSweep),
+    const matches = all.filter(
+      (r) =>
+        kinds.includes('*') ||
+        ((kinds.includes(r.kind) ||
+          (plots !== null && r.plots.some((/** @type {string} */ p) => plots.test(p)))) &&
+          !r.inSweep),
     );
     if (matches.length === 0) {
       const what = kinds.includes('*') ? 'results' : `${kinds.join(' or ')} results`;
@@ -420,11 +484,18 @@ async function openRun(rel, kinds, content, plots) {
   try {
     const { sections } = await getJson(`/api/run?path=${encodeURIComponent(rel)}`);
     content.textContent = '';
-    const shown = sections.filter((/** @type {any} */ s) => kinds === null || kinds.includes(s.kind) || plots !== null);
+    const shown = sections.filter(
+      (/** @type {any} */ s) => kinds === null || kinds.includes(s.kind) || plots !== null,
+    );
     const behind = document.createElement('div');
     behind.className = 'behind';
     behind.hidden = true;
-    for (const s of shown) await renderSection(s, content, { rel, behind, plots: kinds !== null && !kinds.includes(s.kind) ? plots : null });
+    for (const s of shown)
+      await renderSection(s, content, {
+        rel,
+        behind,
+        plots: kinds !== null && !kinds.includes(s.kind) ? plots : null,
+      });
     content.appendChild(behind);
   } catch (err) {
     content.textContent = '';
@@ -459,13 +530,19 @@ async function renderSection(section, into, ctx) {
       fig.append(holder, caption);
       div.appendChild(fig);
       try {
-        const view = new vega.View(vega.parse(vegaLite.compile(block.spec).spec), { renderer: 'svg', container: holder, hover: true });
+        const view = new vega.View(vega.parse(vegaLite.compile(block.spec).spec), {
+          renderer: 'svg',
+          container: holder,
+          hover: true,
+        });
         if (ctx) {
           view.addEventListener('click', (/** @type {unknown} */ _e, /** @type {any} */ item) => {
             const d = item && item.datum;
             if (!d) return;
-            if (typeof d.config === 'string' || typeof d.config === 'number') void openBehind(ctx, { config: String(d.config) });
-            else if (typeof d.temperature === 'number' && typeof d.top_p === 'number') void openBehind(ctx, { temperature: String(d.temperature), top_p: String(d.top_p) });
+            if (typeof d.config === 'string' || typeof d.config === 'number')
+              void openBehind(ctx, { config: String(d.config) });
+            else if (typeof d.temperature === 'number' && typeof d.top_p === 'number')
+              void openBehind(ctx, { temperature: String(d.temperature), top_p: String(d.top_p) });
           });
         }
         await view.runAsync();
@@ -486,7 +563,9 @@ async function openBehind(ctx, cell) {
   ctx.behind.hidden = false;
   ctx.behind.innerHTML = '';
   const h = document.createElement('h2');
-  h.textContent = `Trajectories behind the cell ${Object.entries(cell).map(([k, v]) => `${k} ${v}`).join(', ')}`;
+  h.textContent = `Trajectories behind the cell ${Object.entries(cell)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')}`;
   ctx.behind.appendChild(h);
   try {
     const query = new URLSearchParams({ path: ctx.rel, ...cell });
@@ -511,7 +590,14 @@ function blockElement(block) {
     case 'provenance': {
       const p = block.provenance;
       const dl = document.createElement('dl');
-      for (const [k, v] of [['file', block.file], ['lens', p.lens], ['spec', p.spec], ['model', p.model], ['seed', p.seed], ['lmdyn', p.version]]) {
+      for (const [k, v] of [
+        ['file', block.file],
+        ['lens', p.lens],
+        ['spec', p.spec],
+        ['model', p.model],
+        ['seed', p.seed],
+        ['lmdyn', p.version],
+      ]) {
         if (v === null || v === undefined || v === '') continue;
         const dt = document.createElement('dt');
         dt.textContent = String(k);
@@ -536,7 +622,12 @@ function blockElement(block) {
       wrap.appendChild(
         table(
           ['metric', ...block.columns, 'tag', 'source / definition'],
-          block.rows.map((/** @type {any} */ r) => [r.name, ...r.values, { tag: r.tag }, r.note ?? '']),
+          block.rows.map((/** @type {any} */ r) => [
+            r.name,
+            ...r.values,
+            { tag: r.tag },
+            r.note ?? '',
+          ]),
         ),
       );
       break;
@@ -607,7 +698,10 @@ async function start() {
       o.textContent = m.label;
       select.appendChild(o);
     }
-    $('status').textContent = info.models.length > 0 ? `ready · lmdyn ${info.lmdyn} · runs: ${info.runs}` : 'no model allowed: start lmdyn serve with --model';
+    $('status').textContent =
+      info.models.length > 0
+        ? `ready · lmdyn ${info.lmdyn} · runs: ${info.runs}`
+        : 'no model allowed: start lmdyn serve with --model';
   } catch (err) {
     showError(err instanceof Error ? err.message : String(err));
   }

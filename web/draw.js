@@ -47,7 +47,10 @@ export function drawTrajectory2d(canvas, points, opts = {}) {
     ctx.fillText('the trajectory appears here while the model generates', pad, h / 2);
     return;
   }
-  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+  let x0 = Infinity,
+    x1 = -Infinity,
+    y0 = Infinity,
+    y1 = -Infinity;
   for (const p of points) {
     if (p.x < x0) x0 = p.x;
     if (p.x > x1) x1 = p.x;
@@ -89,7 +92,8 @@ function axes(ctx, w, h, pad, explained) {
   ctx.strokeRect(pad - 6, pad - 6, w - 2 * pad + 12, h - 2 * pad + 12);
   ctx.fillStyle = '#555';
   ctx.font = '11px sans-serif';
-  const pct = (i) => (explained && explained[i] !== undefined ? ` (${(100 * explained[i]).toFixed(1)}%)` : '');
+  const pct = (i) =>
+    explained && explained[i] !== undefined ? ` (${(100 * explained[i]).toFixed(1)}%)` : '';
   ctx.fillText(`PC1${pct(0)}`, w / 2 - 20, h - 8);
   ctx.save();
   ctx.translate(12, h / 2 + 20);
@@ -149,15 +153,20 @@ export class Trajectory3d {
     ctx.clearRect(0, 0, w, h);
     const pts = this.points;
     if (pts.length === 0) return;
-    let cx = 0, cy = 0, cz = 0;
-    for (const p of pts) (cx += p.x), (cy += p.y), (cz += p.z);
+    let cx = 0,
+      cy = 0,
+      cz = 0;
+    for (const p of pts) ((cx += p.x), (cy += p.y), (cz += p.z));
     cx /= pts.length;
     cy /= pts.length;
     cz /= pts.length;
     let r = 1e-9;
     for (const p of pts) r = Math.max(r, Math.hypot(p.x - cx, p.y - cy, p.z - cz));
     const s = (0.42 * Math.min(w, h)) / r;
-    const cyaw = Math.cos(this.yaw), syaw = Math.sin(this.yaw), cp = Math.cos(this.pitch), sp = Math.sin(this.pitch);
+    const cyaw = Math.cos(this.yaw),
+      syaw = Math.sin(this.yaw),
+      cp = Math.cos(this.pitch),
+      sp = Math.sin(this.pitch);
     /** @returns {[number, number, number]} screen x, y and depth */
     const project = (/** @type {number} */ x, /** @type {number} */ y, /** @type {number} */ z) => {
       const X = (x - cx) * cyaw - (z - cz) * syaw;
@@ -168,9 +177,16 @@ export class Trajectory3d {
       return [w / 2 + X * s * persp, h / 2 - Y * s * persp, D];
     };
     // axes through the centre, labelled with the share of variance
-    const pct = (i) => (this.explained && this.explained[i] !== undefined ? ` ${(100 * this.explained[i]).toFixed(0)}%` : '');
+    const pct = (i) =>
+      this.explained && this.explained[i] !== undefined
+        ? ` ${(100 * this.explained[i]).toFixed(0)}%`
+        : '';
     ctx.font = '11px sans-serif';
-    [[r, 0, 0, 'PC1'], [0, r, 0, 'PC2'], [0, 0, r, 'PC3']].forEach(([ax, ay, az, name], i) => {
+    [
+      [r, 0, 0, 'PC1'],
+      [0, r, 0, 'PC2'],
+      [0, 0, r, 'PC3'],
+    ].forEach(([ax, ay, az, name], i) => {
       const a = project(cx, cy, cz);
       const b = project(cx + Number(ax), cy + Number(ay), cz + Number(az));
       ctx.strokeStyle = '#ddd';
@@ -217,7 +233,11 @@ export function drawStrip(canvas, ps, hs, selected) {
   const pad = 4;
   const X = (/** @type {number} */ i) => pad + (n > 1 ? (i / (n - 1)) * (w - 2 * pad) : 0);
   const hmax = Math.max(1e-9, ...hs);
-  const line = (/** @type {number[]} */ v, /** @type {number} */ scale, /** @type {string} */ colour) => {
+  const line = (
+    /** @type {number[]} */ v,
+    /** @type {number} */ scale,
+    /** @type {string} */ colour,
+  ) => {
     ctx.strokeStyle = colour;
     ctx.lineWidth = 1.2;
     ctx.beginPath();

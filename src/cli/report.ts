@@ -25,7 +25,9 @@ export function registerReport(program: Command): void {
       const log = flags.quiet ? undefined : (line: string) => process.stderr.write(line + '\n');
       const written = await writeReport(dir, { out: flags.out, png: flags.png, log });
       if (!flags.quiet) {
-        process.stderr.write(`${written.sections} results, ${written.plots} figures${written.pngs.length ? `, ${written.pngs.length} PNG files` : ''}\n`);
+        process.stderr.write(
+          `${written.sections} results, ${written.plots} figures${written.pngs.length ? `, ${written.pngs.length} PNG files` : ''}\n`,
+        );
       }
       process.stdout.write(`report: ${written.path}\n`);
     });

@@ -13,9 +13,15 @@ interface ServeFlags {
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('dashboard: generate and watch the trajectory live, open each lens, browse run folders')
+    .description(
+      'dashboard: generate and watch the trajectory live, open each lens, browse run folders',
+    )
     .option('--port <N>', 'port (0 = any free port)', parseInteger('--port', 0, 65535), 7860)
-    .option('--host <H>', 'address to listen on (loopback by default; anything else exposes the models and runs)', '127.0.0.1')
+    .option(
+      '--host <H>',
+      'address to listen on (loopback by default; anything else exposes the models and runs)',
+      '127.0.0.1',
+    )
     .option('--runs <DIR>', 'run folders the page may browse', 'runs')
     .option(
       '-m, --model <M>',
@@ -24,8 +30,15 @@ export function registerServe(program: Command): void {
       [] as string[],
     )
     .action(async (flags: ServeFlags) => {
-      const server = await startServer({ port: flags.port, host: flags.host, runs: flags.runs, models: flags.model });
-      process.stderr.write(`models: ${server.models.map((m) => m.label).join(', ') || 'none (pass --model)'}\nruns: ${server.runs}\n`);
+      const server = await startServer({
+        port: flags.port,
+        host: flags.host,
+        runs: flags.runs,
+        models: flags.model,
+      });
+      process.stderr.write(
+        `models: ${server.models.map((m) => m.label).join(', ') || 'none (pass --model)'}\nruns: ${server.runs}\n`,
+      );
       process.stdout.write(`dashboard: ${server.url}\n`);
       await new Promise<void>((resolve) => {
         const stop = () => {

@@ -15,7 +15,11 @@ export function esc(text: string): string {
 }
 
 /** A table; cells are HTML already (escape text with `esc`). */
-export function table(head: readonly string[], rows: readonly (readonly string[])[], cls = ''): string {
+export function table(
+  head: readonly string[],
+  rows: readonly (readonly string[])[],
+  cls = '',
+): string {
   const th = head.map((h) => `<th>${h}</th>`).join('');
   const body = rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('\n');
   return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${th}</tr></thead><tbody>\n${body}\n</tbody></table>`;
@@ -49,14 +53,23 @@ export function scopeSvg(svg: string, prefix: string): string {
   let out = svg.replace(/^<\?xml[^>]*>\s*/, '');
   if (ids.size === 0) return out;
   out = out.replace(/\sid="([^"]+)"/g, (_, id: string) => ` id="${prefix}${id}"`);
-  out = out.replace(/url\(#([^)]+)\)/g, (m, id: string) => (ids.has(id) ? `url(#${prefix}${id})` : m));
-  out = out.replace(/href="#([^"]+)"/g, (m, id: string) => (ids.has(id) ? `href="#${prefix}${id}"` : m));
+  out = out.replace(/url\(#([^)]+)\)/g, (m, id: string) =>
+    ids.has(id) ? `url(#${prefix}${id})` : m,
+  );
+  out = out.replace(/href="#([^"]+)"/g, (m, id: string) =>
+    ids.has(id) ? `href="#${prefix}${id}"` : m,
+  );
   return out;
 }
 
 /** A slug usable as an HTML id. */
 export function slug(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') || 'x';
+  return (
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '') || 'x'
+  );
 }
 
 /** The page around the sections: inline CSS only, nothing fetched. */

@@ -5,12 +5,20 @@
  */
 import type { CouplingReport, WeightsReport } from '../lenses/coupling/analyze.js';
 import { couplingPlots } from '../lenses/coupling/plots.js';
-import { folderPlots, provenanceBlock, type Block, type Cell, type SectionRenderer } from './section.js';
+import {
+  folderPlots,
+  provenanceBlock,
+  type Block,
+  type Cell,
+  type SectionRenderer,
+} from './section.js';
 
 export const renderCoupling: SectionRenderer = (result) => {
   const report = result.json as unknown as CouplingReport;
   if (!report.trained?.model_coupling) return [provenanceBlock(result), ...folderPlots(result)];
-  const weights: WeightsReport[] = report.random_twin ? [report.trained, report.random_twin] : [report.trained];
+  const weights: WeightsReport[] = report.random_twin
+    ? [report.trained, report.random_twin]
+    : [report.trained];
   const row = (name: string, tag: string, get: (w: WeightsReport) => Cell, note?: string) => ({
     name,
     tag,
@@ -25,16 +33,51 @@ export const renderCoupling: SectionRenderer = (result) => {
   });
   const t = report.trained;
   const rows = [
-    ...t.model_coupling.by_k.map((e, i) => row(`model coupling m_K, K = ${e.k}`, t.model_coupling.tag, (w) => w.model_coupling.by_k[i].value, t.model_coupling.definition)),
-    ...t.model_coupling.by_k.map((e, i) => row(`log10 model coupling, K = ${e.k}`, t.model_coupling.tag, (w) => w.model_coupling.by_k[i].log10)),
-    ...t.interactions.depth.by_k.map((e, i) => row(`depth interaction, K = ${e.k}`, t.interactions.tag, (w) => w.interactions.depth.by_k[i].mean, t.interactions.depth.definition)),
+    ...t.model_coupling.by_k.map((e, i) =>
+      row(
+        `model coupling m_K, K = ${e.k}`,
+        t.model_coupling.tag,
+        (w) => w.model_coupling.by_k[i].value,
+        t.model_coupling.definition,
+      ),
+    ),
+    ...t.model_coupling.by_k.map((e, i) =>
+      row(
+        `log10 model coupling, K = ${e.k}`,
+        t.model_coupling.tag,
+        (w) => w.model_coupling.by_k[i].log10,
+      ),
+    ),
+    ...t.interactions.depth.by_k.map((e, i) =>
+      row(
+        `depth interaction, K = ${e.k}`,
+        t.interactions.tag,
+        (w) => w.interactions.depth.by_k[i].mean,
+        t.interactions.depth.definition,
+      ),
+    ),
     row('line-shape score (mean)', t.lss.tag, (w) => w.lss.mean, t.lss.source),
     row('growth rate e^b per layer', t.growth.tag, (w) => w.growth.rate, t.growth.source),
     row('growth fit R² (mean)', t.growth.tag, (w) => w.growth.r2_mean),
-    row('norm growth factor per layer', t.norm_growth.tag, (w) => w.norm_growth.factor, t.norm_growth.source),
+    row(
+      'norm growth factor per layer',
+      t.norm_growth.tag,
+      (w) => w.norm_growth.factor,
+      t.norm_growth.source,
+    ),
     row('norm growth R²', t.norm_growth.tag, (w) => w.norm_growth.r2),
-    row('linearisation fidelity (mean)', t.fidelity.tag, (w) => w.fidelity.mean, t.fidelity.compared_to),
-    row('1/s₁ against depth: slope', t.top_singular_value.tag, (w) => w.top_singular_value.slope, t.top_singular_value.source),
+    row(
+      'linearisation fidelity (mean)',
+      t.fidelity.tag,
+      (w) => w.fidelity.mean,
+      t.fidelity.compared_to,
+    ),
+    row(
+      '1/s₁ against depth: slope',
+      t.top_singular_value.tag,
+      (w) => w.top_singular_value.slope,
+      t.top_singular_value.source,
+    ),
     row('1/s₁ against depth: R²', t.top_singular_value.tag, (w) => w.top_singular_value.r2),
   ];
   const blocks: Block[] = [
@@ -44,11 +87,19 @@ export const renderCoupling: SectionRenderer = (result) => {
       type: 'table',
       title: `${report.prompts.length} prompts; blocks ${report.blocks.join(', ')}`,
       head: ['prompt', 'tokens', 'positions analysed', 'text'],
-      rows: report.prompts.map((p, i) => [i + 1, p.prompt_ids.length, p.positions.join(' '), p.text]),
+      rows: report.prompts.map((p, i) => [
+        i + 1,
+        p.prompt_ids.length,
+        p.positions.join(' '),
+        p.text,
+      ]),
     },
   ];
   const figures = folderPlots(result);
   if (figures.some((b) => b.type === 'plot')) blocks.push(...figures);
-  else blocks.push(...couplingPlots(report).map(({ name, spec }) => ({ type: 'plot' as const, name, spec })));
+  else
+    blocks.push(
+      ...couplingPlots(report).map(({ name, spec }) => ({ type: 'plot' as const, name, spec })),
+    );
   return blocks;
 };

@@ -9,7 +9,13 @@ import { closeSafetensors, openSafetensors, readTensorData } from '../io/safeten
 import { readTrace } from '../trace/io.js';
 import type { SweepConfig, SweepIndex } from '../trace/sweep.js';
 import { folderPlots, provenanceBlock, type Block, type SectionRenderer } from './section.js';
-import { perStepSpec, sweepHeatmapSpec, trajectorySpec, type StepRow, type SweepRow } from './specs.js';
+import {
+  perStepSpec,
+  sweepHeatmapSpec,
+  trajectorySpec,
+  type StepRow,
+  type SweepRow,
+} from './specs.js';
 import { traceTrajectories } from './trajectory.js';
 
 export const renderTrace: SectionRenderer = (result) => {
@@ -19,7 +25,16 @@ export const renderTrace: SectionRenderer = (result) => {
   blocks.push({
     type: 'table',
     title: `${trace.samples.length} samples, ${trace.steps} steps at most (${meta.mode}, hooks: ${meta.hooks.join(', ')})`,
-    head: ['sample', 'seed', 'prompt tokens', 'generated', 'finish', 'mean log p', 'mean H', 'text'],
+    head: [
+      'sample',
+      'seed',
+      'prompt tokens',
+      'generated',
+      'finish',
+      'mean log p',
+      'mean H',
+      'text',
+    ],
     rows: trace.samples.map((s, i) => [
       i,
       s.seed,
@@ -34,13 +49,22 @@ export const renderTrace: SectionRenderer = (result) => {
   const rows: StepRow[] = [];
   trace.samples.forEach((s, i) => {
     for (let k = 0; k < s.ids.length && k < trace.steps; k++) {
-      rows.push({ sample: i, step: k, logprob: finiteOrNull(trace.logprob[i * trace.steps + k]), entropy: finiteOrNull(trace.entropy[i * trace.steps + k]) });
+      rows.push({
+        sample: i,
+        step: k,
+        logprob: finiteOrNull(trace.logprob[i * trace.steps + k]),
+        entropy: finiteOrNull(trace.entropy[i * trace.steps + k]),
+      });
     }
   });
   if (rows.length > 0) blocks.push({ type: 'plot', name: 'per_step', spec: perStepSpec(rows) });
   const traj = traceTrajectories(trace);
   if (traj && traj.points.length > 1) {
-    blocks.push({ type: 'plot', name: 'trajectory_pca', spec: trajectorySpec(traj.points, traj.explained, traj.hook) });
+    blocks.push({
+      type: 'plot',
+      name: 'trajectory_pca',
+      spec: trajectorySpec(traj.points, traj.explained, traj.hook),
+    });
   }
   blocks.push(...folderPlots(result));
   return blocks;
@@ -54,13 +78,55 @@ export const renderSweep: SectionRenderer = (result) => {
   blocks.push({
     type: 'table',
     title: `${index.configs.length} configurations (${done.length} recorded), ${index.plan.samples} samples × ${index.plan.maxTokens} tokens, prompt “${clip(index.plan.prompt, 80)}”`,
-    head: ['config', 'temperature', 'top-p', 'top-k', 'rep. penalty', 'mean log p', 'mean H', 'distinct tokens'],
-    rows: rows.map((r) => [r.config, r.temperature, r.top_p, r.top_k, r.repetition_penalty, r.mean_logprob, r.mean_entropy, r.distinct]),
+    head: [
+      'config',
+      'temperature',
+      'top-p',
+      'top-k',
+      'rep. penalty',
+      'mean log p',
+      'mean H',
+      'distinct tokens',
+    ],
+    rows: rows.map((r) => [
+      r.config,
+      r.temperature,
+      r.top_p,
+      r.top_k,
+      r.repetition_penalty,
+      r.mean_logprob,
+      r.mean_entropy,
+      r.distinct,
+    ]),
   });
   if (done.length > 0) {
-    blocks.push({ type: 'plot', name: 'sweep_entropy', spec: sweepHeatmapSpec(done, 'mean_entropy', 'Mean entropy per configuration (nats; click a cell in the dashboard for its trajectories)') });
-    blocks.push({ type: 'plot', name: 'sweep_logprob', spec: sweepHeatmapSpec(done, 'mean_logprob', 'Mean log-probability of the sampled tokens per configuration (nats)') });
-    blocks.push({ type: 'plot', name: 'sweep_distinct', spec: sweepHeatmapSpec(done, 'distinct', 'Distinct tokens / generated tokens per configuration') });
+    blocks.push({
+      type: 'plot',
+      name: 'sweep_entropy',
+      spec: sweepHeatmapSpec(
+        done,
+        'mean_entropy',
+        'Mean entropy per configuration (nats; click a cell in the dashboard for its trajectories)',
+      ),
+    });
+    blocks.push({
+      type: 'plot',
+      name: 'sweep_logprob',
+      spec: sweepHeatmapSpec(
+        done,
+        'mean_logprob',
+        'Mean log-probability of the sampled tokens per configuration (nats)',
+      ),
+    });
+    blocks.push({
+      type: 'plot',
+      name: 'sweep_distinct',
+      spec: sweepHeatmapSpec(
+        done,
+        'distinct',
+        'Distinct tokens / generated tokens per configuration',
+      ),
+    });
   }
   blocks.push(...folderPlots(result));
   return blocks;
@@ -84,7 +150,9 @@ export function sweepRows(dir: string, configs: readonly SweepConfig[]): SweepRo
       try {
         row.mean_logprob = meanFinite(readTensorData(file, 'logprob') as Float32Array);
         row.mean_entropy = meanFinite(readTensorData(file, 'entropy') as Float32Array);
-        const json = JSON.parse(readFileSync(join(dir, c.dir, 'trace.json'), 'utf8')) as { samples: { ids: number[] }[] };
+        const json = JSON.parse(readFileSync(join(dir, c.dir, 'trace.json'), 'utf8')) as {
+          samples: { ids: number[] }[];
+        };
         const generated = json.samples.flatMap((s) => s.ids);
         row.distinct = generated.length > 0 ? new Set(generated).size / generated.length : null;
       } finally {
@@ -100,7 +168,11 @@ export function sweepRows(dir: string, configs: readonly SweepConfig[]): SweepRo
 function meanFinite(a: ArrayLike<number>): number | null {
   let s = 0;
   let n = 0;
-  for (let i = 0; i < a.length; i++) if (Number.isFinite(a[i])) (s += a[i]), n++;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i])) continue;
+    s += a[i];
+    n++;
+  }
   return n > 0 ? s / n : null;
 }
 

@@ -29,7 +29,10 @@ export interface WrittenReport {
   pngs: string[];
 }
 
-export async function writeReport(dir: string, options: ReportOptions = {}): Promise<WrittenReport> {
+export async function writeReport(
+  dir: string,
+  options: ReportOptions = {},
+): Promise<WrittenReport> {
   const root = resolve(dir);
   const out = resolve(options.out ?? join(root, 'report.html'));
   const sections = await reportSections(root);
@@ -41,12 +44,22 @@ export async function writeReport(dir: string, options: ReportOptions = {}): Pro
 }
 
 /** The order kinds appear in: recordings first, then the lenses in papers.md order. */
-const KIND_ORDER = ['trace', 'sweep', 'dmet', 'sde', 'gravity', 'simplex', 'coupling', 'coupling-models'];
+const KIND_ORDER = [
+  'trace',
+  'sweep',
+  'dmet',
+  'sde',
+  'gravity',
+  'simplex',
+  'coupling',
+  'coupling-models',
+];
 
 /** Every result under `root` as blocks (a sweep's configuration traces are drawn by the sweep). */
 export async function reportSections(root: string): Promise<SectionModel[]> {
   const found = scanResults(root).filter((f) => !f.inSweep);
-  const rank = (k: string) => (KIND_ORDER.includes(k) ? KIND_ORDER.indexOf(k) : k === 'figures' ? 99 : 50);
+  const rank = (k: string) =>
+    KIND_ORDER.includes(k) ? KIND_ORDER.indexOf(k) : k === 'figures' ? 99 : 50;
   found.sort((a, b) => rank(a.kind) - rank(b.kind) || a.rel.localeCompare(b.rel));
   const sections: SectionModel[] = [];
   for (const result of found) sections.push(await sectionOf(result));
@@ -61,7 +74,15 @@ export async function sectionOf(result: FoundResult): Promise<SectionModel> {
     return { kind: result.kind, title, rel: result.rel, blocks: await render(result) };
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    return { kind: result.kind, title, rel: result.rel, blocks: [{ type: 'text', title: 'This result could not be drawn', text: message }, ...genericBlocks(result)] };
+    return {
+      kind: result.kind,
+      title,
+      rel: result.rel,
+      blocks: [
+        { type: 'text', title: 'This result could not be drawn', text: message },
+        ...genericBlocks(result),
+      ],
+    };
   }
 }
 
@@ -88,7 +109,9 @@ export async function reportHtml(
         options.log?.(`  ${section.rel || '.'}/${block.name}`);
         try {
           const svg = await renderSvg(block.spec);
-          body.push(`<figure class="plot" data-name="${esc(block.name)}">${scopeSvg(svg, `p${plots}-`)}<figcaption>${esc(block.name)}</figcaption></figure>`);
+          body.push(
+            `<figure class="plot" data-name="${esc(block.name)}">${scopeSvg(svg, `p${plots}-`)}<figcaption>${esc(block.name)}</figcaption></figure>`,
+          );
           if (options.pngDir) {
             mkdirSync(options.pngDir, { recursive: true });
             const path = join(options.pngDir, `${id}--${slug(block.name)}.png`);
@@ -96,13 +119,17 @@ export async function reportHtml(
             pngs.push(path);
           }
         } catch (err) {
-          body.push(`<figure class="plot failed" data-name="${esc(block.name)}"><pre>${esc(`figure ${block.name} could not be drawn: ${err instanceof Error ? err.message : String(err)}`)}</pre></figure>`);
+          body.push(
+            `<figure class="plot failed" data-name="${esc(block.name)}"><pre>${esc(`figure ${block.name} could not be drawn: ${err instanceof Error ? err.message : String(err)}`)}</pre></figure>`,
+          );
         }
       } else {
         body.push(blockHtml(block));
       }
     }
-    parts.push(`<section id="${id}" data-kind="${esc(section.kind)}" data-rel="${esc(section.rel)}">\n<h2>${esc(section.title)}</h2>\n${body.join('\n')}\n</section>`);
+    parts.push(
+      `<section id="${id}" data-kind="${esc(section.kind)}" data-rel="${esc(section.rel)}">\n<h2>${esc(section.title)}</h2>\n${body.join('\n')}\n</section>`,
+    );
   }
   const header = `<header>
 <h1>lmdyn report</h1>
@@ -135,7 +162,10 @@ export function blockHtml(block: Exclude<Block, { type: 'plot' }>): string {
       let config = '';
       if (Object.keys(p.config).length > 0) {
         let text = JSON.stringify(p.config, null, 1);
-        if (text.length > MAX_CONFIG_CHARS) text = text.slice(0, MAX_CONFIG_CHARS) + '\n… (cut; the full configuration is in the JSON file)';
+        if (text.length > MAX_CONFIG_CHARS)
+          text =
+            text.slice(0, MAX_CONFIG_CHARS) +
+            '\n… (cut; the full configuration is in the JSON file)';
         config = `<details><summary>configuration (${esc(Object.keys(p.config).join(', '))})</summary><pre>${esc(text)}</pre></details>`;
       }
       return `<dl class="prov">${dl}</dl>${config}`;
@@ -143,11 +173,19 @@ export function blockHtml(block: Exclude<Block, { type: 'plot' }>): string {
     case 'metrics':
       return `<h3>${esc(block.title)}</h3>${table(
         ['metric', ...block.columns.map(esc), 'tag', 'source / definition'],
-        block.rows.map((r) => [esc(r.name), ...r.values.map((v) => cellHtml(v)), r.tag ? tagBadge(r.tag) : '', r.note ? `<span class="muted">${esc(r.note)}</span>` : '']),
+        block.rows.map((r) => [
+          esc(r.name),
+          ...r.values.map((v) => cellHtml(v)),
+          r.tag ? tagBadge(r.tag) : '',
+          r.note ? `<span class="muted">${esc(r.note)}</span>` : '',
+        ]),
         'metrics',
       )}`;
     case 'table':
-      return `<h3>${esc(block.title)}</h3>${table(block.head.map(esc), block.rows.map((r) => r.map((v) => cellHtml(v))))}`;
+      return `<h3>${esc(block.title)}</h3>${table(
+        block.head.map(esc),
+        block.rows.map((r) => r.map((v) => cellHtml(v))),
+      )}`;
     case 'text':
       return `<h3>${esc(block.title)}</h3><pre class="text">${esc(block.text)}</pre>`;
   }

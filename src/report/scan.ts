@@ -9,7 +9,13 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
 
 /** Lens report files recognised by name (papers.md order), besides any JSON with a `lens` field. */
-export const LENS_FILES = ['dmet.json', 'sde.json', 'gravity.json', 'simplex.json', 'coupling.json'] as const;
+export const LENS_FILES = [
+  'dmet.json',
+  'sde.json',
+  'gravity.json',
+  'simplex.json',
+  'coupling.json',
+] as const;
 
 export interface FoundResult {
   /** 'trace', 'sweep', or the lens name (the JSON's `lens` field, else its file name). */
@@ -72,13 +78,16 @@ export function scanResults(root: string, options: ScanOptions = {}): FoundResul
         if (!json) continue;
         const lens = typeof json.lens === 'string' ? json.lens : null;
         if (lens) add(lens, name, json);
-        else if ((LENS_FILES as readonly string[]).includes(name)) add(name.slice(0, -'.json'.length), name, json);
+        else if ((LENS_FILES as readonly string[]).includes(name))
+          add(name.slice(0, -'.json'.length), name, json);
       }
     }
     // figures with no result file beside them still get shown: with the lens report of the
     // folder above when there is one (a lens may keep its figures in a subfolder), else alone
     if (plots.length > 0 && !found.some((f) => f.dir === dir)) {
-      const parent = found.find((f) => f.dir === dirname(dir) && f.kind !== 'trace' && f.kind !== 'sweep');
+      const parent = found.find(
+        (f) => f.dir === dirname(dir) && f.kind !== 'trace' && f.kind !== 'sweep',
+      );
       if (parent && depth > 0) parent.plots = [...parent.plots, ...plots];
       else add('figures', '', {});
     }
@@ -107,7 +116,9 @@ function sharePlots(here: FoundResult[]): void {
   for (const f of here) f.plots = [];
   for (const path of plots) {
     const name = basename(path);
-    const owner = lenses.find((f) => name.startsWith(`${f.kind}_`) || name.startsWith(`${f.kind}-`)) ?? lenses[0];
+    const owner =
+      lenses.find((f) => name.startsWith(`${f.kind}_`) || name.startsWith(`${f.kind}-`)) ??
+      lenses[0];
     owner.plots.push(path);
   }
 }
@@ -117,7 +128,8 @@ function markSweepConfigs(found: FoundResult[]): void {
   for (const sweep of found.filter((f) => f.kind === 'sweep')) {
     const configs = (sweep.json.configs as { dir?: unknown }[]).map((c) => String(c.dir));
     for (const f of found) {
-      if (f.kind === 'trace' && configs.some((c) => resolve(sweep.dir, c) === f.dir)) f.inSweep = sweep.rel;
+      if (f.kind === 'trace' && configs.some((c) => resolve(sweep.dir, c) === f.dir))
+        f.inSweep = sweep.rel;
     }
   }
 }
@@ -125,7 +137,9 @@ function markSweepConfigs(found: FoundResult[]): void {
 function readJson(path: string): Record<string, unknown> | null {
   try {
     const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
-    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+    return v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : null;
   } catch {
     return null;
   }

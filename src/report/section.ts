@@ -15,7 +15,12 @@ export type Cell = string | number | null;
 export type Block =
   | { type: 'provenance'; provenance: Provenance; file: string }
   /** Headline metrics: one row per metric, a value per column, its papers.md tag. */
-  | { type: 'metrics'; title: string; columns: string[]; rows: { name: string; values: Cell[]; tag: string | null; note?: string }[] }
+  | {
+      type: 'metrics';
+      title: string;
+      columns: string[];
+      rows: { name: string; values: Cell[]; tag: string | null; note?: string }[];
+    }
   | { type: 'table'; title: string; head: string[]; rows: Cell[][] }
   | { type: 'text'; title: string; text: string }
   /** `name` is the figure's file base name (NAME.vl.json) or a name the renderer chose. */
@@ -41,9 +46,15 @@ export function genericBlocks(result: FoundResult): Block[] {
     if (rows.length > 0) {
       blocks.push({
         type: 'metrics',
-        title: 'Tagged metrics (papers.md: exact = as the authors compute it, proposed = our reading)',
+        title:
+          'Tagged metrics (papers.md: exact = as the authors compute it, proposed = our reading)',
         columns: ['value'],
-        rows: rows.map((r) => ({ name: r.path, values: [typeof r.value === 'boolean' ? String(r.value) : r.value], tag: r.tag, ...(r.source ? { note: r.source } : {}) })),
+        rows: rows.map((r) => ({
+          name: r.path,
+          values: [typeof r.value === 'boolean' ? String(r.value) : r.value],
+          tag: r.tag,
+          ...(r.source ? { note: r.source } : {}),
+        })),
       });
     }
   }
@@ -61,17 +72,30 @@ export function folderPlots(result: FoundResult): Block[] {
   const bad: string[] = [];
   for (const path of result.plots) {
     try {
-      blocks.push({ type: 'plot', name: basename(path, '.vl.json'), spec: JSON.parse(readFileSync(path, 'utf8')) as PlotSpec });
+      blocks.push({
+        type: 'plot',
+        name: basename(path, '.vl.json'),
+        spec: JSON.parse(readFileSync(path, 'utf8')) as PlotSpec,
+      });
     } catch {
       bad.push(basename(path));
     }
   }
-  if (bad.length > 0) blocks.push({ type: 'text', title: 'Figures that could not be read', text: bad.join('\n') });
+  if (bad.length > 0)
+    blocks.push({ type: 'text', title: 'Figures that could not be read', text: bad.join('\n') });
   return blocks;
 }
 
 /** Other files in the folder (data a notebook can open), for a closing list. */
 export function folderFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((n) => !n.endsWith('.svg') && !n.endsWith('.vl.json') && !n.endsWith('.png') && !n.includes('.tmp-')).map((n) => join(dir, n));
+  return readdirSync(dir)
+    .filter(
+      (n) =>
+        !n.endsWith('.svg') &&
+        !n.endsWith('.vl.json') &&
+        !n.endsWith('.png') &&
+        !n.includes('.tmp-'),
+    )
+    .map((n) => join(dir, n));
 }

@@ -36,8 +36,14 @@ export function perStepSpec(rows: readonly StepRow[]): PlotSpec {
 }
 
 /** The hidden-state trajectory of each sample through its first two principal components. */
-export function trajectorySpec(points: readonly TrajectoryPoint[], explained: readonly number[], hook: string, labels?: (p: TrajectoryPoint) => string): PlotSpec {
-  const pct = (i: number) => (explained[i] === undefined ? '' : ` (${(100 * explained[i]).toFixed(1)}%)`);
+export function trajectorySpec(
+  points: readonly TrajectoryPoint[],
+  explained: readonly number[],
+  hook: string,
+  labels?: (p: TrajectoryPoint) => string,
+): PlotSpec {
+  const pct = (i: number) =>
+    explained[i] === undefined ? '' : ` (${(100 * explained[i]).toFixed(1)}%)`;
   const values = points.map((p) => ({
     sample: p.sample,
     position: p.position,
@@ -59,11 +65,21 @@ export function trajectorySpec(points: readonly TrajectoryPoint[], explained: re
       color: { field: 'sample', type: 'nominal' },
     },
     layer: [
-      { mark: { type: 'line', opacity: 0.6 }, encoding: { order: { field: 'position', type: 'quantitative' }, detail: { field: 'sample' } } },
+      {
+        mark: { type: 'line', opacity: 0.6 },
+        encoding: {
+          order: { field: 'position', type: 'quantitative' },
+          detail: { field: 'sample' },
+        },
+      },
       {
         mark: { type: 'point', size: 24 },
         encoding: {
-          shape: { field: 'part', type: 'nominal', scale: { domain: ['prompt', 'generated'], range: ['square', 'circle'] } },
+          shape: {
+            field: 'part',
+            type: 'nominal',
+            scale: { domain: ['prompt', 'generated'], range: ['square', 'circle'] },
+          },
           tooltip: [{ field: 'sample' }, { field: 'position' }, { field: 'token' }],
         },
       },
@@ -83,23 +99,42 @@ export interface SweepRow {
 }
 
 /** A (temperature × top-p) heatmap of one sweep metric, one panel per (top-k, penalty) pair. */
-export function sweepHeatmapSpec(rows: readonly SweepRow[], metric: 'mean_logprob' | 'mean_entropy' | 'distinct', title: string): PlotSpec {
-  const values = rows.map((r) => ({ ...r, panel: `top-k ${r.top_k}, rep ${r.repetition_penalty}` }));
+export function sweepHeatmapSpec(
+  rows: readonly SweepRow[],
+  metric: 'mean_logprob' | 'mean_entropy' | 'distinct',
+  title: string,
+): PlotSpec {
+  const values = rows.map((r) => ({
+    ...r,
+    panel: `top-k ${r.top_k}, rep ${r.repetition_penalty}`,
+  }));
   const panels = new Set(values.map((v) => v.panel)).size;
-  const finite = rows.map((r) => r[metric]).filter((v): v is number => v !== null && Number.isFinite(v));
+  const finite = rows
+    .map((r) => r[metric])
+    .filter((v): v is number => v !== null && Number.isFinite(v));
   const mid = finite.length > 0 ? (Math.min(...finite) + Math.max(...finite)) / 2 : 0;
   const chart = {
     width: 200,
     height: 160,
     encoding: {
       x: { field: 'top_p', type: 'ordinal' as const, title: 'top-p' },
-      y: { field: 'temperature', type: 'ordinal' as const, title: 'temperature', sort: 'descending' as const },
+      y: {
+        field: 'temperature',
+        type: 'ordinal' as const,
+        title: 'temperature',
+        sort: 'descending' as const,
+      },
     },
     layer: [
       {
         mark: 'rect' as const,
         encoding: {
-          color: { field: metric, type: 'quantitative' as const, title: metric, scale: { scheme: 'viridis' } },
+          color: {
+            field: metric,
+            type: 'quantitative' as const,
+            title: metric,
+            scale: { scheme: 'viridis' },
+          },
           tooltip: [{ field: 'config' }, { field: metric, format: '.3f' }],
         },
       },
@@ -108,7 +143,10 @@ export function sweepHeatmapSpec(rows: readonly SweepRow[], metric: 'mean_logpro
         encoding: {
           text: { field: metric, type: 'quantitative' as const, format: '.2f' },
           // dark text on the bright (high) end of viridis, white on the dark end
-          color: { condition: { test: `datum['${metric}'] > ${mid}`, value: 'black' }, value: 'white' },
+          color: {
+            condition: { test: `datum['${metric}'] > ${mid}`, value: 'black' },
+            value: 'white',
+          },
         },
       },
     ],

@@ -23,13 +23,27 @@ export interface TaggedMetric {
   source: string | null;
 }
 
-const CONFIG_KEYS = ['options', 'config', 'decoding', 'plan', 'grid', 'settings', 'parameters', 'k', 'prompts'];
+const CONFIG_KEYS = [
+  'options',
+  'config',
+  'decoding',
+  'plan',
+  'grid',
+  'settings',
+  'parameters',
+  'k',
+  'prompts',
+];
 const MAX_ROWS = 300;
 
 export function provenanceOf(json: Record<string, unknown>): Provenance {
   const meta = isObject(json.meta) ? json.meta : {};
   const pick = (...vals: unknown[]) => vals.find((v) => v !== undefined && v !== null);
-  const modelField = pick(json.model, meta.model, isObject(json.plan) ? json.plan.model : undefined);
+  const modelField = pick(
+    json.model,
+    meta.model,
+    isObject(json.plan) ? json.plan.model : undefined,
+  );
   const version = pick(json.lmdyn_version, json.lmdyn, meta.lmdyn, json.version);
   const seed = pick(json.seed, meta.seed, isObject(json.plan) ? json.plan.seed : undefined);
   const config: Record<string, unknown> = {};
@@ -53,18 +67,31 @@ export function provenanceOf(json: Record<string, unknown>): Provenance {
  */
 export function taggedMetrics(json: unknown): TaggedMetric[] {
   const rows: TaggedMetric[] = [];
-  const walk = (v: unknown, path: string, inherited: { tag: string; source: string | null } | null): void => {
+  const walk = (
+    v: unknown,
+    path: string,
+    inherited: { tag: string; source: string | null } | null,
+  ): void => {
     if (rows.length >= MAX_ROWS) return;
     if (Array.isArray(v)) {
       v.forEach((item, i) => {
-        if (isObject(item) || Array.isArray(item)) walk(item, `${path}[${itemName(item, i)}]`, inherited);
+        if (isObject(item) || Array.isArray(item))
+          walk(item, `${path}[${itemName(item, i)}]`, inherited);
       });
       return;
     }
     if (!isObject(v)) return;
     const own =
       typeof v.tag === 'string'
-        ? { tag: v.tag, source: typeof v.source === 'string' ? v.source : typeof v.definition === 'string' ? v.definition : null }
+        ? {
+            tag: v.tag,
+            source:
+              typeof v.source === 'string'
+                ? v.source
+                : typeof v.definition === 'string'
+                  ? v.definition
+                  : null,
+          }
         : null;
     const tagged = own ?? inherited;
     if (tagged) {
@@ -72,14 +99,24 @@ export function taggedMetrics(json: unknown): TaggedMetric[] {
       const keys = own ? Object.keys(v).filter((k) => k !== 'tag') : ['mean', 'value'];
       for (const key of keys) {
         const x = v[key];
-        if (typeof x === 'number' || typeof x === 'boolean' || (x === null && (key === 'mean' || key === 'value') && key in v)) {
-          rows.push({ path: path ? `${path}.${key}` : key, value: x, tag: tagged.tag, source: tagged.source });
+        if (
+          typeof x === 'number' ||
+          typeof x === 'boolean' ||
+          (x === null && (key === 'mean' || key === 'value') && key in v)
+        ) {
+          rows.push({
+            path: path ? `${path}.${key}` : key,
+            value: x,
+            tag: tagged.tag,
+            source: tagged.source,
+          });
         }
       }
     }
     for (const [key, child] of Object.entries(v)) {
       if (key === 'per_prompt' || key === 'per_sample') continue; // raw arrays, never headlines
-      if (isObject(child) || Array.isArray(child)) walk(child, path ? `${path}.${key}` : key, tagged);
+      if (isObject(child) || Array.isArray(child))
+        walk(child, path ? `${path}.${key}` : key, tagged);
     }
   };
   walk(json, '', null);
@@ -99,9 +136,16 @@ function itemName(item: unknown, i: number): string {
 function modelName(m: unknown): string | null {
   if (typeof m === 'string') return m;
   if (isObject(m)) {
-    for (const key of ['spec', 'hub_id', 'hubId', 'path', 'name']) if (typeof m[key] === 'string') return m[key] as string;
+    for (const key of ['spec', 'hub_id', 'hubId', 'path', 'name'])
+      if (typeof m[key] === 'string') return m[key] as string;
   }
-  if (Array.isArray(m)) return m.map(modelName).filter((x) => x !== null).join(', ') || null;
+  if (Array.isArray(m))
+    return (
+      m
+        .map(modelName)
+        .filter((x) => x !== null)
+        .join(', ') || null
+    );
   return null;
 }
 

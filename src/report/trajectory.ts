@@ -18,22 +18,41 @@ export interface Projection {
 }
 
 /** Projects the rows of x [n, d] on their top-k principal components. */
-export function projectPca(x: ArrayLike<number>, n: number, d: number, k: number, maxFit = 1500): Projection {
+export function projectPca(
+  x: ArrayLike<number>,
+  n: number,
+  d: number,
+  k: number,
+  maxFit = 1500,
+): Projection {
   const kk = Math.min(k, d, Math.max(n - 1, 1));
   if (n < 2) {
     const components = new Float64Array(kk * d);
     for (let c = 0; c < kk; c++) components[c * d + c] = 1;
     const mean = n === 1 ? Float64Array.from({ length: d }, (_, j) => x[j]) : new Float64Array(d);
-    return { coords: new Float64Array(n * kk), k: kk, explained: new Array<number>(kk).fill(0), mean, components };
+    return {
+      coords: new Float64Array(n * kk),
+      k: kk,
+      explained: new Array<number>(kk).fill(0),
+      mean,
+      components,
+    };
   }
   const stride = Math.max(1, Math.ceil(n / maxFit));
   const fitRows = Math.ceil(n / stride);
   const fit = new Float64Array(fitRows * d);
-  for (let r = 0; r < fitRows; r++) for (let j = 0; j < d; j++) fit[r * d + j] = x[r * stride * d + j];
+  for (let r = 0; r < fitRows; r++)
+    for (let j = 0; j < d; j++) fit[r * d + j] = x[r * stride * d + j];
   const p = pca(fit, fitRows, d, kk);
   const coords = new Float64Array(n * p.k);
   for (let i = 0; i < n; i++) projectRow(x, i * d, d, p.mean, p.components, p.k, coords, i * p.k);
-  return { coords, k: p.k, explained: [...p.explainedVarianceRatio], mean: p.mean, components: p.components };
+  return {
+    coords,
+    k: p.k,
+    explained: [...p.explainedVarianceRatio],
+    mean: p.mean,
+    components: p.components,
+  };
 }
 
 /** out[at + c] = (x[offset .. offset + d] − mean) · component c, for c < k. */
@@ -77,7 +96,10 @@ export function trajectoryHook(hooks: readonly string[]): string | null {
 }
 
 /** Every recorded position of every sample, projected on 3 components pooled over the samples. */
-export function traceTrajectories(trace: Trace, hook = trajectoryHook([...trace.states.keys()])): { hook: string; points: TrajectoryPoint[]; explained: number[] } | null {
+export function traceTrajectories(
+  trace: Trace,
+  hook = trajectoryHook([...trace.states.keys()]),
+): { hook: string; points: TrajectoryPoint[]; explained: number[] } | null {
   if (hook === null) return null;
   const state = trace.states.get(hook);
   if (!state) return null;

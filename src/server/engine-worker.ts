@@ -43,22 +43,38 @@ function run(job: EngineJob): Promise<void> {
     const post = (event: EngineEvent) => port.postMessage({ id: job.id, event });
     const cancelled = new Int32Array(job.cancel);
     try {
-      if (Atomics.load(cancelled, 0) !== 0) return post({ type: 'done', finishReason: 'stopped', generated: 0, tokensPerSecond: 0 });
+      if (Atomics.load(cancelled, 0) !== 0)
+        return post({ type: 'done', finishReason: 'stopped', generated: 0, tokensPerSecond: 0 });
       const m = await model(job.model);
       if (job.kind === 'generate') generate(m, job, post, cancelled);
       else {
-        const report = analyzeCoupling(m, { prompts: [job.prompt], randomTwin: job.randomTwin, k: job.k, seed: job.seed, modelSpec: job.model });
+        const report = analyzeCoupling(m, {
+          prompts: [job.prompt],
+          randomTwin: job.randomTwin,
+          k: job.k,
+          seed: job.seed,
+          modelSpec: job.model,
+        });
         post({ type: 'result', result: report });
       }
     } catch (err) {
       const user = err instanceof LmdynError;
-      post({ type: 'error', message: err instanceof Error ? err.message : String(err), status: user ? 400 : 500 });
+      post({
+        type: 'error',
+        message: err instanceof Error ? err.message : String(err),
+        status: user ? 400 : 500,
+      });
     }
   });
   return queue;
 }
 
-function generate(m: Model, job: Extract<EngineJob, { kind: 'generate' }>, post: (e: EngineEvent) => void, cancelled: Int32Array): void {
+function generate(
+  m: Model,
+  job: Extract<EngineJob, { kind: 'generate' }>,
+  post: (e: EngineEvent) => void,
+  cancelled: Int32Array,
+): void {
   const last = `blocks.${m.config.nLayers - 1}.hook_resid_post`;
   const promptIds = encodePrompt(m, job.prompt);
   post({
@@ -82,13 +98,20 @@ function generate(m: Model, job: Extract<EngineJob, { kind: 'generate' }>, post:
         filter: last,
         fn: (act, ctx) => {
           // act: [rows, d], one row per new position (every prompt position at the prefill)
-          const update = traj.add(act, ctx.rows.map((r) => r.pos));
+          const update = traj.add(
+            act,
+            ctx.rows.map((r) => r.pos),
+          );
           if (update) post(update);
         },
       },
     ],
     onStep: (step) => {
-      const top = topTokens(step.probs, job.topN).map(([id, p]): [number, string, number] => [id, label(m.tokenizer, id), p]);
+      const top = topTokens(step.probs, job.topN).map(([id, p]): [number, string, number] => [
+        id,
+        label(m.tokenizer, id),
+        p,
+      ]);
       post({
         type: 'token',
         step: step.step,
@@ -105,5 +128,11 @@ function generate(m: Model, job: Extract<EngineJob, { kind: 'generate' }>, post:
   });
   const final = traj.refit();
   if (final) post(final);
-  post({ type: 'done', finishReason: result.finishReason, generated: result.ids.length, tokensPerSecond: result.tokensPerSecond, tail: stream.flush() });
+  post({
+    type: 'done',
+    finishReason: result.finishReason,
+    generated: result.ids.length,
+    tokensPerSecond: result.tokensPerSecond,
+    tail: stream.flush(),
+  });
 }

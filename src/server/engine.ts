@@ -19,11 +19,28 @@ export type EngineJob =
       topN: number;
       cancel: SharedArrayBuffer;
     }
-  | { id: number; kind: 'coupling'; model: string; prompt: string; randomTwin: boolean; k: number[]; seed: number; cancel: SharedArrayBuffer };
+  | {
+      id: number;
+      kind: 'coupling';
+      model: string;
+      prompt: string;
+      randomTwin: boolean;
+      k: number[];
+      seed: number;
+      cancel: SharedArrayBuffer;
+    };
 
 /** What the page receives, one JSON object per line (generation) or as the answer (lenses). */
 export type EngineEvent =
-  | { type: 'start'; model: string; promptIds: number[]; promptPieces: string[]; hook: string; dim: number; seqLen: number }
+  | {
+      type: 'start';
+      model: string;
+      promptIds: number[];
+      promptPieces: string[];
+      hook: string;
+      dim: number;
+      seqLen: number;
+    }
   | {
       type: 'token';
       step: number;
@@ -42,7 +59,13 @@ export type EngineEvent =
   | { type: 'points'; positions: number[]; k: number; coords: number[] }
   /** A refitted PCA: every state so far in the new coordinates. */
   | { type: 'trajectory'; positions: number[]; k: number; coords: number[]; explained: number[] }
-  | { type: 'done'; finishReason: string; generated: number; tokensPerSecond: number; tail?: string }
+  | {
+      type: 'done';
+      finishReason: string;
+      generated: number;
+      tokensPerSecond: number;
+      tail?: string;
+    }
   | { type: 'result'; result: unknown }
   | { type: 'error'; message: string; status: number };
 
@@ -57,7 +80,10 @@ export class Engine {
    * Runs a job; `onEvent` sees every event, the promise settles after the last one ('done',
    * 'result' or 'error'). `cancel()` asks a running generation to stop after its current token.
    */
-  start(job: DistributiveOmit<EngineJob, 'id' | 'cancel'>, onEvent: Listener): { done: Promise<void>; cancel: () => void } {
+  start(
+    job: DistributiveOmit<EngineJob, 'id' | 'cancel'>,
+    onEvent: Listener,
+  ): { done: Promise<void>; cancel: () => void } {
     const id = this.nextId++;
     const cancel = new SharedArrayBuffer(4);
     const done = new Promise<void>((resolve) => {
@@ -82,10 +108,13 @@ export class Engine {
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
     const worker = new Worker(new URL('./engine-worker.js', import.meta.url));
-    worker.on('message', (msg: { id: number; event: EngineEvent }) => this.listeners.get(msg.id)?.(msg.event));
+    worker.on('message', (msg: { id: number; event: EngineEvent }) =>
+      this.listeners.get(msg.id)?.(msg.event),
+    );
     const fail = (message: string) => {
       if (this.worker === worker) this.worker = null;
-      for (const listener of [...this.listeners.values()]) listener({ type: 'error', message, status: 500 });
+      for (const listener of [...this.listeners.values()])
+        listener({ type: 'error', message, status: 500 });
     };
     worker.on('error', (err) => fail(`the engine failed: ${err.message}`));
     worker.on('exit', (code) => {

@@ -28,7 +28,9 @@ export class LiveTrajectory {
   add(act: Float32Array, positions: readonly number[]): EngineEvent | null {
     const d = this.d;
     if (this.data.length < (this.n + positions.length) * d) {
-      const bigger = new Float64Array(Math.max(this.data.length * 2, (this.n + positions.length) * d));
+      const bigger = new Float64Array(
+        Math.max(this.data.length * 2, (this.n + positions.length) * d),
+      );
       bigger.set(this.data);
       this.data = bigger;
     }
@@ -39,7 +41,8 @@ export class LiveTrajectory {
       this.n++;
     });
     const now = performance.now();
-    const due = now - this.fittedAt > Math.max(this.minIntervalMs, 5 * this.fitMs) && this.n > this.fittedN;
+    const due =
+      now - this.fittedAt > Math.max(this.minIntervalMs, 5 * this.fitMs) && this.n > this.fittedN;
     if ((this.fit === null && this.n >= 3) || (this.fit !== null && due)) return this.refit();
     if (this.fit === null) return null;
     const { mean, components, k } = this.fit;
@@ -61,7 +64,8 @@ export class LiveTrajectory {
     const previous = this.fit;
     for (let c = 0; previous && c < Math.min(p.k, previous.k); c++) {
       let dot = 0;
-      for (let j = 0; j < this.d; j++) dot += p.components[c * this.d + j] * previous.components[c * this.d + j];
+      for (let j = 0; j < this.d; j++)
+        dot += p.components[c * this.d + j] * previous.components[c * this.d + j];
       if (dot >= 0) continue;
       for (let j = 0; j < this.d; j++) p.components[c * this.d + j] *= -1;
       for (let i = 0; i < this.n; i++) p.coords[i * p.k + c] *= -1;
@@ -70,7 +74,13 @@ export class LiveTrajectory {
     this.fittedAt = performance.now();
     this.fitMs = this.fittedAt - t0;
     this.fittedN = this.n;
-    return { type: 'trajectory', positions: [...this.positions], k: p.k, coords: Array.from(p.coords, round), explained: p.explained.map(round) };
+    return {
+      type: 'trajectory',
+      positions: [...this.positions],
+      k: p.k,
+      coords: Array.from(p.coords, round),
+      explained: p.explained.map(round),
+    };
   }
 }
 

@@ -45,7 +45,10 @@ export function checkModel(allowed: readonly AllowedModel[], id: string): Allowe
   const m = allowed.find((a) => a.id === id);
   if (!m) {
     const list = allowed.map((a) => a.label).join(', ') || 'none';
-    throw new HttpError(403, `model "${id}" is not one this server allows (allowed: ${list}); start lmdyn serve with --model to allow another`);
+    throw new HttpError(
+      403,
+      `model "${id}" is not one this server allows (allowed: ${list}); start lmdyn serve with --model to allow another`,
+    );
   }
   return m;
 }

@@ -28,7 +28,15 @@ import { scanResults } from '../report/scan.js';
 import { VERSION } from '../version.js';
 import { Engine, type EngineEvent } from './engine.js';
 import { allowedModels, checkModel, type AllowedModel } from './models.js';
-import { booleanField, HttpError, insideRoot, numberField, onlyFields, stringField, type Body } from './validate.js';
+import {
+  booleanField,
+  HttpError,
+  insideRoot,
+  numberField,
+  onlyFields,
+  stringField,
+  type Body,
+} from './validate.js';
 
 export interface ServeOptions {
   port?: number;
@@ -65,7 +73,8 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     const url = new URL(req.url ?? '/', 'http://localhost');
     // A page on another site could reach a loopback server through DNS rebinding: only
     // requests addressed to a loopback name are answered when bound to loopback.
-    if (loopback && !isLoopbackHostHeader(req.headers.host)) throw new HttpError(403, 'this server answers requests for localhost only');
+    if (loopback && !isLoopbackHostHeader(req.headers.host))
+      throw new HttpError(403, 'this server answers requests for localhost only');
     const route = `${req.method ?? 'GET'} ${url.pathname}`;
     const file = statics.get(url.pathname);
     if (file && (req.method === 'GET' || req.method === 'HEAD')) return sendFile(res, file);
@@ -75,7 +84,13 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     }
     switch (route) {
       case 'GET /api/info':
-        return sendJson(res, 200, { lmdyn: VERSION, models, runs, runsExists: existsSync(runs), kinds: KIND_TITLES });
+        return sendJson(res, 200, {
+          lmdyn: VERSION,
+          models,
+          runs,
+          runsExists: existsSync(runs),
+          kinds: KIND_TITLES,
+        });
       case 'POST /api/generate':
         return generate(req, res, await readBody(req));
       case 'POST /api/lens/coupling':
@@ -87,34 +102,68 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       case 'GET /api/behind':
         return sendJson(res, 200, await runSections(behind(url.searchParams)));
     }
-    if (file || KNOWN_API.includes(url.pathname)) throw new HttpError(405, `${req.method ?? ''} is not allowed on ${url.pathname}`);
+    if (file || KNOWN_API.includes(url.pathname))
+      throw new HttpError(405, `${req.method ?? ''} is not allowed on ${url.pathname}`);
     throw new HttpError(404, `${url.pathname} is not part of the dashboard or its API`);
   };
 
   const generate = async (req: IncomingMessage, res: ServerResponse, body: Body): Promise<void> => {
-    onlyFields(body, ['model', 'prompt', 'maxTokens', 'temperature', 'topP', 'topK', 'minP', 'repetitionPenalty', 'seed', 'topN']);
+    onlyFields(body, [
+      'model',
+      'prompt',
+      'maxTokens',
+      'temperature',
+      'topP',
+      'topK',
+      'minP',
+      'repetitionPenalty',
+      'seed',
+      'topN',
+    ]);
     const model = checkModel(models, stringField(body, 'model', { maxLength: 4096 })).id;
     const prompt = stringField(body, 'prompt', { maxLength: MAX_PROMPT, default: '' });
-    const maxTokens = numberField(body, 'maxTokens', { min: 1, max: 4096, integer: true, default: 128 });
+    const maxTokens = numberField(body, 'maxTokens', {
+      min: 1,
+      max: 4096,
+      integer: true,
+      default: 128,
+    });
     const sampling = {
       temperature: numberField(body, 'temperature', { min: 0, max: 100, default: 1 }),
       topP: numberField(body, 'topP', { min: 0, minExclusive: true, max: 1, default: 1 }),
       topK: numberField(body, 'topK', { min: 0, max: 1_000_000, integer: true, default: 0 }),
       minP: numberField(body, 'minP', { min: 0, max: 1, default: 0 }),
-      repetitionPenalty: numberField(body, 'repetitionPenalty', { min: 0, minExclusive: true, max: 100, default: 1 }),
+      repetitionPenalty: numberField(body, 'repetitionPenalty', {
+        min: 0,
+        minExclusive: true,
+        max: 100,
+        default: 1,
+      }),
     };
-    const seed = numberField(body, 'seed', { min: 0, max: 2 ** 32 - 1, integer: true, default: 42 });
+    const seed = numberField(body, 'seed', {
+      min: 0,
+      max: 2 ** 32 - 1,
+      integer: true,
+      default: 42,
+    });
     const topN = numberField(body, 'topN', { min: 1, max: 50, integer: true, default: 10 });
     // The status is decided by the first event: an engine error before any output is a 4xx/5xx.
     let open = false;
-    const job = engine.start({ kind: 'generate', model, prompt, maxTokens, sampling, seed, topN }, (event: EngineEvent) => {
-      if (!open) {
-        if (event.type === 'error') return sendJson(res, event.status, { error: event.message });
-        res.writeHead(200, { 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
-        open = true;
-      }
-      if (!res.writableEnded) res.write(JSON.stringify(event) + '\n');
-    });
+    const job = engine.start(
+      { kind: 'generate', model, prompt, maxTokens, sampling, seed, topN },
+      (event: EngineEvent) => {
+        if (!open) {
+          if (event.type === 'error') return sendJson(res, event.status, { error: event.message });
+          res.writeHead(200, {
+            'Content-Type': 'application/x-ndjson; charset=utf-8',
+            'Cache-Control': 'no-store',
+            'X-Content-Type-Options': 'nosniff',
+          });
+          open = true;
+        }
+        if (!res.writableEnded) res.write(JSON.stringify(event) + '\n');
+      },
+    );
     res.on('close', () => job.cancel());
     req.on('aborted', () => job.cancel());
     await job.done;
@@ -125,26 +174,53 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     onlyFields(body, ['model', 'prompt', 'randomTwin', 'k', 'seed']);
     const model = checkModel(models, stringField(body, 'model', { maxLength: 4096 })).id;
     const prompt = stringField(body, 'prompt', { maxLength: 2000 });
-    if (prompt.trim() === '') throw new HttpError(400, '"prompt" must not be empty: the coupling lens follows a prompt’s tokens');
+    if (prompt.trim() === '')
+      throw new HttpError(
+        400,
+        '"prompt" must not be empty: the coupling lens follows a prompt’s tokens',
+      );
     const randomTwin = booleanField(body, 'randomTwin', true);
     const seed = numberField(body, 'seed', { min: 0, max: 2 ** 32 - 1, integer: true, default: 1 });
     const kRaw = body.k ?? [10];
-    if (!Array.isArray(kRaw) || kRaw.length === 0 || kRaw.length > 3) throw new HttpError(400, '"k" must be a list of 1 to 3 whole numbers in [1, 1024]');
-    const k = kRaw.map((v, i) => numberField({ [`k[${i}]`]: v }, `k[${i}]`, { min: 1, max: 1024, integer: true }));
+    if (!Array.isArray(kRaw) || kRaw.length === 0 || kRaw.length > 3)
+      throw new HttpError(400, '"k" must be a list of 1 to 3 whole numbers in [1, 1024]');
+    const k = kRaw.map((v, i) =>
+      numberField({ [`k[${i}]`]: v }, `k[${i}]`, { min: 1, max: 1024, integer: true }),
+    );
     let answer: EngineEvent | null = null;
-    await engine.start({ kind: 'coupling', model, prompt, randomTwin, k, seed }, (event) => (answer = event)).done;
+    await engine.start(
+      { kind: 'coupling', model, prompt, randomTwin, k, seed },
+      (event) => (answer = event),
+    ).done;
     const event = answer as EngineEvent | null;
     if (!event || event.type !== 'result') {
-      const e = event && event.type === 'error' ? event : { message: 'the engine gave no answer', status: 500 };
+      const e =
+        event && event.type === 'error'
+          ? event
+          : { message: 'the engine gave no answer', status: 500 };
       throw new HttpError(e.status, e.message);
     }
     const report = event.result as CouplingReport;
-    const blocks = await renderCoupling({ kind: 'coupling', dir: '', rel: '', file: '', json: report as unknown as Record<string, unknown>, plots: [] });
-    sendJson(res, 200, { section: { kind: 'coupling', title: `Coupling (papers.md §5) — ${model}`, rel: '', blocks } });
+    const blocks = await renderCoupling({
+      kind: 'coupling',
+      dir: '',
+      rel: '',
+      file: '',
+      json: report as unknown as Record<string, unknown>,
+      plots: [],
+    });
+    sendJson(res, 200, {
+      section: { kind: 'coupling', title: `Coupling (papers.md §5) — ${model}`, rel: '', blocks },
+    });
   };
 
   const listRuns = () => {
-    if (!existsSync(runs)) return { root: runs, results: [], note: `${runs} does not exist yet; start lmdyn serve with --runs DIR` };
+    if (!existsSync(runs))
+      return {
+        root: runs,
+        results: [],
+        note: `${runs} does not exist yet; start lmdyn serve with --runs DIR`,
+      };
     const results = scanResults(runs).map((f) => ({
       kind: f.kind,
       rel: f.rel,
@@ -164,7 +240,8 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     const found = scanResults(dir, { maxDepth: 1 }).filter((f) => f.dir === dir);
     const sections = [];
     for (const f of found) sections.push(await sectionOf({ ...f, rel: relFromRoot }));
-    if (sections.length === 0) throw new HttpError(404, `"${rel}" holds no result (trace, sweep or lens report)`);
+    if (sections.length === 0)
+      throw new HttpError(404, `"${rel}" holds no result (trace, sweep or lens report)`);
     return { path: relFromRoot, sections };
   };
 
@@ -181,21 +258,34 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     if (!sweepDir) {
       for (const f of scanResults(dir, { maxDepth: 0 })) {
         const source = f.json.source;
-        const sourceDir = source !== null && typeof source === 'object' ? (source as { dir?: unknown }).dir : undefined;
+        const sourceDir =
+          source !== null && typeof source === 'object'
+            ? (source as { dir?: unknown }).dir
+            : undefined;
         if (typeof sourceDir !== 'string') continue;
         sweepDir = insideRoot(runs, relative(root, resolve(dir, sourceDir)));
         break;
       }
     }
-    if (!sweepDir || !existsSync(join(sweepDir, 'sweep.json'))) throw new HttpError(404, `no sweep behind "${q.get('path') ?? ''}"`);
-    const configs = (JSON.parse(readFileSync(join(sweepDir, 'sweep.json'), 'utf8')) as { configs: { index: number; dir: string; sampling: { temperature: number; topP: number } }[] }).configs;
+    if (!sweepDir || !existsSync(join(sweepDir, 'sweep.json')))
+      throw new HttpError(404, `no sweep behind "${q.get('path') ?? ''}"`);
+    const configs = (
+      JSON.parse(readFileSync(join(sweepDir, 'sweep.json'), 'utf8')) as {
+        configs: { index: number; dir: string; sampling: { temperature: number; topP: number } }[];
+      }
+    ).configs;
     const config = q.get('config');
     let chosen;
     if (config !== null) {
       if (config.length > 300) throw new HttpError(400, '"config" is too long');
-      chosen = configs.find((c) => c.dir === config || (/^\d+$/.test(config) && c.index === Number(config)));
+      chosen = configs.find(
+        (c) => c.dir === config || (/^\d+$/.test(config) && c.index === Number(config)),
+      );
     } else {
-      const t = numberField({ temperature: toNumber(q.get('temperature')) }, 'temperature', { min: 0, max: 100 });
+      const t = numberField({ temperature: toNumber(q.get('temperature')) }, 'temperature', {
+        min: 0,
+        max: 100,
+      });
       const p = numberField({ top_p: toNumber(q.get('top_p')) }, 'top_p', { min: 0, max: 1 });
       chosen = configs.find((c) => c.sampling.temperature === t && c.sampling.topP === p);
     }
@@ -206,7 +296,14 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const server: Server = createServer(handler);
   await new Promise<void>((resolvePromise, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new LmdynError('bad_argument', err.code === 'EADDRINUSE' ? `port ${options.port} is in use; choose another with --port` : `cannot listen on ${host}:${options.port}: ${err.message}`)),
+      reject(
+        new LmdynError(
+          'bad_argument',
+          err.code === 'EADDRINUSE'
+            ? `port ${options.port} is in use; choose another with --port`
+            : `cannot listen on ${host}:${options.port}: ${err.message}`,
+        ),
+      ),
     );
     server.listen(options.port ?? 7860, host, () => resolvePromise());
   });
@@ -225,7 +322,14 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   };
 }
 
-const KNOWN_API = ['/api/info', '/api/generate', '/api/lens/coupling', '/api/runs', '/api/run', '/api/behind'];
+const KNOWN_API = [
+  '/api/info',
+  '/api/generate',
+  '/api/lens/coupling',
+  '/api/runs',
+  '/api/run',
+  '/api/behind',
+];
 
 /** A query parameter as a number for numberField (absent stays absent, text stays text). */
 function toNumber(v: string | null): unknown {
@@ -250,17 +354,30 @@ function staticFiles(): Map<string, StaticFile> {
     ['/app.js', { path: join(web, 'app.js'), type: 'text/javascript; charset=utf-8' }],
     ['/draw.js', { path: join(web, 'draw.js'), type: 'text/javascript; charset=utf-8' }],
     ['/style.css', { path: join(web, 'style.css'), type: 'text/css; charset=utf-8' }],
-    ['/vendor/vega.min.js', { path: join(vega, 'vega.min.js'), type: 'text/javascript; charset=utf-8' }],
-    ['/vendor/vega-lite.min.js', { path: join(vegaLite, 'vega-lite.min.js'), type: 'text/javascript; charset=utf-8' }],
+    [
+      '/vendor/vega.min.js',
+      { path: join(vega, 'vega.min.js'), type: 'text/javascript; charset=utf-8' },
+    ],
+    [
+      '/vendor/vega-lite.min.js',
+      { path: join(vegaLite, 'vega-lite.min.js'), type: 'text/javascript; charset=utf-8' },
+    ],
   ]);
 }
 
 // Vega compiles its expressions with Function(), hence 'unsafe-eval'; everything else is this origin.
-const CSP = "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 function sendFile(res: ServerResponse, file: StaticFile): void {
-  if (!existsSync(file.path)) throw new HttpError(500, `${file.path} is missing from the installation`);
-  res.writeHead(200, { 'Content-Type': file.type, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': CSP });
+  if (!existsSync(file.path))
+    throw new HttpError(500, `${file.path} is missing from the installation`);
+  res.writeHead(200, {
+    'Content-Type': file.type,
+    'Cache-Control': 'no-cache',
+    'X-Content-Type-Options': 'nosniff',
+    'Content-Security-Policy': CSP,
+  });
   res.end(readFileSync(file.path));
 }
 
@@ -269,13 +386,18 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
     if (!res.writableEnded) res.end(JSON.stringify(body) + '\n');
     return;
   }
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+  });
   res.end(JSON.stringify(body));
 }
 
 function sendError(res: ServerResponse, err: unknown): void {
   if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
-  if (err instanceof LmdynError) return sendJson(res, err.code === 'not_found' ? 404 : 400, { error: err.message });
+  if (err instanceof LmdynError)
+    return sendJson(res, err.code === 'not_found' ? 404 : 400, { error: err.message });
   const message = err instanceof Error ? err.message : String(err);
   sendJson(res, 500, { error: `internal error (a bug in lmdyn): ${message}` });
 }
@@ -283,12 +405,14 @@ function sendError(res: ServerResponse, err: unknown): void {
 async function readBody(req: IncomingMessage): Promise<Body> {
   const type = req.headers['content-type'] ?? '';
   // A JSON content type makes a cross-site form post impossible without a CORS preflight.
-  if (!/^application\/json\b/i.test(type)) throw new HttpError(415, 'send the request body as JSON (Content-Type: application/json)');
+  if (!/^application\/json\b/i.test(type))
+    throw new HttpError(415, 'send the request body as JSON (Content-Type: application/json)');
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY) throw new HttpError(413, `the request body is larger than ${MAX_BODY} bytes`);
+    if (size > MAX_BODY)
+      throw new HttpError(413, `the request body is larger than ${MAX_BODY} bytes`);
     chunks.push(chunk);
   }
   let body: unknown;
@@ -297,7 +421,8 @@ async function readBody(req: IncomingMessage): Promise<Body> {
   } catch {
     throw new HttpError(400, 'the request body is not valid JSON');
   }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'the request body must be a JSON object');
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new HttpError(400, 'the request body must be a JSON object');
   return body as Body;
 }
 
@@ -307,6 +432,8 @@ function isLoopback(host: string): boolean {
 
 function isLoopbackHostHeader(header: string | undefined): boolean {
   if (!header) return false;
-  const name = header.startsWith('[') ? header.slice(0, header.indexOf(']') + 1) : header.replace(/:\d+$/, '');
+  const name = header.startsWith('[')
+    ? header.slice(0, header.indexOf(']') + 1)
+    : header.replace(/:\d+$/, '');
   return name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name);
 }

@@ -22,7 +22,10 @@ export type Body = Record<string, unknown>;
 export function onlyFields(body: Body, known: readonly string[]): void {
   const unknown = Object.keys(body).filter((k) => !known.includes(k));
   if (unknown.length > 0) {
-    throw new HttpError(400, `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${known.join(', ')})`);
+    throw new HttpError(
+      400,
+      `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${known.join(', ')})`,
+    );
   }
 }
 
@@ -45,29 +48,45 @@ export function numberField(body: Body, key: string, rule: NumberRule): number {
   const lo = rule.minExclusive ? `(${rule.min}` : `[${rule.min}`;
   const what = `${rule.integer ? 'a whole number' : 'a number'} in ${lo}, ${rule.max}]`;
   if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw new HttpError(400, `"${key}" must be ${what}, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`);
+    throw new HttpError(
+      400,
+      `"${key}" must be ${what}, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`,
+    );
   }
-  if ((rule.integer && !Number.isInteger(v)) || v > rule.max || (rule.minExclusive ? v <= rule.min : v < rule.min)) {
+  if (
+    (rule.integer && !Number.isInteger(v)) ||
+    v > rule.max ||
+    (rule.minExclusive ? v <= rule.min : v < rule.min)
+  ) {
     throw new HttpError(400, `"${key}" must be ${what}, got ${v}`);
   }
   return v;
 }
 
-export function stringField(body: Body, key: string, options: { maxLength: number; default?: string }): string {
+export function stringField(
+  body: Body,
+  key: string,
+  options: { maxLength: number; default?: string },
+): string {
   const v = body[key];
   if (v === undefined || v === null) {
     if (options.default !== undefined) return options.default;
     throw new HttpError(400, `"${key}" is required`);
   }
   if (typeof v !== 'string') throw new HttpError(400, `"${key}" must be a string, got ${typeof v}`);
-  if (v.length > options.maxLength) throw new HttpError(400, `"${key}" is ${v.length} characters long; at most ${options.maxLength} are accepted`);
+  if (v.length > options.maxLength)
+    throw new HttpError(
+      400,
+      `"${key}" is ${v.length} characters long; at most ${options.maxLength} are accepted`,
+    );
   return v;
 }
 
 export function booleanField(body: Body, key: string, fallback: boolean): boolean {
   const v = body[key];
   if (v === undefined || v === null) return fallback;
-  if (typeof v !== 'boolean') throw new HttpError(400, `"${key}" must be true or false, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean')
+    throw new HttpError(400, `"${key}" must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -77,7 +96,11 @@ export function booleanField(body: Body, key: string, fallback: boolean): boolea
  */
 export function insideRoot(root: string, rel: string): string {
   if (rel.includes('\0')) throw new HttpError(400, 'the path contains a NUL character');
-  if (isAbsolute(rel) || /^[a-zA-Z]:/.test(rel)) throw new HttpError(403, `"${rel}" is an absolute path; give a path relative to the runs folder`);
+  if (isAbsolute(rel) || /^[a-zA-Z]:/.test(rel))
+    throw new HttpError(
+      403,
+      `"${rel}" is an absolute path; give a path relative to the runs folder`,
+    );
   const realRoot = realpathSync(root);
   const target = resolve(realRoot, rel);
   if (!within(realRoot, target)) throw new HttpError(403, `"${rel}" is outside the runs folder`);

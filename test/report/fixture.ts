@@ -31,7 +31,14 @@ export const EXPECTED_FIGURES: Record<string, string[]> = {
 
 export async function makeRunFolder(root: string, model?: Model): Promise<void> {
   const m = model ?? (await openModel(STORIES));
-  const trace = recordTrace(m, { spec: STORIES, prompt: 'Once upon a time', samples: 2, maxTokens: 12, sampling: { temperature: 1.2 }, seed: 4 });
+  const trace = recordTrace(m, {
+    spec: STORIES,
+    prompt: 'Once upon a time',
+    samples: 2,
+    maxTokens: 12,
+    sampling: { temperature: 1.2 },
+    seed: 4,
+  });
   writeTrace(join(root, 'trace'), trace, { tokenText: (id) => m.tokenizer.decode([id]) });
   await runSweep(
     {
@@ -48,51 +55,148 @@ export async function makeRunFolder(root: string, model?: Model): Promise<void> 
     join(root, 'sweep'),
     { workers: 1 },
   );
-  const coupling = analyzeCoupling(m, { prompts: ['Once upon a time, there was a girl.'], k: [10], randomTwin: true, interactions: false, seed: 1, modelSpec: STORIES });
+  const coupling = analyzeCoupling(m, {
+    prompts: ['Once upon a time, there was a girl.'],
+    k: [10],
+    randomTwin: true,
+    interactions: false,
+    seed: 1,
+    modelSpec: STORIES,
+  });
   await writeCouplingRun(join(root, 'coupling'), coupling);
 
-  await standIn(root, 'dmet', { source: { kind: 'sweep', dir: '../../sweep' }, metrics: { C_mean: { tag: 'exact', mean: 0.25 }, silhouette: { tag: 'proposed', value: 0.5 } }, untagged: { mean: 9 } }, {
-    heatmap_C_mean: heat([0.5, 1], [0.9, 1]),
-    'dmet-plots/persistence_diagrams': {
-      data: { values: [{ birth: 0, death: 1.5, dim: 'H0' }, { birth: 0.4, death: 0.9, dim: 'H1' }, { birth: 0, death: 0.7, dim: 'H0' }] },
-      mark: 'point',
-      encoding: { x: { field: 'birth', type: 'quantitative' }, y: { field: 'death', type: 'quantitative' }, color: { field: 'dim', type: 'nominal' } },
+  await standIn(
+    root,
+    'dmet',
+    {
+      source: { kind: 'sweep', dir: '../../sweep' },
+      metrics: {
+        C_mean: { tag: 'exact', mean: 0.25 },
+        silhouette: { tag: 'proposed', value: 0.5 },
+      },
+      untagged: { mean: 9 },
     },
-  });
+    {
+      heatmap_C_mean: heat([0.5, 1], [0.9, 1]),
+      'dmet-plots/persistence_diagrams': {
+        data: {
+          values: [
+            { birth: 0, death: 1.5, dim: 'H0' },
+            { birth: 0.4, death: 0.9, dim: 'H1' },
+            { birth: 0, death: 0.7, dim: 'H0' },
+          ],
+        },
+        mark: 'point',
+        encoding: {
+          x: { field: 'birth', type: 'quantitative' },
+          y: { field: 'death', type: 'quantitative' },
+          color: { field: 'dim', type: 'nominal' },
+        },
+      },
+    },
+  );
   // a ternary plot: the flow from the uniform point towards a vertex, in barycentric → 2-D
   const ternary = Array.from({ length: 20 }, (_, i) => {
     const a = 1 / 3 + (i / 19) * (0.9 - 1 / 3);
     const b = (1 - a) / 2;
     return { t: i, x: b + a / 2, y: (Math.sqrt(3) / 2) * a };
   });
-  await standIn(root, 'simplex', { equilibrium: { distance: { tag: 'exact', value: 0.0125 } } }, {
-    ternary: { data: { values: ternary }, mark: { type: 'line', point: true }, encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' }, order: { field: 't' } } },
-  });
-  await standIn(root, 'gravity', { wells: [{ name: 'well 1', depth: { tag: 'proposed', value: 1.75 } }] }, {
-    potential: { data: { values: [{ v: 'a', phi: 1 }, { v: 'b', phi: 2.5 }, { v: 'c', phi: 0.5 }] }, mark: 'bar', encoding: { x: { field: 'v', type: 'nominal' }, y: { field: 'phi', type: 'quantitative' } } },
-  });
-  await standIn(root, 'sde', { drift: { tag: 'proposed', mean: -0.3 } }, {
-    drift: { data: { values: [{ x: -1, mu: 0.3 }, { x: 0, mu: 0 }, { x: 1, mu: -0.3 }] }, mark: 'line', encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'mu', type: 'quantitative' } } },
-  });
+  await standIn(
+    root,
+    'simplex',
+    { equilibrium: { distance: { tag: 'exact', value: 0.0125 } } },
+    {
+      ternary: {
+        data: { values: ternary },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'x', type: 'quantitative' },
+          y: { field: 'y', type: 'quantitative' },
+          order: { field: 't' },
+        },
+      },
+    },
+  );
+  await standIn(
+    root,
+    'gravity',
+    { wells: [{ name: 'well 1', depth: { tag: 'proposed', value: 1.75 } }] },
+    {
+      potential: {
+        data: {
+          values: [
+            { v: 'a', phi: 1 },
+            { v: 'b', phi: 2.5 },
+            { v: 'c', phi: 0.5 },
+          ],
+        },
+        mark: 'bar',
+        encoding: { x: { field: 'v', type: 'nominal' }, y: { field: 'phi', type: 'quantitative' } },
+      },
+    },
+  );
+  await standIn(
+    root,
+    'sde',
+    { drift: { tag: 'proposed', mean: -0.3 } },
+    {
+      drift: {
+        data: {
+          values: [
+            { x: -1, mu: 0.3 },
+            { x: 0, mu: 0 },
+            { x: 1, mu: -0.3 },
+          ],
+        },
+        mark: 'line',
+        encoding: {
+          x: { field: 'x', type: 'quantitative' },
+          y: { field: 'mu', type: 'quantitative' },
+        },
+      },
+    },
+  );
   mkdirSync(join(root, 'loose'), { recursive: true });
-  await writePlot(join(root, 'loose', 'loose'), { data: { values: [{ a: 1 }, { a: 2 }] }, mark: 'tick', encoding: { x: { field: 'a', type: 'quantitative' } } });
+  await writePlot(join(root, 'loose', 'loose'), {
+    data: { values: [{ a: 1 }, { a: 2 }] },
+    mark: 'tick',
+    encoding: { x: { field: 'a', type: 'quantitative' } },
+  });
 }
 
 /** A (temperature × top-p) heatmap as the DMET lens draws it (no config field: cells are found by T and p). */
 function heat(ts: number[], ps: number[]): PlotSpec {
-  const values = ts.flatMap((temperature, i) => ps.map((top_p, j) => ({ temperature, top_p, value: i + 2 * j })));
+  const values = ts.flatMap((temperature, i) =>
+    ps.map((top_p, j) => ({ temperature, top_p, value: i + 2 * j })),
+  );
   return {
     data: { values },
     mark: 'rect',
-    encoding: { x: { field: 'temperature', type: 'ordinal' }, y: { field: 'top_p', type: 'ordinal' }, color: { field: 'value', type: 'quantitative' } },
+    encoding: {
+      x: { field: 'temperature', type: 'ordinal' },
+      y: { field: 'top_p', type: 'ordinal' },
+      color: { field: 'value', type: 'quantitative' },
+    },
   };
 }
 
 /** A lens report with its figures; figures named `sub/name` go into a subfolder (as DMET's do). */
-async function standIn(root: string, lens: string, body: Record<string, unknown>, plots: Record<string, PlotSpec>): Promise<void> {
+async function standIn(
+  root: string,
+  lens: string,
+  body: Record<string, unknown>,
+  plots: Record<string, PlotSpec>,
+): Promise<void> {
   const dir = join(root, 'lenses', lens);
   mkdirSync(dir, { recursive: true });
-  const json = { lens, spec: `papers.md (${lens})`, lmdyn_version: '0.1.0', model: { spec: STORIES }, seed: 3, ...body };
+  const json = {
+    lens,
+    spec: `papers.md (${lens})`,
+    lmdyn_version: '0.1.0',
+    model: { spec: STORIES },
+    seed: 3,
+    ...body,
+  };
   writeFileSync(join(dir, `${lens}.json`), JSON.stringify(json, null, 1));
   for (const [name, spec] of Object.entries(plots)) {
     mkdirSync(dirname(join(dir, name)), { recursive: true });

@@ -36,104 +36,230 @@ after(async () => {
 
 const url = (path: string) => `${server.url.replace(/\/$/, '')}${path}`;
 
-async function post(path: string, body: unknown, raw?: string, type = 'application/json'): Promise<{ status: number; text: string }> {
-  const res = await fetch(url(path), { method: 'POST', headers: { 'Content-Type': type }, body: raw ?? JSON.stringify(body) });
+async function post(
+  path: string,
+  body: unknown,
+  raw?: string,
+  type = 'application/json',
+): Promise<{ status: number; text: string }> {
+  const res = await fetch(url(path), {
+    method: 'POST',
+    headers: { 'Content-Type': type },
+    body: raw ?? JSON.stringify(body),
+  });
   return { status: res.status, text: await res.text() };
 }
 
 type Event = Record<string, unknown> & { type: string };
-const events = (text: string): Event[] => text.trim().split('\n').map((l) => JSON.parse(l) as Event);
+const events = (text: string): Event[] =>
+  text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Event);
 
 test('info lists exactly the allowed model and the runs folder', async () => {
-  const info = (await (await fetch(url('/api/info'))).json()) as { models: { id: string }[]; runs: string };
-  assert.deepEqual(info.models.map((m) => m.id), [STORIES]);
+  const info = (await (await fetch(url('/api/info'))).json()) as {
+    models: { id: string }[];
+    runs: string;
+  };
+  assert.deepEqual(
+    info.models.map((m) => m.id),
+    [STORIES],
+  );
   assert.equal(info.runs, root);
 });
 
 test('greedy generation streams MANIFEST’s ids, one event per token, and the trajectory PCA matches numpy', async () => {
-  const r = await post('/api/generate', { model: STORIES, prompt: '', maxTokens: 24, temperature: 0 });
+  const r = await post('/api/generate', {
+    model: STORIES,
+    prompt: '',
+    maxTokens: 24,
+    temperature: 0,
+  });
   assert.equal(r.status, 200, r.text);
   const ev = events(r.text);
   assert.equal(ev[0].type, 'start');
   assert.deepEqual(ev[0].promptIds, [1]);
   const tokens = ev.filter((e) => e.type === 'token');
-  assert.deepEqual(tokens.map((t) => t.id), STORIES_GREEDY_64.slice(0, 24));
-  assert.deepEqual(tokens.map((t) => t.step), [...Array(24).keys()]);
+  assert.deepEqual(
+    tokens.map((t) => t.id),
+    STORIES_GREEDY_64.slice(0, 24),
+  );
+  assert.deepEqual(
+    tokens.map((t) => t.step),
+    [...Array(24).keys()],
+  );
   for (const t of tokens) assert.equal(t.p, 1, 'greedy: the distribution is the argmax alone');
   const done = ev[ev.length - 1];
   assert.equal(done.type, 'done');
   assert.equal(done.generated, 24);
   // the last trajectory event holds every forwarded position: BOS + 23 generated tokens
-  const traj = ev.filter((e) => e.type === 'trajectory').pop() as unknown as { positions: number[]; k: number; coords: number[] };
+  const traj = ev.filter((e) => e.type === 'trajectory').pop() as unknown as {
+    positions: number[];
+    k: number;
+    coords: number[];
+  };
   assert.deepEqual(traj.positions, [...Array(24).keys()]);
   assert.equal(traj.k, 3);
   const m = await openModel(STORIES);
-  const { cache } = runWithCache(m, [1, ...STORIES_GREEDY_64.slice(0, 23)], 'blocks.4.hook_resid_post');
+  const { cache } = runWithCache(
+    m,
+    [1, ...STORIES_GREEDY_64.slice(0, 23)],
+    'blocks.4.hook_resid_post',
+  );
   const states = [...cache.get('blocks.4.hook_resid_post').data];
   const ref = JSON.parse(
-    spawnSync('python3', ['-c', `import json,sys,numpy as np
+    spawnSync(
+      'python3',
+      [
+        '-c',
+        `import json,sys,numpy as np
 x=np.array(json.load(sys.stdin),dtype=np.float64).reshape(24,64)
 c=x-x.mean(0)
 u,s,vt=np.linalg.svd(c,full_matrices=False)
-print(json.dumps((c@vt[:3].T).tolist()))`], { input: JSON.stringify(states), encoding: 'utf8' }).stdout,
+print(json.dumps((c@vt[:3].T).tolist()))`,
+      ],
+      { input: JSON.stringify(states), encoding: 'utf8' },
+    ).stdout,
   ) as number[][];
   for (let c = 0; c < 3; c++) {
     const sign = Math.sign(ref[0][c]) === Math.sign(traj.coords[c]) ? 1 : -1;
     for (let i = 0; i < 24; i++) {
       const want = ref[i][c];
-      assert.ok(Math.abs(sign * traj.coords[i * 3 + c] - want) <= 1e-3 * Math.max(1, Math.abs(want)), `position ${i}, PC${c + 1}: ${traj.coords[i * 3 + c]} vs ${want}`);
+      assert.ok(
+        Math.abs(sign * traj.coords[i * 3 + c] - want) <= 1e-3 * Math.max(1, Math.abs(want)),
+        `position ${i}, PC${c + 1}: ${traj.coords[i * 3 + c]} vs ${want}`,
+      );
     }
   }
 });
 
 test('incremental text deltas add up to the tokenizer’s decoding of the whole sequence (sentencepiece and byte-level BPE)', async () => {
   const { IncrementalText } = await import('../../src/server/incremental-text.js');
-  for (const [spec, prompt] of [[STORIES, 'Once upon a time'], [model('tiny-gpt2'), 'Hello, wörld — ünïcödé']] as const) {
+  for (const [spec, prompt] of [
+    [STORIES, 'Once upon a time'],
+    [model('tiny-gpt2'), 'Hello, wörld — ünïcödé'],
+  ] as const) {
     const m = await openModel(spec);
     const promptIds = encodePrompt(m, prompt);
-    const { ids } = generateText(m, { promptIds, maxTokens: 200, sampling: { temperature: 1 }, seed: 11 });
+    const { ids } = generateText(m, {
+      promptIds,
+      maxTokens: 200,
+      sampling: { temperature: 1 },
+      seed: 11,
+    });
     const text = new IncrementalText(m.tokenizer, promptIds);
     const deltas = ids.map((id) => text.push(id));
     const joined = deltas.join('') + text.flush();
-    assert.equal(m.tokenizer.decode(promptIds) + joined, m.tokenizer.decode([...promptIds, ...ids]), spec);
+    assert.equal(
+      m.tokenizer.decode(promptIds) + joined,
+      m.tokenizer.decode([...promptIds, ...ids]),
+      spec,
+    );
     // and it is incremental: (almost) every token adds its text when it comes
-    assert.ok(deltas.filter((d) => d !== '').length >= 0.8 * ids.length, `${spec}: ${deltas.filter((d) => d !== '').length} of ${ids.length} deltas`);
+    assert.ok(
+      deltas.filter((d) => d !== '').length >= 0.8 * ids.length,
+      `${spec}: ${deltas.filter((d) => d !== '').length} of ${ids.length} deltas`,
+    );
   }
 });
 
 test('the distribution of the first step from BOS is MANIFEST’s top 5 (softmax of its logits)', async () => {
-  const r = await post('/api/generate', { model: STORIES, prompt: '', maxTokens: 1, temperature: 1, topN: 5, seed: 3 });
+  const r = await post('/api/generate', {
+    model: STORIES,
+    prompt: '',
+    maxTokens: 1,
+    temperature: 1,
+    topN: 5,
+    seed: 3,
+  });
   assert.equal(r.status, 200, r.text);
-  const first = events(r.text).find((e) => e.type === 'token') as unknown as { top: [number, string, number][] };
-  assert.deepEqual(first.top.map((t) => t[0]), STORIES_TOP5.map((t) => t[0]));
+  const first = events(r.text).find((e) => e.type === 'token') as unknown as {
+    top: [number, string, number][];
+  };
+  assert.deepEqual(
+    first.top.map((t) => t[0]),
+    STORIES_TOP5.map((t) => t[0]),
+  );
   first.top.forEach(([, piece, p], i) => {
     assert.equal(typeof piece, 'string');
-    assert.ok(Math.abs(p - Math.exp(STORIES_TOP5[i][1] - STORIES_LSE0)) < 2e-4, `p of rank ${i}: ${p}`);
+    assert.ok(
+      Math.abs(p - Math.exp(STORIES_TOP5[i][1] - STORIES_LSE0)) < 2e-4,
+      `p of rank ${i}: ${p}`,
+    );
   });
 });
 
 test('refused requests: unknown or foreign models, bad numbers, unknown fields, bad bodies', async () => {
   const ok = { model: STORIES, prompt: 'Once', maxTokens: 4 };
   const cases: [string, unknown, number, RegExp, string?, string?][] = [
-    ['model outside the allowed list', { ...ok, model: '/etc/passwd' }, 403, /model "\/etc\/passwd" is not one this server allows/],
-    ['a real model that was not allowed', { ...ok, model: model('tiny-gpt2') }, 403, /not one this server allows/],
+    [
+      'model outside the allowed list',
+      { ...ok, model: '/etc/passwd' },
+      403,
+      /model "\/etc\/passwd" is not one this server allows/,
+    ],
+    [
+      'a real model that was not allowed',
+      { ...ok, model: model('tiny-gpt2') },
+      403,
+      /not one this server allows/,
+    ],
     ['model missing', { prompt: 'x' }, 400, /"model" is required/],
-    ['temperature as text', { ...ok, temperature: 'hot' }, 400, /"temperature" must be a number in \[0, 100\], got "hot"/],
-    ['negative temperature', { ...ok, temperature: -1 }, 400, /"temperature" must be a number in \[0, 100\], got -1/],
-    ['fractional maxTokens', { ...ok, maxTokens: 1.5 }, 400, /"maxTokens" must be a whole number in \[1, 4096\], got 1.5/],
+    [
+      'temperature as text',
+      { ...ok, temperature: 'hot' },
+      400,
+      /"temperature" must be a number in \[0, 100\], got "hot"/,
+    ],
+    [
+      'negative temperature',
+      { ...ok, temperature: -1 },
+      400,
+      /"temperature" must be a number in \[0, 100\], got -1/,
+    ],
+    [
+      'fractional maxTokens',
+      { ...ok, maxTokens: 1.5 },
+      400,
+      /"maxTokens" must be a whole number in \[1, 4096\], got 1.5/,
+    ],
     ['huge maxTokens', { ...ok, maxTokens: 1e9 }, 400, /"maxTokens" must be a whole number/],
     ['top-p 0', { ...ok, topP: 0 }, 400, /"topP" must be a number in \(0, 1\]/],
-    ['negative seed', { ...ok, seed: -1 }, 400, /"seed" must be a whole number in \[0, 4294967295\]/],
+    [
+      'negative seed',
+      { ...ok, seed: -1 },
+      400,
+      /"seed" must be a whole number in \[0, 4294967295\]/,
+    ],
     ['seed too big', { ...ok, seed: 2 ** 32 }, 400, /"seed"/],
     ['top-k as a list', { ...ok, topK: [5] }, 400, /"topK" must be a whole number/],
-    ['infinite number', null, 400, /"temperature" must be a number in \[0, 100\], got Infinity/, `{"model":${JSON.stringify(STORIES)},"temperature":1e999}`],
+    [
+      'infinite number',
+      null,
+      400,
+      /"temperature" must be a number in \[0, 100\], got Infinity/,
+      `{"model":${JSON.stringify(STORIES)},"temperature":1e999}`,
+    ],
     ['misspelt field', { ...ok, temprature: 1 }, 400, /unknown field "temprature"/],
     ['prompt as a number', { ...ok, prompt: 5 }, 400, /"prompt" must be a string/],
     ['not JSON', null, 400, /not valid JSON/, '{model:'],
     ['an array', null, 400, /must be a JSON object/, '[1,2]'],
-    ['form post', null, 415, /Content-Type: application\/json/, 'model=x', 'application/x-www-form-urlencoded'],
+    [
+      'form post',
+      null,
+      415,
+      /Content-Type: application\/json/,
+      'model=x',
+      'application/x-www-form-urlencoded',
+    ],
     ['too large', { ...ok, prompt: 'x'.repeat(70_000) }, 413, /larger than 65536 bytes/],
-    ['prompt longer than the context', { ...ok, prompt: 'the cat sat on the mat '.repeat(120) }, 400, /the model's context holds 512/],
+    [
+      'prompt longer than the context',
+      { ...ok, prompt: 'the cat sat on the mat '.repeat(120) },
+      400,
+      /the model's context holds 512/,
+    ],
   ];
   for (const [what, body, status, message, raw, type] of cases) {
     const r = await post('/api/generate', body, raw, type);
@@ -143,11 +269,26 @@ test('refused requests: unknown or foreign models, bad numbers, unknown fields, 
     assert.ok(!json.error.includes('\n'), `${what}: one line`);
   }
   const lens: [string, unknown, number, RegExp][] = [
-    ['K = 0', { model: STORIES, prompt: 'Once', k: [0] }, 400, /"k\[0\]" must be a whole number in \[1, 1024\], got 0/],
+    [
+      'K = 0',
+      { model: STORIES, prompt: 'Once', k: [0] },
+      400,
+      /"k\[0\]" must be a whole number in \[1, 1024\], got 0/,
+    ],
     ['K as text', { model: STORIES, prompt: 'Once', k: 'ten' }, 400, /"k" must be a list/],
     ['empty prompt', { model: STORIES, prompt: '  ' }, 400, /must not be empty/],
-    ['twin as text', { model: STORIES, prompt: 'Once', randomTwin: 'yes' }, 400, /"randomTwin" must be true or false/],
-    ['foreign model', { model: '../models/x.bin', prompt: 'Once' }, 403, /not one this server allows/],
+    [
+      'twin as text',
+      { model: STORIES, prompt: 'Once', randomTwin: 'yes' },
+      400,
+      /"randomTwin" must be true or false/,
+    ],
+    [
+      'foreign model',
+      { model: '../models/x.bin', prompt: 'Once' },
+      403,
+      /not one this server allows/,
+    ],
   ];
   for (const [what, body, status, message] of lens) {
     const r = await post('/api/lens/coupling', body);
@@ -180,13 +321,29 @@ test('run folders: only paths inside --runs are read', async () => {
     assert.match(String(r.json.error), message, path);
   }
   const runs = await get('/api/runs');
-  const kinds = (runs.json.results as { kind: string; rel: string }[]).map((r) => `${r.kind}:${r.rel}`);
-  assert.ok(kinds.includes('sweep:sweep') && kinds.includes('coupling:coupling') && kinds.includes('dmet:lenses/dmet'), kinds.join(' '));
+  const kinds = (runs.json.results as { kind: string; rel: string }[]).map(
+    (r) => `${r.kind}:${r.rel}`,
+  );
+  assert.ok(
+    kinds.includes('sweep:sweep') &&
+      kinds.includes('coupling:coupling') &&
+      kinds.includes('dmet:lenses/dmet'),
+    kinds.join(' '),
+  );
   const sweep = await get('/api/run?path=sweep');
   assert.equal(sweep.status, 200);
-  const sections = sweep.json.sections as { kind: string; blocks: { type: string; name?: string }[] }[];
-  assert.deepEqual(sections.map((s) => s.kind), ['sweep']);
-  assert.deepEqual(sections[0].blocks.filter((b) => b.type === 'plot').map((b) => b.name), ['sweep_entropy', 'sweep_logprob', 'sweep_distinct']);
+  const sections = sweep.json.sections as {
+    kind: string;
+    blocks: { type: string; name?: string }[];
+  }[];
+  assert.deepEqual(
+    sections.map((s) => s.kind),
+    ['sweep'],
+  );
+  assert.deepEqual(
+    sections[0].blocks.filter((b) => b.type === 'plot').map((b) => b.name),
+    ['sweep_entropy', 'sweep_logprob', 'sweep_distinct'],
+  );
   // a heatmap cell → the configuration's trace, from the sweep itself or from a lens report naming it as source
   const cell = await get('/api/behind?path=sweep&temperature=0.5&top_p=0.9');
   assert.equal(cell.status, 200, JSON.stringify(cell.json));
@@ -203,16 +360,30 @@ test('methods, static files, and requests addressed to another host name', async
   assert.equal(page.status, 200);
   assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'self'/);
   assert.match(await page.text(), /<script src="\/vendor\/vega.min.js">/);
-  for (const path of ['/app.js', '/draw.js', '/style.css', '/vendor/vega.min.js', '/vendor/vega-lite.min.js']) {
+  for (const path of [
+    '/app.js',
+    '/draw.js',
+    '/style.css',
+    '/vendor/vega.min.js',
+    '/vendor/vega-lite.min.js',
+  ]) {
     const r = await fetch(url(path));
     assert.equal(r.status, 200, path);
     assert.ok((await r.arrayBuffer()).byteLength > 1000, path);
   }
   const status = await new Promise<number>((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port: server.port, path: '/api/info', headers: { Host: `evil.example:${server.port}` } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        path: '/api/info',
+        headers: { Host: `evil.example:${server.port}` },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -224,26 +395,61 @@ test('a generation whose client went away is stopped, and the engine serves the 
   const res = await fetch(url('/api/generate'), {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ model: STORIES, prompt: 'Once upon a time', maxTokens: 500, temperature: 1 }),
+    body: JSON.stringify({
+      model: STORIES,
+      prompt: 'Once upon a time',
+      maxTokens: 500,
+      temperature: 1,
+    }),
     signal: controller.signal,
   });
   const reader = res.body!.getReader();
   await reader.read();
   controller.abort();
   const t0 = performance.now();
-  const next = await post('/api/generate', { model: STORIES, prompt: '', maxTokens: 3, temperature: 0 });
+  const next = await post('/api/generate', {
+    model: STORIES,
+    prompt: '',
+    maxTokens: 3,
+    temperature: 0,
+  });
   assert.equal(next.status, 200);
-  assert.deepEqual(events(next.text).filter((e) => e.type === 'token').map((e) => e.id), STORIES_GREEDY_64.slice(0, 3));
+  assert.deepEqual(
+    events(next.text)
+      .filter((e) => e.type === 'token')
+      .map((e) => e.id),
+    STORIES_GREEDY_64.slice(0, 3),
+  );
   assert.ok(performance.now() - t0 < 20_000);
 });
 
 test('the coupling lens answers with report blocks: headline metrics with tags and its figures', async () => {
-  const r = await post('/api/lens/coupling', { model: STORIES, prompt: 'Once upon a time, there was a girl.', k: [10], randomTwin: false });
+  const r = await post('/api/lens/coupling', {
+    model: STORIES,
+    prompt: 'Once upon a time, there was a girl.',
+    k: [10],
+    randomTwin: false,
+  });
   assert.equal(r.status, 200, r.text);
-  const { section } = JSON.parse(r.text) as { section: { kind: string; blocks: { type: string; name?: string; columns?: string[]; rows?: { name: string; tag: string }[] }[] } };
+  const { section } = JSON.parse(r.text) as {
+    section: {
+      kind: string;
+      blocks: {
+        type: string;
+        name?: string;
+        columns?: string[];
+        rows?: { name: string; tag: string }[];
+      }[];
+    };
+  };
   assert.equal(section.kind, 'coupling');
   const metrics = section.blocks.find((b) => b.type === 'metrics')!;
   assert.deepEqual(metrics.columns, ['trained']);
-  assert.ok(metrics.rows!.some((row) => row.name === 'line-shape score (mean)' && row.tag === 'exact'));
-  assert.deepEqual(section.blocks.filter((b) => b.type === 'plot').map((b) => b.name), ['coupling_k10', 'spectra', 'lss', 'growth']);
+  assert.ok(
+    metrics.rows!.some((row) => row.name === 'line-shape score (mean)' && row.tag === 'exact'),
+  );
+  assert.deepEqual(
+    section.blocks.filter((b) => b.type === 'plot').map((b) => b.name),
+    ['coupling_k10', 'spectra', 'lss', 'growth'],
+  );
 });

@@ -17,12 +17,26 @@ import { model, STORIES_GREEDY_64 } from '../helpers/paths.js';
 import { makeRunFolder, STORIES } from '../report/fixture.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 export const SCREENSHOTS = join(tmpdir(), 'lmdyn-dashboard-screenshots');
 
 test(
   'dashboard in headless Chromium: live generation, every lens view, run folders, a 1,000-step trace',
-  { skip: existsSync(CHROMIUM) ? false : `skipped: no Chromium at ${CHROMIUM} (Debian package chromium); the dashboard test needs it`, timeout: 180_000 },
+  {
+    skip: existsSync(CHROMIUM)
+      ? false
+      : `skipped: no Chromium at ${CHROMIUM} (Debian package chromium); the dashboard test needs it`,
+    timeout: 180_000,
+  },
   async (t) => {
     const { chromium } = await import('playwright-core');
     const root = mkdtempSync(join(tmpdir(), 'lmdyn-dash-runs-'));
@@ -33,7 +47,12 @@ test(
     await makeRunFolder(root);
     const server = await startServer({ port: 0, runs: root, models: [STORIES, tiny] });
     const origin = server.url.replace(/\/$/, '');
-    const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1280, height: 1000 } });
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: FLAGS,
+      viewport: { width: 1280, height: 1000 },
+    });
     const external: string[] = [];
     const problems: string[] = [];
     await context.route('**/*', (route) => {
@@ -47,7 +66,8 @@ test(
       page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
       page.on('console', (m) => {
         // failed requests the test makes on purpose (400) are logged by Chromium as console errors
-        if (m.type() === 'error' && !/status of 400/.test(m.text())) problems.push(`console: ${m.text()}`);
+        if (m.type() === 'error' && !/status of 400/.test(m.text()))
+          problems.push(`console: ${m.text()}`);
       });
       const shot = async (name: string, fullPage = false) => {
         const path = join(SCREENSHOTS, `${name}.png`);
@@ -55,15 +75,23 @@ test(
         t.diagnostic(`screenshot ${path}`);
       };
       await page.goto(server.url);
-      await page.waitForFunction(() => (document.querySelector('#model') as HTMLSelectElement).options.length === 2);
+      await page.waitForFunction(
+        () => (document.querySelector('#model') as HTMLSelectElement).options.length === 2,
+      );
 
       // 1. greedy from BOS: MANIFEST's ids, token by token
       await page.fill('#prompt', '');
       await page.fill('#temperature', '0');
       await page.fill('#maxTokens', '60');
       await page.click('#generate');
-      await page.waitForFunction(() => (window as unknown as { lmdynStats: { done: boolean } }).lmdynStats.done, null, { timeout: 60_000 });
-      const ids = await page.$$eval('#tokens span:not(.prompt)', (spans) => spans.map((s) => Number((s as HTMLElement).dataset.id)));
+      await page.waitForFunction(
+        () => (window as unknown as { lmdynStats: { done: boolean } }).lmdynStats.done,
+        null,
+        { timeout: 60_000 },
+      );
+      const ids = await page.$$eval('#tokens span:not(.prompt)', (spans) =>
+        spans.map((s) => Number((s as HTMLElement).dataset.id)),
+      );
       assert.deepEqual(ids, STORIES_GREEDY_64.slice(0, 60));
       assert.match((await page.textContent('#gen-info')) ?? '', /^60 tokens, length/);
       for (const canvas of ['#traj2d', '#traj3d', '#strip']) {
@@ -84,12 +112,22 @@ test(
       await page.fill('#maxTokens', '100');
       await page.fill('#seed', '7');
       await page.click('#generate');
-      await page.waitForFunction(() => (window as unknown as { lmdynStats: { done: boolean } }).lmdynStats.done, null, { timeout: 60_000 });
+      await page.waitForFunction(
+        () => (window as unknown as { lmdynStats: { done: boolean } }).lmdynStats.done,
+        null,
+        { timeout: 60_000 },
+      );
       await page.click('#tokens span:not(.prompt) >> nth=4');
       assert.match((await page.textContent('#dist-title')) ?? '', /^step 4: drew /);
-      const bars = await page.$$eval('#dist .bar', (rows) => rows.map((r) => ({ p: Number(r.querySelector('.val')!.textContent), chosen: r.classList.contains('chosen') })));
+      const bars = await page.$$eval('#dist .bar', (rows) =>
+        rows.map((r) => ({
+          p: Number(r.querySelector('.val')!.textContent),
+          chosen: r.classList.contains('chosen'),
+        })),
+      );
       assert.equal(bars.length, 10);
-      for (let i = 1; i < bars.length; i++) assert.ok(bars[i - 1].p >= bars[i].p, 'most probable first');
+      for (let i = 1; i < bars.length; i++)
+        assert.ok(bars[i - 1].p >= bars[i].p, 'most probable first');
       assert.ok(bars.filter((b) => b.chosen).length <= 1);
       await shot('generate-sampled');
 
@@ -97,7 +135,10 @@ test(
       await page.fill('#maxTokens', '99999');
       await page.click('#generate');
       await page.waitForSelector('#error:not([hidden])');
-      assert.match((await page.textContent('#error-text')) ?? '', /"maxTokens" must be a whole number in \[1, 4096\], got 99999/);
+      assert.match(
+        (await page.textContent('#error-text')) ?? '',
+        /"maxTokens" must be a whole number in \[1, 4096\], got 99999/,
+      );
       await shot('error');
       await page.click('#error-close');
       await page.fill('#maxTokens', '100');
@@ -106,33 +147,79 @@ test(
       await page.click('#tabs a[data-view=coupling]');
       await page.click('#coupling-run');
       await page.waitForSelector('#coupling-out .plot[data-name=growth] svg', { timeout: 60_000 });
-      assert.equal(await page.locator('#coupling-out .plot[data-name=coupling_k10] g.mark-rect.role-mark path').count(), 40);
-      assert.equal(await page.locator('#coupling-out .plot[data-name=spectra] g.mark-line.role-mark path').count(), 10);
+      assert.equal(
+        await page
+          .locator('#coupling-out .plot[data-name=coupling_k10] g.mark-rect.role-mark path')
+          .count(),
+        40,
+      );
+      assert.equal(
+        await page
+          .locator('#coupling-out .plot[data-name=spectra] g.mark-line.role-mark path')
+          .count(),
+        10,
+      );
       assert.ok((await page.locator('#coupling-out .tag.exact').count()) > 0);
       await shot('coupling', true);
 
       // 5. DMET: a lens heatmap cell opens the trajectories of its configuration; so does a sweep's
       await page.click('#tabs a[data-view=dmet]');
       const dmet = page.locator('#view-dmet');
-      await dmet.locator('.plot[data-name=heatmap_C_mean] g.mark-rect.role-mark path').first().waitFor();
-      await dmet.locator('.plot[data-name=heatmap_C_mean] g.mark-rect.role-mark path').nth(3).click();
+      await dmet
+        .locator('.plot[data-name=heatmap_C_mean] g.mark-rect.role-mark path')
+        .first()
+        .waitFor();
+      await dmet
+        .locator('.plot[data-name=heatmap_C_mean] g.mark-rect.role-mark path')
+        .nth(3)
+        .click();
       await dmet.locator('.behind .plot[data-name=trajectory_pca] svg').waitFor();
-      assert.match((await dmet.locator('.behind h2').first().textContent()) ?? '', /\(sweep\/00\d_t[\d.]+_p[\d.]+_k0_r1\)/);
-      assert.ok((await dmet.locator('.behind .plot[data-name=trajectory_pca] g.mark-symbol.role-mark path').count()) > 10);
+      assert.match(
+        (await dmet.locator('.behind h2').first().textContent()) ?? '',
+        /\(sweep\/00\d_t[\d.]+_p[\d.]+_k0_r1\)/,
+      );
+      assert.ok(
+        (await dmet
+          .locator('.behind .plot[data-name=trajectory_pca] g.mark-symbol.role-mark path')
+          .count()) > 10,
+      );
       await dmet.locator('.list button', { hasText: 'sweep' }).click();
-      await dmet.locator('.plot[data-name=sweep_entropy] g.mark-rect.role-mark path').first().waitFor();
-      await dmet.locator('.plot[data-name=sweep_entropy] g.mark-rect.role-mark path').first().click({ position: { x: 4, y: 4 } }); // off the cell's label
+      await dmet
+        .locator('.plot[data-name=sweep_entropy] g.mark-rect.role-mark path')
+        .first()
+        .waitFor();
+      await dmet
+        .locator('.plot[data-name=sweep_entropy] g.mark-rect.role-mark path')
+        .first()
+        .click({ position: { x: 4, y: 4 } }); // off the cell's label
       await dmet.locator('.behind .plot[data-name=per_step] svg').waitFor();
       await shot('dmet', true);
 
       // 6. the other lenses: their figures, their tagged metrics
-      for (const [view, figure] of [['persistence', 'persistence_diagrams'], ['simplex', 'ternary'], ['gravity', 'potential'], ['sde', 'drift']]) {
+      for (const [view, figure] of [
+        ['persistence', 'persistence_diagrams'],
+        ['simplex', 'ternary'],
+        ['gravity', 'potential'],
+        ['sde', 'drift'],
+      ]) {
         await page.click(`#tabs a[data-view=${view}]`);
         const v = page.locator(`#view-${view}`);
         await v.locator(`.plot[data-name=${figure}] svg`).waitFor();
-        assert.ok((await v.locator(`.plot[data-name=${figure}] .mark-symbol path, .plot[data-name=${figure}] .mark-line path, .plot[data-name=${figure}] .mark-rect path`).count()) > 0, `${view}: ${figure} has marks`);
+        assert.ok(
+          (await v
+            .locator(
+              `.plot[data-name=${figure}] .mark-symbol path, .plot[data-name=${figure}] .mark-line path, .plot[data-name=${figure}] .mark-rect path`,
+            )
+            .count()) > 0,
+          `${view}: ${figure} has marks`,
+        );
         assert.ok((await v.locator('.tag').count()) > 0, `${view}: tagged metrics`);
-        if (view === 'persistence') assert.equal(await v.locator('.plot[data-name=heatmap_C_mean]').count(), 0, 'only persistence figures');
+        if (view === 'persistence')
+          assert.equal(
+            await v.locator('.plot[data-name=heatmap_C_mean]').count(),
+            0,
+            'only persistence figures',
+          );
         await shot(view);
       }
 
@@ -154,16 +241,31 @@ test(
       await page.fill('#maxTokens', '1000');
       await page.fill('#seed', '1');
       await page.click('#generate');
-      await page.waitForFunction(() => (window as unknown as { lmdynStats: { done: boolean } }).lmdynStats.done, null, { timeout: 90_000 });
-      const stats = await page.evaluate(() => (window as unknown as { lmdynStats: { frames: number; maxGapMs: number; maxFlushMs: number; events: number } }).lmdynStats);
-      t.diagnostic(`1,000 steps: ${stats.events} events, ${stats.frames} frames, longest gap ${stats.maxGapMs.toFixed(0)} ms, longest redraw ${stats.maxFlushMs.toFixed(1)} ms`);
+      await page.waitForFunction(
+        () => (window as unknown as { lmdynStats: { done: boolean } }).lmdynStats.done,
+        null,
+        { timeout: 90_000 },
+      );
+      const stats = await page.evaluate(
+        () =>
+          (
+            window as unknown as {
+              lmdynStats: { frames: number; maxGapMs: number; maxFlushMs: number; events: number };
+            }
+          ).lmdynStats,
+      );
+      t.diagnostic(
+        `1,000 steps: ${stats.events} events, ${stats.frames} frames, longest gap ${stats.maxGapMs.toFixed(0)} ms, longest redraw ${stats.maxFlushMs.toFixed(1)} ms`,
+      );
       assert.equal(await page.locator('#tokens span:not(.prompt)').count(), 1000);
       // generous bounds: the machine is shared; a page that froze while streaming would miss them by far
       assert.ok(stats.frames > 20, `the page kept drawing (${stats.frames} frames)`);
       assert.ok(stats.maxFlushMs < 1000, `the longest redraw took ${stats.maxFlushMs} ms`);
       const t0 = Date.now();
       await page.click('#tokens span:not(.prompt) >> nth=900');
-      await page.waitForFunction(() => /^step 900:/.test(document.querySelector('#dist-title')!.textContent ?? ''));
+      await page.waitForFunction(() =>
+        /^step 900:/.test(document.querySelector('#dist-title')!.textContent ?? ''),
+      );
       assert.ok(Date.now() - t0 < 5000, `selecting a token took ${Date.now() - t0} ms`);
       await shot('generate-1000');
 
