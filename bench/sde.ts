@@ -68,6 +68,8 @@ if (resolve(process.argv[1] ?? '') === fileURLToPath(import.meta.url)) {
   console.log(
     `sde fit: ${r.increments} increments, k = ${r.dims}, MLPs ${r.hidden.join('×')} tanh (drift + diffusion, EM likelihood, Adam, batch 256)`,
   );
-  console.log(`default fit (early stopping): ${r.fitEpochs} epochs, ${r.fitSeconds.toFixed(1)} s (${r.epochSeconds.toFixed(2)} s per epoch)`);
+  console.log(
+    `default fit (early stopping): ${r.fitEpochs} epochs, ${r.fitSeconds.toFixed(1)} s (${r.epochSeconds.toFixed(2)} s per epoch)`,
+  );
   console.log(`recovery on the same fit: mean |θ̂ − θ_EM|/θ_EM ${r.thetaRelativeError.toFixed(3)}`);
 }

@@ -41,24 +41,74 @@ interface SdeFlags {
 export const registerSdeLens: LensRegistrar = (analyze) => {
   analyze
     .command('sde')
-    .description('fit dX = μ(X,t)dt + σ(X,t)dW to last-layer trajectories, simulate, test the process (papers.md §2)')
+    .description(
+      'fit dX = μ(X,t)dt + σ(X,t)dW to last-layer trajectories, simulate, test the process (papers.md §2)',
+    )
     .option('--trace <DIR>', 'a trace folder (lmdyn trace; generations or --text-file)')
     .option('--sweep <DIR>', 'a sweep folder (lmdyn sweep): one fit per configuration, shared PCA')
-    .option('--dims <K>', 'PCA dimensions (2, 4, 8, 16 suggested)', parseInteger('--dims', 1, 64), DEFAULT_DIMS)
-    .option('-s, --seed <S>', 'seed of the split, the networks, minibatches and simulations', parseInteger('--seed', 0, 2 ** 31 - 1), 1)
-    .option('--hook <NAME>', 'state hook (default ln_final.hook_normalized, else the last hook_resid_post)')
-    .addOption(new Option('--state <KIND>', 'last: the hook’s state; running-mean: mean over the text so far').choices(['last', 'running-mean']).default('last'))
-    .addOption(new Option('--time <CONV>', 'unit: t = j/N_max, Δt = 1/N_max; step: t = j, Δt = 1').choices(['unit', 'step']).default('unit'))
-    .addOption(new Option('--loss <L>', 'nll: joint Euler–Maruyama likelihood; two-loss: drift MSE + diffusion moment matching').choices(['nll', 'two-loss']).default('nll'))
+    .option(
+      '--dims <K>',
+      'PCA dimensions (2, 4, 8, 16 suggested)',
+      parseInteger('--dims', 1, 64),
+      DEFAULT_DIMS,
+    )
+    .option(
+      '-s, --seed <S>',
+      'seed of the split, the networks, minibatches and simulations',
+      parseInteger('--seed', 0, 2 ** 31 - 1),
+      1,
+    )
+    .option(
+      '--hook <NAME>',
+      'state hook (default ln_final.hook_normalized, else the last hook_resid_post)',
+    )
+    .addOption(
+      new Option(
+        '--state <KIND>',
+        'last: the hook’s state; running-mean: mean over the text so far',
+      )
+        .choices(['last', 'running-mean'])
+        .default('last'),
+    )
+    .addOption(
+      new Option('--time <CONV>', 'unit: t = j/N_max, Δt = 1/N_max; step: t = j, Δt = 1')
+        .choices(['unit', 'step'])
+        .default('unit'),
+    )
+    .addOption(
+      new Option(
+        '--loss <L>',
+        'nll: joint Euler–Maruyama likelihood; two-loss: drift MSE + diffusion moment matching',
+      )
+        .choices(['nll', 'two-loss'])
+        .default('nll'),
+    )
     .option('--hidden <LIST>', 'hidden widths of both networks', parseHidden, [128, 128])
     .option('--epochs <N>', 'most epochs', parseInteger('--epochs', 1, 100000), 300)
-    .option('--patience <N>', 'stop after N epochs without a better validation NLL', parseInteger('--patience', 1, 100000), 20)
+    .option(
+      '--patience <N>',
+      'stop after N epochs without a better validation NLL',
+      parseInteger('--patience', 1, 100000),
+      20,
+    )
     .option('--lr <X>', 'Adam learning rate', parseNumber('--lr', 1e-7, 1), 1e-3)
     .option('--batch <N>', 'minibatch size', parseInteger('--batch', 1, 1_000_000), 256)
-    .option('--replicas <R>', 'simulated paths per real start', parseInteger('--replicas', 1, 10000), 16)
-    .option('--km-bins <B>', 'Kramers–Moyal bins per axis (default 30 in 1-D, 12 in 2-D)', parseInteger('--km-bins', 2, 1000))
+    .option(
+      '--replicas <R>',
+      'simulated paths per real start',
+      parseInteger('--replicas', 1, 10000),
+      16,
+    )
+    .option(
+      '--km-bins <B>',
+      'Kramers–Moyal bins per axis (default 30 in 1-D, 12 in 2-D)',
+      parseInteger('--km-bins', 2, 1000),
+    )
     .option('--model-file <F>', 'simulate with a fitted sde-model.json instead of fitting')
-    .option('-o, --out <DIR>', 'where sde.json and the figures go (default: the trace or sweep folder)')
+    .option(
+      '-o, --out <DIR>',
+      'where sde.json and the figures go (default: the trace or sweep folder)',
+    )
     .option('--force', 'overwrite an earlier sde.json / sde-model.json there')
     .option('--png', 'also write PNG figures')
     .action(async (flags: SdeFlags) => {
@@ -68,7 +118,9 @@ export const registerSdeLens: LensRegistrar = (analyze) => {
       const dir = resolve((flags.trace ?? flags.sweep)!);
       const out = flags.out ? resolve(flags.out) : dir;
       checkSdeOut(out, flags.force ?? false);
-      const inputs = flags.trace ? [{ label: 'trace', dir, trace: readTrace(dir) }] : sweepInputs(dir);
+      const inputs = flags.trace
+        ? [{ label: 'trace', dir, trace: readTrace(dir) }]
+        : sweepInputs(dir);
       const model = flags.modelFile ? readSdeModel(resolve(flags.modelFile)) : undefined;
       const log = (line: string) => process.stderr.write(line + '\n');
       const { report, model: fitted } = analyzeSde(
@@ -80,7 +132,14 @@ export const registerSdeLens: LensRegistrar = (analyze) => {
           hook: flags.hook,
           state: flags.state,
           time: flags.time,
-          fit: { loss: flags.loss, hidden: flags.hidden, maxEpochs: flags.epochs, patience: flags.patience, lr: flags.lr, batchSize: flags.batch },
+          fit: {
+            loss: flags.loss,
+            hidden: flags.hidden,
+            maxEpochs: flags.epochs,
+            patience: flags.patience,
+            lr: flags.lr,
+            batchSize: flags.batch,
+          },
           replicas: flags.replicas,
           km: flags.kmBins ? { bins: flags.kmBins } : undefined,
           model,
@@ -96,15 +155,28 @@ function sweepInputs(dir: string): SdeInput[] {
   const index = readSweepIndex(dir);
   const missing = index.configs.filter((c) => !isComplete(join(dir, c.dir)));
   if (missing.length > 0) {
-    throw new LmdynError('bad_argument', `${dir}: ${missing.length} configuration(s) unfinished (e.g. ${missing[0].dir}); re-run the sweep into the folder to finish them`);
+    throw new LmdynError(
+      'bad_argument',
+      `${dir}: ${missing.length} configuration(s) unfinished (e.g. ${missing[0].dir}); re-run the sweep into the folder to finish them`,
+    );
   }
-  return index.configs.map((c) => ({ label: c.dir, dir: join(dir, c.dir), trace: readTrace(join(dir, c.dir)) }));
+  return index.configs.map((c) => ({
+    label: c.dir,
+    dir: join(dir, c.dir),
+    trace: readTrace(join(dir, c.dir)),
+  }));
 }
 
 function parseHidden(value: string): number[] {
   const list = value.split(',').map((s) => s.trim());
-  if (list.length === 0 || list.some((s) => !/^\d+$/.test(s) || Number(s) < 1 || Number(s) > 4096)) {
-    throw new LmdynError('bad_argument', `--hidden must be widths in [1, 4096] separated by commas, e.g. 128,128, got '${value}'`);
+  if (
+    list.length === 0 ||
+    list.some((s) => !/^\d+$/.test(s) || Number(s) < 1 || Number(s) > 4096)
+  ) {
+    throw new LmdynError(
+      'bad_argument',
+      `--hidden must be widths in [1, 4096] separated by commas, e.g. 128,128, got '${value}'`,
+    );
   }
   return list.map(Number);
 }
@@ -127,7 +199,9 @@ export function summary(report: SdeReport, out: string, fromFile: boolean): stri
         `‖μ‖ ${f(d.analyses.along_trajectories.mean.drift_norm)}, ‖σ‖ ${f(d.analyses.along_trajectories.mean.diffusion_norm)}`,
     );
   }
-  lines.push('tags: SDE form exact (papers.md §2.2); states, estimation, validation, analyses proposed (§2.3–2.5)');
+  lines.push(
+    'tags: SDE form exact (papers.md §2.2); states, estimation, validation, analyses proposed (§2.3–2.5)',
+  );
   return lines.join('\n') + '\n';
 }
 

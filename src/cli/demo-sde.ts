@@ -15,12 +15,21 @@ export const sdeDemo: DemoStep = {
   async run({ sweepDir, out, record }) {
     const dir = join(out, 'sde');
     const index = readSweepIndex(sweepDir);
-    const inputs: SdeInput[] = index.configs.map((c) => ({ label: c.dir, dir: join(sweepDir, c.dir), trace: readTrace(join(sweepDir, c.dir)) }));
+    const inputs: SdeInput[] = index.configs.map((c) => ({
+      label: c.dir,
+      dir: join(sweepDir, c.dir),
+      trace: readTrace(join(sweepDir, c.dir)),
+    }));
     const start = performance.now();
     const { report, model } = analyzeSde(
       inputs,
       { kind: 'sweep', dir: sweepDir },
-      { dims: 4, seed: 1, replicas: 8, fit: { hidden: [32, 32], maxEpochs: 60, patience: 10, lr: 3e-3 } },
+      {
+        dims: 4,
+        seed: 1,
+        replicas: 8,
+        fit: { hidden: [32, 32], maxEpochs: 60, patience: 10, lr: 3e-3 },
+      },
     );
     await writeSdeRun(dir, report, model);
     const rows = report.datasets.map((d) => {

@@ -62,9 +62,14 @@ export function createMlp(sizes: readonly number[], rng: Rng, outputGain = 1): M
 }
 
 /** Output [n, out] of the network on x [n, in], and the tape for `mlpBackward`. */
-export function mlpForward(mlp: Mlp, x: Float64Array, n: number): { out: Float64Array; tape: MlpTape } {
+export function mlpForward(
+  mlp: Mlp,
+  x: Float64Array,
+  n: number,
+): { out: Float64Array; tape: MlpTape } {
   const { sizes, params } = mlp;
-  if (x.length < n * sizes[0]) throw new Error(`mlpForward: ${x.length} values for ${n} × ${sizes[0]}`);
+  if (x.length < n * sizes[0])
+    throw new Error(`mlpForward: ${x.length} values for ${n} × ${sizes[0]}`);
   const layout = mlpLayout(sizes);
   const acts: Float64Array[] = [x];
   const last = sizes.length - 2;
@@ -197,7 +202,14 @@ export function matmulABt(
     for (; c + 1 < m; c += 2) {
       const b0 = c * k;
       const b1 = b0 + k;
-      let s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0; // prettier-ignore
+      let s00 = 0,
+        s01 = 0,
+        s10 = 0,
+        s11 = 0,
+        s20 = 0,
+        s21 = 0,
+        s30 = 0,
+        s31 = 0;
       for (let i = 0; i < k; i++) {
         const y0 = b[b0 + i];
         const y1 = b[b1 + i];
@@ -226,7 +238,10 @@ export function matmulABt(
     }
     for (; c < m; c++) {
       const b0 = c * k;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0; // prettier-ignore
+      let s0 = 0,
+        s1 = 0,
+        s2 = 0,
+        s3 = 0;
       for (let i = 0; i < k; i++) {
         const y = b[b0 + i];
         s0 += a[a0 + i] * y;

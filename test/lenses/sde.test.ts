@@ -36,7 +36,12 @@ import {
   type SdeGradients,
   type SdeNetwork,
 } from '../../src/lenses/sde/model.js';
-import { incrementsOf, planSplit, splitIncrements, type IncrementSet } from '../../src/lenses/sde/paths.js';
+import {
+  incrementsOf,
+  planSplit,
+  splitIncrements,
+  type IncrementSet,
+} from '../../src/lenses/sde/paths.js';
 import { eulerMaruyama } from '../../src/lenses/sde/simulate.js';
 import { fitStatePca, projectPaths, traceTrajectories } from '../../src/lenses/sde/states.js';
 import {
@@ -51,7 +56,12 @@ import {
   normalCdf,
   normalQuantile,
 } from '../../src/lenses/sde/stats.js';
-import { doubleWellSde, ouSde, simulateDoubleWell, simulateOu } from '../../src/lenses/sde/synthetic.js';
+import {
+  doubleWellSde,
+  ouSde,
+  simulateDoubleWell,
+  simulateOu,
+} from '../../src/lenses/sde/synthetic.js';
 import { writeTrace } from '../../src/trace/io.js';
 import { recordTrace } from '../../src/trace/record.js';
 import { runSweep } from '../../src/trace/sweep.js';
@@ -73,10 +83,20 @@ test('OU (θ = 2, m = 1, s = 0.5, Δt = 0.05): the fitted drift and diffusion re
   const m = 1;
   const s = 0.5;
   const dt = 0.05;
-  const paths = simulateOu({ theta: [theta], mean: [m], sigma: [s] }, { dt, steps: 100, paths: 100, seed: 3 });
+  const paths = simulateOu(
+    { theta: [theta], mean: [m], sigma: [s] },
+    { dt, steps: 100, paths: 100, seed: 3 },
+  );
   const split = splitIncrements(paths, 1, dt, createRng(1));
   assert.equal(split.mode, 'paths');
-  const fit = fitSde(split.train, split.validation, { hidden: [16, 16], timeInput: false, lr: 3e-3, maxEpochs: 120, patience: 15, seed: 1 });
+  const fit = fitSde(split.train, split.validation, {
+    hidden: [16, 16],
+    timeInput: false,
+    lr: 3e-3,
+    maxEpochs: 120,
+    patience: 15,
+    seed: 1,
+  });
   // The EM likelihood's population optimum at finite Δt, from the exact transition:
   //   E[Δx | x]/Δt = θ_Δ (m − x), θ_Δ = (1 − e^{−θΔt})/Δt;  Var[Δx | x]/Δt = s_Δ², s_Δ² = s²(1 − e^{−2θΔt})/(2θΔt)
   const thetaDt = (1 - Math.exp(-theta * dt)) / dt;
@@ -107,12 +127,20 @@ test('OU (θ = 2, m = 1, s = 0.5, Δt = 0.05): the fitted drift and diffusion re
     km.cells.map((c) => c.drift[0]),
     km.cells.map((c) => c.count),
   );
-  const kmSigma = km.cells.reduce((a, c) => a + c.count * c.diffusion[0], 0) / km.cells.reduce((a, c) => a + c.count, 0);
-  t.diagnostic(`Kramers–Moyal: θ̂ ${(-kmLine.slope).toFixed(3)}, σ̂ ${kmSigma.toFixed(4)} over ${km.cells.length} bins`);
+  const kmSigma =
+    km.cells.reduce((a, c) => a + c.count * c.diffusion[0], 0) /
+    km.cells.reduce((a, c) => a + c.count, 0);
+  t.diagnostic(
+    `Kramers–Moyal: θ̂ ${(-kmLine.slope).toFixed(3)}, σ̂ ${kmSigma.toFixed(4)} over ${km.cells.length} bins`,
+  );
   assert.ok(Math.abs(-kmLine.slope - thetaDt) < 0.1 * thetaDt);
   assert.ok(Math.abs(kmSigma - sDt) < 0.03 * sDt);
   // and the two estimators agree bin by bin (count-weighted relative RMS of the drift < 0.25)
-  const a = analyzeDataset(fit.network, paths, split, fit.nll, { seed: 1, replicas: 2, km: { bins: 20, minCount: 50 } });
+  const a = analyzeDataset(fit.network, paths, split, fit.nll, {
+    seed: 1,
+    replicas: 2,
+    km: { bins: 20, minCount: 50 },
+  });
   const agree = a.kramers_moyal.agreement;
   t.diagnostic(
     `network vs Kramers–Moyal: drift within 2 SE ${agree.drift.within_2se.toFixed(3)}, relative RMS ${agree.drift.relative_rms.toFixed(3)}; σ relative RMS ${agree.diffusion.relative_rms.toFixed(3)}`,
@@ -128,9 +156,20 @@ test('OU (θ = 2, m = 1, s = 0.5, Δt = 0.05): the fitted drift and diffusion re
 
 test('OU: the two-loss variant recovers θ and σ too (θ within 12% of the EM target, σ within 3%)', () => {
   const dt = 0.05;
-  const paths = simulateOu({ theta: [2], mean: [1], sigma: [0.5] }, { dt, steps: 100, paths: 100, seed: 3 });
+  const paths = simulateOu(
+    { theta: [2], mean: [1], sigma: [0.5] },
+    { dt, steps: 100, paths: 100, seed: 3 },
+  );
   const split = splitIncrements(paths, 1, dt, createRng(1));
-  const fit = fitSde(split.train, split.validation, { loss: 'two-loss', hidden: [16, 16], timeInput: false, lr: 3e-3, maxEpochs: 120, patience: 15, seed: 1 });
+  const fit = fitSde(split.train, split.validation, {
+    loss: 'two-loss',
+    hidden: [16, 16],
+    timeInput: false,
+    lr: 3e-3,
+    maxEpochs: 120,
+    patience: 15,
+    seed: 1,
+  });
   const xs = [0.8, 0.9, 1, 1.1, 1.2];
   const r = evaluateSde(fit.network, Float64Array.from(xs), new Float64Array(5), 5);
   const thetaDt = (1 - Math.exp(-0.1)) / dt;
@@ -144,7 +183,14 @@ test('double well dX = (X − X³)dt + s dW₁, dY = −Y dt + s dW₂ (s = 0.7,
   const dt = 0.1;
   const paths = simulateDoubleWell(s, { dt, steps: 150, paths: 80, seed: 5 });
   const split = splitIncrements(paths, 2, dt, createRng(2));
-  const fit = fitSde(split.train, split.validation, { hidden: [24, 24], timeInput: false, lr: 3e-3, maxEpochs: 80, patience: 15, seed: 2 });
+  const fit = fitSde(split.train, split.validation, {
+    hidden: [24, 24],
+    timeInput: false,
+    lr: 3e-3,
+    maxEpochs: 80,
+    patience: 15,
+    seed: 2,
+  });
   const xs = [-1.2, -0.8, -0.4, 0, 0.4, 0.8, 1.2];
   const x = new Float64Array(xs.length * 2);
   xs.forEach((v, i) => (x[2 * i] = v));
@@ -174,7 +220,14 @@ test('double well dX = (X − X³)dt + s dW₁, dY = −Y dt + s dW₂ (s = 0.7,
   // value only in (0.3, 2.5), as few increments cross the barrier
   const a = analyzeDataset(fit.network, paths, split, fit.nll, { seed: 2, replicas: 2 });
   const found = a.fixed_points.found;
-  t.diagnostic(found.map((f) => `(${f.x.map((v) => v.toFixed(2)).join(', ')}) ${f.kind} λ = ${f.eigenvalues.map((e) => e.re.toFixed(2)).join(', ')}`).join('; '));
+  t.diagnostic(
+    found
+      .map(
+        (f) =>
+          `(${f.x.map((v) => v.toFixed(2)).join(', ')}) ${f.kind} λ = ${f.eigenvalues.map((e) => e.re.toFixed(2)).join(', ')}`,
+      )
+      .join('; '),
+  );
   assert.equal(found.length, 3, JSON.stringify(found.map((f) => f.x)));
   const [left, mid, right] = found;
   for (const [f, x1, kind] of [
@@ -188,7 +241,10 @@ test('double well dX = (X − X³)dt + s dW₁, dY = −Y dt + s dW₂ (s = 0.7,
   const lambda = (f: (typeof found)[number]) => f.eigenvalues.map((e) => e.re); // descending
   for (const well of [left, right]) {
     const [l1, l2] = lambda(well);
-    assert.ok(Math.abs(l1 - -0.95) < 0.3 && Math.abs(l2 - -1.81) < 0.3, `well eigenvalues ${l1}, ${l2}`);
+    assert.ok(
+      Math.abs(l1 - -0.95) < 0.3 && Math.abs(l2 - -1.81) < 0.3,
+      `well eigenvalues ${l1}, ${l2}`,
+    );
   }
   const [u, st] = lambda(mid);
   assert.ok(u > 0.3 && u < 2.5 && Math.abs(st - -0.95) < 0.3, `saddle eigenvalues ${u}, ${st}`);
@@ -204,7 +260,14 @@ test('double well dX = (X − X³)dt + s dW₁, dY = −Y dt + s dW₂ (s = 0.7,
 });
 
 /** Fine-step Monte Carlo of the double well over one observation interval. */
-function conditionalMoments(x0: number[], s: number, dt: number, n: number, sub: number, seed: number): { drift: number; sd: number } {
+function conditionalMoments(
+  x0: number[],
+  s: number,
+  dt: number,
+  n: number,
+  sub: number,
+  seed: number,
+): { drift: number; sd: number } {
   const rng = createRng(seed);
   const h = dt / sub;
   const sq = Math.sqrt(h);
@@ -221,7 +284,11 @@ function conditionalMoments(x0: number[], s: number, dt: number, n: number, sub:
 }
 
 /** Weighted least squares y = intercept + slope·x. */
-function linear(x: number[], y: number[], w: number[] = x.map(() => 1)): { slope: number; intercept: number } {
+function linear(
+  x: number[],
+  y: number[],
+  w: number[] = x.map(() => 1),
+): { slope: number; intercept: number } {
   const W = w.reduce((a, b) => a + b, 0);
   const mx = x.reduce((a, v, i) => a + w[i] * v, 0) / W;
   const my = y.reduce((a, v, i) => a + w[i] * v, 0) / W;
@@ -238,17 +305,29 @@ function linear(x: number[], y: number[], w: number[] = x.map(() => 1)): { slope
 // ---- gradients of the losses against central differences ----------------------------------------
 
 function smallNetwork(k: number, seed: number): { net: SdeNetwork; batch: IncrementSet } {
-  const paths = simulateOu({ theta: [1, 2, 0.5].slice(0, k), mean: [0, 1, -1].slice(0, k), sigma: [0.3, 0.5, 0.8].slice(0, k) }, { dt: 0.1, steps: 6, paths: 2, seed });
+  const paths = simulateOu(
+    {
+      theta: [1, 2, 0.5].slice(0, k),
+      mean: [0, 1, -1].slice(0, k),
+      sigma: [0.3, 0.5, 0.8].slice(0, k),
+    },
+    { dt: 0.1, steps: 6, paths: 2, seed },
+  );
   const set = incrementsOf(paths, k, 0.1);
   const fit = fitSde(set, set, { hidden: [5, 4], maxEpochs: 3, seed, lr: 0.05 });
   // move every parameter off its fitted value so no gradient is accidentally zero
   const rng = createRng(seed + 1);
-  for (const p of [fit.network.drift.params, fit.network.driftLinear, fit.network.diffusion.params]) for (let i = 0; i < p.length; i++) p[i] += 0.3 * rng.normal();
+  for (const p of [fit.network.drift.params, fit.network.driftLinear, fit.network.diffusion.params])
+    for (let i = 0; i < p.length; i++) p[i] += 0.3 * rng.normal();
   return { net: fit.network, batch: set };
 }
 
 /** The losses written out again from evaluateSde (the reference the gradients are checked on). */
-function referenceLosses(net: SdeNetwork, batch: IncrementSet, fixedMu?: Float64Array): { nll: number; drift: number; diffusion: number } {
+function referenceLosses(
+  net: SdeNetwork,
+  batch: IncrementSet,
+  fixedMu?: Float64Array,
+): { nll: number; drift: number; diffusion: number } {
   const { k, n, dt } = batch;
   const { mu, sigma } = evaluateSde(net, batch.x, batch.t, n);
   const m = fixedMu ?? mu;
@@ -268,7 +347,12 @@ function referenceLosses(net: SdeNetwork, batch: IncrementSet, fixedMu?: Float64
   return { nll, drift, diffusion };
 }
 
-function checkGradient(params: Float64Array, analytic: Float64Array, loss: () => number, label: string): void {
+function checkGradient(
+  params: Float64Array,
+  analytic: Float64Array,
+  loss: () => number,
+  label: string,
+): void {
   const h = 1e-6;
   let worst = 0;
   for (let p = 0; p < params.length; p++) {
@@ -311,8 +395,18 @@ test('two-loss gradients: drift from L_μ, diffusion from L_σ with μ detached 
   assert.ok(Math.abs(value - (ref.drift + ref.diffusion)) < 1e-10);
   const mu0 = evaluateSde(net, batch.x, batch.t, batch.n).mu;
   checkGradient(net.drift.params, g.drift, () => referenceLosses(net, batch).drift, 'drift');
-  checkGradient(net.driftLinear, g.driftLinear, () => referenceLosses(net, batch).drift, 'linear drift');
-  checkGradient(net.diffusion.params, g.diffusion, () => referenceLosses(net, batch, mu0).diffusion, 'diffusion');
+  checkGradient(
+    net.driftLinear,
+    g.driftLinear,
+    () => referenceLosses(net, batch).drift,
+    'linear drift',
+  );
+  checkGradient(
+    net.diffusion.params,
+    g.diffusion,
+    () => referenceLosses(net, batch, mu0).diffusion,
+    'diffusion',
+  );
 });
 
 test('driftJacobian (∂μ/∂x through the input scaling and the linear term) = central differences (< 1e-6 relative)', () => {
@@ -345,7 +439,12 @@ test('Euler–Maruyama on OU: ensemble mean and variance match the exact EM recu
   const steps = 30;
   const n = 4000;
   const sde = ouSde({ theta: [theta], mean: [m], sigma: [s] });
-  const sims = eulerMaruyama(sde, Array.from({ length: n }, () => ({ x: [2], t0: 0, steps })), h, createRng(9));
+  const sims = eulerMaruyama(
+    sde,
+    Array.from({ length: n }, () => ({ x: [2], t0: 0, steps })),
+    h,
+    createRng(9),
+  );
   let v = 0;
   for (let j = 1; j <= steps; j++) {
     v = (1 - theta * h) ** 2 * v + s * s * h;
@@ -354,12 +453,29 @@ test('Euler–Maruyama on OU: ensemble mean and variance match the exact EM recu
     const mean = xs.reduce((a, b) => a + b, 0) / n;
     const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
     const expectedMean = m + (2 - m) * (1 - theta * h) ** j;
-    assert.ok(Math.abs(mean - expectedMean) < 4 * Math.sqrt(v / n), `step ${j}: mean ${mean} vs ${expectedMean}`);
-    assert.ok(Math.abs(variance - v) < 4 * v * Math.sqrt(2 / (n - 1)), `step ${j}: variance ${variance} vs ${v}`);
+    assert.ok(
+      Math.abs(mean - expectedMean) < 4 * Math.sqrt(v / n),
+      `step ${j}: mean ${mean} vs ${expectedMean}`,
+    );
+    assert.ok(
+      Math.abs(variance - v) < 4 * v * Math.sqrt(2 / (n - 1)),
+      `step ${j}: variance ${variance} vs ${v}`,
+    );
   }
   // paths of different lengths keep their own length; the known double well runs through the same code
-  const mixed = eulerMaruyama(doubleWellSde(0.5), [{ x: [1, 0], t0: 0, steps: 3 }, { x: [-1, 0], t0: 2, steps: 5 }], 0.1, createRng(1));
-  assert.deepEqual(mixed.map((p) => p.len), [4, 6]);
+  const mixed = eulerMaruyama(
+    doubleWellSde(0.5),
+    [
+      { x: [1, 0], t0: 0, steps: 3 },
+      { x: [-1, 0], t0: 2, steps: 5 },
+    ],
+    0.1,
+    createRng(1),
+  );
+  assert.deepEqual(
+    mixed.map((p) => p.len),
+    [4, 6],
+  );
   assert.deepEqual(Array.from(mixed[1].states.subarray(0, 2)), [-1, 0]);
 });
 
@@ -372,10 +488,18 @@ test('normal CDF, erfc and quantile match Python (math.erfc, statistics.NormalDi
     zs,
   ) as { erfc: number[]; cdf: number[]; q: number[] };
   zs.forEach((z, i) => {
-    assert.ok(Math.abs(erfc(z) - ref.erfc[i]) < 1e-12 * Math.max(1, ref.erfc[i]) + 1e-300, `erfc(${z})`);
+    assert.ok(
+      Math.abs(erfc(z) - ref.erfc[i]) < 1e-12 * Math.max(1, ref.erfc[i]) + 1e-300,
+      `erfc(${z})`,
+    );
     assert.ok(Math.abs(normalCdf(z) - ref.cdf[i]) < 1e-12, `Φ(${z})`);
   });
-  [1e-6, 0.01, 0.02425, 0.3, 0.5, 0.9, 0.999].forEach((p, i) => assert.ok(Math.abs(normalQuantile(p) - ref.q[i]) < 1e-8 * Math.max(1, Math.abs(ref.q[i])), `Φ⁻¹(${p})`));
+  [1e-6, 0.01, 0.02425, 0.3, 0.5, 0.9, 0.999].forEach((p, i) =>
+    assert.ok(
+      Math.abs(normalQuantile(p) - ref.q[i]) < 1e-8 * Math.max(1, Math.abs(ref.q[i])),
+      `Φ⁻¹(${p})`,
+    ),
+  );
 });
 
 test('Kolmogorov survival at tabulated critical values; χ² survival at tabulated quantiles and closed forms', () => {
@@ -435,7 +559,10 @@ print(json.dumps({"d2":float(np.max(np.abs(Fa-Fb))),"dn":float(dn),"skew":float(
 
 test('eigenvalues of general matrices match numpy.linalg.eigvals (< 1e-9); solve matches numpy.linalg.solve', () => {
   const rng = createRng(31);
-  const cases = [1, 2, 3, 5, 8, 16].map((n) => ({ n, a: Array.from({ length: n * n }, () => rng.normal()) }));
+  const cases = [1, 2, 3, 5, 8, 16].map((n) => ({
+    n,
+    a: Array.from({ length: n * n }, () => rng.normal()),
+  }));
   const ref = python(
     `import json,sys
 import numpy as np
@@ -454,12 +581,22 @@ print(json.dumps(out))`,
       const nearest = Math.min(...ref[i].e.map(([re, im]) => Math.hypot(e.re - re, e.im - im)));
       assert.ok(nearest < 1e-9, `n = ${c.n}: ${e.re} + ${e.im}i`);
     }
-    const x = solve(c.a, Array.from({ length: c.n }, (_, j) => j + 1), c.n)!;
+    const x = solve(
+      c.a,
+      Array.from({ length: c.n }, (_, j) => j + 1),
+      c.n,
+    )!;
     x.forEach((v, j) => assert.ok(Math.abs(v - ref[i].x[j]) < 1e-9 * Math.max(1, Math.abs(v))));
   });
   // a rotation generator has ±i; a diagonal matrix its diagonal
-  assert.deepEqual(eigenvalues([0, -1, 1, 0], 2), [{ re: 0, im: 1 }, { re: 0, im: -1 }]);
-  assert.deepEqual(eigenvalues([-2, 0, 0, -1], 2).map((e) => e.re), [-1, -2]);
+  assert.deepEqual(eigenvalues([0, -1, 1, 0], 2), [
+    { re: 0, im: 1 },
+    { re: 0, im: -1 },
+  ]);
+  assert.deepEqual(
+    eigenvalues([-2, 0, 0, -1], 2).map((e) => e.re),
+    [-1, -2],
+  );
 });
 
 test('Kramers–Moyal bins: conditional means and variances equal the hand-computed ones', () => {
@@ -487,24 +624,47 @@ test('Kramers–Moyal bins: conditional means and variances equal the hand-compu
 });
 
 test('split plans: whole paths held out with ≥ 10 paths, increments otherwise; seeded and disjoint', () => {
-  const many = planSplit(Array.from({ length: 20 }, () => 11), createRng(1));
+  const many = planSplit(
+    Array.from({ length: 20 }, () => 11),
+    createRng(1),
+  );
   assert.equal(many.mode, 'paths');
-  assert.deepEqual([many.trainPaths.length, many.validationPaths.length, many.testPaths.length], [12, 4, 4]);
+  assert.deepEqual(
+    [many.trainPaths.length, many.validationPaths.length, many.testPaths.length],
+    [12, 4, 4],
+  );
   assert.equal(new Set([...many.trainPaths, ...many.validationPaths, ...many.testPaths]).size, 20);
-  assert.deepEqual(planSplit(Array.from({ length: 20 }, () => 11), createRng(1)), many);
+  assert.deepEqual(
+    planSplit(
+      Array.from({ length: 20 }, () => 11),
+      createRng(1),
+    ),
+    many,
+  );
   const few = planSplit([11, 11, 1, 6], createRng(1));
   assert.equal(few.mode, 'increments');
   assert.deepEqual(few.trainPaths, [0, 1, 3]);
   const parts = few.assignment!.flatMap((a) => Array.from(a));
   assert.equal(parts.length, 25);
-  assert.deepEqual([0, 1, 2].map((p) => parts.filter((v) => v === p).length), [15, 5, 5]);
+  assert.deepEqual(
+    [0, 1, 2].map((p) => parts.filter((v) => v === p).length),
+    [15, 5, 5],
+  );
 });
 
 // ---- states from a real trace, the CLI end to end -----------------------------------------------
 
 test('states: x_0 is the last prompt position, x_j the j-th generated token; running mean; PCA scores are centred', async () => {
   const m = await openModel(STORIES);
-  const trace = recordTrace(m, { prompt: 'Once upon a time', samples: 3, maxTokens: 10, sampling: { temperature: 1 }, seed: 4, hooks: ['ln_final.hook_normalized'], logits: { kind: 'none' } });
+  const trace = recordTrace(m, {
+    prompt: 'Once upon a time',
+    samples: 3,
+    maxTokens: 10,
+    sampling: { temperature: 1 },
+    seed: 4,
+    hooks: ['ln_final.hook_normalized'],
+    logits: { kind: 'none' },
+  });
   const raw = traceTrajectories(trace);
   assert.equal(raw.hook, 'ln_final.hook_normalized');
   const d = m.config.dim;
@@ -514,7 +674,8 @@ test('states: x_0 is the last prompt position, x_j the j-th generated token; run
     assert.equal(raw.paths[i].len, s.ids.length + 1);
     for (const j of [0, raw.paths[i].len - 1]) {
       const pos = P - 1 + j;
-      for (let c = 0; c < d; c++) assert.equal(raw.paths[i].states[j * d + c], rec.data[(i * trace.positions + pos) * d + c]);
+      for (let c = 0; c < d; c++)
+        assert.equal(raw.paths[i].states[j * d + c], rec.data[(i * trace.positions + pos) * d + c]);
     }
   });
   // x_0 is shared by every sample of one prompt
@@ -530,10 +691,17 @@ test('states: x_0 is the last prompt position, x_j the j-th generated token; run
   const proj = projectPaths(raw.paths, pca);
   const total = proj.reduce((a, p) => a + p.len, 0);
   for (let c = 0; c < 4; c++) {
-    const sum = proj.reduce((a, p) => a + Array.from({ length: p.len }, (_, j) => p.states[j * 4 + c]).reduce((x, y) => x + y, 0), 0);
+    const sum = proj.reduce(
+      (a, p) =>
+        a + Array.from({ length: p.len }, (_, j) => p.states[j * 4 + c]).reduce((x, y) => x + y, 0),
+      0,
+    );
     assert.ok(Math.abs(sum / total) < 1e-9, `PC${c + 1} mean ${sum / total}`);
   }
-  assert.throws(() => traceTrajectories(trace, { hook: 'blocks.0.hook_resid_post' }), (e: unknown) => e instanceof LmdynError && /not in the trace/.test(e.message));
+  assert.throws(
+    () => traceTrajectories(trace, { hook: 'blocks.0.hook_resid_post' }),
+    (e: unknown) => e instanceof LmdynError && /not in the trace/.test(e.message),
+  );
 });
 
 async function runCli(args: string[]): Promise<void> {
@@ -550,9 +718,26 @@ test('CLI: --trace writes sde.json, sde-model.json and figures; --model-file reu
   try {
     const m = await openModel(STORIES);
     const traceDir = join(dir, 'trace');
-    writeTrace(traceDir, recordTrace(m, { prompt: 'Once upon a time', samples: 12, maxTokens: 16, sampling: { temperature: 1 }, seed: 2, logits: { kind: 'none' } }));
+    writeTrace(
+      traceDir,
+      recordTrace(m, {
+        prompt: 'Once upon a time',
+        samples: 12,
+        maxTokens: 16,
+        sampling: { temperature: 1 },
+        seed: 2,
+        logits: { kind: 'none' },
+      }),
+    );
     await runCli(['analyze', 'sde', '--trace', traceDir, ...FAST, '--seed', '5']);
-    for (const f of ['sde.json', 'sde-model.json', 'sde-drift-field.svg', 'sde-moments.svg', 'sde-training.svg', 'sde-residuals-qq.vl.json']) {
+    for (const f of [
+      'sde.json',
+      'sde-model.json',
+      'sde-drift-field.svg',
+      'sde-moments.svg',
+      'sde-training.svg',
+      'sde-residuals-qq.vl.json',
+    ]) {
       assert.ok(existsSync(join(traceDir, f)), f);
     }
     const report = JSON.parse(readFileSync(join(traceDir, 'sde.json'), 'utf8')) as SdeReport;
@@ -570,25 +755,56 @@ test('CLI: --trace writes sde.json, sde-model.json and figures; --model-file reu
     assert.equal(ds.analyses.moments.t.length, 17);
     assert.ok(ds.headline.every((h) => h.tag === 'proposed'));
     // the same run again is refused without --force
-    await assert.rejects(runCli(['analyze', 'sde', '--trace', traceDir, ...FAST]), (e: unknown) => e instanceof LmdynError && /--force/.test(e.message));
+    await assert.rejects(
+      runCli(['analyze', 'sde', '--trace', traceDir, ...FAST]),
+      (e: unknown) => e instanceof LmdynError && /--force/.test(e.message),
+    );
     // reuse: project the trace with the stored PCA and simulate with the stored networks
-    const model = JSON.parse(readFileSync(join(traceDir, 'sde-model.json'), 'utf8')) as SdeModelFile;
+    const model = JSON.parse(
+      readFileSync(join(traceDir, 'sde-model.json'), 'utf8'),
+    ) as SdeModelFile;
     assert.equal(model.format, 'lmdyn-sde-model');
     assert.equal(model.states.pca.components.length, 2);
     const reuse = join(dir, 'reuse');
-    await runCli(['analyze', 'sde', '--trace', traceDir, '--model-file', join(traceDir, 'sde-model.json'), '--replicas', '3', '-o', reuse]);
+    await runCli([
+      'analyze',
+      'sde',
+      '--trace',
+      traceDir,
+      '--model-file',
+      join(traceDir, 'sde-model.json'),
+      '--replicas',
+      '3',
+      '-o',
+      reuse,
+    ]);
     const again = JSON.parse(readFileSync(join(reuse, 'sde.json'), 'utf8')) as SdeReport;
     assert.equal(again.estimation.from_model_file, true);
     assert.equal(again.datasets[0].fit.epochs, 0);
     assert.ok(!existsSync(join(reuse, 'sde-model.json')));
-    assert.deepEqual(again.states.pca.explained_variance_ratio, report.states.pca.explained_variance_ratio);
+    assert.deepEqual(
+      again.states.pca.explained_variance_ratio,
+      report.states.pca.explained_variance_ratio,
+    );
     // a broken model file and a flag clash are one-line errors
     writeFileSync(join(dir, 'bad.json'), JSON.stringify({ ...model, version: 7 }));
     await assert.rejects(
-      runCli(['analyze', 'sde', '--trace', traceDir, '--model-file', join(dir, 'bad.json'), '-o', join(dir, 'x')]),
+      runCli([
+        'analyze',
+        'sde',
+        '--trace',
+        traceDir,
+        '--model-file',
+        join(dir, 'bad.json'),
+        '-o',
+        join(dir, 'x'),
+      ]),
       (e: unknown) => e instanceof LmdynError && e.code === 'bad_format',
     );
-    await assert.rejects(runCli(['analyze', 'sde', '--trace', traceDir, '--sweep', traceDir]), (e: unknown) => e instanceof LmdynError && e.code === 'bad_argument');
+    await assert.rejects(
+      runCli(['analyze', 'sde', '--trace', traceDir, '--sweep', traceDir]),
+      (e: unknown) => e instanceof LmdynError && e.code === 'bad_argument',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -598,7 +814,17 @@ test('CLI: --sweep fits one model per configuration in a shared PCA and tabulate
   const dir = mkdtempSync(join(tmpdir(), 'lmdyn-sde-sweep-'));
   try {
     await runSweep(
-      { model: STORIES, tokenizer: null, prompt: 'Once upon a time', samples: 3, maxTokens: 12, seed: 1, hooks: ['ln_final.hook_normalized'], logits: { kind: 'none' }, grid: { temperature: [0.5, 1.5], topP: [1], topK: [0], repetitionPenalty: [1] } },
+      {
+        model: STORIES,
+        tokenizer: null,
+        prompt: 'Once upon a time',
+        samples: 3,
+        maxTokens: 12,
+        seed: 1,
+        hooks: ['ln_final.hook_normalized'],
+        logits: { kind: 'none' },
+        grid: { temperature: [0.5, 1.5], topP: [1], topK: [0], repetitionPenalty: [1] },
+      },
       dir,
       { workers: 1 },
     );
@@ -606,13 +832,18 @@ test('CLI: --sweep fits one model per configuration in a shared PCA and tabulate
     const report = JSON.parse(readFileSync(join(dir, 'sde.json'), 'utf8')) as SdeReport;
     assert.equal(report.datasets.length, 2);
     assert.equal(report.states.pca.fitted_on, 'training paths of every configuration, pooled');
-    assert.deepEqual(report.across_temperatures!.rows.map((r) => r.temperature), [0.5, 1.5]);
+    assert.deepEqual(
+      report.across_temperatures!.rows.map((r) => r.temperature),
+      [0.5, 1.5],
+    );
     assert.equal(report.datasets[0].split.mode, 'increments'); // 3 paths: too few to hold whole ones out
     const model = JSON.parse(readFileSync(join(dir, 'sde-model.json'), 'utf8')) as SdeModelFile;
-    assert.deepEqual(model.models.map((e) => e.label), report.datasets.map((d) => d.label));
+    assert.deepEqual(
+      model.models.map((e) => e.label),
+      report.datasets.map((d) => d.label),
+    );
     assert.ok(existsSync(join(dir, 'sde-temperatures.svg')));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
-

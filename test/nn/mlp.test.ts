@@ -4,11 +4,23 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createMlp, matmulABt, mlpBackward, mlpForward, mlpInputJacobian, mlpLayout } from '../../src/nn/mlp.js';
+import {
+  createMlp,
+  matmulABt,
+  mlpBackward,
+  mlpForward,
+  mlpInputJacobian,
+  mlpLayout,
+} from '../../src/nn/mlp.js';
 import { createRng } from '../../src/tensor/rng.js';
 
 /** L(params, x) = Σ w ⊙ out with fixed random weights w: ∂L/∂out = w. */
-function weightedOutput(mlp: ReturnType<typeof createMlp>, x: Float64Array, n: number, w: Float64Array): number {
+function weightedOutput(
+  mlp: ReturnType<typeof createMlp>,
+  x: Float64Array,
+  n: number,
+  w: Float64Array,
+): number {
   const { out } = mlpForward(mlp, x, n);
   let s = 0;
   for (let i = 0; i < out.length; i++) s += w[i] * out[i];

@@ -14,7 +14,15 @@ import { kmLookup, kramersMoyal, type KmEstimate, type KmOptions } from './km.js
 import { driftJacobian, evaluateSde, gaussianNll, sdeNll, type SdeNetwork } from './model.js';
 import { incrementsOf, type IncrementSet, type Path, type Split } from './paths.js';
 import { eulerMaruyama, networkSde } from './simulate.js';
-import { autocorrelation, ksNormal, ksTwoSample, mmd, moments, normalQuantile, type MmdResult } from './stats.js';
+import {
+  autocorrelation,
+  ksNormal,
+  ksTwoSample,
+  mmd,
+  moments,
+  normalQuantile,
+  type MmdResult,
+} from './stats.js';
 
 export interface AnalysisOptions {
   /** Simulated paths per real start (default 16). */
@@ -59,7 +67,14 @@ export interface DatasetAnalysis {
     x: number[];
     y: number[];
     /** One row per grid point: state (PC1, PC2), drift (μ1, μ2), ‖μ‖, ‖σ‖. */
-    points: { x: number; y: number; mu1: number; mu2: number; drift_norm: number; diffusion_norm: number }[];
+    points: {
+      x: number;
+      y: number;
+      mu1: number;
+      mu2: number;
+      drift_norm: number;
+      diffusion_norm: number;
+    }[];
   };
   fixed_points: {
     definition: string;
@@ -138,14 +153,28 @@ export interface DatasetAnalysis {
   };
   quadratic_variation: {
     definition: string;
-    per_component: { real: number; predicted: number; simulated: number; ratio_predicted: number; ratio_simulated: number }[];
+    per_component: {
+      real: number;
+      predicted: number;
+      simulated: number;
+      ratio_predicted: number;
+      ratio_simulated: number;
+    }[];
   };
   kramers_moyal: {
     definition: string;
     axes: number[];
     bins: number;
     min_count: number;
-    cells: { center: number[]; count: number; drift: number[]; diffusion: number[]; drift_se: number[]; network_drift: number[]; network_diffusion: number[] }[];
+    cells: {
+      center: number[];
+      count: number;
+      drift: number[];
+      diffusion: number[];
+      drift_se: number[];
+      network_drift: number[];
+      network_diffusion: number[];
+    }[];
     agreement: {
       drift: { relative_rms: number; correlation: number | null; within_2se: number };
       diffusion: { relative_rms: number; correlation: number | null; within_2se: number };
@@ -185,7 +214,8 @@ export function analyzeDataset(
   const testNll = sdeNll(net, split.test);
   const constant = constantBaseline(split.train);
   const nll: DatasetAnalysis['nll'] = {
-    definition: 'Euler–Maruyama Gaussian NLL per increment, Σ_i [(Δx_i − μ_iΔt)²/(2σ_i²Δt) + ½log(2πσ_i²Δt)] (nats)',
+    definition:
+      'Euler–Maruyama Gaussian NLL per increment, Σ_i [(Δx_i − μ_iΔt)²/(2σ_i²Δt) + ½log(2πσ_i²Δt)] (nats)',
     model: { train: nllFit.train, validation: nllFit.validation, test: testNll.mean },
     per_component_test: testNll.perComponent,
     kramers_moyal_test: kmNll(km, constant, split.test),
@@ -198,7 +228,12 @@ export function analyzeDataset(
   const sde = networkSde(net);
   const starts = (ids: readonly number[]) =>
     ids.flatMap((i) =>
-      Array.from({ length: replicas }, () => ({ x: paths[i].states.subarray(0, k), t0: paths[i].t0, steps: paths[i].len - 1, of: i })),
+      Array.from({ length: replicas }, () => ({
+        x: paths[i].states.subarray(0, k),
+        t0: paths[i].t0,
+        steps: paths[i].len - 1,
+        of: i,
+      })),
     );
   const allIds = paths.map((_, i) => i).filter((i) => paths[i].len >= 2);
   const simStarts = starts(allIds);
@@ -223,7 +258,14 @@ export function analyzeDataset(
   };
   const realTest = testPaths.map((i) => paths[i]);
   const simForMmd = simTest.slice(0, Math.max(2, Math.min(simTest.length, 400)));
-  const mmdResult = mmd(ends(realTest), realTest.length, ends(simForMmd), simForMmd.length, k, createRng(options.seed + 2));
+  const mmdResult = mmd(
+    ends(realTest),
+    realTest.length,
+    ends(simForMmd),
+    simForMmd.length,
+    k,
+    createRng(options.seed + 2),
+  );
 
   // ---- drift and diffusion along the trajectories -------------------------------------------
   const along = alongTrajectories(net, paths, dt);
@@ -231,25 +273,38 @@ export function analyzeDataset(
   // ---- grid and fixed points ------------------------------------------------------------------
   const tRef = median(Array.from(split.train.t));
   const grid = driftGrid(net, split.train, tRef, options.gridSize ?? 15);
-  const fixed = fixedPoints(net, split.train, tRef, createRng(options.seed + 3), along.mean.drift_norm);
+  const fixed = fixedPoints(
+    net,
+    split.train,
+    tRef,
+    createRng(options.seed + 3),
+    along.mean.drift_norm,
+  );
 
   // ---- moments, MSD, residuals, quadratic variation ------------------------------------------
   const mom = ensembleMoments(net, paths, simulated, simOf, dt, replicas);
   const msd = displacement(paths, simulated);
   const residualScope = heldOut ? split.test : incrementsOf(paths, k, dt);
-  const residuals = residualChecks(net, residualScope, options.lags ?? 5, heldOut ? 'held-out test paths' : 'all increments (in-sample: no held-out paths)');
+  const residuals = residualChecks(
+    net,
+    residualScope,
+    options.lags ?? 5,
+    heldOut ? 'held-out test paths' : 'all increments (in-sample: no held-out paths)',
+  );
   const qv = quadraticVariation(net, paths, simulated, dt, replicas);
 
   return {
     nll,
     ks_increments: {
-      definition: 'two-sample Kolmogorov–Smirnov distance between real and simulated increments Δx_i, per component; simulations start at the real paths’ first states and run as many steps',
+      definition:
+        'two-sample Kolmogorov–Smirnov distance between real and simulated increments Δx_i, per component; simulations start at the real paths’ first states and run as many steps',
       scope: `${scope}; ${replicas} simulations per path`,
       per_component: ksPer,
       mean_d: ksPer.reduce((a, r) => a + r.d, 0) / k,
     },
     mmd_end_states: {
-      definition: 'unbiased MMD² between real and simulated end states, Gaussian kernel with the median pairwise distance as bandwidth; permutation p-value',
+      definition:
+        'unbiased MMD² between real and simulated end states, Gaussian kernel with the median pairwise distance as bandwidth; permutation p-value',
       scope: `${scope}; ${simForMmd.length} simulated end states`,
       ...mmdResult,
     },
@@ -289,7 +344,9 @@ function constantBaseline(set: IncrementSet): Constant {
 function constantNll(c: Constant, set: IncrementSet): number {
   const { k, n, dt } = set;
   let s = 0;
-  for (let r = 0; r < n; r++) for (let i = 0; i < k; i++) s += gaussianNll(set.dx[r * k + i], c.drift[i] * dt, c.sigma[i] ** 2 * dt);
+  for (let r = 0; r < n; r++)
+    for (let i = 0; i < k; i++)
+      s += gaussianNll(set.dx[r * k + i], c.drift[i] * dt, c.sigma[i] ** 2 * dt);
   return s / Math.max(1, n);
 }
 
@@ -309,10 +366,19 @@ function kmNll(km: KmEstimate, c: Constant, set: IncrementSet): number {
 
 // ---- drift and diffusion along trajectories (§2.5 item 1) ------------------------------------
 
-function alongTrajectories(net: SdeNetwork, paths: readonly Path[], dt: number): DatasetAnalysis['along_trajectories'] {
+function alongTrajectories(
+  net: SdeNetwork,
+  paths: readonly Path[],
+  dt: number,
+): DatasetAnalysis['along_trajectories'] {
   const { k } = net;
   const longest = Math.max(...paths.map((p) => p.len));
-  const sums = { n: new Array<number>(longest).fill(0), mu: new Array<number>(longest).fill(0), sg: new Array<number>(longest).fill(0), snr: new Array<number>(longest).fill(0) };
+  const sums = {
+    n: new Array<number>(longest).fill(0),
+    mu: new Array<number>(longest).fill(0),
+    sg: new Array<number>(longest).fill(0),
+    snr: new Array<number>(longest).fill(0),
+  };
   let total = { mu: 0, sg: 0, snr: 0, n: 0 };
   for (const p of paths) {
     const t = Float64Array.from({ length: p.len }, (_, j) => (p.t0 + j) * dt);
@@ -330,17 +396,27 @@ function alongTrajectories(net: SdeNetwork, paths: readonly Path[], dt: number):
   }
   const t0 = paths[0]?.t0 ?? 0;
   return {
-    definition: '‖μ(x_j, t_j)‖ and ‖σ(x_j, t_j)‖ at the real states, mean over paths per step; signal-to-noise ‖μ‖Δt / (‖σ‖√Δt)',
+    definition:
+      '‖μ(x_j, t_j)‖ and ‖σ(x_j, t_j)‖ at the real states, mean over paths per step; signal-to-noise ‖μ‖Δt / (‖σ‖√Δt)',
     t: sums.n.map((_, j) => (t0 + j) * dt),
     n: sums.n,
     drift_norm: sums.mu.map((v, j) => v / sums.n[j]),
     diffusion_norm: sums.sg.map((v, j) => v / sums.n[j]),
     snr: sums.snr.map((v, j) => v / sums.n[j]),
-    mean: { drift_norm: total.mu / total.n, diffusion_norm: total.sg / total.n, snr: total.snr / total.n },
+    mean: {
+      drift_norm: total.mu / total.n,
+      diffusion_norm: total.sg / total.n,
+      snr: total.snr / total.n,
+    },
   };
 }
 
-function driftGrid(net: SdeNetwork, train: IncrementSet, t: number, size: number): DatasetAnalysis['grid'] {
+function driftGrid(
+  net: SdeNetwork,
+  train: IncrementSet,
+  t: number,
+  size: number,
+): DatasetAnalysis['grid'] {
   const { k } = net;
   const axis = (c: number) => {
     if (c >= k) return [0];
@@ -351,7 +427,10 @@ function driftGrid(net: SdeNetwork, train: IncrementSet, t: number, size: number
   };
   const xs = axis(0);
   const ys = axis(1);
-  const mean = Array.from({ length: k }, (_, i) => column(train.x, k, i).reduce((a, b) => a + b, 0) / train.n);
+  const mean = Array.from(
+    { length: k },
+    (_, i) => column(train.x, k, i).reduce((a, b) => a + b, 0) / train.n,
+  );
   const n = xs.length * ys.length;
   const x = new Float64Array(n * k);
   let r = 0;
@@ -373,7 +452,8 @@ function driftGrid(net: SdeNetwork, train: IncrementSet, t: number, size: number
     diffusion_norm: norm(sigma.subarray(j * k, (j + 1) * k)),
   }));
   return {
-    definition: 'μ and σ on a grid over PC1 × PC2 (1st–99th percentile of the training states), other components at their training mean, at time t',
+    definition:
+      'μ and σ on a grid over PC1 × PC2 (1st–99th percentile of the training states), other components at their training mean, at time t',
     t,
     x: xs,
     y: ys,
@@ -386,7 +466,13 @@ function driftGrid(net: SdeNetwork, train: IncrementSet, t: number, size: number
  * kept when ‖μ‖ falls below the tolerance, merged when closer than 5% of the data's spread,
  * and classified by the eigenvalues of J = ∂μ/∂x there.
  */
-function fixedPoints(net: SdeNetwork, train: IncrementSet, t: number, rng: Rng, typicalDrift: number): DatasetAnalysis['fixed_points'] {
+function fixedPoints(
+  net: SdeNetwork,
+  train: IncrementSet,
+  t: number,
+  rng: Rng,
+  typicalDrift: number,
+): DatasetAnalysis['fixed_points'] {
   const { k } = net;
   const nStarts = Math.min(48, train.n);
   const tol = 1e-4 * Math.max(typicalDrift, 1e-12);
@@ -438,12 +524,20 @@ function fixedPoints(net: SdeNetwork, train: IncrementSet, t: number, rng: Rng, 
     if (found.some((p) => dist(p.x, x) < 0.05 * spread)) continue;
     const ev = eigenvalues(driftJacobian(net, x, t), k);
     let nearest = Infinity;
-    for (let q = 0; q < train.n; q++) nearest = Math.min(nearest, dist(train.x.subarray(q * k, (q + 1) * k), x));
-    found.push({ x: Array.from(x), residual: fn, eigenvalues: ev, kind: classify(ev), nearest_state_distance: nearest });
+    for (let q = 0; q < train.n; q++)
+      nearest = Math.min(nearest, dist(train.x.subarray(q * k, (q + 1) * k), x));
+    found.push({
+      x: Array.from(x),
+      residual: fn,
+      eigenvalues: ev,
+      kind: classify(ev),
+      nearest_state_distance: nearest,
+    });
   }
   found.sort((a, b) => a.x[0] - b.x[0]);
   return {
-    definition: 'zeros of μ(·, t) (damped Newton from random training states) inside the data’s range (±10%), with the eigenvalues of ∂μ/∂x there: all Re < 0 stable, all Re > 0 unstable, mixed saddle; complex pairs make a focus',
+    definition:
+      'zeros of μ(·, t) (damped Newton from random training states) inside the data’s range (±10%), with the eigenvalues of ∂μ/∂x there: all Re < 0 stable, all Re > 0 unstable, mixed saddle; complex pairs make a focus',
     t,
     starts: nStarts,
     tolerance: tol,
@@ -477,7 +571,8 @@ function ensembleMoments(
   const longest = Math.max(...paths.map((p) => p.len));
   const t0 = paths[0]?.t0 ?? 0;
   const out: DatasetAnalysis['moments'] = {
-    definition: 'ensemble mean m_t and covariance Σ_t over the paths alive at step t, real against simulated (simulations start at each real path’s first state); summary: RMS_t ‖m_real − m_sim‖ / √tr Cov(all real states), Σ_t tr Σ_sim / Σ_t tr Σ_real, and the same ratio at the last step',
+    definition:
+      'ensemble mean m_t and covariance Σ_t over the paths alive at step t, real against simulated (simulations start at each real path’s first state); summary: RMS_t ‖m_real − m_sim‖ / √tr Cov(all real states), Σ_t tr Σ_sim / Σ_t tr Σ_real, and the same ratio at the last step',
     replicas,
     t: [],
     n_real: [],
@@ -488,9 +583,15 @@ function ensembleMoments(
     trace_cov_real: [],
     trace_cov_simulated: [],
     cov_relative_frobenius: [],
-    summary: { mean_error_relative: NaN, trace_ratio_mean: NaN, trace_ratio_end: NaN, cov_relative_frobenius_mean: NaN },
+    summary: {
+      mean_error_relative: NaN,
+      trace_ratio_mean: NaN,
+      trace_ratio_end: NaN,
+      cov_relative_frobenius_mean: NaN,
+    },
     ito: {
-      definition: 'Itô moment equations dm/dt = E[μ], d tr Σ/dt = 2E[(x − m)·μ] + E[Σ_i σ_i²], evaluated on the real ensemble (paths alive at t + 1) against finite differences of the real moments',
+      definition:
+        'Itô moment equations dm/dt = E[μ], d tr Σ/dt = 2E[(x − m)·μ] + E[Σ_i σ_i²], evaluated on the real ensemble (paths alive at t + 1) against finite differences of the real moments',
       dm_dt_real_norm: [],
       e_drift_norm: [],
       mean_relative_error: NaN,
@@ -499,7 +600,8 @@ function ensembleMoments(
       trace_correlation: null,
     },
   };
-  const rows = (ps: readonly Path[], j: number) => ps.filter((p) => p.len > j).map((p) => p.states.subarray(j * k, (j + 1) * k));
+  const rows = (ps: readonly Path[], j: number) =>
+    ps.filter((p) => p.len > j).map((p) => p.states.subarray(j * k, (j + 1) * k));
   const real = paths.filter((p) => p.len >= 2);
   const sims = simulated.filter((_, i) => paths[simOf[i]].len >= 2);
   for (let j = 0; j < longest; j++) {
@@ -526,10 +628,14 @@ function ensembleMoments(
   // the variance ratio pools over steps, so steps with a near-zero real spread (a shared start)
   // cannot dominate it
   const steps = out.t.length;
-  const pooled = real.flatMap((p) => Array.from({ length: p.len }, (_, j) => p.states.subarray(j * k, (j + 1) * k)));
+  const pooled = real.flatMap((p) =>
+    Array.from({ length: p.len }, (_, j) => p.states.subarray(j * k, (j + 1) * k)),
+  );
   const cloud = traceOf(covOf(pooled, meanOf(pooled, k), k), k);
   const errSq = out.mean_real.reduce((acc, m, j) => acc + dist(m, out.mean_simulated[j]) ** 2, 0);
-  const used = out.t.map((_, j) => j).filter((j) => out.n_real[j] >= 2 && out.trace_cov_real[j] > 1e-9 * cloud);
+  const used = out.t
+    .map((_, j) => j)
+    .filter((j) => out.n_real[j] >= 2 && out.trace_cov_real[j] > 1e-9 * cloud);
   const sumReal = used.reduce((a, j) => a + out.trace_cov_real[j], 0);
   const sumSim = used.reduce((a, j) => a + out.trace_cov_simulated[j], 0);
   const end = used.length ? used[used.length - 1] : -1;
@@ -537,7 +643,9 @@ function ensembleMoments(
     mean_error_relative: cloud > 0 ? Math.sqrt(errSq / steps / cloud) : NaN,
     trace_ratio_mean: sumReal > 0 ? sumSim / sumReal : NaN,
     trace_ratio_end: end >= 0 ? out.trace_cov_simulated[end] / out.trace_cov_real[end] : NaN,
-    cov_relative_frobenius_mean: used.length ? used.reduce((a, j) => a + out.cov_relative_frobenius[j], 0) / used.length : NaN,
+    cov_relative_frobenius_mean: used.length
+      ? used.reduce((a, j) => a + out.cov_relative_frobenius[j], 0) / used.length
+      : NaN,
   };
   // Itô moment equations on the real ensemble that survives to j + 1
   let num = 0;
@@ -551,7 +659,12 @@ function ensembleMoments(
     const m1 = meanOf(a1, k);
     const x = new Float64Array(alive.length * k);
     a0.forEach((r, i) => x.set(r, i * k));
-    const { mu, sigma } = evaluateSde(net, x, new Float64Array(alive.length).fill((t0 + j) * dt), alive.length);
+    const { mu, sigma } = evaluateSde(
+      net,
+      x,
+      new Float64Array(alive.length).fill((t0 + j) * dt),
+      alive.length,
+    );
     const eMu = new Array<number>(k).fill(0);
     let cross = 0;
     let s2 = 0;
@@ -588,7 +701,11 @@ function displacement(paths: readonly Path[], simulated: readonly Path[]): Datas
       let n = 0;
       for (const p of ps) {
         for (let j = 0; j + tt < p.len; j++) {
-          s += dist(p.states.subarray(j * k, (j + 1) * k), p.states.subarray((j + tt) * k, (j + tt + 1) * k)) ** 2;
+          s +=
+            dist(
+              p.states.subarray(j * k, (j + 1) * k),
+              p.states.subarray((j + tt) * k, (j + tt + 1) * k),
+            ) ** 2;
           n++;
         }
       }
@@ -597,7 +714,8 @@ function displacement(paths: readonly Path[], simulated: readonly Path[]): Datas
   const real = msdOf(paths);
   const sim = msdOf(simulated);
   return {
-    definition: 'MSD(τ) = E‖x_{t+τ} − x_t‖² over all paths and t (τ in steps, up to half the longest path); α = slope of log MSD against log τ (α ≈ 1 diffusive, > 1 drift-dominated, < 1 confined)',
+    definition:
+      'MSD(τ) = E‖x_{t+τ} − x_t‖² over all paths and t (τ in steps, up to half the longest path); α = slope of log MSD against log τ (α ≈ 1 diffusive, > 1 drift-dominated, < 1 confined)',
     tau,
     real,
     simulated: sim,
@@ -617,7 +735,12 @@ function logSlope(x: readonly number[], y: readonly number[]): number | null {
 
 // ---- residuals and quadratic variation (§2.5 item 4) ---------------------------------------------
 
-function residualChecks(net: SdeNetwork, set: IncrementSet, lags: number, scope: string): DatasetAnalysis['residuals'] {
+function residualChecks(
+  net: SdeNetwork,
+  set: IncrementSet,
+  lags: number,
+  scope: string,
+): DatasetAnalysis['residuals'] {
   const { k, n, dt } = set;
   const { mu, sigma } = evaluateSde(net, set.x, set.t, n);
   const z = new Float64Array(n * k);
@@ -652,7 +775,10 @@ function residualChecks(net: SdeNetwork, set: IncrementSet, lags: number, scope:
   const nq = Math.min(200, sorted.length);
   const qq = Array.from({ length: nq }, (_, i) => {
     const p = (i + 0.5) / nq;
-    return { theoretical: normalQuantile(p), sample: sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] };
+    return {
+      theoretical: normalQuantile(p),
+      sample: sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))],
+    };
   });
   return {
     definition: `standardised residuals z = (Δx − μΔt)/(σ√Δt) per component: KS distance from N(0, 1), skewness, excess kurtosis, Jarque–Bera; autocorrelation at lags 1–${lags} within paths with the Ljung–Box test (white residuals ⇔ Markov, well-specified)`,
@@ -663,13 +789,20 @@ function residualChecks(net: SdeNetwork, set: IncrementSet, lags: number, scope:
   };
 }
 
-function quadraticVariation(net: SdeNetwork, paths: readonly Path[], simulated: readonly Path[], dt: number, replicas: number): DatasetAnalysis['quadratic_variation'] {
+function quadraticVariation(
+  net: SdeNetwork,
+  paths: readonly Path[],
+  simulated: readonly Path[],
+  dt: number,
+  replicas: number,
+): DatasetAnalysis['quadratic_variation'] {
   const { k } = net;
   const all = incrementsOf(paths, k, dt);
   const sim = incrementsOf(simulated, k, dt);
   const { mu, sigma } = evaluateSde(net, all.x, all.t, all.n);
   return {
-    definition: 'Σ(Δx_i)² over all real increments, against the model’s Σ(σ_i²Δt + μ_i²Δt²) at the real states and against simulated paths (divided by the replicas per path)',
+    definition:
+      'Σ(Δx_i)² over all real increments, against the model’s Σ(σ_i²Δt + μ_i²Δt²) at the real states and against simulated paths (divided by the replicas per path)',
     per_component: Array.from({ length: k }, (_, i) => {
       let real = 0;
       let predicted = 0;
@@ -680,14 +813,24 @@ function quadraticVariation(net: SdeNetwork, paths: readonly Path[], simulated: 
       let s = 0;
       for (let r = 0; r < sim.n; r++) s += sim.dx[r * k + i] ** 2;
       const simulatedQv = s / replicas;
-      return { real, predicted, simulated: simulatedQv, ratio_predicted: predicted / real, ratio_simulated: simulatedQv / real };
+      return {
+        real,
+        predicted,
+        simulated: simulatedQv,
+        ratio_predicted: predicted / real,
+        ratio_simulated: simulatedQv / real,
+      };
     }),
   };
 }
 
 // ---- Kramers–Moyal agreement -------------------------------------------------------------------
 
-function kmAgreement(net: SdeNetwork, km: KmEstimate, train: IncrementSet): DatasetAnalysis['kramers_moyal'] {
+function kmAgreement(
+  net: SdeNetwork,
+  km: KmEstimate,
+  train: IncrementSet,
+): DatasetAnalysis['kramers_moyal'] {
   const { k } = net;
   const { mu, sigma } = evaluateSde(net, train.x, train.t, train.n);
   const key = (idx: number[]) => idx.join(',');
@@ -695,7 +838,11 @@ function kmAgreement(net: SdeNetwork, km: KmEstimate, train: IncrementSet): Data
   for (let r = 0; r < train.n; r++) {
     const cell = kmLookup(km, train.x.subarray(r * k, (r + 1) * k));
     if (!cell) continue;
-    const e = acc.get(key(cell.index)) ?? { n: 0, mu: new Array<number>(k).fill(0), s2: new Array<number>(k).fill(0) };
+    const e = acc.get(key(cell.index)) ?? {
+      n: 0,
+      mu: new Array<number>(k).fill(0),
+      s2: new Array<number>(k).fill(0),
+    };
     e.n++;
     for (let i = 0; i < k; i++) {
       e.mu[i] += mu[r * k + i];
@@ -734,10 +881,15 @@ function kmAgreement(net: SdeNetwork, km: KmEstimate, train: IncrementSet): Data
         b.push(nnv[i]);
       }
     }
-    return { relative_rms: den > 0 ? Math.sqrt(num / den) : NaN, correlation: pearsonOrNull(a, b), within_2se: total ? within / total : NaN };
+    return {
+      relative_rms: den > 0 ? Math.sqrt(num / den) : NaN,
+      correlation: pearsonOrNull(a, b),
+      within_2se: total ? within / total : NaN,
+    };
   };
   return {
-    definition: 'Kramers–Moyal bins on the training increments (conditioning on the listed components): μ̂ = E[Δx|bin]/Δt, σ̂² = Var[Δx|bin]/Δt, against the network averaged over the same increments; relative RMS weighted by counts, correlation over bins × components, share within two standard errors',
+    definition:
+      'Kramers–Moyal bins on the training increments (conditioning on the listed components): μ̂ = E[Δx|bin]/Δt, σ̂² = Var[Δx|bin]/Δt, against the network averaged over the same increments; relative RMS weighted by counts, correlation over bins × components, share within two standard errors',
     axes: km.axes,
     bins: km.bins,
     min_count: km.minCount,
@@ -751,10 +903,19 @@ function kmAgreement(net: SdeNetwork, km: KmEstimate, train: IncrementSet): Data
 
 // ---- figure samples ---------------------------------------------------------------------------
 
-function figureSamples(paths: readonly Path[], simulated: readonly Path[], replicas: number, k: number): DatasetAnalysis['figures'] {
-  const two = (p: Path) => Array.from({ length: p.len }, (_, j) => [p.states[j * k], k > 1 ? p.states[j * k + 1] : 0]);
+function figureSamples(
+  paths: readonly Path[],
+  simulated: readonly Path[],
+  replicas: number,
+  k: number,
+): DatasetAnalysis['figures'] {
+  const two = (p: Path) =>
+    Array.from({ length: p.len }, (_, j) => [p.states[j * k], k > 1 ? p.states[j * k + 1] : 0]);
   const realPaths = paths.slice(0, 20).map(two);
-  const simPaths = simulated.filter((_, i) => i % replicas === 0).slice(0, 20).map(two);
+  const simPaths = simulated
+    .filter((_, i) => i % replicas === 0)
+    .slice(0, 20)
+    .map(two);
   const phase: DatasetAnalysis['figures']['phase'] = [];
   const add = (source: 'real' | 'simulated', ps: readonly Path[]) => {
     const total = ps.reduce((a, p) => a + p.len - 1, 0);
@@ -764,7 +925,12 @@ function figureSamples(paths: readonly Path[], simulated: readonly Path[], repli
       for (let j = 0; j + 1 < p.len; j++, at++) {
         if (at % stride !== 0) continue;
         for (let c = 0; c < Math.min(2, k); c++) {
-          phase.push({ source, component: c + 1, x: p.states[j * k + c], dx: p.states[(j + 1) * k + c] - p.states[j * k + c] });
+          phase.push({
+            source,
+            component: c + 1,
+            x: p.states[j * k + c],
+            dx: p.states[(j + 1) * k + c] - p.states[j * k + c],
+          });
         }
       }
     }
@@ -808,7 +974,10 @@ function meanOf(rows: readonly ArrayLike<number>[], k: number): number[] {
 function covOf(rows: readonly ArrayLike<number>[], m: readonly number[], k: number): number[] {
   const c = new Array<number>(k * k).fill(0);
   if (rows.length < 2) return c;
-  for (const r of rows) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) c[i * k + j] += ((r[i] - m[i]) * (r[j] - m[j])) / (rows.length - 1);
+  for (const r of rows)
+    for (let i = 0; i < k; i++)
+      for (let j = 0; j < k; j++)
+        c[i * k + j] += ((r[i] - m[i]) * (r[j] - m[j])) / (rows.length - 1);
   return c;
 }
 

@@ -17,9 +17,30 @@ import type { Trace } from '../../trace/types.js';
 import { VERSION } from '../../version.js';
 import { analyzeDataset, type DatasetAnalysis } from './analyses.js';
 import type { KmOptions } from './km.js';
-import { fitSde, sdeNll, type FitHistory, type FitOptions, type SdeLoss, type SdeNetwork } from './model.js';
-import { applySplit, planSplit, timeConvention, type Path, type Split, type SplitPlan, type TimeConvention } from './paths.js';
-import { fitStatePca, projectPaths, traceTrajectories, type StateKind, type StatePca } from './states.js';
+import {
+  fitSde,
+  sdeNll,
+  type FitHistory,
+  type FitOptions,
+  type SdeLoss,
+  type SdeNetwork,
+} from './model.js';
+import {
+  applySplit,
+  planSplit,
+  timeConvention,
+  type Path,
+  type Split,
+  type SplitPlan,
+  type TimeConvention,
+} from './paths.js';
+import {
+  fitStatePca,
+  projectPaths,
+  traceTrajectories,
+  type StateKind,
+  type StatePca,
+} from './states.js';
 
 export type Tag = 'exact' | 'proposed';
 
@@ -60,7 +81,10 @@ export interface SdeReport {
   options: Record<string, unknown>;
   source: { kind: 'trace' | 'sweep'; dir: string; model: string; mode: string; prompt: string };
   seed: number;
-  tags: Record<'model_form' | 'states' | 'estimation' | 'validation' | 'analyses', { tag: Tag; source: string }>;
+  tags: Record<
+    'model_form' | 'states' | 'estimation' | 'validation' | 'analyses',
+    { tag: Tag; source: string }
+  >;
   states: {
     tag: Tag;
     hook: string;
@@ -109,8 +133,14 @@ export interface DatasetReport {
     seconds: number;
     history: FitHistory[];
   };
-  validation: { tag: Tag; source: string } & Pick<DatasetAnalysis, 'nll' | 'ks_increments' | 'mmd_end_states'>;
-  analyses: { tag: Tag; source: string } & Omit<DatasetAnalysis, 'nll' | 'ks_increments' | 'mmd_end_states' | 'figures'>;
+  validation: { tag: Tag; source: string } & Pick<
+    DatasetAnalysis,
+    'nll' | 'ks_increments' | 'mmd_end_states'
+  >;
+  analyses: { tag: Tag; source: string } & Omit<
+    DatasetAnalysis,
+    'nll' | 'ks_increments' | 'mmd_end_states' | 'figures'
+  >;
   figures: DatasetAnalysis['figures'];
 }
 
@@ -162,7 +192,10 @@ export interface SdeNetworkJson {
 }
 
 const SOURCES = {
-  model_form: { tag: 'exact' as const, source: 'papers.md §2.2: dX(t) = μ(X(t), t) dt + σ(X(t), t) dW(t), μ and σ neural networks' },
+  model_form: {
+    tag: 'exact' as const,
+    source: 'papers.md §2.2: dX(t) = μ(X(t), t) dt + σ(X(t), t) dW(t), μ and σ neural networks',
+  },
   states: { tag: 'proposed' as const, source: 'papers.md §2.3' },
   estimation: { tag: 'proposed' as const, source: 'papers.md §2.4' },
   validation: { tag: 'proposed' as const, source: 'papers.md §2.4 (validation)' },
@@ -175,7 +208,11 @@ const LOSS_DEFINITION: Record<SdeLoss, string> = {
     'drift loss mean‖u − μ̃√Δt‖² and diffusion loss mean‖(u − μ̃√Δt)⊙² − σ̃⊙²‖² with μ detached, on increments standardised per component (u = Δx/(c√Δt), μ̃ = μ/c, σ̃ = σ/c)',
 };
 
-export function analyzeSde(inputs: readonly SdeInput[], source: { kind: 'trace' | 'sweep'; dir: string }, options: SdeOptions = {}): { report: SdeReport; model: SdeModelFile } {
+export function analyzeSde(
+  inputs: readonly SdeInput[],
+  source: { kind: 'trace' | 'sweep'; dir: string },
+  options: SdeOptions = {},
+): { report: SdeReport; model: SdeModelFile } {
   if (inputs.length === 0) throw new LmdynError('bad_argument', 'no traces to analyse');
   const seed = options.seed ?? 1;
   const log = options.log ?? (() => {});
@@ -185,21 +222,35 @@ export function analyzeSde(inputs: readonly SdeInput[], source: { kind: 'trace' 
   const raws = inputs.map((inp) => traceTrajectories(inp.trace, { hook, state: stateKind }));
   const d = raws[0].d;
   if (raws.some((r) => r.d !== d || r.hook !== raws[0].hook)) {
-    throw new LmdynError('bad_argument', 'the traces record different state widths or hooks; analyse them separately');
+    throw new LmdynError(
+      'bad_argument',
+      'the traces record different state widths or hooks; analyse them separately',
+    );
   }
   if (given && given.states.d !== d) {
-    throw new LmdynError('bad_argument', `the model file was fitted on ${given.states.d}-dimensional states, the trace has ${d}`);
+    throw new LmdynError(
+      'bad_argument',
+      `the model file was fitted on ${given.states.d}-dimensional states, the trace has ${d}`,
+    );
   }
   raws.forEach((r, i) => {
     if (r.paths.filter((p) => p.len >= 2).length === 0) {
-      throw new LmdynError('bad_argument', `${inputs[i].dir}: no sample has two recorded states (generate at least one token)`);
+      throw new LmdynError(
+        'bad_argument',
+        `${inputs[i].dir}: no sample has two recorded states (generate at least one token)`,
+      );
     }
   });
 
   // split plans first (on lengths alone), then the PCA on the training paths
   const rng = createRng(seed);
   const plans: SplitPlan[] = raws.map((r) =>
-    given ? allHeldOut(r.paths) : planSplit(r.paths.map((p) => p.len), rng),
+    given
+      ? allHeldOut(r.paths)
+      : planSplit(
+          r.paths.map((p) => p.len),
+          rng,
+        ),
   );
   const dims = options.dims ?? DEFAULT_DIMS;
   const pca = given
@@ -211,7 +262,9 @@ export function analyzeSde(inputs: readonly SdeInput[], source: { kind: 'trace' 
       );
   const k = pca.k;
   const projected = raws.map((r) => projectPaths(r.paths, pca));
-  const nMax = Math.max(...projected.flatMap((ps, i) => plans[i].trainPaths.map((j) => ps[j].len - 1)));
+  const nMax = Math.max(
+    ...projected.flatMap((ps, i) => plans[i].trainPaths.map((j) => ps[j].len - 1)),
+  );
   const time = given ? given.time : timeConvention(options.time ?? 'unit', nMax);
 
   const fitOpts = options.fit ?? {};
@@ -226,17 +279,32 @@ export function analyzeSde(inputs: readonly SdeInput[], source: { kind: 'trace' 
     let nllFit: { train: number; validation: number };
     let loss: SdeLoss;
     if (given) {
-      const entry = given.models.length === 1 ? given.models[0] : given.models.find((m) => m.label === inp.label);
+      const entry =
+        given.models.length === 1
+          ? given.models[0]
+          : given.models.find((m) => m.label === inp.label);
       if (!entry) {
-        throw new LmdynError('bad_argument', `the model file has no model for '${inp.label}' (it has ${given.models.map((m) => m.label).join(', ')})`);
+        throw new LmdynError(
+          'bad_argument',
+          `the model file has no model for '${inp.label}' (it has ${given.models.map((m) => m.label).join(', ')})`,
+        );
       }
       network = networkFromJson(entry.network);
       loss = entry.loss;
       const all = sdeNll(network, split.train).mean;
       nllFit = { train: all, validation: all };
-      fitBlock = { tag: 'proposed', seed: null, epochs: 0, best_epoch: 0, stopped_by: 'model file', seconds: 0, history: [] };
+      fitBlock = {
+        tag: 'proposed',
+        seed: null,
+        epochs: 0,
+        best_epoch: 0,
+        stopped_by: 'model file',
+        seconds: 0,
+        history: [],
+      };
     } else {
-      if (split.train.n < 2) throw new LmdynError('bad_argument', `${inp.dir}: fewer than 2 training increments`);
+      if (split.train.n < 2)
+        throw new LmdynError('bad_argument', `${inp.dir}: fewer than 2 training increments`);
       const fitSeed = seed + 1000 * (i + 1);
       log(`sde: fitting ${inp.label} (${split.train.n} training increments, k = ${k})`);
       const fit = fitSde(split.train, split.validation, { ...fitOpts, seed: fitSeed, log });
@@ -266,7 +334,11 @@ export function analyzeSde(inputs: readonly SdeInput[], source: { kind: 'trace' 
       dir: inp.dir,
       sampling,
       paths: paths.length,
-      lengths: { min: Math.min(...lens), max: Math.max(...lens), mean: lens.reduce((a, b) => a + b, 0) / lens.length },
+      lengths: {
+        min: Math.min(...lens),
+        max: Math.max(...lens),
+        mean: lens.reduce((a, b) => a + b, 0) / lens.length,
+      },
       split: splitSummary(split, given !== undefined),
       fit: fitBlock,
       validation: { ...SOURCES.validation, nll, ks_increments, mmd_end_states },
@@ -282,8 +354,20 @@ export function analyzeSde(inputs: readonly SdeInput[], source: { kind: 'trace' 
     spec: 'papers.md §2',
     lmdyn_version: VERSION,
     model: first.meta.model.spec,
-    options: { dims: k, seed, state: stateKind, time: time.kind, from_model_file: given !== undefined, ...(given ? {} : fitOpts) },
-    source: { ...source, model: first.meta.model.spec, mode: first.meta.mode, prompt: first.samples[0]?.prompt ?? '' },
+    options: {
+      dims: k,
+      seed,
+      state: stateKind,
+      time: time.kind,
+      from_model_file: given !== undefined,
+      ...(given ? {} : fitOpts),
+    },
+    source: {
+      ...source,
+      model: first.meta.model.spec,
+      mode: first.meta.mode,
+      prompt: first.samples[0]?.prompt ?? '',
+    },
     seed,
     tags: SOURCES,
     states: {
@@ -298,7 +382,11 @@ export function analyzeSde(inputs: readonly SdeInput[], source: { kind: 'trace' 
       pca: {
         explained_variance_ratio: pca.explainedVarianceRatio,
         fitted_on_states: pca.fittedOn,
-        fitted_on: given ? 'the model file’s PCA (fitted when the model was)' : inputs.length > 1 ? 'training paths of every configuration, pooled' : 'training paths',
+        fitted_on: given
+          ? 'the model file’s PCA (fitted when the model was)'
+          : inputs.length > 1
+            ? 'training paths of every configuration, pooled'
+            : 'training paths',
       },
     },
     time: { ...time, tag: 'proposed' },
@@ -308,7 +396,9 @@ export function analyzeSde(inputs: readonly SdeInput[], source: { kind: 'trace' 
       loss: models[0].loss,
       loss_definition: LOSS_DEFINITION[models[0].loss],
       networks: `μ_θ, σ_φ: separate MLPs on [x̃, t̃] (standardised), ${models[0].network.drift.sizes.join(' → ')}, tanh; μ = c·(o + A·x̃ + b) with the linear (OU) term started at least squares, σ = c·(softplus(a) + ${models[0].network.sigma_floor}), c_i = std(Δx_i)/√Δt; Adam, minibatches, early stopping on the validation NLL (best epoch kept, step halved on plateaus)`,
-      options: given ? { model_file: true } : { ...fitOpts, dims, replicas: options.replicas ?? 16 },
+      options: given
+        ? { model_file: true }
+        : { ...fitOpts, dims, replicas: options.replicas ?? 16 },
     },
     datasets,
     across_temperatures: inputs.length > 1 ? acrossTemperatures(datasets) : null,
@@ -331,23 +421,90 @@ function headlines(a: DatasetAnalysis): DatasetReport['headline'] {
   const p = 'proposed' as const;
   const finite = (v: number | null) => (v === null || !Number.isFinite(v) ? null : v);
   return [
-    { name: 'test NLL', tag: p, definition: 'Euler–Maruyama NLL per held-out increment (nats)', value: finite(a.nll.model.test) },
-    { name: 'test NLL, constant baseline', tag: p, definition: 'Brownian motion with drift fitted to the training increments', value: finite(a.nll.constant_test) },
-    { name: 'test NLL, Kramers–Moyal', tag: p, definition: 'binned conditional moments', value: finite(a.nll.kramers_moyal_test) },
-    { name: 'KS distance of increments', tag: p, definition: 'mean over components, real vs simulated', value: finite(a.ks_increments.mean_d) },
-    { name: 'MMD² of end states', tag: p, definition: 'real vs simulated end states', value: finite(a.mmd_end_states.mmd2) },
-    { name: 'moments: mean error', tag: p, definition: 'RMS over steps of ‖m_real − m_sim‖ / √tr Cov(all real states)', value: finite(a.moments.summary.mean_error_relative) },
-    { name: 'moments: tr Σ sim / real', tag: p, definition: 'Σ_t tr Σ_sim / Σ_t tr Σ_real', value: finite(a.moments.summary.trace_ratio_mean) },
-    { name: 'mean ‖μ‖', tag: p, definition: 'along the real trajectories', value: finite(a.along_trajectories.mean.drift_norm) },
-    { name: 'mean ‖σ‖', tag: p, definition: 'along the real trajectories', value: finite(a.along_trajectories.mean.diffusion_norm) },
-    { name: 'SNR', tag: p, definition: '‖μ‖Δt/(‖σ‖√Δt), mean along the trajectories', value: finite(a.along_trajectories.mean.snr) },
-    { name: 'MSD exponent α (real)', tag: p, definition: 'log-log slope of the mean squared displacement', value: finite(a.msd.alpha_real) },
-    { name: 'MSD exponent α (simulated)', tag: p, definition: 'same on simulated paths', value: finite(a.msd.alpha_simulated) },
-    { name: 'fixed points', tag: p, definition: 'zeros of μ inside the data range', value: a.fixed_points.found.length },
+    {
+      name: 'test NLL',
+      tag: p,
+      definition: 'Euler–Maruyama NLL per held-out increment (nats)',
+      value: finite(a.nll.model.test),
+    },
+    {
+      name: 'test NLL, constant baseline',
+      tag: p,
+      definition: 'Brownian motion with drift fitted to the training increments',
+      value: finite(a.nll.constant_test),
+    },
+    {
+      name: 'test NLL, Kramers–Moyal',
+      tag: p,
+      definition: 'binned conditional moments',
+      value: finite(a.nll.kramers_moyal_test),
+    },
+    {
+      name: 'KS distance of increments',
+      tag: p,
+      definition: 'mean over components, real vs simulated',
+      value: finite(a.ks_increments.mean_d),
+    },
+    {
+      name: 'MMD² of end states',
+      tag: p,
+      definition: 'real vs simulated end states',
+      value: finite(a.mmd_end_states.mmd2),
+    },
+    {
+      name: 'moments: mean error',
+      tag: p,
+      definition: 'RMS over steps of ‖m_real − m_sim‖ / √tr Cov(all real states)',
+      value: finite(a.moments.summary.mean_error_relative),
+    },
+    {
+      name: 'moments: tr Σ sim / real',
+      tag: p,
+      definition: 'Σ_t tr Σ_sim / Σ_t tr Σ_real',
+      value: finite(a.moments.summary.trace_ratio_mean),
+    },
+    {
+      name: 'mean ‖μ‖',
+      tag: p,
+      definition: 'along the real trajectories',
+      value: finite(a.along_trajectories.mean.drift_norm),
+    },
+    {
+      name: 'mean ‖σ‖',
+      tag: p,
+      definition: 'along the real trajectories',
+      value: finite(a.along_trajectories.mean.diffusion_norm),
+    },
+    {
+      name: 'SNR',
+      tag: p,
+      definition: '‖μ‖Δt/(‖σ‖√Δt), mean along the trajectories',
+      value: finite(a.along_trajectories.mean.snr),
+    },
+    {
+      name: 'MSD exponent α (real)',
+      tag: p,
+      definition: 'log-log slope of the mean squared displacement',
+      value: finite(a.msd.alpha_real),
+    },
+    {
+      name: 'MSD exponent α (simulated)',
+      tag: p,
+      definition: 'same on simulated paths',
+      value: finite(a.msd.alpha_simulated),
+    },
+    {
+      name: 'fixed points',
+      tag: p,
+      definition: 'zeros of μ inside the data range',
+      value: a.fixed_points.found.length,
+    },
   ];
 }
 
-function acrossTemperatures(datasets: readonly DatasetReport[]): NonNullable<SdeReport['across_temperatures']> {
+function acrossTemperatures(
+  datasets: readonly DatasetReport[],
+): NonNullable<SdeReport['across_temperatures']> {
   return {
     tag: 'proposed',
     definition:
@@ -357,7 +514,8 @@ function acrossTemperatures(datasets: readonly DatasetReport[]): NonNullable<Sde
       temperature: d.sampling.temperature,
       top_p: d.sampling.topP,
       paths: d.paths,
-      increments: d.split.increments.train + d.split.increments.validation + d.split.increments.test,
+      increments:
+        d.split.increments.train + d.split.increments.validation + d.split.increments.test,
       nll_test: d.validation.nll.model.test,
       nll_constant_test: d.validation.nll.constant_test,
       drift_norm: d.analyses.along_trajectories.mean.drift_norm,
@@ -387,12 +545,24 @@ function splitSummary(split: Split, fromFile: boolean): DatasetReport['split'] {
 /** With a model from file every path is held out (train = validation = test = all). */
 function allHeldOut(paths: readonly Path[]): SplitPlan {
   const all = paths.map((_, i) => i).filter((i) => paths[i].len >= 2);
-  return { mode: 'paths', trainPaths: all, validationPaths: all, testPaths: all, assignment: null, fractions: { validation: 0, test: 1 } };
+  return {
+    mode: 'paths',
+    trainPaths: all,
+    validationPaths: all,
+    testPaths: all,
+    assignment: null,
+    fractions: { validation: 0, test: 1 },
+  };
 }
 
 function samplingOf(trace: Trace): DatasetReport['sampling'] {
   const s = trace.meta.decoding;
-  return { temperature: s.temperature, topP: s.topP, topK: s.topK, repetitionPenalty: s.repetitionPenalty };
+  return {
+    temperature: s.temperature,
+    topP: s.topP,
+    topK: s.topK,
+    repetitionPenalty: s.repetitionPenalty,
+  };
 }
 
 export function networkToJson(net: SdeNetwork): SdeNetworkJson {
@@ -403,7 +573,11 @@ export function networkToJson(net: SdeNetwork): SdeNetworkJson {
     norm: net.norm,
     drift: { sizes: net.drift.sizes, activation: 'tanh', params: Array.from(net.drift.params) },
     drift_linear: Array.from(net.driftLinear),
-    diffusion: { sizes: net.diffusion.sizes, activation: 'tanh', params: Array.from(net.diffusion.params) },
+    diffusion: {
+      sizes: net.diffusion.sizes,
+      activation: 'tanh',
+      params: Array.from(net.diffusion.params),
+    },
   };
 }
 
@@ -415,19 +589,30 @@ export function networkFromJson(j: SdeNetworkJson): SdeNetwork {
     norm: j.norm,
     drift: { sizes: j.drift.sizes, activation: 'tanh', params: Float64Array.from(j.drift.params) },
     driftLinear: Float64Array.from(j.drift_linear),
-    diffusion: { sizes: j.diffusion.sizes, activation: 'tanh', params: Float64Array.from(j.diffusion.params) },
+    diffusion: {
+      sizes: j.diffusion.sizes,
+      activation: 'tanh',
+      params: Float64Array.from(j.diffusion.params),
+    },
   };
 }
 
 /** Checks the shape of a parsed sde-model.json (one line per problem). */
 export function validateModelFile(value: unknown, path: string): SdeModelFile {
-  const bad = (why: string) => new LmdynError('bad_format', `${path} is not an lmdyn SDE model: ${why}`);
+  const bad = (why: string) =>
+    new LmdynError('bad_format', `${path} is not an lmdyn SDE model: ${why}`);
   if (!value || typeof value !== 'object') throw bad('not a JSON object');
   const m = value as Partial<SdeModelFile>;
   if (m.format !== 'lmdyn-sde-model') throw bad(`format is '${String(m.format)}'`);
   if (m.version !== 1) throw bad(`version ${String(m.version)} is not supported`);
   const st = m.states;
-  if (!st || !st.pca || !Array.isArray(st.pca.components) || st.pca.components.length !== st.k || st.pca.mean.length !== st.d) {
+  if (
+    !st ||
+    !st.pca ||
+    !Array.isArray(st.pca.components) ||
+    st.pca.components.length !== st.k ||
+    st.pca.mean.length !== st.d
+  ) {
     throw bad('the PCA does not match its stated d and k');
   }
   if (!m.time || !(m.time.dt > 0)) throw bad('no time convention');
@@ -436,7 +621,11 @@ export function validateModelFile(value: unknown, path: string): SdeModelFile {
     const n = e.network;
     for (const net of [n.drift, n.diffusion]) {
       const expected = net.sizes.slice(1).reduce((a, s, i) => a + s * net.sizes[i] + s, 0);
-      if (net.params.length !== expected || net.sizes[net.sizes.length - 1] !== n.k || n.k !== st.k) {
+      if (
+        net.params.length !== expected ||
+        net.sizes[net.sizes.length - 1] !== n.k ||
+        n.k !== st.k
+      ) {
         throw bad(`model '${e.label}': the network sizes and parameters disagree`);
       }
     }

@@ -103,7 +103,8 @@ function hessenberg(a: number[][], n: number): void {
 /** Eigenvalues of an upper Hessenberg matrix by the Francis double-shift QR iteration. */
 function hqr(a: number[][], n: number, wr: number[], wi: number[]): void {
   let anorm = 0;
-  for (let i = 1; i <= n; i++) for (let j = Math.max(i - 1, 1); j <= n; j++) anorm += Math.abs(a[i][j]);
+  for (let i = 1; i <= n; i++)
+    for (let j = Math.max(i - 1, 1); j <= n; j++) anorm += Math.abs(a[i][j]);
   let nn = n;
   let t = 0;
   let p = 0;
@@ -173,7 +174,8 @@ function hqr(a: number[][], n: number, wr: number[], wi: number[]): void {
             r /= s;
             if (m === l) break;
             const u = Math.abs(a[m][m - 1]) * (Math.abs(q) + Math.abs(r));
-            const v = Math.abs(p) * (Math.abs(a[m - 1][m - 1]) + Math.abs(z) + Math.abs(a[m + 1][m + 1]));
+            const v =
+              Math.abs(p) * (Math.abs(a[m - 1][m - 1]) + Math.abs(z) + Math.abs(a[m + 1][m + 1]));
             if (u + v === v) break;
           }
           for (let i = m + 2; i <= nn; i++) {

@@ -17,7 +17,10 @@ export const SDE_FILES = ['sde.json', 'sde-model.json'] as const;
 export function checkSdeOut(dir: string, force: boolean): void {
   const present = SDE_FILES.filter((f) => existsSync(join(dir, f)));
   if (present.length > 0 && !force) {
-    throw new LmdynError('bad_argument', `${join(dir, present[0])} exists; use --force to overwrite it or choose another --out`);
+    throw new LmdynError(
+      'bad_argument',
+      `${join(dir, present[0])} exists; use --force to overwrite it or choose another --out`,
+    );
   }
 }
 
@@ -58,5 +61,7 @@ export function readSdeModel(path: string): SdeModelFile {
 
 /** The report keeps 7 significant digits (the model file keeps full precision). */
 function roundFloats(_key: string, value: unknown): unknown {
-  return typeof value === 'number' && Number.isFinite(value) && !Number.isInteger(value) ? Number(value.toPrecision(7)) : value;
+  return typeof value === 'number' && Number.isFinite(value) && !Number.isInteger(value)
+    ? Number(value.toPrecision(7))
+    : value;
 }

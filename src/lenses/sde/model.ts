@@ -15,7 +15,14 @@
  * first epoch instead of having to be grown through saturating tanh units.
  */
 import { createAdam } from '../../nn/adam.js';
-import { createMlp, mlpBackward, mlpForward, mlpInputJacobian, type Mlp, type MlpTape } from '../../nn/mlp.js';
+import {
+  createMlp,
+  mlpBackward,
+  mlpForward,
+  mlpInputJacobian,
+  type Mlp,
+  type MlpTape,
+} from '../../nn/mlp.js';
 import { createRng } from '../../tensor/rng.js';
 import { solve } from './dense.js';
 import type { IncrementSet } from './paths.js';
@@ -79,7 +86,11 @@ export interface SdeFit {
 const SIGMA_FLOOR = 1e-3;
 
 /** Fits μ and σ to `train`, early-stopping on the NLL of `validation`. */
-export function fitSde(train: IncrementSet, validation: IncrementSet, options: FitOptions = {}): SdeFit {
+export function fitSde(
+  train: IncrementSet,
+  validation: IncrementSet,
+  options: FitOptions = {},
+): SdeFit {
   const opts = {
     loss: options.loss ?? 'nll',
     hidden: options.hidden ?? [128, 128],
@@ -120,7 +131,10 @@ export function fitSde(train: IncrementSet, validation: IncrementSet, options: F
       grads.drift.fill(0);
       grads.driftLinear.fill(0);
       grads.diffusion.fill(0);
-      const loss = opts.loss === 'nll' ? nllLossAndGrad(network, batch, grads) : twoLossAndGrad(network, batch, grads);
+      const loss =
+        opts.loss === 'nll'
+          ? nllLossAndGrad(network, batch, grads)
+          : twoLossAndGrad(network, batch, grads);
       lossSum += loss * rows.length;
       adamMu.step(network.drift.params, grads.drift);
       adamLin.step(network.driftLinear, grads.driftLinear);
@@ -141,7 +155,8 @@ export function fitSde(train: IncrementSet, validation: IncrementSet, options: F
       for (const adam of [adamMu, adamLin, adamSigma]) adam.lr /= 2;
       lastCut = epoch;
     }
-    if (options.log && epoch % 25 === 0) options.log(`  epoch ${epoch}: train ${fmt(lossSum / train.n)}, validation NLL ${fmt(v)}`);
+    if (options.log && epoch % 25 === 0)
+      options.log(`  epoch ${epoch}: train ${fmt(lossSum / train.n)}, validation NLL ${fmt(v)}`);
   }
   network.drift.params.set(bestParams.drift);
   network.driftLinear.set(bestParams.driftLinear);
@@ -197,7 +212,10 @@ export interface RawOutputs {
  * Euler–Maruyama Gaussian NLL of each increment (papers.md §2.4):
  *   Σ_i [(Δx_i − μ_iΔt)² / (2σ_i²Δt) + ½ log(2π σ_i² Δt)]  (nats), and its mean.
  */
-export function sdeNll(net: SdeNetwork, set: IncrementSet): { mean: number; perIncrement: Float64Array; perComponent: number[] } {
+export function sdeNll(
+  net: SdeNetwork,
+  set: IncrementSet,
+): { mean: number; perIncrement: Float64Array; perComponent: number[] } {
   const perIncrement = new Float64Array(set.n);
   const perComponent = new Array<number>(set.k).fill(0);
   const chunk = 4096;
@@ -207,7 +225,11 @@ export function sdeNll(net: SdeNetwork, set: IncrementSet): { mean: number; perI
     for (let r = 0; r < m; r++) {
       let s = 0;
       for (let i = 0; i < set.k; i++) {
-        const e = gaussianNll(set.dx[(r0 + r) * set.k + i], mu[r * set.k + i] * set.dt, sigma[r * set.k + i] ** 2 * set.dt);
+        const e = gaussianNll(
+          set.dx[(r0 + r) * set.k + i],
+          mu[r * set.k + i] * set.dt,
+          sigma[r * set.k + i] ** 2 * set.dt,
+        );
         s += e;
         perComponent[i] += e / set.n;
       }
@@ -249,8 +271,8 @@ export function nllLossAndGrad(net: SdeNetwork, batch: IncrementSet, grads: SdeG
       const v = s * s * dt;
       const res = batch.dx[j] - mu[j] * dt;
       loss += gaussianNll(batch.dx[j], mu[j] * dt, v);
-      go[j] = ((-dt * res) / v) * c / n;
-      ga[j] = ((1 - (res * res) / v) / s) * c * sigmoid(raw.a[j]) / n;
+      go[j] = (((-dt * res) / v) * c) / n;
+      ga[j] = (((1 - (res * res) / v) / s) * c * sigmoid(raw.a[j])) / n;
     }
   }
   backward(net, raw, go, ga, grads);
@@ -291,7 +313,13 @@ export function twoLossAndGrad(net: SdeNetwork, batch: IncrementSet, grads: SdeG
 }
 
 /** From ∂L/∂o (drift output, scaled units) and ∂L/∂a (pre-softplus) to every parameter. */
-function backward(net: SdeNetwork, raw: RawOutputs, go: Float64Array, ga: Float64Array, grads: SdeGradients): void {
+function backward(
+  net: SdeNetwork,
+  raw: RawOutputs,
+  go: Float64Array,
+  ga: Float64Array,
+  grads: SdeGradients,
+): void {
   const { k } = net;
   const n = raw.drift.n;
   const w = net.drift.sizes[0];
@@ -310,13 +338,19 @@ function backward(net: SdeNetwork, raw: RawOutputs, go: Float64Array, ga: Float6
 /** ∂μ/∂x [k, k] at one state (row i = ∂μ_i/∂x), through the input scaling. */
 export function driftJacobian(net: SdeNetwork, x: ArrayLike<number>, t: number): Float64Array {
   const { k } = net;
-  const input = networkInput(net, Float64Array.from({ length: k }, (_, i) => x[i]), Float64Array.of(t), 1);
+  const input = networkInput(
+    net,
+    Float64Array.from({ length: k }, (_, i) => x[i]),
+    Float64Array.of(t),
+    1,
+  );
   const jin = mlpInputJacobian(net.drift, input); // [k, k (+1)]
   const w = net.drift.sizes[0];
   const out = new Float64Array(k * k);
   for (let i = 0; i < k; i++) {
     for (let j = 0; j < k; j++) {
-      out[i * k + j] = (net.norm.scale[i] * (jin[i * w + j] + net.driftLinear[i * k + j])) / net.norm.xStd[j];
+      out[i * k + j] =
+        (net.norm.scale[i] * (jin[i * w + j] + net.driftLinear[i * k + j])) / net.norm.xStd[j];
     }
   }
   return out;
@@ -328,7 +362,8 @@ function networkInput(net: SdeNetwork, x: Float64Array, t: Float64Array, n: numb
   const w = k + (net.timeInput ? 1 : 0);
   const input = new Float64Array(n * w);
   for (let r = 0; r < n; r++) {
-    for (let i = 0; i < k; i++) input[r * w + i] = (x[r * k + i] - net.norm.xMean[i]) / net.norm.xStd[i];
+    for (let i = 0; i < k; i++)
+      input[r * w + i] = (x[r * k + i] - net.norm.xMean[i]) / net.norm.xStd[i];
     if (net.timeInput) input[r * w + k] = (t[r] - net.norm.tMean) / net.norm.tStd;
   }
   return input;
@@ -338,7 +373,12 @@ function networkInput(net: SdeNetwork, x: Float64Array, t: Float64Array, n: numb
  * Fresh networks scaled to the data: the drift starts near zero (last layer × 0.1), the
  * diffusion near c (its output bias set so that softplus(b) = 1).
  */
-function initialNetwork(train: IncrementSet, hidden: number[], timeInput: boolean, rng: ReturnType<typeof createRng>): SdeNetwork {
+function initialNetwork(
+  train: IncrementSet,
+  hidden: number[],
+  timeInput: boolean,
+  rng: ReturnType<typeof createRng>,
+): SdeNetwork {
   const { k, n, dt } = train;
   const xMean = new Array<number>(k).fill(0);
   const xStd = new Array<number>(k).fill(0);
@@ -392,13 +432,18 @@ function linearDriftFit(train: IncrementSet, norm: SdeNetwork['norm']): Float64A
     row[k] = 1;
     for (let a = 0; a < m; a++) {
       for (let b = 0; b < m; b++) xtx[a * m + b] += row[a] * row[b];
-      for (let i = 0; i < k; i++) xty[a * k + i] += (row[a] * train.dx[r * k + i]) / (norm.scale[i] * dt);
+      for (let i = 0; i < k; i++)
+        xty[a * k + i] += (row[a] * train.dx[r * k + i]) / (norm.scale[i] * dt);
     }
   }
   for (let a = 0; a < m; a++) xtx[a * m + a] += 1e-6 * n;
   const out = new Float64Array(k * k + k);
   for (let i = 0; i < k; i++) {
-    const w = solve(xtx, Float64Array.from({ length: m }, (_, a) => xty[a * k + i]), m);
+    const w = solve(
+      xtx,
+      Float64Array.from({ length: m }, (_, a) => xty[a * k + i]),
+      m,
+    );
     if (!w) continue;
     for (let j = 0; j < k; j++) out[i * k + j] = w[j];
     out[k * k + i] = w[k];
@@ -422,8 +467,16 @@ function gather(set: IncrementSet, rows: readonly number[]): IncrementSet {
   return { k, n, dt: set.dt, x, t, dx, path: new Int32Array(n), step: new Int32Array(n) };
 }
 
-function snapshot(net: SdeNetwork): { drift: Float64Array; driftLinear: Float64Array; diffusion: Float64Array } {
-  return { drift: net.drift.params.slice(), driftLinear: net.driftLinear.slice(), diffusion: net.diffusion.params.slice() };
+function snapshot(net: SdeNetwork): {
+  drift: Float64Array;
+  driftLinear: Float64Array;
+  diffusion: Float64Array;
+} {
+  return {
+    drift: net.drift.params.slice(),
+    driftLinear: net.driftLinear.slice(),
+    diffusion: net.diffusion.params.slice(),
+  };
 }
 
 function shuffleInPlace(a: number[], rng: ReturnType<typeof createRng>): void {

@@ -56,7 +56,12 @@ export interface IncrementSet {
 }
 
 /** Every increment of the given paths (paths shorter than 2 states contribute none). */
-export function incrementsOf(paths: readonly Path[], k: number, dt: number, ids?: readonly number[]): IncrementSet {
+export function incrementsOf(
+  paths: readonly Path[],
+  k: number,
+  dt: number,
+  ids?: readonly number[],
+): IncrementSet {
   const n = paths.reduce((a, p) => a + Math.max(0, p.len - 1), 0);
   const x = new Float64Array(n * k);
   const t = new Float64Array(n);
@@ -132,7 +137,10 @@ export function planSplit(
   const fv = options.validation ?? 0.2;
   const ft = options.test ?? 0.2;
   const minPaths = options.minPaths ?? 10;
-  const usable = lengths.map((len, i) => [len, i] as const).filter(([len]) => len >= 2).map(([, i]) => i);
+  const usable = lengths
+    .map((len, i) => [len, i] as const)
+    .filter(([len]) => len >= 2)
+    .map(([, i]) => i);
   const fractions = { validation: fv, test: ft };
   if (usable.length >= minPaths) {
     const order = shuffle(usable, rng);
@@ -164,7 +172,14 @@ export function planSplit(
     at += m;
     return a;
   });
-  return { mode: 'increments', trainPaths: usable, validationPaths: usable, testPaths: usable, assignment, fractions };
+  return {
+    mode: 'increments',
+    trainPaths: usable,
+    validationPaths: usable,
+    testPaths: usable,
+    assignment,
+    fractions,
+  };
 }
 
 /** The increment sets of a planned split. */
@@ -177,7 +192,12 @@ export function applySplit(paths: readonly Path[], plan: SplitPlan, k: number, d
       ids,
     );
   if (plan.mode === 'paths') {
-    return { ...plan, train: part(plan.trainPaths), validation: part(plan.validationPaths), test: part(plan.testPaths) };
+    return {
+      ...plan,
+      train: part(plan.trainPaths),
+      validation: part(plan.validationPaths),
+      test: part(plan.testPaths),
+    };
   }
   const all = incrementsOf(paths, k, dt);
   const rows: number[][] = [[], [], []];
@@ -198,7 +218,16 @@ export function splitIncrements(
   rng: Rng,
   options: { validation?: number; test?: number; minPaths?: number } = {},
 ): Split {
-  return applySplit(paths, planSplit(paths.map((p) => p.len), rng, options), k, dt);
+  return applySplit(
+    paths,
+    planSplit(
+      paths.map((p) => p.len),
+      rng,
+      options,
+    ),
+    k,
+    dt,
+  );
 }
 
 /** Fisher–Yates with the given generator (a new array). */

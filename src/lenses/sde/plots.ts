@@ -20,8 +20,10 @@ export function sdePlots(report: SdeReport): { name: string; spec: PlotSpec }[] 
     { name: 'sde-residuals-acf', spec: residualAcf(report) },
     { name: 'sde-kramers-moyal', spec: kramersMoyal(report) },
   ];
-  if (report.datasets.some((d) => d.fit.history.length > 0)) out.push({ name: 'sde-training', spec: training(report) });
-  if (report.across_temperatures) out.push({ name: 'sde-temperatures', spec: temperatures(report) });
+  if (report.datasets.some((d) => d.fit.history.length > 0))
+    out.push({ name: 'sde-training', spec: training(report) });
+  if (report.across_temperatures)
+    out.push({ name: 'sde-temperatures', spec: temperatures(report) });
   return out;
 }
 
@@ -36,10 +38,20 @@ export function driftField(report: SdeReport): PlotSpec {
     const longest = Math.max(...g.points.map((p) => Math.hypot(p.mu1, p.mu2)), 1e-300);
     const s = (0.9 * spacing) / longest;
     for (const p of g.points) {
-      values.push({ kind: 'arrow', dataset: d.label, x: p.x, y: p.y, x2: p.x + s * p.mu1, y2: p.y + s * p.mu2, drift_norm: p.drift_norm });
+      values.push({
+        kind: 'arrow',
+        dataset: d.label,
+        x: p.x,
+        y: p.y,
+        x2: p.x + s * p.mu1,
+        y2: p.y + s * p.mu2,
+        drift_norm: p.drift_norm,
+      });
     }
     d.figures.real_paths.forEach((path, i) =>
-      path.forEach(([x, y], j) => values.push({ kind: 'path', dataset: d.label, path: i, step: j, x, y })),
+      path.forEach(([x, y], j) =>
+        values.push({ kind: 'path', dataset: d.label, path: i, step: j, x, y }),
+      ),
     );
     for (const f of d.analyses.fixed_points.found) {
       values.push({ kind: 'fixed', dataset: d.label, x: f.x[0], y: f.x[1] ?? 0, type: f.kind });
@@ -65,22 +77,40 @@ export function driftField(report: SdeReport): PlotSpec {
         y: { field: 'y', type: 'quantitative' },
         x2: { field: 'x2' },
         y2: { field: 'y2' },
-        color: { field: 'drift_norm', type: 'quantitative', scale: { scheme: 'viridis' }, title: '‖μ‖' },
+        color: {
+          field: 'drift_norm',
+          type: 'quantitative',
+          scale: { scheme: 'viridis' },
+          title: '‖μ‖',
+        },
       },
     },
     {
       transform: [{ filter: "datum.kind === 'arrow'" }],
       mark: { type: 'point', filled: true, size: 6 },
-      encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' }, color: { field: 'drift_norm', type: 'quantitative' } },
+      encoding: {
+        x: { field: 'x', type: 'quantitative' },
+        y: { field: 'y', type: 'quantitative' },
+        color: { field: 'drift_norm', type: 'quantitative' },
+      },
     },
     {
       transform: [{ filter: "datum.kind === 'fixed'" }],
       mark: { type: 'point', shape: 'cross', size: 140, filled: true, color: '#d62728' },
-      encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' }, tooltip: [{ field: 'type' }] },
+      encoding: {
+        x: { field: 'x', type: 'quantitative' },
+        y: { field: 'y', type: 'quantitative' },
+        tooltip: [{ field: 'type' }],
+      },
     },
   ];
   const t = report.datasets[0]?.analyses.grid.t ?? 0;
-  return panels(report, values, `Drift field μ on PC1 × PC2 (other PCs at their mean, t = ${t.toPrecision(3)}), real paths, fixed points (+) — ${tagNote}`, { layer: layers, width: 260, height: 220 });
+  return panels(
+    report,
+    values,
+    `Drift field μ on PC1 × PC2 (other PCs at their mean, t = ${t.toPrecision(3)}), real paths, fixed points (+) — ${tagNote}`,
+    { layer: layers, width: 260, height: 220 },
+  );
 }
 
 /** §2.5 item 1: ‖μ‖, ‖σ‖ and the signal-to-noise ratio along the trajectories. */
@@ -118,9 +148,21 @@ export function moments(report: SdeReport): PlotSpec {
     const m = d.analyses.moments;
     return m.t.flatMap((t, j) => [
       { dataset: d.label, t, source: 'real', quantity: 'mean of PC1', value: m.mean_real[j][0] },
-      { dataset: d.label, t, source: 'simulated', quantity: 'mean of PC1', value: m.mean_simulated[j][0] },
+      {
+        dataset: d.label,
+        t,
+        source: 'simulated',
+        quantity: 'mean of PC1',
+        value: m.mean_simulated[j][0],
+      },
       { dataset: d.label, t, source: 'real', quantity: 'tr Σ', value: m.trace_cov_real[j] },
-      { dataset: d.label, t, source: 'simulated', quantity: 'tr Σ', value: m.trace_cov_simulated[j] },
+      {
+        dataset: d.label,
+        t,
+        source: 'simulated',
+        quantity: 'tr Σ',
+        value: m.trace_cov_simulated[j],
+      },
     ]);
   });
   return {
@@ -149,7 +191,12 @@ export function msd(report: SdeReport): PlotSpec {
     const m = d.analyses.msd;
     return m.tau.flatMap((tau, j) => [
       { dataset: d.label, tau, source: `real (α ${fmt(m.alpha_real)})`, msd: m.real[j] },
-      { dataset: d.label, tau, source: `simulated (α ${fmt(m.alpha_simulated)})`, msd: m.simulated[j] },
+      {
+        dataset: d.label,
+        tau,
+        source: `simulated (α ${fmt(m.alpha_simulated)})`,
+        msd: m.simulated[j],
+      },
     ]);
   });
   return {
@@ -171,13 +218,22 @@ export function msd(report: SdeReport): PlotSpec {
 /** §2.5 item 5: (x_i, Δx_i) portraits of PC1 and PC2, real and simulated. */
 export function phasePortraits(report: SdeReport): PlotSpec {
   const values = report.datasets.flatMap((d) =>
-    d.figures.phase.map((p) => ({ dataset: d.label, source: p.source, component: `PC${p.component}`, x: p.x, dx: p.dx })),
+    d.figures.phase.map((p) => ({
+      dataset: d.label,
+      source: p.source,
+      component: `PC${p.component}`,
+      x: p.x,
+      dx: p.dx,
+    })),
   );
   return {
     $schema: SCHEMA,
     title: `Phase portraits (x_i, Δx_i) — ${tagNote}`,
     data: { values },
-    facet: { row: { field: 'dataset', type: 'nominal', title: null }, column: { field: 'component', type: 'nominal', title: null } },
+    facet: {
+      row: { field: 'dataset', type: 'nominal', title: null },
+      column: { field: 'component', type: 'nominal', title: null },
+    },
     resolve: { scale: { x: 'independent', y: 'independent' } },
     spec: {
       width: 220,
@@ -194,16 +250,26 @@ export function phasePortraits(report: SdeReport): PlotSpec {
 
 /** §2.5 item 4: normal QQ plot of the standardised residuals of PC1. */
 export function residualQq(report: SdeReport): PlotSpec {
-  const values = report.datasets.flatMap((d) => d.analyses.residuals.qq.map((q) => ({ dataset: d.label, ...q })));
+  const values = report.datasets.flatMap((d) =>
+    d.analyses.residuals.qq.map((q) => ({ dataset: d.label, ...q })),
+  );
   const lim = Math.max(3, ...values.map((v) => Math.abs(v.theoretical)));
   return {
     $schema: SCHEMA,
     title: `Standardised residuals (Δx − μΔt)/(σ√Δt) of PC1 against N(0, 1) — ${tagNote}`,
     layer: [
       {
-        data: { values: [{ a: -lim, b: -lim }, { a: lim, b: lim }] },
+        data: {
+          values: [
+            { a: -lim, b: -lim },
+            { a: lim, b: lim },
+          ],
+        },
         mark: { type: 'line', color: '#999', strokeDash: [4, 4] },
-        encoding: { x: { field: 'a', type: 'quantitative' }, y: { field: 'b', type: 'quantitative' } },
+        encoding: {
+          x: { field: 'a', type: 'quantitative' },
+          y: { field: 'b', type: 'quantitative' },
+        },
       },
       {
         data: { values },
@@ -224,7 +290,13 @@ export function residualQq(report: SdeReport): PlotSpec {
 export function residualAcf(report: SdeReport): PlotSpec {
   const values = report.datasets.flatMap((d) =>
     d.analyses.residuals.per_component.slice(0, 4).flatMap((c, i) =>
-      c.acf.map((r, l) => ({ dataset: d.label, component: `PC${i + 1}`, lag: l + 1, r, band: d.analyses.residuals.acf_band })),
+      c.acf.map((r, l) => ({
+        dataset: d.label,
+        component: `PC${i + 1}`,
+        lag: l + 1,
+        r,
+        band: d.analyses.residuals.acf_band,
+      })),
     ),
   );
   return {
@@ -244,8 +316,15 @@ export function residualAcf(report: SdeReport): PlotSpec {
             color: { field: 'dataset', type: 'nominal' },
           },
         },
-        { mark: { type: 'rule', strokeDash: [3, 3], color: '#999' }, encoding: { y: { aggregate: 'max', field: 'band' } } },
-        { mark: { type: 'rule', strokeDash: [3, 3], color: '#999' }, encoding: { y: { aggregate: 'max', field: 'band_neg' } }, transform: [{ calculate: '-datum.band', as: 'band_neg' }] },
+        {
+          mark: { type: 'rule', strokeDash: [3, 3], color: '#999' },
+          encoding: { y: { aggregate: 'max', field: 'band' } },
+        },
+        {
+          mark: { type: 'rule', strokeDash: [3, 3], color: '#999' },
+          encoding: { y: { aggregate: 'max', field: 'band_neg' } },
+          transform: [{ calculate: '-datum.band', as: 'band_neg' }],
+        },
       ],
     },
   };
@@ -258,8 +337,22 @@ export function kramersMoyal(report: SdeReport): PlotSpec {
       [0, 1]
         .filter((i) => i < c.drift.length)
         .flatMap((i) => [
-          { dataset: d.label, quantity: 'drift μ_i', component: `PC${i + 1}`, km: c.drift[i], network: c.network_drift[i], count: c.count },
-          { dataset: d.label, quantity: 'diffusion σ_i', component: `PC${i + 1}`, km: c.diffusion[i], network: c.network_diffusion[i], count: c.count },
+          {
+            dataset: d.label,
+            quantity: 'drift μ_i',
+            component: `PC${i + 1}`,
+            km: c.drift[i],
+            network: c.network_drift[i],
+            count: c.count,
+          },
+          {
+            dataset: d.label,
+            quantity: 'diffusion σ_i',
+            component: `PC${i + 1}`,
+            km: c.diffusion[i],
+            network: c.network_diffusion[i],
+            count: c.count,
+          },
         ]),
     ),
   );
@@ -289,7 +382,9 @@ export function training(report: SdeReport): PlotSpec {
   const nll = report.estimation.loss === 'nll';
   const values = report.datasets.flatMap((d) =>
     d.fit.history.flatMap((h) => [
-      ...(nll && Number.isFinite(h.train) ? [{ dataset: d.label, epoch: h.epoch, series: 'train', nll: h.train }] : []),
+      ...(nll && Number.isFinite(h.train)
+        ? [{ dataset: d.label, epoch: h.epoch, series: 'train', nll: h.train }]
+        : []),
       { dataset: d.label, epoch: h.epoch, series: 'validation', nll: h.validation },
     ]),
   );
@@ -313,8 +408,18 @@ export function training(report: SdeReport): PlotSpec {
 export function temperatures(report: SdeReport): PlotSpec {
   const rows = report.across_temperatures?.rows ?? [];
   const values = rows.flatMap((r) => [
-    { temperature: r.temperature, top_p: String(r.top_p), quantity: 'mean ‖μ‖', value: r.drift_norm },
-    { temperature: r.temperature, top_p: String(r.top_p), quantity: 'mean ‖σ‖', value: r.diffusion_norm },
+    {
+      temperature: r.temperature,
+      top_p: String(r.top_p),
+      quantity: 'mean ‖μ‖',
+      value: r.drift_norm,
+    },
+    {
+      temperature: r.temperature,
+      top_p: String(r.top_p),
+      quantity: 'mean ‖σ‖',
+      value: r.diffusion_norm,
+    },
     { temperature: r.temperature, top_p: String(r.top_p), quantity: 'SNR', value: r.snr },
     { temperature: r.temperature, top_p: String(r.top_p), quantity: 'test NLL', value: r.nll_test },
   ]);
@@ -338,8 +443,14 @@ export function temperatures(report: SdeReport): PlotSpec {
 }
 
 /** One panel per data set (wrapped, 3 per row) when there are several. */
-function panels(report: SdeReport, values: Record<string, unknown>[], title: string, spec: Record<string, unknown>): PlotSpec {
-  if (report.datasets.length === 1) return { $schema: SCHEMA, title, data: { values }, ...spec } as unknown as PlotSpec;
+function panels(
+  report: SdeReport,
+  values: Record<string, unknown>[],
+  title: string,
+  spec: Record<string, unknown>,
+): PlotSpec {
+  if (report.datasets.length === 1)
+    return { $schema: SCHEMA, title, data: { values }, ...spec } as unknown as PlotSpec;
   return {
     $schema: SCHEMA,
     title,

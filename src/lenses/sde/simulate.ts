@@ -10,7 +10,13 @@ import type { Path } from './paths.js';
 /** A diagonal-noise SDE in k dimensions: fills μ [n, k] and σ [n, k] at x [n, k], t [n]. */
 export interface Sde {
   k: number;
-  evaluate(x: Float64Array, t: Float64Array, n: number, mu: Float64Array, sigma: Float64Array): void;
+  evaluate(
+    x: Float64Array,
+    t: Float64Array,
+    n: number,
+    mu: Float64Array,
+    sigma: Float64Array,
+  ): void;
 }
 
 export function networkSde(net: SdeNetwork): Sde {
@@ -58,7 +64,8 @@ export function eulerMaruyama(
     live.forEach((p, r) => {
       const s = paths[p].states;
       for (let i = 0; i < k; i++) {
-        s[(j + 1) * k + i] = x[r * k + i] + mu[r * k + i] * dt + sigma[r * k + i] * sq * rng.normal();
+        s[(j + 1) * k + i] =
+          x[r * k + i] + mu[r * k + i] * dt + sigma[r * k + i] * sq * rng.normal();
       }
     });
   }

@@ -39,12 +39,18 @@ export function defaultStateHook(trace: Trace): string {
   );
 }
 
-export function traceTrajectories(trace: Trace, options: { hook?: string; state?: StateKind } = {}): RawPaths {
+export function traceTrajectories(
+  trace: Trace,
+  options: { hook?: string; state?: StateKind } = {},
+): RawPaths {
   const hook = options.hook ?? defaultStateHook(trace);
   const state = options.state ?? 'last';
   const rec = trace.states.get(hook);
   if (!rec) {
-    throw new LmdynError('bad_argument', `hook '${hook}' is not in the trace (recorded: ${[...trace.states.keys()].join(', ')})`);
+    throw new LmdynError(
+      'bad_argument',
+      `hook '${hook}' is not in the trace (recorded: ${[...trace.states.keys()].join(', ')})`,
+    );
   }
   const d = rec.width;
   const P = trace.positions;
@@ -92,7 +98,8 @@ export interface StatePca {
 /** PCA of the pooled states of the given paths (k clipped to d and to the rows − 1). */
 export function fitStatePca(raw: readonly Path[], d: number, k: number): StatePca {
   const n = raw.reduce((a, p) => a + p.len, 0);
-  if (n < 2) throw new LmdynError('bad_argument', 'the SDE lens needs at least two recorded states');
+  if (n < 2)
+    throw new LmdynError('bad_argument', 'the SDE lens needs at least two recorded states');
   const x = new Float64Array(n * d);
   let at = 0;
   for (const p of raw) {
@@ -105,7 +112,9 @@ export function fitStatePca(raw: readonly Path[], d: number, k: number): StatePc
     d,
     k: f.k,
     mean: Array.from(f.mean),
-    components: Array.from({ length: f.k }, (_, c) => Array.from(f.components.subarray(c * d, (c + 1) * d))),
+    components: Array.from({ length: f.k }, (_, c) =>
+      Array.from(f.components.subarray(c * d, (c + 1) * d)),
+    ),
     explainedVarianceRatio: Array.from(f.explainedVarianceRatio),
     fittedOn: n,
   };

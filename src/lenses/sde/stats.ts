@@ -86,7 +86,15 @@ export interface MmdResult {
 }
 
 /** MMD between samples a [n, k] and b [m, k] (rows are points). */
-export function mmd(a: Float64Array, n: number, b: Float64Array, m: number, k: number, rng: Rng, permutations = 200): MmdResult {
+export function mmd(
+  a: Float64Array,
+  n: number,
+  b: Float64Array,
+  m: number,
+  k: number,
+  rng: Rng,
+  permutations = 200,
+): MmdResult {
   const N = n + m;
   if (n < 2 || m < 2) return { mmd2: NaN, bandwidth: NaN, p: NaN, permutations: 0, n, m };
   const pooled = new Float64Array(N * k);
@@ -168,7 +176,15 @@ export function moments(v: ArrayLike<number>): Moments {
   const skewness = m3 / m2 ** 1.5;
   const kurtosis = m4 / (m2 * m2) - 3;
   const jb = (n / 6) * (skewness * skewness + (kurtosis * kurtosis) / 4);
-  return { n, mean, variance: m2, skewness, kurtosis, jarqueBera: jb, jarqueBeraP: Math.exp(-jb / 2) };
+  return {
+    n,
+    mean,
+    variance: m2,
+    skewness,
+    kurtosis,
+    jarqueBera: jb,
+    jarqueBeraP: Math.exp(-jb / 2),
+  };
 }
 
 export interface Autocorrelation {
@@ -183,23 +199,36 @@ export interface Autocorrelation {
 }
 
 /** Autocorrelation of several series (lags never cross from one series into the next). */
-export function autocorrelation(series: readonly ArrayLike<number>[], lags: number): Autocorrelation {
+export function autocorrelation(
+  series: readonly ArrayLike<number>[],
+  lags: number,
+): Autocorrelation {
   let n = 0;
   let mean = 0;
-  for (const s of series) for (let i = 0; i < s.length; i++) (mean += s[i]), n++;
+  for (const s of series) {
+    for (let i = 0; i < s.length; i++) mean += s[i];
+    n += s.length;
+  }
   mean /= Math.max(1, n);
   let c0 = 0;
   for (const s of series) for (let i = 0; i < s.length; i++) c0 += (s[i] - mean) ** 2;
   const r: number[] = [];
   for (let l = 1; l <= lags; l++) {
     let c = 0;
-    for (const s of series) for (let i = 0; i + l < s.length; i++) c += (s[i] - mean) * (s[i + l] - mean);
+    for (const s of series)
+      for (let i = 0; i + l < s.length; i++) c += (s[i] - mean) * (s[i + l] - mean);
     r.push(c0 > 0 ? c / c0 : NaN);
   }
   let q = 0;
   r.forEach((v, i) => (q += (v * v) / (n - i - 1)));
   q *= n * (n + 2);
-  return { r, n, ljungBox: q, ljungBoxP: chiSquareSurvival(q, lags), band: 1.96 / Math.sqrt(Math.max(1, n)) };
+  return {
+    r,
+    n,
+    ljungBox: q,
+    ljungBoxP: chiSquareSurvival(q, lags),
+    band: 1.96 / Math.sqrt(Math.max(1, n)),
+  };
 }
 
 /** P(χ²_dof > x). */
@@ -217,12 +246,22 @@ export function normalCdf(z: number): number {
 export function normalQuantile(p: number): number {
   if (p <= 0) return -Infinity;
   if (p >= 1) return Infinity;
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
-  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const a = [
+    -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716,
+    2.506628277459239,
+  ];
+  const b = [
+    -54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972,
+    -13.28068155288572,
+  ];
+  const c = [
+    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734,
+    4.374664141464968, 2.938163982698783,
+  ];
   const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
   const tail = (q: number) =>
-    (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+    (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+    ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
   if (p < 0.02425) return tail(Math.sqrt(-2 * Math.log(p)));
   if (p > 1 - 0.02425) return -tail(Math.sqrt(-2 * Math.log(1 - p)));
   const q = p - 0.5;

@@ -43,13 +43,17 @@ export function simulateOu(
   const k = p.theta.length;
   const rng = createRng(options.seed);
   const decay = p.theta.map((th) => Math.exp(-th * options.dt));
-  const sd = p.theta.map((th, i) => p.sigma[i] * Math.sqrt((1 - Math.exp(-2 * th * options.dt)) / (2 * th)));
+  const sd = p.theta.map(
+    (th, i) => p.sigma[i] * Math.sqrt((1 - Math.exp(-2 * th * options.dt)) / (2 * th)),
+  );
   const out: Path[] = [];
   for (let q = 0; q < options.paths; q++) {
     const len = options.steps + 1;
     const states = new Float64Array(len * k);
     for (let i = 0; i < k; i++) {
-      states[i] = options.x0 ? options.x0[i] : p.mean[i] + (p.sigma[i] / Math.sqrt(2 * p.theta[i])) * rng.normal();
+      states[i] = options.x0
+        ? options.x0[i]
+        : p.mean[i] + (p.sigma[i] / Math.sqrt(2 * p.theta[i])) * rng.normal();
     }
     for (let j = 1; j < len; j++) {
       for (let i = 0; i < k; i++) {
