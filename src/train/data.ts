@@ -11,7 +11,8 @@
  * exactly, not a re-tokenisation of their text.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { openModel, stopIds } from '../api.js';
@@ -289,6 +290,7 @@ export async function distillCorpus(
     o.onProgress?.(start + n, o.samples, tokens);
   }
   const meta: DistillMeta = { ...base, tokens };
+  mkdirSync(dirname(o.out), { recursive: true });
   writeFileAtomic(o.out, lines.join('\n') + '\n');
   writeFileAtomic(metaPath(o.out), JSON.stringify(meta, null, 2) + '\n');
   return { path: o.out, meta, reused: false };

@@ -121,16 +121,28 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let rows: TrainRow[] = [];
   let start = 0;
   if (o.resume) {
-    const s = loadState<{ shape: TrainShape; seed: number; batch: number; seq: number }>(out);
-    const same =
-      JSON.stringify(s.meta.shape) === JSON.stringify(shape) &&
-      s.meta.seed === seed &&
-      s.meta.batch === B &&
-      s.meta.seq === T;
-    if (!same) {
+    const s = loadState<{
+      shape: TrainShape;
+      seed: number;
+      batch: number;
+      seq: number;
+      optim: OptimConfig;
+    }>(out);
+    const was = {
+      shape: s.meta.shape,
+      seed: s.meta.seed,
+      batch: s.meta.batch,
+      seq: s.meta.seq,
+      optim: s.meta.optim,
+    };
+    const now = { shape, seed, batch: B, seq: T, optim: o.optim };
+    const differs = (Object.keys(now) as (keyof typeof now)[]).filter(
+      (k) => JSON.stringify(was[k]) !== JSON.stringify(now[k]),
+    );
+    if (differs.length > 0) {
       throw new LmdynError(
         'bad_argument',
-        `--resume: ${out} was trained with another config, seed, batch or seq (${JSON.stringify(s.meta)})`,
+        `--resume: ${out} was trained with another ${differs.join(', ')} (${differs.map((k) => `${k} ${JSON.stringify(was[k])}`).join('; ')}); a resumed run continues the same schedule`,
       );
     }
     params.set(s.params);
