@@ -43,8 +43,11 @@ export interface LoopConfigReport {
   label: string;
   dir: string | null;
   sampling: SamplingConfig;
-  /** Heatmap axes: temperature, the varying penalties, the other varying settings. */
-  axes: { temperature: number; penalties: string; other: string };
+  /**
+   * Heatmap axes: temperature; the first varying penalty (`penalty_name`, its value as text, or
+   * 'fixed'); one panel per value of the other varying penalties and settings ('all' if none).
+   */
+  axes: { temperature: number; penalty_name: string; penalty: string; panel: string };
   summary: LoopSummary;
   per_sample: {
     seed: number;
@@ -115,6 +118,11 @@ const SHORT: Record<keyof SamplingConfig, string> = {
   presencePenalty: 'pres',
 };
 const PENALTIES: (keyof SamplingConfig)[] = ['repetitionPenalty', 'frequencyPenalty', 'presencePenalty'];
+const PENALTY_NAME: Partial<Record<keyof SamplingConfig, string>> = {
+  repetitionPenalty: 'repetition penalty θ',
+  frequencyPenalty: 'frequency penalty α_f',
+  presencePenalty: 'presence penalty α_p',
+};
 const OTHERS: (keyof SamplingConfig)[] = ['topK', 'topP', 'minP'];
 
 export function analyzePathDependence(set: GenerationSet, model: Model, options: PathOptions = {}): LoopReport {
@@ -129,10 +137,8 @@ export function analyzePathDependence(set: GenerationSet, model: Model, options:
   const varying = (Object.keys(SHORT) as (keyof SamplingConfig)[]).filter(
     (key) => new Set(set.configs.map((c) => c.sampling[key])).size > 1,
   );
-  const describe = (keys: (keyof SamplingConfig)[], s: SamplingConfig, none: string) => {
-    const parts = keys.filter((k) => varying.includes(k)).map((k) => `${SHORT[k]} ${s[k]}`);
-    return parts.length ? parts.join(' · ') : none;
-  };
+  const xKey = PENALTIES.find((k) => varying.includes(k)) ?? null;
+  const panelKeys = [...PENALTIES, ...OTHERS].filter((k) => k !== xKey && varying.includes(k));
   const text = (ids: readonly number[]) => model.tokenizer.decode(ids);
 
   const configs = set.configs.map((config, ci): LoopConfigReport => {
@@ -196,8 +202,9 @@ export function analyzePathDependence(set: GenerationSet, model: Model, options:
       sampling: s,
       axes: {
         temperature: s.temperature,
-        penalties: describe(PENALTIES, s, 'penalties fixed'),
-        other: describe(OTHERS, s, 'all'),
+        penalty_name: (xKey && PENALTY_NAME[xKey]) || 'penalties',
+        penalty: xKey ? String(s[xKey]) : 'fixed',
+        panel: panelKeys.length ? panelKeys.map((k) => `${SHORT[k]} ${s[k]}`).join(' · ') : 'all',
       },
       summary,
       per_sample: config.samples.map((x, i) => {

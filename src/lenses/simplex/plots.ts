@@ -144,24 +144,25 @@ export function ternaryPlot(report: SimplexReport): PlotSpec {
   };
 }
 
-/** Loop-rate heatmap (temperature × penalties, one panel per other setting), escape and asymmetry charts. */
+/** Loop-rate heatmap (temperature × the first varying penalty, a panel per other setting), escape and asymmetry charts. */
 export function loopPlots(loops: LoopReport): { name: string; spec: PlotSpec }[] {
-  const penaltyOrder = [...new Set(loops.configs.map((c) => c.axes.penalties))];
+  const penaltyOrder = [...new Set(loops.configs.map((c) => c.axes.penalty))];
+  const penaltyName = loops.configs[0]?.axes.penalty_name ?? 'penalties';
   const rows = loops.configs.map((c) => ({
     temperature: c.axes.temperature,
-    penalties: c.axes.penalties,
-    other: c.axes.other,
+    penalty: c.axes.penalty,
+    panel: c.axes.panel,
     loop_rate: c.summary.loop_rate,
     loops: `${c.summary.loops}/${c.summary.samples}`,
     asymmetry: c.score_response.asymmetry.mean ?? NaN,
   }));
-  const facets = new Set(rows.map((r) => r.other)).size;
+  const facets = new Set(rows.map((r) => r.panel)).size;
   const heat = (field: 'loop_rate' | 'asymmetry', title: string, text: string): PlotSpec => {
     const cell = {
       width: Math.max(120, 60 * penaltyOrder.length),
       height: Math.max(100, 30 * new Set(rows.map((r) => r.temperature)).size),
       encoding: {
-        x: { field: 'penalties', type: 'ordinal', sort: penaltyOrder, title: 'penalties', axis: { labelAngle: 0 } },
+        x: { field: 'penalty', type: 'ordinal', sort: penaltyOrder, title: penaltyName, axis: { labelAngle: 0 } },
         y: { field: 'temperature', type: 'ordinal', title: 'temperature' },
       },
       layer: [
@@ -187,7 +188,7 @@ export function loopPlots(loops: LoopReport): { name: string; spec: PlotSpec }[]
     };
     const data = { values: rows.filter((r) => Number.isFinite(r[field])) };
     return (facets > 1
-      ? { $schema: SCHEMA, title, data, facet: { column: { field: 'other', type: 'nominal', title: null } }, spec: cell }
+      ? { $schema: SCHEMA, title, data, facet: { column: { field: 'panel', type: 'nominal', title: null } }, spec: cell }
       : { $schema: SCHEMA, title, data, ...cell }) as PlotSpec;
   };
   const escape = loops.configs.flatMap((c) =>
