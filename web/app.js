@@ -75,7 +75,12 @@ function postJson(path, body, signal) {
 
 /** A number field's value: a number, undefined when empty, or the raw text (the server names the problem). */
 function numberInput(/** @type {string} */ id) {
-  const raw = input(id).value.trim();
+  return numberValue(input(id));
+}
+
+/** @param {HTMLInputElement} field */
+function numberValue(field) {
+  const raw = field.value.trim();
   if (raw === '') return undefined;
   const v = Number(raw);
   return Number.isFinite(v) ? v : raw;
@@ -382,28 +387,47 @@ function animate(/** @type {number} */ now) {
 }
 requestAnimationFrame(animate);
 
-// ---------------------------------------------------------------- coupling, computed now
+// ---------------------------------------------------------------- lenses computed now
 
-$('coupling-use').addEventListener('click', () => {
-  const text = gen.tokens.map((t) => t.piece).join('');
-  if (text) /** @type {HTMLTextAreaElement} */ ($('coupling-prompt')).value = text.slice(0, 2000);
-});
+for (const form of document.querySelectorAll('form.live')) {
+  const f = /** @type {HTMLFormElement} */ (form);
+  f.addEventListener('submit', (e) => {
+    e.preventDefault();
+    void runLive(f);
+  });
+  f.querySelector('.use-generated')?.addEventListener('click', () => {
+    const text = gen.tokens.map((t) => (t.step >= 0 && t.text ? t.text : t.piece)).join('');
+    const prompt = /** @type {HTMLTextAreaElement | null} */ (
+      f.querySelector('[data-field=prompt]')
+    );
+    if (text && prompt) prompt.value = text.replace(/^<s>/, '').trim().slice(0, 2000);
+  });
+}
 
-$('coupling-form').addEventListener('submit', async (e) => {
-  e.preventDefault();
+/**
+ * Runs the form's lens (data-lens) on the chosen model with the form's fields (data-field;
+ * data-list wraps a number in a list) and draws the answer below the form.
+ * @param {HTMLFormElement} form
+ */
+async function runLive(form) {
   clearError();
-  const out = $('coupling-out');
-  const button = $('coupling-run');
+  const out = /** @type {HTMLElement} */ (form.nextElementSibling);
+  const button = /** @type {HTMLElement} */ (form.querySelector('button.run'));
+  /** @type {Record<string, unknown>} */
+  const body = { model: /** @type {HTMLSelectElement} */ ($('model')).value };
+  for (const el of form.querySelectorAll('[data-field]')) {
+    const field = /** @type {HTMLInputElement} */ (el);
+    const key = /** @type {string} */ (field.dataset.field);
+    if (field.type === 'checkbox') body[key] = field.checked;
+    else if (field.type === 'number') {
+      const v = numberValue(field);
+      if (v !== undefined) body[key] = field.dataset.list ? [v] : v;
+    } else body[key] = field.value;
+  }
   button.setAttribute('disabled', '');
-  out.innerHTML = '<p class="muted busy">computing the block Jacobians</p>';
+  out.innerHTML = '<p class="muted busy">computing</p>';
   try {
-    const k = numberInput('coupling-k');
-    const res = await postJson('/api/lens/coupling', {
-      model: /** @type {HTMLSelectElement} */ ($('model')).value,
-      prompt: /** @type {HTMLTextAreaElement} */ ($('coupling-prompt')).value,
-      randomTwin: input('coupling-twin').checked,
-      k: [k === undefined ? 10 : k],
-    });
+    const res = await postJson(`/api/lens/${form.dataset.lens}`, body);
     const { section } = await res.json();
     out.textContent = '';
     await renderSection(section, out, null);
@@ -413,7 +437,7 @@ $('coupling-form').addEventListener('submit', async (e) => {
   } finally {
     button.removeAttribute('disabled');
   }
-});
+}
 
 // ---------------------------------------------------------------- results under --runs
 

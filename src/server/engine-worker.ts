@@ -9,8 +9,8 @@ import { parentPort, type MessagePort } from 'node:worker_threads';
 import { encodePrompt, generateText, openModel, type Model } from '../api.js';
 import { entropy } from '../decode/sampling.js';
 import { LmdynError } from '../errors.js';
-import { analyzeCoupling } from '../lenses/coupling/analyze.js';
 import { IncrementalText, label, topTokens } from './incremental-text.js';
+import { LIVE_LENSES } from './live-lenses.js';
 import { LiveTrajectory } from './live-trajectory.js';
 import type { EngineEvent, EngineJob } from './engine.js';
 
@@ -48,14 +48,9 @@ function run(job: EngineJob): Promise<void> {
       const m = await model(job.model);
       if (job.kind === 'generate') generate(m, job, post, cancelled);
       else {
-        const report = analyzeCoupling(m, {
-          prompts: [job.prompt],
-          randomTwin: job.randomTwin,
-          k: job.k,
-          seed: job.seed,
-          modelSpec: job.model,
-        });
-        post({ type: 'result', result: report });
+        const lens = LIVE_LENSES[job.lens];
+        if (!lens) throw new LmdynError('bad_argument', `no lens named ${job.lens}`);
+        post({ type: 'result', result: lens.run(m, job.model, job.params) });
       }
     } catch (err) {
       const user = err instanceof LmdynError;

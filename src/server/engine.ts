@@ -21,12 +21,11 @@ export type EngineJob =
     }
   | {
       id: number;
-      kind: 'coupling';
+      kind: 'lens';
+      /** A key of LIVE_LENSES (live-lenses.ts) and its checked parameters. */
+      lens: string;
       model: string;
-      prompt: string;
-      randomTwin: boolean;
-      k: number[];
-      seed: number;
+      params: Record<string, unknown>;
       cancel: SharedArrayBuffer;
     };
 

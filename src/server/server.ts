@@ -4,7 +4,8 @@
  *
  *   GET  /api/info              version, the models the page may open, the runs folder
  *   POST /api/generate          stream a generation: one JSON event per line (engine.ts)
- *   POST /api/lens/coupling     the coupling lens on a prompt, as report blocks
+ *   POST /api/lens/NAME         a lens computed now on a prompt (coupling, simplex, gravity;
+ *                               live-lenses.ts), as report blocks
  *   GET  /api/runs              every result under --runs (report/scan.ts)
  *   GET  /api/run?path=REL      the results in one folder under --runs, as report blocks
  *   GET  /api/behind?path=REL&config=C | &temperature=T&top_p=P
@@ -20,16 +21,16 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LmdynError } from '../errors.js';
-import type { CouplingReport } from '../lenses/coupling/analyze.js';
-import { renderCoupling } from '../report/render-coupling.js';
-import { KIND_TITLES } from '../report/renderers.js';
+import type { PlotSpec } from '../report/plot.js';
+import { KIND_TITLES, REPORT_RENDERERS } from '../report/renderers.js';
 import { sectionOf } from '../report/report.js';
 import { scanResults } from '../report/scan.js';
+import { genericBlocks } from '../report/section.js';
 import { VERSION } from '../version.js';
 import { Engine, type EngineEvent } from './engine.js';
+import { LIVE_LENSES } from './live-lenses.js';
 import { allowedModels, checkModel, type AllowedModel } from './models.js';
 import {
-  booleanField,
   HttpError,
   insideRoot,
   numberField,
@@ -94,7 +95,9 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       case 'POST /api/generate':
         return generate(req, res, await readBody(req));
       case 'POST /api/lens/coupling':
-        return coupling(res, await readBody(req));
+      case 'POST /api/lens/simplex':
+      case 'POST /api/lens/gravity':
+        return liveLens(res, url.pathname.slice('/api/lens/'.length), await readBody(req));
       case 'GET /api/runs':
         return sendJson(res, 200, listRuns());
       case 'GET /api/run':
@@ -170,28 +173,15 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     if (!res.writableEnded) res.end();
   };
 
-  const coupling = async (res: ServerResponse, body: Body): Promise<void> => {
-    onlyFields(body, ['model', 'prompt', 'randomTwin', 'k', 'seed']);
+  /** A lens computed now (live-lenses.ts), answered as the blocks the report would draw. */
+  const liveLens = async (res: ServerResponse, name: string, body: Body): Promise<void> => {
+    const lens = LIVE_LENSES[name];
+    onlyFields(body, ['model', ...lens.fields]);
     const model = checkModel(models, stringField(body, 'model', { maxLength: 4096 })).id;
-    const prompt = stringField(body, 'prompt', { maxLength: 2000 });
-    if (prompt.trim() === '')
-      throw new HttpError(
-        400,
-        '"prompt" must not be empty: the coupling lens follows a prompt’s tokens',
-      );
-    const randomTwin = booleanField(body, 'randomTwin', true);
-    const seed = numberField(body, 'seed', { min: 0, max: 2 ** 32 - 1, integer: true, default: 1 });
-    const kRaw = body.k ?? [10];
-    if (!Array.isArray(kRaw) || kRaw.length === 0 || kRaw.length > 3)
-      throw new HttpError(400, '"k" must be a list of 1 to 3 whole numbers in [1, 1024]');
-    const k = kRaw.map((v, i) =>
-      numberField({ [`k[${i}]`]: v }, `k[${i}]`, { min: 1, max: 1024, integer: true }),
-    );
+    const params = lens.params(body);
     let answer: EngineEvent | null = null;
-    await engine.start(
-      { kind: 'coupling', model, prompt, randomTwin, k, seed },
-      (event) => (answer = event),
-    ).done;
+    await engine.start({ kind: 'lens', lens: name, model, params }, (event) => (answer = event))
+      .done;
     const event = answer as EngineEvent | null;
     if (!event || event.type !== 'result') {
       const e =
@@ -200,17 +190,16 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
           : { message: 'the engine gave no answer', status: 500 };
       throw new HttpError(e.status, e.message);
     }
-    const report = event.result as CouplingReport;
-    const blocks = await renderCoupling({
-      kind: 'coupling',
-      dir: '',
-      rel: '',
-      file: '',
-      json: report as unknown as Record<string, unknown>,
-      plots: [],
-    });
+    const { report, plots } = event.result as {
+      report: Record<string, unknown>;
+      plots: { name: string; spec: PlotSpec }[];
+    };
+    const found = { kind: name, dir: '', rel: '', file: '', json: report, plots: [] };
+    const blocks = await (REPORT_RENDERERS[name] ?? genericBlocks)(found);
+    if (!blocks.some((b) => b.type === 'plot'))
+      blocks.push(...plots.map((p) => ({ type: 'plot' as const, name: p.name, spec: p.spec })));
     sendJson(res, 200, {
-      section: { kind: 'coupling', title: `Coupling (papers.md §5) — ${model}`, rel: '', blocks },
+      section: { kind: name, title: `${lens.title} — ${model}`, rel: '', blocks },
     });
   };
 
@@ -326,6 +315,8 @@ const KNOWN_API = [
   '/api/info',
   '/api/generate',
   '/api/lens/coupling',
+  '/api/lens/simplex',
+  '/api/lens/gravity',
   '/api/runs',
   '/api/run',
   '/api/behind',

@@ -268,7 +268,7 @@ test('refused requests: unknown or foreign models, bad numbers, unknown fields, 
     assert.match(json.error, message, what);
     assert.ok(!json.error.includes('\n'), `${what}: one line`);
   }
-  const lens: [string, unknown, number, RegExp][] = [
+  const lens: [string, unknown, number, RegExp, string?][] = [
     [
       'K = 0',
       { model: STORIES, prompt: 'Once', k: [0] },
@@ -289,9 +289,38 @@ test('refused requests: unknown or foreign models, bad numbers, unknown fields, 
       403,
       /not one this server allows/,
     ],
+    [
+      'simplex at T = 0',
+      { model: STORIES, prompt: 'Once', temperature: 0 },
+      400,
+      /"temperature" must be a number in \(0, 100\], got 0/,
+      'simplex',
+    ],
+    [
+      'simplex top-k as text',
+      { model: STORIES, topK: 'ten' },
+      400,
+      /"topK" must be a whole number/,
+      'simplex',
+    ],
+    [
+      'simplex with a coupling field',
+      { model: STORIES, k: [10] },
+      400,
+      /unknown field "k"/,
+      'simplex',
+    ],
+    ['gravity without prompt', { model: STORIES, prompt: '' }, 400, /must not be empty/, 'gravity'],
+    [
+      'gravity seed',
+      { model: STORIES, prompt: 'x', seed: 0.5 },
+      400,
+      /"seed" must be a whole number/,
+      'gravity',
+    ],
   ];
-  for (const [what, body, status, message] of lens) {
-    const r = await post('/api/lens/coupling', body);
+  for (const [what, body, status, message, name = 'coupling'] of lens) {
+    const r = await post(`/api/lens/${name}`, body);
     assert.equal(r.status, status, `${what}: ${r.text}`);
     assert.match((JSON.parse(r.text) as { error: string }).error, message, what);
   }
@@ -421,6 +450,36 @@ test('a generation whose client went away is stopped, and the engine serves the 
     STORIES_GREEDY_64.slice(0, 3),
   );
   assert.ok(performance.now() - t0 < 20_000);
+});
+
+test('simplex and gravity computed now: report blocks with their own figures', async () => {
+  for (const [name, figures] of [
+    ['simplex', ['distance', 'ternary']],
+    ['gravity', ['potential', 'density', 'temperature']],
+  ] as const) {
+    const r = await post(`/api/lens/${name}`, {
+      model: STORIES,
+      prompt: 'Once upon a time, there was a little girl named',
+      temperature: 1,
+    });
+    assert.equal(r.status, 200, r.text);
+    const { section } = JSON.parse(r.text) as {
+      section: {
+        kind: string;
+        blocks: { type: string; name?: string; provenance?: { lens: string } }[];
+      };
+    };
+    assert.equal(section.kind, name);
+    assert.equal(section.blocks[0].provenance?.lens, name);
+    assert.ok(
+      section.blocks.some((b) => b.type === 'metrics'),
+      `${name}: tagged metrics`,
+    );
+    assert.deepEqual(
+      section.blocks.filter((b) => b.type === 'plot').map((b) => b.name),
+      figures,
+    );
+  }
 });
 
 test('the coupling lens answers with report blocks: headline metrics with tags and its figures', async () => {

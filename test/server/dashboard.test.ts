@@ -145,21 +145,25 @@ test(
 
       // 4. coupling, computed now: heatmap cells (5 blocks, off-diagonal, trained + twin) and spectra
       await page.click('#tabs a[data-view=coupling]');
-      await page.click('#coupling-run');
-      await page.waitForSelector('#coupling-out .plot[data-name=growth] svg', { timeout: 60_000 });
+      await page.click('#view-coupling button.run');
+      await page.waitForSelector('#view-coupling .live-out .plot[data-name=growth] svg', {
+        timeout: 60_000,
+      });
       assert.equal(
         await page
-          .locator('#coupling-out .plot[data-name=coupling_k10] g.mark-rect.role-mark path')
+          .locator(
+            '#view-coupling .live-out .plot[data-name=coupling_k10] g.mark-rect.role-mark path',
+          )
           .count(),
         40,
       );
       assert.equal(
         await page
-          .locator('#coupling-out .plot[data-name=spectra] g.mark-line.role-mark path')
+          .locator('#view-coupling .live-out .plot[data-name=spectra] g.mark-line.role-mark path')
           .count(),
         10,
       );
-      assert.ok((await page.locator('#coupling-out .tag.exact').count()) > 0);
+      assert.ok((await page.locator('#view-coupling .live-out .tag.exact').count()) > 0);
       await shot('coupling', true);
 
       // 5. DMET: a lens heatmap cell opens the trajectories of its configuration; so does a sweep's
@@ -195,7 +199,32 @@ test(
       await dmet.locator('.behind .plot[data-name=per_step] svg').waitFor();
       await shot('dmet', true);
 
-      // 6. the other lenses: their figures, their tagged metrics
+      // 6. simplex and gravity computed now by their libraries: the ternary plot, the potential
+      await page.click('#tabs a[data-view=simplex]');
+      await page.click('#view-simplex button.run');
+      await page.waitForSelector('#view-simplex .live-out .plot[data-name=ternary] svg', {
+        timeout: 60_000,
+      });
+      assert.ok(
+        (await page
+          .locator('#view-simplex .live-out .plot[data-name=ternary] g.mark-line.role-mark path')
+          .count()) > 0,
+      );
+      await shot('simplex-live', true);
+      await page.click('#tabs a[data-view=gravity]');
+      await page.click('#view-gravity button.run');
+      await page.waitForSelector('#view-gravity .live-out .plot[data-name=potential] svg', {
+        timeout: 60_000,
+      });
+      assert.ok(
+        (await page
+          .locator('#view-gravity .live-out .plot[data-name=potential] g.mark-rect.role-mark path')
+          .count()) >= 10,
+        'a bar per top token',
+      );
+      await shot('gravity-live', true);
+
+      // 7. every lens's results under --runs: their figures, their tagged metrics
       for (const [view, figure] of [
         ['persistence', 'persistence_diagrams'],
         ['simplex', 'ternary'],
@@ -203,7 +232,7 @@ test(
         ['sde', 'drift'],
       ]) {
         await page.click(`#tabs a[data-view=${view}]`);
-        const v = page.locator(`#view-${view}`);
+        const v = page.locator(`#view-${view} .lens-browser`);
         await v.locator(`.plot[data-name=${figure}] svg`).waitFor();
         assert.ok(
           (await v
@@ -223,7 +252,7 @@ test(
         await shot(view);
       }
 
-      // 7. run folders: every result listed, a trace drawn
+      // 8. run folders: every result listed, a trace drawn
       await page.click('#tabs a[data-view=runs]');
       const runs = page.locator('#view-runs');
       await runs.locator('.list button').first().waitFor();
@@ -234,7 +263,7 @@ test(
       await runs.locator('.content .plot[data-name=trajectory_pca] svg').waitFor();
       await shot('runs');
 
-      // 8. a 1,000-step generation (tiny-gpt2 holds 1,024 positions): frames keep coming
+      // 9. a 1,000-step generation (tiny-gpt2 holds 1,024 positions): frames keep coming
       await page.click('#tabs a[data-view=generate]');
       await page.selectOption('#model', tiny);
       await page.fill('#prompt', 'Hello');
