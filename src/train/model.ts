@@ -403,7 +403,7 @@ export class TrainGraph {
     this.dab = a(N * 2 * H);
     const maxOut = Math.max(qkvDim, d, 2 * H, V);
     const maxIn = Math.max(d, qDim, H);
-    this.lin = { dyT: a(maxOut * N), xT: a(maxIn * N), dW: a(maxOut * maxIn), dx: a(N * maxIn) };
+    this.lin = { dyT: a(maxOut * N), xT: a(maxIn * N), dW: a(maxOut * maxIn) };
     const sizes = attentionScratchSize(ash);
     this.att = Object.fromEntries(
       Object.entries(sizes).map(([k, n]) => [k, a(n)]),
@@ -468,18 +468,7 @@ export class TrainGraph {
     const L = this.shape.nLayers;
     const loss = crossEntropyForwardBackward(this.logits, targets, N, V, scale);
     // classifier and final norm: logits = xf·Uᵀ, xf = norm(x_L)
-    linearBackward(
-      this.dxn,
-      false,
-      grads.unembedding,
-      this.logits,
-      this.xf,
-      this.uT,
-      N,
-      V,
-      d,
-      this.lin,
-    );
+    linearBackward(this.dxn, grads.unembedding, this.logits, this.xf, this.uT, N, V, d, this.lin);
     this.dres.fill(0, 0, N * d);
     rmsnormBackward(this.dres, grads.finalNorm, this.dxn, this.x[L], this.rhoF, p.finalNorm, N, d);
     for (let l = L - 1; l >= 0; l--) {
@@ -488,12 +477,12 @@ export class TrainGraph {
       const act = this.acts[l];
       const t = this.wT[l];
       // MLP: x_{l+1} = mid + u·W2ᵀ, u = silu(xn2·W1ᵀ) ⊙ xn2·W3ᵀ, xn2 = norm(mid)
-      linearBackward(this.du, false, lg.w2, this.dres, act.u, t.w2T, N, d, H, this.lin);
+      linearBackward(this.du, lg.w2, this.dres, act.u, t.w2T, N, d, H, this.lin);
       swigluRows(this.dab, this.du, act.ab, N, H);
-      linearBackward(this.dxn, false, lg.w13, this.dab, act.xn2, t.w13T, N, 2 * H, d, this.lin);
+      linearBackward(this.dxn, lg.w13, this.dab, act.xn2, t.w13T, N, 2 * H, d, this.lin);
       rmsnormBackward(this.dres, lg.mlpNorm, this.dxn, act.mid, act.rho2, lw.mlpNorm, N, d);
       // attention: mid = x_l + z·Woᵀ, z = attn(rope(xn1·Wqᵀ), rope(xn1·Wkᵀ), xn1·Wvᵀ), xn1 = norm(x_l)
-      linearBackward(this.dz, false, lg.wo, this.dres, act.z, t.woT, N, d, qDim, this.lin);
+      linearBackward(this.dz, lg.wo, this.dres, act.z, t.woT, N, d, qDim, this.lin);
       attentionBackward(
         this.dqkv,
         this.dz,
@@ -505,7 +494,7 @@ export class TrainGraph {
       );
       ropeApply(this.dqkv, N, qkvDim, 0, this.shape.nHeads, this.dims.hd, this.rope, -1);
       ropeApply(this.dqkv, N, qkvDim, qDim, this.shape.nKvHeads, this.dims.hd, this.rope, -1);
-      linearBackward(this.dxn, false, lg.wqkv, this.dqkv, act.xn1, t.wqkvT, N, qkvDim, d, this.lin);
+      linearBackward(this.dxn, lg.wqkv, this.dqkv, act.xn1, t.wqkvT, N, qkvDim, d, this.lin);
       rmsnormBackward(this.dres, lg.attnNorm, this.dxn, this.x[l], act.rho1, lw.attnNorm, N, d);
     }
     embeddingBackward(grads.tokenEmbedding, this.dres, tokens, N, d);

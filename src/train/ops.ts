@@ -112,16 +112,14 @@ export interface LinearScratch {
   dyT: Vec; // [out, N]
   xT: Vec; // [in, N]
   dW: Vec; // [out, in]
-  dx: Vec; // [N, in]
 }
 
 /**
- * x̄ = ȳ·W (written to dx, or added when `accumulate`), dW += ȳᵀ·x. `wT` is W transposed
- * [in, out]; `xT`, when given, is x transposed [in, N] (shared by maps reading the same x).
+ * x̄ = ȳ·W (overwrites dx; skipped when dx is null), dW += ȳᵀ·x. `wT` is W transposed [in, out]
+ * (the kernel's one product shape needs it; the caller caches it per step).
  */
 export function linearBackward(
   dx: Vec | null,
-  accumulate: boolean,
   dW: Vec,
   dy: Vec,
   x: Vec,
@@ -130,23 +128,12 @@ export function linearBackward(
   outDim: number,
   inDim: number,
   s: LinearScratch,
-  xT: Vec | null = null,
 ): void {
   transpose(s.dyT, dy, N, outDim);
-  let xt = xT;
-  if (!xt) {
-    transpose(s.xT, x, N, inDim);
-    xt = s.xT;
-  }
-  mmNT(s.dW, s.dyT, xt, outDim, inDim, N); // [out, in] = ȳᵀ[out, N] · (xᵀ[in, N])ᵀ
+  transpose(s.xT, x, N, inDim);
+  mmNT(s.dW, s.dyT, s.xT, outDim, inDim, N); // [out, in] = ȳᵀ[out, N] · (xᵀ[in, N])ᵀ
   addTo(dW, s.dW, outDim * inDim);
-  if (!dx) return;
-  if (accumulate) {
-    mmNT(s.dx, dy, wT, N, inDim, outDim);
-    addTo(dx, s.dx, N * inDim);
-  } else {
-    mmNT(dx, dy, wT, N, inDim, outDim);
-  }
+  if (dx) mmNT(dx, dy, wT, N, inDim, outDim);
 }
 
 // ---- rotary embedding --------------------------------------------------------------------------

@@ -72,10 +72,3 @@ export function transpose(out: Vec, a: Vec, rows: number, cols: number): void {
 export function addTo(a: Vec, b: Vec, len: number): void {
   for (let i = 0; i < len; i++) a[i] += b[i];
 }
-
-/** Σ a[i]², in float64. */
-export function sumSquares(a: Vec): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
-  return s;
-}
