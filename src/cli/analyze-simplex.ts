@@ -10,7 +10,11 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { openModel as openSpec } from '../api.js';
 import { LmdynError } from '../errors.js';
-import { analyzeSimplex, analyzeSweepLoops, type SimplexReport } from '../lenses/simplex/analyze.js';
+import {
+  analyzeSimplex,
+  analyzeSweepLoops,
+  type SimplexReport,
+} from '../lenses/simplex/analyze.js';
 import { readSweepGenerations } from '../lenses/simplex/generations.js';
 import { writeSimplexRun, writeSweepLoops } from '../lenses/simplex/io.js';
 import type { LoopReport, PathOptions } from '../lenses/simplex/path.js';
@@ -55,33 +59,132 @@ interface SimplexFlags {
 export const registerSimplexLens: LensRegistrar = (analyze) => {
   analyze
     .command('simplex')
-    .description('replicator flows to the softmax equilibrium, faces, loops in generations (papers.md §4)')
-    .option('-m, --model <M>', 'model file, folder or hf:owner/name (with --sweep: overrides the sweep’s model)')
+    .description(
+      'replicator flows to the softmax equilibrium, faces, loops in generations (papers.md §4)',
+    )
+    .option(
+      '-m, --model <M>',
+      'model file, folder or hf:owner/name (with --sweep: overrides the sweep’s model)',
+    )
     .option('-z, --tokenizer <T>', 'tokenizer overriding the model’s own')
     .option('-i, --prompt <P>', 'the context whose next-token logits are the scores s', '')
     .option('-t, --temperature <T>', 'temperature T > 0 of the flows', positive('--temperature'), 1)
-    .option('--top-k <K>', 'also run the flows on the sampler’s top-k face', parseInteger('--top-k', 1))
-    .option('-p, --top-p <P>', 'also run the flows on the sampler’s top-p face', parseNumber('--top-p', Number.MIN_VALUE, 1))
-    .option('--starts <N>', 'random interior starts besides the uniform point', parseInteger('--starts', 0, 100), 3)
+    .option(
+      '--top-k <K>',
+      'also run the flows on the sampler’s top-k face',
+      parseInteger('--top-k', 1),
+    )
+    .option(
+      '-p, --top-p <P>',
+      'also run the flows on the sampler’s top-p face',
+      parseNumber('--top-p', Number.MIN_VALUE, 1),
+    )
+    .option(
+      '--starts <N>',
+      'random interior starts besides the uniform point',
+      parseInteger('--starts', 0, 100),
+      3,
+    )
     .option('--t-max <T>', 'integrate to this time (default max(3, 10/T))', positive('--t-max'))
     .option('--eta <η>', 'step of the multiplicative-weights maps', positive('--eta'), 0.1)
-    .option('-s, --seed <S>', 'seed of the random starts, the loop grid and the noise trials', parseInteger('--seed', 0, 2 ** 32 - 1), 1)
-    .option('--sweep <DIR>', 'loop statistics of a `lmdyn sweep` folder, written to DIR/simplex.json')
-    .option('--loops', 'with --model: generate a grid (temperature × repetition/frequency/presence penalties, with --top-k/--top-p if given) and measure loops')
-    .option('--loop-temperatures <LIST>', 'grid temperatures (0 = greedy)', numberList('--loop-temperatures', 0, 100), [0, 0.5, 1])
-    .option('--repetition-penalties <LIST>', 'grid repetition penalties', numberList('--repetition-penalties', 0.01, 100), [1])
-    .option('--frequency-penalties <LIST>', 'grid frequency penalties', numberList('--frequency-penalties', -10, 10), [0, 0.5, 1])
-    .option('--presence-penalties <LIST>', 'grid presence penalties', numberList('--presence-penalties', -10, 10), [0, 0.5])
-    .option('--loop-samples <N>', 'samples per grid point (sample i uses seed + i)', parseInteger('--loop-samples', 1, 10000), 8)
-    .option('--loop-tokens <N>', 'tokens per grid sample at most', parseInteger('--loop-tokens', 1), 200)
-    .option('--sigmas <LIST>', 'logit noise levels of the escape trials', numberList('--sigmas', 0, 100), [0, 0.01, 0.1, 0.5])
-    .option('--trials <N>', 'noisy continuations per loop and σ', parseInteger('--trials', 1, 10000), 16)
-    .option('--horizon <N>', 'steps a continuation must stay on the cycle (at least one period)', parseInteger('--horizon', 1, 100000), 24)
-    .option('--max-loops <N>', 'loops per configuration whose escape is measured (0 = none)', parseInteger('--max-loops', 0), 8)
-    .option('--response-tokens <M>', 'tokens of the score-response matrix A', parseInteger('--response-tokens', 2, 64), 6)
-    .option('--response-samples <N>', 'samples per configuration whose A is measured (0 = none)', parseInteger('--response-samples', 0), 4)
-    .option('--min-repeats <N>', 'a loop repeats its cycle at least N times at the end', parseInteger('--min-repeats', 2), 3)
-    .option('--min-span <N>', 'a loop covers at least N tokens at the end', parseInteger('--min-span', 2), 6)
+    .option(
+      '-s, --seed <S>',
+      'seed of the random starts, the loop grid and the noise trials',
+      parseInteger('--seed', 0, 2 ** 32 - 1),
+      1,
+    )
+    .option(
+      '--sweep <DIR>',
+      'loop statistics of a `lmdyn sweep` folder, written to DIR/simplex.json',
+    )
+    .option(
+      '--loops',
+      'with --model: generate a grid (temperature × repetition/frequency/presence penalties, with --top-k/--top-p if given) and measure loops',
+    )
+    .option(
+      '--loop-temperatures <LIST>',
+      'grid temperatures (0 = greedy)',
+      numberList('--loop-temperatures', 0, 100),
+      [0, 0.5, 1],
+    )
+    .option(
+      '--repetition-penalties <LIST>',
+      'grid repetition penalties',
+      numberList('--repetition-penalties', 0.01, 100),
+      [1],
+    )
+    .option(
+      '--frequency-penalties <LIST>',
+      'grid frequency penalties',
+      numberList('--frequency-penalties', -10, 10),
+      [0, 0.5, 1],
+    )
+    .option(
+      '--presence-penalties <LIST>',
+      'grid presence penalties',
+      numberList('--presence-penalties', -10, 10),
+      [0, 0.5],
+    )
+    .option(
+      '--loop-samples <N>',
+      'samples per grid point (sample i uses seed + i)',
+      parseInteger('--loop-samples', 1, 10000),
+      8,
+    )
+    .option(
+      '--loop-tokens <N>',
+      'tokens per grid sample at most',
+      parseInteger('--loop-tokens', 1),
+      200,
+    )
+    .option(
+      '--sigmas <LIST>',
+      'logit noise levels of the escape trials',
+      numberList('--sigmas', 0, 100),
+      [0, 0.01, 0.1, 0.5],
+    )
+    .option(
+      '--trials <N>',
+      'noisy continuations per loop and σ',
+      parseInteger('--trials', 1, 10000),
+      16,
+    )
+    .option(
+      '--horizon <N>',
+      'steps a continuation must stay on the cycle (at least one period)',
+      parseInteger('--horizon', 1, 100000),
+      24,
+    )
+    .option(
+      '--max-loops <N>',
+      'loops per configuration whose escape is measured (0 = none)',
+      parseInteger('--max-loops', 0),
+      8,
+    )
+    .option(
+      '--response-tokens <M>',
+      'tokens of the score-response matrix A',
+      parseInteger('--response-tokens', 2, 64),
+      6,
+    )
+    .option(
+      '--response-samples <N>',
+      'samples per configuration whose A is measured (0 = none)',
+      parseInteger('--response-samples', 0),
+      4,
+    )
+    .option(
+      '--min-repeats <N>',
+      'a loop repeats its cycle at least N times at the end',
+      parseInteger('--min-repeats', 2),
+      3,
+    )
+    .option(
+      '--min-span <N>',
+      'a loop covers at least N tokens at the end',
+      parseInteger('--min-span', 2),
+      6,
+    )
     .option('--max-period <N>', 'longest cycle searched', parseInteger('--max-period', 1), 128)
     .option('--png', 'also write PNG figures')
     .option('-o, --out <DIR>', 'output folder (with --model)')
@@ -98,22 +201,45 @@ export const registerSimplexLens: LensRegistrar = (analyze) => {
         responseSamples: flags.responseSamples,
       };
       if (flags.sweep) {
-        if (flags.out) throw new LmdynError('bad_argument', '--sweep writes into the sweep folder; drop --out');
-        if (flags.loops) throw new LmdynError('bad_argument', '--loops generates its own grid; it does not go with --sweep');
-        const contextFlags = ['prompt', 'temperature', 'topK', 'topP', 'tMax'].filter((k) => command.getOptionValueSource(k) === 'cli');
+        if (flags.out)
+          throw new LmdynError('bad_argument', '--sweep writes into the sweep folder; drop --out');
+        if (flags.loops)
+          throw new LmdynError(
+            'bad_argument',
+            '--loops generates its own grid; it does not go with --sweep',
+          );
+        const contextFlags = ['prompt', 'temperature', 'topK', 'topP', 'tMax'].filter(
+          (k) => command.getOptionValueSource(k) === 'cli',
+        );
         if (contextFlags.length) {
-          throw new LmdynError('bad_argument', `--sweep measures loops only; drop ${contextFlags.map(flagName).join(', ')}`);
+          throw new LmdynError(
+            'bad_argument',
+            `--sweep measures loops only; drop ${contextFlags.map(flagName).join(', ')}`,
+          );
         }
         const dir = resolve(flags.sweep);
         const set = readSweepGenerations(dir);
         const spec = flags.model ?? set.model;
-        const model = await openSpec(spec, { tokenizer: flags.tokenizer ?? set.tokenizer ?? undefined });
-        const report = analyzeSweepLoops(set, model, { ...path, seed: flags.seed, log, modelSpec: spec });
+        const model = await openSpec(spec, {
+          tokenizer: flags.tokenizer ?? set.tokenizer ?? undefined,
+        });
+        const report = analyzeSweepLoops(set, model, {
+          ...path,
+          seed: flags.seed,
+          log,
+          modelSpec: spec,
+        });
         await writeSweepLoops(dir, report, { png: flags.png });
-        process.stdout.write(`simplex: loops in ${set.configs.length} configurations → ${dir}/simplex.json\n${loopTable(report.loops)}\n`);
+        process.stdout.write(
+          `simplex: loops in ${set.configs.length} configurations → ${dir}/simplex.json\n${loopTable(report.loops)}\n`,
+        );
         return;
       }
-      if (!flags.out) throw new LmdynError('bad_argument', 'give --out DIR (or --sweep DIR for the loop statistics of a sweep)');
+      if (!flags.out)
+        throw new LmdynError(
+          'bad_argument',
+          'give --out DIR (or --sweep DIR for the loop statistics of a sweep)',
+        );
       const out = resolve(flags.out);
       checkOutDir(out, flags.force ?? false);
       const { model, label } = await openModel(flags, log);
@@ -174,7 +300,9 @@ export function loopTable(loops: LoopReport): string {
   const head = `config | loops/samples | loop rate [95% CI] | mean period | median time to loop | ${sigmas.map((s) => `escape σ=${s}`).join(' | ')} | asymmetry (model)`;
   const rows = loops.configs.map((c) => {
     const s = c.summary;
-    const esc = c.escape.by_sigma.map((b) => (b.probability === null ? '–' : `${b.probability.toFixed(2)} (${b.escaped}/${b.trials})`));
+    const esc = c.escape.by_sigma.map((b) =>
+      b.probability === null ? '–' : `${b.probability.toFixed(2)} (${b.escaped}/${b.trials})`,
+    );
     const a = c.score_response;
     return [
       c.label,
@@ -191,7 +319,11 @@ export function loopTable(loops: LoopReport): string {
 
 function fmt(v: number): string {
   if (!Number.isFinite(v)) return String(v);
-  return v === 0 ? '0' : Math.abs(v) < 1e-3 || Math.abs(v) >= 1e4 ? v.toExponential(2) : v.toPrecision(4);
+  return v === 0
+    ? '0'
+    : Math.abs(v) < 1e-3 || Math.abs(v) >= 1e4
+      ? v.toExponential(2)
+      : v.toPrecision(4);
 }
 
 function flagName(key: string): string {
@@ -212,9 +344,11 @@ function numberList(flag: string, min: number, max: number) {
   const one = parseNumber(flag, min, max);
   return (value: string): number[] => {
     const parts = value.split(',').map((s) => s.trim());
-    if (parts.some((p) => p === '')) throw new LmdynError('bad_argument', `${flag} takes comma-separated numbers, got '${value}'`);
+    if (parts.some((p) => p === ''))
+      throw new LmdynError('bad_argument', `${flag} takes comma-separated numbers, got '${value}'`);
     const vals = parts.map(one);
-    if (new Set(vals).size !== vals.length) throw new LmdynError('bad_argument', `${flag} lists a value twice: '${value}'`);
+    if (new Set(vals).size !== vals.length)
+      throw new LmdynError('bad_argument', `${flag} lists a value twice: '${value}'`);
     return vals;
   };
 }

@@ -15,7 +15,14 @@ export const simplexDemo: DemoStep = {
   name: 'simplex',
   async run({ model, label, out, sweepDir, record }) {
     const dir = join(out, 'simplex');
-    const report = analyzeSimplex(model, { prompt: PROMPT, temperature: 1, topK: 10, starts: 2, seed: 1, modelSpec: label });
+    const report = analyzeSimplex(model, {
+      prompt: PROMPT,
+      temperature: 1,
+      topK: 10,
+      starts: 2,
+      seed: 1,
+      modelSpec: label,
+    });
     await writeSimplexRun(dir, report);
     const c = report.checks;
     const p = report.flows.paper.long_run;

@@ -23,7 +23,12 @@ import {
   integrateReplicator,
   type FlowKind,
 } from '../../src/lenses/simplex/flows.js';
-import { asymmetry, detectLoop, loopSummary, wilsonInterval } from '../../src/lenses/simplex/loops.js';
+import {
+  asymmetry,
+  detectLoop,
+  loopSummary,
+  wilsonInterval,
+} from '../../src/lenses/simplex/loops.js';
 import { validateSampling } from '../../src/decode/sampling.js';
 import { createRng } from '../../src/tensor/rng.js';
 import { model as modelPath } from '../helpers/paths.js';
@@ -64,7 +69,15 @@ function freeEnergyRef(p: number[], s: ArrayLike<number>, T: number): number {
 }
 
 /** Integrates a flow and hands p(t) to `visit` at every step. */
-function trajectory(kind: FlowKind, s: Float64Array, T: number, logp0: Float64Array, tEnd: number, m: number, visit: (t: number, p: number[], logp: Float64Array) => void): void {
+function trajectory(
+  kind: FlowKind,
+  s: Float64Array,
+  T: number,
+  logp0: Float64Array,
+  tEnd: number,
+  m: number,
+  visit: (t: number, p: number[], logp: Float64Array) => void,
+): void {
   integrateReplicator(flowFitness(kind, s, T), logp0, {
     stepsPerUnit: m,
     steps: Math.round(tEnd * m),
@@ -72,7 +85,12 @@ function trajectory(kind: FlowKind, s: Float64Array, T: number, logp0: Float64Ar
   });
 }
 
-async function storiesScores(): Promise<{ m: Model; logits: Float32Array; s: Float64Array; ids: number[] }> {
+async function storiesScores(): Promise<{
+  m: Model;
+  logits: Float32Array;
+  s: Float64Array;
+  ids: number[];
+}> {
   const m = await stories();
   const ids = encodePrompt(m, PROMPT);
   const logits = lastLogits(m, ids);
@@ -96,7 +114,10 @@ test('paper’s flow from uniform is softmax(t·s/T) on stories260K logits: meet
     let minP = Infinity;
     trajectory('paper', s, T, new Float64Array(s.length), 6, 100, (t, p, logp) => {
       worst = Math.max(worst, l1(p, softmaxScaled(s, t / T)));
-      sumErr = Math.max(sumErr, Math.abs(Array.from(logp, Math.exp).reduce((a, b) => a + b, 0) - 1));
+      sumErr = Math.max(
+        sumErr,
+        Math.abs(Array.from(logp, Math.exp).reduce((a, b) => a + b, 0) - 1),
+      );
       for (let i = 0; i < p.length; i++) {
         minP = Math.min(minP, p[i]);
         minLog = Math.min(minLog, logp[i]);
@@ -141,7 +162,10 @@ test('entropic flow: from uniform softmax(λ(t)·s), λ = (1 − e^{−Tt})/T; f
   const T = 0.7;
   let worst = 0;
   trajectory('entropic', s, T, start, 8, 100, (t, p) => {
-    const y = Array.from(s, (si, i) => Math.exp(-T * t) * start[i] + ((1 - Math.exp(-T * t)) * si) / T);
+    const y = Array.from(
+      s,
+      (si, i) => Math.exp(-T * t) * start[i] + ((1 - Math.exp(-T * t)) * si) / T,
+    );
     worst = Math.max(worst, l1(p, fromLog(y)));
   });
   assert.ok(worst < 1e-8, `random start: ${worst}`);
@@ -173,20 +197,40 @@ test('runFlow: F peaks at t = 1 along the paper’s flow from uniform and dF/dt 
   const { s } = await storiesScores();
   const T = 0.8;
   const grid: FlowGrid = { tMax: 5, stepsPerUnit: 100, points: 200 };
-  const paper = runFlow('paper', s, T, new Float64Array(s.length).fill(-Math.log(s.length)), 'uniform', grid);
+  const paper = runFlow(
+    'paper',
+    s,
+    T,
+    new Float64Array(s.length).fill(-Math.log(s.length)),
+    'uniform',
+    grid,
+  );
   assert.equal(paper.free_energy_peak_t, 1);
   assert.ok(paper.dF_dt.positive_until! < 1 && paper.dF_dt.positive_until! >= 0.99);
   assert.ok(paper.dF_dt.negative_from! > 1 && paper.dF_dt.negative_from! <= 1.01);
-  assert.ok(paper.dF_dt.max_relative_error < 1e-3, `finite differences vs formula: ${paper.dF_dt.max_relative_error}`);
+  assert.ok(
+    paper.dF_dt.max_relative_error < 1e-3,
+    `finite differences vs formula: ${paper.dF_dt.max_relative_error}`,
+  );
   assert.ok(paper.closed_form_max_l1 < 1e-8 && paper.sum_max_error < 1e-12);
   // Gibbs: F* = T logsumexp(s/T); KL(p‖π_T) = (F* − F(p))/T at every recorded point
   let max = -Infinity;
   for (const v of s) max = Math.max(max, v / T);
-  const fStar = T * (max + Math.log(Array.from(s, (v) => Math.exp(v / T - max)).reduce((a, b) => a + b, 0)));
+  const fStar =
+    T * (max + Math.log(Array.from(s, (v) => Math.exp(v / T - max)).reduce((a, b) => a + b, 0)));
   paper.t.forEach((_, k) => {
-    assert.ok(Math.abs(paper.kl[k] - (fStar - paper.free_energy[k]) / T) < 1e-9 * Math.max(1, paper.kl[k]));
+    assert.ok(
+      Math.abs(paper.kl[k] - (fStar - paper.free_energy[k]) / T) < 1e-9 * Math.max(1, paper.kl[k]),
+    );
   });
-  const ent = runFlow('entropic', s, T, new Float64Array(s.length).fill(-Math.log(s.length)), 'uniform', grid);
+  const ent = runFlow(
+    'entropic',
+    s,
+    T,
+    new Float64Array(s.length).fill(-Math.log(s.length)),
+    'uniform',
+    grid,
+  );
   assert.ok(ent.free_energy_min_increment > -1e-12);
   assert.equal(ent.dF_dt.negative_from, null);
   assert.ok(ent.dF_dt.max_relative_error < 1e-3);
@@ -199,7 +243,10 @@ test('the two-token counter-example of papers.md §4.2 exactly: s = (0, 1), T = 
     const q = sigma(r.t);
     assert.ok(Math.abs(r.p2 - q) < 1e-12, `t = ${r.t}: p2 ${r.p2} vs σ ${q}`);
     const fHand = q - (q * Math.log(q) + (1 - q) * Math.log(1 - q));
-    assert.ok(Math.abs(r.free_energy - fHand) < 1e-12, `t = ${r.t}: F ${r.free_energy} vs ${fHand}`);
+    assert.ok(
+      Math.abs(r.free_energy - fHand) < 1e-12,
+      `t = ${r.t}: F ${r.free_energy} vs ${fHand}`,
+    );
     assert.ok(Math.sign(r.dF_dt_closed) === Math.sign(1 - r.t) || r.t === 1);
   }
   assert.equal(c.paper.free_energy_peak_t, 1);
@@ -232,7 +279,10 @@ test('faces: the entropic flow on the top-k and top-p faces ends at the sampler�
   // top-k 5 at T = 0.8
   const k = faceReport(logits, ids, 0.8, { topK: 5 }, grid);
   assert.deepEqual([...k.support].sort(), order.slice(0, 5).sort());
-  const ref = softmaxScaled(k.support.map((id) => s[id]), 1 / 0.8);
+  const ref = softmaxScaled(
+    k.support.map((id) => s[id]),
+    1 / 0.8,
+  );
   assert.ok(l1(k.closed_form_probs, ref) < 1e-14);
   assert.ok(k.entropic_limit.l1_vs_closed_form < 1e-12, `${k.entropic_limit.l1_vs_closed_form}`);
   // the sampler divides by T in float32 (as HF), hence ~1e-7 rather than 1e-15
@@ -331,12 +381,19 @@ test('escape: a greedy loop of stories260K (repetition penalty 0.5) never escape
   const loop = detectLoop(g.ids);
   assert.ok(loop, 'the greedy sequence with θ = 0.5 should end in a loop');
   const context = [...g.promptIds, ...g.ids];
-  const r = escapeTrials(m, context, g.ids.length, loop, sampling, { sigmas: [0, 3], trials: 3, horizon: 12, seed: 1 });
+  const r = escapeTrials(m, context, g.ids.length, loop, sampling, {
+    sigmas: [0, 3],
+    trials: 3,
+    horizon: 12,
+    seed: 1,
+  });
   assert.ok(r);
   assert.equal(r.by_sigma[0].escaped, 0);
   // the reference continuation from the library's generation loop stays on the cycle too
   const more = generateText(m, { promptIds: context, maxTokens: r.horizon, sampling });
-  more.ids.forEach((id, h) => assert.equal(id, loop.cycle[(g.ids.length - loop.start + h) % loop.period]));
+  more.ids.forEach((id, h) =>
+    assert.equal(id, loop.cycle[(g.ids.length - loop.start + h) % loop.period]),
+  );
   assert.equal(r.by_sigma[1].trials, 3);
 });
 
@@ -345,7 +402,13 @@ test('score response: with a frequency penalty α, A − A_model = −α·I (the
   const g = generateText(m, { prompt: PROMPT, maxTokens: 30, sampling: { temperature: 0 } });
   const context = [...g.promptIds, ...g.ids];
   const alpha = 0.7;
-  const r = scoreResponse(m, context, g.ids, { repetitionPenalty: 1, frequencyPenalty: alpha, presencePenalty: 0 }, 4);
+  const r = scoreResponse(
+    m,
+    context,
+    g.ids,
+    { repetitionPenalty: 1, frequencyPenalty: alpha, presencePenalty: 0 },
+    4,
+  );
   assert.ok(r);
   const k = r.tokens.length;
   for (let i = 0; i < k; i++) {
@@ -378,7 +441,24 @@ test('CLI: analyze simplex --model writes simplex.json (model, prompt, prompt_id
   const dir = mkdtempSync(join(tmpdir(), 'lmdyn-simplex-'));
   try {
     const out = join(dir, 'run');
-    await runCli(['analyze', 'simplex', '--model', STORIES, '--prompt', PROMPT, '--temperature', '0.8', '--top-k', '5', '--starts', '1', '--seed', '7', '--out', out]);
+    await runCli([
+      'analyze',
+      'simplex',
+      '--model',
+      STORIES,
+      '--prompt',
+      PROMPT,
+      '--temperature',
+      '0.8',
+      '--top-k',
+      '5',
+      '--starts',
+      '1',
+      '--seed',
+      '7',
+      '--out',
+      out,
+    ]);
     const r = JSON.parse(readFileSync(join(out, 'simplex.json'), 'utf8'));
     const m = await stories();
     assert.equal(r.model.spec, STORIES);
@@ -391,12 +471,24 @@ test('CLI: analyze simplex --model writes simplex.json (model, prompt, prompt_id
     assert.match(r.flows.entropic.limit, /π_T/);
     assert.equal(r.faces[0].name, 'top-k 5');
     assert.equal(r.faces[0].support_size, 5);
-    assert.ok(r.checks.closed_form_max_l1 < 1e-8 && r.checks.sum_max_error < 1e-12 && r.checks.interior);
-    for (const f of ['distance.svg', 'distance.vl.json', 'ternary.svg']) assert.ok(existsSync(join(out, f)), f);
+    assert.ok(
+      r.checks.closed_form_max_l1 < 1e-8 && r.checks.sum_max_error < 1e-12 && r.checks.interior,
+    );
+    for (const f of ['distance.svg', 'distance.vl.json', 'ternary.svg'])
+      assert.ok(existsSync(join(out, f)), f);
     // refusals: non-empty --out, T = 0, --sweep with --out
-    await assert.rejects(runCli(['analyze', 'simplex', '--model', STORIES, '--out', out]), (e: unknown) => e instanceof LmdynError && /not empty/.test(e.message));
-    await assert.rejects(runCli(['analyze', 'simplex', '--temperature', '0', '--out', join(dir, 'x')]), (e: unknown) => e instanceof LmdynError && /> 0/.test(e.message));
-    await assert.rejects(runCli(['analyze', 'simplex', '--sweep', dir, '--out', join(dir, 'x')]), (e: unknown) => e instanceof LmdynError && /drop --out/.test(e.message));
+    await assert.rejects(
+      runCli(['analyze', 'simplex', '--model', STORIES, '--out', out]),
+      (e: unknown) => e instanceof LmdynError && /not empty/.test(e.message),
+    );
+    await assert.rejects(
+      runCli(['analyze', 'simplex', '--temperature', '0', '--out', join(dir, 'x')]),
+      (e: unknown) => e instanceof LmdynError && /> 0/.test(e.message),
+    );
+    await assert.rejects(
+      runCli(['analyze', 'simplex', '--sweep', dir, '--out', join(dir, 'x')]),
+      (e: unknown) => e instanceof LmdynError && /drop --out/.test(e.message),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -412,20 +504,71 @@ test('CLI: analyze simplex --sweep on a hand-made sweep folder: loop rates as co
       { dir: '000_a', temperature: 0.5, samples: [looped, plain, plain, looped] },
       { dir: '001_b', temperature: 1, samples: [plain, plain, plain, looped] },
     ];
-    writeFileSync(join(dir, 'sweep.json'), JSON.stringify({
-      lmdyn: 'test',
-      plan: { model: STORIES, tokenizer: null, prompt: PROMPT, samples: 4, maxTokens: 40, seed: 1, hooks: [], logits: { kind: 'none' }, grid: {} },
-      configs: configs.map((c, index) => ({ index, dir: c.dir, sampling: { temperature: c.temperature, topP: 1, topK: 0, repetitionPenalty: 1 } })),
-    }));
+    writeFileSync(
+      join(dir, 'sweep.json'),
+      JSON.stringify({
+        lmdyn: 'test',
+        plan: {
+          model: STORIES,
+          tokenizer: null,
+          prompt: PROMPT,
+          samples: 4,
+          maxTokens: 40,
+          seed: 1,
+          hooks: [],
+          logits: { kind: 'none' },
+          grid: {},
+        },
+        configs: configs.map((c, index) => ({
+          index,
+          dir: c.dir,
+          sampling: { temperature: c.temperature, topP: 1, topK: 0, repetitionPenalty: 1 },
+        })),
+      }),
+    );
     for (const c of configs) {
       mkdirSync(join(dir, c.dir));
-      writeFileSync(join(dir, c.dir, 'trace.json'), JSON.stringify({
-        format: 'lmdyn-trace',
-        meta: { decoding: { temperature: c.temperature, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0 } },
-        samples: c.samples.map((ids, i) => ({ prompt: PROMPT, prompt_ids: [1, 403, 407, 261, 378], ids, text: '', finish_reason: 'length', seed: 1 + i, length: 5 + ids.length })),
-      }));
+      writeFileSync(
+        join(dir, c.dir, 'trace.json'),
+        JSON.stringify({
+          format: 'lmdyn-trace',
+          meta: {
+            decoding: {
+              temperature: c.temperature,
+              topK: 0,
+              topP: 1,
+              minP: 0,
+              repetitionPenalty: 1,
+              frequencyPenalty: 0,
+              presencePenalty: 0,
+            },
+          },
+          samples: c.samples.map((ids, i) => ({
+            prompt: PROMPT,
+            prompt_ids: [1, 403, 407, 261, 378],
+            ids,
+            text: '',
+            finish_reason: 'length',
+            seed: 1 + i,
+            length: 5 + ids.length,
+          })),
+        }),
+      );
     }
-    await runCli(['analyze', 'simplex', '--sweep', dir, '--trials', '2', '--max-loops', '1', '--response-samples', '1', '--seed', '3']);
+    await runCli([
+      'analyze',
+      'simplex',
+      '--sweep',
+      dir,
+      '--trials',
+      '2',
+      '--max-loops',
+      '1',
+      '--response-samples',
+      '1',
+      '--seed',
+      '3',
+    ]);
     const r = JSON.parse(readFileSync(join(dir, 'simplex.json'), 'utf8'));
     assert.equal(r.mode, 'sweep');
     assert.equal(r.seed, 3);

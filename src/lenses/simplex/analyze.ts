@@ -78,7 +78,12 @@ export interface FlowSection {
   limit: string;
   runs: FlowRun[];
   /** From uniform to t = 40/T without recording. */
-  long_run: { t: number; l1_to_equilibrium: number; l1_to_argmax_vertex: number; top_probability: number };
+  long_run: {
+    t: number;
+    l1_to_equilibrium: number;
+    l1_to_argmax_vertex: number;
+    top_probability: number;
+  };
 }
 
 export interface ModelInfo {
@@ -104,8 +109,20 @@ export interface SimplexReport {
     position: number;
     top: { id: number; text: string; logit: number; probability: number }[];
   };
-  grid: { t_max: number; steps_per_unit: number; dt: number; recorded_points: number; random_starts: number };
-  equilibrium: { tag: Tag; definition: string; free_energy_max: number; entropy: number; log_partition: number };
+  grid: {
+    t_max: number;
+    steps_per_unit: number;
+    dt: number;
+    recorded_points: number;
+    random_starts: number;
+  };
+  equilibrium: {
+    tag: Tag;
+    definition: string;
+    free_energy_max: number;
+    entropy: number;
+    log_partition: number;
+  };
   flows: { paper: FlowSection; entropic: FlowSection };
   temperature_rescaling: RescalingCheck & { tag: Tag; source: string; note: string };
   counter_example: CounterExample;
@@ -143,7 +160,8 @@ export const FLOW_TEXT: Record<FlowKind, Omit<FlowSection, 'runs' | 'long_run'>>
   },
   entropic: {
     tag: 'exact',
-    source: 'papers.md §4.2: corrected (entropic / natural-gradient) flow, exact math — not the paper’s ODE',
+    source:
+      'papers.md §4.2: corrected (entropic / natural-gradient) flow, exact math — not the paper’s ODE',
     label: 'entropic replicator flow',
     equation: 'ṗ_i = p_i (g_i − ḡ), g = s − T log p',
     closed_form:
@@ -171,7 +189,10 @@ export function analyzeSimplex(model: Model, options: SimplexOptions): SimplexRe
   const rng = createRng(seed);
   const starts = [
     { name: 'uniform', logp: uniformLog(V) },
-    ...Array.from({ length: nStarts }, (_, i) => ({ name: `random ${i + 1}`, logp: dirichletLog(V, () => rng.next()) })),
+    ...Array.from({ length: nStarts }, (_, i) => ({
+      name: `random ${i + 1}`,
+      logp: dirichletLog(V, () => rng.next()),
+    })),
   ];
 
   log(`simplex: flows on ${V} tokens at T = ${T}, t ≤ ${grid.tMax}, ${starts.length} starts`);
@@ -198,7 +219,10 @@ export function analyzeSimplex(model: Model, options: SimplexOptions): SimplexRe
     faceSpecs.push({ name: parts.join(', '), face: { topK: options.topK, topP: options.topP } });
   }
   faceSpecs.push({ name: 'top-k 3 (ternary)', face: { topK: 3 } });
-  const faces = faceSpecs.map(({ name, face }) => ({ name, ...faceReport(logits, promptIds, T, face, grid) }));
+  const faces = faceSpecs.map(({ name, face }) => ({
+    name,
+    ...faceReport(logits, promptIds, T, face, grid),
+  }));
 
   const top3 = faces[faces.length - 1].support.slice(0, 3);
   const s3 = Float64Array.from(top3, (id) => s[id]);
@@ -209,19 +233,28 @@ export function analyzeSimplex(model: Model, options: SimplexOptions): SimplexRe
   let loops: LoopReport | null = null;
   if (options.loopGrid) {
     const g = options.loopGrid;
-    log(`simplex: generating the loop grid (${g.temperature.length * g.repetitionPenalty.length * g.frequencyPenalty.length * g.presencePenalty.length} configurations × ${g.samples})`);
-    const set: GenerationSet = generateGrid(model, options.modelSpec ?? model.source.path, options.prompt, {
-      promptIds,
-      ...g,
-      topK: options.topK,
-      topP: options.topP,
-      seed,
-    });
+    log(
+      `simplex: generating the loop grid (${g.temperature.length * g.repetitionPenalty.length * g.frequencyPenalty.length * g.presencePenalty.length} configurations × ${g.samples})`,
+    );
+    const set: GenerationSet = generateGrid(
+      model,
+      options.modelSpec ?? model.source.path,
+      options.prompt,
+      {
+        promptIds,
+        ...g,
+        topK: options.topK,
+        topP: options.topP,
+        seed,
+      },
+    );
     loops = analyzePathDependence(set, model, { ...options.path, seed, log });
   }
 
   const allRuns = [...flows.paper.runs, ...flows.entropic.runs, ...faces.flatMap((f) => f.runs)];
-  const topIds = Array.from(s.keys()).sort((a, b) => s[b] - s[a]).slice(0, 10);
+  const topIds = Array.from(s.keys())
+    .sort((a, b) => s[b] - s[a])
+    .slice(0, 10);
   const logPi = logSoftmaxAt(s, T);
   return {
     lens: 'simplex',
@@ -251,19 +284,23 @@ export function analyzeSimplex(model: Model, options: SimplexOptions): SimplexRe
     },
     equilibrium: {
       tag: 'exact',
-      definition: 'π_T = softmax(s/T) = argmax_p F(p), F(p) = ⟨p, s⟩ + T·H(p), F* = T·logsumexp(s/T); KL(p‖π_T) = (F* − F(p))/T',
+      definition:
+        'π_T = softmax(s/T) = argmax_p F(p), F(p) = ⟨p, s⟩ + T·H(p), F* = T·logsumexp(s/T); KL(p‖π_T) = (F* − F(p))/T',
       ...equilibriumSummary(s, T),
     },
     flows,
     temperature_rescaling: {
       tag: 'exact',
       source: 'papers.md §4.2/§4.3 item 2',
-      note:
-        'paper: p_T(t) = p_1(t/T), both integrated, at T/2 and 2T (and T unless T = 1); entropic: every T traces softmax(λ·s), λ from 0 to 1/T',
+      note: 'paper: p_T(t) = p_1(t/T), both integrated, at T/2 and 2T (and T unless T = 1); entropic: every T traces softmax(λ·s), λ from 0 to 1/T',
       ...rescaling,
     },
     counter_example: counter,
-    mwu: { tag: 'proposed', source: 'papers.md §4.2 MWU / entropic mirror step (proposed form)', runs: mwu },
+    mwu: {
+      tag: 'proposed',
+      source: 'papers.md §4.2 MWU / entropic mirror step (proposed form)',
+      runs: mwu,
+    },
     faces,
     ternary: {
       tag: 'exact',
@@ -280,7 +317,10 @@ export function analyzeSimplex(model: Model, options: SimplexOptions): SimplexRe
         ...flows.entropic.runs.map((r) => r.free_energy_min_increment),
       ),
       paper_free_energy_peak_t_uniform: flows.paper.runs[0].free_energy_peak_t,
-      rescaling_max_l1: Math.max(...rescaling.paper.map((r) => r.max_l1), ...rescaling.entropic.map((r) => r.max_l1)),
+      rescaling_max_l1: Math.max(
+        ...rescaling.paper.map((r) => r.max_l1),
+        ...rescaling.entropic.map((r) => r.max_l1),
+      ),
       face_equilibrium_l1_vs_sampler: Math.max(...faces.map((f) => f.entropic_limit.l1_vs_sampler)),
     },
     loops,

@@ -56,7 +56,10 @@ export function escapeTrials(
   const tf = model.transformer;
   const V = tf.config.vocabSize;
   // The last sampled token needs no forward pass, so `horizon` tokens need horizon − 1 more rows.
-  const horizon = Math.min(Math.max(options.horizon, loop.period), tf.config.seqLen - context.length + 1);
+  const horizon = Math.min(
+    Math.max(options.horizon, loop.period),
+    tf.config.seqLen - context.length + 1,
+  );
   if (horizon < 1 || context.length > tf.config.seqLen) return null;
   const B = options.sigmas.length * options.trials;
   const cache = tf.newCache(B, Math.min(tf.config.seqLen, context.length + horizon - 1));
@@ -144,10 +147,7 @@ export function scoreResponse(
   const V = tf.config.vocabSize;
   const tokens = mostFrequent(generated, m);
   if (tokens.length < 2 || context.length + 1 > tf.config.seqLen || context.length < 1) return null;
-  const contexts = [
-    [...context],
-    ...tokens.map((j) => [context[0], j, ...context.slice(1)]),
-  ];
+  const contexts = [[...context], ...tokens.map((j) => [context[0], j, ...context.slice(1)])];
   const cache = tf.newCache(contexts.length, context.length + 1);
   const out = tf.forward(
     cache,

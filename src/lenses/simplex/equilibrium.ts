@@ -58,7 +58,12 @@ export interface FlowRun {
    * Cov_p(g, f) (g = s − T log p, f the flow's fitness; from uniform the paper's flow has the
    * closed form (1 − t)·Var_p(s)/T), error relative to the largest |dF/dt| of the run.
    */
-  dF_dt: { formula: string; max_relative_error: number; positive_until: number | null; negative_from: number | null };
+  dF_dt: {
+    formula: string;
+    max_relative_error: number;
+    positive_until: number | null;
+    negative_from: number | null;
+  };
   /** min over steps of F(t + dt) − F(t): ≥ 0 means F is non-decreasing (a Lyapunov function). */
   free_energy_min_increment: number;
   /** t where F peaks over the steps. */
@@ -151,7 +156,11 @@ export function runFlow(
         peakF = f;
         run.free_energy_peak_t = t;
       }
-      if (F.length > 0) run.free_energy_min_increment = Math.min(run.free_energy_min_increment, f - F[F.length - 1]);
+      if (F.length > 0)
+        run.free_energy_min_increment = Math.min(
+          run.free_energy_min_increment,
+          f - F[F.length - 1],
+        );
       fitness(logp, p, fit);
       let r = 0;
       if (flow === 'paper' && uniform) {
@@ -194,7 +203,12 @@ export function runFlow(
         run.kl.push(klDivergence(logp, logPi));
         run.free_energy.push(f);
         if (step === steps) {
-          run.final = { t, l1, kl: klDivergence(logp, logPi), l1_to_argmax_vertex: 2 * (1 - p[argmax]) };
+          run.final = {
+            t,
+            l1,
+            kl: klDivergence(logp, logPi),
+            l1_to_argmax_vertex: 2 * (1 - p[argmax]),
+          };
         }
       }
     },
@@ -222,7 +236,12 @@ export function flowLimit(
   let l1 = 0;
   for (let i = 0; i < s.length; i++) l1 += Math.abs(Math.exp(logp[i]) - Math.exp(logPi[i]));
   const top = Math.exp(logp[argmax]);
-  return { t: tEnd, l1_to_equilibrium: l1, l1_to_argmax_vertex: 2 * (1 - top), top_probability: top };
+  return {
+    t: tEnd,
+    l1_to_equilibrium: l1,
+    l1_to_argmax_vertex: 2 * (1 - top),
+    top_probability: top,
+  };
 }
 
 export interface RescalingCheck {
@@ -390,7 +409,10 @@ export function mwuRuns(s: Float64Array, T: number, eta: number, steps: number):
     const logp = new Float64Array(s.length).fill(-Math.log(s.length));
     const run: MwuRun = {
       map: kind,
-      update: kind === 'paper' ? 'p ← p·exp(η s/T) / Z' : 'p ← p·exp(η(s − T log p)) / Z = p^{1−ηT}·exp(η s) / Z',
+      update:
+        kind === 'paper'
+          ? 'p ← p·exp(η s/T) / Z'
+          : 'p ← p·exp(η(s − T log p)) / Z = p^{1−ηT}·exp(η s) / Z',
       eta,
       k: [],
       l1: [],
@@ -464,7 +486,10 @@ export function ternaryTrajectories(
 }
 
 /** Summary numbers of π_T: F*, entropy. */
-export function equilibriumSummary(s: Float64Array, T: number): { free_energy_max: number; entropy: number; log_partition: number } {
+export function equilibriumSummary(
+  s: Float64Array,
+  T: number,
+): { free_energy_max: number; entropy: number; log_partition: number } {
   const logPi = logSoftmaxAt(s, T);
   let h = 0;
   for (let i = 0; i < s.length; i++) h -= Math.exp(logPi[i]) * logPi[i];

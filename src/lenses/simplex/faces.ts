@@ -7,7 +7,13 @@
  */
 import { nextTokenDistribution, validateSampling } from '../../decode/sampling.js';
 import { runFlow, type FlowGrid, type FlowRun } from './equilibrium.js';
-import { flowFitness, integrateReplicator, logSoftmaxAt, uniformLog, type FlowKind } from './flows.js';
+import {
+  flowFitness,
+  integrateReplicator,
+  logSoftmaxAt,
+  uniformLog,
+  type FlowKind,
+} from './flows.js';
 
 export interface FaceSpec {
   topK?: number;
@@ -80,7 +86,13 @@ export function faceReport(
 }
 
 /** p(t) of a flow from the face's uniform point, integrated (RK4 in log-coordinates). */
-function integrateTo(flow: FlowKind, s: Float64Array, T: number, t: number, stepsPerUnit: number): number[] {
+function integrateTo(
+  flow: FlowKind,
+  s: Float64Array,
+  T: number,
+  t: number,
+  stepsPerUnit: number,
+): number[] {
   const logp = integrateReplicator(flowFitness(flow, s, T), uniformLog(s.length), {
     stepsPerUnit,
     steps: Math.round(t * stepsPerUnit),

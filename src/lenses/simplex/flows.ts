@@ -140,7 +140,13 @@ export function entropicLambda(T: number, t: number): number {
  * entropic p' ∝ p·exp(η(s − T log p)) = p^{1−ηT}·exp(η s)  (entropic mirror ascent on F; its
  * fixed point is π_T, reached geometrically with ratio |1 − ηT|). In place on normalised log p.
  */
-export function mwuStep(kind: FlowKind, logp: Float64Array, s: Float64Array, T: number, eta: number): void {
+export function mwuStep(
+  kind: FlowKind,
+  logp: Float64Array,
+  s: Float64Array,
+  T: number,
+  eta: number,
+): void {
   if (kind === 'paper') {
     for (let i = 0; i < s.length; i++) logp[i] += (eta * s[i]) / T;
   } else {

@@ -72,7 +72,10 @@ export function readSweepGenerations(dir: string): GenerationSet {
     });
   }
   if (configs.length === 0) {
-    throw new LmdynError('not_found', `${dir} holds no finished sweep configuration (no trace.json)`);
+    throw new LmdynError(
+      'not_found',
+      `${dir} holds no finished sweep configuration (no trace.json)`,
+    );
   }
   return {
     source: 'sweep',
@@ -110,7 +113,12 @@ export interface GridOptions {
  * Generates `samples` sequences per grid point (temperature outermost, presence penalty
  * innermost), each configuration as one batch through decode/generate.ts.
  */
-export function generateGrid(model: Model, modelSpec: string, prompt: string, o: GridOptions): GenerationSet {
+export function generateGrid(
+  model: Model,
+  modelSpec: string,
+  prompt: string,
+  o: GridOptions,
+): GenerationSet {
   const configs: GenerationConfig[] = [];
   for (const temperature of o.temperature)
     for (const repetitionPenalty of o.repetitionPenalty)

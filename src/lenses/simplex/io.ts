@@ -10,7 +10,11 @@ import { writePlot } from '../../report/plot.js';
 import type { SimplexReport, SimplexSweepReport } from './analyze.js';
 import { loopPlots, simplexPlots } from './plots.js';
 
-export async function writeSimplexRun(dir: string, report: SimplexReport, options: { png?: boolean } = {}): Promise<string[]> {
+export async function writeSimplexRun(
+  dir: string,
+  report: SimplexReport,
+  options: { png?: boolean } = {},
+): Promise<string[]> {
   mkdirSync(dir, { recursive: true });
   const written = [join(dir, 'simplex.json')];
   writeFileAtomic(written[0], JSON.stringify(report, null, 1) + '\n');
@@ -20,7 +24,11 @@ export async function writeSimplexRun(dir: string, report: SimplexReport, option
   return written;
 }
 
-export async function writeSweepLoops(sweepDir: string, report: SimplexSweepReport, options: { png?: boolean } = {}): Promise<string[]> {
+export async function writeSweepLoops(
+  sweepDir: string,
+  report: SimplexSweepReport,
+  options: { png?: boolean } = {},
+): Promise<string[]> {
   const written = [join(sweepDir, 'simplex.json')];
   writeFileAtomic(written[0], JSON.stringify(report, null, 1) + '\n');
   for (const { name, spec } of loopPlots(report.loops)) {

@@ -40,7 +40,10 @@ export interface Loop {
 }
 
 /** The loop the sequence ends in, or null (see the header for the definition). */
-export function detectLoop(ids: ArrayLike<number>, options: Partial<LoopOptions> = {}): Loop | null {
+export function detectLoop(
+  ids: ArrayLike<number>,
+  options: Partial<LoopOptions> = {},
+): Loop | null {
   const o = { ...DEFAULT_LOOP_OPTIONS, ...options };
   const n = ids.length;
   const maxP = Math.min(o.maxPeriod, Math.floor(n / Math.max(1, o.minRepeats)));
@@ -92,7 +95,10 @@ export interface LoopSummary {
  * Loop statistics of a set of sequences: loop rate (fraction of sequences ending in a cycle),
  * periods, time to loop. A sequence that ended with a stop token is counted as not looping.
  */
-export function loopSummary(samples: readonly LoopSample[], options: Partial<LoopOptions> = {}): {
+export function loopSummary(
+  samples: readonly LoopSample[],
+  options: Partial<LoopOptions> = {},
+): {
   summary: LoopSummary;
   loops: (Loop | null)[];
 } {

@@ -117,7 +117,11 @@ const SHORT: Record<keyof SamplingConfig, string> = {
   frequencyPenalty: 'freq',
   presencePenalty: 'pres',
 };
-const PENALTIES: (keyof SamplingConfig)[] = ['repetitionPenalty', 'frequencyPenalty', 'presencePenalty'];
+const PENALTIES: (keyof SamplingConfig)[] = [
+  'repetitionPenalty',
+  'frequencyPenalty',
+  'presencePenalty',
+];
 const PENALTY_NAME: Partial<Record<keyof SamplingConfig, string>> = {
   repetitionPenalty: 'repetition penalty θ',
   frequencyPenalty: 'frequency penalty α_f',
@@ -125,7 +129,11 @@ const PENALTY_NAME: Partial<Record<keyof SamplingConfig, string>> = {
 };
 const OTHERS: (keyof SamplingConfig)[] = ['topK', 'topP', 'minP'];
 
-export function analyzePathDependence(set: GenerationSet, model: Model, options: PathOptions = {}): LoopReport {
+export function analyzePathDependence(
+  set: GenerationSet,
+  model: Model,
+  options: PathOptions = {},
+): LoopReport {
   const loopOptions = { ...DEFAULT_LOOP_OPTIONS, ...options.loop };
   const sigmas = [...(options.sigmas ?? DEFAULT_SIGMAS)];
   const trials = options.trials ?? 16;
@@ -143,7 +151,10 @@ export function analyzePathDependence(set: GenerationSet, model: Model, options:
 
   const configs = set.configs.map((config, ci): LoopConfigReport => {
     const s = config.sampling;
-    const label = [`T ${s.temperature}`, ...varying.filter((k) => k !== 'temperature').map((k) => `${SHORT[k]} ${s[k]}`)].join(' · ');
+    const label = [
+      `T ${s.temperature}`,
+      ...varying.filter((k) => k !== 'temperature').map((k) => `${SHORT[k]} ${s[k]}`),
+    ].join(' · ');
     options.log?.(`simplex: loops in ${label} (${config.samples.length} samples)`);
     const { summary, loops } = loopSummary(
       config.samples.map((x) => ({ ids: x.ids, finishReason: x.finishReason })),
@@ -180,7 +191,10 @@ export function analyzePathDependence(set: GenerationSet, model: Model, options:
     }
 
     // Score response A, looping samples first.
-    const order = [...looping, ...config.samples.map((_, i) => i).filter((i) => loops[i] === null && distinct[i])];
+    const order = [
+      ...looping,
+      ...config.samples.map((_, i) => i).filter((i) => loops[i] === null && distinct[i]),
+    ];
     const responses: { sample: number; r: ScoreResponse }[] = [];
     for (const i of order) {
       if (responses.length >= responseSamples) break;
@@ -194,7 +208,9 @@ export function analyzePathDependence(set: GenerationSet, model: Model, options:
       values,
     });
     const asym = responses.flatMap(({ r }) => (r.asymmetry === null ? [] : [r.asymmetry]));
-    const asymModel = responses.flatMap(({ r }) => (r.asymmetry_model === null ? [] : [r.asymmetry_model]));
+    const asymModel = responses.flatMap(({ r }) =>
+      r.asymmetry_model === null ? [] : [r.asymmetry_model],
+    );
 
     return {
       label,
@@ -219,7 +235,9 @@ export function analyzePathDependence(set: GenerationSet, model: Model, options:
       escape: {
         tag: 'proposed',
         loops_used: horizons.length,
-        horizon: horizons.length ? { min: Math.min(...horizons), max: Math.max(...horizons) } : null,
+        horizon: horizons.length
+          ? { min: Math.min(...horizons), max: Math.max(...horizons) }
+          : null,
         by_sigma: pooled.map((p) => ({
           sigma: p.sigma,
           trials: p.trials,
@@ -234,7 +252,9 @@ export function analyzePathDependence(set: GenerationSet, model: Model, options:
         samples_used: responses.length,
         asymmetry: stats(asym),
         asymmetry_model: stats(asymModel),
-        iid_reference: responses.length ? Math.sqrt((responses[0].r.tokens.length - 1) / (responses[0].r.tokens.length + 1)) : null,
+        iid_reference: responses.length
+          ? Math.sqrt((responses[0].r.tokens.length - 1) / (responses[0].r.tokens.length + 1))
+          : null,
         example: responses.length
           ? {
               sample: responses[0].sample,
@@ -254,7 +274,8 @@ export function analyzePathDependence(set: GenerationSet, model: Model, options:
         `the generated ids end in a cycle: the longest P-periodic suffix has length ≥ max(${loopOptions.minRepeats}·P, ${loopOptions.minSpan}), P ≤ ${loopOptions.maxPeriod}; ` +
         'period = the smallest such P; a sequence ended by a stop token does not loop',
       loop_rate: 'looping sequences / sequences, with a 95 % Wilson interval',
-      time_to_loop: 'generated tokens before the periodic suffix begins (right-censored at the token budget)',
+      time_to_loop:
+        'generated tokens before the periodic suffix begins (right-censored at the token budget)',
       escape:
         'from the looping sequence, continue with logits + N(0, σ²) per token and step through the sampler (same config); ' +
         'escaped if within the horizon (≥ one period, ≤ the context left) a token differs from the cycle’s continuation or ends the sequence; ' +

@@ -8,7 +8,10 @@ import type { SimplexReport } from './analyze.js';
 import type { LoopReport } from './path.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
-const FLOW_NAME = { paper: 'paper’s flow ṗ = p(s − s̄)/T', entropic: 'entropic flow ṗ = p(g − ḡ)' } as const;
+const FLOW_NAME = {
+  paper: 'paper’s flow ṗ = p(s − s̄)/T',
+  entropic: 'entropic flow ṗ = p(g − ḡ)',
+} as const;
 
 /** Figures of a context report (plus the loop charts when it measured a loop grid). */
 export function simplexPlots(report: SimplexReport): { name: string; spec: PlotSpec }[] {
@@ -37,8 +40,11 @@ export function distancePlot(report: SimplexReport): PlotSpec {
     }
   }
   for (const m of report.mwu.runs) {
-    const name = m.map === 'paper' ? `MWU map (paper’s), η = ${m.eta}` : `entropic mirror map, η = ${m.eta}`;
-    m.k.forEach((k, i) => values.push({ series: name, start: 'uniform', t: k * m.eta, metric: L1, value: m.l1[i] }));
+    const name =
+      m.map === 'paper' ? `MWU map (paper’s), η = ${m.eta}` : `entropic mirror map, η = ${m.eta}`;
+    m.k.forEach((k, i) =>
+      values.push({ series: name, start: 'uniform', t: k * m.eta, metric: L1, value: m.l1[i] }),
+    );
   }
   const panel = (metric: string, scale: Record<string, unknown>, keep: string) => ({
     transform: [{ filter: `datum.metric === '${metric}' && ${keep}` }],
@@ -48,7 +54,12 @@ export function distancePlot(report: SimplexReport): PlotSpec {
     encoding: {
       x: { field: 't', type: 'quantitative', title: 't (MWU maps: kη)' },
       y: { field: 'value', type: 'quantitative', title: metric, scale },
-      color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'right', labelLimit: 300 } },
+      color: {
+        field: 'series',
+        type: 'nominal',
+        title: null,
+        legend: { orient: 'right', labelLimit: 300 },
+      },
       strokeDash: { field: 'start', type: 'nominal', title: 'start' },
       detail: { field: 'start', type: 'nominal' },
     },
@@ -84,15 +95,37 @@ export function ternaryPlot(report: SimplexReport): PlotSpec {
   const values: Record<string, string | number>[] = [];
   for (const kind of ['paper', 'entropic'] as const) {
     const flow = FLOW_NAME[kind];
-    [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]].forEach((v, i) => values.push({ flow, kind: 'edge', order: i, ...xy(v) }));
-    [[1, 0, 0], [0, 1, 0], [0, 0, 1]].forEach((v, i) =>
-      values.push({ flow, kind: 'label', label: labels[i] ?? '', x: xy(v).x, y: xy(v).y + (i === 2 ? 0.05 : -0.05) }),
+    [
+      [1, 0, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+      [1, 0, 0],
+    ].forEach((v, i) => values.push({ flow, kind: 'edge', order: i, ...xy(v) }));
+    [
+      [1, 0, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+    ].forEach((v, i) =>
+      values.push({
+        flow,
+        kind: 'label',
+        label: labels[i] ?? '',
+        x: xy(v).x,
+        y: xy(v).y + (i === 2 ? 0.05 : -0.05),
+      }),
     );
     values.push({ flow, kind: 'eq', label: 'π_T', ...xy(report.ternary.equilibrium) });
   }
   for (const tr of report.ternary.trajectories) {
     tr.points.forEach((pt, order) =>
-      values.push({ flow: FLOW_NAME[tr.flow], kind: 'traj', start: tr.start, order, t: pt.t, ...xy(pt.p) }),
+      values.push({
+        flow: FLOW_NAME[tr.flow],
+        kind: 'traj',
+        start: tr.start,
+        order,
+        t: pt.t,
+        ...xy(pt.p),
+      }),
     );
   }
   const axis = { axis: null, scale: { domain: [-0.1, 1.1] } };
@@ -101,10 +134,18 @@ export function ternaryPlot(report: SimplexReport): PlotSpec {
     $schema: SCHEMA,
     title: {
       text: `Flows on the top-3 face (T = ${report.temperature})`,
-      subtitle: 'paper’s flow ends at the top vertex; the entropic flow ends at π_T (the sampler’s top-3 distribution)',
+      subtitle:
+        'paper’s flow ends at the top vertex; the entropic flow ends at π_T (the sampler’s top-3 distribution)',
     },
     data: { values },
-    facet: { column: { field: 'flow', type: 'nominal', title: null, sort: [FLOW_NAME.paper, FLOW_NAME.entropic] } },
+    facet: {
+      column: {
+        field: 'flow',
+        type: 'nominal',
+        title: null,
+        sort: [FLOW_NAME.paper, FLOW_NAME.entropic],
+      },
+    },
     spec: {
       width: 300,
       height: 270,
@@ -112,7 +153,11 @@ export function ternaryPlot(report: SimplexReport): PlotSpec {
         {
           transform: [{ filter: "datum.kind === 'edge'" }],
           mark: { type: 'line', color: '#444' },
-          encoding: { x: { field: 'x', type: 'quantitative', ...axis }, y: { field: 'y', type: 'quantitative', ...yAxis }, order: { field: 'order' } },
+          encoding: {
+            x: { field: 'x', type: 'quantitative', ...axis },
+            y: { field: 'y', type: 'quantitative', ...yAxis },
+            order: { field: 'order' },
+          },
         },
         {
           transform: [{ filter: "datum.kind === 'traj'" }],
@@ -128,7 +173,10 @@ export function ternaryPlot(report: SimplexReport): PlotSpec {
         {
           transform: [{ filter: "datum.kind === 'eq'" }],
           mark: { type: 'point', shape: 'cross', size: 160, color: 'crimson', filled: true },
-          encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } },
+          encoding: {
+            x: { field: 'x', type: 'quantitative' },
+            y: { field: 'y', type: 'quantitative' },
+          },
         },
         {
           transform: [{ filter: "datum.kind === 'label'" }],
@@ -162,7 +210,13 @@ export function loopPlots(loops: LoopReport): { name: string; spec: PlotSpec }[]
       width: Math.max(120, 60 * penaltyOrder.length),
       height: Math.max(100, 30 * new Set(rows.map((r) => r.temperature)).size),
       encoding: {
-        x: { field: 'penalty', type: 'ordinal', sort: penaltyOrder, title: penaltyName, axis: { labelAngle: 0 } },
+        x: {
+          field: 'penalty',
+          type: 'ordinal',
+          sort: penaltyOrder,
+          title: penaltyName,
+          axis: { labelAngle: 0 },
+        },
         y: { field: 'temperature', type: 'ordinal', title: 'temperature' },
       },
       layer: [
@@ -180,24 +234,49 @@ export function loopPlots(loops: LoopReport): { name: string; spec: PlotSpec }[]
         {
           mark: { type: 'text', fontSize: 10 },
           encoding: {
-            text: { field: text, type: field === 'asymmetry' ? 'quantitative' : 'nominal', ...(field === 'asymmetry' ? { format: '.2f' } : {}) },
+            text: {
+              field: text,
+              type: field === 'asymmetry' ? 'quantitative' : 'nominal',
+              ...(field === 'asymmetry' ? { format: '.2f' } : {}),
+            },
             color: { value: 'white' },
           },
         },
       ],
     };
     const data = { values: rows.filter((r) => Number.isFinite(r[field])) };
-    return (facets > 1
-      ? { $schema: SCHEMA, title, data, facet: { column: { field: 'panel', type: 'nominal', title: null } }, spec: cell }
-      : { $schema: SCHEMA, title, data, ...cell }) as PlotSpec;
+    return (
+      facets > 1
+        ? {
+            $schema: SCHEMA,
+            title,
+            data,
+            facet: { column: { field: 'panel', type: 'nominal', title: null } },
+            spec: cell,
+          }
+        : { $schema: SCHEMA, title, data, ...cell }
+    ) as PlotSpec;
   };
   const escape = loops.configs.flatMap((c) =>
     c.escape.by_sigma
       .filter((e) => e.trials > 0)
-      .map((e) => ({ config: c.label, sigma: e.sigma, probability: e.probability, lo: e.ci95[0], hi: e.ci95[1] })),
+      .map((e) => ({
+        config: c.label,
+        sigma: e.sigma,
+        probability: e.probability,
+        lo: e.ci95[0],
+        hi: e.ci95[1],
+      })),
   );
   const out = [
-    { name: 'loop_rate', spec: heat('loop_rate', 'Loop rate: fraction of sequences ending in a repeated n-gram cycle (proposed, papers.md §4.3)', 'loops') },
+    {
+      name: 'loop_rate',
+      spec: heat(
+        'loop_rate',
+        'Loop rate: fraction of sequences ending in a repeated n-gram cycle (proposed, papers.md §4.3)',
+        'loops',
+      ),
+    },
   ];
   if (escape.length) {
     out.push({
@@ -213,14 +292,37 @@ export function loopPlots(loops: LoopReport): { name: string; spec: PlotSpec }[]
           color: { field: 'config', type: 'nominal', title: null },
         },
         layer: [
-          { mark: { type: 'line', point: true }, encoding: { y: { field: 'probability', type: 'quantitative', scale: { domain: [0, 1] }, title: 'P(escape within horizon), 95 % CI' } } },
-          { mark: { type: 'errorbar' }, encoding: { y: { field: 'lo', type: 'quantitative', title: 'P(escape within horizon), 95 % CI' }, y2: { field: 'hi' } } },
+          {
+            mark: { type: 'line', point: true },
+            encoding: {
+              y: {
+                field: 'probability',
+                type: 'quantitative',
+                scale: { domain: [0, 1] },
+                title: 'P(escape within horizon), 95 % CI',
+              },
+            },
+          },
+          {
+            mark: { type: 'errorbar' },
+            encoding: {
+              y: { field: 'lo', type: 'quantitative', title: 'P(escape within horizon), 95 % CI' },
+              y2: { field: 'hi' },
+            },
+          },
         ],
       } as PlotSpec,
     });
   }
   if (rows.some((r) => Number.isFinite(r.asymmetry))) {
-    out.push({ name: 'asymmetry', spec: heat('asymmetry', 'Asymmetry ‖A − Aᵀ‖/‖A + Aᵀ‖ of the score response to counts (proposed)', 'asymmetry') });
+    out.push({
+      name: 'asymmetry',
+      spec: heat(
+        'asymmetry',
+        'Asymmetry ‖A − Aᵀ‖/‖A + Aᵀ‖ of the score response to counts (proposed)',
+        'asymmetry',
+      ),
+    });
   }
   return out;
 }
