@@ -151,6 +151,7 @@ async function generate() {
     events: 0,
     done: false,
   });
+  finished = false;
   $('tokens').textContent = '';
   $('gen-info').textContent = '';
   $('generate').setAttribute('disabled', '');
@@ -191,7 +192,7 @@ async function generate() {
     $('generate').removeAttribute('disabled');
     $('stop').setAttribute('disabled', '');
     if ($('status').textContent === 'generating…') $('status').textContent = 'ready';
-    stats.done = true;
+    finished = true; // stats.done is set by the frame that draws the end
     schedule();
   }
 }
@@ -244,6 +245,7 @@ function onEvent(ev) {
 }
 
 let queued = false;
+let finished = false;
 function schedule() {
   gen.dirty = true;
   if (queued) return;
@@ -298,6 +300,10 @@ function flush() {
       explained: gen.explained,
     });
     t3.set(points, gen.explained);
+  }
+  if (finished) {
+    finished = false;
+    stats.done = true;
   }
   const dt = performance.now() - t0;
   if (dt > stats.maxFlushMs) stats.maxFlushMs = dt;

@@ -118,7 +118,10 @@ test(
         { timeout: 60_000 },
       );
       await page.click('#tokens span:not(.prompt) >> nth=4');
-      assert.match((await page.textContent('#dist-title')) ?? '', /^step 4: drew /);
+      // the page redraws on the next animation frame
+      await page.waitForFunction(() =>
+        /^step 4: drew /.test(document.querySelector('#dist-title')!.textContent ?? ''),
+      );
       const bars = await page.$$eval('#dist .bar', (rows) =>
         rows.map((r) => ({
           p: Number(r.querySelector('.val')!.textContent),
