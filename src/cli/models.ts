@@ -1,6 +1,7 @@
 /**
  * Which model a command uses when none is named: $LMDYN_MODEL, else the first model in
  * ./models, else the repository's test models (../shared/models beside the project), else the
+ * small model the repository ships (models-shipped/, trained by `lmdyn train`), else the
  * default from the hub (karpathy/tinyllamas stories260K) when online.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -21,6 +22,8 @@ export function defaultModel(env: NodeJS.ProcessEnv = process.env): ModelChoice 
     const found = firstModelIn(dir);
     if (found) return { spec: found, why: `first model found in ${dir}` };
   }
+  const shipped = shippedModel();
+  if (shipped) return { spec: shipped, why: 'the model lmdyn ships (trained by lmdyn train)' };
   return { spec: DEFAULT_HUB_MODEL, why: 'no local model found; the default from the hub' };
 }
 
@@ -30,6 +33,15 @@ export function modelFolders(): string[] {
   const dirs = [resolve('models'), resolve(projectRoot, '..', 'shared', 'models')];
   return [...new Set(dirs)].filter((d) => existsSync(d) && statSync(d).isDirectory());
 }
+
+/** The repository's own small model (models-shipped/; see its README for the recipe), if present. */
+export function shippedModel(): string | null {
+  const projectRoot = fileURLToPath(new URL('../../../', import.meta.url));
+  const path = resolve(projectRoot, 'models-shipped', SHIPPED_MODEL);
+  return existsSync(path) ? path : null;
+}
+
+export const SHIPPED_MODEL = 'lmdyn-tiny-260K/model.bin';
 
 /** The first model (by sorted name) directly in `dir` or one folder below it. */
 export function firstModelIn(dir: string): string | null {

@@ -323,7 +323,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   return result;
 }
 
-/** Train loss per step (thin) and validation loss (points) against tokens seen, log-scaled x. */
+/** Train loss per step (thin line) and validation loss (points) against the step; rows carry tokens seen too. */
 export function lossCurveSpec(rows: readonly TrainRow[], tokensPerStep: number): PlotSpec {
   const values = rows.flatMap((r) => [
     ...(Number.isFinite(r.train_loss)
@@ -346,12 +346,21 @@ export function lossCurveSpec(rows: readonly TrainRow[], tokensPerStep: number):
     width: 480,
     height: 280,
     data: { values },
-    mark: { type: 'line', point: { size: 12 }, strokeWidth: 1 },
     encoding: {
       x: { field: 'step', type: 'quantitative', title: 'step' },
       y: { field: 'loss', type: 'quantitative', title: 'loss', scale: { zero: false } },
       color: { field: 'split', type: 'nominal', title: null },
     },
+    layer: [
+      {
+        transform: [{ filter: "datum.split !== 'validation'" }],
+        mark: { type: 'line', strokeWidth: 1, opacity: 0.6 },
+      },
+      {
+        transform: [{ filter: "datum.split === 'validation'" }],
+        mark: { type: 'line', strokeWidth: 2, point: { size: 30 } },
+      },
+    ],
   };
 }
 
