@@ -43,6 +43,72 @@ export { writeCouplingRun, collectJacobians } from './lenses/coupling/io.js';
 export { analyzeCouplingAcrossModels, writeAcrossModels } from './lenses/coupling/across.js';
 export { randomTwin } from './lenses/coupling/twin.js';
 
+// Lens: DMET (papers.md §1)
+export { analyzeDmet, DEFAULT_HOOK as DMET_DEFAULT_HOOK } from './lenses/dmet/analyze.js';
+export type { DmetOptions, DmetReport, DmetResult, DmetSource } from './lenses/dmet/analyze.js';
+export { openDmetSource, writeDmetRun } from './lenses/dmet/io.js';
+export { sequenceDynamics, stateContinuity } from './lenses/dmet/dynamics.js';
+export {
+  textQuality,
+  spellingScore,
+  distinctN,
+  grammarScore,
+  perplexity,
+  coherence,
+} from './lenses/dmet/text.js';
+
+// Lens: SDE (papers.md §2)
+export { analyzeSde } from './lenses/sde/analyze.js';
+export type { SdeOptions, SdeReport } from './lenses/sde/analyze.js';
+export { writeSdeRun, readSdeModel } from './lenses/sde/io.js';
+export { fitSde, evaluateSde } from './lenses/sde/model.js';
+export type { SdeFit, FitOptions as SdeFitOptions } from './lenses/sde/model.js';
+export { eulerMaruyama, networkSde } from './lenses/sde/simulate.js';
+export { kramersMoyal } from './lenses/sde/km.js';
+export { simulateOu, simulateDoubleWell } from './lenses/sde/synthetic.js';
+
+// Lens: simplex (papers.md §4)
+export { analyzeSimplex, analyzeSweepLoops } from './lenses/simplex/analyze.js';
+export type {
+  SimplexOptions,
+  SimplexReport,
+  SimplexSweepReport,
+} from './lenses/simplex/analyze.js';
+export { writeSimplexRun, writeSweepLoops } from './lenses/simplex/io.js';
+export { integrateReplicator, closedFormLogp } from './lenses/simplex/flows.js';
+export { detectLoop, loopSummary } from './lenses/simplex/loops.js';
+
+// Lens: gravity (papers.md §3)
+export { analyzeGravity } from './lenses/gravity/analyze.js';
+export type { GravityOptions, GravityReport } from './lenses/gravity/analyze.js';
+export { writeGravityRun } from './lenses/gravity/io.js';
+export { potential, informationMass, fisher, jensenShannon } from './lenses/gravity/field.js';
+
+// Statistics
+export {
+  ripsPersistence,
+  ripsPersistenceFromDistances,
+  bettiCurve,
+  largestLifetime,
+  enclosingRadius,
+} from './stats/rips.js';
+export type { PersistencePair, PersistenceResult, RipsOptions } from './stats/rips.js';
+export { kmeans, silhouetteScore } from './stats/cluster.js';
+export { benjaminiHochberg } from './stats/multiple.js';
+export { ols, randomInterceptModel } from './stats/regression.js';
+export { readNpy, encodeNpy } from './io/npy.js';
+
+// Reports, dashboard, training
+export { writeReport } from './report/report.js';
+export type { ReportOptions } from './report/report.js';
+export { startServer } from './server/server.js';
+export type { ServeOptions, RunningServer } from './server/server.js';
+export { train } from './train/loop.js';
+export type { TrainOptions, TrainResult } from './train/loop.js';
+export { distillCorpus, readCorpus } from './train/data.js';
+export { resolveHubModel } from './io/hub.js';
+export { quantizeWeightsQ80 } from './tensor/q80.js';
+
 // Numerics used by the lenses
 export { createRng } from './tensor/rng.js';
 export type { Rng } from './tensor/rng.js';

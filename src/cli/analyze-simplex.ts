@@ -77,7 +77,7 @@ export const registerSimplexLens: LensRegistrar = (analyze) => {
     .option(
       '-p, --top-p <P>',
       'also run the flows on the sampler’s top-p face',
-      parseNumber('--top-p', Number.MIN_VALUE, 1),
+      parseNumber('--top-p', 0, 1, { openMin: true }),
     )
     .option(
       '--starts <N>',

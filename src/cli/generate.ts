@@ -52,7 +52,7 @@ export function addSamplingFlags(cmd: Command): Command {
     .option(
       '-p, --top-p <P>',
       'nucleus: smallest set with mass ≥ P; 1 = off',
-      parseNumber('--top-p', 0, 1),
+      parseNumber('--top-p', 0, 1, { openMin: true }),
       1,
     )
     .option(

@@ -30,9 +30,11 @@ interface SweepFlags {
 function list(flag: string, one: (v: string) => number) {
   return (value: string): number[] => {
     const parts = value.split(',').map((s) => s.trim());
-    if (parts.some((p) => p === '')) throw new LmdynError('bad_argument', `${flag} takes comma-separated values, got '${value}'`);
+    if (parts.some((p) => p === ''))
+      throw new LmdynError('bad_argument', `${flag} takes comma-separated values, got '${value}'`);
     const vals = parts.map(one);
-    if (new Set(vals).size !== vals.length) throw new LmdynError('bad_argument', `${flag} lists a value twice: '${value}'`);
+    if (new Set(vals).size !== vals.length)
+      throw new LmdynError('bad_argument', `${flag} lists a value twice: '${value}'`);
     return vals;
   };
 }
@@ -44,17 +46,54 @@ export function registerSweep(program: Command): void {
     .option('-m, --model <M>', 'model file, folder or hf:owner/name')
     .option('-z, --tokenizer <T>', 'tokenizer overriding the model’s own')
     .option('-i, --prompt <P>', 'prompt text', '')
-    .option('--temperature <LIST>', 'temperatures', list('--temperature', parseNumber('--temperature', 0, 100)), [1])
-    .option('--top-p <LIST>', 'top-p values', list('--top-p', parseNumber('--top-p', Number.MIN_VALUE, 1)), [1])
-    .option('--top-k <LIST>', 'top-k values (0 = off)', list('--top-k', parseInteger('--top-k', 0)), [0])
-    .option('--repetition-penalty <LIST>', 'repetition penalties (1 = off)', list('--repetition-penalty', parseNumber('--repetition-penalty', 0.01, 100)), [1])
+    .option(
+      '--temperature <LIST>',
+      'temperatures',
+      list('--temperature', parseNumber('--temperature', 0, 100)),
+      [1],
+    )
+    .option(
+      '--top-p <LIST>',
+      'top-p values',
+      list('--top-p', parseNumber('--top-p', 0, 1, { openMin: true })),
+      [1],
+    )
+    .option(
+      '--top-k <LIST>',
+      'top-k values (0 = off)',
+      list('--top-k', parseInteger('--top-k', 0)),
+      [0],
+    )
+    .option(
+      '--repetition-penalty <LIST>',
+      'repetition penalties (1 = off)',
+      list('--repetition-penalty', parseNumber('--repetition-penalty', 0.01, 100)),
+      [1],
+    )
     .option('--samples <S>', 'samples per configuration', parseInteger('--samples', 1, 100000), 10)
-    .option('-n, --max-tokens <N>', 'tokens per sample at most', parseInteger('--max-tokens', 1), 100)
-    .option('-s, --seed <S>', 'sample i of every configuration uses seed + i', parseInteger('--seed', 0, 2 ** 32 - 1), 42)
+    .option(
+      '-n, --max-tokens <N>',
+      'tokens per sample at most',
+      parseInteger('--max-tokens', 1),
+      100,
+    )
+    .option(
+      '-s, --seed <S>',
+      'sample i of every configuration uses seed + i',
+      parseInteger('--seed', 0, 2 ** 32 - 1),
+      42,
+    )
     .option('--hooks <GLOBS>', 'hook names or globs, comma-separated', parseHooks, DEFAULT_HOOKS)
     .option('--logits <MODE>', 'none | topk:K | full', parseLogitsMode, { kind: 'topk', k: 20 })
-    .option('--workers <N>', 'worker threads (default: one per core)', parseInteger('--workers', 1, 64))
-    .requiredOption('-o, --out <DIR>', 'output folder (re-running into it finishes what is missing)')
+    .option(
+      '--workers <N>',
+      'worker threads (default: one per core)',
+      parseInteger('--workers', 1, 64),
+    )
+    .requiredOption(
+      '-o, --out <DIR>',
+      'output folder (re-running into it finishes what is missing)',
+    )
     .option('--force', 'overwrite a folder that holds something else')
     .action(async (flags: SweepFlags) => {
       let model = flags.model;
@@ -74,12 +113,19 @@ export function registerSweep(program: Command): void {
           seed: flags.seed,
           hooks: flags.hooks,
           logits: flags.logits,
-          grid: { temperature: flags.temperature, topP: flags.topP, topK: flags.topK, repetitionPenalty: flags.repetitionPenalty },
+          grid: {
+            temperature: flags.temperature,
+            topP: flags.topP,
+            topK: flags.topK,
+            repetitionPenalty: flags.repetitionPenalty,
+          },
         },
         flags.out,
         { force: flags.force, workers: flags.workers, onProgress: bar },
       );
-      process.stdout.write(`sweep: ${index.configs.length} configurations → ${resolve(flags.out)}/sweep.json\n`);
+      process.stdout.write(
+        `sweep: ${index.configs.length} configurations → ${resolve(flags.out)}/sweep.json\n`,
+      );
     });
 }
 
@@ -91,11 +137,17 @@ export function progressPrinter(stream: NodeJS.WriteStream): (p: SweepProgress) 
     const elapsed = (Date.now() - start) / 1000;
     const rate = fresh > 0 ? elapsed / fresh : NaN;
     const eta = Number.isFinite(rate) ? formatSeconds(rate * (p.total - p.done)) : '?';
-    const what = p.config ? ` (${p.config.dir})` : p.skipped > 0 ? ` (${p.skipped} already done)` : '';
+    const what = p.config
+      ? ` (${p.config.dir})`
+      : p.skipped > 0
+        ? ` (${p.skipped} already done)`
+        : '';
     if (stream.isTTY) {
       const width = 30;
       const filled = Math.round((width * p.done) / Math.max(1, p.total));
-      stream.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${p.done}/${p.total} configs  ETA ${eta}   `);
+      stream.write(
+        `\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${p.done}/${p.total} configs  ETA ${eta}   `,
+      );
       if (p.done === p.total) stream.write('\n');
     } else {
       stream.write(`sweep: ${p.done}/${p.total} configurations${what}, ETA ${eta}\n`);

@@ -81,6 +81,7 @@ test('bad input gives one line and a non-zero exit, as a new user would meet it'
   // Bad flag values.
   assertOneLineError(lmdyn('generate', '--model', STORIES, '--temperature', '-1'), /--temperature/);
   assertOneLineError(lmdyn('generate', '--model', STORIES, '--top-p', 'abc'), /--top-p/);
+  assertOneLineError(lmdyn('generate', '--model', STORIES, '--top-p', '0'), /--top-p must be a number in \(0, 1\]/);
   assertOneLineError(lmdyn('generate', '--model', STORIES, '--max-tokens', '2.5'), /--max-tokens/);
   assertOneLineError(lmdyn('generate', '--model', STORIES, '--top-k', '-3'), /--top-k/);
   const unknown = lmdyn('generate', '--model', STORIES, '--bogus');
