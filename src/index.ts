@@ -20,6 +20,7 @@ export {
 export type { Model, GenerateTextOptions, GenerateTextResult } from './api.js';
 export { loadModel, loadTokenizer, detectFormat } from './io/load.js';
 export type { LoadOptions } from './io/load.js';
+export { weightsSha256, fileSha256 } from './io/fingerprint.js';
 export { Transformer } from './model/forward.js';
 export type { SamplingConfig } from './decode/sampling.js';
 export type { Tokenizer } from './tokenizer/types.js';

@@ -109,7 +109,8 @@ export interface ModelSource {
   path: string;
   /** `hf:owner/name@rev` when it came from the hub. */
   hubId: string | null;
-  /** sha256 of the weight file(s), hex; filled in lazily by the trace recorder when needed. */
+  /** sha256 of the weight file(s), hex; filled in lazily by io/fingerprint `weightsSha256`
+   * (the trace recorder calls it); null until then and for models built in memory. */
   sha256: string | null;
   /** Format-specific detail: llama2c version, GGUF metadata, tensor dtypes, ... */
   details: Record<string, unknown>;

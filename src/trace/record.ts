@@ -5,8 +5,13 @@
  */
 import { encodePrompt, stopIds, type Model } from '../api.js';
 import { generateBatch, type GenerationStep } from '../decode/generate.js';
-import { nextTokenDistribution, validateSampling, type SamplingConfig } from '../decode/sampling.js';
+import {
+  nextTokenDistribution,
+  validateSampling,
+  type SamplingConfig,
+} from '../decode/sampling.js';
 import { LmdynError } from '../errors.js';
+import { weightsSha256 } from '../io/fingerprint.js';
 import { compileFilter, type Hook } from '../model/hooks.js';
 import { VERSION } from '../version.js';
 import type { LogitsMode, Trace, TraceMeta, TraceSample } from './types.js';
@@ -38,10 +43,12 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
   const maxTokens = options.maxTokens ?? 100;
   const prompts: { prompt: string; ids: number[]; forced: number[] }[] = [];
   if (teacher) {
-    if (options.texts!.length === 0) throw new LmdynError('bad_argument', 'no texts to teacher-force');
+    if (options.texts!.length === 0)
+      throw new LmdynError('bad_argument', 'no texts to teacher-force');
     for (const text of options.texts!) {
       const ids = encodePrompt(model, text);
-      if (ids.length < 2) throw new LmdynError('bad_argument', `text '${text}' has fewer than two tokens`);
+      if (ids.length < 2)
+        throw new LmdynError('bad_argument', `text '${text}' has fewer than two tokens`);
       prompts.push({ prompt: '', ids: ids.slice(0, 1), forced: ids.slice(1) });
     }
   } else {
@@ -50,7 +57,8 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
       throw new LmdynError('bad_argument', `samples must be a whole number ≥ 1, got ${samples}`);
     }
     const ids = encodePrompt(model, options.prompt ?? '');
-    for (let i = 0; i < samples; i++) prompts.push({ prompt: options.prompt ?? '', ids, forced: [] });
+    for (let i = 0; i < samples; i++)
+      prompts.push({ prompt: options.prompt ?? '', ids, forced: [] });
   }
   const S = prompts.length;
   const maxSteps = teacher ? Math.max(...prompts.map((p) => p.forced.length)) : maxTokens;
@@ -59,7 +67,9 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
     Math.max(...prompts.map((p) => p.ids.length)) + maxSteps,
   );
   const rec = new Recorder(model, hooks, S, maxPositions, maxSteps, logitsMode);
-  const stepHooks: Hook[] = [{ filter: (n) => rec.wants(n), fn: (act, ctx) => rec.onHook(act, ctx) }];
+  const stepHooks: Hook[] = [
+    { filter: (n) => rec.wants(n), fn: (act, ctx) => rec.onHook(act, ctx) },
+  ];
 
   let samples: TraceSample[];
   if (teacher) {
@@ -68,7 +78,10 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
       const tf = model.transformer;
       const out = tf.forward(tf.newCache(1, ids.length), [{ seq: 0, tokens: ids }], {
         logits: 'all',
-        hooks: stepHooks.map((h) => ({ ...h, fn: (act, ctx) => h.fn(act, { ...ctx, rows: ctx.rows.map((r) => ({ ...r, seq: i })) }) })),
+        hooks: stepHooks.map((h) => ({
+          ...h,
+          fn: (act, ctx) => h.fn(act, { ...ctx, rows: ctx.rows.map((r) => ({ ...r, seq: i })) }),
+        })),
       });
       const V = model.config.vocabSize;
       for (let s = 0; s + 1 < ids.length; s++) {
@@ -90,7 +103,12 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
     const { outputs } = generateBatch(
       model.transformer,
       prompts.map((p, i) => ({ promptIds: p.ids, maxTokens, sampling, seed: seed + i })),
-      { hooks: stepHooks, stopIds: stopIds(model), forwardLast: true, onStep: (st) => rec.onStep(st) },
+      {
+        hooks: stepHooks,
+        stopIds: stopIds(model),
+        forwardLast: true,
+        onStep: (st) => rec.onStep(st),
+      },
     );
     samples = outputs.map((o, i) => {
       rec.setTokens(i, [...o.promptIds, ...o.ids]);
@@ -141,7 +159,10 @@ function summarizeNames(names: readonly string[]): string {
     const k = n.replace(/^blocks\.\d+\./, 'blocks.{l}.');
     folded.set(k, (folded.get(k) ?? 0) + 1);
   }
-  return [...folded.keys()].join(', ') + ` (l = 0..${Math.max(0, ...names.map((n) => Number(/^blocks\.(\d+)\./.exec(n)?.[1] ?? -1)))})`;
+  return (
+    [...folded.keys()].join(', ') +
+    ` (l = 0..${Math.max(0, ...names.map((n) => Number(/^blocks\.(\d+)\./.exec(n)?.[1] ?? -1)))})`
+  );
 }
 
 export function traceMeta(
@@ -160,7 +181,7 @@ export function traceMeta(
       format: model.source.format,
       architecture: c.architecture,
       sourceArchitecture: c.sourceArchitecture,
-      sha256: model.source.sha256,
+      sha256: weightsSha256(model.source),
       dim: c.dim,
       layers: c.nLayers,
       vocabSize: c.vocabSize,
@@ -221,7 +242,10 @@ class Recorder {
     return this.hookSet.has(name);
   }
 
-  onHook(act: Float32Array, ctx: { name: string; rows: readonly { seq: number; pos: number }[]; width: number }): void {
+  onHook(
+    act: Float32Array,
+    ctx: { name: string; rows: readonly { seq: number; pos: number }[]; width: number },
+  ): void {
     let entry = this.states.get(ctx.name);
     if (!entry) {
       entry = { width: ctx.width, data: new Float32Array(this.S * this.P * ctx.width).fill(NaN) };
@@ -229,7 +253,8 @@ class Recorder {
     }
     const { width, data } = entry;
     ctx.rows.forEach((r, i) => {
-      if (r.pos < this.P) data.set(act.subarray(i * width, (i + 1) * width), (r.seq * this.P + r.pos) * width);
+      if (r.pos < this.P)
+        data.set(act.subarray(i * width, (i + 1) * width), (r.seq * this.P + r.pos) * width);
     });
   }
 
@@ -243,7 +268,8 @@ class Recorder {
     const p = st.probs[st.token];
     this.sampledLogprob[at] = Math.log(p);
     let h = 0;
-    for (let i = 0; i < st.probs.length; i++) if (st.probs[i] > 0) h -= st.probs[i] * Math.log(st.probs[i]);
+    for (let i = 0; i < st.probs.length; i++)
+      if (st.probs[i] > 0) h -= st.probs[i] * Math.log(st.probs[i]);
     this.sampledEntropy[at] = h;
     if (this.topkValues && this.topkIds && this.logitsMode.kind === 'topk') {
       const k = this.logitsMode.k;
@@ -268,10 +294,16 @@ class Recorder {
   finish(meta: TraceMeta, samples: TraceSample[]): Trace {
     const positions = Math.max(1, ...this.lengths);
     const steps = Math.max(0, ...this.stepCounts);
-    const trim = <T extends Float32Array | Int32Array>(a: T, inner: number, from: number, to: number): T => {
+    const trim = <T extends Float32Array | Int32Array>(
+      a: T,
+      inner: number,
+      from: number,
+      to: number,
+    ): T => {
       if (from === to) return a;
       const out = new (a.constructor as new (n: number) => T)(this.S * to * inner);
-      for (let s = 0; s < this.S; s++) out.set(a.subarray(s * from * inner, (s * from + to) * inner), s * to * inner);
+      for (let s = 0; s < this.S; s++)
+        out.set(a.subarray(s * from * inner, (s * from + to) * inner), s * to * inner);
       return out;
     };
     const states = new Map<string, { width: number; data: Float32Array }>();
@@ -294,7 +326,9 @@ class Recorder {
       sampledEntropy: trim(this.sampledEntropy, 1, this.N, steps),
       topkValues: this.topkValues ? trim(this.topkValues, k, this.N, steps) : null,
       topkIds: this.topkIds ? trim(this.topkIds, k, this.N, steps) : null,
-      fullLogits: this.fullLogits ? trim(this.fullLogits, this.model.config.vocabSize, this.N, steps) : null,
+      fullLogits: this.fullLogits
+        ? trim(this.fullLogits, this.model.config.vocabSize, this.N, steps)
+        : null,
     };
   }
 }

@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { openModel } from '../../src/api.js';
@@ -16,7 +24,14 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'lmdyn-trace-'));
 
 test('recorded hook values equal a plain forward pass over the trace’s own tokens; logits follow from the last state', async () => {
   const m = await openModel(STORIES);
-  const trace = recordTrace(m, { prompt: 'Once upon a time', samples: 3, maxTokens: 24, sampling: { temperature: 1 }, seed: 5, logits: { kind: 'topk', k: 8 } });
+  const trace = recordTrace(m, {
+    prompt: 'Once upon a time',
+    samples: 3,
+    maxTokens: 24,
+    sampling: { temperature: 1 },
+    seed: 5,
+    logits: { kind: 'topk', k: 8 },
+  });
   const P = trace.positions;
   const tf = m.transformer;
   const V = m.config.vocabSize;
@@ -32,7 +47,8 @@ test('recorded hook values equal a plain forward pass over the trace’s own tok
       const r = ref.get(name)!;
       let worst = 0;
       for (let p = 0; p < ids.length; p++)
-        for (let i = 0; i < width; i++) worst = Math.max(worst, Math.abs(data[(s * P + p) * width + i] - r[p * width + i]));
+        for (let i = 0; i < width; i++)
+          worst = Math.max(worst, Math.abs(data[(s * P + p) * width + i] - r[p * width + i]));
       assert.ok(worst < 1e-5, `${name}: ${worst}`);
       // Padding past the sample's end is NaN.
       if (ids.length < P) assert.ok(Number.isNaN(data[(s * P + ids.length) * width]));
@@ -49,7 +65,8 @@ test('recorded hook values equal a plain forward pass over the trace’s own tok
       for (let j = 0; j < K; j++) {
         const id = trace.topkIds![(s * trace.steps + k) * K + j];
         let z = 0;
-        for (let i = 0; i < 64; i++) z += (h[i] / rms) * w.finalNorm[i] * w.unembedding.data[id * 64 + i];
+        for (let i = 0; i < 64; i++)
+          z += (h[i] / rms) * w.finalNorm[i] * w.unembedding.data[id * 64 + i];
         assert.ok(Math.abs(z - trace.topkValues![(s * trace.steps + k) * K + j]) < 1e-4);
         assert.ok(Math.abs(z - out.logits[pos * V + id]) < 1e-4);
       }
@@ -65,9 +82,19 @@ test('trace files: bit-exact round trip, safetensors layout checked by an indepe
   assert.deepEqual(readdirSync(dir).sort(), ['steps.parquet', 'trace.json', 'trace.safetensors']);
   const back = readTrace(dir);
   assert.deepEqual(back.samples, trace.samples);
+  // Weights fingerprint: the sha256 column of MANIFEST.md for stories260K.bin.
+  assert.equal(
+    JSON.parse(readFileSync(join(dir, 'trace.json'), 'utf8')).meta.model.sha256,
+    'b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696',
+  );
   assert.deepEqual([...back.states.keys()], [...trace.states.keys()]);
   for (const [name, s] of trace.states) {
-    assert.ok(Buffer.from(back.states.get(name)!.data.buffer).equals(Buffer.from(s.data.buffer, s.data.byteOffset, s.data.byteLength)), name);
+    assert.ok(
+      Buffer.from(back.states.get(name)!.data.buffer).equals(
+        Buffer.from(s.data.buffer, s.data.byteOffset, s.data.byteLength),
+      ),
+      name,
+    );
   }
   assert.deepEqual([...back.tokens], [...trace.tokens]);
   assert.deepEqual([...back.logprob].map(String), [...trace.logprob].map(String));
@@ -101,12 +128,19 @@ test('teacher forcing: given texts are recorded with their own tokens and logpro
   const texts = ['Lily went to the park.', 'Tom had a big red ball and he liked it.'];
   const trace = recordTrace(m, { texts });
   assert.equal(trace.samples.length, 2);
-  texts.forEach((t, i) => assert.deepEqual([...trace.samples[i].promptIds, ...trace.samples[i].ids], m.tokenizer.encode(t, { bos: true })));
+  texts.forEach((t, i) =>
+    assert.deepEqual(
+      [...trace.samples[i].promptIds, ...trace.samples[i].ids],
+      m.tokenizer.encode(t, { bos: true }),
+    ),
+  );
   // logprob of step k = log softmax(logits at position k)[token k+1], from a plain forward pass.
   const ids = m.tokenizer.encode(texts[1], { bos: true });
   const tf = m.transformer;
   const V = m.config.vocabSize;
-  const logits = tf.forward(tf.newCache(1, ids.length), [{ seq: 0, tokens: ids }], { logits: 'all' }).logits;
+  const logits = tf.forward(tf.newCache(1, ids.length), [{ seq: 0, tokens: ids }], {
+    logits: 'all',
+  }).logits;
   for (let k = 0; k + 1 < ids.length; k++) {
     const row = Array.from(logits.subarray(k * V, (k + 1) * V));
     const mx = Math.max(...row);
@@ -134,7 +168,23 @@ function filesUnder(dir: string): Map<string, Buffer> {
 
 test('sweep: killed midway and re-run, it writes the same files as an uninterrupted run', async () => {
   const root = tmp();
-  const args = ['sweep', '--model', STORIES, '--prompt', 'Once', '--temperature', '0.5,1.0', '--top-p', '0.5,1', '--samples', '3', '--max-tokens', '30', '--seed', '9'];
+  const args = [
+    'sweep',
+    '--model',
+    STORIES,
+    '--prompt',
+    'Once',
+    '--temperature',
+    '0.5,1.0',
+    '--top-p',
+    '0.5,1',
+    '--samples',
+    '3',
+    '--max-tokens',
+    '30',
+    '--seed',
+    '9',
+  ];
   const full = lmdyn(...args, '--out', join(root, 'a'));
   assert.equal(full.status, 0, full.stderr);
   const index = JSON.parse(readFileSync(join(root, 'a', 'sweep.json'), 'utf8'));
@@ -167,10 +217,28 @@ test('sweep: killed midway and re-run, it writes the same files as an uninterrup
 
 test('bad input: unknown hook pattern lists the valid names; bad grid values and occupied folders are refused', () => {
   const root = tmp();
-  const hook = lmdyn('trace', '--model', STORIES, '--hooks', 'blocks.*.hook_nope', '--out', join(root, 't'));
+  const hook = lmdyn(
+    'trace',
+    '--model',
+    STORIES,
+    '--hooks',
+    'blocks.*.hook_nope',
+    '--out',
+    join(root, 't'),
+  );
   assert.notEqual(hook.status, 0);
-  assert.match(hook.stderr, /^error: unknown hook pattern 'blocks\.\*\.hook_nope'; valid names: hook_embed, blocks\.\{l\}\.hook_resid_pre/);
-  for (const bad of [['--temperature', '0.5,-1'], ['--top-p', '0,1'], ['--top-p', '1.5'], ['--top-k', '2.5'], ['--temperature', '0.5,,1'], ['--temperature', '1,1']]) {
+  assert.match(
+    hook.stderr,
+    /^error: unknown hook pattern 'blocks\.\*\.hook_nope'; valid names: hook_embed, blocks\.\{l\}\.hook_resid_pre/,
+  );
+  for (const bad of [
+    ['--temperature', '0.5,-1'],
+    ['--top-p', '0,1'],
+    ['--top-p', '1.5'],
+    ['--top-k', '2.5'],
+    ['--temperature', '0.5,,1'],
+    ['--temperature', '1,1'],
+  ]) {
     const r = lmdyn('sweep', '--model', STORIES, ...bad, '--out', join(root, 's'));
     assert.notEqual(r.status, 0, bad.join(' '));
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
