@@ -51,6 +51,8 @@ export interface GenerationSetup {
   promptLength: number;
   /** Kernel helper threads besides the main thread. */
   helpers: number;
+  /** Decoding for the trace-overhead runs (default: T = 1, no warper). */
+  sampling?: { temperature?: number; topP?: number };
 }
 
 type ChildKind = 'generation' | 'trace';
@@ -118,10 +120,12 @@ export async function measureGeneration(
   };
 }
 
+const TRACE_REPEATS = 7;
+
 /**
  * The same `tokens` tokens generated plainly (generateText) and recorded with recordTrace
  * (default hooks: hook_embed, every resid_post, ln_final; top-20 logits), alternating, best of
- * three each.
+ * TRACE_REPEATS each (the difference is a few percent: best of three was noisy).
  */
 export async function measureTraceOverhead(
   path: string,
@@ -129,13 +133,13 @@ export async function measureTraceOverhead(
 ): Promise<TraceOverheadResult> {
   const helpers = setup.helpers > 0 ? await startKernelThreads({ helpers: setup.helpers }) : 0;
   const model = benchModel(loadLlama2cCheckpoint(path));
-  const opts = { maxTokens: setup.tokens, seed: 7 };
+  const opts = { maxTokens: setup.tokens, seed: 7, sampling: setup.sampling ?? {} };
   generateText(model, { ...opts, maxTokens: 8 }); // warm-up
   recordTrace(model, { ...opts, maxTokens: 8 });
   let genMs = Infinity;
   let traceMs = Infinity;
   let hooks: string[] = [];
-  for (let r = 0; r < 3; r++) {
+  for (let r = 0; r < TRACE_REPEATS; r++) {
     const t0 = performance.now();
     const plain = generateText(model, opts);
     const t1 = performance.now();

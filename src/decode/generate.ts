@@ -34,6 +34,8 @@ export interface GenerationStep {
   logits: Float32Array;
   /** The distribution the token was drawn from (after penalties, temperature, top-k/p, min-p). */
   probs: Float64Array;
+  /** Its scores: the logits after penalties and temperature, −∞ where a warper removed the token. */
+  scores: Float32Array;
 }
 
 export type FinishReason = 'eos' | 'length' | 'stopped';
@@ -81,7 +83,10 @@ export function generateBatch(
       throw new LmdynError('bad_argument', `request ${i} has an empty prompt (add BOS)`);
     }
     if (!(Number.isInteger(r.maxTokens) && r.maxTokens >= 0)) {
-      throw new LmdynError('bad_argument', `max tokens must be a whole number ≥ 0, got ${r.maxTokens}`);
+      throw new LmdynError(
+        'bad_argument',
+        `max tokens must be a whole number ≥ 0, got ${r.maxTokens}`,
+      );
     }
     if (r.promptIds.length > seqLen) {
       throw new LmdynError(
@@ -130,7 +135,7 @@ export function generateBatch(
       const s = states[seq];
       if (s.done) return;
       const logits = out.logits.subarray(row * vocab, (row + 1) * vocab);
-      const { probs } = nextTokenDistribution(logits, s.history, s.sampling);
+      const { probs, scores } = nextTokenDistribution(logits, s.history, s.sampling);
       const token = sampleToken(probs, s.rng);
       if (stop.has(token)) {
         s.done = true;
@@ -148,6 +153,7 @@ export function generateBatch(
         token,
         logits,
         probs,
+        scores,
       });
       if (verdict === 'stop') {
         s.done = true;

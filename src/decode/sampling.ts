@@ -25,6 +25,7 @@
  */
 import { LmdynError } from '../errors.js';
 import type { Rng } from '../tensor/rng.js';
+import { expShiftWasm } from '../tensor/wasm/kernels.js';
 
 export interface SamplingConfig {
   /** Divides the scores; 0 = greedy (argmax, the warpers below are skipped, as HF's do_sample=False). */
@@ -168,16 +169,22 @@ export function nextTokenDistribution(
   // TopKLogitsWarper: remove scores < the k-th largest (torch.topk(scores, k)[0][-1]), so every
   // token tied with the k-th survives.
   const floor = c.topK > 0 && c.topK < finite ? kthLargest(scores, c.topK) : -Infinity;
+  if (c.topP === 1 && c.minP === 0) return keepAll(scores, probs, max, floor, finite);
   // Candidates in descending id order, the tie order of rankByScore. Until the end, probs holds
   // e_i = exp(z_i − max), the unnormalized float64 probabilities.
   const candidates = new Int32Array(finite);
   let n = 0;
-  let total = 0; // Σ e over the candidates: top-p's normalizer
   for (let i = V - 1; i >= 0; i--) {
-    if (scores[i] < floor) {
-      scores[i] = -Infinity;
-    } else if (scores[i] > -Infinity) {
-      candidates[n++] = i;
+    if (scores[i] < floor) scores[i] = -Infinity;
+    else if (scores[i] > -Infinity) candidates[n++] = i;
+  }
+  // Σ e over the candidates: top-p's normalizer. The SIMD kernel takes the whole row (e = 0 at
+  // −∞); with few candidates left (a top-k cut) the JS loop over them is cheaper.
+  let total = n * 8 >= V ? (expShiftWasm(scores, max, probs)?.sum ?? -1) : -1;
+  if (total < 0) {
+    total = 0;
+    for (let j = 0; j < n; j++) {
+      const i = candidates[j];
       probs[i] = Math.exp(scores[i] - max);
       total += probs[i];
     }
@@ -206,6 +213,53 @@ export function nextTokenDistribution(
 }
 
 /**
+ * The end of nextTokenDistribution without top-p and min-p: every score ≥ floor is kept, so the
+ * support needs no candidate list (it is built only if read) and Σ e is the normalizer.
+ */
+function keepAll(
+  scores: Float32Array,
+  probs: Float64Array,
+  max: number,
+  floor: number,
+  finite: number,
+): NextTokenDistribution {
+  const V = scores.length;
+  let n = finite;
+  if (floor > -Infinity) {
+    n = 0;
+    for (let i = 0; i < V; i++) {
+      if (scores[i] < floor) scores[i] = -Infinity;
+      else if (scores[i] > -Infinity) n++;
+    }
+  }
+  // e_i = exp(z_i − max): the SIMD kernel takes the whole row (e = 0 at −∞); with few tokens
+  // left (a top-k cut) the JS loop is cheaper.
+  let total = n * 8 >= V ? (expShiftWasm(scores, max, probs)?.sum ?? -1) : -1;
+  if (total < 0) {
+    total = 0;
+    for (let i = V - 1; i >= 0; i--) {
+      if (scores[i] > -Infinity) {
+        probs[i] = Math.exp(scores[i] - max);
+        total += probs[i];
+      }
+    }
+  }
+  for (let i = 0; i < V; i++) probs[i] /= total;
+  let support: Int32Array | null = null;
+  return {
+    probs,
+    scores,
+    size: n,
+    get support() {
+      if (support) return support;
+      const kept = new Int32Array(n); // descending id order, the tie order of rankByScore
+      for (let i = V - 1, j = 0; i >= 0; i--) if (scores[i] > -Infinity) kept[j++] = i;
+      return (support = rankByScore(scores, kept));
+    },
+  };
+}
+
+/**
  * Draws a token id from `probs` by inverse CDF over ids in order, with one uniform from `rng`.
  * `rng = null` is greedy: the argmax, lowest id on ties (as torch.argmax).
  */
@@ -227,8 +281,11 @@ export function sampleToken(probs: Float64Array, rng: Rng | null): number {
 /** log π_1(z): log-softmax of a logits row at temperature 1 (papers.md §0.1), float64. [V] */
 export function logSoftmax(logits: Float32Array): Float64Array {
   const { max } = scanScores(logits);
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  let sum = expShiftWasm(logits, max)?.sum ?? -1;
+  if (sum < 0) {
+    sum = 0;
+    for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  }
   const logZ = max + Math.log(sum);
   const out = new Float64Array(logits.length);
   for (let i = 0; i < logits.length; i++) out[i] = logits[i] - logZ;
@@ -240,6 +297,47 @@ export function entropy(probs: ArrayLike<number>): number {
   let h = 0;
   for (let i = 0; i < probs.length; i++) if (probs[i] > 0) h -= probs[i] * Math.log(probs[i]);
   return h;
+}
+
+/**
+ * Entropy and largest probability of a distribution from nextTokenDistribution, without a
+ * logarithm per token: on the support p_i = exp(s_i − log Z), so H = log Z − Σ p_i s_i with
+ * log Z = s_m − log p_m for the most probable token m. O(V) multiply-adds where `entropy`
+ * needs V logarithms (10× slower); the two agree to ~1e-15 × max |s|.
+ */
+export function distributionStats(d: { probs: Float64Array; scores: Float32Array }): {
+  entropy: number;
+  top1: number;
+} {
+  const { probs, scores } = d;
+  let acc = 0;
+  let best = 0;
+  let m = -1;
+  for (let i = 0; i < probs.length; i++) {
+    const p = probs[i];
+    if (p > 0) {
+      acc += p * scores[i];
+      if (p > best) {
+        best = p;
+        m = i;
+      }
+    }
+  }
+  if (m < 0) throw new LmdynError('bad_argument', 'an all-zero distribution has no entropy');
+  return { entropy: Math.max(0, scores[m] - Math.log(best) - acc), top1: best };
+}
+
+/** True when the sampled distribution is softmax(logits) itself: T = 1, no penalty, no warper. */
+export function isPlainSampling(c: SamplingConfig): boolean {
+  return (
+    c.temperature === 1 &&
+    c.topK === 0 &&
+    c.topP === 1 &&
+    c.minP === 0 &&
+    c.repetitionPenalty === 1 &&
+    c.frequencyPenalty === 0 &&
+    c.presencePenalty === 0
+  );
 }
 
 /** Occurrences of each distinct token id in the history. */

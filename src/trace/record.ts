@@ -6,6 +6,8 @@
 import { encodePrompt, stopIds, type Model } from '../api.js';
 import { generateBatch, type GenerationStep } from '../decode/generate.js';
 import {
+  distributionStats,
+  isPlainSampling,
   nextTokenDistribution,
   validateSampling,
   type SamplingConfig,
@@ -13,6 +15,7 @@ import {
 import { LmdynError } from '../errors.js';
 import { weightsSha256 } from '../io/fingerprint.js';
 import { compileFilter, type Hook } from '../model/hooks.js';
+import { expShiftWasm } from '../tensor/wasm/kernels.js';
 import { VERSION } from '../version.js';
 import type { LogitsMode, Trace, TraceMeta, TraceSample } from './types.js';
 
@@ -66,7 +69,15 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
     model.config.seqLen,
     Math.max(...prompts.map((p) => p.ids.length)) + maxSteps,
   );
-  const rec = new Recorder(model, hooks, S, maxPositions, maxSteps, logitsMode);
+  const rec = new Recorder(
+    model,
+    hooks,
+    S,
+    maxPositions,
+    maxSteps,
+    logitsMode,
+    isPlainSampling(sampling),
+  );
   const stepHooks: Hook[] = [
     { filter: (n) => rec.wants(n), fn: (act, ctx) => rec.onHook(act, ctx) },
   ];
@@ -86,8 +97,8 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
       const V = model.config.vocabSize;
       for (let s = 0; s + 1 < ids.length; s++) {
         const logits = out.logits.subarray(s * V, (s + 1) * V);
-        const { probs } = nextTokenDistribution(logits, ids.slice(0, s + 1), sampling);
-        rec.onStep({ seq: i, step: s, position: s + 1, token: ids[s + 1], logits, probs });
+        const { probs, scores } = nextTokenDistribution(logits, ids.slice(0, s + 1), sampling);
+        rec.onStep({ seq: i, step: s, position: s + 1, token: ids[s + 1], logits, probs, scores });
       }
       rec.setTokens(i, ids);
       return {
@@ -219,6 +230,8 @@ class Recorder {
     private readonly P: number,
     private readonly N: number,
     private readonly logitsMode: LogitsMode,
+    /** The sampled distribution is the model's own: its statistics serve for both. */
+    private readonly plain: boolean,
   ) {
     this.hookSet = new Set(hooks);
     this.tokens = new Int32Array(S * P).fill(-1);
@@ -261,16 +274,19 @@ class Recorder {
   onStep(st: GenerationStep): void {
     if (st.step >= this.N) return;
     const at = st.seq * this.N + st.step;
-    const { logprob, entropy, top1 } = logSoftmaxStats(st.logits, st.token);
-    this.logprob[at] = logprob;
-    this.entropy[at] = entropy;
-    this.top1Prob[at] = top1;
-    const p = st.probs[st.token];
-    this.sampledLogprob[at] = Math.log(p);
-    let h = 0;
-    for (let i = 0; i < st.probs.length; i++)
-      if (st.probs[i] > 0) h -= st.probs[i] * Math.log(st.probs[i]);
-    this.sampledEntropy[at] = h;
+    const sampled = distributionStats(st);
+    this.sampledLogprob[at] = Math.log(st.probs[st.token]);
+    this.sampledEntropy[at] = sampled.entropy;
+    if (this.plain) {
+      this.logprob[at] = this.sampledLogprob[at];
+      this.entropy[at] = sampled.entropy;
+      this.top1Prob[at] = sampled.top1;
+    } else {
+      const { logprob, entropy, top1 } = logSoftmaxStats(st.logits, st.token);
+      this.logprob[at] = logprob;
+      this.entropy[at] = entropy;
+      this.top1Prob[at] = top1;
+    }
     if (this.topkValues && this.topkIds && this.logitsMode.kind === 'topk') {
       const k = this.logitsMode.k;
       const top = topK(st.logits, k);
@@ -342,10 +358,16 @@ export function logSoftmaxStats(
   for (let i = 0; i < z.length; i++) if (z[i] > max) max = z[i];
   let sum = 0;
   let weighted = 0;
-  for (let i = 0; i < z.length; i++) {
-    const e = Math.exp(z[i] - max);
-    sum += e;
-    weighted += e * (z[i] - max);
+  const k = expShiftWasm(z, max);
+  if (k) {
+    sum = k.sum;
+    weighted = k.weighted;
+  } else {
+    for (let i = 0; i < z.length; i++) {
+      const e = Math.exp(z[i] - max);
+      sum += e;
+      if (e > 0) weighted += e * (z[i] - max);
+    }
   }
   const lse = Math.log(sum);
   return { logprob: z[token] - max - lse, entropy: lse - weighted / sum, top1: 1 / sum };
@@ -353,16 +375,28 @@ export function logSoftmaxStats(
 
 /** The k largest entries as [id, value], largest first (ties: lower id first). */
 export function topK(z: Float32Array, k: number): [number, number][] {
-  const ids: number[] = [];
-  for (let i = 0; i < z.length; i++) {
-    if (ids.length === k && z[i] <= z[ids[k - 1]]) continue;
-    let j = Math.min(ids.length, k - 1);
-    if (ids.length < k) ids.push(i);
-    while (j > 0 && z[ids[j - 1]] < z[i]) {
+  const n = Math.min(k, z.length);
+  const ids = new Int32Array(n);
+  const vals = new Float32Array(n); // vals[j] = z[ids[j]], descending
+  const insert = (i: number, filled: number): void => {
+    let j = Math.min(filled, n - 1);
+    while (j > 0 && vals[j - 1] < z[i]) {
       ids[j] = ids[j - 1];
+      vals[j] = vals[j - 1];
       j--;
     }
     ids[j] = i;
+    vals[j] = z[i];
+  };
+  let i = 0;
+  for (; i < n; i++) insert(i, i);
+  // Past the first k, most entries fall at or under the k-th largest: one compare each.
+  let floor = n > 0 ? vals[n - 1] : Infinity;
+  for (; i < z.length; i++) {
+    if (z[i] > floor) {
+      insert(i, n);
+      floor = vals[n - 1];
+    }
   }
-  return ids.map((i) => [i, z[i]]);
+  return Array.from(ids, (id, j) => [id, vals[j]]);
 }

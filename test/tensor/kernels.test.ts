@@ -25,6 +25,7 @@ import {
 } from '../../src/tensor/q80.js';
 import { createRng, type Rng } from '../../src/tensor/rng.js';
 import {
+  expShiftWasm,
   matmulQ80Wasm,
   matmulWasm,
   quantizeQ80Wasm,
@@ -447,5 +448,51 @@ test(
       await new Promise((r) => setTimeout(r, 10));
     }
     assert.equal(arenaBytesInUse(), before);
+  },
+);
+
+test(
+  'exp_f64: within 2 ulp of Math.exp from 0 to −708, 0 below and at −∞, sums exact to 1e-15, every tail length',
+  wasm,
+  () => {
+    const rng = createRng(17);
+    const ulp = (v: number) => Math.max(Number.MIN_VALUE, v * Number.EPSILON);
+    for (const n of [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 100, 32000]) {
+      const src = new Float32Array(n);
+      for (let i = 0; i < n; i++) src[i] = -rng.next() * (n === 32000 ? 740 : 30);
+      if (n > 4) src[3] = -Infinity;
+      const shift = n === 1 ? -0.25 : 1.5; // the argument is src − shift
+      const got = expShiftWasm(src, shift)!;
+      let sum = 0;
+      let weighted = 0;
+      for (let i = 0; i < n; i++) {
+        const x = src[i] - shift;
+        const want = Math.exp(x);
+        if (x < -708) assert.equal(got.values[i], 0, `n ${n} i ${i} x ${x}`);
+        else
+          assert.ok(
+            Math.abs(got.values[i] - want) <= 2 * ulp(want),
+            `n ${n} i ${i} x ${x}: ${got.values[i]} vs ${want}`,
+          );
+        sum += got.values[i];
+        if (got.values[i] > 0) weighted += got.values[i] * x;
+      }
+      assert.ok(Math.abs(got.sum - sum) <= 1e-15 * sum, `sum n ${n}`);
+      assert.ok(
+        Math.abs(got.weighted - weighted) <= 1e-14 * Math.abs(weighted) + 1e-300,
+        `weighted n ${n}`,
+      );
+      const dst = new Float64Array(n);
+      expShiftWasm(src, shift, dst);
+      assert.deepEqual([...dst], [...got.values]);
+    }
+    // Just above and below the cut, and exact points.
+    const edge = Float32Array.from([0, -1, -707.9, -708.1, -Math.LN2 * 1021]);
+    const e = expShiftWasm(edge, 0)!;
+    assert.equal(e.values[0], 1);
+    assert.ok(Math.abs(e.values[1] - Math.exp(-1)) <= 2 * ulp(Math.exp(-1)));
+    assert.ok(Math.abs(e.values[2] - Math.exp(edge[2])) <= 2 * ulp(Math.exp(edge[2])));
+    assert.equal(e.values[3], 0);
+    assert.ok(Math.abs(e.values[4] - Math.exp(edge[4])) <= 2 * ulp(Math.exp(edge[4])));
   },
 );

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { openModel } from '../../src/api.js';
 import { readParquet } from '../../src/io/parquet.js';
+import { entropy, nextTokenDistribution, validateSampling } from '../../src/decode/sampling.js';
 import { recordTrace } from '../../src/trace/record.js';
 import { readTrace, writeTrace } from '../../src/trace/io.js';
 import { model } from '../helpers/paths.js';
@@ -69,6 +70,50 @@ test('recorded hook values equal a plain forward pass over the trace’s own tok
           z += (h[i] / rms) * w.finalNorm[i] * w.unembedding.data[id * 64 + i];
         assert.ok(Math.abs(z - trace.topkValues![(s * trace.steps + k) * K + j]) < 1e-4);
         assert.ok(Math.abs(z - out.logits[pos * V + id]) < 1e-4);
+      }
+    }
+  }
+});
+
+test('per-step logprob, entropy and top-1 equal −Σ p log p over a float64 softmax of the full logits, for the model and the sampled distribution', async () => {
+  const m = await openModel(STORIES);
+  const V = m.config.vocabSize;
+  const configs = [
+    {},
+    { temperature: 0.7, topP: 0.9, repetitionPenalty: 1.2 },
+    { temperature: 0 },
+    { temperature: 1.3, topK: 40 },
+  ];
+  for (const sampling of configs) {
+    const trace = recordTrace(m, {
+      prompt: 'Once upon a time',
+      samples: 2,
+      maxTokens: 12,
+      sampling,
+      seed: 3,
+      logits: { kind: 'full' },
+      hooks: ['hook_embed'],
+    });
+    const cfg = validateSampling(sampling);
+    for (let s = 0; s < 2; s++) {
+      const sample = trace.samples[s];
+      for (let k = 0; k < sample.ids.length; k++) {
+        const at = s * trace.steps + k;
+        const z = trace.fullLogits!.subarray(at * V, (at + 1) * V);
+        let max = -Infinity;
+        for (const v of z) max = Math.max(max, v);
+        const p = Array.from(z, (v) => Math.exp(v - max));
+        const sum = p.reduce((a, b) => a + b, 0);
+        const q = p.map((v) => v / sum);
+        const token = sample.ids[k];
+        const label = `${JSON.stringify(sampling)} sample ${s} step ${k}`;
+        assert.ok(Math.abs(trace.logprob[at] - Math.log(q[token])) < 1e-5, label);
+        assert.ok(Math.abs(trace.entropy[at] - entropy(q)) < 1e-5, label);
+        assert.ok(Math.abs(trace.top1Prob[at] - Math.max(...q)) < 1e-6, label);
+        const history = [...sample.promptIds, ...sample.ids.slice(0, k)];
+        const sampled = nextTokenDistribution(z, history, cfg).probs;
+        assert.ok(Math.abs(trace.sampledLogprob[at] - Math.log(sampled[token])) < 1e-5, label);
+        assert.ok(Math.abs(trace.sampledEntropy[at] - entropy(sampled)) < 1e-5, label);
       }
     }
   }

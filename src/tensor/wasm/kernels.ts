@@ -54,6 +54,11 @@ export interface KernelExports {
   attn_mix(z: number, a: number, v: number, ld: number, hd: number, n: number): void;
   /** dst[t, 0..len) = src[t, 0..len) for t < n; rows ldDst and ldSrc floats apart. */
   copy_rows(dst: number, ldDst: number, src: number, ldSrc: number, n: number, len: number): void;
+  /**
+   * dst[i] = exp(x_i), x_i = src[i] − shift, for i < n (src f32, dst f64; 0 below −708);
+   * returns Σ dst and stores Σ dst[i]·x_i as an f64 at wsum.
+   */
+  exp_f64(dst: number, src: number, n: number, shift: number, wsum: number): number;
 }
 
 export interface WasmKernels {
@@ -173,6 +178,44 @@ export function matmulQ80Wasm(
     k.exports.matmul_q80(o, q, s, wq, ws, n, rows, cols, gs, 0, rows);
   }
   return true;
+}
+
+/** Arena scratch for expShiftWasm: the f32 input, the f64 output (as 2n floats) + 1 f64. */
+let expIn: Float32Array | null = null;
+let expOut: Float32Array | null = null;
+
+/**
+ * e_i = exp(x_i), x_i = src[i] − shift, for every i with the SIMD kernel (within 2 ulp of
+ * Math.exp; 0 where x_i < −708, −∞ included), Σ e and Σ e_i·x_i (the terms with e_i = 0 left
+ * out). `shift` must be ≥ max(src), as a softmax's is.
+ * The values are copied into `dst` when given; `values` is arena scratch that the next call
+ * overwrites. Null, computing nothing, where the kernels cannot run: the caller loops in JS.
+ */
+export function expShiftWasm(
+  src: Float32Array,
+  shift: number,
+  dst?: Float64Array,
+): { sum: number; weighted: number; values: Float64Array } | null {
+  const k = wasmKernels();
+  const n = src.length;
+  if (!k || (dst && dst.length < n)) return null;
+  if (!expIn || !expOut || expIn.length < n) {
+    if (expIn) freeF32(expIn);
+    if (expOut) freeF32(expOut);
+    expIn = allocF32(n);
+    expOut = allocF32(2 * n + 2);
+  }
+  if (!inArena(expIn) || !inArena(expOut)) return null; // arena full
+  let from = src.byteOffset;
+  if (!inArena(src)) {
+    expIn.set(src);
+    from = expIn.byteOffset;
+  }
+  const sum = k.exports.exp_f64(expOut.byteOffset, from, n, shift, expOut.byteOffset + 8 * n);
+  const out = new Float64Array(expOut.buffer, expOut.byteOffset, n + 1);
+  const values = out.subarray(0, n);
+  if (dst) dst.set(values);
+  return { sum, weighted: out[n], values };
 }
 
 function instantiate(): WasmKernels | null {
