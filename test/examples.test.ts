@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { model } from './helpers/paths.js';
+
+// The README's library examples, run as a user runs them (the package imported by its name),
+// in a scratch folder, on the shipped stories260K model.
+const STORIES = model('stories260K', 'stories260K.bin');
+
+function run(script: string): string[] {
+  const cwd = mkdtempSync(join(tmpdir(), 'lmdyn-example-'));
+  const r = spawnSync(process.execPath, [resolve('examples', script), STORIES], { cwd, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim().split('\n');
+}
+
+test('examples/library.mjs: the greedy text of MANIFEST.md §1, the residual cache shape, both coupling rows', () => {
+  const lines = run('library.mjs');
+  const text = JSON.parse(lines[0]) as string;
+  // MANIFEST.md §1's greedy text from BOS; the prompt is its first four tokens, then 24 more.
+  const manifest =
+    'Once upon a time, there was a little girl named Lily. She loved to play outside in the park.';
+  assert.ok(manifest.startsWith(text) && text.length > 60, text);
+  assert.equal(lines[1], 'blocks.4.hook_resid_post [ 1, 5, 64 ]'); // BOS + 4 prompt tokens, d = 64
+  assert.match(lines[2], /^trace states 7 hooks/); // hook_embed, 5 blocks, ln_final
+  assert.match(lines[3], /^trained LSS \d\.\d{3} \(exact\) growth -?\d\.\d{3} \(proposed\)$/);
+  assert.match(lines[4], /^random_twin LSS \d\.\d{3} \(exact\) growth -?\d\.\d{3} \(proposed\)$/);
+});
+
+test('examples/lenses.mjs: every lens runs; the entropic flow reaches π_T and the circle has its closed-form H1 bar', () => {
+  const lines = run('lenses.mjs');
+  const num = '(\\d[\\d.e+-]*)';
+  const dmet = lines.filter((l) => l.startsWith('dmet '));
+  assert.equal(dmet.length, 4); // T ∈ {0.5, 1} × top-p ∈ {0.9, 1}
+  for (const l of dmet) assert.match(l, new RegExp(`C_mean ${num} silhouette ${num} persistence ${num} log ppl ${num}$`));
+  const sde = lines.filter((l) => l.startsWith('sde '));
+  assert.equal(sde.length, 4);
+  for (const l of sde) {
+    const m = /test NLL (-?[\d.]+) \(constant (-?[\d.]+)\)/.exec(l);
+    assert.ok(m, l);
+    // The fitted drift and diffusion beat the constant Gaussian baseline on held-out increments.
+    assert.ok(Number(m[1]) < Number(m[2]), l);
+  }
+  const simplex = lines.find((l) => l.startsWith('simplex: '));
+  const l1 = Number(/‖p − π_T‖₁ = ([\d.e+-]+)/.exec(simplex ?? '')?.[1]);
+  assert.ok(l1 < 1e-9, simplex); // papers.md §4: the entropic flow's limit is softmax(s/T)
+  assert.equal(lines.filter((l) => l.startsWith('gravity (proposed) ')).length, 2);
+  // 12 evenly spaced points on the unit circle: H1 born at the chord 2 sin(π/12), dies at √3.
+  const bar = /rips circle: H1 \[([\d.]+), ([\d.]+)\)$/.exec(lines.at(-1) ?? '');
+  assert.ok(bar, lines.at(-1));
+  assert.equal(Number(bar[1]), Number((2 * Math.sin(Math.PI / 12)).toFixed(4)));
+  assert.equal(Number(bar[2]), Number(Math.sqrt(3).toFixed(4)));
+});
