@@ -56,7 +56,12 @@ const inputs = index.configs.map((c) => ({
 const { report: sde } = analyzeSde(
   inputs,
   { kind: 'sweep', dir: sweepDir },
-  { dims: 4, seed: 1, replicas: 8, fit: { hidden: [32, 32], maxEpochs: 60, patience: 10, lr: 3e-3 } },
+  {
+    dims: 4,
+    seed: 1,
+    replicas: 8,
+    fit: { hidden: [32, 32], maxEpochs: 60, patience: 10, lr: 3e-3 },
+  },
 );
 for (const d of sde.datasets) {
   console.log(
@@ -66,7 +71,12 @@ for (const d of sde.datasets) {
 }
 
 // Simplex (§4): the two replicator flows on one next-token distribution.
-const simplex = analyzeSimplex(model, { prompt: 'Once upon a time, there was a little girl named Lily.', topK: 10, starts: 2, seed: 1 });
+const simplex = analyzeSimplex(model, {
+  prompt: 'Once upon a time, there was a little girl named Lily.',
+  topK: 10,
+  starts: 2,
+  seed: 1,
+});
 console.log(
   `simplex: paper's flow at t = ${simplex.flows.paper.long_run.t}: top probability ${simplex.flows.paper.long_run.top_probability.toFixed(6)}; ` +
     `entropic flow ‖p − π_T‖₁ = ${simplex.flows.entropic.long_run.l1_to_equilibrium.toExponential(1)} (${simplex.flows.entropic.tag})`,
@@ -75,19 +85,32 @@ console.log(
 // Gravity (§3, every metric proposed): potential, mass and curvature of a few queries.
 const gravity = analyzeGravity(model, {
   prompts: ['The cat sat on the', 'Quantum chromodynamics predicts that'],
-  reference: { texts: ['Once upon a time there was a dog.', 'The girl went to the park to play.', 'Tom had a red ball.'], source: 'inline' },
+  reference: {
+    texts: [
+      'Once upon a time there was a dog.',
+      'The girl went to the park to play.',
+      'Tom had a red ball.',
+    ],
+    source: 'inline',
+  },
   paraphrases: null,
   samples: 2,
   maxTokens: 12,
   seed: 1,
 });
 for (const p of gravity.prompts) {
-  console.log(`gravity (proposed) ${JSON.stringify(p.text)}: M_info ${fmt(p.M_info)} κ ${fmt(p.kappa_t1)} void ${fmt(p.void_score)}`);
+  console.log(
+    `gravity (proposed) ${JSON.stringify(p.text)}: M_info ${fmt(p.M_info)} κ ${fmt(p.kappa_t1)} void ${fmt(p.void_score)}`,
+  );
 }
 
 // Persistence: 12 points on a unit circle have one H1 class born at the chord 2 sin(π/12) and
 // dying at √3 (the triangle of every fourth point).
 const n = 12;
-const circle = Float64Array.from({ length: 2 * n }, (_, i) => (i % 2 ? Math.sin : Math.cos)((2 * Math.PI * (i >> 1)) / n));
+const circle = Float64Array.from({ length: 2 * n }, (_, i) =>
+  (i % 2 ? Math.sin : Math.cos)((2 * Math.PI * (i >> 1)) / n),
+);
 const h1 = ripsPersistence(circle, n, 2, { maxDim: 1 }).pairs.filter((p) => p.dim === 1);
-console.log(`rips circle: H1 ${h1.map((p) => `[${p.birth.toFixed(4)}, ${p.death.toFixed(4)})`).join(' ')}`);
+console.log(
+  `rips circle: H1 ${h1.map((p) => `[${p.birth.toFixed(4)}, ${p.death.toFixed(4)})`).join(' ')}`,
+);

@@ -12,7 +12,10 @@ const STORIES = model('stories260K', 'stories260K.bin');
 
 function run(script: string): string[] {
   const cwd = mkdtempSync(join(tmpdir(), 'lmdyn-example-'));
-  const r = spawnSync(process.execPath, [resolve('examples', script), STORIES], { cwd, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [resolve('examples', script), STORIES], {
+    cwd,
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout.trim().split('\n');
 }
@@ -35,7 +38,11 @@ test('examples/lenses.mjs: every lens runs; the entropic flow reaches π_T and t
   const num = '(\\d[\\d.e+-]*)';
   const dmet = lines.filter((l) => l.startsWith('dmet '));
   assert.equal(dmet.length, 4); // T ∈ {0.5, 1} × top-p ∈ {0.9, 1}
-  for (const l of dmet) assert.match(l, new RegExp(`C_mean ${num} silhouette ${num} persistence ${num} log ppl ${num}$`));
+  for (const l of dmet)
+    assert.match(
+      l,
+      new RegExp(`C_mean ${num} silhouette ${num} persistence ${num} log ppl ${num}$`),
+    );
   const sde = lines.filter((l) => l.startsWith('sde '));
   assert.equal(sde.length, 4);
   for (const l of sde) {
