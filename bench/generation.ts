@@ -179,7 +179,7 @@ export function peakRssMiB(): number {
 }
 
 /** A Model over a checkpoint without a vocabulary: every prompt is [BOS], text is empty. */
-function benchModel(loaded: LoadedModel): Model {
+export function benchModel(loaded: LoadedModel): Model {
   const tokenizer: Tokenizer = {
     kind: 'llama2c',
     vocabSize: loaded.config.vocabSize,

@@ -15,7 +15,7 @@ import {
 import { LmdynError } from '../errors.js';
 import { weightsSha256 } from '../io/fingerprint.js';
 import { compileFilter, type Hook } from '../model/hooks.js';
-import { expShiftWasm } from '../tensor/wasm/kernels.js';
+import { softmaxStatsWasm } from '../tensor/wasm/kernels.js';
 import { VERSION } from '../version.js';
 import type { LogitsMode, Trace, TraceMeta, TraceSample } from './types.js';
 
@@ -349,20 +349,23 @@ class Recorder {
   }
 }
 
-/** log softmax(z)[token], the entropy of softmax(z) and its largest probability, in float64. */
+/**
+ * log softmax(z)[token], the entropy of softmax(z) and its largest probability. With the SIMD
+ * kernel the exponentials are f32 and the sums f64 (~1e-7 relative, below the f32 the trace
+ * stores); without it, float64 Math.exp.
+ */
 export function logSoftmaxStats(
   z: Float32Array,
   token: number,
 ): { logprob: number; entropy: number; top1: number } {
+  const k = softmaxStatsWasm(z);
   let max = -Infinity;
-  for (let i = 0; i < z.length; i++) if (z[i] > max) max = z[i];
   let sum = 0;
   let weighted = 0;
-  const k = expShiftWasm(z, max);
   if (k) {
-    sum = k.sum;
-    weighted = k.weighted;
+    ({ max, sum, weighted } = k);
   } else {
+    for (let i = 0; i < z.length; i++) if (z[i] > max) max = z[i];
     for (let i = 0; i < z.length; i++) {
       const e = Math.exp(z[i] - max);
       sum += e;
@@ -378,25 +381,21 @@ export function topK(z: Float32Array, k: number): [number, number][] {
   const n = Math.min(k, z.length);
   const ids = new Int32Array(n);
   const vals = new Float32Array(n); // vals[j] = z[ids[j]], descending
-  const insert = (i: number, filled: number): void => {
-    let j = Math.min(filled, n - 1);
-    while (j > 0 && vals[j - 1] < z[i]) {
-      ids[j] = ids[j - 1];
+  let filled = 0;
+  // Once k are held, most entries fall at or under the k-th largest: one compare each.
+  let floor = -Infinity;
+  for (let i = 0; i < z.length; i++) {
+    const v = z[i];
+    if (filled === n && !(v > floor)) continue;
+    let j = filled < n ? filled++ : n - 1;
+    while (j > 0 && vals[j - 1] < v) {
       vals[j] = vals[j - 1];
+      ids[j] = ids[j - 1];
       j--;
     }
+    vals[j] = v;
     ids[j] = i;
-    vals[j] = z[i];
-  };
-  let i = 0;
-  for (; i < n; i++) insert(i, i);
-  // Past the first k, most entries fall at or under the k-th largest: one compare each.
-  let floor = n > 0 ? vals[n - 1] : Infinity;
-  for (; i < z.length; i++) {
-    if (z[i] > floor) {
-      insert(i, n);
-      floor = vals[n - 1];
-    }
+    if (filled === n) floor = vals[n - 1];
   }
   return Array.from(ids, (id, j) => [id, vals[j]]);
 }

@@ -26,6 +26,7 @@ import {
 import { createRng, type Rng } from '../../src/tensor/rng.js';
 import {
   expShiftWasm,
+  softmaxStatsWasm,
   matmulQ80Wasm,
   matmulWasm,
   quantizeQ80Wasm,
@@ -494,5 +495,52 @@ test(
     assert.ok(Math.abs(e.values[2] - Math.exp(edge[2])) <= 2 * ulp(Math.exp(edge[2])));
     assert.equal(e.values[3], 0);
     assert.ok(Math.abs(e.values[4] - Math.exp(edge[4])) <= 2 * ulp(Math.exp(edge[4])));
+  },
+);
+
+test(
+  'softmax_stats_f32: max exact, Σ e and Σ e·x within the f32 error bound of a float64 reference, −∞ as 0, every tail length',
+  wasm,
+  () => {
+    const rng = createRng(19);
+    for (const n of [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 100, 32000, 151936]) {
+      const z = new Float32Array(n);
+      for (let i = 0; i < n; i++) z[i] = (rng.next() - 0.5) * (n === 32000 ? 200 : 24);
+      if (n > 4) z[3] = -Infinity;
+      if (n > 9) z[n - 1] = 40; // the maximum in the tail
+      // float64 reference; x_i = z_i − m is rounded to f32 in the kernel (relative 2⁻²⁴, so
+      // e^x is off by up to |x|·2⁻²⁴ relative) and e^x carries ≤ 2 f32 ulp: a bound per term.
+      let m = -Infinity;
+      for (let i = 0; i < n; i++) m = Math.max(m, z[i]);
+      let S = 0;
+      let W = 0;
+      let tolS = 0;
+      let tolW = 0;
+      for (let i = 0; i < n; i++) {
+        const x = z[i] - m;
+        if (x === -Infinity) continue;
+        const e = Math.exp(x);
+        const rel = 2 ** -22 + Math.abs(x) * 2 ** -23;
+        S += e;
+        W += e * x;
+        tolS += e * rel;
+        tolW += e * Math.abs(x) * (rel + 2 ** -23);
+      }
+      const got = softmaxStatsWasm(z)!;
+      assert.equal(got.max, m, `max n ${n}`);
+      assert.ok(Math.abs(got.sum - S) <= tolS + 1e-30, `sum n ${n}: ${got.sum} vs ${S}`);
+      assert.ok(
+        Math.abs(got.weighted - W) <= tolW + 1e-30,
+        `weighted n ${n}: ${got.weighted} vs ${W}`,
+      );
+      // log Z and the entropy that the trace stores as f32
+      const H = Math.log(S) - W / S;
+      assert.ok(Math.abs(Math.log(got.sum) - got.weighted / got.sum - H) < 1e-6 * Math.max(1, H));
+    }
+    // Exact points: e^0 = 1, e^−ln2·k = 2^−k; −87.4 (under the cut, true value 1e-38) adds 0.
+    const edge = Float32Array.from([0, -Math.LN2, -Math.LN2 * 10, -87.4, -Infinity]);
+    const e = softmaxStatsWasm(edge)!;
+    const want = 1 + 0.5 + 2 ** -10;
+    assert.ok(Math.abs(e.sum - want) <= 3e-7 * want, `${e.sum}`);
   },
 );

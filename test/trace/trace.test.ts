@@ -15,7 +15,8 @@ import { join, relative, resolve } from 'node:path';
 import { openModel } from '../../src/api.js';
 import { readParquet } from '../../src/io/parquet.js';
 import { entropy, nextTokenDistribution, validateSampling } from '../../src/decode/sampling.js';
-import { recordTrace } from '../../src/trace/record.js';
+import { recordTrace, topK } from '../../src/trace/record.js';
+import { createRng } from '../../src/tensor/rng.js';
 import { readTrace, writeTrace } from '../../src/trace/io.js';
 import { model } from '../helpers/paths.js';
 
@@ -299,4 +300,24 @@ test('bad input: unknown hook pattern lists the valid names; bad grid values and
   const s = lmdyn('sweep', '--model', STORIES, '--out', occupied);
   assert.notEqual(s.status, 0);
   assert.deepEqual(readdirSync(occupied), ['notes.txt']);
+});
+
+test('topK: the k largest by a full sort (value descending, lower id first on ties), k ≥ length included', () => {
+  const rng = createRng(5);
+  for (const [n, k] of [
+    [1, 1],
+    [5, 20],
+    [100, 1],
+    [1000, 20],
+    [32000, 20],
+  ] as const) {
+    const z = new Float32Array(n);
+    // Few distinct values, so ties cross the k-th place.
+    for (let i = 0; i < n; i++) z[i] = Math.floor(rng.next() * 50) - 25;
+    if (n > 3) z[2] = -Infinity;
+    const want = Array.from(z, (v, i) => [i, v] as [number, number])
+      .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+      .slice(0, k);
+    assert.deepEqual(topK(z, k), want, `n ${n} k ${k}`);
+  }
 });

@@ -59,6 +59,11 @@ export interface KernelExports {
    * returns Σ dst and stores Σ dst[i]·x_i as an f64 at wsum.
    */
   exp_f64(dst: number, src: number, n: number, shift: number, wsum: number): number;
+  /**
+   * For z = src[0..n) (f32): stores m = max z, S = Σ exp(z_i − m), W = Σ exp(z_i − m)·(z_i − m)
+   * as three f64 at out (exponentials in f32, sums in f64).
+   */
+  softmax_stats_f32(src: number, n: number, out: number): void;
 }
 
 export interface WasmKernels {
@@ -183,6 +188,36 @@ export function matmulQ80Wasm(
 /** Arena scratch for expShiftWasm: the f32 input, the f64 output (as 2n floats) + 1 f64. */
 let expIn: Float32Array | null = null;
 let expOut: Float32Array | null = null;
+
+/**
+ * Statistics of softmax(z) for one logits row with the f32 SIMD kernel: the max m, S = Σ e_i and
+ * W = Σ e_i·(z_i − m), e_i = exp(z_i − m) in f32 (within 2 ulp; 0 below −87.3, −∞ included),
+ * summed in f64. Then log Z = m + log S and the entropy is log S − W/S, to ~1e-7 relative: for
+ * values stored as f32 (the trace recorder's), where expShiftWasm's f64 exponentials cost 4×.
+ * Null where the kernels cannot run.
+ */
+export function softmaxStatsWasm(
+  z: Float32Array,
+): { max: number; sum: number; weighted: number } | null {
+  const k = wasmKernels();
+  const n = z.length;
+  if (!k || n === 0) return null;
+  if (!expIn || !expOut || expIn.length < n) {
+    if (expIn) freeF32(expIn);
+    if (expOut) freeF32(expOut);
+    expIn = allocF32(n);
+    expOut = allocF32(2 * n + 2);
+  }
+  if (!inArena(expIn) || !inArena(expOut)) return null; // arena full
+  let from = z.byteOffset;
+  if (!inArena(z)) {
+    expIn.set(z);
+    from = expIn.byteOffset;
+  }
+  k.exports.softmax_stats_f32(from, n, expOut.byteOffset);
+  const out = new Float64Array(expOut.buffer, expOut.byteOffset, 3);
+  return { max: out[0], sum: out[1], weighted: out[2] };
+}
 
 /**
  * e_i = exp(x_i), x_i = src[i] − shift, for every i with the SIMD kernel (within 2 ulp of

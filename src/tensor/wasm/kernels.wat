@@ -6,7 +6,8 @@
 ;; which is what it takes to approach the memory-bandwidth limit.
 ;;
 ;; Kernels: matmul_f32 (fp32 weights), quantize_q80 and matmul_q80 (Q8_0 weights), attn_scores and
-;; attn_mix (one attention head against the KV cache), exp_f64 (softmax exponentials).
+;; attn_mix (one attention head against the KV cache), exp_f64 (softmax exponentials),
+;; softmax_stats_f32 (log Z and entropy of a logits row).
 ;;
 ;; Conventions: every pointer is a byte offset into the imported shared memory (the arena of
 ;; src/tensor/memory.ts); matrices are row-major f32; no alignment is assumed (loads carry the
@@ -782,6 +783,113 @@
         (br $lt)))
     (f64.store (local.get $wsum) (local.get $sw))
     (local.get $s))
+
+  ;; softmax_stats_f32: for z = src[0..n) (f32), stores as three f64 at $out: m = max z,
+  ;; S = Σ exp(z_i − m) and W = Σ exp(z_i − m)·(z_i − m) (−∞ terms as 0); then log Z = m + log S and
+  ;; H = log S − W/S. For the trace recorder's statistics of the model's own distribution, which
+  ;; it stores as f32: e^x in f32 (≤ 2 ulp, tested), sums in f64; one read for the max, one for
+  ;; the sums, no exponentials written. 8 floats per step as two f32x4 chains, interleaved.
+  ;; x < −87.3 (−∞ included) gives 0, where the true value is below 1.2e-38.
+  (func (export "softmax_stats_f32") (param $src i32) (param $n i32) (param $out i32)
+    (local $end i32) (local $end8 i32) (local $p i32) (local $mv v128) (local $m f32) (local $sh v128)
+    (local $acc v128) (local $acw v128) (local $s f64) (local $sw f64) (local $x f32) (local $e v128)
+    (local $x0 v128) (local $k0 v128) (local $q0 v128) (local $y0 v128) (local $keep0 v128) (local $t0 v128)
+    (local $x1 v128) (local $k1 v128) (local $q1 v128) (local $y1 v128) (local $keep1 v128) (local $t1 v128)
+    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $end8
+      (i32.add (local.get $src) (i32.shl (i32.and (local.get $n) (i32.const -8)) (i32.const 2))))
+    ;; the maximum: f32x4.max per 8 floats, then the lanes and the tail
+    (local.set $mv (v128.const f32x4 -inf -inf -inf -inf))
+    (local.set $p (local.get $src))
+    (block $dm
+      (loop $lm
+        (br_if $dm (i32.ge_u (local.get $p) (local.get $end8)))
+        (local.set $mv (f32x4.pmax (local.get $mv)
+          (f32x4.pmax (v128.load (local.get $p)) (v128.load offset=16 (local.get $p)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 32)))
+        (br $lm)))
+    (local.set $m (f32.max
+      (f32.max (f32x4.extract_lane 0 (local.get $mv)) (f32x4.extract_lane 1 (local.get $mv)))
+      (f32.max (f32x4.extract_lane 2 (local.get $mv)) (f32x4.extract_lane 3 (local.get $mv)))))
+    (block $dmt
+      (loop $lmt
+        (br_if $dmt (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $m (f32.max (local.get $m) (f32.load (local.get $p))))
+        (local.set $p (i32.add (local.get $p) (i32.const 4)))
+        (br $lmt)))
+    (local.set $sh (f32x4.splat (local.get $m)))
+    (local.set $acc (v128.const f64x2 0 0))
+    (local.set $acw (v128.const f64x2 0 0))
+    (local.set $p (local.get $src))
+    (block $d8
+      (loop $l8
+        (br_if $d8 (i32.ge_u (local.get $p) (local.get $end8)))
+        (local.set $x0 (f32x4.sub (v128.load offset=0 (local.get $p)) (local.get $sh)))
+        (local.set $x1 (f32x4.sub (v128.load offset=16 (local.get $p)) (local.get $sh)))
+        (local.set $keep0 (f32x4.ge (local.get $x0) (v128.const f32x4 -87.3 -87.3 -87.3 -87.3)))
+        (local.set $keep1 (f32x4.ge (local.get $x1) (v128.const f32x4 -87.3 -87.3 -87.3 -87.3)))
+        (local.set $x0 (f32x4.pmax (local.get $x0) (v128.const f32x4 -87.3 -87.3 -87.3 -87.3)))
+        (local.set $x1 (f32x4.pmax (local.get $x1) (v128.const f32x4 -87.3 -87.3 -87.3 -87.3)))
+        (local.set $y0 (local.get $x0))
+        (local.set $y1 (local.get $x1))
+        (local.set $k0 (f32x4.add (f32x4.mul (local.get $x0) (v128.const f32x4 1.44269504 1.44269504 1.44269504 1.44269504)) (v128.const f32x4 12582912 12582912 12582912 12582912)))
+        (local.set $t0 (f32x4.sub (local.get $k0) (v128.const f32x4 12582912 12582912 12582912 12582912)))
+        (local.set $k1 (f32x4.add (f32x4.mul (local.get $x1) (v128.const f32x4 1.44269504 1.44269504 1.44269504 1.44269504)) (v128.const f32x4 12582912 12582912 12582912 12582912)))
+        (local.set $t1 (f32x4.sub (local.get $k1) (v128.const f32x4 12582912 12582912 12582912 12582912)))
+        (local.set $x0 (f32x4.sub (local.get $x0) (f32x4.mul (local.get $t0) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))))
+        (local.set $x1 (f32x4.sub (local.get $x1) (f32x4.mul (local.get $t1) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))))
+        (local.set $x0 (f32x4.sub (local.get $x0) (f32x4.mul (local.get $t0) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+        (local.set $x1 (f32x4.sub (local.get $x1) (f32x4.mul (local.get $t1) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+        (local.set $q0 (v128.const f32x4 1.98412698e-4 1.98412698e-4 1.98412698e-4 1.98412698e-4))
+        (local.set $q1 (v128.const f32x4 1.98412698e-4 1.98412698e-4 1.98412698e-4 1.98412698e-4))
+        (local.set $q0 (f32x4.add (f32x4.mul (local.get $q0) (local.get $x0)) (v128.const f32x4 1.38888889e-3 1.38888889e-3 1.38888889e-3 1.38888889e-3)))
+        (local.set $q1 (f32x4.add (f32x4.mul (local.get $q1) (local.get $x1)) (v128.const f32x4 1.38888889e-3 1.38888889e-3 1.38888889e-3 1.38888889e-3)))
+        (local.set $q0 (f32x4.add (f32x4.mul (local.get $q0) (local.get $x0)) (v128.const f32x4 8.33333333e-3 8.33333333e-3 8.33333333e-3 8.33333333e-3)))
+        (local.set $q1 (f32x4.add (f32x4.mul (local.get $q1) (local.get $x1)) (v128.const f32x4 8.33333333e-3 8.33333333e-3 8.33333333e-3 8.33333333e-3)))
+        (local.set $q0 (f32x4.add (f32x4.mul (local.get $q0) (local.get $x0)) (v128.const f32x4 4.16666667e-2 4.16666667e-2 4.16666667e-2 4.16666667e-2)))
+        (local.set $q1 (f32x4.add (f32x4.mul (local.get $q1) (local.get $x1)) (v128.const f32x4 4.16666667e-2 4.16666667e-2 4.16666667e-2 4.16666667e-2)))
+        (local.set $q0 (f32x4.add (f32x4.mul (local.get $q0) (local.get $x0)) (v128.const f32x4 1.66666667e-1 1.66666667e-1 1.66666667e-1 1.66666667e-1)))
+        (local.set $q1 (f32x4.add (f32x4.mul (local.get $q1) (local.get $x1)) (v128.const f32x4 1.66666667e-1 1.66666667e-1 1.66666667e-1 1.66666667e-1)))
+        (local.set $q0 (f32x4.add (f32x4.mul (local.get $q0) (local.get $x0)) (v128.const f32x4 0.5 0.5 0.5 0.5)))
+        (local.set $q1 (f32x4.add (f32x4.mul (local.get $q1) (local.get $x1)) (v128.const f32x4 0.5 0.5 0.5 0.5)))
+        (local.set $q0 (f32x4.add (f32x4.mul (local.get $q0) (local.get $x0)) (v128.const f32x4 1.0 1.0 1.0 1.0)))
+        (local.set $q1 (f32x4.add (f32x4.mul (local.get $q1) (local.get $x1)) (v128.const f32x4 1.0 1.0 1.0 1.0)))
+        (local.set $q0 (f32x4.add (f32x4.mul (local.get $q0) (local.get $x0)) (v128.const f32x4 1.0 1.0 1.0 1.0)))
+        (local.set $q1 (f32x4.add (f32x4.mul (local.get $q1) (local.get $x1)) (v128.const f32x4 1.0 1.0 1.0 1.0)))
+        (local.set $k0 (i32x4.shl (i32x4.add (local.get $k0) (v128.const i32x4 127 127 127 127)) (i32.const 23)))
+        (local.set $k1 (i32x4.shl (i32x4.add (local.get $k1) (v128.const i32x4 127 127 127 127)) (i32.const 23)))
+        (local.set $q0 (v128.and (f32x4.mul (local.get $q0) (local.get $k0)) (local.get $keep0)))
+        (local.set $q1 (v128.and (f32x4.mul (local.get $q1) (local.get $k1)) (local.get $keep1)))
+        (local.set $y0 (f32x4.mul (local.get $q0) (local.get $y0)))
+        (local.set $y1 (f32x4.mul (local.get $q1) (local.get $y1)))
+        (local.set $acc (f64x2.add (local.get $acc) (f64x2.add
+          (f64x2.add (f64x2.promote_low_f32x4 (local.get $q0)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $q0) (local.get $q0))))
+          (f64x2.add (f64x2.promote_low_f32x4 (local.get $q1)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $q1) (local.get $q1)))))))
+        (local.set $acw (f64x2.add (local.get $acw) (f64x2.add
+          (f64x2.add (f64x2.promote_low_f32x4 (local.get $y0)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $y0) (local.get $y0))))
+          (f64x2.add (f64x2.promote_low_f32x4 (local.get $y1)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $y1) (local.get $y1)))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 32)))
+        (br $l8)))
+    (local.set $s
+      (f64.add (f64x2.extract_lane 0 (local.get $acc)) (f64x2.extract_lane 1 (local.get $acc))))
+    (local.set $sw
+      (f64.add (f64x2.extract_lane 0 (local.get $acw)) (f64x2.extract_lane 1 (local.get $acw))))
+    ;; the tail, one float at a time through the f64 exponential
+    (block $dt
+      (loop $lt
+        (br_if $dt (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $x (f32.sub (f32.load (local.get $p)) (local.get $m)))
+        (if (f32.ge (local.get $x) (f32.const -87.3))
+          (then
+            (local.set $e (call $vexp (f64x2.splat (f64.promote_f32 (local.get $x)))))
+            (local.set $s (f64.add (local.get $s) (f64x2.extract_lane 0 (local.get $e))))
+            (local.set $sw (f64.add (local.get $sw)
+              (f64.mul (f64x2.extract_lane 0 (local.get $e)) (f64.promote_f32 (local.get $x)))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 4)))
+        (br $lt)))
+    (f64.store (local.get $out) (f64.promote_f32 (local.get $m)))
+    (f64.store offset=8 (local.get $out) (local.get $s))
+    (f64.store offset=16 (local.get $out) (local.get $sw)))
 
   ;; e^x per lane for x ≤ 709: k = nearest(x·log2 e), r = x − k·ln2_hi − k·ln2_lo with fdlibm's
   ;; split of ln 2 (k·ln2_hi is exact), so |r| ≤ ln2/2 + ε; e^r by its Taylor polynomial of degree
