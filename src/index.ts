@@ -42,6 +42,13 @@ export { analyzeCoupling } from './lenses/coupling/analyze.js';
 export type { CouplingOptions, CouplingReport } from './lenses/coupling/analyze.js';
 export { writeCouplingRun, collectJacobians } from './lenses/coupling/io.js';
 export { analyzeCouplingAcrossModels, writeAcrossModels } from './lenses/coupling/across.js';
+export {
+  analyzeCouplingOverTraining,
+  writeTrainingDynamics,
+  listCheckpoints,
+  curveShape,
+} from './lenses/coupling/training.js';
+export type { TrainingDynamicsReport, CurveShape } from './lenses/coupling/training.js';
 export { randomTwin } from './lenses/coupling/twin.js';
 
 // Lens: DMET (papers.md §1)

@@ -17,6 +17,11 @@ import {
   writeAcrossModels,
 } from '../lenses/coupling/across.js';
 import { collectJacobians, writeCouplingRun } from '../lenses/coupling/io.js';
+import {
+  analyzeCouplingOverTraining,
+  writeTrainingDynamics,
+  type TrainingDynamicsReport,
+} from '../lenses/coupling/training.js';
 import { startKernelThreads } from '../tensor/wasm/threads.js';
 import { checkOutDir } from '../trace/io.js';
 import type { LensRegistrar } from './analyze.js';
@@ -27,6 +32,7 @@ import { readTextFile } from './trace.js';
 interface CouplingFlags {
   model?: string;
   models?: string[];
+  checkpoints?: string;
   tokenizer?: string;
   prompt?: string;
   prompts?: string;
@@ -49,6 +55,10 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
     .description('residual Jacobians, block coupling, line-shape score and growth (papers.md §5)')
     .option('-m, --model <M>', 'model file, folder or hf:owner/name')
     .option('--models <LIST>', 'several models, comma-separated: one row per model', parseModelList)
+    .option(
+      '--checkpoints <RUN>',
+      'a lmdyn train run folder: one row per kept checkpoint (step 0 = initial weights)',
+    )
     .option('-z, --tokenizer <T>', 'tokenizer overriding the model’s own (with --model)')
     .option('-i, --prompt <P>', 'one prompt')
     .option('--prompts <FILE>', 'prompts, one per line (or JSONL with a "text" field)')
@@ -81,9 +91,10 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
     .action(async (flags: CouplingFlags) => {
       const out = resolve(flags.out);
       const prompts = promptsFrom(flags);
-      if (flags.models && flags.model)
-        throw new LmdynError('bad_argument', 'give --model or --models, not both');
-      if (flags.models && (flags.saveJacobians || flags.randomTwin)) {
+      const sources = [flags.model, flags.models, flags.checkpoints].filter((v) => v !== undefined);
+      if (sources.length !== 1)
+        throw new LmdynError('bad_argument', 'give one of --model, --models or --checkpoints');
+      if (!flags.model && (flags.saveJacobians || flags.randomTwin)) {
         throw new LmdynError(
           'bad_argument',
           '--save-jacobians and --random-twin apply to a single --model',
@@ -111,6 +122,16 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
         });
         await writeAcrossModels(out, result, { png: flags.png });
         printAcross(result.report.rows, result.report.headline_k, out);
+        return;
+      }
+      if (flags.checkpoints) {
+        const result = await analyzeCouplingOverTraining(
+          flags.checkpoints,
+          (path) => openSpec(path),
+          common,
+        );
+        await writeTrainingDynamics(out, result, { png: flags.png });
+        printTraining(result.report, out);
         return;
       }
       const { model, label } = await openModel(flags, log);
@@ -204,6 +225,27 @@ function printAcross(
     );
   }
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+function printTraining(report: TrainingDynamicsReport, out: string): void {
+  const lines = [
+    `coupling over training: ${report.rows.length} checkpoints (K = ${report.headline_k}; m_K lower = more coupled) → ${out}`,
+  ];
+  for (const r of report.rows) {
+    lines.push(
+      `step ${r.step}: coupling ${fmt(r.coupling)}, LSS ${fmt(r.lss_mean)}, growth ${fmt(r.growth_rate)}${r.val_loss === null ? '' : `, val loss ${fmt(r.val_loss)}`}`,
+    );
+  }
+  for (const s of report.shapes) {
+    lines.push(
+      `${s.quantity}: ${fmt(s.initial)} → ${fmt(s.final)}; 50% of the change by ${pct(s.reach_50)}, 90% by ${pct(s.reach_90)} of training; second half ${pct(s.second_half_share)} of it (proposed)`,
+    );
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+function pct(v: number | null): string {
+  return v === null ? '–' : `${(100 * v).toFixed(0)}%`;
 }
 
 function fmt(v: number | null): string {

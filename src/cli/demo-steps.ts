@@ -9,6 +9,7 @@ import { gravityDemo } from './demo-gravity.js';
 import { simplexDemo } from './demo-simplex.js';
 import { sdeDemo } from './demo-sde.js';
 import { dmetDemo } from './demo-dmet.js';
+import { trainDemo } from './demo-train.js';
 
 export interface DemoContext {
   model: Model;
@@ -31,4 +32,11 @@ export interface DemoStep {
   run: (ctx: DemoContext) => Promise<void>;
 }
 
-export const DEMO_STEPS: readonly DemoStep[] = [dmetDemo, gravityDemo, couplingDemo, simplexDemo, sdeDemo];
+export const DEMO_STEPS: readonly DemoStep[] = [
+  dmetDemo,
+  gravityDemo,
+  couplingDemo,
+  simplexDemo,
+  sdeDemo,
+  trainDemo,
+];

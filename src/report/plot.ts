@@ -23,12 +23,20 @@ export async function renderSvg(spec: PlotSpec): Promise<string> {
 /** Renders an SVG string to PNG bytes (resvg; no native canvas needed). */
 export async function svgToPng(svg: string, scale = 2): Promise<Uint8Array> {
   const { Resvg } = await import('@resvg/resvg-js');
-  const r = new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, background: 'white', font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } });
+  const r = new Resvg(svg, {
+    fitTo: { mode: 'zoom', value: scale },
+    background: 'white',
+    font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
+  });
   return r.render().asPng();
 }
 
 /** Writes `<base>.svg` (and `<base>.png` with png) and `<base>.vl.json` (the spec, for notebooks). */
-export async function writePlot(base: string, spec: PlotSpec, options: { png?: boolean } = {}): Promise<string> {
+export async function writePlot(
+  base: string,
+  spec: PlotSpec,
+  options: { png?: boolean } = {},
+): Promise<string> {
   const svg = await renderSvg(spec);
   writeFileAtomic(`${base}.svg`, svg);
   writeFileAtomic(`${base}.vl.json`, JSON.stringify(spec) + '\n');

@@ -5,6 +5,7 @@
  */
 import type { CouplingReport, WeightsReport } from '../lenses/coupling/analyze.js';
 import { couplingPlots } from '../lenses/coupling/plots.js';
+import type { TrainingDynamicsReport } from '../lenses/coupling/training.js';
 import {
   folderPlots,
   provenanceBlock,
@@ -102,4 +103,42 @@ export const renderCoupling: SectionRenderer = (result) => {
       ...couplingPlots(report).map(({ name, spec }) => ({ type: 'plot' as const, name, spec })),
     );
   return blocks;
+};
+
+/** Coupling over a training run's checkpoints (lenses/coupling/training.ts): rows, curve shapes, figure. */
+export const renderCouplingTraining: SectionRenderer = (result) => {
+  const report = result.json as unknown as TrainingDynamicsReport;
+  if (!Array.isArray(report.rows)) return [provenanceBlock(result), ...folderPlots(result)];
+  const pct = (v: number | null): Cell => (v === null ? null : `${(100 * v).toFixed(0)}%`);
+  return [
+    provenanceBlock(result),
+    {
+      type: 'table',
+      title: `${report.rows.length} checkpoints of ${report.run} (K = ${report.headline_k}; m_K lower = more coupled; proposed)`,
+      head: ['step', 'val loss', 'coupling m_K', 'LSS', 'growth rate', 'growth R²', 'fidelity'],
+      rows: report.rows.map((r) => [
+        r.step,
+        r.val_loss,
+        r.coupling,
+        r.lss_mean,
+        r.growth_rate,
+        r.growth_r2,
+        r.fidelity_mean,
+      ]),
+    },
+    {
+      type: 'table',
+      title: `How each curve moves (proposed): ${report.definitions.reach}`,
+      head: ['quantity', 'step 0', 'last', '50% of the change by', '90% by', 'second-half share'],
+      rows: report.shapes.map((s) => [
+        s.quantity,
+        s.initial,
+        s.final,
+        pct(s.reach_50),
+        pct(s.reach_90),
+        pct(s.second_half_share),
+      ]),
+    },
+    ...folderPlots(result),
+  ];
 };

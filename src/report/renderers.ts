@@ -5,7 +5,7 @@
  * without touching this file. A lens that wants more adds one import and one entry here; the
  * renderer returns blocks (section.ts), never HTML.
  */
-import { renderCoupling } from './render-coupling.js';
+import { renderCoupling, renderCouplingTraining } from './render-coupling.js';
 import { renderSweep, renderTrace } from './render-trace.js';
 import type { SectionRenderer } from './section.js';
 
@@ -13,6 +13,7 @@ export const REPORT_RENDERERS: Readonly<Record<string, SectionRenderer>> = {
   trace: renderTrace,
   sweep: renderSweep,
   coupling: renderCoupling,
+  'coupling-training': renderCouplingTraining,
 };
 
 /** How each kind is titled in the report and the dashboard (papers.md sections). */
@@ -25,5 +26,7 @@ export const KIND_TITLES: Readonly<Record<string, string>> = {
   simplex: 'Simplex flows (papers.md §4)',
   coupling: 'Coupling (papers.md §5)',
   'coupling-models': 'Coupling across models (papers.md §5)',
+  'coupling-training': 'Coupling over training (papers.md §5.9 item 4)',
+  training: 'Training run (lmdyn train)',
   figures: 'Figures',
 };

@@ -73,6 +73,10 @@ export function scanResults(root: string, options: ScanOptions = {}): FoundResul
       } else if (name === 'sweep.json') {
         const json = readJson(path);
         if (json && Array.isArray(json.configs) && json.plan) add('sweep', name, json);
+      } else if (name === 'run.json') {
+        // a `lmdyn train` folder: its shape, schedule and tagged final losses
+        const json = readJson(path);
+        if (json && json.shape && json.optim && json.final) add('training', name, json);
       } else {
         const json = readJson(path);
         if (!json) continue;

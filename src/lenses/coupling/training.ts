@@ -1,0 +1,307 @@
+/**
+ * Coupling over training (papers.md §5.9 item 4, §5.10 "Pythia training"): the coupling lens on
+ * every checkpoint a `lmdyn train` run kept (`checkpoints/step-NNNNNNNN.bin`, step 0 being the
+ * initial weights), one row per checkpoint with the run's own validation loss at that step, and
+ * a description of each curve's shape — how early it moves and whether it has levelled off — so
+ * the paper's claim ("coupling appears within roughly the first 10–20k steps, then plateaus")
+ * can be checked on a run of our own. The shape statistics are ours (proposed); the curves are
+ * the lens's model-level quantities (§5.5) and carry its tags.
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Model } from '../../api.js';
+import { LmdynError } from '../../errors.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { readParquet } from '../../io/parquet.js';
+import { writePlot } from '../../report/plot.js';
+import { VERSION } from '../../version.js';
+import { analyzeCoupling, type CouplingOptions, type CouplingReport, type Tag } from './analyze.js';
+import { freeWeights } from './twin.js';
+
+export interface Checkpoint {
+  step: number;
+  path: string;
+}
+
+export interface CheckpointRow {
+  step: number;
+  checkpoint: string;
+  /** The run's held-out loss at this step (train.parquet), null when it was not evaluated. */
+  val_loss: number | null;
+  coupling: number;
+  log10_coupling: number;
+  lss_mean: number;
+  growth_rate: number | null;
+  growth_r2: number | null;
+  fidelity_mean: number;
+}
+
+/** How a curve y(step) moves from its first to its last checkpoint (proposed). */
+export interface CurveShape {
+  quantity: string;
+  initial: number;
+  final: number;
+  /** final − initial */
+  change: number;
+  /**
+   * Smallest checkpoint step from which y stays at least 50 % (90 %) of the way from initial to
+   * final, as a fraction of the run's last step; null when the curve does not move.
+   */
+  reach_50: number | null;
+  reach_90: number | null;
+  /** |y(last) − y(halfway checkpoint)| / |change|: the share of the move left for the second half. */
+  second_half_share: number | null;
+  /** Largest |y − y(last)| / |change| over the checkpoints in the second half. */
+  second_half_range: number | null;
+}
+
+export interface TrainingDynamicsReport {
+  lens: 'coupling-training';
+  spec: 'papers.md §5.9 item 4';
+  lmdyn_version: string;
+  run: string;
+  prompts: string[];
+  headline_k: number;
+  seed: number;
+  tags: Record<'coupling' | 'lss_mean' | 'growth_rate' | 'fidelity_mean' | 'shape', Tag>;
+  definitions: Record<'reach' | 'second_half_share' | 'second_half_range', string>;
+  rows: CheckpointRow[];
+  shapes: CurveShape[];
+}
+
+const STEP_FILE = /^step-(\d+)\.bin$/;
+
+/** The kept checkpoints of a training run folder (or of its checkpoints/ folder), by step. */
+export function listCheckpoints(runDir: string): Checkpoint[] {
+  const dir = existsSync(join(runDir, 'checkpoints')) ? join(runDir, 'checkpoints') : runDir;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    throw new LmdynError('not_found', `cannot read the training run ${runDir}`);
+  }
+  const found = names
+    .map((name) => ({ name, m: STEP_FILE.exec(name) }))
+    .filter((e): e is { name: string; m: RegExpExecArray } => e.m !== null)
+    .map((e) => ({ step: Number(e.m[1]), path: join(dir, e.name) }))
+    .sort((a, b) => a.step - b.step);
+  if (found.length < 2) {
+    throw new LmdynError(
+      'bad_argument',
+      `${runDir}: needs at least two checkpoints (checkpoints/step-N.bin, written by lmdyn train --checkpoint-every K), found ${found.length}`,
+    );
+  }
+  return found;
+}
+
+/** val_loss by step from the run's train.parquet (empty when the run has none). */
+export async function validationLossByStep(runDir: string): Promise<Map<number, number>> {
+  const path = join(runDir, 'train.parquet');
+  const out = new Map<number, number>();
+  if (!existsSync(path)) return out;
+  for (const row of await readParquet(path)) {
+    const step = Number(row.step);
+    const v = Number(row.val_loss);
+    if (Number.isFinite(step) && Number.isFinite(v)) out.set(step, v);
+  }
+  return out;
+}
+
+/**
+ * The shape of y over steps (steps ascending, the last one the run's end): see CurveShape.
+ * `reach_f` is the first step s with (y(s') − y0)/Δ ≥ f for every checkpoint s' ≥ s.
+ */
+export function curveShape(
+  quantity: string,
+  steps: readonly number[],
+  y: readonly number[],
+): CurveShape {
+  const n = y.length;
+  const initial = y[0];
+  const final = y[n - 1];
+  const change = final - initial;
+  const last = steps[n - 1];
+  const moves = Number.isFinite(change) && change !== 0 && last > 0;
+  const reach = (f: number): number | null => {
+    if (!moves) return null;
+    let from = n - 1;
+    while (from > 0 && (y[from - 1] - initial) / change >= f) from--;
+    return steps[from] / last;
+  };
+  let half = 0;
+  while (half < n - 1 && steps[half] < last / 2) half++;
+  let range = 0;
+  for (let i = half; i < n; i++) range = Math.max(range, Math.abs(y[i] - final));
+  return {
+    quantity,
+    initial,
+    final,
+    change,
+    reach_50: reach(0.5),
+    reach_90: reach(0.9),
+    second_half_share: moves ? Math.abs(final - y[half]) / Math.abs(change) : null,
+    second_half_range: moves ? range / Math.abs(change) : null,
+  };
+}
+
+export type TrainingOptions = Omit<CouplingOptions, 'modelSpec' | 'onJacobians' | 'randomTwin'>;
+
+/** Opens each checkpoint in turn (step order), analyses it, frees it, and describes the curves. */
+export async function analyzeCouplingOverTraining(
+  runDir: string,
+  open: (path: string) => Promise<Model>,
+  options: TrainingOptions,
+): Promise<{ report: TrainingDynamicsReport; perCheckpoint: CouplingReport[] }> {
+  const checkpoints = listCheckpoints(runDir);
+  const valLoss = await validationLossByStep(runDir);
+  const headlineK = (options.k ?? [10])[0];
+  const perCheckpoint: CouplingReport[] = [];
+  for (const c of checkpoints) {
+    options.log?.(`checkpoint ${perCheckpoint.length + 1}/${checkpoints.length}: step ${c.step}`);
+    const model = await open(c.path);
+    try {
+      perCheckpoint.push(analyzeCoupling(model, { ...options, modelSpec: c.path }));
+    } finally {
+      freeWeights(model.transformer.weights);
+    }
+  }
+  const rows = perCheckpoint.map((r, i): CheckpointRow => {
+    const k = Math.min(headlineK, r.model.config.dim);
+    const coupling = r.trained.model_coupling.by_k.find((e) => e.k === k)?.value ?? NaN;
+    return {
+      step: checkpoints[i].step,
+      checkpoint: checkpoints[i].path,
+      val_loss: valLoss.get(checkpoints[i].step) ?? null,
+      coupling,
+      log10_coupling: Math.log10(coupling),
+      lss_mean: r.trained.lss.mean,
+      growth_rate: r.trained.growth.rate,
+      growth_r2: r.trained.growth.r2_mean,
+      fidelity_mean: r.trained.fidelity.mean,
+    };
+  });
+  const steps = rows.map((r) => r.step);
+  const shapes: CurveShape[] = [
+    curveShape(
+      'coupling',
+      steps,
+      rows.map((r) => r.coupling),
+    ),
+    curveShape(
+      'lss_mean',
+      steps,
+      rows.map((r) => r.lss_mean),
+    ),
+    curveShape(
+      'growth_rate',
+      steps,
+      rows.map((r) => r.growth_rate ?? NaN),
+    ),
+    curveShape(
+      'fidelity_mean',
+      steps,
+      rows.map((r) => r.fidelity_mean),
+    ),
+  ];
+  const withLoss = rows.filter((r) => r.val_loss !== null);
+  if (withLoss.length >= 2 && withLoss[withLoss.length - 1].step === steps[steps.length - 1]) {
+    shapes.push(
+      curveShape(
+        'val_loss',
+        withLoss.map((r) => r.step),
+        withLoss.map((r) => r.val_loss as number),
+      ),
+    );
+  }
+  const report: TrainingDynamicsReport = {
+    lens: 'coupling-training',
+    spec: 'papers.md §5.9 item 4',
+    lmdyn_version: VERSION,
+    run: resolve(runDir),
+    prompts: [...options.prompts],
+    headline_k: headlineK,
+    seed: options.seed ?? 1,
+    tags: {
+      coupling: 'proposed',
+      lss_mean: 'proposed',
+      growth_rate: 'proposed',
+      fidelity_mean: 'proposed',
+      shape: 'proposed',
+    },
+    definitions: {
+      reach:
+        'reach_f: the first checkpoint step from which the quantity stays at least the fraction f of the way from its step-0 value to its last value, divided by the last step',
+      second_half_share:
+        '|y(last) − y(first checkpoint at or after half the run)| / |y(last) − y(0)|',
+      second_half_range:
+        'max over checkpoints in the second half of |y − y(last)| / |y(last) − y(0)|',
+    },
+    rows,
+    shapes,
+  };
+  return { report, perCheckpoint };
+}
+
+/** Writes coupling-training.json, coupling-training.csv and the curves (SVG, PNG on request). */
+export async function writeTrainingDynamics(
+  dir: string,
+  result: { report: TrainingDynamicsReport },
+  options: { png?: boolean } = {},
+): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const { report } = result;
+  writeFileAtomic(join(dir, 'coupling-training.json'), JSON.stringify(report, null, 1) + '\n');
+  const cols: (keyof CheckpointRow)[] = [
+    'step',
+    'val_loss',
+    'coupling',
+    'log10_coupling',
+    'lss_mean',
+    'growth_rate',
+    'growth_r2',
+    'fidelity_mean',
+    'checkpoint',
+  ];
+  const cell = (v: string | number | null): string =>
+    v === null
+      ? ''
+      : typeof v === 'number'
+        ? Number.isFinite(v)
+          ? String(v)
+          : ''
+        : JSON.stringify(v);
+  const csv = [cols.join(','), ...report.rows.map((r) => cols.map((c) => cell(r[c])).join(','))];
+  writeFileAtomic(join(dir, 'coupling-training.csv'), csv.join('\n') + '\n');
+  const values = report.rows.flatMap((r) =>
+    (
+      [
+        ['coupling m_K', r.coupling],
+        ['LSS (mean)', r.lss_mean],
+        ['growth rate', r.growth_rate],
+        ['validation loss', r.val_loss],
+      ] as const
+    )
+      .filter(([, v]) => v !== null && Number.isFinite(v))
+      .map(([quantity, v]) => ({ step: r.step, quantity, value: v })),
+  );
+  await writePlot(
+    join(dir, 'training'),
+    {
+      $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+      title: `coupling lens over training (K = ${report.headline_k}; proposed)`,
+      data: { values },
+      facet: { row: { field: 'quantity', type: 'nominal', title: null } },
+      spec: {
+        width: 420,
+        height: 110,
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'step', type: 'quantitative', title: 'training step' },
+          y: { field: 'value', type: 'quantitative', scale: { zero: false }, title: null },
+        },
+      },
+      resolve: { scale: { y: 'independent' } },
+    },
+    options,
+  );
+}
