@@ -238,7 +238,7 @@ function printTraining(report: TrainingDynamicsReport, out: string): void {
   }
   for (const s of report.shapes) {
     lines.push(
-      `${s.quantity}: ${fmt(s.initial)} → ${fmt(s.final)}; 50% of the change by ${pct(s.reach_50)}, 90% by ${pct(s.reach_90)} of training; second half ${pct(s.second_half_share)} of it (proposed)`,
+      `${s.quantity}: ${fmt(s.initial)} → ${fmt(s.final)}; farthest from step 0 ${fmt(s.peak)} at ${pct(s.peak_at)} of training, ${pct(s.peak_retained)} of that move kept at the end; 90% of the net change by ${pct(s.reach_90)} (proposed)`,
     );
   }
   process.stdout.write(lines.join('\n') + '\n');

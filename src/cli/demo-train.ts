@@ -85,15 +85,19 @@ export const trainDemo: DemoStep = {
         `${data.val.length} validation tokens with lmdyn's 512-token tokenizer; ${shape.nLayers} layers, d = ${shape.dim}, ` +
         `${STEPS} steps, seed ${SEED}: validation loss ${fmt(dyn.report.rows[0].val_loss)} → ${fmt(result.finalValLoss)} → ${run}\n\n` +
         rows.join('\n') +
-        (c && c.reach_90 !== null
-          ? `\n\ncoupling m_K (lower = more coupled) ${fmt(c.initial)} → ${fmt(c.final)}; 90% of that change by ` +
-            `${(100 * c.reach_90).toFixed(0)}% of training (proposed shape statistic)`
+        (c && c.peak_retained !== null
+          ? `\n\ncoupling m_K (lower = more coupled) ${fmt(c.initial)} → ${fmt(c.final)}; farthest from step 0: ` +
+            `${fmt(c.peak)} at ${pct(c.peak_at)} of training, ${pct(c.peak_retained)} of that move kept at the end (proposed shape statistics)`
           : '') +
         `\n\n${STEPS} steps of a toy model show the pipeline, not the paper's Pythia-scale claim; ` +
         `\`lmdyn analyze coupling --checkpoints RUN\` on a longer run (README) → ${dir}/coupling`,
     );
   },
 };
+
+function pct(v: number | null): string {
+  return v === null ? '–' : `${(100 * v).toFixed(0)}%`;
+}
 
 function fmt(v: number | null): string {
   return v === null || !Number.isFinite(v) ? '–' : v.toFixed(3);

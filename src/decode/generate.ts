@@ -36,6 +36,8 @@ export interface GenerationStep {
   probs: Float64Array;
   /** Its scores: the logits after penalties and temperature, −∞ where a warper removed the token. */
   scores: Float32Array;
+  /** The kept ids, any order, where the sampler had them (NextTokenDistribution.kept). */
+  kept?: Int32Array | null;
 }
 
 export type FinishReason = 'eos' | 'length' | 'stopped';
@@ -135,7 +137,7 @@ export function generateBatch(
       const s = states[seq];
       if (s.done) return;
       const logits = out.logits.subarray(row * vocab, (row + 1) * vocab);
-      const { probs, scores } = nextTokenDistribution(logits, s.history, s.sampling);
+      const { probs, scores, kept } = nextTokenDistribution(logits, s.history, s.sampling);
       const token = sampleToken(probs, s.rng);
       if (stop.has(token)) {
         s.done = true;
@@ -154,6 +156,7 @@ export function generateBatch(
         logits,
         probs,
         scores,
+        kept,
       });
       if (verdict === 'stop') {
         s.done = true;

@@ -76,6 +76,12 @@ export interface NextTokenDistribution {
    * CPU, so the higher id comes first. A kept token can have probability 0 if exp underflows.
    */
   readonly support: Int32Array;
+  /**
+   * The kept ids in no particular order where the sampler has them anyway (greedy, top-p,
+   * min-p); null where finding them would take a pass over the vocabulary (then the kept tokens
+   * are those with a finite score). Lets a reader of the distribution skip the zeros.
+   */
+  kept: Int32Array | null;
 }
 
 /** Fills defaults and checks ranges; throws LmdynError('bad_argument') naming the bad field. */
@@ -158,7 +164,8 @@ export function nextTokenDistribution(
     scanScores(scores);
     const id = argmax(scores);
     probs[id] = 1;
-    return { probs, scores, size: 1, support: Int32Array.of(id) };
+    const one = Int32Array.of(id);
+    return { probs, scores, size: 1, support: one, kept: one };
   }
 
   // TemperatureLogitsWarper: scores / T, a float32 division as torch's (T cast to float32).
@@ -209,6 +216,7 @@ export function nextTokenDistribution(
     get support() {
       return (support ??= rankByScore(scores, survivors));
     },
+    kept: survivors,
   };
 }
 
@@ -256,6 +264,7 @@ function keepAll(
       for (let i = V - 1, j = 0; i >= 0; i--) if (scores[i] > -Infinity) kept[j++] = i;
       return (support = rankByScore(scores, kept));
     },
+    kept: null,
   };
 }
 
@@ -305,15 +314,22 @@ export function entropy(probs: ArrayLike<number>): number {
  * log Z = s_m − log p_m for the most probable token m. O(V) multiply-adds where `entropy`
  * needs V logarithms (10× slower); the two agree to ~1e-15 × max |s|.
  */
-export function distributionStats(d: { probs: Float64Array; scores: Float32Array }): {
+export function distributionStats(d: {
+  probs: Float64Array;
+  scores: Float32Array;
+  kept?: Int32Array | null;
+}): {
   entropy: number;
   top1: number;
 } {
   const { probs, scores } = d;
+  const kept = d.kept ?? null;
+  const n = kept ? kept.length : probs.length;
   let acc = 0;
   let best = 0;
   let m = -1;
-  for (let i = 0; i < probs.length; i++) {
+  for (let j = 0; j < n; j++) {
+    const i = kept ? kept[j] : j;
     const p = probs[i];
     if (p > 0) {
       acc += p * scores[i];

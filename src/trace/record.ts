@@ -15,7 +15,7 @@ import {
 import { LmdynError } from '../errors.js';
 import { weightsSha256 } from '../io/fingerprint.js';
 import { compileFilter, type Hook } from '../model/hooks.js';
-import { softmaxStatsWasm } from '../tensor/wasm/kernels.js';
+import { filterGtWasm, softmaxStatsWasm } from '../tensor/wasm/kernels.js';
 import { VERSION } from '../version.js';
 import type { LogitsMode, Trace, TraceMeta, TraceSample } from './types.js';
 
@@ -97,8 +97,17 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
       const V = model.config.vocabSize;
       for (let s = 0; s + 1 < ids.length; s++) {
         const logits = out.logits.subarray(s * V, (s + 1) * V);
-        const { probs, scores } = nextTokenDistribution(logits, ids.slice(0, s + 1), sampling);
-        rec.onStep({ seq: i, step: s, position: s + 1, token: ids[s + 1], logits, probs, scores });
+        const d = nextTokenDistribution(logits, ids.slice(0, s + 1), sampling);
+        rec.onStep({
+          seq: i,
+          step: s,
+          position: s + 1,
+          token: ids[s + 1],
+          logits,
+          probs: d.probs,
+          scores: d.scores,
+          kept: d.kept,
+        });
       }
       rec.setTokens(i, ids);
       return {
@@ -384,9 +393,9 @@ export function topK(z: Float32Array, k: number): [number, number][] {
   let filled = 0;
   // Once k are held, most entries fall at or under the k-th largest: one compare each.
   let floor = -Infinity;
-  for (let i = 0; i < z.length; i++) {
+  const insert = (i: number): void => {
     const v = z[i];
-    if (filled === n && !(v > floor)) continue;
+    if (filled === n && !(v > floor)) return;
     let j = filled < n ? filled++ : n - 1;
     while (j > 0 && vals[j - 1] < v) {
       vals[j] = vals[j - 1];
@@ -396,6 +405,20 @@ export function topK(z: Float32Array, k: number): [number, number][] {
     vals[j] = v;
     ids[j] = i;
     if (filled === n) floor = vals[n - 1];
+  };
+  // A prefix in JS; past it, only the entries above the prefix's k-th largest can enter (the
+  // floor only rises, and an entry equal to it loses the tie to a lower id), so the SIMD filter
+  // hands over those alone, in id order: the same result as visiting every entry.
+  const head = Math.min(z.length, TOPK_PREFIX);
+  for (let i = 0; i < head; i++) insert(i);
+  const rest = filled === n && z.length > head ? filterGtWasm(z.subarray(head), floor) : null;
+  if (rest) {
+    for (let c = 0; c < rest.length; c++) insert(head + rest[c]);
+  } else {
+    for (let i = head; i < z.length; i++) insert(i);
   }
   return Array.from(ids, (id, j) => [id, vals[j]]);
 }
+
+/** Entries topK scans in JS before the SIMD filter takes over. */
+export const TOPK_PREFIX = 1024;

@@ -37,6 +37,32 @@ test('curveShape: y = 1 − e^(−s/τ) reaches 50 % / 90 % of its change at −
   assert.ok(Math.abs((down.second_half_share as number) - rest) < 1e-12);
 });
 
+test('curveShape: y = s·e^(−s/τ) peaks at s = τ with τ/e and keeps S·e^(−S/τ)/(τ/e) of it at the end; a saturating curve keeps all of it', () => {
+  const tau = 100;
+  const steps = Array.from({ length: 101 }, (_, i) => 10 * i);
+  const s = curveShape(
+    'q',
+    steps,
+    steps.map((t) => t * Math.exp(-t / tau)),
+  );
+  assert.equal(s.peak_at, 0.1);
+  assert.ok(Math.abs(s.peak - tau / Math.E) < 1e-12);
+  assert.ok(Math.abs((s.peak_retained as number) - 10 * Math.exp(-9)) < 1e-15);
+  // monotone saturation: the peak is the last checkpoint, kept whole
+  const sat = curveShape(
+    'q',
+    steps,
+    steps.map((t) => 1 - Math.exp(-t / tau)),
+  );
+  assert.equal(sat.peak_at, 1);
+  assert.equal(sat.peak_retained, 1);
+  // a dip below the start counts as the larger excursion: 5 → 2 → 4, peak 2, kept (4−5)/(2−5) = 1/3
+  const dip = curveShape('q', [0, 1, 2], [5, 2, 4]);
+  assert.equal(dip.peak, 2);
+  assert.equal(dip.peak_at, 0.5);
+  assert.ok(Math.abs((dip.peak_retained as number) - 1 / 3) < 1e-15);
+});
+
 test('curveShape: a curve that dips back counts only from where it stays; a flat one has no shape', () => {
   // Δ = 1; from the end backwards 1, 0.8 (≥ 0.5, < 0.9), 0.3 (< 0.5): reach_50 at step 30, reach_90
   // at 40; the second half starts at step 20: |1 − 0.3| = 0.7, largest |y − 1| there 0.7.

@@ -27,6 +27,7 @@ import { createRng, type Rng } from '../../src/tensor/rng.js';
 import {
   expShiftWasm,
   softmaxStatsWasm,
+  filterGtWasm,
   matmulQ80Wasm,
   matmulWasm,
   quantizeQ80Wasm,
@@ -495,6 +496,26 @@ test(
     assert.ok(Math.abs(e.values[2] - Math.exp(edge[2])) <= 2 * ulp(Math.exp(edge[2])));
     assert.equal(e.values[3], 0);
     assert.ok(Math.abs(e.values[4] - Math.exp(edge[4])) <= 2 * ulp(Math.exp(edge[4])));
+  },
+);
+
+test(
+  'filter_gt_f32: the indices above t in increasing order, as a plain loop finds them; NaN and ±∞; every tail length',
+  wasm,
+  () => {
+    const rng = createRng(23);
+    for (const n of [1, 3, 7, 8, 9, 15, 16, 17, 31000]) {
+      const z = new Float32Array(n);
+      for (let i = 0; i < n; i++) z[i] = Math.floor(rng.next() * 40) - 20; // ties at t
+      if (n > 2) z[1] = NaN;
+      if (n > 5) z[4] = Infinity;
+      if (n > 6) z[5] = -Infinity;
+      for (const t of [-Infinity, -20, 0, 18.5, 19, Infinity]) {
+        const want: number[] = [];
+        for (let i = 0; i < n; i++) if (z[i] > t) want.push(i);
+        assert.deepEqual(Array.from(filterGtWasm(z, t)!), want, `n ${n} t ${t}`);
+      }
+    }
   },
 );
 

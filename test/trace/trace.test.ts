@@ -15,7 +15,7 @@ import { join, relative, resolve } from 'node:path';
 import { openModel } from '../../src/api.js';
 import { readParquet } from '../../src/io/parquet.js';
 import { entropy, nextTokenDistribution, validateSampling } from '../../src/decode/sampling.js';
-import { recordTrace, topK } from '../../src/trace/record.js';
+import { recordTrace, topK, TOPK_PREFIX } from '../../src/trace/record.js';
 import { createRng } from '../../src/tensor/rng.js';
 import { readTrace, writeTrace } from '../../src/trace/io.js';
 import { model } from '../helpers/paths.js';
@@ -84,6 +84,7 @@ test('per-step logprob, entropy and top-1 equal −Σ p log p over a float64 sof
     { temperature: 0.7, topP: 0.9, repetitionPenalty: 1.2 },
     { temperature: 0 },
     { temperature: 1.3, topK: 40 },
+    { temperature: 0.9, minP: 0.05 },
   ];
   for (const sampling of configs) {
     const trace = recordTrace(m, {
@@ -319,5 +320,25 @@ test('topK: the k largest by a full sort (value descending, lower id first on ti
       .sort((a, b) => b[1] - a[1] || a[0] - b[0])
       .slice(0, k);
     assert.deepEqual(topK(z, k), want, `n ${n} k ${k}`);
+  }
+  // Past the JS prefix (TOPK_PREFIX entries) the SIMD filter hands over the candidates: the
+  // largest values after it, rising values (every later entry passes), and ties with the
+  // prefix's k-th largest that must lose to lower ids.
+  const n = 32000;
+  const cases: [string, (i: number) => number][] = [
+    ['continuous', () => rng.normal()],
+    ['rising', (i) => i / 7],
+    ['maximum after the prefix', (i) => (i < TOPK_PREFIX ? 1 : i % 97 === 0 ? 5 : 0)],
+    [
+      'ties with the prefix floor',
+      (i) => (i < TOPK_PREFIX ? (i < 10 ? 3 : 1) : i % 5 === 0 ? 1 : 2),
+    ],
+  ];
+  for (const [name, f] of cases) {
+    const z = Float32Array.from({ length: n }, (_, i) => f(i));
+    const want = Array.from(z, (v, i) => [i, v] as [number, number])
+      .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+      .slice(0, 20);
+    assert.deepEqual(topK(z, 20), want, name);
   }
 });

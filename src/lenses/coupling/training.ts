@@ -53,6 +53,14 @@ export interface CurveShape {
   second_half_share: number | null;
   /** Largest |y − y(last)| / |change| over the checkpoints in the second half. */
   second_half_range: number | null;
+  /** The checkpoint farthest from the initial value (first one on ties), its step as a fraction of the last. */
+  peak: number;
+  peak_at: number | null;
+  /**
+   * (final − initial) / (peak − initial): how much of the largest move is still there at the end
+   * (1 = it stayed, a plateau; near 0 = it went back); null when the curve never moves.
+   */
+  peak_retained: number | null;
 }
 
 export interface TrainingDynamicsReport {
@@ -64,7 +72,7 @@ export interface TrainingDynamicsReport {
   headline_k: number;
   seed: number;
   tags: Record<'coupling' | 'lss_mean' | 'growth_rate' | 'fidelity_mean' | 'shape', Tag>;
-  definitions: Record<'reach' | 'second_half_share' | 'second_half_range', string>;
+  definitions: Record<'peak' | 'reach' | 'second_half_share' | 'second_half_range', string>;
   rows: CheckpointRow[];
   shapes: CurveShape[];
 }
@@ -132,6 +140,9 @@ export function curveShape(
   while (half < n - 1 && steps[half] < last / 2) half++;
   let range = 0;
   for (let i = half; i < n; i++) range = Math.max(range, Math.abs(y[i] - final));
+  let peak = 0;
+  for (let i = 1; i < n; i++) if (Math.abs(y[i] - initial) > Math.abs(y[peak] - initial)) peak = i;
+  const excursion = y[peak] - initial;
   return {
     quantity,
     initial,
@@ -141,6 +152,9 @@ export function curveShape(
     reach_90: reach(0.9),
     second_half_share: moves ? Math.abs(final - y[half]) / Math.abs(change) : null,
     second_half_range: moves ? range / Math.abs(change) : null,
+    peak: y[peak],
+    peak_at: last > 0 ? steps[peak] / last : null,
+    peak_retained: excursion !== 0 && Number.isFinite(excursion) ? change / excursion : null,
   };
 }
 
@@ -229,6 +243,7 @@ export async function analyzeCouplingOverTraining(
       shape: 'proposed',
     },
     definitions: {
+      peak: 'peak: the checkpoint value farthest from step 0; peak_at its step / the last step; peak_retained = (last − step 0) / (peak − step 0), 1 for a plateau, near 0 when the move is undone',
       reach:
         'reach_f: the first checkpoint step from which the quantity stays at least the fraction f of the way from its step-0 value to its last value, divided by the last step',
       second_half_share:

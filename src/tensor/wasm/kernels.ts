@@ -64,6 +64,8 @@ export interface KernelExports {
    * as three f64 at out (exponentials in f32, sums in f64).
    */
   softmax_stats_f32(src: number, n: number, out: number): void;
+  /** Writes every i < n with src[i] > t (f32) to out (i32 each, increasing); returns the count. */
+  filter_gt_f32(src: number, n: number, t: number, out: number): number;
 }
 
 export interface WasmKernels {
@@ -217,6 +219,34 @@ export function softmaxStatsWasm(
   k.exports.softmax_stats_f32(from, n, expOut.byteOffset);
   const out = new Float64Array(expOut.buffer, expOut.byteOffset, 3);
   return { max: out[0], sum: out[1], weighted: out[2] };
+}
+
+/** Arena scratch for filterGtWasm: the f32 input and the i32 indices. */
+let filterIn: Float32Array | null = null;
+let filterOut: Float32Array | null = null;
+
+/**
+ * The indices i (increasing) with z[i] > t, by the SIMD kernel; the array is arena scratch that
+ * the next call overwrites. Null, computing nothing, where the kernels cannot run.
+ */
+export function filterGtWasm(z: Float32Array, t: number): Int32Array | null {
+  const k = wasmKernels();
+  const n = z.length;
+  if (!k || n === 0) return null;
+  if (!filterIn || !filterOut || filterIn.length < n) {
+    if (filterIn) freeF32(filterIn);
+    if (filterOut) freeF32(filterOut);
+    filterIn = allocF32(n);
+    filterOut = allocF32(n);
+  }
+  if (!inArena(filterIn) || !inArena(filterOut)) return null; // arena full
+  let from = z.byteOffset;
+  if (!inArena(z)) {
+    filterIn.set(z);
+    from = filterIn.byteOffset;
+  }
+  const count = k.exports.filter_gt_f32(from, n, t, filterOut.byteOffset);
+  return new Int32Array(filterOut.buffer, filterOut.byteOffset, count);
 }
 
 /**

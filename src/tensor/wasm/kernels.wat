@@ -7,7 +7,7 @@
 ;;
 ;; Kernels: matmul_f32 (fp32 weights), quantize_q80 and matmul_q80 (Q8_0 weights), attn_scores and
 ;; attn_mix (one attention head against the KV cache), exp_f64 (softmax exponentials),
-;; softmax_stats_f32 (log Z and entropy of a logits row).
+;; softmax_stats_f32 (log Z and entropy of a logits row), filter_gt_f32 (the candidates of a top-k).
 ;;
 ;; Conventions: every pointer is a byte offset into the imported shared memory (the arena of
 ;; src/tensor/memory.ts); matrices are row-major f32; no alignment is assumed (loads carry the
@@ -927,6 +927,48 @@
         (v128.const i64x2 0x4338000000000000 0x4338000000000000))
       (i32.const 52)))
     (v128.and (i64x2.add (local.get $p) (local.get $k)) (local.get $keep)))
+
+  ;; filter_gt_f32: writes to $out (i32 each), in increasing order, every index i in [0, n) with
+  ;; src[i] > t, and returns how many. NaN is never > t. The trace recorder's top-k: with t the
+  ;; k-th largest of a prefix, few entries pass, and a block of 8 with none passing costs two
+  ;; compares and one any_true.
+  (func (export "filter_gt_f32") (param $src i32) (param $n i32) (param $t f32) (param $out i32)
+    (result i32)
+    (local $tv v128) (local $i i32) (local $n8 i32) (local $c i32) (local $j i32) (local $a i32)
+    (local.set $tv (f32x4.splat (local.get $t)))
+    (local.set $n8 (i32.and (local.get $n) (i32.const -8)))
+    (block $blocks_done
+      (loop $blocks
+        (br_if $blocks_done (i32.ge_u (local.get $i) (local.get $n8)))
+        (local.set $a (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2))))
+        (if (v128.any_true (v128.or
+              (f32x4.gt (v128.load align=4 (local.get $a)) (local.get $tv))
+              (f32x4.gt (v128.load offset=16 align=4 (local.get $a)) (local.get $tv))))
+          (then
+            (local.set $j (i32.const 0))
+            (loop $lanes
+              (if (f32.gt (f32.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2))))
+                          (local.get $t))
+                (then
+                  (i32.store (i32.add (local.get $out) (i32.shl (local.get $c) (i32.const 2)))
+                    (i32.add (local.get $i) (local.get $j)))
+                  (local.set $c (i32.add (local.get $c) (i32.const 1)))))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))
+              (br_if $lanes (i32.lt_u (local.get $j) (i32.const 8))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 8)))
+        (br $blocks)))
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.ge_u (local.get $i) (local.get $n)))
+        (if (f32.gt (f32.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2))))
+                    (local.get $t))
+          (then
+            (i32.store (i32.add (local.get $out) (i32.shl (local.get $c) (i32.const 2)))
+              (local.get $i))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $tail)))
+    (local.get $c))
 
   ;; v[0] + v[1] + v[2] + v[3], as (v0 + v2) + (v1 + v3).
   (func $hsum (param $v v128) (result f32)
