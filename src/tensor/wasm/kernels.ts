@@ -187,9 +187,37 @@ export function matmulQ80Wasm(
   return true;
 }
 
-/** Arena scratch for expShiftWasm: the f32 input, the f64 output (as 2n floats) + 1 f64. */
-let expIn: Float32Array | null = null;
-let expOut: Float32Array | null = null;
+/** Arena buffers a row kernel reuses between calls: a copy of its input and its output. */
+interface Scratch {
+  input: Float32Array | null;
+  output: Float32Array | null;
+}
+
+/**
+ * The scratch grown to at least n input floats and outFloats(n) output floats, and the arena
+ * offset of z (z itself when it lives in the arena, else its copy); null when the arena is full.
+ */
+function rowScratch(
+  s: Scratch,
+  z: Float32Array,
+  outFloats: (n: number) => number,
+): { from: number; output: Float32Array } | null {
+  const n = z.length;
+  if (!s.input || !s.output || s.input.length < n) {
+    if (s.input) freeF32(s.input);
+    if (s.output) freeF32(s.output);
+    s.input = allocF32(n);
+    s.output = allocF32(outFloats(n));
+  }
+  if (!inArena(s.input) || !inArena(s.output)) return null; // arena full
+  if (inArena(z)) return { from: z.byteOffset, output: s.output };
+  s.input.set(z);
+  return { from: s.input.byteOffset, output: s.output };
+}
+
+/** expShiftWasm's and softmaxStatsWasm's: the f32 input, the f64 output (as 2n floats) + 1 f64. */
+const expScratch: Scratch = { input: null, output: null };
+const expOutFloats = (n: number): number => 2 * n + 2;
 
 /**
  * Statistics of softmax(z) for one logits row with the f32 SIMD kernel: the max m, S = Σ e_i and
@@ -202,28 +230,16 @@ export function softmaxStatsWasm(
   z: Float32Array,
 ): { max: number; sum: number; weighted: number } | null {
   const k = wasmKernels();
-  const n = z.length;
-  if (!k || n === 0) return null;
-  if (!expIn || !expOut || expIn.length < n) {
-    if (expIn) freeF32(expIn);
-    if (expOut) freeF32(expOut);
-    expIn = allocF32(n);
-    expOut = allocF32(2 * n + 2);
-  }
-  if (!inArena(expIn) || !inArena(expOut)) return null; // arena full
-  let from = z.byteOffset;
-  if (!inArena(z)) {
-    expIn.set(z);
-    from = expIn.byteOffset;
-  }
-  k.exports.softmax_stats_f32(from, n, expOut.byteOffset);
-  const out = new Float64Array(expOut.buffer, expOut.byteOffset, 3);
+  if (!k || z.length === 0) return null;
+  const r = rowScratch(expScratch, z, expOutFloats);
+  if (!r) return null;
+  k.exports.softmax_stats_f32(r.from, z.length, r.output.byteOffset);
+  const out = new Float64Array(r.output.buffer, r.output.byteOffset, 3);
   return { max: out[0], sum: out[1], weighted: out[2] };
 }
 
-/** Arena scratch for filterGtWasm: the f32 input and the i32 indices. */
-let filterIn: Float32Array | null = null;
-let filterOut: Float32Array | null = null;
+/** filterGtWasm's: the f32 input and the i32 indices. */
+const filterScratch: Scratch = { input: null, output: null };
 
 /**
  * The indices i (increasing) with z[i] > t, by the SIMD kernel; the array is arena scratch that
@@ -231,22 +247,11 @@ let filterOut: Float32Array | null = null;
  */
 export function filterGtWasm(z: Float32Array, t: number): Int32Array | null {
   const k = wasmKernels();
-  const n = z.length;
-  if (!k || n === 0) return null;
-  if (!filterIn || !filterOut || filterIn.length < n) {
-    if (filterIn) freeF32(filterIn);
-    if (filterOut) freeF32(filterOut);
-    filterIn = allocF32(n);
-    filterOut = allocF32(n);
-  }
-  if (!inArena(filterIn) || !inArena(filterOut)) return null; // arena full
-  let from = z.byteOffset;
-  if (!inArena(z)) {
-    filterIn.set(z);
-    from = filterIn.byteOffset;
-  }
-  const count = k.exports.filter_gt_f32(from, n, t, filterOut.byteOffset);
-  return new Int32Array(filterOut.buffer, filterOut.byteOffset, count);
+  if (!k || z.length === 0) return null;
+  const r = rowScratch(filterScratch, z, (n) => n);
+  if (!r) return null;
+  const count = k.exports.filter_gt_f32(r.from, z.length, t, r.output.byteOffset);
+  return new Int32Array(r.output.buffer, r.output.byteOffset, count);
 }
 
 /**
@@ -264,20 +269,11 @@ export function expShiftWasm(
   const k = wasmKernels();
   const n = src.length;
   if (!k || (dst && dst.length < n)) return null;
-  if (!expIn || !expOut || expIn.length < n) {
-    if (expIn) freeF32(expIn);
-    if (expOut) freeF32(expOut);
-    expIn = allocF32(n);
-    expOut = allocF32(2 * n + 2);
-  }
-  if (!inArena(expIn) || !inArena(expOut)) return null; // arena full
-  let from = src.byteOffset;
-  if (!inArena(src)) {
-    expIn.set(src);
-    from = expIn.byteOffset;
-  }
-  const sum = k.exports.exp_f64(expOut.byteOffset, from, n, shift, expOut.byteOffset + 8 * n);
-  const out = new Float64Array(expOut.buffer, expOut.byteOffset, n + 1);
+  const r = rowScratch(expScratch, src, expOutFloats);
+  if (!r) return null;
+  const at = r.output.byteOffset;
+  const sum = k.exports.exp_f64(at, r.from, n, shift, at + 8 * n);
+  const out = new Float64Array(r.output.buffer, at, n + 1);
   const values = out.subarray(0, n);
   if (dst) dst.set(values);
   return { sum, weighted: out[n], values };
