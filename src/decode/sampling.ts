@@ -415,7 +415,9 @@ function applyTopPMinP(
       below += probs[id];
       remove(id, scores, probs);
     } else {
-      const b = Math.min(buckets - 1, Math.floor((s.max - scores[id]) * scale));
+      // 0 ≤ (max − z)·scale ≲ buckets − 1 here (e ≥ cut), so truncation is the floor
+      const f = ((s.max - scores[id]) * scale) | 0;
+      const b = f < buckets - 1 ? f : buckets - 1;
       ids[n] = id;
       bucket[n++] = b;
       mass[b] += probs[id];
