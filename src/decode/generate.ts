@@ -38,6 +38,8 @@ export interface GenerationStep {
   scores: Float32Array;
   /** The kept ids, any order, where the sampler had them (NextTokenDistribution.kept). */
   kept?: Int32Array | null;
+  /** Its entropy and top-1 probability where the sampler had them (NextTokenDistribution.stats). */
+  stats?: { entropy: number; top1: number } | null;
 }
 
 export type FinishReason = 'eos' | 'length' | 'stopped';
@@ -137,7 +139,7 @@ export function generateBatch(
       const s = states[seq];
       if (s.done) return;
       const logits = out.logits.subarray(row * vocab, (row + 1) * vocab);
-      const { probs, scores, kept } = nextTokenDistribution(logits, s.history, s.sampling);
+      const { probs, scores, kept, stats } = nextTokenDistribution(logits, s.history, s.sampling);
       const token = sampleToken(probs, s.rng);
       if (stop.has(token)) {
         s.done = true;
@@ -157,6 +159,7 @@ export function generateBatch(
         probs,
         scores,
         kept,
+        stats,
       });
       if (verdict === 'stop') {
         s.done = true;

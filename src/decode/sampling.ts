@@ -82,6 +82,11 @@ export interface NextTokenDistribution {
    * are those with a finite score). Lets a reader of the distribution skip the zeros.
    */
   kept: Int32Array | null;
+  /**
+   * Entropy (nats) and largest probability where they came free with the normalizer (the
+   * whole-vocabulary SIMD pass); null otherwise (distributionStats computes them).
+   */
+  stats?: { entropy: number; top1: number } | null;
 }
 
 /** Fills defaults and checks ranges; throws LmdynError('bad_argument') naming the bad field. */
@@ -165,7 +170,7 @@ export function nextTokenDistribution(
     const id = argmax(scores);
     probs[id] = 1;
     const one = Int32Array.of(id);
-    return { probs, scores, size: 1, support: one, kept: one };
+    return { probs, scores, size: 1, support: one, kept: one, stats: { entropy: 0, top1: 1 } };
   }
 
   // TemperatureLogitsWarper: scores / T, a float32 division as torch's (T cast to float32).
@@ -242,7 +247,8 @@ function keepAll(
   }
   // e_i = exp(z_i − max): the SIMD kernel takes the whole row (e = 0 at −∞); with few tokens
   // left (a top-k cut) the JS loop is cheaper.
-  let total = n * 8 >= V ? (expShiftWasm(scores, max, probs)?.sum ?? -1) : -1;
+  const simd = n * 8 >= V ? expShiftWasm(scores, max, probs) : null;
+  let total = simd ? simd.sum : -1;
   if (total < 0) {
     total = 0;
     for (let i = V - 1; i >= 0; i--) {
@@ -265,6 +271,11 @@ function keepAll(
       return (support = rankByScore(scores, kept));
     },
     kept: null,
+    // Σ e and Σ e·(z − max) are the kernel's by-products: H = log Σe − Σ e·x / Σe, and the
+    // top token has e = 1
+    stats: simd
+      ? { entropy: Math.max(0, Math.log(total) - simd.weighted / total), top1: 1 / total }
+      : null,
   };
 }
 

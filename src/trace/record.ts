@@ -107,6 +107,7 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
           probs: d.probs,
           scores: d.scores,
           kept: d.kept,
+          stats: d.stats,
         });
       }
       rec.setTokens(i, ids);
@@ -283,7 +284,7 @@ class Recorder {
   onStep(st: GenerationStep): void {
     if (st.step >= this.N) return;
     const at = st.seq * this.N + st.step;
-    const sampled = distributionStats(st);
+    const sampled = st.stats ?? distributionStats(st);
     this.sampledLogprob[at] = Math.log(st.probs[st.token]);
     this.sampledEntropy[at] = sampled.entropy;
     if (this.plain) {
