@@ -195,7 +195,8 @@ function scoreFor(scores: ReadonlyMap<string, number>, spec: string): number | n
   return scores.get(spec) ?? scores.get(basename(spec.replace(/\/+$/, ''))) ?? null;
 }
 
-function csvCell(v: string | number | null): string {
+/** One CSV cell: empty for null and non-finite numbers, RFC 4180 quoting for text. */
+export function csvCell(v: string | number | null): string {
   if (v === null) return '';
   if (typeof v === 'number') return Number.isFinite(v) ? String(v) : '';
   return /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;

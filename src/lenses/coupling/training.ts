@@ -15,8 +15,8 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import { readParquet } from '../../io/parquet.js';
 import { writePlot } from '../../report/plot.js';
 import { VERSION } from '../../version.js';
-import { analyzeCoupling, type CouplingOptions, type CouplingReport, type Tag } from './analyze.js';
-import { freeWeights } from './twin.js';
+import type { CouplingOptions, CouplingReport, Tag } from './analyze.js';
+import { analyzeCouplingAcrossModels, csvCell } from './across.js';
 
 export interface Checkpoint {
   step: number;
@@ -160,7 +160,7 @@ export function curveShape(
 
 export type TrainingOptions = Omit<CouplingOptions, 'modelSpec' | 'onJacobians' | 'randomTwin'>;
 
-/** Opens each checkpoint in turn (step order), analyses it, frees it, and describes the curves. */
+/** The coupling lens on each checkpoint in step order (as analyzeCouplingAcrossModels), and the curves' shapes. */
 export async function analyzeCouplingOverTraining(
   runDir: string,
   open: (path: string) => Promise<Model>,
@@ -168,32 +168,24 @@ export async function analyzeCouplingOverTraining(
 ): Promise<{ report: TrainingDynamicsReport; perCheckpoint: CouplingReport[] }> {
   const checkpoints = listCheckpoints(runDir);
   const valLoss = await validationLossByStep(runDir);
-  const headlineK = (options.k ?? [10])[0];
-  const perCheckpoint: CouplingReport[] = [];
-  for (const c of checkpoints) {
-    options.log?.(`checkpoint ${perCheckpoint.length + 1}/${checkpoints.length}: step ${c.step}`);
-    const model = await open(c.path);
-    try {
-      perCheckpoint.push(analyzeCoupling(model, { ...options, modelSpec: c.path }));
-    } finally {
-      freeWeights(model.transformer.weights);
-    }
-  }
-  const rows = perCheckpoint.map((r, i): CheckpointRow => {
-    const k = Math.min(headlineK, r.model.config.dim);
-    const coupling = r.trained.model_coupling.by_k.find((e) => e.k === k)?.value ?? NaN;
-    return {
-      step: checkpoints[i].step,
-      checkpoint: checkpoints[i].path,
-      val_loss: valLoss.get(checkpoints[i].step) ?? null,
-      coupling,
-      log10_coupling: Math.log10(coupling),
-      lss_mean: r.trained.lss.mean,
-      growth_rate: r.trained.growth.rate,
-      growth_r2: r.trained.growth.r2_mean,
-      fidelity_mean: r.trained.fidelity.mean,
-    };
-  });
+  // each checkpoint is one model of the across-models analysis (open, analyse, free)
+  const { report: across, perModel } = await analyzeCouplingAcrossModels(
+    checkpoints.map((c) => c.path),
+    open,
+    options,
+  );
+  const headlineK = across.headline_k;
+  const rows = across.rows.map((m, i): CheckpointRow => ({
+    step: checkpoints[i].step,
+    checkpoint: checkpoints[i].path,
+    val_loss: valLoss.get(checkpoints[i].step) ?? null,
+    coupling: m.coupling,
+    log10_coupling: m.log10_coupling,
+    lss_mean: m.lss_mean,
+    growth_rate: m.growth_rate,
+    growth_r2: m.growth_r2,
+    fidelity_mean: perModel[i].trained.fidelity.mean,
+  }));
   const steps = rows.map((r) => r.step);
   const shapes: CurveShape[] = [
     curveShape(
@@ -254,7 +246,7 @@ export async function analyzeCouplingOverTraining(
     rows,
     shapes,
   };
-  return { report, perCheckpoint };
+  return { report, perCheckpoint: perModel };
 }
 
 /** Writes coupling-training.json, coupling-training.csv and the curves (SVG, PNG on request). */
@@ -277,15 +269,7 @@ export async function writeTrainingDynamics(
     'fidelity_mean',
     'checkpoint',
   ];
-  const cell = (v: string | number | null): string =>
-    v === null
-      ? ''
-      : typeof v === 'number'
-        ? Number.isFinite(v)
-          ? String(v)
-          : ''
-        : JSON.stringify(v);
-  const csv = [cols.join(','), ...report.rows.map((r) => cols.map((c) => cell(r[c])).join(','))];
+  const csv = [cols.join(','), ...report.rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))];
   writeFileAtomic(join(dir, 'coupling-training.csv'), csv.join('\n') + '\n');
   const values = report.rows.flatMap((r) =>
     (
