@@ -1,7 +1,8 @@
-// Every lens from the library, on the shipped stories260K model: a small decoding sweep, then
+// Every lens from the library, on the model lmdyn ships: a small decoding sweep, then
 // DMET (§1), SDE (§2), gravity (§3, proposed), simplex (§4) and Vietoris–Rips persistence.
 // Run from the repository root: node examples/lenses.mjs [model]   (a few seconds)
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   openModel,
   runSweep,
@@ -15,7 +16,8 @@ import {
   ripsPersistence,
 } from 'lmdyn';
 
-const spec = process.argv[2] ?? '../shared/models/stories260K/stories260K.bin';
+// The model lmdyn ships (models-shipped/lmdyn-tiny-260K), or the one named on the command line.
+const spec = process.argv[2] ?? fileURLToPath(new URL('../models-shipped/lmdyn-tiny-260K/model.bin', import.meta.url));
 const model = await openModel(spec);
 const fmt = (v) => (v === null || !Number.isFinite(v) ? '–' : v.toPrecision(3));
 

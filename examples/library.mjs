@@ -1,8 +1,11 @@
 // The README's library example: open a model, generate, read the residual stream, record a
-// trace and apply the coupling lens. Run from the repository root: node examples/library.mjs
+// trace and apply the coupling lens. Run from the repository root: node examples/library.mjs [model]
+import { fileURLToPath } from 'node:url';
 import { openModel, generateText, runWithCache, recordTrace, writeTrace, analyzeCoupling } from 'lmdyn';
 
-const model = await openModel(process.argv[2] ?? '../shared/models/stories260K/stories260K.bin');
+// The model lmdyn ships (models-shipped/lmdyn-tiny-260K), or the one named on the command line.
+const spec = process.argv[2] ?? fileURLToPath(new URL('../models-shipped/lmdyn-tiny-260K/model.bin', import.meta.url));
+const model = await openModel(spec);
 
 const out = generateText(model, { prompt: 'Once upon a time', maxTokens: 24, sampling: { temperature: 0 } });
 console.log(JSON.stringify(out.text));

@@ -4,15 +4,16 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { model } from './helpers/paths.js';
+import { readFileSync } from 'node:fs';
+import { ROOT, model } from './helpers/paths.js';
 
 // The README's library examples, run as a user runs them (the package imported by its name),
 // in a scratch folder, on the shipped stories260K model.
 const STORIES = model('stories260K', 'stories260K.bin');
 
-function run(script: string): string[] {
+function run(script: string, modelArgs: string[] = [STORIES]): string[] {
   const cwd = mkdtempSync(join(tmpdir(), 'lmdyn-example-'));
-  const r = spawnSync(process.execPath, [resolve('examples', script), STORIES], {
+  const r = spawnSync(process.execPath, [resolve(ROOT, 'examples', script), ...modelArgs], {
     cwd,
     encoding: 'utf8',
   });
@@ -60,4 +61,15 @@ test('examples/lenses.mjs: every lens runs; the entropic flow reaches π_T and t
   assert.ok(bar, lines.at(-1));
   assert.equal(Number(bar[1]), Number((2 * Math.sin(Math.PI / 12)).toFixed(4)));
   assert.equal(Number(bar[2]), Number(Math.sqrt(3).toFixed(4)));
+});
+
+test('examples/library.mjs with no argument runs on the shipped model: its README greedy text, d = 64', () => {
+  const lines = run('library.mjs', []);
+  const text = JSON.parse(lines[0]) as string;
+  // models-shipped/lmdyn-tiny-260K/README.md quotes its greedy text from BOS; the example's
+  // prompt is that text's first four tokens, so its greedy continuation is a prefix of it.
+  const readme = readFileSync(join(ROOT, 'models-shipped', 'lmdyn-tiny-260K', 'README.md'), 'utf8');
+  const quoted = /^> (Once upon a time.*)$/m.exec(readme)?.[1] ?? '';
+  assert.ok(quoted.startsWith(text) && text.length > 60, `${text} | ${quoted}`);
+  assert.equal(lines[1], 'blocks.4.hook_resid_post [ 1, 5, 64 ]');
 });

@@ -25,7 +25,7 @@ interface DemoFlags extends ModelFlags, EngineFlags {
 export function registerDemo(program: Command): void {
   addThreadsFlag(program.command('demo'))
     .description('run everything lmdyn can do on the default model and write a report')
-    .option('-m, --model <M>', 'model (default: $LMDYN_MODEL, ./models, ../shared/models, then the hub)')
+    .option('-m, --model <M>', 'model (default: $LMDYN_MODEL, ./models, the shipped model, then the hub)')
     .option('-z, --tokenizer <T>', 'tokenizer file or folder overriding the model’s own')
     .option('-o, --out <DIR>', 'where the report goes', 'runs/demo')
     .action(async (flags: DemoFlags) => {

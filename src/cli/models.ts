@@ -1,8 +1,8 @@
 /**
  * Which model a command uses when none is named: $LMDYN_MODEL, else the first model in
- * ./models, else the repository's test models (../shared/models beside the project), else the
- * small model the repository ships (models-shipped/, trained by `lmdyn train`), else the
- * default from the hub (karpathy/tinyllamas stories260K) when online.
+ * ./models (the working directory's), else the small model the package ships
+ * (models-shipped/, trained by `lmdyn train`), else the default from the hub
+ * (karpathy/tinyllamas stories260K) when online.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -27,11 +27,10 @@ export function defaultModel(env: NodeJS.ProcessEnv = process.env): ModelChoice 
   return { spec: DEFAULT_HUB_MODEL, why: 'no local model found; the default from the hub' };
 }
 
-/** ./models, then ../shared/models beside the project root. */
+/** The folders searched for models: ./models in the working directory, when it exists. */
 export function modelFolders(): string[] {
-  const projectRoot = fileURLToPath(new URL('../../../', import.meta.url));
-  const dirs = [resolve('models'), resolve(projectRoot, '..', 'shared', 'models')];
-  return [...new Set(dirs)].filter((d) => existsSync(d) && statSync(d).isDirectory());
+  const dir = resolve('models');
+  return existsSync(dir) && statSync(dir).isDirectory() ? [dir] : [];
 }
 
 /** The repository's own small model (models-shipped/; see its README for the recipe), if present. */
@@ -50,7 +49,10 @@ export function firstModelIn(dir: string): string | null {
     if (isModelFile(p)) return p;
     if (statSync(p).isDirectory()) {
       if (existsSync(join(p, 'config.json'))) return p;
-      const inner = readdirSync(p).sort().map((f) => join(p, f)).find(isModelFile);
+      const inner = readdirSync(p)
+        .sort()
+        .map((f) => join(p, f))
+        .find(isModelFile);
       if (inner) return inner;
     }
   }

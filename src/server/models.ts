@@ -1,11 +1,11 @@
 /**
  * The models a dashboard may open: exactly those the person who started the server allowed
- * (`--model`, repeatable), or by default every model found in the model folders the CLI searches
- * (./models, ../shared/models). The page names a model by its id; anything else is refused.
+ * (`--model`, repeatable), or by default every model found in ./models and the model lmdyn ships
+ * (models-shipped/). The page names a model by its id; anything else is refused.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { firstModelIn, modelFolders } from '../cli/models.js';
+import { firstModelIn, modelFolders, shippedModel } from '../cli/models.js';
 import { HttpError } from './validate.js';
 
 export interface AllowedModel {
@@ -37,6 +37,9 @@ export function allowedModels(specs: readonly string[] = []): AllowedModel[] {
       if (found && !out.some((m) => m.id === found)) out.push({ id: found, label: labelOf(found) });
     }
   }
+  const shipped = shippedModel();
+  if (shipped && !out.some((m) => m.id === shipped))
+    out.push({ id: shipped, label: labelOf(shipped) });
   return out;
 }
 

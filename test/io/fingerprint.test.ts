@@ -13,7 +13,7 @@ import { model } from '../helpers/paths.js';
 const tmp = mkdtempSync(join(tmpdir(), 'lmdyn-fingerprint-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
-// The sha256 column of ../shared/models/MANIFEST.md.
+// The sha256 column of test/fixtures/models/MANIFEST.md.
 const MANIFEST = {
   bin: 'b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696',
   gguf: '270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d',
