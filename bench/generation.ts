@@ -5,7 +5,6 @@
  * process of its own so that its peak RSS (and its kernel threads) are its own.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { fromLoaded, generateText, type Model } from '../src/api.js';
 import { generateBatch } from '../src/decode/generate.js';
@@ -18,6 +17,9 @@ import { wasmKernels } from '../src/tensor/wasm/kernels.js';
 import { startKernelThreads, stopKernelThreads } from '../src/tensor/wasm/threads.js';
 import type { Tokenizer } from '../src/tokenizer/types.js';
 import { recordTrace } from '../src/trace/record.js';
+import { peakRssMiB } from './rss.js';
+
+export { peakRssMiB };
 
 export interface GenerationResult {
   /** Weight format of the matrices as run: f32, q8_0, or both when some stayed f32. */
@@ -161,21 +163,6 @@ export async function measureTraceOverhead(
     overhead: traceMs / genMs - 1,
     hooks,
   };
-}
-
-/**
- * This process's peak resident set, MiB: VmHWM of /proc/self/status on Linux. (getrusage's
- * maxRSS would do elsewhere, but on Linux it carries over the parent's RSS at fork time across
- * exec, so a child of a large parent would report the parent's size.)
- */
-export function peakRssMiB(): number {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    if (m) return Number(m[1]) / 1024;
-  } catch {
-    // not Linux
-  }
-  return process.resourceUsage().maxRSS / 1024;
 }
 
 /** A Model over a checkpoint without a vocabulary: every prompt is [BOS], text is empty. */
