@@ -9,11 +9,18 @@ import { writeFileAtomic } from '../io/atomic.js';
 
 export type PlotSpec = TopLevelSpec;
 
-/** Renders a Vega-Lite spec to an SVG string (fonts are not embedded; text uses sans-serif). */
+/**
+ * Renders a Vega-Lite spec to an SVG string (fonts are not embedded; text uses sans-serif).
+ * Vega numbers gradient and clip ids with process-wide counters; they are reset first, so a
+ * figure's bytes do not depend on what the process drew before (a queued study's workers draw
+ * each model's figures in a fresh process, the local study all of them in one).
+ */
 export async function renderSvg(spec: PlotSpec): Promise<string> {
   const compiled = compile(spec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   try {
+    await view.runAsync();
+    vega.resetSVGDefIds();
     return await view.toSVG();
   } finally {
     view.finalize();
