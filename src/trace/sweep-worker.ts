@@ -1,12 +1,8 @@
 /** Worker thread of a sweep: records the configurations the main thread sends, one at a time. */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openModel } from '../api.js';
 import { LmdynError } from '../errors.js';
-import { recordTrace } from './record.js';
-import { writeTrace } from './io.js';
-import type { SweepConfig, SweepPlan } from './sweep.js';
+import { recordSweepConfig, type SweepConfig, type SweepPlan } from './sweep.js';
 
 const { plan, dir } = workerData as { plan: SweepPlan; dir: string };
 const port = parentPort!;
@@ -19,19 +15,7 @@ async function start(): Promise<void> {
       return;
     }
     try {
-      const trace = recordTrace(model, {
-        spec: plan.model,
-        prompt: plan.prompt,
-        samples: plan.samples,
-        maxTokens: plan.maxTokens,
-        sampling: config.sampling,
-        seed: plan.seed,
-        hooks: plan.hooks,
-        logits: plan.logits,
-      });
-      const out = join(dir, config.dir);
-      mkdirSync(out, { recursive: true });
-      writeTrace(out, trace, { force: true });
+      recordSweepConfig(model, plan, dir, config);
       port.postMessage({ kind: 'done', config });
     } catch (err) {
       fail(err);

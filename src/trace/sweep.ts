@@ -11,10 +11,13 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:f
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import type { Model } from '../api.js';
 import type { SamplingConfig } from '../decode/sampling.js';
 import { LmdynError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { VERSION } from '../version.js';
+import { writeTrace } from './io.js';
+import { recordTrace } from './record.js';
 import type { LogitsMode } from './types.js';
 
 export interface SweepGrid {
@@ -79,10 +82,8 @@ export async function runSweep(
   options: { force?: boolean; workers?: number; onProgress?: (p: SweepProgress) => void } = {},
 ): Promise<SweepIndex> {
   const dir = resolve(outDir);
-  const configs = expandGrid(plan.grid);
-  const index: SweepIndex = { lmdyn: VERSION, plan, configs };
-  prepareFolder(dir, index, options.force ?? false);
-  const todo = configs.filter((c) => !isComplete(join(dir, c.dir)));
+  const { index, todo } = prepareSweep(plan, dir, options.force ?? false);
+  const configs = index.configs;
   const skipped = configs.length - todo.length;
   let done = skipped;
   options.onProgress?.({ done, total: configs.length, skipped });
@@ -101,6 +102,47 @@ export async function runSweep(
   return index;
 }
 
+/**
+ * Writes (or checks, on a resume) the sweep's index in `dir` and returns the configurations
+ * still to record. Local and queued sweeps (src/queue/) both start here.
+ */
+export function prepareSweep(
+  plan: SweepPlan,
+  dir: string,
+  force: boolean,
+): { index: SweepIndex; todo: SweepConfig[] } {
+  const configs = expandGrid(plan.grid);
+  const index: SweepIndex = { lmdyn: VERSION, plan, configs };
+  prepareFolder(dir, index, force);
+  return { index, todo: configs.filter((c) => !isComplete(join(dir, c.dir))) };
+}
+
+/**
+ * Records one configuration of the sweep into `dir`/`config.dir` (trace.json last, every file
+ * by temporary file + rename), overwriting what an interrupted attempt left there. The worker
+ * threads of a local sweep and the queue workers (src/queue/) both call this.
+ */
+export function recordSweepConfig(
+  model: Model,
+  plan: SweepPlan,
+  dir: string,
+  config: SweepConfig,
+): void {
+  const trace = recordTrace(model, {
+    spec: plan.model,
+    prompt: plan.prompt,
+    samples: plan.samples,
+    maxTokens: plan.maxTokens,
+    sampling: config.sampling,
+    seed: plan.seed,
+    hooks: plan.hooks,
+    logits: plan.logits,
+  });
+  const out = join(dir, config.dir);
+  mkdirSync(out, { recursive: true });
+  writeTrace(out, trace, { force: true });
+}
+
 /** A finished configuration folder has its trace.json (written last). */
 export function isComplete(configDir: string): boolean {
   return existsSync(join(configDir, 'trace.json'));
@@ -108,7 +150,8 @@ export function isComplete(configDir: string): boolean {
 
 export function readSweepIndex(dir: string): SweepIndex {
   const path = join(resolve(dir), 'sweep.json');
-  if (!existsSync(path)) throw new LmdynError('not_found', `${dir} is not a sweep folder (no sweep.json)`);
+  if (!existsSync(path))
+    throw new LmdynError('not_found', `${dir} is not a sweep folder (no sweep.json)`);
   return JSON.parse(readFileSync(path, 'utf8')) as SweepIndex;
 }
 
@@ -120,10 +163,16 @@ function prepareFolder(dir: string, index: SweepIndex, force: boolean): void {
     for (const c of index.configs) rmSync(join(dir, c.dir), { recursive: true, force: true });
   } else if (existsSync(dir) && readdirSync(dir).length > 0) {
     if (!existsSync(indexPath)) {
-      throw new LmdynError('bad_argument', `${dir} is not empty and holds no sweep; use --force or another --out`);
+      throw new LmdynError(
+        'bad_argument',
+        `${dir} is not empty and holds no sweep; use --force or another --out`,
+      );
     }
     if (readFileSync(indexPath, 'utf8') !== text) {
-      throw new LmdynError('bad_argument', `${dir} holds a different sweep; use --force to overwrite it or another --out`);
+      throw new LmdynError(
+        'bad_argument',
+        `${dir} holds a different sweep; use --force to overwrite it or another --out`,
+      );
     }
     return; // the same sweep: resume
   }
@@ -132,22 +181,37 @@ function prepareFolder(dir: string, index: SweepIndex, force: boolean): void {
 }
 
 /** One worker thread: loads the model once, then records configurations from the queue. */
-function runWorker(plan: SweepPlan, dir: string, queue: SweepConfig[], onDone: (c: SweepConfig) => void): Promise<void> {
+function runWorker(
+  plan: SweepPlan,
+  dir: string,
+  queue: SweepConfig[],
+  onDone: (c: SweepConfig) => void,
+): Promise<void> {
   return new Promise((resolvePromise, reject) => {
-    const worker = new Worker(new URL('./sweep-worker.js', import.meta.url), { workerData: { plan, dir } });
+    const worker = new Worker(new URL('./sweep-worker.js', import.meta.url), {
+      workerData: { plan, dir },
+    });
     const next = () => {
       const config = queue.shift();
       worker.postMessage(config ?? null);
     };
-    worker.on('message', (msg: { kind: 'ready' } | { kind: 'done'; config: SweepConfig } | { kind: 'error'; message: string; code: string }) => {
-      if (msg.kind === 'error') {
-        reject(new LmdynError(msg.code as LmdynError['code'], msg.message));
-        void worker.terminate();
-        return;
-      }
-      if (msg.kind === 'done') onDone(msg.config);
-      next();
-    });
+    worker.on(
+      'message',
+      (
+        msg:
+          | { kind: 'ready' }
+          | { kind: 'done'; config: SweepConfig }
+          | { kind: 'error'; message: string; code: string },
+      ) => {
+        if (msg.kind === 'error') {
+          reject(new LmdynError(msg.code as LmdynError['code'], msg.message));
+          void worker.terminate();
+          return;
+        }
+        if (msg.kind === 'done') onDone(msg.config);
+        next();
+      },
+    );
     worker.on('error', reject);
     worker.on('exit', () => resolvePromise());
   });

@@ -55,6 +55,17 @@ export async function analyzeCouplingAcrossModels(
   open: (spec: string) => Promise<Model>,
   options: AcrossOptions,
 ): Promise<{ report: AcrossModelsReport; perModel: CouplingReport[] }> {
+  checkAcrossModels(specs, options);
+  const perModel: CouplingReport[] = [];
+  for (const spec of specs) {
+    options.log?.(`model ${perModel.length + 1}/${specs.length}: ${spec}`);
+    perModel.push(await analyzeOneModel(spec, open, options));
+  }
+  return { report: acrossModelsReport(perModel, options), perModel };
+}
+
+/** Refuses an empty model list, and a scores table that misses one of the models. */
+export function checkAcrossModels(specs: readonly string[], options: AcrossOptions): void {
   if (specs.length === 0) throw new LmdynError('bad_argument', '--models needs at least one model');
   const scores = options.scores;
   if (scores) {
@@ -62,17 +73,32 @@ export async function analyzeCouplingAcrossModels(
     if (missing.length)
       throw new LmdynError('bad_argument', `no score for ${missing.join(', ')} in the scores file`);
   }
-  const headlineK = (options.k ?? [10])[0];
-  const perModel: CouplingReport[] = [];
-  for (const spec of specs) {
-    options.log?.(`model ${perModel.length + 1}/${specs.length}: ${spec}`);
-    const model = await open(spec);
-    try {
-      perModel.push(analyzeCoupling(model, { ...options, modelSpec: spec }));
-    } finally {
-      freeWeights(model.transformer.weights);
-    }
+}
+
+/**
+ * One model of the study: opened, analysed (§5) and its weights freed. The local loop above and
+ * the queue workers (src/queue/) both call this, one model per job.
+ */
+export async function analyzeOneModel(
+  spec: string,
+  open: (spec: string) => Promise<Model>,
+  options: AcrossOptions,
+): Promise<CouplingReport> {
+  const model = await open(spec);
+  try {
+    return analyzeCoupling(model, { ...options, modelSpec: spec });
+  } finally {
+    freeWeights(model.transformer.weights);
   }
+}
+
+/** The across-models report (rows, correlations with the scores) from the per-model reports, in order. */
+export function acrossModelsReport(
+  perModel: readonly CouplingReport[],
+  options: AcrossOptions,
+): AcrossModelsReport {
+  const scores = options.scores;
+  const headlineK = (options.k ?? [10])[0];
   const rows = perModel.map((r): ModelRow => {
     const c = r.trained.model_coupling.by_k.find(
       (e) => e.k === Math.min(headlineK, r.model.config.dim),
@@ -91,7 +117,7 @@ export async function analyzeCouplingAcrossModels(
       score: scores ? scoreFor(scores, r.model.spec) : null,
     };
   });
-  const report: AcrossModelsReport = {
+  return {
     lens: 'coupling-models',
     spec: 'papers.md §5.9',
     lmdyn_version: VERSION,
@@ -108,7 +134,6 @@ export async function analyzeCouplingAcrossModels(
     rows,
     correlations: scores ? correlations(rows) : null,
   };
-  return { report, perModel };
 }
 
 /** Writes coupling-models.json, coupling-models.csv, one coupling run per model, and scatter plots. */
@@ -117,8 +142,25 @@ export async function writeAcrossModels(
   result: { report: AcrossModelsReport; perModel: CouplingReport[] },
   options: { png?: boolean } = {},
 ): Promise<void> {
+  for (const [i, r] of result.perModel.entries()) {
+    await writeCouplingRun(join(dir, modelRunDir(i, r.model.spec)), r, options);
+  }
+  await writeAcrossSummary(dir, result.report, options);
+}
+
+/** The folder of the i-th (0-based) model's coupling run inside an across-models folder. */
+export function modelRunDir(i: number, spec: string): string {
+  return join('models', `${i + 1}-${safeName(spec)}`);
+}
+
+/** coupling-models.json, coupling-models.csv and, with scores, the scatter plots. */
+export async function writeAcrossSummary(
+  dir: string,
+  report: AcrossModelsReport,
+  options: { png?: boolean } = {},
+): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  writeFileAtomic(join(dir, 'coupling-models.json'), JSON.stringify(result.report, null, 1) + '\n');
+  writeFileAtomic(join(dir, 'coupling-models.json'), JSON.stringify(report, null, 1) + '\n');
   const cols: (keyof ModelRow)[] = [
     'model',
     'parameters',
@@ -131,16 +173,10 @@ export async function writeAcrossModels(
     'growth_r2',
     'score',
   ];
-  const csv = [
-    cols.join(','),
-    ...result.report.rows.map((r) => cols.map((c) => csvCell(r[c])).join(',')),
-  ];
+  const csv = [cols.join(','), ...report.rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))];
   writeFileAtomic(join(dir, 'coupling-models.csv'), csv.join('\n') + '\n');
-  for (const [i, r] of result.perModel.entries()) {
-    await writeCouplingRun(join(dir, 'models', `${i + 1}-${safeName(r.model.spec)}`), r, options);
-  }
-  const rows = result.report.rows;
-  if (result.report.correlations) {
+  const rows = report.rows;
+  if (report.correlations) {
     for (const q of ['coupling', 'lss_mean'] as const) {
       const points = rows.map((r) => ({ model: r.model, x: r[q], score: r.score as number }));
       await writePlot(join(dir, `score_vs_${q}`), modelsScatter(points, q), options);

@@ -16,7 +16,7 @@ import { readParquet } from '../../io/parquet.js';
 import { writePlot } from '../../report/plot.js';
 import { VERSION } from '../../version.js';
 import type { CouplingOptions, CouplingReport, Tag } from './analyze.js';
-import { analyzeCouplingAcrossModels, csvCell } from './across.js';
+import { analyzeCouplingAcrossModels, csvCell, type AcrossModelsReport } from './across.js';
 
 export interface Checkpoint {
   step: number;
@@ -174,6 +174,24 @@ export async function analyzeCouplingOverTraining(
     open,
     options,
   );
+  return {
+    report: trainingDynamicsReport(runDir, checkpoints, valLoss, across, perModel, options),
+    perCheckpoint: perModel,
+  };
+}
+
+/**
+ * The report from the per-checkpoint analyses (in step order) and their across-models rows;
+ * the local run above and a queued one (src/queue/) both end here.
+ */
+export function trainingDynamicsReport(
+  runDir: string,
+  checkpoints: readonly Checkpoint[],
+  valLoss: ReadonlyMap<number, number>,
+  across: AcrossModelsReport,
+  perModel: readonly CouplingReport[],
+  options: TrainingOptions,
+): TrainingDynamicsReport {
   const headlineK = across.headline_k;
   const rows = across.rows.map((m, i): CheckpointRow => ({
     step: checkpoints[i].step,
@@ -219,7 +237,7 @@ export async function analyzeCouplingOverTraining(
       ),
     );
   }
-  const report: TrainingDynamicsReport = {
+  return {
     lens: 'coupling-training',
     spec: 'papers.md §5.9 item 4',
     lmdyn_version: VERSION,
@@ -246,7 +264,6 @@ export async function analyzeCouplingOverTraining(
     rows,
     shapes,
   };
-  return { report, perCheckpoint: perModel };
 }
 
 /** Writes coupling-training.json, coupling-training.csv and the curves (SVG, PNG on request). */
