@@ -22,11 +22,13 @@ import {
   writeTrainingDynamics,
   type TrainingDynamicsReport,
 } from '../lenses/coupling/training.js';
+import { couplingAcrossModelsOnQueue, couplingOverTrainingOnQueue } from '../queue/coupling.js';
 import { startKernelThreads } from '../tensor/wasm/threads.js';
 import { checkOutDir } from '../trace/io.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger } from './args.js';
 import { openModel } from './common.js';
+import { attemptsOption, progressPrinter } from './sweep.js';
 import { readTextFile } from './trace.js';
 
 interface CouplingFlags {
@@ -47,6 +49,8 @@ interface CouplingFlags {
   png?: boolean;
   out: string;
   force?: boolean;
+  queue?: string;
+  attempts: number;
 }
 
 export const registerCouplingLens: LensRegistrar = (analyze) => {
@@ -88,6 +92,11 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
     .option('--png', 'also write PNG figures')
     .requiredOption('-o, --out <DIR>', 'output folder')
     .option('--force', 'overwrite a non-empty output folder')
+    .option(
+      '--queue <URL>',
+      'with --models or --checkpoints: one job per model on `lmdyn worker`s through Redis (redis://HOST[:PORT][/DB]); --out must be a folder every worker sees',
+    )
+    .option(...attemptsOption)
     .action(async (flags: CouplingFlags) => {
       const out = resolve(flags.out);
       const prompts = promptsFrom(flags);
@@ -102,9 +111,11 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
       }
       if (flags.scores && !flags.models)
         throw new LmdynError('bad_argument', '--scores needs --models');
-      checkOutDir(out, flags.force ?? false);
+      if (flags.queue && flags.model)
+        throw new LmdynError('bad_argument', '--queue applies to --models and --checkpoints');
+      // a queued study checks its folder itself: it may resume one it started
+      if (!flags.queue) checkOutDir(out, flags.force ?? false);
       const scores = flags.scores ? readScores(flags.scores) : undefined;
-      await startKernelThreads();
       const log = (line: string) => process.stderr.write(line + '\n');
       const common = {
         prompts,
@@ -115,6 +126,40 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
         seed: flags.seed,
         log,
       };
+      if (flags.queue) {
+        const queued = {
+          png: flags.png,
+          force: flags.force,
+          attempts: flags.attempts,
+          log,
+          onProgress: progressPrinter(
+            process.stderr,
+            'coupling',
+            flags.models ? 'models' : 'checkpoints',
+          ),
+        };
+        if (flags.models) {
+          const result = await couplingAcrossModelsOnQueue(
+            flags.models,
+            { ...common, scores },
+            out,
+            flags.queue,
+            queued,
+          );
+          printAcross(result.report.rows, result.report.headline_k, out);
+        } else {
+          const result = await couplingOverTrainingOnQueue(
+            flags.checkpoints as string,
+            common,
+            out,
+            flags.queue,
+            queued,
+          );
+          printTraining(result.report, out);
+        }
+        return;
+      }
+      await startKernelThreads();
       if (flags.models) {
         const result = await analyzeCouplingAcrossModels(flags.models, (spec) => openSpec(spec), {
           ...common,

@@ -16,6 +16,7 @@ import { registerSweep } from './sweep.js';
 import { registerPersistence } from './persistence.js';
 import { registerTrace } from './trace.js';
 import { registerTrain } from './train.js';
+import { registerWorker } from './worker.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('lmdyn')
@@ -37,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
   registerTrain(program);
   registerReport(program);
   registerServe(program);
+  registerWorker(program);
   const override = (c: Command): void => {
     c.exitOverride();
     c.commands.forEach(override);

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { DEFAULT_HOOKS } from '../trace/record.js';
-import { runSweep, type SweepProgress } from '../trace/sweep.js';
+import { runSweepOnQueue } from '../queue/sweep.js';
+import { runSweep, type SweepPlan } from '../trace/sweep.js';
 import type { LogitsMode } from '../trace/types.js';
 import { parseInteger, parseNumber } from './args.js';
 import { defaultModel } from './models.js';
@@ -24,6 +25,8 @@ interface SweepFlags {
   workers?: number;
   out: string;
   force?: boolean;
+  queue?: string;
+  attempts: number;
 }
 
 /** A comma-separated list of values, each checked by `one`. */
@@ -95,7 +98,18 @@ export function registerSweep(program: Command): void {
       'output folder (re-running into it finishes what is missing)',
     )
     .option('--force', 'overwrite a folder that holds something else')
+    .option(
+      '--queue <URL>',
+      'run the configurations on `lmdyn worker`s through Redis (redis://HOST[:PORT][/DB]); --out must be a folder every worker sees',
+    )
+    .option(...attemptsOption)
     .action(async (flags: SweepFlags) => {
+      if (flags.queue && flags.workers !== undefined) {
+        throw new LmdynError(
+          'bad_argument',
+          '--workers sets the threads of a local sweep; with --queue, start `lmdyn worker --queue URL` processes instead',
+        );
+      }
       let model = flags.model;
       if (!model) {
         const choice = defaultModel();
@@ -103,54 +117,80 @@ export function registerSweep(program: Command): void {
         process.stderr.write(`model: ${model} (${choice.why})\n`);
       }
       const bar = progressPrinter(process.stderr);
-      const index = await runSweep(
-        {
-          model: model.startsWith('hf:') ? model : resolve(model),
-          tokenizer: flags.tokenizer ? resolve(flags.tokenizer) : null,
-          prompt: flags.prompt,
-          samples: flags.samples,
-          maxTokens: flags.maxTokens,
-          seed: flags.seed,
-          hooks: flags.hooks,
-          logits: flags.logits,
-          grid: {
-            temperature: flags.temperature,
-            topP: flags.topP,
-            topK: flags.topK,
-            repetitionPenalty: flags.repetitionPenalty,
-          },
+      const plan: SweepPlan = {
+        model: model.startsWith('hf:') ? model : resolve(model),
+        tokenizer: flags.tokenizer ? resolve(flags.tokenizer) : null,
+        prompt: flags.prompt,
+        samples: flags.samples,
+        maxTokens: flags.maxTokens,
+        seed: flags.seed,
+        hooks: flags.hooks,
+        logits: flags.logits,
+        grid: {
+          temperature: flags.temperature,
+          topP: flags.topP,
+          topK: flags.topK,
+          repetitionPenalty: flags.repetitionPenalty,
         },
-        flags.out,
-        { force: flags.force, workers: flags.workers, onProgress: bar },
-      );
+      };
+      const index = flags.queue
+        ? await runSweepOnQueue(plan, flags.out, flags.queue, {
+            force: flags.force,
+            attempts: flags.attempts,
+            onProgress: bar,
+            log: (line) => process.stderr.write(line + '\n'),
+          })
+        : await runSweep(plan, flags.out, {
+            force: flags.force,
+            workers: flags.workers,
+            onProgress: bar,
+          });
       process.stdout.write(
         `sweep: ${index.configs.length} configurations → ${resolve(flags.out)}/sweep.json\n`,
       );
     });
 }
 
+/** `--attempts N`: tries per queued job before it is reported as failed. */
+export const attemptsOption = [
+  '--attempts <N>',
+  'with --queue: tries per job before it is reported as failed',
+  parseInteger('--attempts', 1, 100),
+  3,
+] as const;
+
+/** Progress of a run of units (done of total, the last one's label). */
+export interface UnitProgress {
+  done: number;
+  total: number;
+  /** Units found finished before this run began (not counted in the rate). */
+  skipped: number;
+  label?: string;
+}
+
 /** A bar with ETA on a terminal; plain lines otherwise. */
-export function progressPrinter(stream: NodeJS.WriteStream): (p: SweepProgress) => void {
+export function progressPrinter(
+  stream: NodeJS.WriteStream,
+  what = 'sweep',
+  units = 'configurations',
+): (p: UnitProgress & { config?: { dir: string } }) => void {
   const start = Date.now();
   return (p) => {
     const fresh = p.done - p.skipped;
     const elapsed = (Date.now() - start) / 1000;
     const rate = fresh > 0 ? elapsed / fresh : NaN;
     const eta = Number.isFinite(rate) ? formatSeconds(rate * (p.total - p.done)) : '?';
-    const what = p.config
-      ? ` (${p.config.dir})`
-      : p.skipped > 0
-        ? ` (${p.skipped} already done)`
-        : '';
+    const name = p.label ?? p.config?.dir;
+    const label = name ? ` (${name})` : p.skipped > 0 ? ` (${p.skipped} already done)` : '';
     if (stream.isTTY) {
       const width = 30;
       const filled = Math.round((width * p.done) / Math.max(1, p.total));
       stream.write(
-        `\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${p.done}/${p.total} configs  ETA ${eta}   `,
+        `\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${p.done}/${p.total} ${units}  ETA ${eta}   `,
       );
       if (p.done === p.total) stream.write('\n');
     } else {
-      stream.write(`sweep: ${p.done}/${p.total} configurations${what}, ETA ${eta}\n`);
+      stream.write(`${what}: ${p.done}/${p.total} ${units}${label}, ETA ${eta}\n`);
     }
   };
 }
