@@ -68,6 +68,7 @@ export async function connectQueue(url: string, timeoutMs = 5000): Promise<Queue
   let lastError = '';
   const client = new Redis({
     ...redisOptions(conn),
+    db: 0, // selected below, where a refusal is an error (ioredis would fall back to 0)
     lazyConnect: true,
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 0,
@@ -81,6 +82,13 @@ export async function connectQueue(url: string, timeoutMs = 5000): Promise<Queue
     new LmdynError('network', `cannot use the Redis server at ${conn.display}: ${why}`);
   try {
     await withTimeout(client.connect(), timeoutMs, 'no answer');
+    if (conn.db !== 0) {
+      try {
+        await withTimeout(client.select(conn.db), timeoutMs, 'no answer to SELECT');
+      } catch (err) {
+        throw fail(`database ${conn.db}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     const info = await withTimeout(client.info('server'), timeoutMs, 'no answer to INFO');
     const m = /redis_version:(\d+)\.(\d+)/.exec(info);
     if (!m) throw fail('it does not report a redis_version');
