@@ -11,8 +11,11 @@
  * Reference (llama2.c run.c, fp32, -Ofast -march=native, OpenMP, 2 threads, random weights, 200
  * tokens, this 2-core machine): 93 tok/s on stories15M shapes, 27 tok/s on stories110M shapes.
  *
+ * Then sweep throughput through the BullMQ queue with 1 and 2 local workers and the queue's cost
+ * per job (bench/queue.ts; skipped without redis-server).
+ *
  * Flags: --quick (fewer tokens), --matmul (also the per-kernel matmul table), --no-coupling,
- * --no-trace.
+ * --no-trace, --no-queue.
  */
 import { loadavg } from 'node:os';
 import { matmulJs } from '../src/tensor/ops.js';
@@ -27,6 +30,7 @@ import {
   type TraceOverheadResult,
 } from './generation.js';
 import { BENCH_SHAPES, benchCheckpoint, type BenchFormat } from './make-models.js';
+import { benchQueue, printQueueBench } from './queue.js';
 import {
   benchMatmul,
   f32Kernel,
@@ -82,6 +86,7 @@ async function main(): Promise<void> {
     : await benchCoupling({ repeats: quick ? 1 : 2 });
   printExtras(traces, coupling);
   printGoals(rows, traces, coupling);
+  if (!process.argv.includes('--no-queue')) printQueueBench(await benchQueue({ quick }));
   const load1 = loadavg();
   console.log(`\nload average at end: ${load1.map((v) => v.toFixed(2)).join(', ')}`);
 }

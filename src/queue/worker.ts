@@ -58,7 +58,7 @@ export async function startQueueWorker(
       log(`start ${job.name} ${label} (attempt ${job.attemptsMade + 1})`);
       if (JOB_DELAY_MS > 0) await new Promise((r) => setTimeout(r, JOB_DELAY_MS));
       await pool.run(job.data);
-      log(`done  ${job.name} ${label} in ${((Date.now() - t0) / 1000).toFixed(2)}s`);
+      log(`done  ${job.name} ${label} in ${((Date.now() - t0) / 1000).toFixed(3)}s`);
     },
     {
       connection: redisOptions(conn),
