@@ -74,6 +74,8 @@ export async function connectQueue(url: string, timeoutMs = 5000): Promise<Queue
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
     retryStrategy: () => null,
+    // after a refused connection ioredis waits this long for a close that never comes
+    disconnectTimeout: 50,
   });
   client.on('error', (err: Error) => {
     lastError = err.message;
