@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { parseQueueUrl } from '../../src/queue/connection.js';
 import { model } from '../helpers/paths.js';
 import { freePort, REDIS_MISSING, startRedis, stopChild } from '../helpers/redis.js';
 
@@ -344,5 +345,39 @@ test('lmdyn analyze coupling --models / --checkpoints --queue: one job per model
     await Promise.all(workers.map((w) => stopChild(w.child)));
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('parseQueueUrl: redis://[user:password@]HOST[:PORT][/DB] as the Redis URI scheme (IANA) defines it; the password never shown', () => {
+  assert.deepEqual(parseQueueUrl('redis://queue-host'), {
+    host: 'queue-host',
+    port: 6379,
+    db: 0,
+    display: 'redis://queue-host/0',
+  });
+  assert.deepEqual(parseQueueUrl('redis://al%40b:s%3Acret@10.0.0.5:6380/3'), {
+    host: '10.0.0.5',
+    port: 6380,
+    db: 3,
+    username: 'al@b',
+    password: 's:cret',
+    display: 'redis://al%40b@10.0.0.5:6380/3',
+  });
+  assert.deepEqual(parseQueueUrl('redis://:pw@[::1]:7000'), {
+    host: '::1',
+    port: 7000,
+    db: 0,
+    password: 'pw',
+    display: 'redis://[::1]:7000/0',
+  });
+  for (const bad of [
+    'queue-host:6379',
+    'rediss://h',
+    'redis://h:0x10',
+    'redis://h/1/2',
+    'redis://h?db=1',
+    'redis://',
+  ]) {
+    assert.throws(() => parseQueueUrl(bad), /--queue/, bad);
   }
 });
