@@ -51,6 +51,8 @@ CORPUS = (
     "The sun was warm and the sky was blue. Tom was happy, and his mom was happy too."
 )
 TEXT = "Once upon a time, the little cat saw a big ball in the garden. He was happy."
+PROMPT = "Once upon a time,"  # greedy continuation of GREEDY_TOKENS tokens from here
+GREEDY_TOKENS = 12
 N_MERGES = 40
 
 
@@ -371,6 +373,21 @@ def reference(block, final, x0, n_layers, cross_layer, cross_from):
     return logits, torch.stack(hidden), jac, cross
 
 
+def greedy(embed, block, final, n_layers, prompt_ids, steps):
+    """Greedy continuation by full float64 forwards (no cache), and the smallest top-1 margin."""
+    ids = list(prompt_ids)
+    margin = math.inf
+    for _ in range(steps):
+        x = embed(ids)
+        for l in range(n_layers):
+            x = block(l, x)
+        logits = final(x)[-1]
+        top = torch.topk(logits, 2).values
+        margin = min(margin, (top[0] - top[1]).item())
+        ids.append(int(torch.argmax(logits)))
+    return ids[len(prompt_ids):], margin
+
+
 def write_model(name, config, weights, storage_dtype, tok, eos):
     folder = os.path.join(ROOT, name)
     os.makedirs(folder, exist_ok=True)
@@ -434,12 +451,17 @@ def main():
         w = write_model(name, cfg, neox_weights(g, cfg, neox_vocab), dtype, tok_x, eos_x)
         x0 = w['gpt_neox.embed_in.weight'][torch.tensor(ids_x)]
         cross_layer, cross_from = L - 1, len(ids_x) - 3
-        logits, hidden, jac, cross = reference(
-            lambda l, x: neox_block(cfg, w, l, x), lambda x: neox_final(cfg, w, x),
-            x0, L, cross_layer, cross_from)
+        block = lambda l, x, cfg=cfg, w=w: neox_block(cfg, w, l, x)  # noqa: E731
+        final = lambda x, cfg=cfg, w=w: neox_final(cfg, w, x)  # noqa: E731
+        embed = lambda ids, w=w: w['gpt_neox.embed_in.weight'][torch.tensor(ids)]  # noqa: E731
+        logits, hidden, jac, cross = reference(block, final, x0, L, cross_layer, cross_from)
+        prompt_ids = bpe_encode(PROMPT, vocab_x, merges)
+        greedy_ids, margin = greedy(embed, block, final, L, prompt_ids, GREEDY_TOKENS)
         write_reference(name, ids_x, logits, hidden, jac, cross, {
             'text': TEXT, 'ids': ids_x, 'jacobian_position': len(ids_x) - 1,
             'cross_layer': cross_layer, 'cross_from': cross_from,
+            'greedy_prompt': PROMPT, 'greedy_prompt_ids': prompt_ids, 'greedy_ids': greedy_ids,
+            'greedy_min_margin': margin,
             'made_by': 'scripts/reference/neox_neo_fixtures.py', 'seed': SEED})
 
     # GPT-Neo, TinyStories layout: tied embeddings, GPT-2 tokenizer layout.
@@ -457,12 +479,17 @@ def main():
     ids_t = torch.tensor(ids_o)
     # The local layer (1) from a position just inside its window (T - 3) and its key/value path.
     cross_layer, cross_from = 1, len(ids_o) - 3
-    logits, hidden, jac, cross = reference(
-        lambda l, x: neo_block(cfg, w, l, x), lambda x: neo_final(cfg, w, x),
-        neo_embed(cfg, w, ids_t), 3, cross_layer, cross_from)
+    block = lambda l, x: neo_block(cfg, w, l, x)  # noqa: E731
+    final = lambda x: neo_final(cfg, w, x)  # noqa: E731
+    embed = lambda ids: neo_embed(cfg, w, torch.tensor(ids))  # noqa: E731
+    logits, hidden, jac, cross = reference(block, final, embed(ids_o), 3, cross_layer, cross_from)
+    prompt_ids = bpe_encode(PROMPT, vocab_o, merges)
+    greedy_ids, margin = greedy(embed, block, final, 3, prompt_ids, GREEDY_TOKENS)
     write_reference('neo-local', ids_o, logits, hidden, jac, cross, {
         'text': TEXT, 'ids': ids_o, 'jacobian_position': len(ids_o) - 1,
         'cross_layer': cross_layer, 'cross_from': cross_from,
+        'greedy_prompt': PROMPT, 'greedy_prompt_ids': prompt_ids, 'greedy_ids': greedy_ids,
+        'greedy_min_margin': margin,
         'made_by': 'scripts/reference/neox_neo_fixtures.py', 'seed': SEED})
     print(f'{len(ids_x)} tokens; wrote {ROOT}', file=sys.stderr)
 

@@ -30,6 +30,8 @@ after(() => rmSync(TMP, { recursive: true, force: true }));
 interface Reference {
   text: string;
   ids: number[];
+  greedyPrompt: string;
+  greedyIds: number[];
   jacobianPosition: number;
   crossLayer: number;
   crossFrom: number;
@@ -39,8 +41,11 @@ interface Reference {
   cross: Float64Array; // [d, d]
 }
 
-/** The F64 tensors of a safetensors file: 8-byte header length, JSON header, raw little-endian data. */
-function readF64(path: string): Map<string, Float64Array> {
+/**
+ * The F64, F32 and I32 tensors of a safetensors file (8-byte header length, JSON header, raw
+ * little-endian data), as float64.
+ */
+function readTensors(path: string): Map<string, Float64Array> {
   const b = readFileSync(path);
   const n = Number(b.readBigUInt64LE(0));
   const header = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<
@@ -50,12 +55,11 @@ function readF64(path: string): Map<string, Float64Array> {
   const out = new Map<string, Float64Array>();
   for (const [name, t] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    assert.equal(t.dtype, 'F64');
     const [s, e] = t.data_offsets;
-    out.set(
-      name,
-      new Float64Array(b.buffer.slice(b.byteOffset + 8 + n + s, b.byteOffset + 8 + n + e)),
-    );
+    const raw = b.buffer.slice(b.byteOffset + 8 + n + s, b.byteOffset + 8 + n + e);
+    const typed = { F64: Float64Array, F32: Float32Array, I32: Int32Array }[t.dtype];
+    assert.ok(typed, `${name}: dtype ${t.dtype}`);
+    out.set(name, Float64Array.from(new typed(raw)));
   }
   return out;
 }
@@ -67,13 +71,17 @@ function reference(name: Case): Reference {
     jacobian_position: number;
     cross_layer: number;
     cross_from: number;
+    greedy_prompt: string;
+    greedy_ids: number[];
   };
-  const t = readF64(join(ARCH, `${name}.reference.safetensors`));
+  const t = readTensors(join(ARCH, `${name}.reference.safetensors`));
   const get = (k: string): Float64Array => t.get(k) ?? assert.fail(`reference has no ${k}`);
   assert.deepEqual([...get('ids')], meta.ids);
   return {
     text: meta.text,
     ids: meta.ids,
+    greedyPrompt: meta.greedy_prompt,
+    greedyIds: meta.greedy_ids,
     jacobianPosition: meta.jacobian_position,
     crossLayer: meta.cross_layer,
     crossFrom: meta.cross_from,
@@ -93,6 +101,14 @@ function relErr(a: ArrayLike<number>, r: ArrayLike<number>, from = 0, len = r.le
     den = Math.max(den, Math.abs(r[from + i]));
   }
   return num / den;
+}
+
+function lmdyn(...args: string[]) {
+  const r = spawnSync(process.execPath, [resolve('bin', 'lmdyn.js'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, LMDYN_MODEL: '' },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 function open(name: Case): Transformer {
@@ -313,4 +329,99 @@ test('config errors are one-line LmdynErrors: rope scaling, activation, attentio
     'unsupported',
     /activation_function relu/,
   );
+});
+
+for (const name of CASES) {
+  test(`${name} from the CLI: generate (greedy ids of the float64 reference), trace and analyze coupling (states and Jacobians of the reference)`, () => {
+    const ref = reference(name);
+    const folder = join(ARCH, name);
+    const gen = lmdyn(
+      'generate',
+      '--model',
+      folder,
+      '--prompt',
+      ref.greedyPrompt,
+      '--temperature',
+      '0',
+      '--max-tokens',
+      String(ref.greedyIds.length),
+      '--json',
+    );
+    assert.equal(gen.code, 0, gen.stderr);
+    assert.deepEqual((JSON.parse(gen.stdout) as { ids: number[] }).ids, ref.greedyIds);
+
+    // trace, teacher-forcing the reference text: tokens and every hook_resid_post.
+    const texts = join(TMP, `${name}-text.txt`);
+    writeFileSync(texts, ref.text + '\n');
+    const traceDir = join(TMP, `${name}-trace`);
+    const tr = lmdyn(
+      'trace',
+      '--model',
+      folder,
+      '--text-file',
+      texts,
+      '--hooks',
+      'blocks.*.hook_resid_post',
+      '--out',
+      traceDir,
+    );
+    assert.equal(tr.code, 0, tr.stderr);
+    const trace = readTensors(join(traceDir, 'trace.safetensors'));
+    const n = ref.ids.length;
+    assert.deepEqual([...(trace.get('tokens') ?? [])].slice(0, n), ref.ids);
+    const m = loadHfFolder(folder).config;
+    const d = m.dim;
+    for (let l = 0; l < m.nLayers; l++) {
+      const got =
+        trace.get(`blocks.${l}.hook_resid_post`) ?? assert.fail(`no blocks.${l}.hook_resid_post`);
+      for (let t = 0; t < n; t++) {
+        const e = relErr(got.subarray(t * d, (t + 1) * d), ref.hidden, ((l + 1) * n + t) * d, d);
+        assert.ok(e < 1e-4, `trace blocks.${l}.hook_resid_post at ${t}: ${e.toExponential(2)}`);
+      }
+    }
+
+    // analyze coupling at the last position of the text, with the Jacobians written out.
+    const out = join(TMP, `${name}-coupling`);
+    const an = lmdyn(
+      'analyze',
+      'coupling',
+      '--model',
+      folder,
+      '--prompt',
+      ref.text,
+      '--k',
+      '5,10',
+      '--random-twin',
+      '--save-jacobians',
+      '--out',
+      out,
+    );
+    assert.equal(an.code, 0, an.stderr);
+    const jac = readTensors(join(out, 'jacobians.safetensors'));
+    for (let l = 0; l < m.nLayers; l++) {
+      const got = jac.get(`blocks.${l}.jacobian`) ?? assert.fail(`no blocks.${l}.jacobian`);
+      const e = relErr(got, ref.jacobians, l * d * d, d * d);
+      assert.ok(e < 1e-4, `analyze coupling J^${l}: ${e.toExponential(2)}`);
+    }
+    const report = JSON.parse(readFileSync(join(out, 'coupling.json'), 'utf8')) as {
+      model: { config: { sourceArchitecture: string } };
+    };
+    assert.equal(report.model.config.sourceArchitecture, m.sourceArchitecture);
+  });
+}
+
+test('lmdyn info names the architecture, the residual form and the hooks it lacks', () => {
+  const r = lmdyn('info', '--model', join(ARCH, 'neox-parallel'));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /source_architecture\s+GPTNeoXForCausalLM/);
+  assert.match(r.stdout, /positional\s+rope \(theta 10000, first 4 of 16 dims per head\)/);
+  assert.match(r.stdout, /residual\s+parallel/);
+  assert.match(r.stdout, /hooks_absent.*blocks\.\{l\}\.hook_resid_mid \(parallel residual/);
+  assert.match(r.stdout, /parameters\s+58,656/); // 2·320·32 + 3·12,704 + 64, counted by hand
+  const neo = lmdyn('info', '--model', join(ARCH, 'neo-local'), '--json');
+  assert.equal(neo.code, 0, neo.stderr);
+  const info = JSON.parse(neo.stdout) as Record<string, unknown>;
+  assert.equal(info.source_architecture, 'GPTNeoForCausalLM');
+  assert.match(String(info.attention), /q·k × 1, local windows \(layer: positions\) 1: 4/);
+  assert.equal(info.parameters, 36_960); // 297·32 + 64·32 + 3·(4·1024 + 32 + 2·2048 + 64 + 32 + 128) + 64
 });
