@@ -11,6 +11,14 @@ each, the float64 reference that test/model/arch-neox.test.ts compares lmdyn wit
   neo-local/        GPTNeoForCausalLM, attention_types [global, local, global] with window_size 4
                     (smaller than the sequence), tied lm_head (absent from the file, as TinyStories)
 
+  neox-parallel-bin/  the neox-parallel weights saved by torch.save as pytorch_model.bin (no
+                    safetensors; as many Pythia / TinyStories repos ship), with _metadata like
+                    model.state_dict()
+  torch-cases/      small torch.save files for the reader's edge cases: shared storages, a view
+                    at a storage offset, bfloat16 and int64 (cases.bin, values in cases.json), a
+                    non-contiguous tensor, the pre-1.6 legacy format, and a pickle that would
+                    call os.system when unpickled by Python (never loaded by Python here)
+
   <name>.reference.safetensors  float64: ids, logits [n, vocab] at every position of the
                     teacher-forced text, hidden [L+1, n, d] (HF hidden_states before ln_f),
                     jacobians [L, d, d] = d f^l(X)_T / d x^{l-1}_T (block output minus its input,
@@ -407,6 +415,48 @@ def write_model(name, config, weights, storage_dtype, tok, eos):
     return {k: v.to(torch.float64) for k, v in stored.items()}
 
 
+def write_torch_bin(name, like, weights):
+    """HF folder `name` with the weights of `like` saved by torch.save (pytorch_model.bin)."""
+    import collections
+    import shutil
+    folder = os.path.join(ROOT, name)
+    os.makedirs(folder, exist_ok=True)
+    for f in ('config.json', 'tokenizer.json', 'tokenizer_config.json'):
+        shutil.copy(os.path.join(ROOT, like, f), os.path.join(folder, f))
+    sd = collections.OrderedDict((k, v.clone()) for k, v in weights.items())
+    sd._metadata = collections.OrderedDict([('', {'version': 1})])  # as model.state_dict() has
+    torch.save(sd, os.path.join(folder, 'pytorch_model.bin'))
+
+
+class CallsOsSystem:
+    """Unpickled by Python, this would run a shell command; lmdyn must refuse it unrun."""
+
+    def __reduce__(self):
+        return (os.system, ('echo this must never run',))
+
+
+def write_torch_cases():
+    import collections
+    folder = os.path.join(ROOT, 'torch-cases')
+    os.makedirs(folder, exist_ok=True)
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6) / 8
+    sd = collections.OrderedDict()
+    sd['shared.a'] = base
+    sd['shared.b'] = base  # the same storage twice (tied weights)
+    sd['view'] = base[1:3]  # rows 1..2: storage offset 6, contiguous
+    sd['half'] = (torch.arange(5, dtype=torch.float32) - 2).half()
+    sd['bf16'] = torch.tensor([1.5, -2.25, 3.0]).bfloat16()
+    sd['steps'] = torch.tensor([7, -3], dtype=torch.int64)
+    torch.save(sd, os.path.join(folder, 'cases.bin'))
+    with open(os.path.join(folder, 'cases.json'), 'w') as f:
+        json.dump({k: {'shape': list(v.shape), 'values': v.to(torch.float64).reshape(-1).tolist()}
+                   for k, v in sd.items()}, f, indent=1)
+        f.write('\n')
+    torch.save({'t': base.t()}, os.path.join(folder, 'noncontiguous.bin'))
+    torch.save({'t': base}, os.path.join(folder, 'legacy.bin'), _use_new_zipfile_serialization=False)
+    torch.save({'t': base, 'x': CallsOsSystem()}, os.path.join(folder, 'calls-os-system.bin'))
+
+
 def write_reference(name, ids, logits, hidden, jac, cross, meta):
     write_safetensors(os.path.join(ROOT, f'{name}.reference.safetensors'), {
         'ids': torch.tensor(ids, dtype=torch.float64),
@@ -448,7 +498,10 @@ def main():
             'torch_dtype': 'float16' if dtype == torch.float16 else 'float32',
             **extra,
         }
-        w = write_model(name, cfg, neox_weights(g, cfg, neox_vocab), dtype, tok_x, eos_x)
+        raw = neox_weights(g, cfg, neox_vocab)
+        w = write_model(name, cfg, raw, dtype, tok_x, eos_x)
+        if name == 'neox-parallel':
+            write_torch_bin('neox-parallel-bin', name, {k: v.to(dtype) for k, v in raw.items()})
         x0 = w['gpt_neox.embed_in.weight'][torch.tensor(ids_x)]
         cross_layer, cross_from = L - 1, len(ids_x) - 3
         block = lambda l, x, cfg=cfg, w=w: neox_block(cfg, w, l, x)  # noqa: E731
@@ -491,6 +544,7 @@ def main():
         'greedy_prompt': PROMPT, 'greedy_prompt_ids': prompt_ids, 'greedy_ids': greedy_ids,
         'greedy_min_margin': margin,
         'made_by': 'scripts/reference/neox_neo_fixtures.py', 'seed': SEED})
+    write_torch_cases()
     print(f'{len(ids_x)} tokens; wrote {ROOT}', file=sys.stderr)
 
 

@@ -1,7 +1,7 @@
 /**
  * Hugging Face model folders (transformers `save_pretrained` layout): `config.json` plus
  * `model.safetensors`, or `model.safetensors.index.json` whose `weight_map` names the shard of
- * every tensor. Architectures and their tensor names follow transformers' modeling files:
+ * every tensor, or the same as `pytorch_model.bin[.index.json]` (torch.save zip, io/torch.ts). Architectures and their tensor names follow transformers' modeling files:
  *
  * - LlamaForCausalLM / Qwen2ForCausalLM: `model.embed_tokens`, `model.layers.{i}.input_layernorm`,
  *   `self_attn.{q,k,v,o}_proj` (Qwen2: q/k/v biases), `post_attention_layernorm`,
@@ -35,6 +35,7 @@ import {
   type SafetensorsFile,
   type SafetensorsTensorInfo,
 } from './safetensors.js';
+import { openTorchCheckpoint } from './torch.js';
 
 const SUPPORTED = [
   'LlamaForCausalLM',
@@ -674,6 +675,14 @@ function copyF32(src: Float32Array): Float32Array {
 
 // ---- tensors from one file or from shards ---------------------------------------------------------
 
+/** The weight files of an HF folder, in transformers' order of preference. */
+export const WEIGHT_FILES = [
+  'model.safetensors',
+  'model.safetensors.index.json',
+  'pytorch_model.bin',
+  'pytorch_model.bin.index.json',
+] as const;
+
 interface TensorStore {
   files: SafetensorsFile[];
   where: Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>;
@@ -686,54 +695,55 @@ interface TensorStore {
   close(): void;
 }
 
+/**
+ * The folder's tensors, from the first of model.safetensors, model.safetensors.index.json,
+ * pytorch_model.bin, pytorch_model.bin.index.json (transformers' order of preference). A
+ * PyTorch checkpoint is read through io/torch.ts as byte ranges, like a safetensors file.
+ */
 function openTensorStore(dir: string): TensorStore {
-  const single = join(dir, 'model.safetensors');
-  const index = join(dir, 'model.safetensors.index.json');
   const files: SafetensorsFile[] = [];
   const where = new Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>();
   const close = (): void => files.forEach(closeSafetensors);
-  try {
-    if (existsSync(single)) {
-      const file = openSafetensors(single);
-      files.push(file);
-      for (const info of file.tensors) where.set(info.name, { file, info });
-    } else if (existsSync(index)) {
-      const weightMap = readJsonObject(index).weight_map;
-      check(isRecord(weightMap), 'bad_format', `${index}: weight_map is missing`);
-      const shards = new Map<string, SafetensorsFile>();
-      for (const [name, shard] of Object.entries(weightMap)) {
-        check(
-          typeof shard === 'string',
-          'bad_format',
-          `${index}: weight_map.${name} is not a file name`,
-        );
-        const shardPath = resolve(dir, shard);
-        check(
-          !relative(resolve(dir), shardPath).startsWith('..'),
-          'bad_format',
-          `${index}: shard ${shard} is outside the model folder`,
-        );
-        let file = shards.get(shardPath);
-        if (!file) {
-          file = openSafetensors(shardPath);
-          shards.set(shardPath, file);
-          files.push(file);
-        }
-        const info = file.byName.get(name);
-        check(info, 'bad_format', `${index}: tensor ${name} is not in its shard ${shard}`);
-        where.set(name, { file, info });
+  const single = (path: string, open: (path: string) => SafetensorsFile): void => {
+    const file = open(path);
+    files.push(file);
+    for (const info of file.tensors) where.set(info.name, { file, info });
+  };
+  const sharded = (index: string, open: (path: string) => SafetensorsFile): void => {
+    const weightMap = readJsonObject(index).weight_map;
+    check(isRecord(weightMap), 'bad_format', `${index}: weight_map is missing`);
+    const shards = new Map<string, SafetensorsFile>();
+    for (const [name, shard] of Object.entries(weightMap)) {
+      check(
+        typeof shard === 'string',
+        'bad_format',
+        `${index}: weight_map.${name} is not a file name`,
+      );
+      const shardPath = resolve(dir, shard);
+      check(
+        !relative(resolve(dir), shardPath).startsWith('..'),
+        'bad_format',
+        `${index}: shard ${shard} is outside the model folder`,
+      );
+      let file = shards.get(shardPath);
+      if (!file) {
+        file = open(shardPath);
+        shards.set(shardPath, file);
+        files.push(file);
       }
-    } else if (existsSync(join(dir, 'pytorch_model.bin'))) {
-      throw new LmdynError(
-        'unsupported',
-        `${dir} holds only pytorch_model.bin (pickle); lmdyn reads safetensors — convert it first`,
-      );
-    } else {
-      throw new LmdynError(
-        'not_found',
-        `${dir} has neither model.safetensors nor model.safetensors.index.json`,
-      );
+      const info = file.byName.get(name);
+      check(info, 'bad_format', `${index}: tensor ${name} is not in its shard ${shard}`);
+      where.set(name, { file, info });
     }
+  };
+  try {
+    const found = WEIGHT_FILES.find((f) => existsSync(join(dir, f)));
+    if (found === undefined) {
+      throw new LmdynError('not_found', `${dir} has none of ${WEIGHT_FILES.join(', ')}`);
+    }
+    const open = found.startsWith('pytorch_model') ? openTorchCheckpoint : openSafetensors;
+    if (found.endsWith('.index.json')) sharded(join(dir, found), open);
+    else single(join(dir, found), open);
   } catch (err) {
     close();
     throw err;

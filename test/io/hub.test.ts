@@ -81,12 +81,13 @@ const REPOS = new Map<string, Map<string, Buffer>>([
 
 /**
  * A Pythia-style repo: every training checkpoint is a branch (step1000, …) with its own commit.
- * Here main holds test/fixtures/arch/neox-parallel and step1000 neox-sequential.
+ * Here main holds test/fixtures/arch/neox-parallel, step1000 neox-sequential, and step2000 the
+ * neox-parallel weights as pytorch_model.bin only (as older checkpoint branches may).
  */
 const PYTHIA = 'lmdyn-test/pythia-tiny';
-const branchFiles = (fixture: string): Map<string, Buffer> =>
+const branchFiles = (fixture: string, weights = 'model.safetensors'): Map<string, Buffer> =>
   new Map(
-    ['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => [
+    ['config.json', weights, 'tokenizer.json'].map((f) => [
       f,
       readFileSync(resolve('test', 'fixtures', 'arch', fixture, f)),
     ]),
@@ -95,6 +96,13 @@ const commitOf = (name: string): string => createHash('sha1').update(name).diges
 const BRANCHES = new Map<string, { commit: string; files: Map<string, Buffer> }>([
   ['main', { commit: commitOf('pythia main'), files: branchFiles('neox-parallel') }],
   ['step1000', { commit: commitOf('pythia step1000'), files: branchFiles('neox-sequential') }],
+  [
+    'step2000',
+    {
+      commit: commitOf('pythia step2000'),
+      files: branchFiles('neox-parallel-bin', 'pytorch_model.bin'),
+    },
+  ],
 ]);
 
 /** The branch of PYTHIA that `revision` (a branch name or its commit) names. */
@@ -533,6 +541,17 @@ test('Pythia-style revisions: hf:owner/name@step1000 is its own branch, commit a
     resolveHubModel(`hf:${PYTHIA}@step999`, { endpoint: hub.url, cacheDir }),
     isCode('not_found', /revision/),
   );
+  // A branch with only pytorch_model.bin: fetched after the safetensors names are found missing.
+  const atBin = await resolveHubModel(`hf:${PYTHIA}@step2000`, { endpoint: hub.url, cacheDir });
+  assert.deepEqual(readdirSync(atBin).sort(), [
+    'config.json',
+    'pytorch_model.bin',
+    'tokenizer.json',
+  ]);
+  const binCommit = commitOf('pythia step2000');
+  assert.ok(existsSync(join(repoDir, '.no_exist', binCommit, 'model.safetensors')));
+  assert.deepEqual(loadHfFolder(atBin).config, loadHfFolder(atMain).config);
+  assert.equal(await resolveHubModel(`hf:${PYTHIA}@step2000`, { cacheDir, offline: true }), atBin);
 
   // As a user types it (the hub reached through HF_ENDPOINT, a fresh cache): one command.
   const out = join(TMP, 'coupling-over-training');
