@@ -29,7 +29,7 @@ import { LmdynError } from '../../src/errors.js';
 import { loadHfFolder } from '../../src/io/hf.js';
 import { hubCacheDir, parseHubId, resolveHubModel, type HubProgress } from '../../src/io/hub.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
-import { model } from '../helpers/paths.js';
+import { ROOT, model } from '../helpers/paths.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'lmdyn-hub-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -89,7 +89,7 @@ const branchFiles = (fixture: string, weights = 'model.safetensors'): Map<string
   new Map(
     ['config.json', weights, 'tokenizer.json'].map((f) => [
       f,
-      readFileSync(resolve('test', 'fixtures', 'arch', fixture, f)),
+      readFileSync(resolve(ROOT, 'test', 'fixtures', 'arch', fixture, f)),
     ]),
   );
 const commitOf = (name: string): string => createHash('sha1').update(name).digest('hex');

@@ -16,9 +16,10 @@ import { loadHfFolder } from '../../src/io/hf.js';
 import { closeSafetensors, readTensorData, readTensorF32 } from '../../src/io/safetensors.js';
 import { openTorchCheckpoint } from '../../src/io/torch.js';
 import { Transformer } from '../../src/model/forward.js';
+import { ROOT } from '../helpers/paths.js';
 import type { ModelWeights } from '../../src/model/types.js';
 
-const ARCH = resolve('test', 'fixtures', 'arch');
+const ARCH = resolve(ROOT, 'test', 'fixtures', 'arch');
 const CASES = join(ARCH, 'torch-cases');
 
 const isCode = (code: string, text: RegExp) => (e: unknown) =>

@@ -19,9 +19,10 @@ import { LmdynError } from '../../src/errors.js';
 import { loadHfFolder } from '../../src/io/hf.js';
 import { Transformer } from '../../src/model/forward.js';
 import { absentHookPoints } from '../../src/model/hooks.js';
+import { ROOT } from '../helpers/paths.js';
 import { blockJacobians, crossTokenJacobians, recordBlockStates } from '../../src/model/jvp.js';
 
-const ARCH = resolve('test', 'fixtures', 'arch');
+const ARCH = resolve(ROOT, 'test', 'fixtures', 'arch');
 const CASES = ['neox-parallel', 'neox-sequential', 'neo-local'] as const;
 type Case = (typeof CASES)[number];
 const TMP = mkdtempSync(join(tmpdir(), 'lmdyn-arch-'));
