@@ -19,6 +19,7 @@ import { LmdynError } from '../../src/errors.js';
 import { loadHfFolder } from '../../src/io/hf.js';
 import { Transformer } from '../../src/model/forward.js';
 import { absentHookPoints } from '../../src/model/hooks.js';
+import { INIT_STD, initialWeights } from '../../src/lenses/coupling/twin.js';
 import { ROOT } from '../helpers/paths.js';
 import { blockJacobians, crossTokenJacobians, recordBlockStates } from '../../src/model/jvp.js';
 
@@ -425,4 +426,35 @@ test('lmdyn info names the architecture, the residual form and the hooks it lack
   assert.equal(info.source_architecture, 'GPTNeoForCausalLM');
   assert.match(String(info.attention), /q·k × 1, local windows \(layer: positions\) 1: 4/);
   assert.equal(info.parameters, 36_960); // 297·32 + 64·32 + 3·(4·1024 + 32 + 2·2048 + 64 + 32 + 128) + 64
+});
+
+test('random twin: Pythia init (GPT-NeoX small_init √(2/(5d)), wang_init 2/(L√d) on attention.dense and dense_4h_to_h) and GPT-Neo init (HF N(0, 0.02²))', () => {
+  const std = (a: Float32Array) => Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
+  const near = (a: number, b: number) => Math.abs(a - b) < 0.08 * b;
+  // d = 256 and 2 layers: every matrix has ≥ 65k draws, so the sample std is within 1% of σ.
+  const neoxConfig = {
+    ...open('neox-parallel').config,
+    dim: 256,
+    hiddenDim: 1024,
+    headDim: 128,
+    nLayers: 2,
+  };
+  const x = initialWeights(neoxConfig, 5, undefined);
+  const small = Math.sqrt(2 / (5 * 256));
+  const wang = 2 / (2 * Math.sqrt(256));
+  for (const l of x.layers) {
+    assert.ok(near(std(l.wq.data), small) && near(std(l.wUp.data), small));
+    assert.ok(near(std(l.wo.data), wang) && near(std(l.wDown.data), wang));
+    assert.ok(l.bq?.every((v) => v === 0) && l.mlpNormBias?.every((v) => v === 0));
+  }
+  assert.ok(near(std(x.tokenEmbedding.data), small) && near(std(x.unembedding.data), small));
+  assert.notEqual(x.unembedding, x.tokenEmbedding); // embed_out is its own draw
+  const neoConfig = { ...open('neo-local').config, dim: 256, hiddenDim: 1024, headDim: 64 };
+  const o = initialWeights(neoConfig, 5, undefined);
+  for (const l of o.layers) {
+    for (const m of [l.wq, l.wk, l.wv, l.wo, l.wUp, l.wDown])
+      assert.ok(near(std(m.data), INIT_STD));
+  }
+  assert.ok(near(std((o.positionEmbedding as { data: Float32Array }).data), INIT_STD));
+  assert.equal(o.unembedding, o.tokenEmbedding);
 });
