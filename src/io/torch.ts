@@ -179,20 +179,18 @@ function zipEntries(fd: number, path: string): Map<string, ZipEntry> {
   let count = tail.readUInt16LE(eocd + 10);
   let cdSize = tail.readUInt32LE(eocd + 12);
   let cdOffset = tail.readUInt32LE(eocd + 16);
-  if (cdOffset === 0xffffffff || count === 0xffff) {
-    // zip64: the locator sits just before the EOCD and points to the zip64 EOCD record.
-    const loc = eocd - 20;
-    check(
-      loc >= 0 && tail.readUInt32LE(loc) === 0x07064b50,
-      'bad_format',
-      `${path}: bad zip64 locator`,
-    );
+  // zip64 (PyTorchFileWriter always writes it): a locator just before the EOCD points to the
+  // zip64 end record, whose 64-bit fields are the ones to use.
+  const loc = eocd - 20;
+  if (loc >= 0 && tail.readUInt32LE(loc) === 0x07064b50) {
     const rec = Buffer.alloc(56);
     readExactly(fd, rec, Number(tail.readBigUInt64LE(loc + 8)), path);
     check(rec.readUInt32LE(0) === 0x06064b50, 'bad_format', `${path}: bad zip64 end record`);
     count = Number(rec.readBigUInt64LE(32));
     cdSize = Number(rec.readBigUInt64LE(40));
     cdOffset = Number(rec.readBigUInt64LE(48));
+  } else {
+    check(cdOffset !== 0xffffffff, 'bad_format', `${path}: zip64 locator missing`);
   }
   check(cdOffset + cdSize <= fileSize, 'truncated', `${path}: zip directory beyond end of file`);
   const cd = Buffer.alloc(cdSize);

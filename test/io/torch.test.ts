@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LmdynError } from '../../src/errors.js';
 import { weightsSha256 } from '../../src/io/fingerprint.js';
@@ -140,4 +141,30 @@ test('an HF folder with only pytorch_model.bin loads the same weights as its saf
     den = Math.max(den, Math.abs(last[i]));
   }
   assert.ok(num / den < 1e-4, `relative error ${num / den}`);
+});
+
+test('a sharded pytorch_model.bin.index.json folder loads through its weight_map (two shards written here by splitting nothing: each shard is the whole file)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmdyn-torch-'));
+  try {
+    const src = join(ARCH, 'neox-parallel-bin');
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) {
+      copyFileSync(join(src, f), join(dir, f));
+    }
+    const shards = ['pytorch_model-00001-of-00002.bin', 'pytorch_model-00002-of-00002.bin'];
+    for (const s of shards) copyFileSync(join(src, 'pytorch_model.bin'), join(dir, s));
+    const file = openTorchCheckpoint(join(src, 'pytorch_model.bin'));
+    const names = file.tensors.map((t) => t.name);
+    closeSafetensors(file);
+    const weightMap = Object.fromEntries(names.map((n, i) => [n, shards[i % 2]]));
+    writeFileSync(
+      join(dir, 'pytorch_model.bin.index.json'),
+      JSON.stringify({ metadata: {}, weight_map: weightMap }),
+    );
+    const sharded = loadHfFolder(dir);
+    const st = loadHfFolder(join(ARCH, 'neox-parallel'));
+    flat(sharded.weights).forEach(([k, v], i) => assert.deepEqual(v, flat(st.weights)[i][1], k));
+    assert.deepEqual(sharded.source.details.files, shards);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
