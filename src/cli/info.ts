@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { Model } from '../api.js';
-import { parameterCount } from '../model/types.js';
+import { absentHookPoints } from '../model/hooks.js';
+import { attentionScale, isParallel, parameterCount, type ModelConfig } from '../model/types.js';
 import { openModel, type ModelFlags } from './common.js';
 
 export function describeModel(model: Model, label: string): Record<string, unknown> {
@@ -21,11 +22,35 @@ export function describeModel(model: Model, label: string): Record<string, unkno
     context: c.seqLen,
     norm: `${c.norm} (eps ${c.normEps})`,
     mlp: c.mlp,
-    positional: c.positional === 'rope' ? `rope (theta ${c.ropeTheta})` : 'learned',
+    positional:
+      c.positional === 'learned'
+        ? 'learned'
+        : c.ropeDim === c.headDim
+          ? `rope (theta ${c.ropeTheta})`
+          : `rope (theta ${c.ropeTheta}, first ${c.ropeDim} of ${c.headDim} dims per head)`,
+    attention: attentionSummary(c),
+    residual: isParallel(c)
+      ? 'parallel (x + attn(ln1(x)) + mlp(ln2(x)))'
+      : 'sequential (x_mid = x + attn(ln1(x)); x_mid + mlp(ln2(x_mid)))',
     tied_embeddings: c.tiedEmbeddings,
     parameters: parameterCount(c),
     tokenizer: `${model.tokenizer.kind}, ${model.tokenizer.vocabSize} tokens, bos ${model.tokenizer.bosId}, eos ${model.tokenizer.eosId}`,
+    hooks_absent: absentHookPoints(c)
+      .map((h) => `${h.name} (${h.why})`)
+      .join('; '),
   };
+}
+
+/** Score scale, and which layers attend to a window rather than the whole prefix. */
+function attentionSummary(c: ModelConfig): string {
+  const scale = attentionScale(c);
+  const kind = Math.abs(scale * Math.sqrt(c.headDim) - 1) < 1e-12 ? 'q·k/√d' : `q·k × ${scale}`;
+  const local = (c.attnWindow ?? [])
+    .map((w, l) => (w === null ? null : `${l}: ${w}`))
+    .filter((x) => x !== null);
+  return local.length === 0
+    ? `causal, ${kind}, every layer global`
+    : `causal, ${kind}, local windows (layer: positions) ${local.join(', ')}, others global`;
 }
 
 export function registerInfo(program: Command): void {

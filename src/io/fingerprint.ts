@@ -1,8 +1,8 @@
 /**
  * sha256 of a model's weight file(s), for provenance in trace.json and lens reports.
  *
- * One file (llama2.c `.bin`, `.gguf`, a single `model.safetensors`): the hex sha256 of that
- * file, the value `sha256sum FILE` prints and the hub's LFS etag. A sharded safetensors
+ * One file (llama2.c `.bin`, `.gguf`, a single `model.safetensors` or `pytorch_model.bin`): the
+ * hex sha256 of that file, the value `sha256sum FILE` prints and the hub's LFS etag. A sharded
  * folder: the sha256 of the text made of one line `NAME<TAB>SHA256\n` per shard, shards in
  * name order (`sha256sum` of each shard gives the lines). Computed once per loaded model and
  * kept in `source.sha256`: hashing reads the whole file (about 1 s per GB).
@@ -12,6 +12,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { join } from 'node:path';
 import { LmdynError } from '../errors.js';
 import type { ModelSource } from '../model/types.js';
+import { WEIGHT_FILES } from './hf.js';
 
 const CHUNK = 1 << 22;
 
@@ -36,14 +37,18 @@ export function fileSha256(path: string): string {
 export function weightFiles(source: ModelSource): string[] {
   if (source.format !== 'safetensors') return [source.path];
   if (!statSync(source.path).isDirectory()) return [source.path];
-  const index = join(source.path, 'model.safetensors.index.json');
-  if (existsSync(index)) {
+  // The file the loader read: the first of WEIGHT_FILES present (hf.ts).
+  const found = WEIGHT_FILES.find((f) => existsSync(join(source.path, f))) ?? WEIGHT_FILES[0];
+  if (found.endsWith('.index.json')) {
     const map =
-      (JSON.parse(readFileSync(index, 'utf8')) as { weight_map?: Record<string, string> })
-        .weight_map ?? {};
+      (
+        JSON.parse(readFileSync(join(source.path, found), 'utf8')) as {
+          weight_map?: Record<string, string>;
+        }
+      ).weight_map ?? {};
     return [...new Set(Object.values(map))].sort().map((f) => join(source.path, f));
   }
-  return [join(source.path, 'model.safetensors')];
+  return [join(source.path, found)];
 }
 
 /**

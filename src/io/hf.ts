@@ -1,7 +1,7 @@
 /**
  * Hugging Face model folders (transformers `save_pretrained` layout): `config.json` plus
  * `model.safetensors`, or `model.safetensors.index.json` whose `weight_map` names the shard of
- * every tensor. Architectures and their tensor names follow transformers' modeling files:
+ * every tensor, or the same as `pytorch_model.bin[.index.json]` (torch.save zip, io/torch.ts). Architectures and their tensor names follow transformers' modeling files:
  *
  * - LlamaForCausalLM / Qwen2ForCausalLM: `model.embed_tokens`, `model.layers.{i}.input_layernorm`,
  *   `self_attn.{q,k,v,o}_proj` (Qwen2: q/k/v biases), `post_attention_layernorm`,
@@ -10,6 +10,15 @@
  * - GPT2LMHeadModel: `[transformer.]wte/wpe`, `h.{i}.ln_1`, `attn.c_attn` (Conv1D [d, 3d] = q|k|v),
  *   `attn.c_proj`, `ln_2`, `mlp.c_fc`, `mlp.c_proj`, `ln_f`. Conv1D weights are [in, out] and
  *   are transposed to [out, in].
+ * - GPTNeoXForCausalLM (Pythia): `gpt_neox.embed_in`, `gpt_neox.layers.{i}.input_layernorm`,
+ *   `attention.query_key_value` (fused per head: rows [head, q|k|v, headDim]), `attention.dense`,
+ *   `post_attention_layernorm`, `mlp.dense_h_to_4h`, `mlp.dense_4h_to_h`,
+ *   `gpt_neox.final_layer_norm`, `embed_out` (untied). Rotary on the first rotary_pct·headDim
+ *   dims of each head in rotate_half order, permuted to interleaved pairs like Llama's.
+ * - GPTNeoForCausalLM (TinyStories): `transformer.wte/wpe`, `h.{i}.ln_1`,
+ *   `attn.attention.{q,k,v}_proj` (no biases), `attn.attention.out_proj`, `ln_2`, `mlp.c_fc`,
+ *   `mlp.c_proj` (nn.Linear, [out, in]), `ln_f`; scores are not scaled by 1/√d and the
+ *   `attention_types` "local" layers see only the last `window_size` positions.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
@@ -26,8 +35,15 @@ import {
   type SafetensorsFile,
   type SafetensorsTensorInfo,
 } from './safetensors.js';
+import { openTorchCheckpoint } from './torch.js';
 
-const SUPPORTED = ['LlamaForCausalLM', 'Qwen2ForCausalLM', 'GPT2LMHeadModel'] as const;
+const SUPPORTED = [
+  'LlamaForCausalLM',
+  'Qwen2ForCausalLM',
+  'GPT2LMHeadModel',
+  'GPTNeoXForCausalLM',
+  'GPTNeoForCausalLM',
+] as const;
 type SupportedArchitecture = (typeof SUPPORTED)[number];
 
 /** Loads a Hugging Face model folder; the tokenizer is null when it has no tokenizer.json. */
@@ -44,7 +60,13 @@ export function loadHfFolder(dir: string): LoadedModel {
   const store = openTensorStore(dir);
   try {
     const { config, weights } =
-      arch === 'GPT2LMHeadModel' ? gpt2Model(hf, store) : llamaModel(arch, hf, store);
+      arch === 'GPT2LMHeadModel'
+        ? gpt2Model(hf, store)
+        : arch === 'GPTNeoXForCausalLM'
+          ? gptNeoXModel(hf, store)
+          : arch === 'GPTNeoForCausalLM'
+            ? gptNeoModel(hf, store)
+            : llamaModel(arch, hf, store);
     const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? loadHfTokenizer(dir) : null;
     const dtypes: Record<string, number> = {};
     for (const t of store.where.values()) dtypes[t.info.dtype] = (dtypes[t.info.dtype] ?? 0) + 1;
@@ -236,7 +258,8 @@ function llamaModel(
 
 /**
  * Undoes HF's rotate_half row order (convert_llama_weights_to_hf.py `permute`; MANIFEST §5): in
- * each head, interleaved row 2i+j was stored at HF row i + j·headDim/2 (j ∈ {0, 1}).
+ * each head, interleaved row 2i+j was stored at HF row i + j·ropeDim/2 (j ∈ {0, 1}, i <
+ * ropeDim/2); rows from ropeDim on (GPT-NeoX's partial rotary) do not rotate and stay put.
  * `hfRows`: [nHeads·headDim, cols] in HF order → a fresh allocF32 matrix in interleaved order.
  */
 function ropeInterleaved(
@@ -244,9 +267,11 @@ function ropeInterleaved(
   nHeads: number,
   headDim: number,
   cols: number,
+  ropeDim = headDim,
 ): Matrix {
   const out = allocF32(hfRows.length);
-  const half = headDim / 2;
+  out.set(hfRows);
+  const half = ropeDim / 2;
   for (let h = 0; h < nHeads; h++) {
     const base = h * headDim;
     for (let i = 0; i < half; i++) {
@@ -365,6 +390,264 @@ function gpt2Model(
   return { config, weights };
 }
 
+// ---- GPT-NeoX (Pythia) ----------------------------------------------------------------------------
+
+function gptNeoXModel(
+  hf: Record<string, unknown>,
+  store: TensorStore,
+): { config: ModelConfig; weights: ModelWeights } {
+  const arch = 'GPTNeoXForCausalLM';
+  const c = configReader(hf);
+  const act = hf.hidden_act ?? 'gelu';
+  if (act !== 'gelu' && act !== 'gelu_new') {
+    unsupported(arch, `hidden_act ${String(act)} (gelu and gelu_new are)`);
+  }
+  // transformers ≤ 4.44 name the rotary settings rotary_pct / rotary_emb_base and rope_scaling;
+  // later versions also write rope_theta, partial_rotary_factor, or a rope_parameters object.
+  const rope = (hf.rope_parameters ?? hf.rope_scaling ?? null) as Record<string, unknown> | null;
+  const ropeType = rope ? (rope.rope_type ?? rope.type ?? 'default') : 'default';
+  if (ropeType !== 'default') unsupported(arch, `rope scaling ${JSON.stringify(rope)}`);
+  const ropeSetting = (keys: string[], fallback: number): number => {
+    for (const k of keys) {
+      const v = rope?.[k] ?? hf[k];
+      if (v !== undefined && v !== null) return v as number;
+    }
+    return fallback;
+  };
+  const rotaryPct = ropeSetting(['partial_rotary_factor', 'rotary_pct'], 0.25);
+  const ropeTheta = ropeSetting(['rope_theta', 'rotary_emb_base'], 10000);
+
+  const dim = c.int('hidden_size');
+  const nHeads = c.int('num_attention_heads');
+  check(
+    dim % nHeads === 0,
+    'bad_format',
+    `config.json: hidden_size ${dim} is not a multiple of num_attention_heads ${nHeads}`,
+  );
+  const headDim = dim / nHeads;
+  check(
+    typeof rotaryPct === 'number' && rotaryPct > 0 && rotaryPct <= 1,
+    'bad_format',
+    `config.json: rotary_pct ${String(rotaryPct)} is not in (0, 1]`,
+  );
+  check(
+    typeof ropeTheta === 'number' && Number.isFinite(ropeTheta) && ropeTheta > 0,
+    'bad_format',
+    `config.json: rotary_emb_base ${String(ropeTheta)} is not a positive number`,
+  );
+  const ropeDim = Math.floor(headDim * rotaryPct); // HF: int(head_size * rotary_pct)
+  check(
+    ropeDim >= 2 && ropeDim % 2 === 0,
+    'bad_format',
+    `config.json: ${ropeDim} rotary dims per head (head size ${headDim} × rotary_pct ${rotaryPct}) is not a positive even number`,
+  );
+  const hiddenDim = c.int('intermediate_size');
+  const vocabSize = c.int('vocab_size');
+  const hasHead = store.where.has('embed_out.weight');
+  const bias = hf.attention_bias !== false; // GPTNeoXConfig default True
+  const config: ModelConfig = {
+    architecture: 'gpt_neox',
+    sourceArchitecture: arch,
+    dim,
+    hiddenDim,
+    nLayers: c.int('num_hidden_layers'),
+    nHeads,
+    nKvHeads: nHeads,
+    headDim,
+    vocabSize,
+    seqLen: c.int('max_position_embeddings', 2048),
+    norm: 'layernorm',
+    normEps: c.float('layer_norm_eps', 1e-5),
+    mlp: act,
+    positional: 'rope',
+    ropeTheta,
+    ropeDim,
+    // GPTNeoXConfig defaults tie_word_embeddings to false; a file without embed_out is tied.
+    tiedEmbeddings: hf.tie_word_embeddings === true || !hasHead,
+    bosId: c.tokenId('bos_token_id', 0),
+    eosId: c.tokenId('eos_token_id', 2),
+    residual: hf.use_parallel_residual === false ? 'sequential' : 'parallel',
+    attentionBias: bias,
+  };
+
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < config.nLayers; l++) {
+    const p = `gpt_neox.layers.${l}.`;
+    // query_key_value: rows [head h][q | k | v][i] (HF views its output as [heads, 3·headDim]).
+    const qkv = store.raw(`${p}attention.query_key_value.weight`, [3 * dim, dim]);
+    const qkvBias = bias ? store.raw(`${p}attention.query_key_value.bias`, [3 * dim]) : null;
+    const part = (w: Float32Array, j: number, cols: number): Float32Array => {
+      const out = new Float32Array(dim * cols);
+      for (let h = 0; h < nHeads; h++) {
+        const from = (h * 3 + j) * headDim * cols;
+        out.set(w.subarray(from, from + headDim * cols), h * headDim * cols);
+      }
+      return out;
+    };
+    const rotated = (w: Float32Array, j: number, cols: number): Matrix =>
+      ropeInterleaved(part(w, j, cols), nHeads, headDim, cols, ropeDim);
+    layers.push({
+      attnNorm: store.vector(`${p}input_layernorm.weight`, dim),
+      attnNormBias: store.vector(`${p}input_layernorm.bias`, dim),
+      wq: rotated(qkv, 0, dim),
+      wk: rotated(qkv, 1, dim),
+      wv: newMatrix(dim, dim, copyF32(part(qkv, 2, dim))),
+      wo: store.matrix(`${p}attention.dense.weight`, dim, dim),
+      bq: qkvBias ? rotated(qkvBias, 0, 1).data : null,
+      bk: qkvBias ? rotated(qkvBias, 1, 1).data : null,
+      bv: qkvBias ? copyF32(part(qkvBias, 2, 1)) : null,
+      bo: bias ? store.vector(`${p}attention.dense.bias`, dim) : null,
+      mlpNorm: store.vector(`${p}post_attention_layernorm.weight`, dim),
+      mlpNormBias: store.vector(`${p}post_attention_layernorm.bias`, dim),
+      wGate: null,
+      wUp: store.matrix(`${p}mlp.dense_h_to_4h.weight`, hiddenDim, dim),
+      bUp: store.vector(`${p}mlp.dense_h_to_4h.bias`, hiddenDim),
+      wDown: store.matrix(`${p}mlp.dense_4h_to_h.weight`, dim, hiddenDim),
+      bDown: store.vector(`${p}mlp.dense_4h_to_h.bias`, dim),
+    });
+  }
+  const tokenEmbedding = store.matrix('gpt_neox.embed_in.weight', vocabSize, dim);
+  const weights: ModelWeights = {
+    tokenEmbedding,
+    positionEmbedding: null,
+    layers,
+    finalNorm: store.vector('gpt_neox.final_layer_norm.weight', dim),
+    finalNormBias: store.vector('gpt_neox.final_layer_norm.bias', dim),
+    unembedding: config.tiedEmbeddings
+      ? tokenEmbedding
+      : store.matrix('embed_out.weight', vocabSize, dim),
+    unembeddingBias: null,
+  };
+  return { config, weights };
+}
+
+// ---- GPT-Neo (TinyStories) ------------------------------------------------------------------------
+
+function gptNeoModel(
+  hf: Record<string, unknown>,
+  store: TensorStore,
+): { config: ModelConfig; weights: ModelWeights } {
+  const arch = 'GPTNeoForCausalLM';
+  const c = configReader(hf);
+  const act = hf.activation_function ?? 'gelu_new';
+  if (act !== 'gelu_new' && act !== 'gelu') {
+    unsupported(arch, `activation_function ${String(act)} (gelu_new and gelu are)`);
+  }
+  const dim = c.int('hidden_size');
+  const nHeads = c.int(hf.num_heads === undefined ? 'num_attention_heads' : 'num_heads');
+  check(
+    dim % nHeads === 0,
+    'bad_format',
+    `config.json: hidden_size ${dim} is not a multiple of num_heads ${nHeads}`,
+  );
+  const nLayers = c.int(hf.num_layers === undefined ? 'num_hidden_layers' : 'num_layers');
+  const windowSize = c.int('window_size', 256);
+  const attnWindow = attentionLayers(hf.attention_types, nLayers).map((t) =>
+    t === 'local' ? windowSize : null,
+  );
+  const hiddenDim = c.int('intermediate_size', 4 * dim);
+  const vocabSize = c.int('vocab_size');
+  const seqLen = c.int('max_position_embeddings', 2048);
+  const hasLmHead = store.where.has('lm_head.weight');
+  const config: ModelConfig = {
+    architecture: 'gpt_neo',
+    sourceArchitecture: arch,
+    dim,
+    hiddenDim,
+    nLayers,
+    nHeads,
+    nKvHeads: nHeads,
+    headDim: dim / nHeads,
+    vocabSize,
+    seqLen,
+    norm: 'layernorm',
+    normEps: c.float('layer_norm_epsilon', 1e-5),
+    mlp: act,
+    positional: 'learned',
+    ropeTheta: 10000, // unused with learned positions
+    ropeDim: 0,
+    // GPTNeoConfig ties by default; an untied file says so and carries lm_head.weight.
+    tiedEmbeddings: !(hf.tie_word_embeddings === false && hasLmHead),
+    bosId: c.tokenId('bos_token_id', 50256),
+    eosId: c.tokenId('eos_token_id', 50256),
+    attnScale: 1, // GPTNeoSelfAttention._attn: softmax(q·kᵀ), no 1/√d
+    attnWindow,
+  };
+
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < nLayers; l++) {
+    const p = `transformer.h.${l}.`;
+    const a = `${p}attn.attention.`;
+    layers.push({
+      attnNorm: store.vector(`${p}ln_1.weight`, dim),
+      attnNormBias: store.vector(`${p}ln_1.bias`, dim),
+      wq: store.matrix(`${a}q_proj.weight`, dim, dim),
+      wk: store.matrix(`${a}k_proj.weight`, dim, dim),
+      wv: store.matrix(`${a}v_proj.weight`, dim, dim),
+      wo: store.matrix(`${a}out_proj.weight`, dim, dim),
+      bq: null,
+      bk: null,
+      bv: null,
+      bo: store.vector(`${a}out_proj.bias`, dim),
+      mlpNorm: store.vector(`${p}ln_2.weight`, dim),
+      mlpNormBias: store.vector(`${p}ln_2.bias`, dim),
+      wGate: null,
+      wUp: store.matrix(`${p}mlp.c_fc.weight`, hiddenDim, dim),
+      bUp: store.vector(`${p}mlp.c_fc.bias`, hiddenDim),
+      wDown: store.matrix(`${p}mlp.c_proj.weight`, dim, hiddenDim),
+      bDown: store.vector(`${p}mlp.c_proj.bias`, dim),
+    });
+  }
+  const tokenEmbedding = store.matrix('transformer.wte.weight', vocabSize, dim);
+  const weights: ModelWeights = {
+    tokenEmbedding,
+    positionEmbedding: store.matrix('transformer.wpe.weight', seqLen, dim),
+    layers,
+    finalNorm: store.vector('transformer.ln_f.weight', dim),
+    finalNormBias: store.vector('transformer.ln_f.bias', dim),
+    unembedding: config.tiedEmbeddings
+      ? tokenEmbedding
+      : store.matrix('lm_head.weight', vocabSize, dim),
+    unembeddingBias: null,
+  };
+  return { config, weights };
+}
+
+/**
+ * GPTNeoConfig.expand_attention_types_params: [[["global", "local"], 12]] → 24 layer types
+ * (default as GPTNeoConfig's); the list must name every layer.
+ */
+function attentionLayers(types: unknown, nLayers: number): ('global' | 'local')[] {
+  const spec = types ?? [[['global', 'local'], nLayers / 2]];
+  const bad = (): never => {
+    throw new LmdynError(
+      'bad_format',
+      `config.json: attention_types ${JSON.stringify(types)} is not [[["global"|"local", ...], count], ...]`,
+    );
+  };
+  const out: ('global' | 'local')[] = [];
+  if (!Array.isArray(spec)) bad();
+  for (const item of spec as unknown[]) {
+    if (!Array.isArray(item) || item.length !== 2 || !Array.isArray(item[0])) bad();
+    const [kinds, count] = item as [unknown[], unknown];
+    if (!(Number.isSafeInteger(count) && (count as number) >= 0 && (count as number) <= nLayers))
+      bad();
+    for (let i = 0; i < (count as number); i++) {
+      for (const k of kinds) {
+        if (k !== 'global' && k !== 'local') bad();
+        out.push(k as 'global' | 'local');
+      }
+      if (out.length > nLayers) break;
+    }
+  }
+  check(
+    out.length === nLayers,
+    'bad_format',
+    `config.json: attention_types name ${out.length} layers, num_layers is ${nLayers}`,
+  );
+  return out;
+}
+
 /**
  * Columns [start, start + count) of a Conv1D weight `w` [rows = in, cols = out], transposed to a
  * Matrix [count (out), rows (in)] in allocF32 memory.
@@ -392,6 +675,14 @@ function copyF32(src: Float32Array): Float32Array {
 
 // ---- tensors from one file or from shards ---------------------------------------------------------
 
+/** The weight files of an HF folder, in transformers' order of preference. */
+export const WEIGHT_FILES = [
+  'model.safetensors',
+  'model.safetensors.index.json',
+  'pytorch_model.bin',
+  'pytorch_model.bin.index.json',
+] as const;
+
 interface TensorStore {
   files: SafetensorsFile[];
   where: Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>;
@@ -404,54 +695,55 @@ interface TensorStore {
   close(): void;
 }
 
+/**
+ * The folder's tensors, from the first of model.safetensors, model.safetensors.index.json,
+ * pytorch_model.bin, pytorch_model.bin.index.json (transformers' order of preference). A
+ * PyTorch checkpoint is read through io/torch.ts as byte ranges, like a safetensors file.
+ */
 function openTensorStore(dir: string): TensorStore {
-  const single = join(dir, 'model.safetensors');
-  const index = join(dir, 'model.safetensors.index.json');
   const files: SafetensorsFile[] = [];
   const where = new Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>();
   const close = (): void => files.forEach(closeSafetensors);
-  try {
-    if (existsSync(single)) {
-      const file = openSafetensors(single);
-      files.push(file);
-      for (const info of file.tensors) where.set(info.name, { file, info });
-    } else if (existsSync(index)) {
-      const weightMap = readJsonObject(index).weight_map;
-      check(isRecord(weightMap), 'bad_format', `${index}: weight_map is missing`);
-      const shards = new Map<string, SafetensorsFile>();
-      for (const [name, shard] of Object.entries(weightMap)) {
-        check(
-          typeof shard === 'string',
-          'bad_format',
-          `${index}: weight_map.${name} is not a file name`,
-        );
-        const shardPath = resolve(dir, shard);
-        check(
-          !relative(resolve(dir), shardPath).startsWith('..'),
-          'bad_format',
-          `${index}: shard ${shard} is outside the model folder`,
-        );
-        let file = shards.get(shardPath);
-        if (!file) {
-          file = openSafetensors(shardPath);
-          shards.set(shardPath, file);
-          files.push(file);
-        }
-        const info = file.byName.get(name);
-        check(info, 'bad_format', `${index}: tensor ${name} is not in its shard ${shard}`);
-        where.set(name, { file, info });
+  const single = (path: string, open: (path: string) => SafetensorsFile): void => {
+    const file = open(path);
+    files.push(file);
+    for (const info of file.tensors) where.set(info.name, { file, info });
+  };
+  const sharded = (index: string, open: (path: string) => SafetensorsFile): void => {
+    const weightMap = readJsonObject(index).weight_map;
+    check(isRecord(weightMap), 'bad_format', `${index}: weight_map is missing`);
+    const shards = new Map<string, SafetensorsFile>();
+    for (const [name, shard] of Object.entries(weightMap)) {
+      check(
+        typeof shard === 'string',
+        'bad_format',
+        `${index}: weight_map.${name} is not a file name`,
+      );
+      const shardPath = resolve(dir, shard);
+      check(
+        !relative(resolve(dir), shardPath).startsWith('..'),
+        'bad_format',
+        `${index}: shard ${shard} is outside the model folder`,
+      );
+      let file = shards.get(shardPath);
+      if (!file) {
+        file = open(shardPath);
+        shards.set(shardPath, file);
+        files.push(file);
       }
-    } else if (existsSync(join(dir, 'pytorch_model.bin'))) {
-      throw new LmdynError(
-        'unsupported',
-        `${dir} holds only pytorch_model.bin (pickle); lmdyn reads safetensors — convert it first`,
-      );
-    } else {
-      throw new LmdynError(
-        'not_found',
-        `${dir} has neither model.safetensors nor model.safetensors.index.json`,
-      );
+      const info = file.byName.get(name);
+      check(info, 'bad_format', `${index}: tensor ${name} is not in its shard ${shard}`);
+      where.set(name, { file, info });
     }
+  };
+  try {
+    const found = WEIGHT_FILES.find((f) => existsSync(join(dir, f)));
+    if (found === undefined) {
+      throw new LmdynError('not_found', `${dir} has none of ${WEIGHT_FILES.join(', ')}`);
+    }
+    const open = found.startsWith('pytorch_model') ? openTorchCheckpoint : openSafetensors;
+    if (found.endsWith('.index.json')) sharded(join(dir, found), open);
+    else single(join(dir, found), open);
   } catch (err) {
     close();
     throw err;

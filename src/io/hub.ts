@@ -39,6 +39,7 @@ import { homedir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { WEIGHT_FILES } from './hf.js';
 
 export interface HubOptions {
   /** Default $HF_ENDPOINT, else https://huggingface.co. */
@@ -74,7 +75,8 @@ export interface HubId {
 /**
  * Resolves `hf:owner/name[@revision][/file]` to a local path in the cache, downloading what is
  * missing: the file itself, or for a model the snapshot folder holding config.json, the weights
- * (model.safetensors, or the index and its shards) and the tokenizer files the repo has.
+ * (the first of model.safetensors, its index and shards, pytorch_model.bin, its index and shards)
+ * and the tokenizer files the repo has.
  */
 export async function resolveHubModel(id: string, options: HubOptions = {}): Promise<string> {
   const hub = parseHubId(id);
@@ -84,16 +86,19 @@ export async function resolveHubModel(id: string, options: HubOptions = {}): Pro
 
   // Pin every later request to the commit config.json resolved to, as snapshot_download does.
   const { commit } = await fetchFile(ctx, hub.revision, 'config.json', true);
-  const single = await fetchFile(ctx, commit, 'model.safetensors', false);
-  if (single === null) {
-    const index = await fetchFile(ctx, commit, 'model.safetensors.index.json', false);
-    if (index === null) {
-      throw new LmdynError(
-        'not_found',
-        `${id} has neither model.safetensors nor model.safetensors.index.json`,
-      );
+  // The weights: the first of WEIGHT_FILES the repo has (an index brings its shards).
+  let weights: string | null = null;
+  for (const name of WEIGHT_FILES) {
+    const got = await fetchFile(ctx, commit, name, false);
+    if (got === null) continue;
+    if (name.endsWith('.index.json')) {
+      for (const shard of shardNames(got.path)) await fetchFile(ctx, commit, shard, true);
     }
-    for (const shard of shardNames(index.path)) await fetchFile(ctx, commit, shard, true);
+    weights = name;
+    break;
+  }
+  if (weights === null) {
+    throw new LmdynError('not_found', `${id} has none of ${WEIGHT_FILES.join(', ')}`);
   }
   for (const optional of OPTIONAL_FILES) await fetchFile(ctx, commit, optional, false);
   return join(ctx.storage, 'snapshots', commit);
@@ -485,10 +490,10 @@ function resolveFromCache(ctx: HubContext, id: string): string {
   if (commit === null) return offline(`revision ${hub.revision} is not`);
   const snapshot = join(ctx.storage, 'snapshots', commit);
   if (!existsSync(join(snapshot, 'config.json'))) return offline('config.json is not');
-  if (!existsSync(join(snapshot, 'model.safetensors'))) {
-    const index = join(snapshot, 'model.safetensors.index.json');
-    if (!existsSync(index)) return offline('model.safetensors is not');
-    for (const shard of shardNames(index)) {
+  const weights = WEIGHT_FILES.find((f) => existsSync(join(snapshot, f)));
+  if (weights === undefined) return offline(`none of ${WEIGHT_FILES.join(', ')} is`);
+  if (weights.endsWith('.index.json')) {
+    for (const shard of shardNames(join(snapshot, weights))) {
       if (!existsSync(join(snapshot, ...shard.split('/')))) offline(`shard ${shard} is not`);
     }
   }

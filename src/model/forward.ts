@@ -1,8 +1,10 @@
 /**
- * The forward pass of the llama family (RMSNorm, RoPE, GQA, SwiGLU; Qwen2's q/k/v biases) and
- * GPT-2 (LayerNorm, learned positions, gelu_new), with a KV cache, a batch of sequences, and
- * TransformerLens hook points. Activations are fp32; each weight matrix is fp32 or Q8_0 (then
- * its matmul quantizes the activations per group, as llama2.c runq.c does), matrix by matrix.
+ * The forward pass of the llama family (RMSNorm, RoPE, GQA, SwiGLU; Qwen2's q/k/v biases),
+ * GPT-2 (LayerNorm, learned positions, gelu_new), GPT-NeoX (partial RoPE, exact gelu, parallel or
+ * sequential residual) and GPT-Neo (unscaled scores, local-window layers), with a KV cache, a
+ * batch of sequences, and TransformerLens hook points. Activations are fp32; each weight matrix is
+ * fp32 or Q8_0 (then its matmul quantizes the activations per group, as llama2.c runq.c does),
+ * matrix by matrix.
  *
  * A call takes a batch of (sequence, new tokens) and appends those tokens to each sequence's
  * cache. All new tokens of all sequences are stacked as rows of one matrix, so every linear map
@@ -16,6 +18,7 @@ import { wasmKernels } from '../tensor/wasm/kernels.js';
 import {
   addBias,
   addInPlace,
+  gelu,
   geluNew,
   layernorm,
   matmul,
@@ -26,7 +29,13 @@ import {
 } from '../tensor/ops.js';
 import { matrixRow } from '../tensor/q80.js';
 import { HookSet, hookPointNames, type Hook, type RowRef } from './hooks.js';
-import type { ModelConfig, ModelWeights } from './types.js';
+import {
+  attentionScale,
+  isParallel,
+  windowStart,
+  type ModelConfig,
+  type ModelWeights,
+} from './types.js';
 
 /** Keys and values of every layer for a set of sequences. */
 export interface KVCache {
@@ -106,6 +115,7 @@ export class Transformer {
     const qDim = nHeads * headDim;
     const kvDim = nKvHeads * headDim;
     const x = s.x; // residual stream [n, dim]
+    const parallel = isParallel(c);
 
     // Embedding: x[r] = E[token] (+ P[pos])
     for (let r = 0; r < n; r++) matrixRow(w.tokenEmbedding, rows[r].token, x, r * dim);
@@ -155,13 +165,17 @@ export class Transformer {
         hooks.fire(`${b}.attn.hook_pattern`, l, s.pattern, refs, nHeads * s.kLen);
       }
       hooks.fire(`${b}.attn.hook_z`, l, s.z, refs, qDim);
-      matmul(s.xb, s.z, lw.wo, n);
-      if (lw.bo) addBias(s.xb, lw.bo, n);
-      hooks.fire(`${b}.hook_attn_out`, l, s.xb, refs, dim);
-      addInPlace(x, s.xb, n * dim);
-      hooks.fire(`${b}.hook_resid_mid`, l, x, refs, dim);
+      matmul(s.ao, s.z, lw.wo, n);
+      if (lw.bo) addBias(s.ao, lw.bo, n);
+      hooks.fire(`${b}.hook_attn_out`, l, s.ao, refs, dim);
+      // Sequential: x_mid = x + attn_out feeds the MLP. Parallel (GPT-NeoX): the MLP reads x
+      // itself and attn_out is added with the MLP's output below; there is no resid_mid.
+      if (!parallel) {
+        addInPlace(x, s.ao, n * dim);
+        hooks.fire(`${b}.hook_resid_mid`, l, x, refs, dim);
+      }
 
-      // MLP: SwiGLU  down(silu(xb·W1ᵀ) ⊙ xb·W3ᵀ)  or GPT-2  down(gelu(xb·Wfcᵀ + b)) + b
+      // MLP: SwiGLU  down(silu(xb·W1ᵀ) ⊙ xb·W3ᵀ)  or  down(gelu(xb·Wfcᵀ + b)) + b
       this.norm(s.xb, x, lw.mlpNorm, lw.mlpNormBias, n);
       hooks.fire(`${b}.ln2.hook_normalized`, l, s.xb, refs, dim);
       const hd = c.hiddenDim;
@@ -174,12 +188,14 @@ export class Transformer {
         matmul(s.hb, s.xb, lw.wUp, n);
         if (lw.bUp) addBias(s.hb, lw.bUp, n);
         hooks.fire(`${b}.mlp.hook_pre`, l, s.hb, refs, hd);
-        geluNew(s.hb, n * hd);
+        if (c.mlp === 'gelu') gelu(s.hb, n * hd);
+        else geluNew(s.hb, n * hd);
       }
       hooks.fire(`${b}.mlp.hook_post`, l, s.hb, refs, hd);
       matmul(s.xb, s.hb, lw.wDown, n);
       if (lw.bDown) addBias(s.xb, lw.bDown, n);
       hooks.fire(`${b}.hook_mlp_out`, l, s.xb, refs, dim);
+      if (parallel) addInPlace(s.xb, s.ao, n * dim); // mlp_out + attn_out, then + x (HF's order)
       addInPlace(x, s.xb, n * dim);
       hooks.fire(`${b}.hook_resid_post`, l, x, refs, dim);
     }
@@ -233,9 +249,11 @@ export class Transformer {
   }
 
   /**
-   * Causal self-attention of each row against its own sequence's cache: z = softmax(qKᵀ/√d)V,
-   * per head. The scores and the mix run in the SIMD kernels when every buffer is in their
-   * memory (the softmax between them in JS), else in the JS loops.
+   * Causal self-attention of each row against its own sequence's cache: z = softmax(s·qKᵀ)V per
+   * head, s = 1/√d unless the architecture says otherwise, over the positions windowStart..pos
+   * (all of them except in GPT-Neo's local layers). The scores and the mix run in the SIMD
+   * kernels when every buffer is in their memory (the softmax between them in JS), else in the
+   * JS loops.
    */
   private attention(
     s: Scratch,
@@ -248,7 +266,7 @@ export class Transformer {
     const qDim = nHeads * headDim;
     const kvDim = nKvHeads * headDim;
     const group = nHeads / nKvHeads; // query heads per key/value head
-    const scale = 1 / Math.sqrt(headDim);
+    const scale = attentionScale(this.config);
     const att = s.att;
     if (keepPattern) s.pattern.fill(0, 0, rows.length * nHeads * s.kLen);
     const kernels = wasmKernels();
@@ -257,11 +275,13 @@ export class Transformer {
       const { seq, pos } = rows[r];
       const kc = cache.k[seq][l];
       const vc = cache.v[seq][l];
+      const start = windowStart(this.config, l, pos); // att[i] is position start + i
+      const n = pos + 1 - start;
       if (simd && inArena(kc) && inArena(vc)) {
         const k = kernels.exports;
-        const n = pos + 1;
+        const from = 4 * start * kvDim; // bytes
         for (let h = 0; h < nHeads; h++) {
-          const ko = 4 * Math.floor(h / group) * headDim; // bytes
+          const ko = from + 4 * Math.floor(h / group) * headDim; // bytes
           const qo = 4 * (r * qDim + h * headDim);
           k.attn_scores(
             att.byteOffset,
@@ -273,7 +293,7 @@ export class Transformer {
             scale,
           );
           softmax(att, 0, n);
-          if (keepPattern) s.pattern.set(att.subarray(0, n), (r * nHeads + h) * s.kLen);
+          if (keepPattern) s.pattern.set(att.subarray(0, n), (r * nHeads + h) * s.kLen + start);
           k.attn_mix(s.z.byteOffset + qo, att.byteOffset, vc.byteOffset + ko, kvDim, headDim, n);
         }
         continue;
@@ -281,20 +301,20 @@ export class Transformer {
       for (let h = 0; h < nHeads; h++) {
         const qo = r * qDim + h * headDim;
         const ko = Math.floor(h / group) * headDim;
-        for (let t = 0; t <= pos; t++) {
-          const kt = t * kvDim + ko;
+        for (let i = 0; i < n; i++) {
+          const kt = (start + i) * kvDim + ko;
           let dot = 0;
-          for (let i = 0; i < headDim; i++) dot += s.q[qo + i] * kc[kt + i];
-          att[t] = dot * scale;
+          for (let j = 0; j < headDim; j++) dot += s.q[qo + j] * kc[kt + j];
+          att[i] = dot * scale;
         }
-        softmax(att, 0, pos + 1);
-        if (keepPattern) s.pattern.set(att.subarray(0, pos + 1), (r * nHeads + h) * s.kLen);
+        softmax(att, 0, n);
+        if (keepPattern) s.pattern.set(att.subarray(0, n), (r * nHeads + h) * s.kLen + start);
         const zo = r * qDim + h * headDim;
         s.z.fill(0, zo, zo + headDim);
-        for (let t = 0; t <= pos; t++) {
-          const a = att[t];
-          const vt = t * kvDim + ko;
-          for (let i = 0; i < headDim; i++) s.z[zo + i] += a * vc[vt + i];
+        for (let i = 0; i < n; i++) {
+          const a = att[i];
+          const vt = (start + i) * kvDim + ko;
+          for (let j = 0; j < headDim; j++) s.z[zo + j] += a * vc[vt + j];
         }
       }
     }
@@ -341,7 +361,7 @@ export class Transformer {
     const kvDim = c.nKvHeads * c.headDim;
     if (s) {
       // Hooks were told the arrays are reused after their call, so nothing else holds them.
-      for (const a of [s.x, s.xb, s.q, s.k, s.v, s.z, s.hb, s.hb2, s.sel, s.att]) freeF32(a);
+      for (const a of [s.x, s.xb, s.ao, s.q, s.k, s.v, s.z, s.hb, s.hb2, s.sel, s.att]) freeF32(a);
     }
     this.scratch = {
       rows,
@@ -349,6 +369,7 @@ export class Transformer {
       kLen,
       x: allocF32(rows * c.dim),
       xb: allocF32(rows * c.dim),
+      ao: allocF32(rows * c.dim),
       q: allocF32(rows * qDim),
       k: allocF32(rows * kvDim),
       v: allocF32(rows * kvDim),
@@ -374,6 +395,7 @@ interface Scratch {
   kLen: number;
   x: Float32Array; // [rows, dim] residual stream
   xb: Float32Array; // [rows, dim]
+  ao: Float32Array; // [rows, dim] attention output (hook_attn_out)
   q: Float32Array; // [rows, nHeads·headDim]
   k: Float32Array; // [rows, nKvHeads·headDim]
   v: Float32Array;

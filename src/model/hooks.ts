@@ -4,7 +4,7 @@
  * Nothing is copied for a point no hook asked for.
  */
 import { LmdynError } from '../errors.js';
-import type { ModelConfig } from './types.js';
+import { isParallel, type ModelConfig } from './types.js';
 
 /** Where a row of an activation comes from: sequence `seq` of the batch, position `pos`. */
 export interface RowRef {
@@ -39,6 +39,7 @@ export function hookPointNames(config: ModelConfig): string[] {
   const names = ['hook_embed'];
   if (config.positional === 'learned') names.push('hook_pos_embed');
   const rope = config.positional === 'rope';
+  const mid = isParallel(config) ? [] : ['hook_resid_mid'];
   for (let l = 0; l < config.nLayers; l++) {
     const b = `blocks.${l}`;
     names.push(
@@ -51,7 +52,7 @@ export function hookPointNames(config: ModelConfig): string[] {
       `${b}.attn.hook_pattern`,
       `${b}.attn.hook_z`,
       `${b}.hook_attn_out`,
-      `${b}.hook_resid_mid`,
+      ...mid.map((h) => `${b}.${h}`),
       `${b}.ln2.hook_normalized`,
       `${b}.mlp.hook_pre`,
       `${b}.mlp.hook_post`,
@@ -61,6 +62,32 @@ export function hookPointNames(config: ModelConfig): string[] {
   }
   names.push('ln_final.hook_normalized', 'logits');
   return names;
+}
+
+/**
+ * The TransformerLens hook points of the other architectures that this one does not have, with
+ * the reason (block points written with {l}). `lmdyn info` prints them.
+ */
+export function absentHookPoints(config: ModelConfig): { name: string; why: string }[] {
+  const out: { name: string; why: string }[] = [];
+  if (config.positional === 'rope') {
+    out.push({
+      name: 'hook_pos_embed',
+      why: 'rotary positions: nothing is added to the embedding',
+    });
+  } else {
+    out.push({
+      name: 'blocks.{l}.attn.hook_rot_q, blocks.{l}.attn.hook_rot_k',
+      why: 'learned positions: q and k are not rotated',
+    });
+  }
+  if (isParallel(config)) {
+    out.push({
+      name: 'blocks.{l}.hook_resid_mid',
+      why: 'parallel residual: attention and MLP both read hook_resid_pre',
+    });
+  }
+  return out;
 }
 
 /** Compiles a filter into a predicate. Globs: `*` matches any run of characters, `?` one. */

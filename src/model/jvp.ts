@@ -13,10 +13,18 @@
  * input coordinate (the tangents are fp32, like the forward pass; the attention weights and
  * norm statistics of the primal point are kept in float64).
  */
-import { newMatrix, type LayerWeights, type ModelConfig } from './types.js';
+import {
+  attentionScale,
+  isParallel,
+  newMatrix,
+  windowStart,
+  type LayerWeights,
+  type ModelConfig,
+} from './types.js';
 import type { Transformer } from './forward.js';
 import { allocF32, freeF32 } from '../tensor/memory.js';
 import { addBias, matmul, rope, softmax } from '../tensor/ops.js';
+import { erfc } from '../tensor/special.js';
 
 /** The inputs of every block at every position, from one forward pass. */
 export interface BlockStates {
@@ -223,27 +231,37 @@ export function blockJvp(
       rope(ws.k, r * kvDim, nKvHeads, headDim, c.ropeDim, from, c.ropeTheta);
     }
   }
-  // forward: s_t = q·k_t/√hd (t ≤ T), a = softmax(s), z = Σ_t a_t v_t        per head
-  // tangent: ṡ_t = q̇·k_t/√hd, plus q·k̇_s/√hd at t = s
+  // forward: s_t = c·q·k_t (t ≤ T; c = 1/√hd, or GPT-Neo's 1), a = softmax(s),
+  //          z = Σ_t a_t v_t                                                   per head
+  //          (a local layer's a_t is 0 outside its window, so its tangents vanish there too)
+  // tangent: ṡ_t = c·q̇·k_t, plus c·q·k̇_s at t = s
   //          ȧ_t = a_t (ṡ_t − Σ_u a_u ṡ_u)
   //          ż = Σ_t ȧ_t v_t + a_s v̇_s                                     ż: [m, qDim]
   attentionJvp(ws, p, states.keys[layer], states.values[layer], c, pos, from, own, m);
   // forward: o = z·Woᵀ + bo                  tangent: ȯ = ż·Woᵀ                        [m, d]
   matmul(ws.attn, ws.z, lw.wo, m);
-  // forward: x_mid = x_T + o                 tangent: ẋ_mid = ẋ_T + ȯ  (ẋ_T = 0 when s < T)
-  for (let i = 0; i < m * d; i++) ws.mid[i] = (own ? xDot[i] : 0) + ws.attn[i];
+  // sequential: x_mid = x_T + o             tangent: ẋ_mid = ẋ_T + ȯ  (ẋ_T = 0 when s < T)
+  // parallel:   the MLP reads x_T itself     tangent: ẋ_T, which is 0 when s < T
+  const parallel = isParallel(c);
+  if (parallel && !own) {
+    ws.out.set(ws.attn.subarray(0, m * d));
+    return ws.out;
+  }
+  for (let i = 0; i < m * d; i++) ws.mid[i] = parallel ? xDot[i] : (own ? xDot[i] : 0) + ws.attn[i];
 
   // ---- MLP --------------------------------------------------------------------------------
-  // forward: xb = norm(x_mid)                tangent: ṅ = norm′(x_mid)·ẋ_mid           [m, d]
-  normJvp(ws.xn, ws.mid, p.mid, lw.mlpNorm, m, c);
+  // forward: xb = norm(x_in), x_in = x_mid (sequential) or x_T (parallel)
+  // tangent: ṅ = norm′(x_in)·ẋ_in                                                         [m, d]
+  normJvp(ws.xn, ws.mid, p.mlpIn, lw.mlpNorm, m, c);
   // SwiGLU   forward: h = xb·W1ᵀ, u = xb·W3ᵀ, g = silu(h)·u, mlp = g·W2ᵀ
   //          tangent: ḣ = ṅ·W1ᵀ, u̇ = ṅ·W3ᵀ, ġ = silu′(h)·u·ḣ + silu(h)·u̇, ṁ = ġ·W2ᵀ
   //          with silu(h) = h·σ(h), silu′(h) = σ(h)·(1 + h·(1 − σ(h)))
   // gelu_new forward: h = xb·Wfcᵀ + b, g = ½h(1 + tanh(c(h + 0.044715h³))), mlp = g·W2ᵀ + b2
   //          tangent: ḣ = ṅ·Wfcᵀ, ġ = gelu′(h)·ḣ, ṁ = ġ·W2ᵀ
   //          with gelu′(h) = ½(1 + τ) + ½h(1 − τ²)·c(1 + 3·0.044715h²), τ = tanh(c(h + 0.044715h³))
+  // gelu     forward: g = h·Φ(h)             tangent: ġ = (Φ(h) + h·φ(h))·ḣ
   // Both: ġ = α ⊙ ḣ + β ⊙ u̇ per hidden unit (β = 0 without a gate).     α, β: [hidden]
-  const { alpha, beta } = mlpSlopes(p, lw.wGate !== null);
+  const { alpha, beta } = mlpSlopes(p, lw.wGate !== null, c.mlp);
   const w1 = lw.wGate ?? lw.wUp;
   const products = lw.wGate ? 3 : 2;
   if (products * m * hd > d * hd + m * d) {
@@ -268,7 +286,8 @@ export function blockJvp(
     }
     matmul(ws.out, ws.h, lw.wDown, m); // ṁ = ġ·W2ᵀ                                      [m, d]
   }
-  // forward: x_out = x_mid + mlp             tangent: ẋ_out = ẋ_T + ȯ + ṁ; f's tangent is ȯ + ṁ
+  // forward: x_out = x_mid + mlp (sequential), x_T + o + mlp (parallel)
+  // tangent: ẋ_out = ẋ_T + ȯ + ṁ; f's tangent is ȯ + ṁ
   for (let i = 0; i < m * d; i++) ws.out[i] += ws.attn[i];
   return ws.out;
 }
@@ -317,7 +336,11 @@ export function normJvp(
 }
 
 /** α, β of ġ = α ⊙ ḣ + β ⊙ u̇ at the block's MLP pre-activations (see blockJvp). */
-function mlpSlopes(p: BlockPoint, gated: boolean): { alpha: Float32Array; beta: Float32Array } {
+function mlpSlopes(
+  p: BlockPoint,
+  gated: boolean,
+  act: ModelConfig['mlp'],
+): { alpha: Float32Array; beta: Float32Array } {
   const hd = p.h.length;
   const alpha = new Float32Array(hd);
   const beta = new Float32Array(hd);
@@ -328,7 +351,7 @@ function mlpSlopes(p: BlockPoint, gated: boolean): { alpha: Float32Array; beta: 
       alpha[j] = sig * (1 + h * (1 - sig)) * p.u[j]; // silu′(h)·u
       beta[j] = h * sig; // silu(h)
     } else {
-      alpha[j] = geluNewDerivative(h);
+      alpha[j] = act === 'gelu' ? geluDerivative(h) : geluNewDerivative(h);
     }
   }
   return { alpha, beta };
@@ -337,8 +360,8 @@ function mlpSlopes(p: BlockPoint, gated: boolean): { alpha: Float32Array; beta: 
 /** The primal values of block l at position T that its tangent rules read. */
 interface BlockPoint {
   q: Float32Array; // [qDim] rotated query at T
-  att: Float64Array; // [nHeads, T+1] attention weights
-  mid: Float32Array; // [d] x_mid = x_T + attention output
+  att: Float64Array; // [nHeads, T+1] attention weights (0 outside a local layer's window)
+  mlpIn: Float32Array; // [d] the MLP norm's input: x_mid = x_T + attention output, or x_T (parallel)
   h: Float32Array; // [hidden] gate (SwiGLU) or fc pre-activation (GPT-2)
   u: Float32Array; // [hidden] up projection (SwiGLU)
 }
@@ -360,28 +383,32 @@ function blockPoint(tf: Transformer, states: BlockStates, layer: number, pos: nu
   if (c.positional === 'rope') rope(q, 0, nHeads, headDim, c.ropeDim, pos, c.ropeTheta);
   const keys = states.keys[layer];
   const values = states.values[layer];
-  const scale = 1 / Math.sqrt(headDim);
+  const scale = attentionScale(c);
   const kLen = pos + 1;
+  const start = windowStart(c, layer, pos);
   const att = new Float64Array(nHeads * kLen);
   const z = new Float32Array(qDim);
   for (let h = 0; h < nHeads; h++) {
     const ko = Math.floor(h / group) * headDim;
     const a = att.subarray(h * kLen, (h + 1) * kLen);
-    for (let t = 0; t < kLen; t++) {
+    for (let t = start; t < kLen; t++) {
       let dot = 0;
       for (let i = 0; i < headDim; i++) dot += q[h * headDim + i] * keys[t * kvDim + ko + i];
       a[t] = dot * scale;
     }
-    softmax(a);
-    for (let t = 0; t < kLen; t++) {
+    softmax(a, start, kLen - start);
+    for (let t = start; t < kLen; t++) {
       for (let i = 0; i < headDim; i++) z[h * headDim + i] += a[t] * values[t * kvDim + ko + i];
     }
   }
-  const mid = new Float32Array(d);
-  matmul(mid, z, lw.wo, 1);
-  if (lw.bo) addBias(mid, lw.bo, 1);
-  for (let i = 0; i < d; i++) mid[i] += x[i];
-  normForward(xb, mid, lw.mlpNorm, lw.mlpNormBias, c);
+  let mlpIn = new Float32Array(x);
+  if (!isParallel(c)) {
+    mlpIn = new Float32Array(d);
+    matmul(mlpIn, z, lw.wo, 1);
+    if (lw.bo) addBias(mlpIn, lw.bo, 1);
+    for (let i = 0; i < d; i++) mlpIn[i] += x[i];
+  }
+  normForward(xb, mlpIn, lw.mlpNorm, lw.mlpNormBias, c);
   const h = new Float32Array(c.hiddenDim);
   const u = new Float32Array(c.hiddenDim);
   if (lw.wGate) {
@@ -391,7 +418,7 @@ function blockPoint(tf: Transformer, states: BlockStates, layer: number, pos: nu
     matmul(h, xb, lw.wUp, 1);
     if (lw.bUp) addBias(h, lw.bUp, 1);
   }
-  return { q, att, mid, h, u };
+  return { q, att, mlpIn, h, u };
 }
 
 /**
@@ -413,7 +440,7 @@ function attentionJvp(
   const qDim = nHeads * hd;
   const kvDim = nKvHeads * hd;
   const group = nHeads / nKvHeads;
-  const scale = 1 / Math.sqrt(hd);
+  const scale = attentionScale(c);
   const kLen = pos + 1;
   const sDot = ws.scores; // [m, kLen]
   for (let h = 0; h < nHeads; h++) {
@@ -427,7 +454,7 @@ function attentionJvp(
         ws.vht[i * kLen + t] = values[t * kvDim + ko + i];
       }
     }
-    // ṡ_t = q̇·k_t/√hd  (t ≤ T)
+    // ṡ_t = c·q̇·k_t  (t ≤ T)
     if (own) {
       for (let r = 0; r < m; r++)
         ws.qh.set(ws.q.subarray(r * qDim + qo, r * qDim + qo + hd), r * hd);
@@ -438,7 +465,7 @@ function attentionJvp(
     for (let r = 0; r < m; r++) {
       const row = r * kLen;
       const kr = r * kvDim + ko; // k̇_s row r, this head's key/value head
-      // ṡ_s += q·k̇_s/√hd
+      // ṡ_s += c·q·k̇_s
       let dotK = 0;
       for (let i = 0; i < hd; i++) dotK += p.q[qo + i] * ws.k[kr + i];
       if (own) for (let t = 0; t < kLen; t++) sDot[row + t] *= scale;
@@ -482,6 +509,11 @@ const GELU_C = Math.sqrt(2 / Math.PI);
 function geluNewDerivative(h: number): number {
   const tau = Math.tanh(GELU_C * (h + 0.044715 * h * h * h));
   return 0.5 * (1 + tau) + 0.5 * h * (1 - tau * tau) * GELU_C * (1 + 3 * 0.044715 * h * h);
+}
+
+/** d/dh of the exact gelu h·Φ(h): Φ(h) + h·φ(h). */
+function geluDerivative(h: number): number {
+  return 0.5 * erfc(-h * Math.SQRT1_2) + (h * Math.exp(-0.5 * h * h)) / Math.sqrt(2 * Math.PI);
 }
 
 /** I_d as d tangent rows, in the kernels' memory. */

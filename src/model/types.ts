@@ -7,14 +7,15 @@
  *   nn.Linear layout). GPT-2's Conv1D weights ([in, out]) are transposed by the loader.
  * - Q and K rows use the interleaved-pair rotary convention of llama2.c and GGUF: dimensions
  *   (2i, 2i+1) of a head rotate together. Hugging Face checkpoints (rotate_half) are permuted
- *   by the loader, biases included.
+ *   by the loader, biases included. With partial rotary (GPT-NeoX `rotary_pct`) only the first
+ *   ropeDim dimensions of a head rotate, and only they are permuted.
  */
 
-export type Architecture = 'llama' | 'gpt2';
+export type Architecture = 'llama' | 'gpt2' | 'gpt_neox' | 'gpt_neo';
 
 export interface ModelConfig {
   architecture: Architecture;
-  /** The name the source file used, e.g. LlamaForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel. */
+  /** The name the source file used, e.g. LlamaForCausalLM, GPTNeoXForCausalLM, GPT2LMHeadModel. */
   sourceArchitecture: string;
   dim: number; // d_model
   hiddenDim: number; // d_mlp
@@ -26,13 +27,46 @@ export interface ModelConfig {
   seqLen: number; // longest context the model supports
   norm: 'rmsnorm' | 'layernorm';
   normEps: number;
-  mlp: 'swiglu' | 'gelu_new';
+  /** gelu_new: the tanh approximation (GPT-2, GPT-Neo); gelu: the exact erf form (GPT-NeoX). */
+  mlp: 'swiglu' | 'gelu_new' | 'gelu';
   positional: 'rope' | 'learned';
   ropeTheta: number; // unused when positional = 'learned'
-  ropeDim: number; // rotary dimensions per head (= headDim for llama)
+  ropeDim: number; // rotary dimensions per head (= headDim for llama, rotary_pct·headDim for GPT-NeoX)
   tiedEmbeddings: boolean;
   bosId: number | null;
   eosId: number | null;
+  // The settings below are absent for the architectures that do not have them (llama, gpt2), so
+  // every loader and hand-built config stays as it was; read them through the helpers below.
+  /**
+   * 'parallel' (GPT-NeoX use_parallel_residual): x + attn(ln1(x)) + mlp(ln2(x)), no resid_mid.
+   * Default 'sequential': x_mid = x + attn(ln1(x)), x + … = x_mid + mlp(ln2(x_mid)).
+   */
+  residual?: 'sequential' | 'parallel';
+  /** Attention scores are q·k · attnScale; default 1/√headDim (GPT-Neo: 1, no scaling). */
+  attnScale?: number;
+  /**
+   * Per layer, the number of most recent positions (the query's own included) a query attends
+   * to, or null for all of them (GPT-Neo's local / global layers). Default: every layer global.
+   */
+  attnWindow?: (number | null)[];
+  /** GPT-NeoX `attention_bias`: q/k/v and output projections carry biases. Default true. */
+  attentionBias?: boolean;
+}
+
+/** Whether block l adds attention and MLP to the same input (GPT-NeoX's parallel residual). */
+export function isParallel(c: ModelConfig): boolean {
+  return c.residual === 'parallel';
+}
+
+/** The factor of the attention scores q·k. */
+export function attentionScale(c: ModelConfig): number {
+  return c.attnScale ?? 1 / Math.sqrt(c.headDim);
+}
+
+/** The first key position a query at `pos` of layer l attends to. */
+export function windowStart(c: ModelConfig, l: number, pos: number): number {
+  const w = c.attnWindow?.[l] ?? null;
+  return w === null ? 0 : Math.max(0, pos - w + 1);
 }
 
 /**
@@ -131,7 +165,11 @@ export function parameterCount(config: ModelConfig): number {
   let perLayer = dim * q + 2 * dim * kv + q * dim; // wq wk wv wo
   perLayer += (layernorm ? 4 : 2) * dim; // norms (+ biases)
   perLayer += (config.mlp === 'swiglu' ? 3 : 2) * dim * hiddenDim;
-  if (config.architecture === 'gpt2') perLayer += q + 2 * kv + dim + hiddenDim + dim; // biases
+  const mlpBiases = hiddenDim + dim;
+  if (config.architecture === 'gpt2') perLayer += q + 2 * kv + dim + mlpBiases;
+  if (config.architecture === 'gpt_neox')
+    perLayer += (config.attentionBias === false ? 0 : q + 2 * kv + dim) + mlpBiases;
+  if (config.architecture === 'gpt_neo') perLayer += dim + mlpBiases; // out_proj, c_fc, c_proj
   let total = nLayers * perLayer + vocabSize * dim + (layernorm ? 2 : 1) * dim;
   if (config.positional === 'learned') total += seqLen * dim;
   if (!config.tiedEmbeddings) total += vocabSize * dim;

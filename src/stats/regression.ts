@@ -9,6 +9,9 @@
  * GLS fit is OLS, and |I + λ11ᵀ| = 1 + n_g λ, so each λ costs one small OLS.
  */
 import { regularizedBeta } from '../lenses/coupling/correlate.js';
+import { erfc } from '../tensor/special.js';
+
+export { erfc }; // the one copy lives in tensor/special.ts (the GELU kernel uses it too)
 
 export interface CoefficientTest {
   name: string;
@@ -169,32 +172,6 @@ export function studentTwoSided(t: number, nu: number): number {
 /** Two-sided p of a standard normal statistic: erfc(|z|/√2). */
 export function normalTwoSided(z: number): number {
   return erfc(Math.abs(z) / Math.SQRT2);
-}
-
-/** erfc(x) by the Chebyshev fit of Numerical Recipes §6.2 (fractional error < 1.2e-7). */
-export function erfc(x: number): number {
-  const z = Math.abs(x);
-  const t = 1 / (1 + 0.5 * z);
-  const r =
-    t *
-    Math.exp(
-      -z * z -
-        1.26551223 +
-        t *
-          (1.00002368 +
-            t *
-              (0.37409196 +
-                t *
-                  (0.09678418 +
-                    t *
-                      (-0.18628806 +
-                        t *
-                          (0.27886807 +
-                            t *
-                              (-1.13520398 +
-                                t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-    );
-  return x >= 0 ? r : 2 - r;
 }
 
 // ---- helpers ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
  */
 import type { F32Matrix, Matrix } from '../model/types.js';
 import { matmulQ80 } from './q80.js';
+import { erfc } from './special.js';
 import { matmulWasm } from './wasm/kernels.js';
 
 /**
@@ -125,6 +126,11 @@ export function geluNew(x: Float32Array, len = x.length): void {
     const v = x[i];
     x[i] = 0.5 * v * (1 + Math.tanh(GELU_C * (v + 0.044715 * v * v * v)));
   }
+}
+
+/** The exact GELU, x·Φ(x) = ½x·erfc(−x/√2) (GPT-NeoX `hidden_act: gelu`), in place. */
+export function gelu(x: Float32Array, len = x.length): void {
+  for (let i = 0; i < len; i++) x[i] = 0.5 * x[i] * erfc(-x[i] * Math.SQRT1_2);
 }
 
 /**

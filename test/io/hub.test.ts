@@ -8,6 +8,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,12 +23,13 @@ import {
   statSync,
 } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { LmdynError } from '../../src/errors.js';
 import { loadHfFolder } from '../../src/io/hf.js';
 import { hubCacheDir, parseHubId, resolveHubModel, type HubProgress } from '../../src/io/hub.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
-import { model } from '../helpers/paths.js';
+import { ROOT, model } from '../helpers/paths.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'lmdyn-hub-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -77,6 +79,38 @@ const REPOS = new Map<string, Map<string, Buffer>>([
   [SHARDED, shardedRepo()],
 ]);
 
+/**
+ * A Pythia-style repo: every training checkpoint is a branch (step1000, …) with its own commit.
+ * Here main holds test/fixtures/arch/neox-parallel, step1000 neox-sequential, and step2000 the
+ * neox-parallel weights as pytorch_model.bin only (as older checkpoint branches may).
+ */
+const PYTHIA = 'lmdyn-test/pythia-tiny';
+const branchFiles = (fixture: string, weights = 'model.safetensors'): Map<string, Buffer> =>
+  new Map(
+    ['config.json', weights, 'tokenizer.json'].map((f) => [
+      f,
+      readFileSync(resolve(ROOT, 'test', 'fixtures', 'arch', fixture, f)),
+    ]),
+  );
+const commitOf = (name: string): string => createHash('sha1').update(name).digest('hex');
+const BRANCHES = new Map<string, { commit: string; files: Map<string, Buffer> }>([
+  ['main', { commit: commitOf('pythia main'), files: branchFiles('neox-parallel') }],
+  ['step1000', { commit: commitOf('pythia step1000'), files: branchFiles('neox-sequential') }],
+  [
+    'step2000',
+    {
+      commit: commitOf('pythia step2000'),
+      files: branchFiles('neox-parallel-bin', 'pytorch_model.bin'),
+    },
+  ],
+]);
+
+/** The branch of PYTHIA that `revision` (a branch name or its commit) names. */
+function pythiaBranch(revision: string): { commit: string; files: Map<string, Buffer> } | null {
+  for (const [name, b] of BRANCHES) if (revision === name || revision === b.commit) return b;
+  return null;
+}
+
 interface Seen {
   method: string;
   path: string;
@@ -107,6 +141,8 @@ async function startHub(): Promise<FakeHub> {
   };
   const blobs = new Map<string, Buffer>();
   for (const files of REPOS.values()) for (const b of files.values()) blobs.set(sha256(b), b);
+  for (const { files } of BRANCHES.values())
+    for (const b of files.values()) blobs.set(sha256(b), b);
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
@@ -119,25 +155,27 @@ async function startHub(): Promise<FakeHub> {
     const cdn = /^\/cdn\/([0-9a-f]{64})$/.exec(path);
     if (cdn) return serveCdn(hub, blobs.get(cdn[1]), req, res);
     const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
-    const files = m ? REPOS.get(m[1]) : undefined;
-    if (!m || !files) {
+    const branch = m && m[1] === PYTHIA ? pythiaBranch(m[2]) : null;
+    const files = branch ? branch.files : m ? REPOS.get(m[1]) : undefined;
+    const commit = branch ? branch.commit : COMMIT;
+    if (!m || (!files && m[1] !== PYTHIA)) {
       res.writeHead(404, { 'X-Error-Code': 'RepoNotFound' }).end();
       return;
     }
-    if (m[2] !== 'main' && m[2] !== COMMIT) {
+    if (!files || (!branch && m[2] !== 'main' && m[2] !== COMMIT)) {
       res.writeHead(404, { 'X-Error-Code': 'RevisionNotFound' }).end();
       return;
     }
     const body = files.get(m[3]);
     if (!body) {
-      res.writeHead(404, { 'X-Error-Code': 'EntryNotFound', 'X-Repo-Commit': COMMIT }).end();
+      res.writeHead(404, { 'X-Error-Code': 'EntryNotFound', 'X-Repo-Commit': commit }).end();
       return;
     }
     if (m[3].endsWith('.safetensors')) {
       // LFS: the Hub redirects to the CDN and names the blob by its sha256.
       res.writeHead(302, {
         Location: `${hub.url}/cdn/${sha256(body)}`,
-        'X-Repo-Commit': COMMIT,
+        'X-Repo-Commit': commit,
         'X-Linked-Etag': `"${sha256(body)}"`,
         'X-Linked-Size': String(body.length),
         ETag: `"${gitSha1(Buffer.from('pointer'))}"`,
@@ -146,7 +184,7 @@ async function startHub(): Promise<FakeHub> {
       return;
     }
     res.writeHead(200, {
-      'X-Repo-Commit': COMMIT,
+      'X-Repo-Commit': commit,
       ETag: `"${gitSha1(body)}"`,
       'Content-Length': String(body.length),
     });
@@ -473,4 +511,81 @@ test('hub ids parse as hf:owner/name[@revision][/file]; the cache folder follows
   assert.equal(hubCacheDir({ HF_HOME: '/h' }), join('/h', 'hub'));
   assert.equal(hubCacheDir({ XDG_CACHE_HOME: '/c' }), join('/c', 'huggingface', 'hub'));
   assert.equal(hubCacheDir({}), join(homedir(), '.cache', 'huggingface', 'hub'));
+});
+
+test('Pythia-style revisions: hf:owner/name@step1000 is its own branch, commit and snapshot; offline too; coupling over two checkpoints is one command', async () => {
+  const hub = await startHub();
+  const cacheDir = join(TMP, 'branches');
+  const step = commitOf('pythia step1000');
+  const main = commitOf('pythia main');
+  const repoDir = storage(cacheDir, PYTHIA);
+  const atStep = await resolveHubModel(`hf:${PYTHIA}@step1000`, { endpoint: hub.url, cacheDir });
+  const atMain = await resolveHubModel(`hf:${PYTHIA}`, { endpoint: hub.url, cacheDir });
+  assert.equal(atStep, join(repoDir, 'snapshots', step));
+  assert.equal(atMain, join(repoDir, 'snapshots', main));
+  assert.equal(readFileSync(join(repoDir, 'refs', 'step1000'), 'utf8'), step);
+  assert.equal(readFileSync(join(repoDir, 'refs', 'main'), 'utf8'), main);
+  // The branch name is asked for once (config.json); every other file is pinned to its commit.
+  const stepPaths = hub.seen.map((x) => x.path).filter((x) => x.includes('/resolve/step1000/'));
+  assert.deepEqual([...new Set(stepPaths)], [`/${PYTHIA}/resolve/step1000/config.json`]);
+  assert.ok(hub.seen.some((x) => x.path === `/${PYTHIA}/resolve/${step}/model.safetensors`));
+  // Different checkpoints, different weights: the step1000 branch is the sequential-residual model.
+  assert.equal(loadHfFolder(atStep).config.residual, 'sequential');
+  assert.equal(loadHfFolder(atMain).config.residual, 'parallel');
+  assert.deepEqual(
+    readFileSync(join(atStep, 'model.safetensors')),
+    BRANCHES.get('step1000')?.files.get('model.safetensors'),
+  );
+  assert.equal(await resolveHubModel(`hf:${PYTHIA}@step1000`, { cacheDir, offline: true }), atStep);
+  await assert.rejects(
+    resolveHubModel(`hf:${PYTHIA}@step999`, { endpoint: hub.url, cacheDir }),
+    isCode('not_found', /revision/),
+  );
+  // A branch with only pytorch_model.bin: fetched after the safetensors names are found missing.
+  const atBin = await resolveHubModel(`hf:${PYTHIA}@step2000`, { endpoint: hub.url, cacheDir });
+  assert.deepEqual(readdirSync(atBin).sort(), [
+    'config.json',
+    'pytorch_model.bin',
+    'tokenizer.json',
+  ]);
+  const binCommit = commitOf('pythia step2000');
+  assert.ok(existsSync(join(repoDir, '.no_exist', binCommit, 'model.safetensors')));
+  assert.deepEqual(loadHfFolder(atBin).config, loadHfFolder(atMain).config);
+  assert.equal(await resolveHubModel(`hf:${PYTHIA}@step2000`, { cacheDir, offline: true }), atBin);
+
+  // As a user types it (the hub reached through HF_ENDPOINT, a fresh cache): one command.
+  const out = join(TMP, 'coupling-over-training');
+  const r = await promisify(execFile)(
+    process.execPath,
+    [
+      resolve('bin', 'lmdyn.js'),
+      'analyze',
+      'coupling',
+      '--models',
+      `hf:${PYTHIA}@main,hf:${PYTHIA}@step1000`,
+      '--prompt',
+      'Once upon a time',
+      '--k',
+      '5',
+      '--out',
+      out,
+    ],
+    {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        HF_ENDPOINT: hub.url,
+        HF_HUB_CACHE: join(TMP, 'branches-cli'),
+        HF_HUB_OFFLINE: '',
+        LMDYN_MODEL: '',
+      },
+    },
+  );
+  assert.match(r.stdout, /coupling across 2 models/);
+  assert.ok(
+    existsSync(
+      join(TMP, 'branches-cli', `models--${PYTHIA.replace('/', '--')}`, 'refs', 'step1000'),
+    ),
+  );
+  await hub.close();
 });

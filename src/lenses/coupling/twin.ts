@@ -9,6 +9,12 @@
  * - gpt2, as Hugging Face's GPT2PreTrainedModel._init_weights: Conv1D/Linear weights and the
  *   token and position embeddings ~ N(0, 0.02²) (initializer_range), biases = 0, LayerNorm
  *   weight 1 and bias 0; `attn.c_proj` and `mlp.c_proj` (our wo and wDown) ~ N(0, (0.02/√(2L))²).
+ * - gpt_neo (TinyStories, trained with transformers), as GPTNeoPreTrainedModel._init_weights:
+ *   every Linear and Embedding ~ N(0, 0.02²), biases 0, LayerNorm 1 and 0; no scaled projections.
+ * - gpt_neox (Pythia), as the GPT-NeoX library's init_functions.py with Pythia's settings
+ *   (init_method small_init, output_layer_init_method wang_init): embeddings, query_key_value,
+ *   dense_h_to_4h and embed_out ~ N(0, 2/(5d)); attention.dense and dense_4h_to_h (our wo and
+ *   wDown) ~ N(0, (2/(L·√d))²); biases 0, LayerNorm 1 and 0.
  *
  * Draws come from createRng(seed) in a fixed order (embeddings, then each layer's wq, wk, wv,
  * wo, gate, up, down, then an untied classifier), so a seed names one twin.
@@ -55,27 +61,27 @@ export function initialWeights(
 ): ModelWeights {
   const rng = createRng(seed);
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, seqLen } = config;
-  const gpt2 = config.architecture === 'gpt2';
-  const residualStd = INIT_STD / Math.sqrt(2 * nLayers);
+  const biased = config.architecture !== 'llama'; // biases exist unless `like` says otherwise
+  const std = initStds(config);
   const qDim = nHeads * headDim;
   const kvDim = nKvHeads * headDim;
   const zeros = (n: number, present: boolean) => (present ? allocF32(n) : null);
   const ones = (n: number) => allocF32(n).fill(1);
-  const tokenEmbedding = normalMatrix(vocabSize, dim, INIT_STD, rng);
+  const tokenEmbedding = normalMatrix(vocabSize, dim, std.base, rng);
   const positionEmbedding =
-    config.positional === 'learned' ? normalMatrix(seqLen, dim, INIT_STD, rng) : null;
+    config.positional === 'learned' ? normalMatrix(seqLen, dim, std.base, rng) : null;
   const layers: LayerWeights[] = [];
   for (let l = 0; l < nLayers; l++) {
     const ref = like?.layers[l];
     const has = (b: Float32Array | null | undefined) =>
-      ref ? b !== null && b !== undefined : gpt2;
-    const wq = normalMatrix(qDim, dim, INIT_STD, rng);
-    const wk = normalMatrix(kvDim, dim, INIT_STD, rng);
-    const wv = normalMatrix(kvDim, dim, INIT_STD, rng);
-    const wo = normalMatrix(dim, qDim, residualStd, rng); // model.py wo / HF attn.c_proj
-    const wGate = config.mlp === 'swiglu' ? normalMatrix(hiddenDim, dim, INIT_STD, rng) : null;
-    const wUp = normalMatrix(hiddenDim, dim, gpt2 ? INIT_STD : residualStd, rng); // model.py w3 / HF c_fc
-    const wDown = normalMatrix(dim, hiddenDim, gpt2 ? residualStd : INIT_STD, rng); // model.py w2 / HF mlp.c_proj
+      ref ? b !== null && b !== undefined : biased;
+    const wq = normalMatrix(qDim, dim, std.base, rng);
+    const wk = normalMatrix(kvDim, dim, std.base, rng);
+    const wv = normalMatrix(kvDim, dim, std.base, rng);
+    const wo = normalMatrix(dim, qDim, std.wo, rng);
+    const wGate = config.mlp === 'swiglu' ? normalMatrix(hiddenDim, dim, std.base, rng) : null;
+    const wUp = normalMatrix(hiddenDim, dim, std.wUp, rng);
+    const wDown = normalMatrix(dim, hiddenDim, std.wDown, rng);
     layers.push({
       attnNorm: ones(dim),
       attnNormBias: zeros(dim, config.norm === 'layernorm'),
@@ -98,7 +104,7 @@ export function initialWeights(
   }
   const unembedding = config.tiedEmbeddings
     ? tokenEmbedding
-    : normalMatrix(vocabSize, dim, INIT_STD, rng);
+    : normalMatrix(vocabSize, dim, std.base, rng);
   const unembeddingBias = like?.unembeddingBias ? allocF32(vocabSize) : null;
   return {
     tokenEmbedding,
@@ -135,11 +141,40 @@ export function freeWeights(w: ModelWeights): void {
   for (const b of buffers) freeF32(b);
 }
 
+/**
+ * The standard deviations of the file comment: `base` for every weight not named here (and the
+ * embeddings and an untied classifier), then wo, wUp (llama w3 / c_fc) and wDown.
+ */
+function initStds(config: ModelConfig): { base: number; wo: number; wUp: number; wDown: number } {
+  const L = config.nLayers;
+  const scaled = INIT_STD / Math.sqrt(2 * L);
+  switch (config.architecture) {
+    case 'llama': // model.py: wo and w3 scaled
+      return { base: INIT_STD, wo: scaled, wUp: scaled, wDown: INIT_STD };
+    case 'gpt2': // attn.c_proj and mlp.c_proj scaled
+      return { base: INIT_STD, wo: scaled, wUp: INIT_STD, wDown: scaled };
+    case 'gpt_neo':
+      return { base: INIT_STD, wo: INIT_STD, wUp: INIT_STD, wDown: INIT_STD };
+    case 'gpt_neox': {
+      const small = Math.sqrt(2 / (5 * config.dim));
+      const wang = 2 / (L * Math.sqrt(config.dim));
+      return { base: small, wo: wang, wUp: small, wDown: wang };
+    }
+  }
+}
+
 /** Which published initialisation `initialWeights` follows for this architecture. */
 export function initName(config: ModelConfig): string {
-  return config.architecture === 'gpt2'
-    ? 'HF GPT2PreTrainedModel._init_weights: N(0, 0.02²), c_proj N(0, (0.02/√(2L))²), LayerNorm 1/0, biases 0'
-    : 'llama2.c model.py: N(0, 0.02²), wo and w3 N(0, (0.02/√(2L))²), norms 1, biases 0';
+  switch (config.architecture) {
+    case 'gpt2':
+      return 'HF GPT2PreTrainedModel._init_weights: N(0, 0.02²), c_proj N(0, (0.02/√(2L))²), LayerNorm 1/0, biases 0';
+    case 'gpt_neo':
+      return 'HF GPTNeoPreTrainedModel._init_weights: N(0, 0.02²), LayerNorm 1/0, biases 0';
+    case 'gpt_neox':
+      return 'GPT-NeoX init_functions (Pythia): small_init N(0, 2/(5d)), attention.dense and dense_4h_to_h wang_init N(0, (2/(L·√d))²), LayerNorm 1/0, biases 0';
+    case 'llama':
+      return 'llama2.c model.py: N(0, 0.02²), wo and w3 N(0, (0.02/√(2L))²), norms 1, biases 0';
+  }
 }
 
 function normalMatrix(rows: number, cols: number, std: number, rng: Rng): Matrix {
