@@ -6,8 +6,29 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { writeFileAtomic } from '../io/atomic.js';
+import { textWidth } from './text-width.js';
 
 export type PlotSpec = TopLevelSpec;
+
+interface TextItem {
+  text?: unknown;
+  fontSize?: number;
+  fontWeight?: string | number;
+  limit?: number;
+}
+
+// vega measures text with a canvas when there is one; headless, with the font's own widths
+(
+  vega as unknown as { textMetrics: { width: (item: TextItem, text?: unknown) => number } }
+).textMetrics.width = (item, text) => {
+  const value = text ?? item.text;
+  const t = (Array.isArray(value) ? value.join(' ') : value == null ? '' : String(value)).trim();
+  const size = item.fontSize ?? 11;
+  const weight = item.fontWeight;
+  const bold = weight === 'bold' || (typeof weight === 'number' && weight >= 600);
+  const w = textWidth(t, size, bold);
+  return item.limit && item.limit > 0 ? Math.min(w, item.limit) : w;
+};
 
 /**
  * Renders a Vega-Lite spec to an SVG string (fonts are not embedded; text uses sans-serif).
