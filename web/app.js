@@ -672,6 +672,14 @@ function blockElement(block) {
       wrap.appendChild(pre);
       break;
     }
+    case 'note': {
+      // a figure with nothing to show (no data, one colour): the line that says so
+      const p = document.createElement('p');
+      p.className = 'note';
+      p.textContent = block.text;
+      wrap.appendChild(p);
+      break;
+    }
   }
   return wrap;
 }

@@ -22,6 +22,7 @@ import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 import { openModel } from './common.js';
 import { readTextFile } from './trace.js';
+import { pValue } from '../report/format.js';
 
 interface GravityFlags {
   model?: string;
@@ -219,7 +220,7 @@ export function summary(report: GravityReport, out: string): string {
       (c) => c.level === 'pairs' && c.domain === 'all' && c.x === 'kappa',
     );
     lines.push(
-      `sensitivity: Spearman(JSD, κ) over ${h.n} paraphrase sets ρ = ${fmt(h.spearman_rho)} (p = ${fmt(h.spearman_p)}); over ${pairs?.n ?? 0} pairs ρ = ${fmt(pairs?.spearman_rho ?? null)} (p = ${fmt(pairs?.spearman_p ?? null)})`,
+      `sensitivity: Spearman(JSD, κ) over ${h.n} paraphrase sets ρ = ${fmt(h.spearman_rho)} (p = ${pValue(h.spearman_p)}); over ${pairs?.n ?? 0} pairs ρ = ${fmt(pairs?.spearman_rho ?? null)} (p = ${pValue(pairs?.spearman_p ?? null)})`,
     );
   }
   return lines.join('\n');

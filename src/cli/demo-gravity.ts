@@ -9,6 +9,7 @@ import {
 import { writeGravityRun } from '../lenses/gravity/io.js';
 import type { DemoStep } from './demo-steps.js';
 import { readTextFile } from './trace.js';
+import { pValue } from '../report/format.js';
 
 const PROMPTS = [
   'Once upon a time, there was a little girl named',
@@ -55,8 +56,8 @@ export const gravityDemo: DemoStep = {
         `(max |Δp| ${report.identity_check.max_abs_diff_exact.toExponential(1)}); ` +
         `KL ≈ ½δᵀGδ: ${report.second_order_check.passed ? 'pass' : 'FAIL'} (relative error ${report.second_order_check.max_rel_error.toExponential(1)})\n` +
         (h && dgd
-          ? `sensitivity over ${h.n} paraphrase sets: Spearman(JSD, κ) ${fmt(h.spearman_rho)} (p ${fmtP(h.spearman_p)}), ` +
-            `Spearman(JSD, δᵀGδ) ${fmt(dgd.spearman_rho)} (p ${fmtP(dgd.spearman_p)})\n`
+          ? `sensitivity over ${h.n} paraphrase sets: Spearman(JSD, κ) ${fmt(h.spearman_rho)} (p ${pValue(h.spearman_p)}), ` +
+            `Spearman(JSD, δᵀGδ) ${fmt(dgd.spearman_rho)} (p ${pValue(dgd.spearman_p)})\n`
           : '') +
         `mean entropy over T ${t.map((r) => `${r.T}: ${fmt(r.entropy)}`).join(', ')} nats`,
     );
@@ -65,8 +66,4 @@ export const gravityDemo: DemoStep = {
 
 function fmt(v: number | null, digits = 3): string {
   return v === null || !Number.isFinite(v) ? '–' : v.toFixed(digits);
-}
-
-function fmtP(p: number | null): string {
-  return p === null ? '–' : p < 1e-3 ? p.toExponential(1) : p.toFixed(3);
 }

@@ -113,5 +113,11 @@ details { margin: 0.4em 0; }
 dl.prov { display: grid; grid-template-columns: max-content auto; gap: 0.1em 1em; font-size: 0.9em; }
 dl.prov dt { font-weight: 600; }
 dl.prov dd { margin: 0; word-break: break-all; }
-nav ul { columns: 2; font-size: 0.9em; }
+table.summary td:nth-child(3) { max-width: 40em; }
+.tiles { display: flex; flex-wrap: wrap; gap: 0.4em 1.6em; align-items: flex-start; }
+.tiles > figure { max-width: 100%; }
+.tiles > .tile h3 { font-size: 0.95em; margin: 0.8em 0 0.2em; word-break: break-all; }
+p.note { color: #555; font-style: italic; border-left: 3px solid #ccc; padding-left: 0.6em; }
+details.section > summary { cursor: pointer; }
+details.section > summary h2 { display: inline; border: 0; }
 .text { white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 0.85em; }`;

@@ -8,7 +8,9 @@ import { dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import { VERSION } from '../version.js';
 import { esc, num, page, scopeSvg, slug, table, tagBadge } from './html.js';
-import { renderSvg, svgToPng } from './plot.js';
+import { figureNote, fitToWidth } from './figures.js';
+import { headlineOf } from './headlines.js';
+import { renderSvg, svgToPng, type PlotSpec } from './plot.js';
 import { KIND_TITLES, REPORT_RENDERERS } from './renderers.js';
 import { scanResults, type FoundResult } from './scan.js';
 import { genericBlocks, type Block, type Cell, type SectionModel } from './section.js';
@@ -55,38 +57,55 @@ const KIND_ORDER = [
   'coupling-models',
 ];
 
-/** Every result under `root` as blocks (a sweep's configuration traces are drawn by the sweep). */
+/**
+ * Every result under `root` as blocks, lens results first and single traces last (a sweep's
+ * configuration traces are drawn by the sweep, wherever the sweep sits — the root included).
+ */
 export async function reportSections(root: string): Promise<SectionModel[]> {
-  const found = scanResults(root).filter((f) => !f.inSweep);
+  const found = scanResults(root).filter((f) => f.inSweep === undefined);
   const rank = (k: string) =>
-    KIND_ORDER.includes(k) ? KIND_ORDER.indexOf(k) : k === 'figures' ? 99 : 50;
+    k === 'trace' ? 98 : KIND_ORDER.includes(k) ? KIND_ORDER.indexOf(k) : k === 'figures' ? 99 : 50;
   found.sort((a, b) => rank(a.kind) - rank(b.kind) || a.rel.localeCompare(b.rel));
   const sections: SectionModel[] = [];
   for (const result of found) sections.push(await sectionOf(result));
   return sections;
 }
 
-/** One result as blocks; a renderer that fails leaves a readable note instead of the section. */
+/**
+ * One result as blocks; a renderer that fails leaves a readable note instead of the section.
+ * A figure with nothing to show (no data, one colour) becomes a one-line note.
+ */
 export async function sectionOf(result: FoundResult): Promise<SectionModel> {
   const title = `${KIND_TITLES[result.kind] ?? `Lens: ${result.kind}`} — ${result.rel || '.'}`;
   const render = REPORT_RENDERERS[result.kind] ?? genericBlocks;
+  const base = { kind: result.kind, title, rel: result.rel, headline: headlineOf(result) };
   try {
-    return { kind: result.kind, title, rel: result.rel, blocks: await render(result) };
+    return { ...base, blocks: noteEmptyFigures(await render(result)) };
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     return {
-      kind: result.kind,
-      title,
-      rel: result.rel,
+      ...base,
       blocks: [
         { type: 'text', title: 'This result could not be drawn', text: message },
-        ...genericBlocks(result),
+        ...noteEmptyFigures(genericBlocks(result)),
       ],
     };
   }
 }
 
-/** The report page; with pngDir, each figure is also written there as PNG. */
+function noteEmptyFigures(blocks: Block[]): Block[] {
+  return blocks.map((b) => {
+    if (b.type !== 'plot') return b;
+    const text = figureNote(b.spec, b.name);
+    return text ? { type: 'note', text } : b;
+  });
+}
+
+/**
+ * The report page: a summary table of every result first, then one section per result (single
+ * traces collapsed when the page holds more than them), figures tiled and fitted to the page
+ * width; with pngDir, each figure is also written there as PNG.
+ */
 export async function reportHtml(
   root: string,
   sections: readonly SectionModel[],
@@ -96,48 +115,104 @@ export async function reportHtml(
   const pngs: string[] = [];
   const ids = new Set<string>();
   const parts: string[] = [];
-  const nav: string[] = [];
+  const summary: string[][] = [];
+  const collapse = sections.some((s) => s.kind !== 'trace');
   for (const section of sections) {
     let id = slug(`${section.kind}-${section.rel}`);
     while (ids.has(id)) id += '-';
     ids.add(id);
-    nav.push(`<li><a href="#${id}">${esc(section.title)}</a></li>`);
     const body: string[] = [];
+    let tiles: string[] = [];
+    let tileKind = '';
+    const flush = () => {
+      if (tiles.length > 0)
+        body.push(`<div class="tiles ${tileKind}">\n${tiles.join('\n')}\n</div>`);
+      tiles = [];
+    };
+    const tile = (kind: string, html: string) => {
+      if (kind !== tileKind) flush();
+      tileKind = kind;
+      tiles.push(html);
+    };
+    let figures = 0;
     for (const block of section.blocks) {
       if (block.type === 'plot') {
-        plots++;
         options.log?.(`  ${section.rel || '.'}/${block.name}`);
         try {
-          const svg = await renderSvg(block.spec);
-          body.push(
-            `<figure class="plot" data-name="${esc(block.name)}">${scopeSvg(svg, `p${plots}-`)}<figcaption>${esc(block.name)}</figcaption></figure>`,
-          );
-          if (options.pngDir) {
-            mkdirSync(options.pngDir, { recursive: true });
-            const path = join(options.pngDir, `${id}--${slug(block.name)}.png`);
-            writeFileAtomic(path, await svgToPng(svg));
-            pngs.push(path);
+          const drawn = new Map<PlotSpec, string>();
+          const widthOf = async (spec: PlotSpec) => {
+            const svg = await renderSvg(spec);
+            drawn.set(spec, svg);
+            return svgWidth(svg);
+          };
+          for (const part of await fitToWidth(block.spec, widthOf)) {
+            plots++;
+            figures++;
+            const svg = drawn.get(part.spec) ?? (await renderSvg(part.spec));
+            const name = part.part ? `${block.name} — ${part.part}` : block.name;
+            tile(
+              'figs',
+              `<figure class="plot" data-name="${esc(block.name)}"${part.part ? ` data-part="${esc(part.part)}"` : ''}>${scopeSvg(svg, `p${plots}-`)}<figcaption>${esc(name)}</figcaption></figure>`,
+            );
+            if (options.pngDir) {
+              mkdirSync(options.pngDir, { recursive: true });
+              const path = join(options.pngDir, `${id}--${slug(name)}.png`);
+              writeFileAtomic(path, await svgToPng(svg));
+              pngs.push(path);
+            }
           }
         } catch (err) {
-          body.push(
+          tile(
+            'figs',
             `<figure class="plot failed" data-name="${esc(block.name)}"><pre>${esc(`figure ${block.name} could not be drawn: ${err instanceof Error ? err.message : String(err)}`)}</pre></figure>`,
           );
         }
+      } else if (block.type === 'metrics' && block.group) {
+        tile(`group-${slug(block.group)}`, `<div class="tile">${blockHtml(block)}</div>`);
       } else {
+        flush();
         body.push(blockHtml(block));
       }
     }
+    flush();
+    summary.push([
+      `<a href="#${id}">${esc(section.title)}</a>`,
+      esc(provenanceModel(section) ?? '–'),
+      section.headline ? esc(section.headline) : '<span class="muted">–</span>',
+      String(figures),
+    ]);
+    const open = `<section id="${id}" data-kind="${esc(section.kind)}" data-rel="${esc(section.rel)}">`;
     parts.push(
-      `<section id="${id}" data-kind="${esc(section.kind)}" data-rel="${esc(section.rel)}">\n<h2>${esc(section.title)}</h2>\n${body.join('\n')}\n</section>`,
+      collapse && section.kind === 'trace'
+        ? `${open}\n<details class="section"><summary><h2>${esc(section.title)}</h2> <span class="muted">${esc(section.headline ?? '')} (click to open)</span></summary>\n${body.join('\n')}\n</details>\n</section>`
+        : `${open}\n<h2>${esc(section.title)}</h2>\n${body.join('\n')}\n</section>`,
     );
   }
   const header = `<header>
 <h1>lmdyn report</h1>
 <p class="muted">${esc(root)} · ${sections.length} results · ${plots} figures · lmdyn ${esc(VERSION)} · ${esc(new Date().toISOString())}</p>
 <p class="muted">Every metric carries its papers.md tag: ${tagBadge('exact')} as the authors compute it (code or quoted source), ${tagBadge('proposed')} our reading where the papers leave it open.</p>
-${sections.length > 0 ? `<nav><ul>\n${nav.join('\n')}\n</ul></nav>` : '<p>No results found in this folder (traces, sweeps or lens reports).</p>'}
 </header>`;
-  return { html: page(`lmdyn report — ${root}`, header, parts.join('\n')), plots, pngs };
+  const summarySection =
+    sections.length > 0
+      ? `<section id="summary" data-kind="summary">\n<h2>Summary</h2>\n${table(['result', 'model', 'headline', 'figures'], summary, 'summary')}\n</section>`
+      : '<p>No results found in this folder (traces, sweeps or lens reports).</p>';
+  return {
+    html: page(`lmdyn report — ${root}`, header, `${summarySection}\n${parts.join('\n')}`),
+    plots,
+    pngs,
+  };
+}
+
+/** The width of a rendered SVG in px (its `width` attribute). */
+function svgWidth(svg: string): number {
+  const m = /<svg[^>]*\swidth="([\d.]+)"/.exec(svg);
+  return m ? Number(m[1]) : 0;
+}
+
+function provenanceModel(section: SectionModel): string | null {
+  for (const b of section.blocks) if (b.type === 'provenance') return b.provenance.model;
+  return null;
 }
 
 const MAX_CONFIG_CHARS = 20000;
@@ -170,17 +245,20 @@ export function blockHtml(block: Exclude<Block, { type: 'plot' }>): string {
       }
       return `<dl class="prov">${dl}</dl>${config}`;
     }
-    case 'metrics':
+    case 'metrics': {
+      // the definitions column only when a row states one (a family's later tables do not)
+      const notes = block.rows.some((r) => r.note);
       return `<h3>${esc(block.title)}</h3>${table(
-        ['metric', ...block.columns.map(esc), 'tag', 'source / definition'],
+        ['metric', ...block.columns.map(esc), 'tag', ...(notes ? ['source / definition'] : [])],
         block.rows.map((r) => [
           esc(r.name),
           ...r.values.map((v) => cellHtml(v)),
           r.tag ? tagBadge(r.tag) : '',
-          r.note ? `<span class="muted">${esc(r.note)}</span>` : '',
+          ...(notes ? [r.note ? `<span class="muted">${esc(r.note)}</span>` : ''] : []),
         ]),
         'metrics',
       )}`;
+    }
     case 'table':
       return `<h3>${esc(block.title)}</h3>${table(
         block.head.map(esc),
@@ -188,6 +266,8 @@ export function blockHtml(block: Exclude<Block, { type: 'plot' }>): string {
       )}`;
     case 'text':
       return `<h3>${esc(block.title)}</h3><pre class="text">${esc(block.text)}</pre>`;
+    case 'note':
+      return `<p class="note">${esc(block.text)}</p>`;
   }
 }
 

@@ -22,12 +22,22 @@ export const EXPECTED_FIGURES: Record<string, string[]> = {
   trace: ['per_step', 'trajectory_pca'],
   sweep: ['sweep_entropy', 'sweep_logprob', 'sweep_distinct'],
   coupling: ['coupling_k10', 'spectra', 'lss', 'growth'],
-  'lenses/dmet': ['heatmap_C_mean', 'persistence_diagrams'],
+  'lenses/dmet': ['heatmap_C_mean', 'persistence_diagrams', 'trajectories', 'wrapped'],
   'lenses/simplex': ['ternary'],
   'lenses/gravity': ['potential'],
   'lenses/sde': ['drift'],
   loose: ['loose'],
 };
+
+/** Figures that have nothing to show, by section folder: the report states a note instead. */
+export const EXPECTED_NOTES: Record<string, string[]> = {
+  'lenses/dmet': ['heatmap_grammar'],
+  'lenses/sde': ['kramers_moyal'],
+};
+
+/** The DMET stand-in's 8 × 5 grid (a DMET-size sweep: 40 configurations). */
+export const GRID_T = [0.1, 0.3, 0.5, 0.7, 0.9, 1.1, 1.3, 1.5];
+export const GRID_P = [0.5, 0.7, 0.8, 0.9, 1];
 
 export async function makeRunFolder(root: string, model?: Model): Promise<void> {
   const m = model ?? (await openModel(STORIES));
@@ -78,6 +88,61 @@ export async function makeRunFolder(root: string, model?: Model): Promise<void> 
     },
     {
       heatmap_C_mean: heat([0.5, 1], [0.9, 1]),
+      // grammar = 1 in every configuration: a one-colour heatmap the report replaces by a note
+      heatmap_grammar: { ...heat([0.5, 1], [0.9, 1], () => 1), title: 'grammar (exact)' },
+      // 40 panels, temperature × top-p, as the DMET lens draws a 8 × 5 grid: wider than a page
+      'dmet-plots/trajectories': {
+        data: {
+          values: GRID_T.flatMap((temperature) =>
+            GRID_P.flatMap((top_p) =>
+              [0, 1, 2].map((t) => ({
+                temperature,
+                top_p,
+                t,
+                x: Math.cos(t + temperature),
+                y: Math.sin(t * top_p),
+              })),
+            ),
+          ),
+        },
+        facet: {
+          row: { field: 'top_p', type: 'ordinal', title: 'top-p' },
+          column: { field: 'temperature', type: 'ordinal', title: 'temperature' },
+        },
+        spec: {
+          width: 130,
+          height: 110,
+          mark: { type: 'line', point: true },
+          encoding: {
+            x: { field: 'x', type: 'quantitative' },
+            y: { field: 'y', type: 'quantitative' },
+            order: { field: 't' },
+          },
+        },
+      },
+      // 40 panels in one wrapped row: the report wraps them to the page
+      wrapped: {
+        data: {
+          values: GRID_T.flatMap((temperature) =>
+            GRID_P.map((top_p) => ({
+              panel: `T ${temperature} · p ${top_p}`,
+              a: temperature,
+              b: top_p,
+            })),
+          ),
+        },
+        facet: { field: 'panel', type: 'nominal' },
+        columns: 40,
+        spec: {
+          width: 90,
+          height: 60,
+          mark: 'point',
+          encoding: {
+            x: { field: 'a', type: 'quantitative' },
+            y: { field: 'b', type: 'quantitative' },
+          },
+        },
+      },
       'dmet-plots/persistence_diagrams': {
         data: {
           values: [
@@ -120,7 +185,17 @@ export async function makeRunFolder(root: string, model?: Model): Promise<void> 
   await standIn(
     root,
     'gravity',
-    { wells: [{ name: 'well 1', depth: { tag: 'proposed', value: 1.75 } }] },
+    {
+      wells: [{ name: 'well 1', depth: { tag: 'proposed', value: 1.75 } }],
+      // p-values as a lens states them: one below what double precision vouches for
+      sensitivity: {
+        tag: 'proposed',
+        spearman_rho: 0.5,
+        spearman_p: 1e-300,
+        pearson_p: 0.0123,
+        top_p: 0.9,
+      },
+    },
     {
       potential: {
         data: {
@@ -138,8 +213,42 @@ export async function makeRunFolder(root: string, model?: Model): Promise<void> 
   await standIn(
     root,
     'sde',
-    { drift: { tag: 'proposed', mean: -0.3 } },
     {
+      drift: { tag: 'proposed', mean: -0.3 },
+      // a family of data sets: the report draws one small table per data set
+      datasets: ['000_t0.5_p1', '001_t1_p1'].map((label, i) => ({
+        label,
+        headline: [
+          {
+            name: 'test NLL',
+            tag: 'proposed',
+            definition: 'NLL per held-out increment',
+            value: 10 + i,
+          },
+          {
+            name: 'test NLL, constant baseline',
+            tag: 'proposed',
+            definition: 'Brownian baseline',
+            value: 12 + i,
+          },
+          { name: 'SNR', tag: 'proposed', definition: 'signal to noise', value: 1.5 - i },
+          { name: 'fixed points', tag: 'proposed', definition: 'zeros of μ', value: 1 },
+        ],
+      })),
+    },
+    {
+      // no Kramers–Moyal bin held enough points: a figure with no data, replaced by a note
+      kramers_moyal: {
+        data: { values: [] },
+        facet: { column: { field: 'quantity', type: 'nominal' } },
+        spec: {
+          mark: 'point',
+          encoding: {
+            x: { field: 'km', type: 'quantitative' },
+            y: { field: 'network', type: 'quantitative' },
+          },
+        },
+      },
       drift: {
         data: {
           values: [
@@ -165,9 +274,13 @@ export async function makeRunFolder(root: string, model?: Model): Promise<void> 
 }
 
 /** A (temperature × top-p) heatmap as the DMET lens draws it (no config field: cells are found by T and p). */
-function heat(ts: number[], ps: number[]): PlotSpec {
+function heat(
+  ts: number[],
+  ps: number[],
+  value: (i: number, j: number) => number = (i, j) => i + 2 * j,
+): PlotSpec {
   const values = ts.flatMap((temperature, i) =>
-    ps.map((top_p, j) => ({ temperature, top_p, value: i + 2 * j })),
+    ps.map((top_p, j) => ({ temperature, top_p, value: value(i, j) })),
   );
   return {
     data: { values },

@@ -3,6 +3,7 @@
  * report/plot.ts's job): the potential of the top tokens, curvature against sensitivity, the
  * density histogram with the queries marked, and entropy (escape, distinct-2) against T.
  */
+import { pValue } from '../../report/format.js';
 import type { PlotSpec } from '../../report/plot.js';
 import type { GravityReport } from './analyze.js';
 
@@ -84,7 +85,7 @@ export function curvatureSensitivity(report: GravityReport): PlotSpec {
   const rho = (level: 'sets' | 'pairs', x: 'kappa' | 'dgd') => {
     const r = s.correlations.find((c) => c.level === level && c.domain === 'all' && c.x === x);
     return r && r.spearman_rho !== null
-      ? `ρ = ${r.spearman_rho.toFixed(2)}, p = ${fmtP(r.spearman_p)}`
+      ? `ρ = ${r.spearman_rho.toFixed(2)}, p = ${pValue(r.spearman_p)}`
       : 'ρ –';
   };
   return {
@@ -212,10 +213,4 @@ export function temperaturePlot(report: GravityReport): PlotSpec {
       panel('distinct_2', 'distinct-2 of samples'),
     ],
   };
-}
-
-function fmtP(p: number | null): string {
-  if (p === null) return '–';
-  if (p === 0) return '< 1e-300';
-  return p < 1e-3 ? p.toExponential(1) : p.toFixed(3);
 }
