@@ -266,13 +266,14 @@ function flush() {
         const t = gen.tokens[i];
         const span = document.createElement('span');
         // generated tokens show what they add to the decoded text (a newline, not <0x0A>)
-        span.textContent = t.step >= 0 && t.text ? t.text : t.piece;
+        // (a sequence that is not valid UTF-8 decodes to U+FFFD: the token's bytes say more)
+        span.textContent = t.step >= 0 && t.text && !t.text.includes('\uFFFD') ? t.text : t.piece;
         span.dataset.i = String(i);
         span.dataset.id = String(t.id);
         span.title =
           t.step < 0
             ? `prompt token ${t.id}`
-            : `step ${t.step}: p = ${t.p?.toFixed(3)}, H = ${t.entropy?.toFixed(3)}`;
+            : `step ${t.step}: p = ${prob(t.p ?? 0)}, H = ${t.entropy?.toFixed(3)}`;
         if (t.step < 0) span.className = 'prompt';
         else
           span.style.backgroundColor = `rgba(47, 111, 219, ${(0.08 + 0.5 * (1 - (t.p ?? 0))).toFixed(2)})`;
@@ -338,7 +339,7 @@ function drawDistribution() {
     return;
   }
   $('dist-title').textContent =
-    `step ${t.step}: drew ${JSON.stringify(t.piece)} with p = ${(t.p ?? 0).toFixed(3)}, entropy ${(t.entropy ?? 0).toFixed(3)} nats`;
+    `step ${t.step}: drew ${JSON.stringify(t.piece)} with p = ${prob(t.p ?? 0)}, entropy ${(t.entropy ?? 0).toFixed(3)} nats`;
   const frag = document.createDocumentFragment();
   for (const [id, piece, p] of t.top) {
     const row = document.createElement('div');
@@ -355,11 +356,19 @@ function drawDistribution() {
     track.appendChild(fill);
     const val = document.createElement('span');
     val.className = 'val';
-    val.textContent = p.toFixed(3);
+    val.textContent = prob(p);
     row.append(label, track, val);
     frag.appendChild(row);
   }
   box.replaceChildren(frag);
+}
+
+/**
+ * A probability as text: three decimals down to 0.001, scientific notation below (a flat
+ * distribution over 50,257 tokens gives 2.0e-5 each, not "0.000"). @param {number} p
+ */
+function prob(p) {
+  return p === 0 || p >= 0.001 ? p.toFixed(3) : p.toExponential(1);
 }
 
 function lastGenerated() {
@@ -473,7 +482,7 @@ async function openBrowser(el) {
         kinds.includes('*') ||
         ((kinds.includes(r.kind) ||
           (plots !== null && r.plots.some((/** @type {string} */ p) => plots.test(p)))) &&
-          !r.inSweep),
+          typeof r.inSweep !== 'string'), // a sweep at the root has inSweep ''
     );
     if (matches.length === 0) {
       const what = kinds.includes('*') ? 'results' : `${kinds.join(' or ')} results`;
@@ -485,23 +494,79 @@ async function openBrowser(el) {
       content.appendChild(p);
       return;
     }
-    for (const r of matches) {
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.innerHTML = `<span class="kind"></span><br /><span class="rel"></span>`;
-      /** @type {HTMLElement} */ (b.querySelector('.kind')).textContent = r.kind;
-      /** @type {HTMLElement} */ (b.querySelector('.rel')).textContent = r.rel || '.';
-      b.addEventListener('click', () => {
-        list.querySelectorAll('button').forEach((x) => x.classList.remove('active'));
-        b.classList.add('active');
-        void openRun(r.rel, kinds.includes('*') ? null : kinds, content, plots);
-      });
-      list.appendChild(b);
-    }
+    listResults(list, matches, (r, b) => {
+      list.querySelectorAll('button').forEach((x) => x.classList.remove('active'));
+      b.classList.add('active');
+      void openRun(r.rel, kinds.includes('*') ? null : kinds, content, plots);
+    });
     /** @type {HTMLElement} */ (list.querySelector('button')).click();
   } catch (err) {
     el.dataset.loaded = '';
     showError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/**
+ * The results as buttons, grouped: by their top folder under --runs (a folder with several
+ * results is one collapsible group, the first open), and a sweep's configuration traces folded
+ * under the sweep, so 70 folders read as a handful of runs.
+ * @param {HTMLElement} list @param {any[]} results
+ * @param {(r: any, b: HTMLButtonElement) => void} pick
+ */
+function listResults(list, results, pick) {
+  /** @type {Map<string, any[]>} */
+  const configs = new Map();
+  for (const r of results)
+    if (typeof r.inSweep === 'string')
+      configs.set(r.inSweep, [...(configs.get(r.inSweep) ?? []), r]);
+  /** @type {Map<string, any[]>} */
+  const groups = new Map();
+  for (const r of results) {
+    if (
+      typeof r.inSweep === 'string' &&
+      results.some((s) => s.kind === 'sweep' && s.rel === r.inSweep)
+    )
+      continue; // drawn under its sweep
+    const top = r.rel ? r.rel.split('/')[0] : '.';
+    groups.set(top, [...(groups.get(top) ?? []), r]);
+  }
+  const button = (/** @type {any} */ r) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.innerHTML = `<span class="kind"></span><br /><span class="rel"></span>`;
+    /** @type {HTMLElement} */ (b.querySelector('.kind')).textContent = r.kind;
+    /** @type {HTMLElement} */ (b.querySelector('.rel')).textContent = r.rel || '.';
+    b.addEventListener('click', () => pick(r, b));
+    return b;
+  };
+  const fold = (
+    /** @type {string} */ title,
+    /** @type {boolean} */ open,
+    /** @type {string} */ cls,
+  ) => {
+    const d = document.createElement('details');
+    d.className = cls;
+    d.open = open;
+    const summary = document.createElement('summary');
+    summary.textContent = title;
+    d.appendChild(summary);
+    return d;
+  };
+  let first = true;
+  for (const [top, members] of groups) {
+    const into =
+      members.length > 1 ? fold(`${top}/ (${members.length} results)`, first, 'group') : list;
+    if (into !== list) list.appendChild(into);
+    for (const r of members) {
+      into.appendChild(button(r));
+      const inside = r.kind === 'sweep' ? configs.get(r.rel) : undefined;
+      if (inside) {
+        const sub = fold(`${inside.length} configuration traces`, false, 'configs');
+        for (const c of inside) sub.appendChild(button(c));
+        into.appendChild(sub);
+      }
+    }
+    first = false;
   }
 }
 

@@ -225,6 +225,36 @@ test(
           .count()) >= 10,
         'a bar per top token',
       );
+      // no two tick labels of an axis touch (the temperature panels' 0.2/0.4 and 1.8/2.0 did)
+      const touching = await page.$$eval(
+        '#view-gravity .live-out .plot svg g.role-axis-label',
+        (axes) =>
+          axes.flatMap((g) => {
+            const boxes = Array.from(g.querySelectorAll('text'))
+              .filter((t) => (t.textContent ?? '') !== '' && t.getAttribute('opacity') !== '0')
+              .map((t) => ({ text: t.textContent, r: t.getBoundingClientRect() }));
+            const out: string[] = [];
+            for (let i = 0; i < boxes.length; i++)
+              for (let j = i + 1; j < boxes.length; j++) {
+                const a = boxes[i].r;
+                const b = boxes[j].r;
+                if (
+                  a.left < b.right - 0.5 &&
+                  b.left < a.right - 0.5 &&
+                  a.top < b.bottom - 0.5 &&
+                  b.top < a.bottom - 0.5
+                )
+                  out.push(`${boxes[i].text} / ${boxes[j].text}`);
+              }
+            return out;
+          }),
+      );
+      assert.deepEqual(touching, [], 'gravity: axis labels overlap');
+      assert.ok(
+        (await page.locator('#view-gravity .live-out .plot[data-name=temperature] svg').count()) ===
+          1,
+        'the temperature panels are drawn',
+      );
       await shot('gravity-live', true);
 
       // 7. every lens's results under --runs: their figures, their tagged metrics
@@ -262,6 +292,16 @@ test(
       const listing = (await (await fetch(`${origin}/api/runs`)).json()) as { results: unknown[] };
       assert.equal(listing.results.length, 12); // 7 results, the sweep's 4 configuration traces, a folder of figures
       assert.equal(await runs.locator('.list button').count(), 12);
+      // grouped: the sweep's 4 configuration traces folded under it, the 4 stand-in lens reports
+      // under their folder; the other results on their own
+      assert.equal(await runs.locator('.list details.configs button').count(), 4);
+      assert.match(
+        (await runs.locator('.list details.configs > summary').textContent()) ?? '',
+        /^4 configuration traces$/,
+      );
+      assert.deepEqual(await runs.locator('.list details.group > summary').allTextContents(), [
+        'lenses/ (4 results)',
+      ]);
       await runs.locator('.list button', { hasText: /^trace\s*trace$/ }).click();
       await runs.locator('.content .plot[data-name=trajectory_pca] svg').waitFor();
       await shot('runs');
@@ -299,6 +339,30 @@ test(
         /^step 900:/.test(document.querySelector('#dist-title')!.textContent ?? ''),
       );
       assert.ok(Date.now() - t0 < 5000, `selecting a token took ${Date.now() - t0} ms`);
+      // random weights: a nearly flat distribution over 50,257 tokens, each p near 2e-5, printed in
+      // scientific notation (not "0.000"); partial UTF-8 tokens as their bytes, never a box
+      const flat = await page.$$eval('#dist .bar', (rows) =>
+        rows.map((r) => ({
+          label: r.querySelector('.label')!.textContent ?? '',
+          val: r.querySelector('.val')!.textContent ?? '',
+        })),
+      );
+      assert.equal(flat.length, 10);
+      for (const b of flat) {
+        assert.notEqual(b.val, '0.000');
+        assert.match(b.val, /^\d\.\de-\d+$/, `p printed as ${b.val}`);
+        assert.ok(Number(b.val) > 0 && Number(b.val) < 1e-3);
+        assert.ok(!b.label.includes('\uFFFD'), b.label);
+      }
+      const spans = await page.$$eval('#tokens span', (ss) => ss.map((x) => x.textContent ?? ''));
+      assert.deepEqual(
+        spans.filter((x) => x.includes('\uFFFD')),
+        [],
+        'no token shows U+FFFD',
+      );
+      t.diagnostic(
+        `${spans.filter((x) => /<0x[0-9A-F]{2}>/.test(x)).length} tokens shown as bytes`,
+      );
       await shot('generate-1000');
 
       assert.deepEqual(external, [], 'nothing was requested from another origin');

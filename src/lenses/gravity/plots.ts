@@ -193,12 +193,20 @@ export function temperaturePlot(report: GravityReport): PlotSpec {
   const values = report.temperature_sweep.per_prompt
     .slice(0, MAX_PROMPTS)
     .flatMap((rows, i) => rows.map((r) => ({ prompt: label(report, i), ...r })));
+  const temperatures = [...new Set(values.map((r) => r.T))].sort((a, b) => a - b);
   const panel = (field: string, title: string) => ({
     width: 220,
     height: 180,
     mark: { type: 'line' as const, point: true },
     encoding: {
-      x: { field: 'T', type: 'quantitative' as const, title: 'temperature T' },
+      // ticks at the temperatures measured; labels that would touch are dropped, none pushed
+      // inwards (vega's default flush put 0.2 on top of 0.4 and 1.8 on top of 2.0)
+      x: {
+        field: 'T',
+        type: 'quantitative' as const,
+        title: 'temperature T',
+        axis: { values: temperatures, labelOverlap: true, labelFlush: false },
+      },
       y: { field, type: 'quantitative' as const, title },
       color: { field: 'prompt', type: 'nominal' as const, title: 'prompt' },
     },
