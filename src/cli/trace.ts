@@ -14,6 +14,7 @@ import {
   type ModelFlags,
 } from './common.js';
 import { addSamplingFlags, samplingFromFlags, type SamplingFlags } from './generate.js';
+import { progress } from './progress.js';
 
 interface TraceFlags extends ModelFlags, SamplingFlags, EngineFlags {
   prompt: string;
@@ -24,6 +25,7 @@ interface TraceFlags extends ModelFlags, SamplingFlags, EngineFlags {
   textFile?: string;
   out: string;
   force?: boolean;
+  progress?: boolean;
 }
 
 export function parseHooks(value: string): string[] {
@@ -96,7 +98,8 @@ export function registerTrace(program: Command): void {
       'teacher-force these texts (plain lines or JSONL) instead of sampling',
     )
     .requiredOption('-o, --out <DIR>', 'output folder')
-    .option('--force', 'overwrite a non-empty output folder');
+    .option('--force', 'overwrite a non-empty output folder')
+    .option('--progress', 'print progress with ETA on stderr even when it is not a terminal');
   addEngineFlags(addSamplingFlags(cmd)).action((flags: TraceFlags) =>
     withKernelThreads(flags.threads, () => runTrace(flags)),
   );
@@ -105,6 +108,11 @@ export function registerTrace(program: Command): void {
 async function runTrace(flags: TraceFlags): Promise<void> {
   checkOutDir(resolve(flags.out), flags.force ?? false);
   const { model, label } = await openModel(flags);
+  const bar = progress({
+    label: 'trace',
+    unit: flags.textFile ? 'texts' : 'steps',
+    force: flags.progress,
+  });
   const trace = recordTrace(model, {
     spec: label,
     prompt: flags.prompt,
@@ -115,7 +123,9 @@ async function runTrace(flags: TraceFlags): Promise<void> {
     seed: flags.seed,
     hooks: flags.hooks,
     logits: flags.logits,
+    onProgress: (done, total) => bar.update(done, total),
   });
+  bar.finish();
   writeTrace(flags.out, trace, {
     force: flags.force,
     tokenText: (id) => model.tokenizer.decode([id]),

@@ -35,6 +35,8 @@ export interface RecordOptions {
   seed?: number;
   hooks?: readonly string[];
   logits?: LogitsMode;
+  /** Called as the recording advances: `done` of `total` steps (teacher forcing: texts). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
@@ -111,6 +113,7 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
         });
       }
       rec.setTokens(i, ids);
+      options.onProgress?.(i + 1, prompts.length);
       return {
         prompt: p.prompt,
         promptIds: ids.slice(0, 1),
@@ -121,6 +124,7 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
       };
     });
   } else {
+    let stepsDone = 0;
     const { outputs } = generateBatch(
       model.transformer,
       prompts.map((p, i) => ({ promptIds: p.ids, maxTokens, sampling, seed: seed + i })),
@@ -128,7 +132,13 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
         hooks: stepHooks,
         stopIds: stopIds(model),
         forwardLast: true,
-        onStep: (st) => rec.onStep(st),
+        onStep: (st) => {
+          rec.onStep(st);
+          if (st.step + 1 > stepsDone) {
+            stepsDone = st.step + 1;
+            options.onProgress?.(stepsDone, maxTokens);
+          }
+        },
       },
     );
     samples = outputs.map((o, i) => {
