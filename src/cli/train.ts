@@ -12,8 +12,10 @@ import { checkShape, type TrainShape } from '../train/model.js';
 import { DEFAULT_OPTIM, type OptimConfig } from '../train/optim.js';
 import { parseInteger, parseNumber } from './args.js';
 import { availableCores } from './common.js';
+import { progress as progressLine } from './progress.js';
 
 interface TrainFlags {
+  progress?: boolean;
   config: string;
   tokenizer: string;
   corpus?: string;
@@ -150,6 +152,10 @@ export function registerTrain(program: Command): void {
     .requiredOption('-o, --out <DIR>', 'output folder')
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .option(
+      '--progress',
+      'print distillation progress with ETA on stderr even when it is not a terminal',
+    )
+    .option(
       '--threads <N>',
       'threads computing micro-batches (default: all cores, at most 8); the numbers do not depend on it',
       parseInteger('--threads', 1, 64),
@@ -176,7 +182,7 @@ export function registerTrain(program: Command): void {
       };
       if (flags.distill) {
         corpus = resolve(flags.distillOut ?? join(out, 'distill.jsonl'));
-        const started = Date.now();
+        const bar = progressLine({ label: 'distill', unit: 'samples', force: flags.progress });
         const d = await distillCorpus({
           teacher: flags.distill,
           teacherTokenizer: flags.teacherTokenizer,
@@ -184,13 +190,11 @@ export function registerTrain(program: Command): void {
           seed: flags.seed,
           temperature: flags.distillTemperature,
           out: corpus,
-          onProgress: (done, total, tokens) => {
-            const rate = tokens / ((Date.now() - started) / 1000);
-            log(`distill: ${done}/${total} samples, ${tokens} tokens (${rate.toFixed(0)} tok/s)`);
-          },
+          onProgress: (done, total) => bar.update(done, total),
         });
+        if (!d.reused) bar.finish();
         log(
-          `distill: ${d.reused ? 'reusing' : 'wrote'} ${corpus} (${d.meta.samples} samples, ${d.meta.tokens} tokens)`,
+          `distill: ${d.reused ? 'reusing' : 'wrote'} ${corpus} (${d.meta.samples} samples, ${d.meta.tokens} tokens${d.resumedSamples > 0 ? `; ${d.resumedSamples} kept from an interrupted run` : ''})`,
         );
         info.distill = { ...d.meta, corpus };
       }

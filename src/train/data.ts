@@ -11,7 +11,7 @@
  * exactly, not a re-tokenisation of their text.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -236,10 +236,15 @@ export interface DistillMeta {
  * temperature (no top-k/top-p), until it emits a stop token (EOS, or BOS for llama2.c models) or
  * reaches maxTokens; writes `out` (JSONL: {"text", "ids"} with ids = BOS + sample) and
  * `out.meta.json`. An existing file with the same metadata is reused, not resampled.
+ *
+ * Resumable: samples are drawn in batches of a size fixed by `samples` alone, and each finished
+ * batch is appended to `out.partial` (its settings in `out.partial.meta.json`). A run that was
+ * killed leaves those behind; the next run with the same settings keeps the whole batches there
+ * and draws the rest, so the corpus is the one an uninterrupted run writes.
  */
 export async function distillCorpus(
   o: DistillOptions,
-): Promise<{ path: string; meta: DistillMeta; reused: boolean }> {
+): Promise<{ path: string; meta: DistillMeta; reused: boolean; resumedSamples: number }> {
   const teacher = await openModel(
     o.teacher,
     o.teacherTokenizer ? { tokenizer: o.teacherTokenizer } : {},
@@ -259,18 +264,27 @@ export async function distillCorpus(
     max_tokens: maxTokens,
     vocab_sha256: vocabFingerprint(teacher.tokenizer),
   };
+  const same = (m: Partial<DistillMeta> | null) =>
+    m !== null && (Object.keys(base) as (keyof typeof base)[]).every((k) => m[k] === base[k]);
   const old = readMeta(o.out);
-  if (
-    old &&
-    existsSync(o.out) &&
-    (Object.keys(base) as (keyof typeof base)[]).every((k) => old[k] === base[k])
-  ) {
-    return { path: o.out, meta: old, reused: true };
+  if (same(old) && existsSync(o.out))
+    return { path: o.out, meta: old!, reused: true, resumedSamples: 0 };
+  const chunk = distillBatch(o.samples);
+  const partial = `${o.out}.partial`;
+  mkdirSync(dirname(o.out), { recursive: true });
+  // whole batches a killed run left behind with these settings; anything else starts afresh
+  let lines: string[] = [];
+  if (same(readJson(metaPath(partial))) && existsSync(partial)) {
+    const kept = readFileSync(partial, 'utf8').split('\n');
+    kept.pop(); // the text after the last newline: empty, or a line cut by the kill
+    lines = kept.slice(0, Math.floor(kept.length / chunk) * chunk);
   }
-  const lines: string[] = [];
-  let tokens = 0;
-  const chunk = 64;
-  for (let start = 0; start < o.samples; start += chunk) {
+  writeFileAtomic(partial, lines.map((l) => l + '\n').join(''));
+  writeFileAtomic(metaPath(partial), JSON.stringify(base, null, 2) + '\n');
+  const resumedSamples = lines.length;
+  let tokens = lines.reduce((sum, l) => sum + (JSON.parse(l) as { ids: number[] }).ids.length, 0);
+  if (resumedSamples > 0) o.onProgress?.(resumedSamples, o.samples, tokens);
+  for (let start = resumedSamples; start < o.samples; start += chunk) {
     const n = Math.min(chunk, o.samples - start);
     const { outputs } = generateBatch(
       teacher.transformer,
@@ -282,18 +296,35 @@ export async function distillCorpus(
       })),
       { stopIds: stopIds(teacher) },
     );
+    const batch: string[] = [];
     for (const out of outputs) {
       const ids = [bos, ...out.ids];
       tokens += ids.length;
-      lines.push(JSON.stringify({ text: teacher.tokenizer.decode(ids), ids }));
+      batch.push(JSON.stringify({ text: teacher.tokenizer.decode(ids), ids }));
     }
+    appendFileSync(partial, batch.map((l) => l + '\n').join(''));
+    lines.push(...batch);
     o.onProgress?.(start + n, o.samples, tokens);
   }
   const meta: DistillMeta = { ...base, tokens };
-  mkdirSync(dirname(o.out), { recursive: true });
   writeFileAtomic(o.out, lines.join('\n') + '\n');
   writeFileAtomic(metaPath(o.out), JSON.stringify(meta, null, 2) + '\n');
-  return { path: o.out, meta, reused: false };
+  rmSync(partial, { force: true });
+  rmSync(metaPath(partial), { force: true });
+  return { path: o.out, meta, reused: false, resumedSamples };
+}
+
+/** Samples per batch: a function of the total only, so a resumed run draws the same batches. */
+export function distillBatch(samples: number): number {
+  return Math.max(4, Math.min(64, Math.ceil(samples / 16)));
+}
+
+function readJson(path: string): Partial<DistillMeta> | null {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Partial<DistillMeta>;
+  } catch {
+    return null;
+  }
 }
 
 function metaPath(corpus: string): string {
