@@ -283,6 +283,11 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   };
 
   const server: Server = createServer(handler);
+  // Idle keep-alive sockets outlive the clients' own keep-alive timers (browsers and Node's fetch
+  // keep an idle socket 4-5 s), so a client never sends a request on a socket the server is
+  // closing at that moment (seen as 'fetch failed' under load when both used ~5 s).
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   await new Promise<void>((resolvePromise, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(
