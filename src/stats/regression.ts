@@ -7,16 +7,25 @@
  * Random-intercept algebra: in group g (size n_g) Cov(y_g) = σ²(I + λ·11ᵀ), whose inverse square
  * root subtracts θ_g·mean_g from each entry, θ_g = 1 − 1/√(1 + n_g λ). After that transform the
  * GLS fit is OLS, and |I + λ11ᵀ| = 1 + n_g λ, so each λ costs one small OLS.
+ *
+ * Standard errors of the mixed model are statsmodels' (`MixedLMResults.bse_fe`): the inverse of
+ * the observed information of the profiled REML likelihood in (β, λ), β–λ cross terms included
+ * (`MixedLM.hessian`), not the GLS covariance σ²(XᵀV⁻¹X)⁻¹, which ignores the uncertainty in λ
+ * and is smaller; the GLS values are kept beside them as `seGls`.
  */
 import { regularizedBeta } from '../lenses/coupling/correlate.js';
 import { erfc } from '../tensor/special.js';
+import { clampProbability } from './guards.js';
 
 export { erfc }; // the one copy lives in tensor/special.ts (the GELU kernel uses it too)
+export { clampProbability, isConstant } from './guards.js';
 
 export interface CoefficientTest {
   name: string;
   estimate: number;
   se: number;
+  /** Mixed model only: the GLS standard error √(σ²[(XᵀV⁻¹X)⁻¹]_jj) at the REML λ, for comparison. */
+  seGls?: number;
   /** t (OLS, fixed effects) or z (mixed model). */
   statistic: number;
   /** Two-sided p-value: Student t with `df` (OLS, fixed effects) or standard normal (mixed). */
@@ -41,6 +50,12 @@ export interface MixedFit {
   n: number;
   groups: number;
   method: 'reml';
+  /**
+   * How `se` was computed: 'statsmodels observed information' (the inverse Hessian of the profiled
+   * REML likelihood in (β, λ), as statsmodels MixedLM), or 'gls' when that Hessian is not negative
+   * definite at the optimum (then statsmodels warns and its values are not usable either).
+   */
+  covariance: 'statsmodels observed information' | 'gls';
   coefficients: CoefficientTest[];
   /** Residual variance σ² and random-intercept variance τ² (REML). */
   sigma2: number;
@@ -120,16 +135,19 @@ export function randomInterceptModel(
   const lambdaMl = maximise((l) => ml(l)?.logLik ?? -Infinity);
   const atMl = ml(lambdaMl);
   const sigma2 = at.rss / (n - p);
+  const observed = observedCovariance(lambdaReml, at.fit.beta, at.rss, x, yv, n, p, g);
   const coefficients = ['Intercept', ...names].map((name, j) => {
-    const se = Math.sqrt(sigma2 * at.fit.inverse[j * p + j]);
+    const seGls = Math.sqrt(sigma2 * at.fit.inverse[j * p + j]);
+    const se = observed ? Math.sqrt(observed[j * p + j]) : seGls;
     const z = at.fit.beta[j] / se;
-    return { name, estimate: at.fit.beta[j], se, statistic: z, p: normalTwoSided(z) };
+    return { name, estimate: at.fit.beta[j], se, seGls, statistic: z, p: normalTwoSided(z) };
   });
   const logLikMl = atMl ? atMl.logLik : NaN;
   return {
     n,
     groups: g.count,
     method: 'reml',
+    covariance: observed ? 'statsmodels observed information' : 'gls',
     coefficients,
     sigma2,
     groupVariance: lambdaReml * sigma2,
@@ -163,15 +181,15 @@ export function multiLeastSquares(
   return { beta, rss };
 }
 
-/** Two-sided p of a Student t statistic with ν degrees of freedom: I_{ν/(ν+t²)}(ν/2, ½). */
+/** Two-sided p of a Student t statistic with ν degrees of freedom: I_{ν/(ν+t²)}(ν/2, ½), in [0, 1]. */
 export function studentTwoSided(t: number, nu: number): number {
   if (!Number.isFinite(t)) return 0;
-  return regularizedBeta(nu / (nu + t * t), nu / 2, 0.5);
+  return clampProbability(regularizedBeta(nu / (nu + t * t), nu / 2, 0.5));
 }
 
-/** Two-sided p of a standard normal statistic: erfc(|z|/√2). */
+/** Two-sided p of a standard normal statistic: erfc(|z|/√2), in [0, 1] (the fit's error can pass 1). */
 export function normalTwoSided(z: number): number {
-  return erfc(Math.abs(z) / Math.SQRT2);
+  return clampProbability(erfc(Math.abs(z) / Math.SQRT2));
 }
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -358,6 +376,94 @@ function profile(
       ? -0.5 * ((n - p) * (Math.log((2 * Math.PI * rss) / (n - p)) + 1) + logDetV + fit.logDet)
       : -0.5 * (n * (Math.log((2 * Math.PI * rss) / n) + 1) + logDetV);
   return { logLik, fit, rss };
+}
+
+/**
+ * statsmodels' covariance of β̂ (MixedLM.fit: inv(−hessian)): the Hessian of the profiled REML
+ * log-likelihood ℓ(β, λ) = −½(n−p)·log Q − ½ log|V| − ½ log|XᵀV⁻¹X|, Q = rᵀV⁻¹r, V = I + λZZᵀ
+ * (Z = group indicators, λ = τ²/σ²), at (β̂, λ̂); the [p, p] block of its inverse. Per group q,
+ * with w_q = 1/(1 + n_q λ): 1ᵀV_q⁻¹1 = n_q w_q, s_q = 1ᵀV_q⁻¹r_q = w_q Σr, a_q = X_qᵀV_q⁻¹1 = w_q Σx.
+ *   H_ββ = −(n−p)·M/Q                          M = XᵀV⁻¹X
+ *   H_βλ = −(n−p)·Σ_q a_q s_q / Q
+ *   H_λλ = −½(n−p)(D/Q − B²/Q²) + ½Σ_q (n_q w_q)² + ½[tr((M⁻¹A)²) − tr(M⁻¹F)]
+ *          B = Σ_q s_q², D = 2Σ_q n_q w_q s_q², A = Σ_q a_q a_qᵀ, F = 2Σ_q n_q w_q a_q a_qᵀ.
+ * Cov(β̂) = (−H_ββ − h hᵀ/(−H_λλ))⁻¹ with h = H_βλ (block inverse). Null when −H is not
+ * positive definite.
+ */
+function observedCovariance(
+  lambda: number,
+  beta: Float64Array,
+  rvir: number,
+  x: Float64Array,
+  y: Float64Array,
+  n: number,
+  p: number,
+  g: Groups,
+): Float64Array | null {
+  const fac = n - p;
+  const sumX = new Float64Array(g.count * p);
+  const sumR = new Float64Array(g.count);
+  const m = new Float64Array(p * p);
+  for (let i = 0; i < n; i++) {
+    const q = g.of[i];
+    let r = y[i];
+    for (let j = 0; j < p; j++) {
+      r -= x[i * p + j] * beta[j];
+      sumX[q * p + j] += x[i * p + j];
+      for (let k = 0; k < p; k++) m[j * p + k] += x[i * p + j] * x[i * p + k];
+    }
+    sumR[q] += r;
+  }
+  const h = new Float64Array(p); // H_βλ
+  const a = new Float64Array(p * p); // A = Σ a aᵀ
+  const f = new Float64Array(p * p); // F = 2Σ n w a aᵀ
+  let bSum = 0;
+  let dSum = 0;
+  let logDetTerm = 0;
+  for (let q = 0; q < g.count; q++) {
+    const w = 1 / (1 + g.sizes[q] * lambda);
+    const nw = g.sizes[q] * w;
+    const s = w * sumR[q];
+    bSum += s * s;
+    dSum += 2 * nw * s * s;
+    logDetTerm += 0.5 * nw * nw;
+    for (let j = 0; j < p; j++) {
+      const aj = w * sumX[q * p + j];
+      h[j] -= (fac * aj * s) / rvir;
+      for (let k = 0; k < p; k++) {
+        const ak = w * sumX[q * p + k];
+        m[j * p + k] -= lambda * w * sumX[q * p + j] * sumX[q * p + k];
+        a[j * p + k] += aj * ak;
+        f[j * p + k] += 2 * nw * aj * ak;
+      }
+    }
+  }
+  const mInv = symmetricInverse(m, p);
+  if (!mInv) return null;
+  const ma = matmul(mInv.inverse, a, p);
+  const mf = matmul(mInv.inverse, f, p);
+  let trMaMa = 0;
+  let trMf = 0;
+  for (let j = 0; j < p; j++) {
+    trMf += mf[j * p + j];
+    for (let k = 0; k < p; k++) trMaMa += ma[j * p + k] * ma[k * p + j];
+  }
+  const hll =
+    -0.5 * fac * (dSum / rvir - (bSum * bSum) / (rvir * rvir)) + logDetTerm + 0.5 * (trMaMa - trMf);
+  const c = -hll;
+  if (!(c > 0)) return null;
+  const schur = new Float64Array(p * p);
+  for (let j = 0; j < p; j++)
+    for (let k = 0; k < p; k++) schur[j * p + k] = (fac * m[j * p + k]) / rvir - (h[j] * h[k]) / c;
+  return symmetricInverse(schur, p)?.inverse ?? null;
+}
+
+function matmul(a: Float64Array, b: Float64Array, p: number): Float64Array {
+  const out = new Float64Array(p * p);
+  for (let i = 0; i < p; i++)
+    for (let k = 0; k < p; k++)
+      for (let j = 0; j < p; j++) out[i * p + j] += a[i * p + k] * b[k * p + j];
+  return out;
 }
 
 function groupMeans(x: Float64Array, g: Groups, p: number): Float64Array {

@@ -73,9 +73,18 @@ export function ripsPersistence(
   dim: number,
   options: RipsOptions = {},
 ): PersistenceResult {
-  if (!Number.isInteger(n) || n < 0) throw new LmdynError('bad_argument', `rips: point count must be a non-negative integer, got ${n}`);
-  if (!Number.isInteger(dim) || dim < 1) throw new LmdynError('bad_argument', `rips: dimension must be a positive integer, got ${dim}`);
-  if (points.length < n * dim) throw new LmdynError('bad_argument', `rips: ${n} points in R^${dim} need ${n * dim} numbers, got ${points.length}`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new LmdynError(
+      'bad_argument',
+      `rips: point count must be a non-negative integer, got ${n}`,
+    );
+  if (!Number.isInteger(dim) || dim < 1)
+    throw new LmdynError('bad_argument', `rips: dimension must be a positive integer, got ${dim}`);
+  if (points.length < n * dim)
+    throw new LmdynError(
+      'bad_argument',
+      `rips: ${n} points in R^${dim} need ${n * dim} numbers, got ${points.length}`,
+    );
   return ripsPersistenceFromDistances(euclideanDistances(points, n, dim), n, options);
 }
 
@@ -88,16 +97,33 @@ export function ripsPersistenceFromDistances(
   n: number,
   options: RipsOptions = {},
 ): PersistenceResult {
-  if (!Number.isInteger(n) || n < 0) throw new LmdynError('bad_argument', `rips: point count must be a non-negative integer, got ${n}`);
-  if (dist.length < n * n) throw new LmdynError('bad_argument', `rips: a ${n}×${n} distance matrix needs ${n * n} entries, got ${dist.length}`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new LmdynError(
+      'bad_argument',
+      `rips: point count must be a non-negative integer, got ${n}`,
+    );
+  if (dist.length < n * n)
+    throw new LmdynError(
+      'bad_argument',
+      `rips: a ${n}×${n} distance matrix needs ${n * n} entries, got ${dist.length}`,
+    );
   const maxDim = options.maxDim ?? 1;
-  if (!Number.isInteger(maxDim) || maxDim < 0) throw new LmdynError('bad_argument', `rips: maxDim must be a non-negative integer, got ${maxDim}`);
+  if (!Number.isInteger(maxDim) || maxDim < 0)
+    throw new LmdynError(
+      'bad_argument',
+      `rips: maxDim must be a non-negative integer, got ${maxDim}`,
+    );
   const requested = options.threshold ?? Infinity;
-  if (Number.isNaN(requested) || requested < 0) throw new LmdynError('bad_argument', `rips: threshold must be a non-negative number, got ${requested}`);
+  if (Number.isNaN(requested) || requested < 0)
+    throw new LmdynError(
+      'bad_argument',
+      `rips: threshold must be a non-negative number, got ${requested}`,
+    );
   const d = symmetricDistances(dist, n);
   const radius = enclosingRadius(d, n);
   const threshold = Math.min(requested, radius);
-  const pairs = n === 0 ? [] : new RipsReduction(d, n, Math.min(maxDim, Math.max(n - 2, 0)), threshold).run();
+  const pairs =
+    n === 0 ? [] : new RipsReduction(d, n, Math.min(maxDim, Math.max(n - 2, 0)), threshold).run();
   pairs.sort(comparePairs);
   return { pairs, threshold, maxDim, n };
 }
@@ -134,10 +160,18 @@ export function enclosingRadius(dist: Float64Array, n: number): number {
 }
 
 /** Euclidean distance matrix [n, n] of row-major points [n, dim], in float64. */
-export function euclideanDistances(points: ArrayLike<number>, n: number, dim: number): Float64Array {
+export function euclideanDistances(
+  points: ArrayLike<number>,
+  n: number,
+  dim: number,
+): Float64Array {
   const x = Float64Array.from({ length: n * dim }, (_, k) => points[k]);
   for (let k = 0; k < x.length; k++) {
-    if (!Number.isFinite(x[k])) throw new LmdynError('bad_argument', `rips: point ${Math.floor(k / dim)} has a non-finite coordinate (${x[k]})`);
+    if (!Number.isFinite(x[k]))
+      throw new LmdynError(
+        'bad_argument',
+        `rips: point ${Math.floor(k / dim)} has a non-finite coordinate (${x[k]})`,
+      );
   }
   const d = new Float64Array(n * n);
   for (let i = 1; i < n; i++) {
@@ -162,7 +196,11 @@ function symmetricDistances(dist: Float64Array, n: number): Float64Array {
   for (let i = 1; i < n; i++) {
     for (let j = 0; j < i; j++) {
       const v = dist[i * n + j];
-      if (!(v >= 0) || v === Infinity) throw new LmdynError('bad_argument', `rips: distance (${i}, ${j}) must be finite and non-negative, got ${v}`);
+      if (!(v >= 0) || v === Infinity)
+        throw new LmdynError(
+          'bad_argument',
+          `rips: distance (${i}, ${j}) must be finite and non-negative, got ${v}`,
+        );
       d[i * n + j] = v + 0; // + 0 turns −0 into +0 (the edge sort reads the bits)
       d[j * n + i] = v + 0;
     }
@@ -309,7 +347,10 @@ class RipsReduction {
       this.binom[j] = 1;
       for (let k = 1; k <= kmax; k++) {
         // C(j, k) = C(j-1, k-1) + C(j-1, k)
-        this.binom[k * this.stride + j] = j === 0 ? 0 : this.binom[(k - 1) * this.stride + j - 1] + this.binom[k * this.stride + j - 1];
+        this.binom[k * this.stride + j] =
+          j === 0
+            ? 0
+            : this.binom[(k - 1) * this.stride + j - 1] + this.binom[k * this.stride + j - 1];
       }
     }
     this.verts = new Int32Array(maxDim + 3);
@@ -320,13 +361,17 @@ class RipsReduction {
     const levels: number[] = [];
     this.edges = new SimplexList(sorted.ids.length);
     for (let e = 0; e < sorted.ids.length; e++) {
-      if (levels.length === 0 || sorted.keys[e] !== levels[levels.length - 1]) levels.push(sorted.keys[e]);
+      if (levels.length === 0 || sorted.keys[e] !== levels[levels.length - 1])
+        levels.push(sorted.keys[e]);
       this.edges.push(levels.length - 1, sorted.ids[e]);
     }
     this.levels = Float64Array.from(levels);
     this.top = levels.length;
     if (maxDim >= 1 && this.top * this.b(n, maxDim + 2) > Number.MAX_SAFE_INTEGER) {
-      throw new LmdynError('bad_argument', `rips: H${maxDim} of ${n} points overflows the 2^53 simplex keys (H1 allows ~2500 points)`);
+      throw new LmdynError(
+        'bad_argument',
+        `rips: H${maxDim} of ${n} points overflows the 2^53 simplex keys (H1 allows ~2500 points)`,
+      );
     }
     this.rank = new Int32Array(n * n).fill(this.top);
     for (let e = 0; e < this.edges.length; e++) {
@@ -393,7 +438,8 @@ class RipsReduction {
         cycles.push(r, idx);
       }
     }
-    for (let i = 0; i < n; i++) if (find(i) === i) this.pairs.push({ dim: 0, birth: 0, death: null });
+    for (let i = 0; i < n; i++)
+      if (find(i) === i) this.pairs.push({ dim: 0, birth: 0, death: null });
     cycles.rank.subarray(0, cycles.length).reverse();
     cycles.index.subarray(0, cycles.length).reverse();
     return cycles;
@@ -429,7 +475,15 @@ class RipsReduction {
         const other = pivots.get(pivot);
         if (other !== undefined) {
           // add column `other` of V: its own simplex and the simplices stored with it
-          this.addCoboundary(columns.rank[other], columns.index[other], dim, ms, mc, reduction, working);
+          this.addCoboundary(
+            columns.rank[other],
+            columns.index[other],
+            dim,
+            ms,
+            mc,
+            reduction,
+            working,
+          );
           for (let k = start[other]; k < start[other + 1]; k++) {
             const vr = Math.floor(vKeys[k] / ms);
             this.addCoboundary(vr, ms - 1 - (vKeys[k] - vr * ms), dim, ms, mc, reduction, working);
@@ -466,7 +520,14 @@ class RipsReduction {
    * its pivot key, or stops at an emergent pair (sets `emergent`): the earliest cofacet has the
    * column's rank, is no one's pivot and has no apparent facet — then `working` stays empty.
    */
-  private initCoboundary(r: number, sigma: number, dim: number, mc: number, working: KeyHeap, pivots: Map<number, number>): number {
+  private initCoboundary(
+    r: number,
+    sigma: number,
+    dim: number,
+    mc: number,
+    working: KeyHeap,
+    pivots: Map<number, number>,
+  ): number {
     const { n, rank, top, verts, cofacetKeys } = this;
     this.emergent = false;
     this.vertices(sigma, dim, verts);
@@ -506,7 +567,15 @@ class RipsReduction {
   }
 
   /** Adds a simplex to the V column and its coboundary (within the threshold) to `working`. */
-  private addCoboundary(r: number, sigma: number, dim: number, ms: number, mc: number, reduction: KeyHeap, working: KeyHeap): void {
+  private addCoboundary(
+    r: number,
+    sigma: number,
+    dim: number,
+    ms: number,
+    mc: number,
+    reduction: KeyHeap,
+    working: KeyHeap,
+  ): void {
     const { n, rank, top, verts } = this;
     reduction.push(r * ms + (ms - 1 - sigma));
     this.vertices(sigma, dim, verts);
@@ -558,7 +627,12 @@ class RipsReduction {
         const ci = this.b(j, dim + 1) + sigma;
         if (keepSimplices) next.push(cr, ci);
         const key = cr * ms + (ms - 1 - ci);
-        if (!pivots.has(key) && this.zeroApparentCofacet(ci, cr, dim) === -1 && this.zeroApparentFacet(ci, cr, dim) === -1) keys.push(key);
+        if (
+          !pivots.has(key) &&
+          this.zeroApparentCofacet(ci, cr, dim) === -1 &&
+          this.zeroApparentFacet(ci, cr, dim) === -1
+        )
+          keys.push(key);
       }
     }
     // reduction order = reverse filtration order = keys descending
@@ -673,10 +747,15 @@ class RipsReduction {
 }
 
 /** Edges of length ≤ threshold in filtration order: length ascending, index descending. */
-function sortedEdges(dist: Float64Array, n: number, threshold: number): { keys: Float64Array; ids: Float64Array } {
+function sortedEdges(
+  dist: Float64Array,
+  n: number,
+  threshold: number,
+): { keys: Float64Array; ids: Float64Array } {
   // collected in index-descending order; the stable sort by length keeps that order within ties
   let count = 0;
-  for (let i = n - 1; i >= 1; i--) for (let j = i - 1; j >= 0; j--) if (dist[i * n + j] <= threshold) count++;
+  for (let i = n - 1; i >= 1; i--)
+    for (let j = i - 1; j >= 0; j--) if (dist[i * n + j] <= threshold) count++;
   const keys = new Float64Array(count);
   const ids = new Float64Array(count);
   let m = 0;
@@ -703,7 +782,19 @@ function stableSortByKey(keys: Float64Array, ids: Float64Array): void {
   const count = new Int32Array(65536);
   let from = 0;
   for (let pass = 0; pass < 4; pass++) {
-    if (radixPass(bufKeys[from], bufIds[from], bufKeys[1 - from], bufIds[1 - from], m, pass >> 1, (pass & 1) * 16, count)) from = 1 - from;
+    if (
+      radixPass(
+        bufKeys[from],
+        bufIds[from],
+        bufKeys[1 - from],
+        bufIds[1 - from],
+        m,
+        pass >> 1,
+        (pass & 1) * 16,
+        count,
+      )
+    )
+      from = 1 - from;
   }
   if (from === 1) {
     keys.set(new Float64Array(bufKeys[1].buffer, 0, m));
@@ -712,7 +803,16 @@ function stableSortByKey(keys: Float64Array, ids: Float64Array): void {
 }
 
 /** One counting-sort pass on the 16-bit digit at `shift` of 32-bit word `word`; false if the digit is constant (nothing moved). */
-function radixPass(kb: Uint32Array, ib: Float64Array, kt: Uint32Array, it: Float64Array, m: number, word: number, shift: number, count: Int32Array): boolean {
+function radixPass(
+  kb: Uint32Array,
+  ib: Float64Array,
+  kt: Uint32Array,
+  it: Float64Array,
+  m: number,
+  word: number,
+  shift: number,
+  count: Int32Array,
+): boolean {
   count.fill(0);
   for (let e = 0; e < m; e++) count[(kb[2 * e + word] >>> shift) & 0xffff]++;
   if (count[(kb[word] >>> shift) & 0xffff] === m) return false;

@@ -1,11 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { correlationPValue } from '../../src/lenses/coupling/correlate.js';
 import { benjaminiHochberg } from '../../src/stats/multiple.js';
 import {
   erfc,
   fixedEffectsRegression,
+  isConstant,
   normalTwoSided,
   ols,
   randomInterceptModel,
@@ -150,7 +153,7 @@ print(json.dumps({'beta': beta.tolist(), 'se': se.tolist(), 's2': s2, 'tau2': la
   );
   fit.coefficients.forEach((c, j) => {
     close(c.estimate, ref.beta[j], 1e-6);
-    close(c.se, ref.se[j], 1e-6);
+    close(c.seGls!, ref.se[j], 1e-6);
     close(c.p, normalTwoSided(c.estimate / c.se), 1e-12);
   });
   close(fit.sigma2, ref.s2, 1e-6);
@@ -192,4 +195,61 @@ test('OLS on five points gives the closed-form line; a constant column is refuse
   close(fit.coefficients[0].estimate, 1.06, 1e-12);
   assert.equal(fit.df, 3);
   assert.equal(ols(y, [x.map(() => 1), x.map(() => 2)], ['a', 'b']), null);
+});
+
+// ---- statsmodels MixedLM: committed reference fits (test/fixtures/stats/make_mixedlm.py) ------
+
+interface MixedReference {
+  cases: {
+    name: string;
+    y: number[];
+    groups: number[];
+    columns: number[][];
+    names: string[];
+    statsmodels: {
+      params: number[];
+      bse: number[];
+      p: number[];
+      scale: number;
+      cov_re: number;
+    };
+  }[];
+  constant_target: { converged: boolean; bse: (number | null)[] };
+}
+const mixedReference = JSON.parse(
+  readFileSync(resolve('test/fixtures/stats/mixedlm.json'), 'utf8'),
+) as MixedReference;
+
+for (const c of mixedReference.cases) {
+  test(`random-intercept SEs equal statsmodels MixedLM bse_fe (${c.name}; fixture by statsmodels 0.13.5)`, () => {
+    const fit = randomInterceptModel(c.y, c.columns, c.groups, c.names)!;
+    assert.equal(fit.covariance, 'statsmodels observed information');
+    const sm = c.statsmodels;
+    fit.coefficients.forEach((co, j) => {
+      close(co.estimate, sm.params[j], 1e-5);
+      close(co.se, sm.bse[j], 1e-4);
+      close(co.p, sm.p[j], 1e-4);
+      // The GLS covariance ignores the uncertainty in λ: never larger than statsmodels'.
+      assert.ok(co.seGls! <= co.se * (1 + 1e-12), `${co.name}: GLS ${co.seGls} vs ${co.se}`);
+    });
+    close(fit.sigma2, sm.scale, 1e-5);
+    close(fit.groupVariance, sm.cov_re, 1e-4);
+  });
+}
+
+test('a constant target: statsmodels does not converge (NaN SEs) and the DMET summary refuses the fit', () => {
+  assert.equal(mixedReference.constant_target.converged, false);
+  assert.deepEqual(mixedReference.constant_target.bse, [null, null]);
+  assert.equal(isConstant([1, 1, 1 + 1e-15, 1 - 2e-16]), true);
+  assert.equal(isConstant([1e-20, 3e-20, 2e-20]), false);
+  assert.equal(isConstant([0, 0, 0]), true);
+  assert.equal(isConstant([0.5, 0.5000001]), false);
+});
+
+test('p-values stay in [0, 1]: erfc(0) of the Chebyshev fit is 1 + 1e-8 and is clamped', () => {
+  assert.ok(erfc(0) > 1); // the fit's own error
+  assert.equal(normalTwoSided(0), 1);
+  assert.equal(normalTwoSided(1e-9), 1);
+  assert.ok(studentTwoSided(0, 7) <= 1);
+  assert.ok(correlationPValue(1e-12, 30)! <= 1);
 });

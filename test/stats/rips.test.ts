@@ -44,7 +44,14 @@ function circleDistances(n: number): Float64Array {
 test('unit square: H0 = three [0,1) + one essential, H1 = [1, √2) (the diagonals fill the 4-cycle)', () => {
   const r = ripsPersistence([0, 0, 1, 0, 1, 1, 0, 1], 4, 2);
   near(r.threshold, Math.SQRT2, 'enclosing radius = the diagonal');
-  assert.deepEqual(finite(r.pairs, 0).map((p) => [p.birth, p.death]), [[0, 1], [0, 1], [0, 1]]);
+  assert.deepEqual(
+    finite(r.pairs, 0).map((p) => [p.birth, p.death]),
+    [
+      [0, 1],
+      [0, 1],
+      [0, 1],
+    ],
+  );
   assert.equal(essential(r.pairs, 0), 1);
   const h1 = finite(r.pairs, 1);
   assert.equal(h1.length, 1);
@@ -95,7 +102,10 @@ test('a threshold below the enclosing radius truncates: survivors are essential,
   const sq = [0, 0, 1, 0, 1, 1, 0, 1];
   const r = ripsPersistence(sq, 4, 2, { threshold: 1.2 });
   assert.equal(r.threshold, 1.2);
-  assert.deepEqual(r.pairs.filter((p) => p.dim === 1), [{ dim: 1, birth: 1, death: null }]);
+  assert.deepEqual(
+    r.pairs.filter((p) => p.dim === 1),
+    [{ dim: 1, birth: 1, death: null }],
+  );
   const low = ripsPersistence(sq, 4, 2, { threshold: 0.5 });
   assert.equal(essential(low.pairs, 0), 4);
   assert.equal(low.pairs.length, 4);
@@ -132,7 +142,10 @@ test('bad input is a one-line LmdynError', () => {
   assert.throws(() => ripsPersistence([0, 1], 2, 2), /need 4 numbers/);
   assert.throws(() => ripsPersistence([0, 1], 1, 2, { maxDim: -1 }), /maxDim/);
   assert.throws(() => ripsPersistence([0, 1], 1, 2, { threshold: -1 }), /threshold/);
-  assert.throws(() => ripsPersistenceFromDistances(new Float64Array([0, -1, -1, 0]), 2), /non-negative/);
+  assert.throws(
+    () => ripsPersistenceFromDistances(new Float64Array([0, -1, -1, 0]), 2),
+    /non-negative/,
+  );
   assert.throws(() => ripsPersistence(new Float64Array(3000), 1000, 3, { maxDim: 7 }), /overflows/);
 });
 
@@ -162,7 +175,8 @@ function parseRipser(out: string): PersistencePair[] {
       continue;
     }
     const m = /^\s*\[([^,]+),\s*([^)]*)\)\s*$/.exec(line);
-    if (m && dim >= 0) pairs.push({ dim, birth: Number(m[1]), death: m[2].trim() === '' ? null : Number(m[2]) });
+    if (m && dim >= 0)
+      pairs.push({ dim, birth: Number(m[1]), death: m[2].trim() === '' ? null : Number(m[2]) });
   }
   return pairs;
 }
@@ -172,7 +186,12 @@ function parseRipser(out: string): PersistencePair[] {
  * in float32; coordinates are scaled so all distances are < 1). A pair may go unmatched only if
  * its lifetime is below 2·tol (float32 can round a tiny interval away). Returns the worst error.
  */
-function matchDiagrams(ours: PersistencePair[], theirs: PersistencePair[], tol: number, label: string): number {
+function matchDiagrams(
+  ours: PersistencePair[],
+  theirs: PersistencePair[],
+  tol: number,
+  label: string,
+): number {
   const used = new Uint8Array(theirs.length);
   let worst = 0;
   const life = (p: PersistencePair) => (p.death === null ? Infinity : p.death - p.birth);
@@ -182,7 +201,10 @@ function matchDiagrams(ours: PersistencePair[], theirs: PersistencePair[], tol: 
     for (let i = 0; i < theirs.length; i++) {
       const q = theirs[i];
       if (used[i] || q.dim !== p.dim || (q.death === null) !== (p.death === null)) continue;
-      const err = Math.max(Math.abs(q.birth - p.birth), p.death === null ? 0 : Math.abs((q.death as number) - p.death));
+      const err = Math.max(
+        Math.abs(q.birth - p.birth),
+        p.death === null ? 0 : Math.abs((q.death as number) - p.death),
+      );
       if (err < bestErr) {
         bestErr = err;
         best = i;
@@ -192,10 +214,18 @@ function matchDiagrams(ours: PersistencePair[], theirs: PersistencePair[], tol: 
       used[best] = 1;
       worst = Math.max(worst, bestErr);
     } else {
-      assert.ok(life(p) < 2 * tol, `${label}: our ${JSON.stringify(p)} has no match in ripser's diagram`);
+      assert.ok(
+        life(p) < 2 * tol,
+        `${label}: our ${JSON.stringify(p)} has no match in ripser's diagram`,
+      );
     }
   }
-  theirs.forEach((q, i) => assert.ok(used[i] || life(q) < 2 * tol, `${label}: ripser's ${JSON.stringify(q)} has no match in ours`));
+  theirs.forEach((q, i) =>
+    assert.ok(
+      used[i] || life(q) < 2 * tol,
+      `${label}: ripser's ${JSON.stringify(q)} has no match in ours`,
+    ),
+  );
   return worst;
 }
 
@@ -206,7 +236,10 @@ const CLOUDS: Cloud[] = [];
   let seed = 1;
   for (const n of sizes) for (const dim of dims) CLOUDS.push({ n, dim, seed: seed++, maxDim: 1 });
   CLOUDS.push({ n: 40, dim: 3, seed: 101, maxDim: 2 }, { n: 30, dim: 8, seed: 102, maxDim: 2 });
-  CLOUDS.push({ n: 150, dim: 2, seed: 103, maxDim: 1, threshold: 0.15 }, { n: 100, dim: 8, seed: 104, maxDim: 1, threshold: 0.4 });
+  CLOUDS.push(
+    { n: 150, dim: 2, seed: 103, maxDim: 1, threshold: 0.15 },
+    { n: 100, dim: 8, seed: 104, maxDim: 1, threshold: 0.4 },
+  );
 }
 
 test(`matches /usr/bin/ripser (point-cloud format) on ${CLOUDS.length} seeded clouds, dims 2–64, 30–200 points, to 1e-6`, (t) => {
@@ -223,18 +256,26 @@ test(`matches /usr/bin/ripser (point-cloud format) on ${CLOUDS.length} seeded cl
     const pts = new Float64Array(c.n * c.dim);
     for (let i = 0; i < pts.length; i++) pts[i] = Math.fround(rng.next() / Math.sqrt(c.dim));
     let csv = '';
-    for (let i = 0; i < c.n; i++) csv += Array.from(pts.subarray(i * c.dim, (i + 1) * c.dim), (v) => v.toPrecision(9)).join(',') + '\n';
+    for (let i = 0; i < c.n; i++)
+      csv +=
+        Array.from(pts.subarray(i * c.dim, (i + 1) * c.dim), (v) => v.toPrecision(9)).join(',') +
+        '\n';
     const args = ['--format', 'point-cloud', '--dim', String(c.maxDim)];
     if (c.threshold !== undefined) args.push('--threshold', String(c.threshold));
     const run = spawnSync(RIPSER, args, { input: csv, encoding: 'utf8' });
     assert.equal(run.status, 0, run.stderr);
     const theirs = parseRipser(run.stdout);
-    const ours = ripsPersistence(pts, c.n, c.dim, { maxDim: c.maxDim, threshold: c.threshold }).pairs;
+    const ours = ripsPersistence(pts, c.n, c.dim, {
+      maxDim: c.maxDim,
+      threshold: c.threshold,
+    }).pairs;
     const label = `n=${c.n} dim=${c.dim} seed=${c.seed} maxDim=${c.maxDim}${c.threshold ? ` threshold=${c.threshold}` : ''}`;
-    for (let k = 0; k <= c.maxDim; k++) assert.equal(essential(ours, k), essential(theirs, k), `${label}: essential H${k}`);
+    for (let k = 0; k <= c.maxDim; k++)
+      assert.equal(essential(ours, k), essential(theirs, k), `${label}: essential H${k}`);
     worst = Math.max(worst, matchDiagrams(ours, theirs, 1e-6, label));
     intervals += theirs.length;
-    if (c.threshold === undefined) assert.ok(finite(ours, 1).length > 0, `${label}: expected some H1`);
+    if (c.threshold === undefined)
+      assert.ok(finite(ours, 1).length > 0, `${label}: expected some H1`);
   }
   t.diagnostic(`${intervals} ripser intervals matched, worst difference ${worst.toExponential(2)}`);
 });
@@ -271,6 +312,10 @@ test('matches /usr/bin/ripser exactly on 120 small integer distance matrices ful
     assert.equal(run.status, 0, run.stderr);
     const theirs = parseRipser(run.stdout).map(key).sort();
     const ours = ripsPersistenceFromDistances(d, n, { maxDim, threshold }).pairs.map(key).sort();
-    assert.deepEqual(ours, theirs, `seed ${1000 + seed}: n=${n}, ${levels} levels, maxDim ${maxDim}`);
+    assert.deepEqual(
+      ours,
+      theirs,
+      `seed ${1000 + seed}: n=${n}, ${levels} levels, maxDim ${maxDim}`,
+    );
   }
 });

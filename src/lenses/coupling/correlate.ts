@@ -3,6 +3,8 @@
  * with R² of the simple linear fit, Spearman ρ (average ranks for ties), and two-sided p-values
  * from Student's t with n − 2 degrees of freedom, as scipy.stats.pearsonr / spearmanr report.
  */
+import { clampProbability, isConstant } from '../../stats/guards.js';
+
 export interface Correlation {
   n: number;
   pearsonR: number | null;
@@ -30,7 +32,7 @@ export function correlate(x: readonly number[], y: readonly number[]): Correlati
   };
 }
 
-/** Pearson's r; null when either variable is constant. */
+/** Pearson's r; null when either variable is constant (to rounding: stats/guards.ts isConstant). */
 export function pearson(x: readonly number[], y: readonly number[]): number | null {
   const n = x.length;
   const mx = x.reduce((a, b) => a + b, 0) / n;
@@ -43,7 +45,7 @@ export function pearson(x: readonly number[], y: readonly number[]): number | nu
     sxx += (x[i] - mx) ** 2;
     syy += (y[i] - my) ** 2;
   }
-  if (sxx === 0 || syy === 0) return null;
+  if (sxx === 0 || syy === 0 || isConstant(x) || isConstant(y)) return null;
   return Math.max(-1, Math.min(1, sxy / Math.sqrt(sxx * syy)));
 }
 
@@ -66,7 +68,7 @@ export function correlationPValue(r: number | null, n: number): number | null {
   const nu = n - 2;
   if (Math.abs(r) >= 1) return 0;
   const t2 = (r * r * nu) / (1 - r * r);
-  return regularizedBeta(nu / (nu + t2), nu / 2, 0.5);
+  return clampProbability(regularizedBeta(nu / (nu + t2), nu / 2, 0.5));
 }
 
 /** I_x(a, b) by the continued fraction of Numerical Recipes §6.4 (modified Lentz). */

@@ -9,6 +9,7 @@ import { correlate, correlationPValue, pearson } from '../coupling/correlate.js'
 import { benjaminiHochberg } from '../../stats/multiple.js';
 import {
   fixedEffectsRegression,
+  isConstant,
   randomInterceptModel,
   type CoefficientTest,
 } from '../../stats/regression.js';
@@ -68,7 +69,10 @@ export interface RegressionReport {
   groups: number;
   /** Coefficient tests with BH q across every coefficient of the family (all targets). */
   coefficients: (CoefficientTest & { q: number | null })[];
+  /** Mixed model: how the standard errors were computed (see stats/regression.ts). */
+  covariance?: string;
   extra: Record<string, number>;
+  /** Why the fit was not made (too few rows, constant target, singular design); null when fitted. */
   error: string | null;
 }
 
@@ -197,7 +201,7 @@ export function summarize(
         source:
           'analysis/correlation_analyzer.py (Pearson per configuration); p-values: Student t, n − 2 df',
         correction:
-          'Benjamini–Hochberg over all per-configuration tests (configurations × features × targets)',
+          'Benjamini–Hochberg over all per-configuration tests (configurations × features × targets); a test whose feature or target is constant has r undefined and is left out of the family',
         tests: perConfig,
         significant_q05: perConfig.filter((t) => t.q !== null && t.q < 0.05).length,
       },
@@ -209,7 +213,7 @@ export function summarize(
       mixed_model: {
         tag: 'exact',
         source:
-          'analysis/statistical_validator.py (statsmodels MixedLM, groups = configuration), fitted by REML; Wald z-tests',
+          "analysis/statistical_validator.py (statsmodels MixedLM, groups = configuration), fitted by REML; Wald z-tests with statsmodels' standard errors (inverse observed information of the profiled REML likelihood); a constant target is not fitted",
         formula: `${formula} + (1 | configuration)`,
         correction:
           'Benjamini–Hochberg over the slope coefficients of every target (intercepts excluded)',
@@ -279,6 +283,15 @@ function regressions(
     const y = use.map((r) => num(r, target));
     const cols = features.map((f) => use.map((r) => num(r, f)));
     const groups = use.map((r) => r.config);
+    // A constant target has nothing to explain: a fit would report rounding noise as significant
+    // (statsmodels fails to converge there); it is skipped and stays out of the BH family.
+    if (isConstant(y))
+      return { ...base, error: `target constant (${target} = ${y[0]} in every row): not fitted` };
+    if (constantWithinGroups(y, groups))
+      return {
+        ...base,
+        error: `target constant within every configuration (${target} varies only between them): not fitted`,
+      };
     if (kind === 'mixed') {
       const fit = randomInterceptModel(y, cols, groups, features);
       if (!fit)
@@ -289,6 +302,7 @@ function regressions(
       return {
         ...base,
         coefficients: fit.coefficients.map((c) => ({ ...c, q: null })),
+        covariance: fit.covariance,
         extra: {
           sigma2: fit.sigma2,
           group_variance: fit.groupVariance,
@@ -316,6 +330,13 @@ function regressions(
   const q = benjaminiHochberg(slopes.map((c) => c.p));
   slopes.forEach((c, i) => (c.q = q[i]));
   return fits;
+}
+
+/** Whether y is constant (to rounding) inside every group. */
+function constantWithinGroups(y: readonly number[], groups: readonly number[]): boolean {
+  const by = new Map<number, number[]>();
+  groups.forEach((g, i) => (by.get(g) ?? by.set(g, []).get(g)!).push(y[i]));
+  return [...by.values()].every((v) => isConstant(v));
 }
 
 function heatmaps(configurations: DmetSummary['configurations']): DmetSummary['heatmaps'] {
