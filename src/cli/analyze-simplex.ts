@@ -297,7 +297,7 @@ export function summary(report: SimplexReport, out: string): string {
 /** One line per configuration: loop rate, period, time to loop, escape by σ, asymmetry. */
 export function loopTable(loops: LoopReport): string {
   const sigmas = loops.options.sigmas;
-  const head = `config | loops/samples | loop rate [95% CI] | mean period | median time to loop | ${sigmas.map((s) => `escape σ=${s}`).join(' | ')} | asymmetry (model)`;
+  const head = `config | loops/distinct sequences | loop rate [95% CI] | mean period | median time to loop | ${sigmas.map((s) => `escape σ=${s}`).join(' | ')} | asymmetry (model)`;
   const rows = loops.configs.map((c) => {
     const s = c.summary;
     const esc = c.escape.by_sigma.map((b) =>
@@ -306,7 +306,7 @@ export function loopTable(loops: LoopReport): string {
     const a = c.score_response;
     return [
       c.label,
-      `${s.loops}/${s.samples}${s.distinct_sequences < s.samples ? ` (${s.distinct_sequences} distinct)` : ''}`,
+      `${s.loops}/${s.distinct_sequences}${s.distinct_sequences < s.samples ? ` (of ${s.samples} samples)` : ''}`,
       `${s.loop_rate.toFixed(2)} [${s.loop_rate_ci95[0].toFixed(2)}, ${s.loop_rate_ci95[1].toFixed(2)}]`,
       s.mean_period === null ? '–' : s.mean_period.toFixed(1),
       s.time_to_loop === null ? '–' : String(s.time_to_loop.median),

@@ -345,6 +345,40 @@ test('loop detection: no loop without a final cycle (distinct, cycle in the midd
   assert.equal(detectLoop([]), null);
 });
 
+test('identical sequences count once: 32 copies of one greedy loop give 1/1 with Wilson [0.2065, 1] (statsmodels proportion_confint, fixture)', () => {
+  const ref = JSON.parse(readFileSync('test/fixtures/stats/wilson.json', 'utf8')) as {
+    cases: { k: number; n: number; ci: [number, number] }[];
+  };
+  for (const c of ref.cases) {
+    const [lo, hi] = wilsonInterval(c.k, c.n);
+    assert.ok(Math.abs(lo - c.ci[0]) < 1e-12 && Math.abs(hi - c.ci[1]) < 1e-12, `${c.k}/${c.n}`);
+  }
+  const loop = [5, 6, 7, 1, 2, 1, 2, 1, 2, 1, 2];
+  const other = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+  const greedy = Array.from({ length: 32 }, () => ({ ids: loop, finishReason: 'length' }));
+  const { summary, first } = loopSummary(greedy);
+  assert.equal(summary.samples, 32);
+  assert.equal(summary.distinct_sequences, 1);
+  assert.equal(summary.loops, 1);
+  assert.equal(summary.loops_in_samples, 32);
+  assert.equal(summary.loop_rate, 1);
+  const one = ref.cases.find((c) => c.k === 1 && c.n === 1)!.ci;
+  assert.ok(
+    Math.abs(summary.loop_rate_ci95[0] - one[0]) < 1e-12 && summary.loop_rate_ci95[1] === 1,
+  );
+  assert.deepEqual(first, [true, ...Array<boolean>(31).fill(false)]);
+  // 2 distinct of 3 samples, one looping: 1/2.
+  const mixed = loopSummary([
+    { ids: loop, finishReason: 'length' },
+    { ids: other, finishReason: 'length' },
+    { ids: loop, finishReason: 'length' },
+  ]).summary;
+  assert.equal(mixed.loops, 1);
+  assert.equal(mixed.distinct_sequences, 2);
+  assert.equal(mixed.loop_rate, 0.5);
+  assert.deepEqual(mixed.loop_rate_ci95, wilsonInterval(1, 2));
+});
+
 test('loop summary: rate, periods, time to loop and a stop-ended sequence; Wilson interval and asymmetry against hand values', () => {
   const loopA = [1, 2, 3, 4, 5, 6, 6, 6, 6, 6, 6, 6]; // period 1 from 5
   const loopB = [9, 8, 1, 2, 1, 2, 1, 2]; // period 2 from 2
@@ -358,7 +392,7 @@ test('loop summary: rate, periods, time to loop and a stop-ended sequence; Wilso
   assert.equal(summary.loops, 2);
   assert.equal(summary.loop_rate, 0.5);
   assert.equal(summary.ended_by_stop, 1);
-  assert.equal(summary.distinct_sequences, 3);
+  assert.equal(summary.distinct_sequences, 4); // loopA ended by a stop token is another sequence
   assert.deepEqual(summary.periods, { '1': 1, '2': 1 });
   assert.deepEqual(summary.time_to_loop, { mean: 3.5, median: 3.5, min: 2, max: 5 });
   // Wilson 95 %: 0/10 → upper z²/(n + z²) = 0.2775; 3/10 → (0.1078, 0.6032) (published tables)
@@ -576,9 +610,12 @@ test('CLI: analyze simplex --sweep on a hand-made sweep folder: loop rates as co
     assert.deepEqual(r.prompt_ids, [1, 403, 407, 261, 378]);
     assert.deepEqual(r.temperatures, [0.5, 1]);
     const [a, b] = r.loops.configs;
+    // over distinct sequences: a = {looped, plain} → 1/2; b = {plain, looped} → 1/2
     assert.equal(a.summary.loop_rate, 0.5);
-    assert.equal(b.summary.loop_rate, 0.25);
-    assert.deepEqual(a.summary.periods, { '5': 2 });
+    assert.equal(b.summary.loop_rate, 0.5);
+    assert.equal(b.summary.samples, 4);
+    assert.equal(a.summary.loops_in_samples, 2);
+    assert.deepEqual(a.summary.periods, { '5': 1 });
     assert.equal(a.summary.time_to_loop.median, 4); // the cycle begins after 403 407 261 378
     assert.equal(a.summary.distinct_sequences, 2);
     assert.equal(a.escape.loops_used, 1);

@@ -77,23 +77,33 @@ export interface LoopSample {
 
 export interface LoopSummary {
   samples: number;
-  /** Distinct generated sequences (greedy decoding repeats one sequence for every seed). */
+  /**
+   * Distinct generated sequences (same ids and finish reason). Greedy decoding repeats one
+   * sequence for every seed; copies are not independent observations, so every count, rate and
+   * interval below is over distinct sequences.
+   */
   distinct_sequences: number;
-  /** Sequences that ended with a stop token: they end, so they do not end in a loop. */
+  /** Distinct sequences that ended with a stop token: they end, so they do not end in a loop. */
   ended_by_stop: number;
+  /** Distinct sequences that end in a loop. */
   loops: number;
+  /** Samples (copies included) that end in a loop, for reference only. */
+  loops_in_samples: number;
+  /** loops / distinct_sequences. */
   loop_rate: number;
-  /** Wilson score interval (95 %) of the loop rate. */
+  /** Wilson score interval (95 %) of the loop rate, n = distinct sequences. */
   loop_rate_ci95: [number, number];
-  /** period → number of looping sequences. */
+  /** period → number of distinct looping sequences. */
   periods: Record<string, number>;
   mean_period: number | null;
   time_to_loop: { mean: number; median: number; min: number; max: number } | null;
 }
 
 /**
- * Loop statistics of a set of sequences: loop rate (fraction of sequences ending in a cycle),
- * periods, time to loop. A sequence that ended with a stop token is counted as not looping.
+ * Loop statistics of a set of sequences: loop rate (fraction of distinct sequences ending in a
+ * cycle), periods, time to loop. A sequence that ended with a stop token is counted as not
+ * looping. `loops[i]` is sample i's loop (copies included); `first[i]` whether sample i is the
+ * first occurrence of its sequence.
  */
 export function loopSummary(
   samples: readonly LoopSample[],
@@ -101,20 +111,31 @@ export function loopSummary(
 ): {
   summary: LoopSummary;
   loops: (Loop | null)[];
+  first: boolean[];
 } {
   const loops = samples.map((s) => (s.finishReason === 'eos' ? null : detectLoop(s.ids, options)));
-  const found = loops.filter((l): l is Loop => l !== null);
+  const seen = new Set<string>();
+  const first = samples.map((s) => {
+    const key = `${s.finishReason}:${Array.from(s.ids).join(',')}`;
+    const fresh = !seen.has(key);
+    seen.add(key);
+    return fresh;
+  });
+  const distinct = samples.map((_, i) => i).filter((i) => first[i]);
+  const found = distinct.flatMap((i) => (loops[i] ? [loops[i]!] : []));
   const periods: Record<string, number> = {};
   for (const l of found) periods[String(l.period)] = (periods[String(l.period)] ?? 0) + 1;
   const starts = found.map((l) => l.start).sort((a, b) => a - b);
-  const n = samples.length;
+  const n = distinct.length;
   return {
     loops,
+    first,
     summary: {
-      samples: n,
-      distinct_sequences: new Set(samples.map((x) => Array.from(x.ids).join(','))).size,
-      ended_by_stop: samples.filter((s) => s.finishReason === 'eos').length,
+      samples: samples.length,
+      distinct_sequences: n,
+      ended_by_stop: distinct.filter((i) => samples[i].finishReason === 'eos').length,
       loops: found.length,
+      loops_in_samples: loops.filter((l) => l !== null).length,
       loop_rate: n > 0 ? found.length / n : NaN,
       loop_rate_ci95: wilsonInterval(found.length, n),
       periods,

@@ -61,6 +61,9 @@ export interface LoopConfigReport {
     horizon: { min: number; max: number } | null;
     by_sigma: {
       sigma: number;
+      /** Continuations run (loops × trials). */
+      draws: number;
+      /** Independent trials: draws, with a deterministic loop's copies counted once. */
       trials: number;
       escaped: number;
       probability: number | null;
@@ -129,6 +132,11 @@ const PENALTY_NAME: Partial<Record<keyof SamplingConfig, string>> = {
 };
 const OTHERS: (keyof SamplingConfig)[] = ['topK', 'topP', 'minP'];
 
+/** Whether every trial at this σ replays the same continuation (no noise, no sampling randomness). */
+function deterministicTrials(sigma: number, s: SamplingConfig): boolean {
+  return sigma === 0 && (s.temperature === 0 || s.topK === 1);
+}
+
 export function analyzePathDependence(
   set: GenerationSet,
   model: Model,
@@ -156,22 +164,21 @@ export function analyzePathDependence(
       ...varying.filter((k) => k !== 'temperature').map((k) => `${SHORT[k]} ${s[k]}`),
     ].join(' · ');
     options.log?.(`simplex: loops in ${label} (${config.samples.length} samples)`);
-    const { summary, loops } = loopSummary(
+    const {
+      summary,
+      loops,
+      first: distinct,
+    } = loopSummary(
       config.samples.map((x) => ({ ids: x.ids, finishReason: x.finishReason })),
       loopOptions,
     );
 
     // Escape under logit noise, for the first `maxLoops` loops.
-    // Identical sequences (greedy decoding repeats one for every seed) are measured once.
-    const seen = new Set<string>();
-    const distinct = config.samples.map((x) => {
-      const key = [...x.promptIds, -1, ...x.ids].join(',');
-      const fresh = !seen.has(key);
-      seen.add(key);
-      return fresh;
-    });
+    // Identical sequences (greedy decoding repeats one for every seed) are measured once, and
+    // the trials of a deterministic continuation (σ = 0 with greedy or top-k 1 sampling) are
+    // copies of one trial: they count once per loop.
     const looping = config.samples.map((_, i) => i).filter((i) => loops[i] !== null && distinct[i]);
-    const pooled = sigmas.map((sigma) => ({ sigma, trials: 0, escaped: 0, steps: 0 }));
+    const pooled = sigmas.map((sigma) => ({ sigma, draws: 0, trials: 0, escaped: 0, steps: 0 }));
     const horizons: number[] = [];
     for (const i of looping.slice(0, maxLoops)) {
       const x = config.samples[i];
@@ -184,9 +191,11 @@ export function analyzePathDependence(
       if (!result) continue;
       horizons.push(result.horizon);
       result.by_sigma.forEach((r, k) => {
-        pooled[k].trials += r.trials;
-        pooled[k].escaped += r.escaped;
-        pooled[k].steps += (r.mean_steps_to_escape ?? 0) * r.escaped;
+        const copies = deterministicTrials(r.sigma, s) ? r.trials : 1;
+        pooled[k].draws += r.trials;
+        pooled[k].trials += r.trials / copies;
+        pooled[k].escaped += r.escaped / copies;
+        pooled[k].steps += ((r.mean_steps_to_escape ?? 0) * r.escaped) / copies;
       });
     }
 
@@ -240,6 +249,7 @@ export function analyzePathDependence(
           : null,
         by_sigma: pooled.map((p) => ({
           sigma: p.sigma,
+          draws: p.draws,
           trials: p.trials,
           escaped: p.escaped,
           probability: p.trials ? p.escaped / p.trials : null,
@@ -273,13 +283,14 @@ export function analyzePathDependence(
       loop:
         `the generated ids end in a cycle: the longest P-periodic suffix has length ≥ max(${loopOptions.minRepeats}·P, ${loopOptions.minSpan}), P ≤ ${loopOptions.maxPeriod}; ` +
         'period = the smallest such P; a sequence ended by a stop token does not loop',
-      loop_rate: 'looping sequences / sequences, with a 95 % Wilson interval',
+      loop_rate:
+        'looping distinct sequences / distinct sequences (identical samples, e.g. greedy decoding under every seed, count once), with a 95 % Wilson interval on the distinct count',
       time_to_loop:
         'generated tokens before the periodic suffix begins (right-censored at the token budget)',
       escape:
         'from the looping sequence, continue with logits + N(0, σ²) per token and step through the sampler (same config); ' +
         'escaped if within the horizon (≥ one period, ≤ the context left) a token differs from the cycle’s continuation or ends the sequence; ' +
-        'identical sequences are measured once',
+        'identical sequences are measured once, and a deterministic continuation (σ = 0 with greedy or top-k 1 sampling) counts as one trial per loop; the 95 % Wilson interval is on those independent trials',
       score_response:
         'A_ij = s_i(context with one more token j inserted after BOS) − s_i(context), s = logits after the configuration’s penalties, ' +
         'on the most frequent generated tokens; asymmetry = ‖A − Aᵀ‖_F / ‖A + Aᵀ‖_F (0 symmetric: potential game; unbounded towards antisymmetric; ≈ √((m − 1)/(m + 1)) for iid entries); ' +

@@ -201,7 +201,7 @@ export function loopPlots(loops: LoopReport): { name: string; spec: PlotSpec }[]
     penalty: c.axes.penalty,
     panel: c.axes.panel,
     loop_rate: c.summary.loop_rate,
-    loops: `${c.summary.loops}/${c.summary.samples}`,
+    loops: `${c.summary.loops}/${c.summary.distinct_sequences}`,
     asymmetry: c.score_response.asymmetry.mean ?? NaN,
   }));
   const facets = new Set(rows.map((r) => r.panel)).size;
