@@ -8,6 +8,7 @@ import { LmdynError } from '../errors.js';
 import {
   analyzeCoupling,
   DEFAULT_K,
+  type CouplingConvention,
   type CouplingReport,
   type PositionSpec,
 } from '../lenses/coupling/analyze.js';
@@ -42,6 +43,7 @@ interface CouplingFlags {
   k: number[];
   randomTwin?: boolean;
   includeFinalNorm?: boolean;
+  convention: string;
   interactions: boolean;
   saveJacobians?: boolean;
   seed: number;
@@ -77,6 +79,11 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
     ])
     .option('--random-twin', 'also measure the same config with training-time random weights')
     .option('--include-final-norm', 'add ∂ln_final(x^L_T)/∂x^L_T as a last block')
+    .option(
+      '--convention <C>',
+      "lmdyn (default) or paper-code: the authors' code, whose last block includes the final norm and whose fidelity is align.py's",
+      'lmdyn',
+    )
     .option('--no-interactions', 'skip the context → last-token family (§5.4 c)')
     .option(
       '--save-jacobians',
@@ -122,6 +129,7 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
         positions: flags.positions,
         k: flags.k,
         includeFinalNorm: flags.includeFinalNorm ?? false,
+        convention: parseConvention(flags.convention),
         interactions: flags.interactions,
         seed: flags.seed,
         log,
@@ -200,6 +208,11 @@ function promptsFrom(flags: CouplingFlags): string[] {
   throw new LmdynError('bad_argument', 'the coupling lens needs --prompt P or --prompts FILE');
 }
 
+function parseConvention(value: string): CouplingConvention {
+  if (value === 'lmdyn' || value === 'paper-code') return value;
+  throw new LmdynError('bad_argument', `--convention must be lmdyn or paper-code, got '${value}'`);
+}
+
 function parsePositions(value: string): PositionSpec {
   if (value === 'last' || value === 'all') return value;
   const list = value.split(',').map((s) => s.trim());
@@ -234,7 +247,7 @@ function parseModelList(value: string): string[] {
 
 function printSummary(report: CouplingReport, out: string): void {
   const lines = [
-    `coupling: ${report.prompts.length} prompt(s), d = ${report.model.config.dim}, ${report.blocks.length} blocks → ${out}`,
+    `coupling: ${report.prompts.length} prompt(s), d = ${report.model.config.dim}, ${report.blocks.length} blocks, convention ${report.options.convention} → ${out}`,
   ];
   const kNote = report.k
     .filter((e) => e.used !== e.requested)

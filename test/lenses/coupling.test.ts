@@ -294,6 +294,58 @@ test('analyzeCoupling: --include-final-norm adds an ln_final block; a position p
   );
 });
 
+test("--convention paper-code matches a float64 PyTorch run of the authors' conventions (HF hidden states, align.py fidelity; fixture)", async () => {
+  const ref = JSON.parse(readFileSync('test/fixtures/coupling/paper-code.json', 'utf8')) as {
+    prompts: {
+      ids: number[];
+      fidelity_align_py: number;
+      last_block_s: number[];
+      m10: number[][];
+    }[];
+  };
+  const m = await openModel(STORIES);
+  const texts = ['Once upon a time, there was a little girl', 'The cat sat on the mat'];
+  const r = analyzeCoupling(m, {
+    prompts: texts,
+    k: [10],
+    interactions: false,
+    convention: 'paper-code',
+  });
+  assert.equal(r.options.convention, 'paper-code');
+  assert.match(r.conventions.convention, /^paper-code/);
+  assert.equal(r.blocks.at(-1), 'blocks.4+ln_final');
+  assert.equal(r.trained.fidelity.tag, 'exact');
+  ref.prompts.forEach((p, i) => {
+    assert.deepEqual(r.prompts[i].prompt_ids, p.ids);
+    const fid = r.trained.fidelity.per_prompt[i][0];
+    assert.ok(
+      Math.abs(fid - p.fidelity_align_py) < 2e-4,
+      `fidelity ${fid} vs ${p.fidelity_align_py}`,
+    );
+    const s = r.trained.singular_values.per_prompt[i][0][4];
+    p.last_block_s.forEach((v, k) =>
+      assert.ok(Math.abs(s[k] - v) < 1e-4 * v, `s_${k} ${s[k]} vs ${v}`),
+    );
+    const c = r.trained.coupling.by_k[0].per_prompt[i][0];
+    p.m10.forEach((row, a) =>
+      row.forEach((v, b) =>
+        assert.ok(Math.abs(c[a][b] - v) < 5e-4, `m10[${a}][${b}] ${c[a][b]} vs ${v}`),
+      ),
+    );
+  });
+  // The lmdyn convention differs (all L blocks, pre-norm x^L) and is tagged proposed.
+  const own = analyzeCoupling(m, { prompts: texts, k: [10], interactions: false });
+  assert.equal(own.options.convention, 'lmdyn');
+  assert.equal(own.trained.fidelity.tag, 'proposed');
+  assert.ok(
+    Math.abs(own.trained.fidelity.per_prompt[0][0] - ref.prompts[0].fidelity_align_py) > 1e-2,
+  );
+  assert.throws(
+    () => analyzeCoupling(m, { prompts: texts, convention: 'paper-code', includeFinalNorm: true }),
+    (e: unknown) => e instanceof LmdynError && /does not apply/.test(e.message),
+  );
+});
+
 // ---- the CLI: refusal before computing, files written -------------------------------------------
 
 async function runCli(args: string[]): Promise<void> {

@@ -236,6 +236,10 @@ test('analyze dmet --sweep end to end on stories260K: files, rows, C_mean vs num
     assert.equal(report.seed.recording, 42);
     assert.equal(report.metrics.C_mean.tag, 'exact');
     assert.equal(report.metrics.coherence.tag, 'proposed');
+    // perplexity by the generating model with BOS, a different dictionary: not the paper's
+    assert.equal(report.metrics.log_ppl.tag, 'proposed');
+    assert.equal(report.metrics.spelling.tag, 'proposed');
+    assert.equal(report.metrics.diversity.tag, 'exact');
     assert.equal(report.configurations.length, 4);
     assert.equal(report.tests.per_config_pearson.tests.length, 4 * 4 * 5);
     assert.equal(report.tests.mixed_model.fits.length, 5);

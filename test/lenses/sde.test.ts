@@ -743,7 +743,7 @@ test('CLI: --trace writes sde.json, sde-model.json and figures; --model-file reu
     const report = JSON.parse(readFileSync(join(traceDir, 'sde.json'), 'utf8')) as SdeReport;
     assert.equal(report.lens, 'sde');
     assert.equal(report.seed, 5);
-    assert.equal(report.tags.model_form.tag, 'exact');
+    assert.equal(report.tags.model_form.tag, 'proposed'); // σ diagonal and the linear drift are ours
     assert.equal(report.tags.analyses.tag, 'proposed');
     assert.equal(report.states.k, 2);
     assert.equal(report.time.kind, 'unit');

@@ -501,6 +501,9 @@ test('CLI: analyze simplex --model writes simplex.json (model, prompt, prompt_id
     assert.equal(r.temperature, 0.8);
     assert.equal(r.seed, 7);
     assert.equal(r.flows.paper.tag, 'exact');
+    assert.equal(r.flows.entropic.tag, 'proposed'); // the corrected flow is not the paper's
+    assert.equal(r.faces[0].tag, 'proposed');
+    assert.equal(r.counter_example.tag, 'proposed');
     assert.match(r.flows.paper.limit, /argmax/);
     assert.match(r.flows.entropic.limit, /π_T/);
     assert.equal(r.faces[0].name, 'top-k 5');

@@ -17,6 +17,7 @@ import {
 import { parameterCount, type ModelConfig } from '../../model/types.js';
 import { matrixOperator, singularValues, svd, topSvd, type Svd } from '../../tensor/linalg.js';
 import { allocF32, freeF32 } from '../../tensor/memory.js';
+import { layernorm, rmsnorm } from '../../tensor/ops.js';
 import { VERSION } from '../../version.js';
 import {
   couplingMetric,
@@ -31,8 +32,18 @@ import {
 } from './metrics.js';
 import { freeWeights, initName, randomTwin } from './twin.js';
 
-export type Tag = 'exact' | 'proposed';
+import type { Tag } from '../tag.js';
+
+export type { Tag };
 export type PositionSpec = 'last' | 'all' | readonly number[];
+
+/**
+ * Whose conventions (papers.md §5.2, §5.8): 'lmdyn' — every block's own Jacobian, x^L before the
+ * final norm, fidelity over all L blocks against x^L; 'paper-code' — the authors' code: consecutive
+ * HF hidden states, so the last block includes the final norm (run_coupling_hf), and fidelity
+ * multiplies the first L − 1 block Jacobians and compares with the post-final-norm state (align.py).
+ */
+export type CouplingConvention = 'lmdyn' | 'paper-code';
 
 export interface CouplingOptions {
   /** Prompt texts (encoded with BOS, as `encodePrompt`). */
@@ -45,6 +56,8 @@ export interface CouplingOptions {
   randomTwin?: boolean;
   /** Add ∂ ln_final(x^L_T)/∂x^L_T as a last "block" (excluded by default, papers.md §5.2). */
   includeFinalNorm?: boolean;
+  /** Whose conventions (default 'lmdyn'; see CouplingConvention). */
+  convention?: CouplingConvention;
   /** Interaction family (c), context → last token (default true; costs T Jacobians per block). */
   interactions?: boolean;
   /** Seeds the twin's weights and the randomized SVD (default 1). */
@@ -83,12 +96,14 @@ export interface CouplingReport {
   seed: number;
   options: {
     positions: 'last' | 'all' | number[];
+    /** Which conventions produced every number here (CouplingConvention). */
+    convention: CouplingConvention;
     include_final_norm: boolean;
     interactions: boolean;
     random_twin: boolean;
     svd: string;
   };
-  conventions: { blocks: string; trajectory: string; depth: string };
+  conventions: { convention: string; blocks: string; trajectory: string; depth: string };
   /** Row/column labels of every per-block array: blocks.0 … blocks.{L−1} (+ ln_final). */
   blocks: string[];
   trained: WeightsReport;
@@ -233,9 +248,22 @@ export function analyzeCoupling(model: Model, options: CouplingOptions): Couplin
     return { text, prompt_ids: ids, positions: resolvePositions(spec, ids.length, i) };
   });
   const includeFinalNorm = options.includeFinalNorm ?? false;
+  const convention = options.convention ?? 'lmdyn';
+  if (convention !== 'lmdyn' && convention !== 'paper-code')
+    throw new LmdynError(
+      'bad_argument',
+      `--convention must be lmdyn or paper-code, got '${convention}'`,
+    );
+  if (convention === 'paper-code' && includeFinalNorm)
+    throw new LmdynError(
+      'bad_argument',
+      '--include-final-norm does not apply with --convention paper-code (its last block already includes the final norm)',
+    );
   const blocks = Array.from({ length: c.nLayers }, (_, l) => `blocks.${l}`);
   if (includeFinalNorm) blocks.push('ln_final');
+  if (convention === 'paper-code') blocks[c.nLayers - 1] = `blocks.${c.nLayers - 1}+ln_final`;
   const run: RunSettings = {
+    convention,
     ks,
     seed,
     fullSvd,
@@ -271,6 +299,7 @@ export function analyzeCoupling(model: Model, options: CouplingOptions): Couplin
     seed,
     options: {
       positions: typeof spec === 'string' ? spec : [...spec],
+      convention,
       include_final_norm: includeFinalNorm,
       interactions: run.interactions,
       random_twin: options.randomTwin ?? false,
@@ -279,10 +308,16 @@ export function analyzeCoupling(model: Model, options: CouplingOptions): Couplin
         : `top-${ks[ks.length - 1]} randomized subspace iteration (seed ${seed}), d = ${d} > ${FULL_SVD_MAX_DIM}`,
     },
     conventions: {
+      convention:
+        convention === 'paper-code'
+          ? "paper-code: the authors' code (sugolov/coupling): the last block maps hidden_states[L−1] to the post-final-norm hidden_states[L] (run_coupling_hf); fidelity multiplies the first L − 1 block Jacobians and compares with the post-norm state (align.py)"
+          : "lmdyn: every block's own Jacobian, the final norm excluded (papers.md §5.2 toolkit default); fidelity multiplies all L block Jacobians and compares with x^L before the final norm",
       blocks:
-        "blocks.l is hook block l (0-based); its Jacobian is the paper's J^{l+1} = ∂x^{l+1}_T/∂x^l_T − I",
+        convention === 'paper-code'
+          ? `blocks.l is hook block l (0-based); its Jacobian is the paper's J^{l+1} = ∂x^{l+1}_T/∂x^l_T − I, except the last, blocks.${c.nLayers - 1}+ln_final: ∂ln_final(x^L_T)/∂x^{L−1}_T − I`
+          : "blocks.l is hook block l (0-based); its Jacobian is the paper's J^{l+1} = ∂x^{l+1}_T/∂x^l_T − I",
       trajectory:
-        'x^0 = blocks.0.hook_resid_pre (embedding, plus learned positions for GPT-2), x^l = blocks.{l−1}.hook_resid_post; x^L is before the final norm',
+        'x^0 = blocks.0.hook_resid_pre (embedding, plus learned positions for GPT-2), x^l = blocks.{l−1}.hook_resid_post; x^L is before the final norm (for LSS and growth in both conventions)',
       depth: 'fits against depth use l = block index + 1 (1-based, as the paper)',
     },
     blocks,
@@ -292,6 +327,7 @@ export function analyzeCoupling(model: Model, options: CouplingOptions): Couplin
 }
 
 interface RunSettings {
+  convention: CouplingConvention;
   ks: number[];
   seed: number;
   fullSvd: boolean;
@@ -356,6 +392,8 @@ function measurePrompt(
     const perPosition = prompt.positions.map((T) => {
       const js = blockJacobians(tf, states, T);
       if (run.includeFinalNorm) js.push(finalNormJacobian(tf, states, T));
+      if (run.convention === 'paper-code')
+        js[L - 1] = throughFinalNorm(finalNormJacobian(tf, states, T), js[L - 1], d);
       run.onJacobians?.({ weights: label, prompt: index, position: T, blocks: js });
       const arena = js.map((j) => {
         const a = allocF32(d * d);
@@ -393,14 +431,22 @@ function measurePrompt(
     const trajectories = Array.from({ length: states.n }, (_, t) => trajectory(states, t, d));
     const lss = trajectories.map((x) => lineShapeScore(x, L + 1, d));
     const steps = trajectories.map((x) => stepSizes(x, L + 1, d));
-    // §5.8 fidelity and top singular values, at the analysed positions (blocks only)
+    // §5.8 fidelity and top singular values, at the analysed positions (blocks only).
+    // paper-code (align.py): Π over the first L − 1 blocks against the post-final-norm state.
     const fidelity = perPosition.map(({ T, js }) =>
-      linearisationFidelity(
-        js.slice(0, L),
-        states.resid[0].subarray(T * d, (T + 1) * d),
-        states.resid[L].subarray(T * d, (T + 1) * d),
-        d,
-      ),
+      run.convention === 'paper-code'
+        ? linearisationFidelity(
+            js.slice(0, L - 1),
+            states.resid[0].subarray(T * d, (T + 1) * d),
+            finalNormed(tf, states.resid[L].subarray(T * d, (T + 1) * d)),
+            d,
+          )
+        : linearisationFidelity(
+            js.slice(0, L),
+            states.resid[0].subarray(T * d, (T + 1) * d),
+            states.resid[L].subarray(T * d, (T + 1) * d),
+            d,
+          ),
     );
     return {
       spectra: perPosition.map(({ svds }) =>
@@ -419,6 +465,36 @@ function measurePrompt(
   } finally {
     for (const a of owned) freeF32(a);
   }
+}
+
+/**
+ * The last block under the authors' convention: x^{L−1} ↦ ln_final(x^{L−1} + f^L(x^{L−1})), so
+ * J = N·(I + J^L) − I with N = ∂ln_final/∂x at x^L (chain rule). n, j: [d, d] row = output.
+ */
+function throughFinalNorm(n: Float32Array, j: Float32Array, d: number): Float32Array {
+  const out = new Float32Array(d * d);
+  const row = new Float64Array(d);
+  for (let o = 0; o < d; o++) {
+    for (let i = 0; i < d; i++) row[i] = n[o * d + i];
+    for (let k = 0; k < d; k++) {
+      const nk = n[o * d + k];
+      if (nk === 0) continue;
+      for (let i = 0; i < d; i++) row[i] += nk * j[k * d + i];
+    }
+    row[o] -= 1;
+    for (let i = 0; i < d; i++) out[o * d + i] = row[i];
+  }
+  return out;
+}
+
+/** ln_final(x) for one state (RMSNorm or LayerNorm, as the model's forward pass). */
+function finalNormed(tf: Model['transformer'], x: Float32Array): Float32Array {
+  const w = tf.weights;
+  const out = new Float32Array(x.length);
+  if (tf.config.norm === 'layernorm')
+    layernorm(out, x, w.finalNorm, w.finalNormBias, 1, tf.config.normEps);
+  else rmsnorm(out, x, w.finalNorm, 1, tf.config.normEps);
+  return out;
 }
 
 function summarise(
@@ -596,10 +672,15 @@ function summarise(
       r2: normFit.r2,
     },
     fidelity: {
-      tag: 'exact',
-      source: 'papers.md §5.8 [exact: code align.py]',
+      tag: run.convention === 'paper-code' ? 'exact' : 'proposed',
+      source:
+        run.convention === 'paper-code'
+          ? 'papers.md §5.8 [exact: code align.py]: the first L − 1 block Jacobians against the post-final-norm state'
+          : 'papers.md §5.8, lmdyn convention (not align.py’s): all L block Jacobians against x^L before the final norm; --convention paper-code gives align.py’s',
       compared_to:
-        'cos(Π_l (I + J^l) x^0_T, x^L_T), x^L before the final norm; the final-norm block is never in the product',
+        run.convention === 'paper-code'
+          ? 'cos(Π_{l<L} (I + J^l) x^0_T, ln_final(x^L_T)) (align.py: range(num_layers − 1), hidden_states[−1])'
+          : 'cos(Π_l (I + J^l) x^0_T, x^L_T), x^L before the final norm; the final-norm block is never in the product',
       per_prompt: ms.map((m) => m.fidelity),
       mean: mean(ms.flatMap((m) => m.fidelity)),
     },

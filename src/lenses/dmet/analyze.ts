@@ -21,7 +21,9 @@ import {
 import { summarize, type BalancedBounds, type DmetSummary } from './summary.js';
 import { COHERENCE_HOOK, loadDictionary, PERPLEXITY_MAX_TOKENS, textQuality } from './text.js';
 
-export type Tag = 'exact' | 'proposed';
+import type { Tag } from '../tag.js';
+
+export type { Tag };
 
 /** The default trajectory hook: post-final-norm, what HF returns as hidden_states[-1]. */
 export const DEFAULT_HOOK = 'ln_final.hook_normalized';
@@ -526,14 +528,14 @@ function metricTable(dyn: DynamicsOptions): Record<string, MetricInfo> {
       definition: 'C_mean / mean_t ‖z_t − z̄‖ in the space the metrics use',
     },
     log_ppl: {
-      tag: 'exact',
-      source: `${text} _calc_perplexity (GPT-2 in the paper)`,
+      tag: 'proposed',
+      source: `${text} _calc_perplexity scores with GPT-2 without BOS; here the scorer (by default the generating model scoring itself) with BOS first, so the value is not the paper's`,
       definition:
         'log of exp(mean NLL) of tokens 2..n of prompt + continuation under the scorer, ≤ 512 tokens',
     },
     spelling: {
-      tag: 'exact',
-      source: `${text} _spelling_check (pyspellchecker)`,
+      tag: 'proposed',
+      source: `${text} _spelling_check: the formula is the code's, the dictionary is not (pyspellchecker's English list there, the word-list package here)`,
       definition:
         '1 − |distinct unknown words| / |words|, words = \\b\\w+\\b lower-cased; dictionary: word-list + single letters',
     },

@@ -35,7 +35,9 @@ import { analyzeSensitivity, type Sensitivity } from './sensitivity.js';
 import { DEFAULT_TEMPERATURES, temperatureRows, type TemperatureRow } from './temperature.js';
 import { buildReference, densityOf, voidScore, type Density, type Reference } from './voids.js';
 
-export type Tag = 'proposed';
+import type { Tag } from '../tag.js';
+
+export type { Tag };
 export type ReferencePositions = 'all' | 'last';
 
 export interface GravityOptions {

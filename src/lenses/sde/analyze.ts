@@ -42,7 +42,9 @@ import {
   type StatePca,
 } from './states.js';
 
-export type Tag = 'exact' | 'proposed';
+import type { Tag } from '../tag.js';
+
+export type { Tag };
 
 export const DEFAULT_DIMS = 8;
 
@@ -193,8 +195,9 @@ export interface SdeNetworkJson {
 
 const SOURCES = {
   model_form: {
-    tag: 'exact' as const,
-    source: 'papers.md §2.2: dX(t) = μ(X(t), t) dt + σ(X(t), t) dW(t), μ and σ neural networks',
+    tag: 'proposed' as const,
+    source:
+      'papers.md §2.2: the paper’s form dX(t) = μ(X(t), t) dt + σ(X(t), t) dW(t) with μ, σ neural networks; σ diagonal and the linear drift term beside the network are ours',
   },
   states: { tag: 'proposed' as const, source: 'papers.md §2.3' },
   estimation: { tag: 'proposed' as const, source: 'papers.md §2.4' },

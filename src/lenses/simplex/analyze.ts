@@ -36,7 +36,9 @@ import { dirichletLog, logSoftmaxAt, uniformLog, type FlowKind } from './flows.j
 import { generateGrid, type GenerationSet } from './generations.js';
 import { analyzePathDependence, type LoopReport, type PathOptions } from './path.js';
 
-export type Tag = 'exact' | 'proposed';
+import type { Tag } from '../tag.js';
+
+export type { Tag };
 
 export interface LoopGridOptions {
   temperature: number[];
@@ -159,7 +161,7 @@ export const FLOW_TEXT: Record<FlowKind, Omit<FlowSection, 'runs' | 'long_run'>>
       'the argmax vertex: from uniform it passes through π_T = softmax(s/T) at t = 1 and goes on; F rises until t = 1 and falls after',
   },
   entropic: {
-    tag: 'exact',
+    tag: 'proposed',
     source:
       'papers.md §4.2: corrected (entropic / natural-gradient) flow, exact math — not the paper’s ODE',
     label: 'entropic replicator flow',

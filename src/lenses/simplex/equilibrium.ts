@@ -305,7 +305,7 @@ export function rescalingCheck(s: Float64Array, T: number, grid: FlowGrid): Resc
 }
 
 export interface CounterExample {
-  tag: 'exact';
+  tag: 'proposed';
   source: string;
   setting: { scores: [number, number]; temperature: number; start: [number, number] };
   /** Paper's flow at a few times: numerical p₂ and F against σ(t) and σ + H(σ). */
@@ -365,8 +365,9 @@ export function twoTokenCounterExample(): CounterExample {
   const peakIdx = paper.t.findIndex((t) => t === paper.free_energy_peak_t);
   const e = Math.E;
   return {
-    tag: 'exact',
-    source: 'papers.md §4.2 (audit counter-example, verified algebraically)',
+    tag: 'proposed',
+    source:
+      'papers.md §4.2: the independent audit’s counter-example (a third party’s check, not the paper’s), verified algebraically',
     setting: { scores: [0, 1], temperature: 1, start: [0.5, 0.5] },
     rows,
     paper: {

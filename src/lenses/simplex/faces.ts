@@ -21,7 +21,7 @@ export interface FaceSpec {
 }
 
 export interface FaceReport {
-  tag: 'exact';
+  tag: 'proposed';
   source: string;
   sampler: { temperature: number; top_k: number; top_p: number };
   /** Kept token ids, most probable first (the sampler's ranking). */
@@ -63,8 +63,9 @@ export function faceReport(
   const paperEnd = integrateTo('paper', s, T, tLong, grid.stepsPerUnit);
   const top = s.indexOf(Math.max(...s));
   return {
-    tag: 'exact',
-    source: 'papers.md §4.2 faces; support from decode/sampling.ts nextTokenDistribution',
+    tag: 'proposed',
+    source:
+      'papers.md §4.2 faces (the abstract claims face restriction; the equilibrium on the face and its comparison with the sampler are ours); support from decode/sampling.ts nextTokenDistribution',
     sampler: { temperature: T, top_k: sampling.topK, top_p: sampling.topP },
     support,
     support_size: support.length,
