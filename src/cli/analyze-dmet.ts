@@ -12,7 +12,7 @@ import {
   type DmetOptions,
   type DmetReport,
 } from '../lenses/dmet/analyze.js';
-import type { Space } from '../lenses/dmet/dynamics.js';
+import type { PcaSigns, Space } from '../lenses/dmet/dynamics.js';
 import { openDmetSource, writeDmetRun } from '../lenses/dmet/io.js';
 import { DEFAULT_BALANCED } from '../lenses/dmet/summary.js';
 import type { LensRegistrar } from './analyze.js';
@@ -27,6 +27,8 @@ interface DmetFlags {
   includeLastToken?: boolean;
   space: Space;
   bugCompatible?: boolean;
+  convention: 'lmdyn' | 'paper-code';
+  pcaSigns: PcaSigns;
   clusters: number;
   seed: number;
   kmeansInit: number;
@@ -72,6 +74,18 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
     .option(
       '--bug-compatible',
       'continuity as the released code computes it (mean |PC2 − PC1|; C_std NaN)',
+    )
+    .option(
+      '--convention <C>',
+      'lmdyn (default) | paper-code: the released code’s continuity on scikit-learn-signed per-sequence PCA',
+      parseConvention,
+      'lmdyn',
+    )
+    .option(
+      '--pca-signs <S>',
+      'sign rule of the per-sequence PCA: sklearn>=1.5 (largest loading positive) | sklearn<1.5 (largest score positive)',
+      parsePcaSigns,
+      'sklearn>=1.5',
     )
     .option('--clusters <K>', 'k of k-means', parseInteger('--clusters', 2, 1000), 3)
     .option(
@@ -132,6 +146,8 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
         includeLastToken: flags.includeLastToken ?? false,
         space: flags.space,
         bugCompatible: flags.bugCompatible ?? false,
+        convention: flags.convention,
+        pcaSigns: flags.pcaSigns,
         clusters: flags.clusters,
         kmeansSeed: flags.seed,
         kmeansInit: flags.kmeansInit,
@@ -179,7 +195,7 @@ export function summaryLines(report: DmetReport, out: string): string[] {
   const tr = report.temperature_trend;
   const rows = report.configurations.reduce((a, c) => a + c.sequences, 0);
   const lines = [
-    `dmet: ${report.source.configurations} configuration(s), ${rows} sequences, hook ${report.config.hook}, space ${report.config.space}${report.config.bug_compatible ? ' (bug-compatible continuity)' : ''} → ${out}/dmet.json`,
+    `dmet: ${report.source.configurations} configuration(s), ${rows} sequences, hook ${report.config.hook}, space ${report.config.space}, convention ${report.config.convention}${report.config.bug_compatible ? ' (bug-compatible continuity)' : ''} → ${out}/dmet.json`,
     `${'T'.padStart(5)} ${'C_mean'.padStart(8)} ${'C_norm'.padStart(7)} ${'Q'.padStart(7)} ${'P'.padStart(7)} ${'log_ppl'.padStart(8)} ${'div-2'.padStart(6)}`,
   ];
   tr.temperature.forEach((t, i) => {
@@ -209,4 +225,17 @@ export function summaryLines(report: DmetReport, out: string): string[] {
 
 function fmt(v: number | null): string {
   return v === null || !Number.isFinite(v) ? '–' : v.toFixed(3);
+}
+
+function parseConvention(value: string): 'lmdyn' | 'paper-code' {
+  if (value === 'lmdyn' || value === 'paper-code') return value;
+  throw new LmdynError('bad_argument', `--convention must be lmdyn or paper-code, got '${value}'`);
+}
+
+function parsePcaSigns(value: string): PcaSigns {
+  if (value === 'sklearn>=1.5' || value === 'sklearn<1.5') return value;
+  throw new LmdynError(
+    'bad_argument',
+    `--pca-signs must be sklearn>=1.5 or sklearn<1.5, got '${value}'`,
+  );
 }

@@ -55,6 +55,7 @@ function lmdyn(...args: string[]) {
 const OPTIONS: DynamicsOptions = {
   space: 'per-sequence',
   bugCompatible: false,
+  pcaSigns: 'sklearn>=1.5',
   clusters: 3,
   kmeansSeed: 42,
   kmeansInit: 1,
@@ -235,6 +236,8 @@ test('analyze dmet --sweep end to end on stories260K: files, rows, C_mean vs num
     assert.equal(report.seed.kmeans, 42);
     assert.equal(report.seed.recording, 42);
     assert.equal(report.metrics.C_mean.tag, 'exact');
+    assert.equal(report.config.convention, 'lmdyn');
+    assert.match(report.config.pca_signs, /^sklearn>=1.5/);
     assert.equal(report.metrics.coherence.tag, 'proposed');
     // perplexity by the generating model with BOS, a different dictionary: not the paper's
     assert.equal(report.metrics.log_ppl.tag, 'proposed');
@@ -346,5 +349,37 @@ print(json.dumps({'mean': step.mean(), 'std': step.std(ddof=1), 'max': step.max(
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--convention paper-code: svd_flip-signed per-sequence PCA and the released continuity match scikit-learn (fixture, both sign rules)', () => {
+  const ref = JSON.parse(readFileSync('test/fixtures/dmet/svd-flip.json', 'utf8')) as {
+    cases: {
+      n: number;
+      d: number;
+      h: number[][];
+      scores_u_based: number[][];
+      scores_v_based: number[][];
+      C_bug_u_based: number;
+      C_bug_v_based: number;
+    }[];
+  };
+  for (const c of ref.cases) {
+    const h = Float64Array.from(c.h.flat());
+    for (const [rule, scores, C] of [
+      ['sklearn<1.5', c.scores_u_based, c.C_bug_u_based],
+      ['sklearn>=1.5', c.scores_v_based, c.C_bug_v_based],
+    ] as const) {
+      const r = sequenceDynamics(h, c.n, c.d, { ...OPTIONS, bugCompatible: true, pcaSigns: rule });
+      for (let t = 0; t < c.n; t++)
+        for (let j = 0; j < 2; j++)
+          assert.ok(Math.abs(r.curve[t * 2 + j] - scores[t][j]) < 1e-9, `${rule} z[${t}][${j}]`);
+      assert.ok(Math.abs(r.continuity.mean - C) < 1e-10, `${rule}: ${r.continuity.mean} vs ${C}`);
+      assert.ok(Number.isNaN(r.continuity.std));
+    }
+    // The intended continuity does not depend on the signs.
+    const a = sequenceDynamics(h, c.n, c.d, { ...OPTIONS, pcaSigns: 'sklearn<1.5' });
+    const b = sequenceDynamics(h, c.n, c.d, { ...OPTIONS, pcaSigns: 'sklearn>=1.5' });
+    assert.ok(Math.abs(a.continuity.mean - b.continuity.mean) < 1e-12);
   }
 });

@@ -16,6 +16,7 @@ import {
   sequenceDynamics,
   type DynamicsOptions,
   type PooledProjection,
+  type PcaSigns,
   type Space,
 } from './dynamics.js';
 import { summarize, type BalancedBounds, type DmetSummary } from './summary.js';
@@ -78,6 +79,13 @@ export interface DmetOptions {
   includeLastToken?: boolean;
   space?: Space;
   bugCompatible?: boolean;
+  /**
+   * 'paper-code': the released code's conventions — bug-compatible continuity on a per-sequence
+   * PCA whose signs follow scikit-learn's svd_flip (`pcaSigns`, default sklearn ≥ 1.5).
+   * 'lmdyn' (default): the intended time-difference continuity.
+   */
+  convention?: 'lmdyn' | 'paper-code';
+  pcaSigns?: PcaSigns;
   clusters?: number;
   kmeansSeed?: number;
   kmeansInit?: number;
@@ -171,7 +179,10 @@ export interface DmetReport extends DmetSummary {
     include_last_token: boolean;
     space: Space;
     space_tag: Tag;
+    /** Which conventions produced the numbers: paper-code = bug-compatible continuity on svd_flip-signed per-sequence PCA. */
+    convention: 'lmdyn' | 'paper-code';
     bug_compatible: boolean;
+    pca_signs: string;
     clusters: number;
     kmeans: string;
     kmeans_n_init: number;
@@ -328,7 +339,9 @@ export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResul
       include_last_token: window.includeLastToken,
       space: dyn.space,
       space_tag: dyn.space === 'per-sequence' ? 'exact' : 'proposed',
+      convention: dyn.bugCompatible && dyn.space === 'per-sequence' ? 'paper-code' : 'lmdyn',
       bug_compatible: dyn.bugCompatible,
+      pca_signs: `${dyn.pcaSigns}: scikit-learn svd_flip (${dyn.pcaSigns === 'sklearn>=1.5' ? 'largest |loading| of each component positive, u_based_decision=False' : 'largest |score| of each component positive, u_based_decision=True'}); the released code’s scikit-learn version is not pinned`,
       clusters: dyn.clusters,
       kmeans:
         'greedy k-means++ (2 + ⌊ln k⌋ candidates per centre) then Lloyd, max 300 iterations, tol 1e-4 × mean feature variance; lowest inertia over n_init starts',
@@ -372,9 +385,16 @@ export function checkDmetOptions(
       `the traces in ${source.dir} did not record '${hook}'; recorded: ${source.hooks.join(', ')} (choose one with --hook)`,
     );
   }
+  const paperCode = options.convention === 'paper-code';
+  if (paperCode && options.space !== undefined && options.space !== 'per-sequence')
+    throw new LmdynError(
+      'bad_argument',
+      '--convention paper-code fits the PCA per sequence, as the released code; drop --space',
+    );
   const dyn: DynamicsOptions = {
     space: options.space ?? 'per-sequence',
-    bugCompatible: options.bugCompatible ?? false,
+    bugCompatible: paperCode || (options.bugCompatible ?? false),
+    pcaSigns: options.pcaSigns ?? 'sklearn>=1.5',
     clusters: options.clusters ?? 3,
     kmeansSeed: options.kmeansSeed ?? 42,
     kmeansInit: options.kmeansInit ?? 1,

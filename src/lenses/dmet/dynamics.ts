@@ -11,6 +11,7 @@ import { largestLifetime, ripsPersistence, type PersistencePair } from '../../st
 import { pca, symEig } from '../../tensor/linalg.js';
 
 export type Space = 'per-sequence' | 'pooled' | 'full';
+export type PcaSigns = 'sklearn>=1.5' | 'sklearn<1.5';
 
 export interface DynamicsOptions {
   /** per-sequence: z-score + PCA(2) on this sequence (the authors' code); pooled: one fitted on
@@ -18,6 +19,13 @@ export interface DynamicsOptions {
   space: Space;
   /** Continuity as the released code computes it (differences along the PCA axis; §1.4 item 1). */
   bugCompatible: boolean;
+  /**
+   * Signs of the per-sequence principal components, as scikit-learn's svd_flip fixes them:
+   * 'sklearn>=1.5' makes each component's largest-|·| loading positive (u_based_decision=False),
+   * 'sklearn<1.5' each score column's largest-|·| entry (u_based_decision=True). Distances, k-means
+   * and Rips do not depend on it; the bug-compatible continuity |PC2 − PC1| does.
+   */
+  pcaSigns: PcaSigns;
   /** k of k-means (code: 3). */
   clusters: number;
   /** k-means++ seed (code: random_state = 42) and number of starts (scikit-learn ≥ 1.4: 1). */
@@ -97,6 +105,7 @@ export function sequenceDynamics(
   } else {
     const zs = standardize(h, n, d);
     const p = pca(zs, n, d, 2);
+    svdFlip(p.scores, p.components, n, p.k, d, options.pcaSigns);
     curve = padColumns(p.scores, n, p.k, 2);
     ratio = [...p.explainedVarianceRatio];
     if (options.space === 'full') {
@@ -134,6 +143,42 @@ export function sequenceDynamics(
     pairs: rips.pairs,
     predictability: options.predictability ? predictability(space, n, dim) : null,
   };
+}
+
+/**
+ * scikit-learn's svd_flip on a PCA (sklearn/utils/extmath.py): per component c, the sign that
+ * makes the largest-magnitude entry (the first on ties, as numpy's argmax) of the component row
+ * (V-based, PCA from scikit-learn 1.5) or of the score column (U-based, before 1.5) positive is
+ * applied to both. scores: [n, k], components: [k, d], in place.
+ */
+export function svdFlip(
+  scores: Float64Array,
+  components: Float64Array,
+  n: number,
+  k: number,
+  d: number,
+  rule: PcaSigns,
+): void {
+  for (let c = 0; c < k; c++) {
+    let best = -1;
+    let value = 0;
+    if (rule === 'sklearn>=1.5') {
+      for (let j = 0; j < d; j++)
+        if (Math.abs(components[c * d + j]) > best) {
+          best = Math.abs(components[c * d + j]);
+          value = components[c * d + j];
+        }
+    } else {
+      for (let i = 0; i < n; i++)
+        if (Math.abs(scores[i * k + c]) > best) {
+          best = Math.abs(scores[i * k + c]);
+          value = scores[i * k + c];
+        }
+    }
+    if (value >= 0) continue;
+    for (let i = 0; i < n; i++) scores[i * k + c] = -scores[i * k + c];
+    for (let j = 0; j < d; j++) components[c * d + j] = -components[c * d + j];
+  }
 }
 
 /**
