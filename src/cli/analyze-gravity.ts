@@ -219,8 +219,12 @@ export function summary(report: GravityReport, out: string): string {
     const pairs = s.correlations.find(
       (c) => c.level === 'pairs' && c.domain === 'all' && c.x === 'kappa',
     );
+    const pre = s.correlations.find(
+      (c) => c.level === 'sets' && c.domain === 'all' && c.x === 'kappa_pre_norm',
+    );
     lines.push(
-      `sensitivity: Spearman(JSD, κ) over ${h.n} paraphrase sets ρ = ${fmt(h.spearman_rho)} (p = ${pValue(h.spearman_p)}); over ${pairs?.n ?? 0} pairs ρ = ${fmt(pairs?.spearman_rho ?? null)} (p = ${pValue(pairs?.spearman_p ?? null)})`,
+      `sensitivity: Spearman(JSD, κ) over ${h.n} paraphrase sets ρ = ${fmt(h.spearman_rho)} (p = ${pValue(h.spearman_p)}, BH q = ${pValue(h.spearman_q)} over the ${2 * s.correlations.length} tests of the table), Pearson r = ${fmt(h.pearson_r)}; ` +
+        `κ pulled back through the final norm ρ = ${fmt(pre?.spearman_rho ?? null)} (q = ${pValue(pre?.spearman_q ?? null)}); over ${pairs?.n ?? 0} pairs ρ = ${fmt(pairs?.spearman_rho ?? null)} (p = ${pValue(pairs?.spearman_p ?? null)}, q = ${pValue(pairs?.spearman_q ?? null)}; pairs share members, so pair p-values are optimistic)`,
     );
   }
   return lines.join('\n');

@@ -32,7 +32,9 @@ import {
   informationMass,
   jensenShannon,
   klShift,
+  finalNormOf,
   potential,
+  pulledBackKappa,
   queryStates,
   wellDepth,
   type Classifier,
@@ -205,6 +207,56 @@ test('κ, G and its top eigenvalues agree with numpy (Jacobian of log-softmax fo
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** ln_final in float64, written from the definitions (RMSNorm: g·x/√(mean x² + ε); LayerNorm: g·(x − μ)/√(var + ε) + b). */
+function normF64(m: Model, x: ArrayLike<number>): Float64Array {
+  const d = x.length;
+  const g = m.transformer.weights.finalNorm;
+  const b = m.transformer.weights.finalNormBias;
+  const eps = m.config.normEps;
+  let mu = 0;
+  if (m.config.norm === 'layernorm') for (let i = 0; i < d; i++) mu += x[i] / d;
+  let v = 0;
+  for (let i = 0; i < d; i++) v += (x[i] - mu) ** 2 / d;
+  const r = Math.sqrt(v + eps);
+  return Float64Array.from({ length: d }, (_, i) => (g[i] * (x[i] - mu)) / r + (b ? b[i] : 0));
+}
+
+for (const [name, path] of [
+  ['stories260K (RMSNorm)', STORIES],
+  ['tiny-gpt2 (LayerNorm)', model('tiny-gpt2')],
+] as const) {
+  test(`κ pulled back through the final norm = Σ_i ‖∂N/∂x_i‖²_G by central differences of N, ${name}`, async () => {
+    const m = path === STORIES ? await stories() : await openModel(path);
+    const c = classifierOf(m);
+    const [st] = queryStates(m, [encodePrompt(m, 'The cat sat on the')]);
+    // the captured pre-norm state maps onto the captured post-norm state
+    const q = normF64(m, st.x);
+    for (let i = 0; i < c.dim; i++)
+      assert.ok(Math.abs(q[i] - st.q[i]) < 1e-4 * (1 + Math.abs(q[i])));
+    for (const T of [1, 0.7]) {
+      const f = fisher(c, boltzmann(potential(c, st.q), T), T);
+      const h = 1e-4 * Math.max(...Array.from(st.x, Math.abs));
+      let ref = 0;
+      for (let i = 0; i < c.dim; i++) {
+        const up = Float64Array.from(st.x);
+        const down = Float64Array.from(st.x);
+        up[i] += h;
+        down[i] -= h;
+        const a = normF64(m, up);
+        const b = normF64(m, down);
+        ref += fisherQuadratic(
+          c,
+          f,
+          a.map((v, k) => (v - b[k]) / (2 * h)),
+        );
+      }
+      const got = pulledBackKappa(c, f, st.x, finalNormOf(m));
+      assert.ok(Math.abs(got - ref) < 1e-5 * ref, `${got} vs ${ref}`);
+      assert.ok(Math.abs(got - f.kappa) > 1e-3 * f.kappa); // the pull-back changes κ
+    }
+  });
+}
 
 test('second order: KL(P_q ‖ P_{q+δ}) → ½ δᵀGδ as δ → 0, error O(|δ|)', async () => {
   const m = await stories();
@@ -395,7 +447,15 @@ test('sensitivity: JSD of each pair equals the JSD of the sampler distributions;
     s.sets[1].members[0].prompt_ids.join(','),
     encodePrompt(m, 'Lily wanted to').join(','),
   );
-  assert.equal(s.correlations.filter((r) => r.domain === 'all').length, 4);
+  assert.equal(s.correlations.filter((r) => r.domain === 'all').length, 6);
+  // Multiple testing: every p of the table is in one BH family, so each q ≥ its p.
+  for (const r of s.correlations)
+    for (const [p, q] of [
+      [r.spearman_p, r.spearman_q],
+      [r.pearson_p, r.pearson_q],
+    ])
+      if (p !== null) assert.ok(q !== null && q >= p - 1e-15 && q <= 1);
+  assert.ok(s.sets.every((x) => x.members.every((mm) => mm.kappa_pre_norm > 0)));
   // JSD(P_q, P_{q+δ}) ≈ δᵀGδ/8 for a small shift (second order of JSD)
   const [st] = queryStates(m, [encodePrompt(m, PROMPT)]);
   const p = boltzmann(potential(c, st.q), 1);

@@ -24,7 +24,9 @@ import {
   informationMass,
   klShift,
   potential,
+  finalNormOf,
   forEachState,
+  pulledBackKappa,
   queryStates,
   wellDepth,
   type Classifier,
@@ -100,6 +102,8 @@ export interface PromptReport {
     entropy: number;
     effective_support: number;
     kappa: number;
+    /** κ pulled back through the final norm to x^L (tr JᵀGJ, J = ∂ln_final/∂x). */
+    kappa_pre_norm: number;
     log_p_max: number;
     basin: { width: number; size: number; mass: number; ids: number[] };
   };
@@ -287,7 +291,7 @@ export function analyzeGravity(model: Model, options: GravityOptions): GravityRe
     },
     conventions: {
       hidden_space:
-        'q = ln_final.hook_normalized at the last prompt position: the final-norm output that the classifier reads (z = W q + b); G is the Fisher metric on this space, not pulled back through the final norm',
+        'q = ln_final.hook_normalized at the last prompt position: the final-norm output that the classifier reads (z = W q + b); G is the Fisher metric on this space. kappa_pre_norm is κ pulled back through the final norm to the residual stream x^L (tr JᵀGJ), which the norm rescales differently per prompt',
       semantic_space:
         'R^d of q; token v sits at its unembedding row w_v (tied to the input embedding when the model ties them)',
       units: 'nats for entropies, masses, KL and JSD; Φ in logit units',
@@ -437,6 +441,7 @@ function promptReport(
       entropy: hT,
       effective_support: Math.exp(hT),
       kappa: fT.kappa,
+      kappa_pre_norm: pulledBackKappa(c, fT, st.x, finalNormOf(model)),
       log_p_max: Math.log(pMaxT),
       basin: { width, size: b.ids.length, mass: b.mass, ids: b.ids },
     },
@@ -547,7 +552,8 @@ const DEFINITIONS: GravityReport['definitions'] = {
   kappa: {
     tag: 'proposed',
     source: SOURCE,
-    formula: 'κ = tr G, G = (1/T²) Wᵀ(diag p − p pᵀ) W = (1/T²) Σ_v p_v (w_v − w̄)(w_v − w̄)ᵀ',
+    formula:
+      'κ = tr G, G = (1/T²) Wᵀ(diag p − p pᵀ) W = (1/T²) Σ_v p_v (w_v − w̄)(w_v − w̄)ᵀ, on the post-norm q; kappa_pre_norm = tr(JᵀGJ), J = ∂ln_final/∂x at x^L',
   },
   top_eigenvalues: { tag: 'proposed', source: SOURCE, formula: 'largest eigenvalues of G' },
   kl_check: {
@@ -571,7 +577,7 @@ const DEFINITIONS: GravityReport['definitions'] = {
     tag: 'proposed',
     source: 'papers.md §3.3, §3.4 (4)',
     formula:
-      'S = JSD(P(·|q) ‖ P(·|q′)) over paraphrase pairs; Spearman against κ and δᵀGδ (δ = q′ − q, G symmetrised over the pair)',
+      'S = JSD(P(·|q) ‖ P(·|q′)) over paraphrase pairs; Spearman and Pearson against κ (post-norm), κ pulled back through the final norm, and δᵀGδ (δ = q′ − q, G symmetrised over the pair); Benjamini–Hochberg q-values over every p-value of the table',
   },
   temperature: {
     tag: 'proposed',

@@ -4,8 +4,8 @@
  * masses, the well and its basin, and the Fisher metric G pulled back to the hidden space.
  *
  * Hidden space: q = ln_final.hook_normalized at the last prompt position, i.e. the final-norm
- * output that the classifier W reads (z = W q + b). G lives on that space; pulling it further
- * back through the final norm to the residual stream is not done.
+ * output that the classifier W reads (z = W q + b). G lives on that space; `pulledBackKappa` pulls
+ * it further back through the final norm to the residual stream x^L (q = N(x^L)).
  */
 import type { Model } from '../../api.js';
 import { nextTokenDistribution, validateSampling } from '../../decode/sampling.js';
@@ -26,6 +26,7 @@ export interface Classifier {
 export interface QueryState {
   ids: number[];
   q: Float64Array; // [d] ln_final.hook_normalized at position P − 1
+  x: Float64Array; // [d] the final norm's input x^L (blocks.{L−1}.hook_resid_post) there
   logits: Float32Array; // [V] the forward pass's logits there (float32, the sampler's input)
 }
 
@@ -43,8 +44,13 @@ const BATCH = 16;
  */
 export function queryStates(model: Model, prompts: readonly (readonly number[])[]): QueryState[] {
   const out: QueryState[] = [];
-  forEachState(model, prompts, 'last', (i, _pos, q, logits) => {
-    out[i] = { ids: [...prompts[i]], q: Float64Array.from(q), logits: logits.slice() };
+  forEachState(model, prompts, 'last', (i, _pos, q, logits, x) => {
+    out[i] = {
+      ids: [...prompts[i]],
+      q: Float64Array.from(q),
+      x: Float64Array.from(x),
+      logits: logits.slice(),
+    };
   });
   return out;
 }
@@ -57,15 +63,17 @@ export function forEachState(
   model: Model,
   prompts: readonly (readonly number[])[],
   positions: 'last' | 'all',
-  fn: (prompt: number, pos: number, q: Float32Array, logits: Float32Array) => void,
+  fn: (prompt: number, pos: number, q: Float32Array, logits: Float32Array, x: Float32Array) => void,
 ): void {
   const tf = model.transformer;
   const d = model.config.dim;
+  const lastResid = `blocks.${model.config.nLayers - 1}.hook_resid_post`;
   const V = model.config.vocabSize;
   for (let start = 0; start < prompts.length; start += BATCH) {
     const chunk = prompts.slice(start, start + BATCH);
     const longest = Math.max(...chunk.map((ids) => ids.length));
     const states = new Map<string, Float32Array>();
+    const inputs = new Map<string, Float32Array>();
     const kv = tf.newCache(chunk.length, longest);
     const res = tf.forward(
       kv,
@@ -74,11 +82,12 @@ export function forEachState(
         logits: positions,
         hooks: [
           {
-            filter: 'ln_final.hook_normalized',
+            filter: (name) => name === 'ln_final.hook_normalized' || name === lastResid,
             fn: (act, ctx) => {
+              const into = ctx.name === lastResid ? inputs : states;
               ctx.rows.forEach((r, i) => {
                 if (positions === 'all' || r.pos === chunk[r.seq].length - 1) {
-                  states.set(`${r.seq}:${r.pos}`, act.slice(i * d, (i + 1) * d));
+                  into.set(`${r.seq}:${r.pos}`, act.slice(i * d, (i + 1) * d));
                 }
               });
             },
@@ -88,8 +97,9 @@ export function forEachState(
     );
     res.logitRows.forEach((r, i) => {
       const q = states.get(`${r.seq}:${r.pos}`);
-      if (!q) throw new Error(`no final-norm state for sequence ${r.seq}, position ${r.pos}`);
-      fn(start + r.seq, r.pos, q, res.logits.subarray(i * V, (i + 1) * V));
+      const x = inputs.get(`${r.seq}:${r.pos}`);
+      if (!q || !x) throw new Error(`no final-norm state for sequence ${r.seq}, position ${r.pos}`);
+      fn(start + r.seq, r.pos, q, res.logits.subarray(i * V, (i + 1) * V), x);
     });
   }
 }
@@ -250,6 +260,67 @@ export function fisher(c: Classifier, p: Float64Array, T: number): Fisher {
     tr += p[v] * s;
   }
   return { T, p, wbar, kappa: tr / (T * T) };
+}
+
+/** The final norm q = N(x) of the model (RMSNorm or LayerNorm): its weight, bias and ε. */
+export interface FinalNorm {
+  kind: 'rmsnorm' | 'layernorm';
+  weight: Float32Array; // [d]
+  eps: number;
+}
+
+export function finalNormOf(model: Model): FinalNorm {
+  return {
+    kind: model.config.norm === 'layernorm' ? 'layernorm' : 'rmsnorm',
+    weight: model.transformer.weights.finalNorm,
+    eps: model.config.normEps,
+  };
+}
+
+/**
+ * κ pulled back through the final norm to the residual stream: tr(JᵀGJ), J = ∂N/∂x at x = x^L,
+ * = (1/T²) Σ_v p_v ‖Jᵀ(w_v − w̄)‖². RMSNorm: J = (1/r) diag(g)(I − x xᵀ/(d r²)), r = √(mean x² + ε);
+ * LayerNorm: J = (1/σ) diag(g)(I − 11ᵀ/d − c cᵀ/(d σ²)), c = x − mean x, σ = √(var x + ε).
+ * Both projections are symmetric, so Jᵀa = (1/r)·P(g ⊙ a). O(V·d).
+ */
+export function pulledBackKappa(
+  c: Classifier,
+  f: Fisher,
+  x: ArrayLike<number>,
+  norm: FinalNorm,
+): number {
+  const { vocab: V, dim: d, w } = c;
+  const centred = Float64Array.from(x);
+  let mean = 0;
+  if (norm.kind === 'layernorm') {
+    for (let i = 0; i < d; i++) mean += centred[i];
+    mean /= d;
+    for (let i = 0; i < d; i++) centred[i] -= mean;
+  }
+  let ss = 0;
+  for (let i = 0; i < d; i++) ss += centred[i] * centred[i];
+  const r2 = ss / d + norm.eps;
+  const a = new Float64Array(d);
+  let total = 0;
+  for (let v = 0; v < V; v++) {
+    if (f.p[v] === 0) continue;
+    const o = v * d;
+    let dotC = 0;
+    let sumA = 0;
+    for (let i = 0; i < d; i++) {
+      a[i] = norm.weight[i] * (w[o + i] - f.wbar[i]);
+      dotC += centred[i] * a[i];
+      sumA += a[i];
+    }
+    const m = norm.kind === 'layernorm' ? sumA / d : 0;
+    let s = 0;
+    for (let i = 0; i < d; i++) {
+      const y = a[i] - m - (centred[i] * dotC) / (d * r2);
+      s += y * y;
+    }
+    total += f.p[v] * s;
+  }
+  return total / r2 / (f.T * f.T);
 }
 
 /** δᵀ G δ = (1/T²) Σ_v p_v ((w_v − w̄)·δ)², O(V·d). */

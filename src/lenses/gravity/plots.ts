@@ -85,7 +85,7 @@ export function curvatureSensitivity(report: GravityReport): PlotSpec {
   const rho = (level: 'sets' | 'pairs', x: 'kappa' | 'dgd') => {
     const r = s.correlations.find((c) => c.level === level && c.domain === 'all' && c.x === x);
     return r && r.spearman_rho !== null
-      ? `ρ = ${r.spearman_rho.toFixed(2)}, p = ${pValue(r.spearman_p)}`
+      ? `ρ = ${r.spearman_rho.toFixed(2)}, p = ${pValue(r.spearman_p)}, BH q = ${pValue(r.spearman_q)}`
       : 'ρ –';
   };
   return {

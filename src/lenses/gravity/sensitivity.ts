@@ -1,18 +1,23 @@
 /**
  * Query-formulation sensitivity (papers.md §3.3, §3.4 experiment 4, [proposed]): for each
  * paraphrase pair, S = JSD(P(·|q) ‖ P(·|q')) against the curvature κ and the metric length
- * δᵀGδ of the state shift δ = q' − q; Spearman correlations with p-values.
+ * δᵀGδ of the state shift δ = q' − q; Spearman and Pearson correlations with p-values and
+ * Benjamini–Hochberg q-values over the whole table (it reports many tests: the smallest raw p of a
+ * dozen is not evidence on its own).
  */
 import { encodePrompt, type Model } from '../../api.js';
 import { correlate, type Correlation } from '../coupling/correlate.js';
+import { benjaminiHochberg } from '../../stats/multiple.js';
 import type { ParaphraseSet } from './data.js';
 import {
   boltzmann,
   entropyOf,
+  finalNormOf,
   fisher,
   fisherQuadratic,
   jensenShannon,
   potential,
+  pulledBackKappa,
   queryStates,
   type Classifier,
   type Fisher,
@@ -22,6 +27,8 @@ export interface SensitivityMember {
   text: string;
   prompt_ids: number[];
   kappa: number;
+  /** κ pulled back through the final norm (field.ts pulledBackKappa). */
+  kappa_pre_norm: number;
   entropy: number;
 }
 
@@ -32,6 +39,7 @@ export interface SensitivitySet {
   /** Means over the set's members (κ) and pairs (JSD, δᵀGδ). */
   mean_jsd: number;
   mean_kappa: number;
+  mean_kappa_pre_norm: number;
   mean_dgd: number;
 }
 
@@ -43,6 +51,7 @@ export interface SensitivityPair {
   jsd: number;
   /** ½(κ_i + κ_j). */
   kappa_mean: number;
+  kappa_pre_norm_mean: number;
   /** ½(δᵀG(q_i)δ + δᵀG(q_j)δ), δ = q_j − q_i (symmetrised, as JSD is). */
   dgd: number;
   /** ‖δ‖₂. */
@@ -52,12 +61,15 @@ export interface SensitivityPair {
 export interface CorrelationRow {
   level: 'pairs' | 'sets';
   domain: string;
-  x: 'kappa' | 'dgd';
+  x: 'kappa' | 'kappa_pre_norm' | 'dgd';
   n: number;
   spearman_rho: number | null;
   spearman_p: number | null;
+  /** Benjamini–Hochberg q over every p-value of the table (Spearman and Pearson, all rows). */
+  spearman_q: number | null;
   pearson_r: number | null;
   pearson_p: number | null;
+  pearson_q: number | null;
 }
 
 export interface Sensitivity {
@@ -78,6 +90,7 @@ export function analyzeSensitivity(
   sets: readonly ParaphraseSet[],
   T: number,
 ): Sensitivity {
+  const norm = finalNormOf(model);
   const texts = sets.flatMap((s) => s.paraphrases);
   const states = queryStates(
     model,
@@ -90,7 +103,8 @@ export function analyzeSensitivity(
     const members = set.paraphrases.map((text) => {
       const st = states[next++];
       const p = boltzmann(potential(c, st.q), T);
-      return { text, st, f: fisher(c, p, T) };
+      const f = fisher(c, p, T);
+      return { text, st, f, kappaPre: pulledBackKappa(c, f, st.x, norm) };
     });
     const mine: SensitivityPair[] = [];
     for (let i = 0; i < members.length; i++) {
@@ -105,6 +119,7 @@ export function analyzeSensitivity(
           j,
           jsd: jensenShannon(a.f.p, b.f.p),
           kappa_mean: 0.5 * (a.f.kappa + b.f.kappa),
+          kappa_pre_norm_mean: 0.5 * (a.kappaPre + b.kappaPre),
           dgd: 0.5 * (fisherQuadratic(c, a.f, delta) + fisherQuadratic(c, b.f, delta)),
           shift: Math.hypot(...delta),
         });
@@ -114,9 +129,10 @@ export function analyzeSensitivity(
     outSets.push({
       id: set.id,
       domain: set.domain,
-      members: members.map((m) => memberOf(m.text, m.st.ids, m.f)),
+      members: members.map((m) => memberOf(m.text, m.st.ids, m.f, m.kappaPre)),
       mean_jsd: mean(mine.map((p) => p.jsd)),
       mean_kappa: mean(members.map((m) => m.f.kappa)),
+      mean_kappa_pre_norm: mean(members.map((m) => m.kappaPre)),
       mean_dgd: mean(mine.map((p) => p.dgd)),
     });
   }
@@ -134,6 +150,15 @@ export function analyzeSensitivity(
         'kappa',
         correlate(
           ss.map((s) => s.mean_kappa),
+          jsdS,
+        ),
+      ),
+      row(
+        'sets',
+        domain,
+        'kappa_pre_norm',
+        correlate(
+          ss.map((s) => s.mean_kappa_pre_norm),
           jsdS,
         ),
       ),
@@ -158,6 +183,15 @@ export function analyzeSensitivity(
       row(
         'pairs',
         domain,
+        'kappa_pre_norm',
+        correlate(
+          ps.map((p) => p.kappa_pre_norm_mean),
+          jsdP,
+        ),
+      ),
+      row(
+        'pairs',
+        domain,
         'dgd',
         correlate(
           ps.map((p) => p.dgd),
@@ -166,11 +200,23 @@ export function analyzeSensitivity(
       ),
     );
   }
+  // One family: every p-value the table reports (both statistics, every row).
+  const q = benjaminiHochberg(correlations.flatMap((r) => [r.spearman_p, r.pearson_p]));
+  correlations.forEach((r, i) => {
+    r.spearman_q = q[2 * i];
+    r.pearson_q = q[2 * i + 1];
+  });
   return { temperature: T, sets: outSets, pairs, correlations, headline: correlations[0] };
 }
 
-function memberOf(text: string, ids: number[], f: Fisher): SensitivityMember {
-  return { text, prompt_ids: ids, kappa: f.kappa, entropy: entropyOf(f.p) };
+function memberOf(text: string, ids: number[], f: Fisher, kappaPre: number): SensitivityMember {
+  return {
+    text,
+    prompt_ids: ids,
+    kappa: f.kappa,
+    kappa_pre_norm: kappaPre,
+    entropy: entropyOf(f.p),
+  };
 }
 
 function row(
@@ -186,8 +232,10 @@ function row(
     n: c.n,
     spearman_rho: c.spearmanRho,
     spearman_p: c.spearmanP,
+    spearman_q: null,
     pearson_r: c.pearsonR,
     pearson_p: c.pearsonP,
+    pearson_q: null,
   };
 }
 
