@@ -253,13 +253,21 @@ function printSummary(report: CouplingReport, out: string): void {
     .filter((e) => e.used !== e.requested)
     .map((e) => `K ${e.requested} → ${e.used}`);
   if (kNote.length) lines.push(`K clipped to d: ${kNote.join(', ')}`);
-  for (const w of report.random_twin ? [report.trained, report.random_twin] : [report.trained]) {
+  const weights = [report.trained, report.random_twin, report.random_twin_hf].filter(
+    (w): w is NonNullable<typeof w> => w !== null,
+  );
+  for (const w of weights) {
+    const level = w.model_coupling.no_shared_basis.by_k;
     const mc = w.model_coupling.by_k
-      .map((e) => `K=${e.k} ${fmt(e.value)} (log10 ${fmt(e.log10)})`)
+      .map(
+        (e, i) =>
+          `K=${e.k} ${fmt(e.value)} (no shared basis ${fmt(level[i].mean)} ± ${fmt(level[i].sd)})`,
+      )
       .join(', ');
     const g = w.growth;
+    const init = 'init' in w ? ` [${(w as { init: string }).init.split(':')[0]}]` : '';
     lines.push(
-      `${w.weights}: model coupling ${mc}; LSS mean ${fmt(w.lss.mean)}; growth rate ${fmt(g.rate)} (R² ${fmt(g.r2_mean)}); fidelity ${fmt(w.fidelity.mean)}`,
+      `${w.weights}${init}: model coupling ${mc}; LSS mean ${fmt(w.lss.mean)}; growth rate ${fmt(g.rate)} (R² ${fmt(g.r2_mean)}); fidelity ${fmt(w.fidelity.mean)} (${w.fidelity.tag})`,
     );
   }
   process.stdout.write(lines.join('\n') + '\n');

@@ -11,6 +11,7 @@ import { LmdynError } from '../../src/errors.js';
 import { openSafetensors, closeSafetensors } from '../../src/io/safetensors.js';
 import {
   analyzeCoupling,
+  randomBasis,
   type CouplingReport,
   type WeightsReport,
 } from '../../src/lenses/coupling/analyze.js';
@@ -274,6 +275,65 @@ test('analyzeCoupling on stories260K: shapes, tags, K clipped to d, C_K diagonal
     seed: 3,
   });
   assert.equal(again.random_twin?.lss.per_prompt[0][3], twin.lss.per_prompt[0][3]);
+});
+
+test('baselines: HF from_config twin (N(0, 0.02²) everywhere) beside the llama2.c-scaled one; the no-shared-basis level above the trained value', async () => {
+  const r = await storiesReport();
+  const hf = r.random_twin_hf!;
+  assert.match(hf.init, /from_config/);
+  assert.match(r.random_twin!.init, /llama2\.c/);
+  assert.notEqual(hf.fidelity.mean, r.random_twin!.fidelity.mean);
+  for (const w of [r.trained, r.random_twin!, hf]) {
+    const level = w.model_coupling.no_shared_basis;
+    assert.equal(level.tag, 'proposed');
+    assert.equal(level.by_k.length, w.model_coupling.by_k.length);
+    for (const e of level.by_k)
+      assert.ok(e.sd > 0 && e.min <= e.mean && e.mean <= e.max && e.n > 0);
+  }
+  // The trained model is coupled beyond chance: its K = 10 value lies below the random-basis level.
+  const t = r.trained.model_coupling;
+  assert.ok(
+    t.by_k[0].value < t.no_shared_basis.by_k[0].mean,
+    `${t.by_k[0].value} vs ${t.no_shared_basis.by_k[0].mean}`,
+  );
+});
+
+test('no-shared-basis level: Haar-random bases are orthonormal and E m_10(diag(1..32)/32, R) matches scipy ortho_group (fixture)', () => {
+  const ref = JSON.parse(readFileSync('test/fixtures/coupling/no-shared-basis.json', 'utf8')) as {
+    d: number;
+    k: number;
+    mean: number;
+    sd: number;
+  };
+  const d = ref.d;
+  const j = new Float32Array(d * d);
+  for (let i = 0; i < d; i++) j[i * d + i] = (i + 1) / d;
+  const s = Array.from({ length: d }, (_, i) => (d - i) / d);
+  const rng = createRng(11);
+  const draws = 4000;
+  const vals: number[] = [];
+  for (let t = 0; t < draws; t++) {
+    const b = randomBasis(d, ref.k, rng);
+    if (t === 0)
+      for (let a = 0; a < ref.k; a++)
+        for (let c = 0; c < ref.k; c++) {
+          let uu = 0;
+          let vv = 0;
+          for (let i = 0; i < d; i++) {
+            uu += b.u[a * d + i] * b.u[c * d + i];
+            vv += b.v[a * d + i] * b.v[c * d + i];
+          }
+          assert.ok(
+            Math.abs(uu - (a === c ? 1 : 0)) < 1e-12 && Math.abs(vv - (a === c ? 1 : 0)) < 1e-12,
+          );
+        }
+    vals.push(couplingMetric(j, d, s, b, [ref.k])[0].mK);
+  }
+  const mu = vals.reduce((a, b) => a + b, 0) / draws;
+  const sd = Math.sqrt(vals.reduce((a, b) => a + (b - mu) ** 2, 0) / (draws - 1));
+  const se = ref.sd / Math.sqrt(draws);
+  assert.ok(Math.abs(mu - ref.mean) < 4 * se, `mean ${mu} vs ${ref.mean} (SE ${se})`);
+  assert.ok(Math.abs(sd - ref.sd) < 0.1 * ref.sd, `sd ${sd} vs ${ref.sd}`);
 });
 
 test('analyzeCoupling: --include-final-norm adds an ln_final block; a position past the prompt is refused', async () => {

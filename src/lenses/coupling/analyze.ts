@@ -16,6 +16,7 @@ import {
 } from '../../model/jvp.js';
 import { parameterCount, type ModelConfig } from '../../model/types.js';
 import { matrixOperator, singularValues, svd, topSvd, type Svd } from '../../tensor/linalg.js';
+import { createRng, type Rng } from '../../tensor/rng.js';
 import { allocF32, freeF32 } from '../../tensor/memory.js';
 import { layernorm, rmsnorm } from '../../tensor/ops.js';
 import { VERSION } from '../../version.js';
@@ -30,7 +31,7 @@ import {
   stepSizes,
   type Coupling,
 } from './metrics.js';
-import { freeWeights, initName, randomTwin } from './twin.js';
+import { freeWeights, hfInitDiffers, initName, randomTwin } from './twin.js';
 
 import type { Tag } from '../tag.js';
 
@@ -76,7 +77,7 @@ export interface JacobianRecord {
   blocks: Float32Array[];
 }
 
-export type WeightsLabel = 'trained' | 'random_twin';
+export type WeightsLabel = 'trained' | 'random_twin' | 'random_twin_hf';
 
 export interface CouplingReport {
   lens: 'coupling';
@@ -107,7 +108,13 @@ export interface CouplingReport {
   /** Row/column labels of every per-block array: blocks.0 … blocks.{L−1} (+ ln_final). */
   blocks: string[];
   trained: WeightsReport;
+  /** The twin under the training-time (llama2.c-scaled for llama) initialisation. */
   random_twin: (WeightsReport & { seed: number; init: string }) | null;
+  /**
+   * The twin under Hugging Face from_config's N(0, 0.02²) everywhere (llama family); null when
+   * not asked or when it equals random_twin (gpt2 and gpt_neo, whose HF init is the training one).
+   */
+  random_twin_hf: (WeightsReport & { seed: number; init: string }) | null;
 }
 
 export interface WeightsReport {
@@ -159,6 +166,18 @@ export interface WeightsReport {
     source: string;
     definition: string;
     by_k: { k: number; value: number; log10: number; per_prompt: number[] }[];
+    /**
+     * The level with no shared basis: m_K(J_i, ·) measured in Haar-random orthonormal bases
+     * (U, V ∈ R^{d×K}) instead of J_j's singular vectors; mean and spread over blocks, positions,
+     * prompts and draws. A model value near it shows no coupling beyond chance.
+     */
+    no_shared_basis: {
+      tag: Tag;
+      definition: string;
+      draws: number;
+      seed: number;
+      by_k: { k: number; mean: number; sd: number; min: number; max: number; n: number }[];
+    };
   };
   lss: {
     tag: Tag;
@@ -274,12 +293,25 @@ export function analyzeCoupling(model: Model, options: CouplingOptions): Couplin
   };
   const trained = measureWeights(model, 'trained', prompts, run);
   let twin: CouplingReport['random_twin'] = null;
+  let twinHf: CouplingReport['random_twin_hf'] = null;
   if (options.randomTwin) {
     const twinModel = randomTwin(model, seed);
     try {
       twin = { ...measureWeights(twinModel, 'random_twin', prompts, run), seed, init: initName(c) };
     } finally {
       freeWeights(twinModel.transformer.weights);
+    }
+    if (hfInitDiffers(c)) {
+      const hfModel = randomTwin(model, seed, 'hf');
+      try {
+        twinHf = {
+          ...measureWeights(hfModel, 'random_twin_hf', prompts, { ...run, onJacobians: undefined }),
+          seed,
+          init: initName(c, 'hf'),
+        };
+      } finally {
+        freeWeights(hfModel.transformer.weights);
+      }
     }
   }
   return {
@@ -323,6 +355,7 @@ export function analyzeCoupling(model: Model, options: CouplingOptions): Couplin
     blocks,
     trained,
     random_twin: twin,
+    random_twin_hf: twinHf,
   };
 }
 
@@ -353,6 +386,7 @@ interface PromptMeasure {
   logSteps: number[][]; // [every position][step]
   logNorms: number[][]; // [every position][state]
   fidelity: number[]; // [analysed position]
+  noSharedBasis: number[][]; // [K index] → m_K in random bases, every block × position × draw
   s1: number[][]; // [analysed position][block, blocks only]
 }
 
@@ -403,6 +437,17 @@ function measurePrompt(
       });
       return { T, js: arena, svds: arena.map((j) => decompose(j, d, kMax, run)) };
     });
+    // Reference level: m_K(J_i, ·) in Haar-random orthonormal bases (no shared basis).
+    const noSharedBasis = run.ks.map(() => [] as number[]);
+    const rng = createRng(mixSeed(run.seed, index, label));
+    for (const { js, svds } of perPosition)
+      for (let draw = 0; draw < NO_SHARED_BASIS_DRAWS; draw++)
+        js.forEach((ji, i) => {
+          const basis = randomBasis(d, kMax, rng);
+          couplingMetric(ji, d, svds[i].s, basis, run.ks).forEach((cm, q) =>
+            noSharedBasis[q].push(cm.mK),
+          );
+        });
     // §5.3 coupling matrix per position: C_K[i][j] = m_K(J_i, J_j)
     const coupling = perPosition.map(({ js, svds }) =>
       js.map((ji, i) => svds.map((sj) => couplingMetric(ji, d, svds[i].s, sj, run.ks))),
@@ -460,6 +505,7 @@ function measurePrompt(
       logSteps: steps.map((delta) => delta.map(Math.log)),
       logNorms: trajectories.map((x) => stateNorms(x, L + 1, d).map(Math.log)),
       fidelity,
+      noSharedBasis,
       s1: perPosition.map(({ svds }) => svds.slice(0, L).map((s) => s.s[0])),
     };
   } finally {
@@ -495,6 +541,38 @@ function finalNormed(tf: Model['transformer'], x: Float32Array): Float32Array {
     layernorm(out, x, w.finalNorm, w.finalNormBias, 1, tf.config.normEps);
   else rmsnorm(out, x, w.finalNorm, 1, tf.config.normEps);
   return out;
+}
+
+/** Draws of random bases per block and position for the no-shared-basis level. */
+export const NO_SHARED_BASIS_DRAWS = 8;
+
+/** Orthonormal rows u, v [k, d] from Gaussian draws by modified Gram–Schmidt (Haar on the Stiefel manifold). */
+export function randomBasis(d: number, k: number, rng: Rng): Svd {
+  const rows = () => {
+    const m = new Float64Array(k * d);
+    for (let a = 0; a < k; a++) {
+      for (let i = 0; i < d; i++) m[a * d + i] = rng.normal();
+      for (let b = 0; b < a; b++) {
+        let dot = 0;
+        for (let i = 0; i < d; i++) dot += m[a * d + i] * m[b * d + i];
+        for (let i = 0; i < d; i++) m[a * d + i] -= dot * m[b * d + i];
+      }
+      let norm = 0;
+      for (let i = 0; i < d; i++) norm += m[a * d + i] ** 2;
+      norm = Math.sqrt(norm);
+      for (let i = 0; i < d; i++) m[a * d + i] /= norm;
+    }
+    return m;
+  };
+  const u = rows();
+  const v = rows();
+  return { m: d, n: d, k, s: new Float64Array(k), u, v };
+}
+
+/** A seed for one (run seed, prompt, weights) stream. */
+function mixSeed(seed: number, prompt: number, label: WeightsLabel): number {
+  const w = label === 'trained' ? 0 : label === 'random_twin' ? 1 : 2;
+  return (Math.imul(seed ^ 0x9e3779b9, 2654435761) + prompt * 7919 + w * 104729) >>> 0;
 }
 
 function summarise(
@@ -632,6 +710,22 @@ function summarise(
         const value = mean(perPrompt);
         return { k, value, log10: Math.log10(value), per_prompt: perPrompt };
       }),
+      no_shared_basis: {
+        tag: 'proposed',
+        definition:
+          'm_K(J_i, R) with R = (U, V) Haar-random orthonormal d×K bases (Gram–Schmidt of Gaussian matrices), every block and analysed position, ' +
+          `${NO_SHARED_BASIS_DRAWS} draws each; what m_K reads when J_j's basis shares nothing with J_i's`,
+        draws: NO_SHARED_BASIS_DRAWS,
+        seed: run.seed,
+        by_k: run.ks.map((k) => {
+          const v = ms.flatMap((m) => m.noSharedBasis[ki(k)]);
+          const mu = mean(v);
+          const sd = Math.sqrt(
+            v.reduce((a, x) => a + (x - mu) ** 2, 0) / Math.max(v.length - 1, 1),
+          );
+          return { k, mean: mu, sd, min: Math.min(...v), max: Math.max(...v), n: v.length };
+        }),
+      },
     },
     lss: {
       tag: 'exact',

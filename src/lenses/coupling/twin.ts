@@ -16,6 +16,10 @@
  *   dense_h_to_4h and embed_out ~ N(0, 2/(5d)); attention.dense and dense_4h_to_h (our wo and
  *   wDown) ~ N(0, (2/(L·√d))²); biases 0, LayerNorm 1 and 0.
  *
+ * - scheme 'hf': Hugging Face `AutoModelForCausalLM.from_config` (Llama / GPT-NeoX _init_weights):
+ *   every Linear and the embedding ~ N(0, 0.02²) with no scaled projections — most likely how the
+ *   coupling paper's random models were made. For gpt2 and gpt_neo HF's init is the one above.
+ *
  * Draws come from createRng(seed) in a fixed order (embeddings, then each layer's wq, wk, wv,
  * wo, gate, up, down, then an untied classifier), so a seed names one twin.
  */
@@ -34,12 +38,18 @@ import { createRng, type Rng } from '../../tensor/rng.js';
 /** Standard deviation of every initialised weight except the scaled residual projections. */
 export const INIT_STD = 0.02;
 
+/** 'training': llama2.c's scaled initialisation (llama) / HF's (gpt2); 'hf': HF from_config. */
+export type InitScheme = 'training' | 'hf';
+
 /** The model with the same config, tokenizer and bias layout, and freshly initialised weights. */
-export function randomTwin(model: Model, seed: number): Model {
-  const weights = initialWeights(model.config, seed, model.transformer.weights);
+export function randomTwin(model: Model, seed: number, scheme: InitScheme = 'training'): Model {
+  const weights = initialWeights(model.config, seed, model.transformer.weights, scheme);
   const source = {
     ...model.source,
-    details: { ...model.source.details, randomTwin: { seed, init: initName(model.config) } },
+    details: {
+      ...model.source.details,
+      randomTwin: { seed, init: initName(model.config, scheme) },
+    },
   };
   const transformer = new Transformer({
     config: model.config,
@@ -58,11 +68,12 @@ export function initialWeights(
   config: ModelConfig,
   seed: number,
   like?: ModelWeights,
+  scheme: InitScheme = 'training',
 ): ModelWeights {
   const rng = createRng(seed);
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, seqLen } = config;
   const biased = config.architecture !== 'llama'; // biases exist unless `like` says otherwise
-  const std = initStds(config);
+  const std = initStds(config, scheme);
   const qDim = nHeads * headDim;
   const kvDim = nKvHeads * headDim;
   const zeros = (n: number, present: boolean) => (present ? allocF32(n) : null);
@@ -145,7 +156,12 @@ export function freeWeights(w: ModelWeights): void {
  * The standard deviations of the file comment: `base` for every weight not named here (and the
  * embeddings and an untied classifier), then wo, wUp (llama w3 / c_fc) and wDown.
  */
-function initStds(config: ModelConfig): { base: number; wo: number; wUp: number; wDown: number } {
+function initStds(
+  config: ModelConfig,
+  scheme: InitScheme = 'training',
+): { base: number; wo: number; wUp: number; wDown: number } {
+  if (scheme === 'hf' && hfInitDiffers(config))
+    return { base: INIT_STD, wo: INIT_STD, wUp: INIT_STD, wDown: INIT_STD };
   const L = config.nLayers;
   const scaled = INIT_STD / Math.sqrt(2 * L);
   switch (config.architecture) {
@@ -163,8 +179,18 @@ function initStds(config: ModelConfig): { base: number; wo: number; wUp: number;
   }
 }
 
+/**
+ * Whether Hugging Face's from_config initialisation (N(0, 0.02²) everywhere for Llama and
+ * GPT-NeoX) differs from the training-time one above; for gpt2 and gpt_neo they are the same.
+ */
+export function hfInitDiffers(config: ModelConfig): boolean {
+  return config.architecture === 'llama' || config.architecture === 'gpt_neox';
+}
+
 /** Which published initialisation `initialWeights` follows for this architecture. */
-export function initName(config: ModelConfig): string {
+export function initName(config: ModelConfig, scheme: InitScheme = 'training'): string {
+  if (scheme === 'hf' && hfInitDiffers(config))
+    return `HF from_config (${config.architecture === 'llama' ? 'LlamaPreTrainedModel' : 'GPTNeoXPreTrainedModel'}._init_weights): every linear weight and the embedding N(0, 0.02²), no scaled projections, norms 1, biases 0`;
   switch (config.architecture) {
     case 'gpt2':
       return 'HF GPT2PreTrainedModel._init_weights: N(0, 0.02²), c_proj N(0, (0.02/√(2L))²), LayerNorm 1/0, biases 0';
