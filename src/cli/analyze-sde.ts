@@ -192,15 +192,22 @@ export function summary(report: SdeReport, out: string, fromFile: boolean): stri
     const fp = d.analyses.fixed_points.found;
     lines.push(
       `${d.label} (T ${d.sampling.temperature}, top-p ${d.sampling.topP}; ${d.paths} paths, split by ${d.split.mode}): ` +
-        `test NLL ${f(v.nll.model.test)} (constant ${f(v.nll.constant_test)}, Kramers–Moyal ${f(v.nll.kramers_moyal_test)}) nats/increment; ` +
+        `test NLL ${f(v.nll.model.test)} (linear OU/VAR(1) ${f(v.nll.linear_test)}, constant ${f(v.nll.constant_test)}, Kramers–Moyal ${f(v.nll.kramers_moyal_test)}) nats/increment; ` +
         `KS mean ${f(v.ks_increments.mean_d)}; MMD² ${f(v.mmd_end_states.mmd2)} (p ${f(v.mmd_end_states.p)})`,
       `  moments real vs simulated: mean error ${f(m.mean_error_relative)} (of the states’ spread), Σ_t tr Σ sim/real ${f(m.trace_ratio_mean)} (last step ${f(m.trace_ratio_end)}); ` +
         `MSD α real ${f(d.analyses.msd.alpha_real)} sim ${f(d.analyses.msd.alpha_simulated)}; fixed points ${fp.length}${fp.length ? ` (${fp.map((p) => p.kind).join(', ')})` : ''}; ` +
         `‖μ‖ ${f(d.analyses.along_trajectories.mean.drift_norm)}, ‖σ‖ ${f(d.analyses.along_trajectories.mean.diffusion_norm)}`,
+      `  residual checks (${d.analyses.residuals.scope}): ${d.headline
+        .filter((h) => h.name.startsWith('residuals:'))
+        .map(
+          (h) =>
+            `${h.name.slice(11)} ${f(h.value)}${h.definition.includes('α') ? ` (${h.definition.split('; ').pop()})` : ''}`,
+        )
+        .join('; ')}`,
     );
   }
   lines.push(
-    'tags: SDE form exact (papers.md §2.2); states, estimation, validation, analyses proposed (§2.3–2.5)',
+    'tags: all proposed — the SDE form is the paper’s (papers.md §2.2) but σ diagonal and the linear drift term are ours; states, estimation, validation, analyses §2.3–2.5',
   );
   return lines.join('\n') + '\n';
 }

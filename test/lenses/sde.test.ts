@@ -22,7 +22,7 @@ import { openModel } from '../../src/api.js';
 import { registerAnalyze } from '../../src/cli/analyze.js';
 import { registerSdeLens } from '../../src/cli/analyze-sde.js';
 import { LmdynError } from '../../src/errors.js';
-import { analyzeDataset } from '../../src/lenses/sde/analyses.js';
+import { analyzeDataset, linearBaseline, linearNll } from '../../src/lenses/sde/analyses.js';
 import type { SdeModelFile, SdeReport } from '../../src/lenses/sde/analyze.js';
 import { eigenvalues, solve } from '../../src/lenses/sde/dense.js';
 import { kmLookup, kramersMoyal } from '../../src/lenses/sde/km.js';
@@ -846,4 +846,52 @@ test('CLI: --sweep fits one model per configuration in a shared PCA and tabulate
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('linear OU / VAR(1) baseline, k = 1: slope, intercept, σ and NLL equal the closed-form simple regression', () => {
+  // x_{j+1} = x_j − θ x_j Δt + s √Δt ε: one path of 400 steps, Δt = 0.05
+  const rng = createRng(17);
+  const dt = 0.05;
+  const n = 400;
+  const x = new Float64Array(n);
+  const dx = new Float64Array(n);
+  let state = 1.5;
+  for (let r = 0; r < n; r++) {
+    const step = -1.3 * state * dt + 0.7 * Math.sqrt(dt) * rng.normal();
+    x[r] = state;
+    dx[r] = step;
+    state += step;
+  }
+  const set = {
+    k: 1,
+    n,
+    dt,
+    x,
+    t: Float64Array.from({ length: n }, (_, r) => r * dt),
+    dx,
+    path: new Int32Array(n),
+    step: Int32Array.from({ length: n }, (_, r) => r),
+  };
+  // closed form: slope = Σ(x − x̄)(Δx − Δx̄)/Σ(x − x̄)², intercept = Δx̄ − slope·x̄, σ²Δt = RSS/n
+  const mx = x.reduce((a, b) => a + b, 0) / n;
+  const my = dx.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (let r = 0; r < n; r++) {
+    sxy += (x[r] - mx) * (dx[r] - my);
+    sxx += (x[r] - mx) ** 2;
+  }
+  const slope = sxy / sxx;
+  const icpt = my - slope * mx;
+  let rss = 0;
+  for (let r = 0; r < n; r++) rss += (dx[r] - icpt - slope * x[r]) ** 2;
+  const v = rss / n; // σ²Δt
+  const nll = 0.5 * Math.log(2 * Math.PI * v) + 0.5; // mean Gaussian NLL at the MLE variance
+  const lin = linearBaseline(set)!;
+  assert.ok(Math.abs(lin.a[0] - slope / dt) < 1e-9 * Math.abs(slope / dt));
+  assert.ok(Math.abs(lin.b[0] - icpt / dt) < 1e-9 * (1 + Math.abs(icpt / dt)));
+  assert.ok(Math.abs(lin.sigma[0] ** 2 * dt - v) < 1e-12);
+  assert.ok(Math.abs(lin.train - nll) < 1e-9, `${lin.train} vs ${nll}`);
+  assert.ok(Math.abs(linearNll(lin, set) - nll) < 1e-9);
+  assert.ok(Math.abs(lin.a[0] + 1.3) < 0.6, `θ̂ = ${-lin.a[0]}`); // recovers the OU rate roughly
 });

@@ -7,6 +7,7 @@
  * normality and autocorrelation, quadratic variation, Kramers–Moyal agreement, and phase-portrait
  * samples. Every block is plain data with its definition; the tag is added by analyze.ts.
  */
+import { multiLeastSquares } from '../../stats/regression.js';
 import { createRng, type Rng } from '../../tensor/rng.js';
 import { linearFit } from '../coupling/metrics.js';
 import { eigenvalues, solve, type Eigenvalue } from './dense.js';
@@ -43,6 +44,9 @@ export interface DatasetAnalysis {
     per_component_test: number[];
     kramers_moyal_test: number;
     constant_test: number;
+    /** The linear Gaussian (OU / VAR(1)) baseline on the same split. */
+    linear_test: number;
+    linear: LinearBaseline | null;
     baselines: string;
   };
   ks_increments: {
@@ -213,6 +217,7 @@ export function analyzeDataset(
   const km = kramersMoyal(split.train, options.km);
   const testNll = sdeNll(net, split.test);
   const constant = constantBaseline(split.train);
+  const linear = linearBaseline(split.train);
   const nll: DatasetAnalysis['nll'] = {
     definition:
       'Euler–Maruyama Gaussian NLL per increment, Σ_i [(Δx_i − μ_iΔt)²/(2σ_i²Δt) + ½log(2πσ_i²Δt)] (nats)',
@@ -220,8 +225,11 @@ export function analyzeDataset(
     per_component_test: testNll.perComponent,
     kramers_moyal_test: kmNll(km, constant, split.test),
     constant_test: constantNll(constant, split.test),
+    linear_test: linear ? linearNll(linear, split.test) : NaN,
+    linear,
     baselines:
-      'kramers_moyal: binned conditional moments of the training increments (constant baseline outside populated bins); constant: one drift and one diagonal diffusion for all states (Brownian motion with drift)',
+      'kramers_moyal: binned conditional moments of the training increments (constant baseline outside populated bins); constant: one drift and one diagonal diffusion for all states (Brownian motion with drift); ' +
+      'linear: Ornstein–Uhlenbeck / VAR(1), Δx = (A x + b)Δt + diag(σ)√Δt ε fitted by least squares per component with σ² the residual variance (the Gaussian MLE), time-homogeneous — the simplest model the network has to beat',
   };
 
   // ---- simulation from the real starts -----------------------------------------------------
@@ -339,6 +347,56 @@ function constantBaseline(set: IncrementSet): Constant {
     sigma.push(Math.sqrt(Math.max(variance, 1e-300) / dt));
   }
   return { drift, sigma };
+}
+
+export interface LinearBaseline {
+  /** Drift μ(x) = A x + b per unit time: A [k, k] row-major (row = output component), b [k]. */
+  a: number[];
+  b: number[];
+  /** Diagonal diffusion σ per component (per unit time). */
+  sigma: number[];
+  /** Training NLL per increment (nats). */
+  train: number;
+}
+
+/**
+ * The OU / VAR(1) Gaussian baseline: per component i, Δx_i = [x, 1]·β_i + e by least squares on
+ * the training increments (the Gaussian MLE of the drift for any diagonal noise), σ_i²Δt =
+ * RSS_i / n (MLE). Null when the design is singular.
+ */
+export function linearBaseline(set: IncrementSet): LinearBaseline | null {
+  const { k, n, dt } = set;
+  const p = k + 1;
+  const design = new Float64Array(n * p);
+  for (let r = 0; r < n; r++) {
+    for (let j = 0; j < k; j++) design[r * p + j] = set.x[r * k + j];
+    design[r * p + k] = 1;
+  }
+  const fit = multiLeastSquares(design, n, p, set.dx, k);
+  if (!fit) return null;
+  const a: number[] = [];
+  const b: number[] = [];
+  const sigma: number[] = [];
+  for (let i = 0; i < k; i++) {
+    for (let j = 0; j < k; j++) a.push(fit.beta[j * k + i] / dt);
+    b.push(fit.beta[k * k + i] / dt);
+    sigma.push(Math.sqrt(Math.max(fit.rss[i] / n, 1e-300) / dt));
+  }
+  const base = { a, b, sigma, train: 0 };
+  return { ...base, train: linearNll(base, set) };
+}
+
+/** Mean Euler–Maruyama Gaussian NLL per increment of the linear baseline (nats). */
+export function linearNll(lin: LinearBaseline, set: IncrementSet): number {
+  const { k, n, dt } = set;
+  let s = 0;
+  for (let r = 0; r < n; r++)
+    for (let i = 0; i < k; i++) {
+      let mu = lin.b[i];
+      for (let j = 0; j < k; j++) mu += lin.a[i * k + j] * set.x[r * k + j];
+      s += gaussianNll(set.dx[r * k + i], mu * dt, lin.sigma[i] ** 2 * dt);
+    }
+  return s / Math.max(1, n);
 }
 
 function constantNll(c: Constant, set: IncrementSet): number {

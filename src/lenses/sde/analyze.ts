@@ -420,6 +420,47 @@ export function analyzeSde(
   return { report, model };
 }
 
+/**
+ * The residual checks, whether they pass or fail: the worst component's KS p against N(0, 1),
+ * Jarque–Bera p, and the largest |skewness| and |excess kurtosis| of the standardised residuals.
+ */
+function residualHeadlines(a: DatasetAnalysis): DatasetReport['headline'] {
+  const per = a.residuals.per_component;
+  const p = 'proposed' as const;
+  const minOf = (v: number[]) => (v.length ? Math.min(...v) : null);
+  const maxAbs = (v: number[]) => (v.length ? Math.max(...v.map(Math.abs)) : null);
+  const ksP = minOf(per.map((c) => c.ks.p));
+  const jbP = minOf(per.map((c) => c.jarque_bera_p));
+  const verdict = (q: number | null) =>
+    q === null ? 'not computed' : q >= 0.05 ? 'passes at α = 0.05' : 'FAILS at α = 0.05';
+  return [
+    {
+      name: 'residuals: KS p vs N(0, 1) (worst component)',
+      tag: p,
+      definition: `standardised residuals (Δx − μΔt)/(σ√Δt), ${a.residuals.scope}; ${verdict(ksP)}`,
+      value: ksP,
+    },
+    {
+      name: 'residuals: Jarque–Bera p (worst component)',
+      tag: p,
+      definition: verdict(jbP),
+      value: jbP,
+    },
+    {
+      name: 'residuals: largest |skewness|',
+      tag: p,
+      definition: '0 for Gaussian residuals',
+      value: maxAbs(per.map((c) => c.skewness)),
+    },
+    {
+      name: 'residuals: largest |excess kurtosis|',
+      tag: p,
+      definition: '0 for Gaussian residuals',
+      value: maxAbs(per.map((c) => c.kurtosis)),
+    },
+  ];
+}
+
 function headlines(a: DatasetAnalysis): DatasetReport['headline'] {
   const p = 'proposed' as const;
   const finite = (v: number | null) => (v === null || !Number.isFinite(v) ? null : v);
@@ -442,6 +483,14 @@ function headlines(a: DatasetAnalysis): DatasetReport['headline'] {
       definition: 'binned conditional moments',
       value: finite(a.nll.kramers_moyal_test),
     },
+    {
+      name: 'test NLL, linear OU / VAR(1)',
+      tag: p,
+      definition:
+        'linear drift A x + b, constant diagonal σ, fitted to the training increments (the baseline to beat)',
+      value: finite(a.nll.linear_test),
+    },
+    ...residualHeadlines(a),
     {
       name: 'KS distance of increments',
       tag: p,
@@ -521,6 +570,7 @@ function acrossTemperatures(
         d.split.increments.train + d.split.increments.validation + d.split.increments.test,
       nll_test: d.validation.nll.model.test,
       nll_constant_test: d.validation.nll.constant_test,
+      nll_linear_test: d.validation.nll.linear_test,
       drift_norm: d.analyses.along_trajectories.mean.drift_norm,
       diffusion_norm: d.analyses.along_trajectories.mean.diffusion_norm,
       snr: d.analyses.along_trajectories.mean.snr,
