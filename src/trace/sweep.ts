@@ -140,7 +140,7 @@ export function recordSweepConfig(
   });
   const out = join(dir, config.dir);
   mkdirSync(out, { recursive: true });
-  writeTrace(out, trace, { force: true });
+  writeTrace(out, trace, { force: true, tokenText: (id) => model.tokenizer.decode([id]) });
 }
 
 /** A finished configuration folder has its trace.json (written last). */

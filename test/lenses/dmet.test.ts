@@ -16,7 +16,7 @@ import {
   stateContinuity,
   type DynamicsOptions,
 } from '../../src/lenses/dmet/dynamics.js';
-import type { DmetReport } from '../../src/lenses/dmet/analyze.js';
+import { trajectory, type DmetReport } from '../../src/lenses/dmet/analyze.js';
 import {
   coherence,
   distinctN,
@@ -382,4 +382,17 @@ test('--convention paper-code: svd_flip-signed per-sequence PCA and the released
     const b = sequenceDynamics(h, c.n, c.d, { ...OPTIONS, pcaSigns: 'sklearn>=1.5' });
     assert.ok(Math.abs(a.continuity.mean - b.continuity.mean) < 1e-12);
   }
+});
+
+test('trajectory window: a sequence ended by EOS keeps y_N (HF forwarded it to sample EOS); one cut by length does not', () => {
+  // 1 sample, prompt 3 tokens, 4 generated; positions 0..6 all forwarded, width 1, value = position
+  const states = Float32Array.from({ length: 7 }, (_, p) => p);
+  const data = { samples: [], positions: 7, width: 1, states };
+  const base = { sample: 0, seed: 0, text: '', promptLength: 3, generated: 4 };
+  const window = { keepFirstStep: false, includeLastToken: false };
+  // steps 1..N−1 → positions 3, 4, 5 (y_1..y_3); with EOS steps 1..N → also position 6 (y_4)
+  const cut = trajectory(data, { ...base, finishReason: 'length' }, window);
+  assert.deepEqual(Array.from(cut.h), [3, 4, 5]);
+  const eos = trajectory(data, { ...base, finishReason: 'eos' }, window);
+  assert.deepEqual(Array.from(eos.h), [3, 4, 5, 6]);
 });

@@ -236,6 +236,14 @@ test('sweep: killed midway and re-run, it writes the same files as an uninterrup
   assert.equal(full.status, 0, full.stderr);
   const index = JSON.parse(readFileSync(join(root, 'a', 'sweep.json'), 'utf8'));
   assert.equal(index.configs.length, 4);
+  // steps.parquet of a sweep names every token (the tokenizer's decode of the one id)
+  const m = await openModel(STORIES);
+  const rows = await readParquet(join(root, 'a', index.configs[0].dir, 'steps.parquet'));
+  assert.ok(rows.length > 0);
+  for (const r of rows) {
+    assert.equal(r.token_text, m.tokenizer.decode([Number(r.token_id)]));
+    assert.ok(String(r.token_text).length > 0, `empty token_text for id ${r.token_id}`);
+  }
   // Interrupted run: kill as soon as the first configuration is finished.
   const b = join(root, 'b');
   await new Promise<void>((done) => {

@@ -331,7 +331,7 @@ export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResul
       trajectory:
         'generation step k (k = 0..N−1 for N generated tokens) reads the state at the position of its input token: ' +
         'k = 0 the last prompt token, k ≥ 1 the generated token y_k (HF generate(output_hidden_states=True)); ' +
-        `steps ${window.keepFirstStep ? '0' : '1'}..${window.includeLastToken ? 'N (N: y_N, which HF never forwards)' : 'N−1'} are used` +
+        `steps ${window.keepFirstStep ? '0' : '1'}..${window.includeLastToken ? 'N (N: y_N, which HF never forwards)' : 'N−1 (N for a sequence ended by a stop token: HF forwards y_N to sample it)'} are used` +
         (window.keepFirstStep || window.includeLastToken
           ? ''
           : ', exactly the (N−1) × d matrix of the authors’ hidden_state_collector.py'),
@@ -420,6 +420,8 @@ export function checkDmetOptions(
 /**
  * The rows of a sample's trajectory [n, width] in float64: generation steps first..last, step k
  * at position promptLength − 1 + k. Rows holding NaN (never forwarded) end the trajectory.
+ * A sequence that ended with a stop token keeps its last real token y_N: HF forwards y_N to
+ * sample the stop token, so its hidden state is among the collector's (N steps, not N − 1).
  */
 export function trajectory(
   data: DmetConfigData,
@@ -427,7 +429,7 @@ export function trajectory(
   window: { keepFirstStep: boolean; includeLastToken: boolean },
 ): { h: Float64Array; n: number; firstStep: number } {
   const first = window.keepFirstStep ? 0 : 1;
-  const last = window.includeLastToken ? s.generated : s.generated - 1;
+  const last = window.includeLastToken || s.finishReason === 'eos' ? s.generated : s.generated - 1;
   const W = data.width;
   const rows: number[] = [];
   for (let k = first; k <= last; k++) {
