@@ -27,7 +27,7 @@ import { INIT_STD, initialWeights } from '../../src/lenses/coupling/twin.js';
 import type { ModelConfig } from '../../src/model/types.js';
 import { svd } from '../../src/tensor/linalg.js';
 import { createRng } from '../../src/tensor/rng.js';
-import { model } from '../helpers/paths.js';
+import { fixture, model } from '../helpers/paths.js';
 
 const STORIES = model('stories260K', 'stories260K.bin');
 
@@ -299,7 +299,7 @@ test('baselines: HF from_config twin (N(0, 0.02²) everywhere) beside the llama2
 });
 
 test('no-shared-basis level: Haar-random bases are orthonormal and E m_10(diag(1..32)/32, R) matches scipy ortho_group (fixture)', () => {
-  const ref = JSON.parse(readFileSync('test/fixtures/coupling/no-shared-basis.json', 'utf8')) as {
+  const ref = JSON.parse(readFileSync(fixture('coupling', 'no-shared-basis.json'), 'utf8')) as {
     d: number;
     k: number;
     mean: number;
@@ -355,7 +355,7 @@ test('analyzeCoupling: --include-final-norm adds an ln_final block; a position p
 });
 
 test("--convention paper-code matches a float64 PyTorch run of the authors' conventions (HF hidden states, align.py fidelity; fixture)", async () => {
-  const ref = JSON.parse(readFileSync('test/fixtures/coupling/paper-code.json', 'utf8')) as {
+  const ref = JSON.parse(readFileSync(fixture('coupling', 'paper-code.json'), 'utf8')) as {
     prompts: {
       ids: number[];
       fidelity_align_py: number;

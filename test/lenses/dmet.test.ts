@@ -26,7 +26,7 @@ import {
   spellingScore,
 } from '../../src/lenses/dmet/text.js';
 import { createRng } from '../../src/tensor/rng.js';
-import { model, STORIES_LSE0, STORIES_TOP5 } from '../helpers/paths.js';
+import { fixture, model, STORIES_LSE0, STORIES_TOP5 } from '../helpers/paths.js';
 
 const BIN = resolve('bin', 'lmdyn.js');
 const STORIES = model('stories260K', 'stories260K.bin');
@@ -353,7 +353,7 @@ print(json.dumps({'mean': step.mean(), 'std': step.std(ddof=1), 'max': step.max(
 });
 
 test('--convention paper-code: svd_flip-signed per-sequence PCA and the released continuity match scikit-learn (fixture, both sign rules)', () => {
-  const ref = JSON.parse(readFileSync('test/fixtures/dmet/svd-flip.json', 'utf8')) as {
+  const ref = JSON.parse(readFileSync(fixture('dmet', 'svd-flip.json'), 'utf8')) as {
     cases: {
       n: number;
       d: number;

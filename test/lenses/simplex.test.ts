@@ -31,7 +31,7 @@ import {
 } from '../../src/lenses/simplex/loops.js';
 import { validateSampling } from '../../src/decode/sampling.js';
 import { createRng } from '../../src/tensor/rng.js';
-import { model as modelPath } from '../helpers/paths.js';
+import { fixture, model as modelPath } from '../helpers/paths.js';
 
 const STORIES = modelPath('stories260K', 'stories260K.bin');
 const PROMPT = 'Once upon a time';
@@ -346,7 +346,7 @@ test('loop detection: no loop without a final cycle (distinct, cycle in the midd
 });
 
 test('identical sequences count once: 32 copies of one greedy loop give 1/1 with Wilson [0.2065, 1] (statsmodels proportion_confint, fixture)', () => {
-  const ref = JSON.parse(readFileSync('test/fixtures/stats/wilson.json', 'utf8')) as {
+  const ref = JSON.parse(readFileSync(fixture('stats', 'wilson.json'), 'utf8')) as {
     cases: { k: number; n: number; ci: [number, number] }[];
   };
   for (const c of ref.cases) {

@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { correlationPValue } from '../../src/lenses/coupling/correlate.js';
 import { benjaminiHochberg } from '../../src/stats/multiple.js';
 import {
@@ -15,6 +14,7 @@ import {
   studentTwoSided,
 } from '../../src/stats/regression.js';
 import { createRng } from '../../src/tensor/rng.js';
+import { fixture } from '../helpers/paths.js';
 
 const close = (a: number, b: number, tol: number) =>
   assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
@@ -217,7 +217,7 @@ interface MixedReference {
   constant_target: { converged: boolean; bse: (number | null)[] };
 }
 const mixedReference = JSON.parse(
-  readFileSync(resolve('test/fixtures/stats/mixedlm.json'), 'utf8'),
+  readFileSync(fixture('stats', 'mixedlm.json'), 'utf8'),
 ) as MixedReference;
 
 for (const c of mixedReference.cases) {
