@@ -20,7 +20,14 @@ const dq = (name: GgmlTypeName, raw: Uint8Array, n: number): Float32Array => {
 };
 
 // binary16 bits of a few exact values (IEEE 754: sign | exponent + 15 | 10-bit mantissa)
-const H = { '1': 0x3c00, '0.5': 0x3800, '0.25': 0x3400, '-1': 0xbc00, '2': 0x4000, '0.125': 0x3000 };
+const H = {
+  '1': 0x3c00,
+  '0.5': 0x3800,
+  '0.25': 0x3400,
+  '-1': 0xbc00,
+  '2': 0x4000,
+  '0.125': 0x3000,
+};
 
 // --- block sizes (ggml-common.h static_asserts) -------------------------------------------------
 
@@ -42,7 +49,10 @@ test('block sizes are those of ggml-common.h (18, 20, 22, 24, 34, 144, 176, 210 
     BF16: [30, 1, 2],
   });
   assert.equal(blockFormatNamed('q4_k'), BLOCK_FORMATS.Q4_K);
-  assert.throws(() => blockFormatNamed('q3_k'), (e) => e instanceof LmdynError && /q6_k/.test(e.message));
+  assert.throws(
+    () => blockFormatNamed('q3_k'),
+    (e) => e instanceof LmdynError && /q6_k/.test(e.message),
+  );
 });
 
 // --- hand-built blocks, checked against the formula of each format -----------------------------
@@ -57,11 +67,17 @@ test('Q4_0 and Q4_1 blocks built by hand dequantize to d·(q − 8) and d·q + m
   b40[0] = H['0.5'] & 0xff;
   b40[1] = H['0.5'] >> 8;
   nibbles(2, b40);
-  assert.deepEqual(dq('Q4_0', b40, 32), Float32Array.from(q, (v) => 0.5 * (v - 8)));
+  assert.deepEqual(
+    dq('Q4_0', b40, 32),
+    Float32Array.from(q, (v) => 0.5 * (v - 8)),
+  );
   const b41 = new Uint8Array(20);
   b41.set([H['0.25'] & 0xff, H['0.25'] >> 8, H['-1'] & 0xff, H['-1'] >> 8]);
   nibbles(4, b41);
-  assert.deepEqual(dq('Q4_1', b41, 32), Float32Array.from(q, (v) => 0.25 * v - 1));
+  assert.deepEqual(
+    dq('Q4_1', b41, 32),
+    Float32Array.from(q, (v) => 0.25 * v - 1),
+  );
 });
 
 test('Q5_0 and Q5_1 blocks built by hand: the fifth bit of value j is bit j of qh', () => {
@@ -77,11 +93,17 @@ test('Q5_0 and Q5_1 blocks built by hand: the fifth bit of value j is bit j of q
   const b50 = new Uint8Array(22);
   b50.set([H['2'] & 0xff, H['2'] >> 8]);
   fill(b50, 2, 6);
-  assert.deepEqual(dq('Q5_0', b50, 32), Float32Array.from(q, (v) => 2 * (v - 16)));
+  assert.deepEqual(
+    dq('Q5_0', b50, 32),
+    Float32Array.from(q, (v) => 2 * (v - 16)),
+  );
   const b51 = new Uint8Array(24);
   b51.set([H['0.125'] & 0xff, H['0.125'] >> 8, H['1'] & 0xff, H['1'] >> 8]);
   fill(b51, 4, 8);
-  assert.deepEqual(dq('Q5_1', b51, 32), Float32Array.from(q, (v) => 0.125 * v + 1));
+  assert.deepEqual(
+    dq('Q5_1', b51, 32),
+    Float32Array.from(q, (v) => 0.125 * v + 1),
+  );
 });
 
 /** Q4_K/Q5_K scales[12]: 6-bit scale s_j and min m_j of the 8 sub-blocks (ggml-common.h). */
@@ -99,14 +121,15 @@ test('Q4_K and Q5_K super-blocks built by hand dequantize to d·s_j·q − dmin�
   const sc = [1, 2, 3, 63, 17, 40, 5, 33];
   const mn = [0, 7, 63, 1, 31, 2, 48, 20];
   const q5 = Array.from({ length: 256 }, (_, v) => (v * 13 + 5) % 32);
-  const expected = (q: number[]) => Float32Array.from(q, (v, i) => 1 * sc[i >> 5]! * v - 0.5 * mn[i >> 5]!);
+  const expected = (q: number[]) =>
+    Float32Array.from(q, (v, i) => 1 * sc[i >> 5]! * v - 0.5 * mn[i >> 5]!);
   // value v: sub-block v/32; its 4 low bits in byte 32·⌊v/64⌋ + v%32 of qs, high nibble when
   // v%64 ≥ 32; Q5_K's fifth bit is bit 2·⌊v/64⌋ + (v%64 ≥ 32) of qh[v%32]
   const q4 = q5.map((v) => v & 15);
   const b4 = new Uint8Array(144);
   b4.set([H['1'] & 0xff, H['1'] >> 8, H['0.5'] & 0xff, H['0.5'] >> 8, ...packScalesK4(sc, mn)]);
   q4.forEach((v, i) => {
-    b4[16 + 32 * (i >> 6) + (i % 32)]! |= (i % 64 >= 32 ? v << 4 : v);
+    b4[16 + 32 * (i >> 6) + (i % 32)]! |= i % 64 >= 32 ? v << 4 : v;
   });
   assert.deepEqual(dq('Q4_K', b4, 256), expected(q4));
   const b5 = new Uint8Array(176);
@@ -134,7 +157,10 @@ test('a Q6_K super-block built by hand dequantizes to d·s_j·(q − 32) with si
   });
   sc.forEach((s, j) => (b[192 + j] = s & 0xff));
   b.set([H['0.25'] & 0xff, H['0.25'] >> 8], 208);
-  assert.deepEqual(dq('Q6_K', b, 256), Float32Array.from(q, (v, i) => 0.25 * sc[i >> 4]! * (v - 32)));
+  assert.deepEqual(
+    dq('Q6_K', b, 256),
+    Float32Array.from(q, (v, i) => 0.25 * sc[i >> 4]! * (v - 32)),
+  );
 });
 
 test('BF16 is the top half of the f32; F16/BF16 rounding is to nearest, ties to even', () => {
@@ -262,6 +288,9 @@ test('values on a format’s grid come back exactly', () => {
   // K formats: an all-zero super-block is all zeros
   for (const f of [BLOCK_FORMATS.Q4_K, BLOCK_FORMATS.Q5_K, BLOCK_FORMATS.Q6_K]) {
     const y = dq(f.name, quantize(f, new Float32Array(256)), 256);
-    assert.ok(y.every((v) => v === 0), f.name); // Q6_K gives −0 = d·s·(0 − 32), as ggml does
+    assert.ok(
+      y.every((v) => v === 0),
+      f.name,
+    ); // Q6_K gives −0 = d·s·(0 − 32), as ggml does
   }
 });
