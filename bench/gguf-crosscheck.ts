@@ -20,17 +20,23 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { fromLoaded, type Model } from '../src/api.js';
 import type { GgmlTypeName } from '../src/io/gguf-quants.js';
 import { convertToGguf, writeGgufModel, type GgufWriteResult } from '../src/io/gguf-write.js';
 import { loadModel } from '../src/io/load.js';
-import { newMatrix, type LayerWeights, type ModelConfig, type ModelWeights } from '../src/model/types.js';
+import {
+  newMatrix,
+  type LayerWeights,
+  type ModelConfig,
+  type ModelWeights,
+} from '../src/model/types.js';
 import { createRng } from '../src/tensor/rng.js';
 import { loadLlama2cTokenizer } from '../src/tokenizer/llama2c.js';
 import { model as fixture } from '../test/helpers/paths.js';
 import { llamaCppDistributions, llamaCppGreedy, llamaCppPeer, type LlamaCppPeer } from './peers.js';
 
-interface Row {
+export interface Row {
   model: string;
   type: GgmlTypeName;
   stored: string;
@@ -48,7 +54,10 @@ interface Row {
   llamaCpp: number[];
 }
 
-const DIR = join('.lmdyn-tmp', 'gguf-crosscheck');
+/** A probe prompt that visits many embedding rows. */
+export const PROBE_TEXT =
+  'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her big dog.';
+export const DIR = join('.lmdyn-tmp', 'gguf-crosscheck');
 const TYPES: GgmlTypeName[] = ['F32', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K'];
 const WIDE_SEED = 11;
 /** TYPES starts with F32, so each model's F32 file exists before its quantized ones. */
@@ -71,19 +80,74 @@ async function main(): Promise<void> {
     const out = f32Of('stories260K').replace('-F32.gguf', `-${type}.gguf`);
     const written = await convertToGguf(stories, out, { type });
     for (const prompt of ['', 'Once upon a time']) {
-      rows.push(await compare(peer.peer, 'stories260K', out, f32Of('stories260K'), written, prompt, n));
+      rows.push(
+        await compare(peer.peer, 'stories260K', out, f32Of('stories260K'), written, prompt, n),
+      );
     }
   }
   const wide = wideRandomLlama(WIDE_SEED);
   for (const type of TYPES) {
     const out = f32Of(`wide256-s${WIDE_SEED}`).replace('-F32.gguf', `-${type}.gguf`);
-    const written = writeGgufModel(out, { ...wide, tokenizer: loadLlama2cTokenizer(tok) }, { type });
+    const written = writeGgufModel(
+      out,
+      { ...wide, tokenizer: loadLlama2cTokenizer(tok) },
+      { type },
+    );
     rows.push(
-      await compare(peer.peer, `wide256 (random, seed ${WIDE_SEED})`, out, f32Of(`wide256-s${WIDE_SEED}`), written, 'Once upon a time', n),
+      await compare(
+        peer.peer,
+        `wide256 (random, seed ${WIDE_SEED})`,
+        out,
+        f32Of(`wide256-s${WIDE_SEED}`),
+        written,
+        'Once upon a time',
+        n,
+      ),
+    );
+  }
+  // Block-decoding probe: every layer writes zeros (wo = wDown = 0), so the logits are the F32
+  // classifier applied to the normalised embedding row, which llama.cpp dequantizes with ggml's
+  // dequantize_row_* (get_rows) and multiplies in f32: no activation is quantized on either side.
+  const probe = wideRandomLlama(WIDE_SEED, { silentLayers: true });
+  const probeF32 = f32Of(`probe256-s${WIDE_SEED}`);
+  for (const type of [
+    'F32',
+    'F16',
+    'BF16',
+    'Q4_0',
+    'Q4_1',
+    'Q5_0',
+    'Q5_1',
+    'Q8_0',
+    'Q4_K',
+    'Q5_K',
+    'Q6_K',
+  ] as GgmlTypeName[]) {
+    const out = probeF32.replace('-F32.gguf', `-${type}.gguf`);
+    const written = writeGgufModel(
+      out,
+      { ...probe, tokenizer: loadLlama2cTokenizer(tok) },
+      { type: 'F32', embeddingType: type },
+    );
+    rows.push(
+      await compare(
+        peer.peer,
+        `probe256 (token_embd ${type}, rest F32)`,
+        out,
+        probeF32,
+        { ...written, type },
+        PROBE_TEXT,
+        n,
+      ),
     );
   }
   if (json) {
-    console.log(JSON.stringify({ peer: { nodeLlamaCpp: peer.peer.version, llamaCpp: peer.peer.llamaCppRelease }, rows }));
+    console.log(
+      JSON.stringify({
+        peer: { nodeLlamaCpp: peer.peer.version, llamaCpp: peer.peer.llamaCppRelease },
+        rows,
+      }),
+    );
     return;
   }
   console.log(
@@ -102,7 +166,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function compare(
+export async function compare(
   peer: LlamaCppPeer,
   name: string,
   path: string,
@@ -129,7 +193,8 @@ async function compare(
   }
   let agree = 0;
   while (agree < n && ours.ids[agree] === theirs[agree]) agree++;
-  const runnerUp = agree < n ? secondBest(m, [...promptIds, ...ours.ids.slice(0, agree)]) === theirs[agree] : null;
+  const runnerUp =
+    agree < n ? secondBest(m, [...promptIds, ...ours.ids.slice(0, agree)]) === theirs[agree] : null;
   return {
     model: name,
     type: written.type,
@@ -150,7 +215,9 @@ async function compare(
 
 /** lmdyn's second most likely next token after `ids`. */
 function secondBest(m: Model, ids: number[]): number {
-  const logits = m.transformer.forward(m.transformer.newCache(1, ids.length), [{ seq: 0, tokens: ids }]).logits;
+  const logits = m.transformer.forward(m.transformer.newCache(1, ids.length), [
+    { seq: 0, tokens: ids },
+  ]).logits;
   const order = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]!);
   return order[1]!;
 }
@@ -158,9 +225,13 @@ function secondBest(m: Model, ids: number[]): number {
 /** lmdyn's log-probabilities of the next token after every prefix of `ids`: [ids.length][V]. */
 function logProbs(m: Model, ids: number[]): Float64Array[] {
   const V = m.config.vocabSize;
-  const all = m.transformer.forward(m.transformer.newCache(1, ids.length), [{ seq: 0, tokens: ids }], {
-    logits: 'all',
-  }).logits;
+  const all = m.transformer.forward(
+    m.transformer.newCache(1, ids.length),
+    [{ seq: 0, tokens: ids }],
+    {
+      logits: 'all',
+    },
+  ).logits;
   return ids.map((_, p) => {
     const row = all.subarray(p * V, (p + 1) * V);
     let max = -Infinity;
@@ -205,14 +276,21 @@ function lmdynGreedy(m: Model, prompt: number[], n: number): { ids: number[]; ma
  * A seeded random llama whose every matrix row is whole 256-value blocks: dim 256, hidden 768,
  * 4 layers, 8 heads (4 KV heads), the 512-token vocabulary; untied classifier. Weights
  * N(0, 1/fan_in) so activations keep their scale through the layers, embeddings N(0, 1), norms
- * 1 + N(0, 0.1²).
+ * 1 + N(0, 0.1²). With `silentLayers` the attention and MLP outputs are zero (wo = wDown = 0).
  */
-function wideRandomLlama(seed: number): { config: ModelConfig; weights: ModelWeights } {
+export function wideRandomLlama(
+  seed: number,
+  options: { silentLayers?: boolean } = {},
+): { config: ModelConfig; weights: ModelWeights } {
   const rng = createRng(seed);
   const dim = 256;
   const hidden = 768;
   const mat = (rows: number, cols: number, std = 1 / Math.sqrt(cols)) =>
-    newMatrix(rows, cols, Float32Array.from({ length: rows * cols }, () => rng.normal() * std));
+    newMatrix(
+      rows,
+      cols,
+      Float32Array.from({ length: rows * cols }, () => rng.normal() * std),
+    );
   const norm = () => Float32Array.from({ length: dim }, () => 1 + rng.normal() * 0.1);
   const layers: LayerWeights[] = Array.from({ length: 4 }, () => ({
     attnNorm: norm(),
@@ -220,7 +298,7 @@ function wideRandomLlama(seed: number): { config: ModelConfig; weights: ModelWei
     wq: mat(dim, dim),
     wk: mat(dim / 2, dim),
     wv: mat(dim / 2, dim),
-    wo: mat(dim, dim),
+    wo: options.silentLayers ? newMatrix(dim, dim, new Float32Array(dim * dim)) : mat(dim, dim),
     bq: null,
     bk: null,
     bv: null,
@@ -230,7 +308,9 @@ function wideRandomLlama(seed: number): { config: ModelConfig; weights: ModelWei
     wGate: mat(hidden, dim),
     wUp: mat(hidden, dim),
     bUp: null,
-    wDown: mat(dim, hidden),
+    wDown: options.silentLayers
+      ? newMatrix(dim, hidden, new Float32Array(dim * hidden))
+      : mat(dim, hidden),
     bDown: null,
   }));
   const config: ModelConfig = {
@@ -266,4 +346,4 @@ function wideRandomLlama(seed: number): { config: ModelConfig; weights: ModelWei
   return { config, weights };
 }
 
-await main();
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

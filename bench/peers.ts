@@ -26,7 +26,8 @@ export interface LlamaCppModel {
   dispose(): Promise<void>;
 }
 
-type ControlledItem = number | [number, { generateNext: { probabilities: boolean; options: object } }];
+type ControlledItem =
+  number | [number, { generateNext: { probabilities: boolean; options: object } }];
 
 interface LlamaCppContext {
   getSequence(): {
@@ -63,7 +64,11 @@ export async function llamaCppPeer(
   const dir = resolve(root, '.cache', 'peers', `node-llama-cpp-${NODE_LLAMA_CPP_VERSION}`);
   const entry = join(dir, 'node_modules', 'node-llama-cpp', 'dist', 'index.js');
   const binary = binaryPackage();
-  if (!binary) return { ok: false, reason: `no prebuilt llama.cpp binary for ${process.platform}-${process.arch}` };
+  if (!binary)
+    return {
+      ok: false,
+      reason: `no prebuilt llama.cpp binary for ${process.platform}-${process.arch}`,
+    };
   if (!existsSync(entry)) {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'package.json'), '{"name":"lmdyn-peers","private":true}\n');
@@ -71,13 +76,24 @@ export async function llamaCppPeer(
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
     const r = spawnSync(
       npm,
-      ['install', '-E', `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}`, `${binary}@${NODE_LLAMA_CPP_VERSION}`,
-        '--omit=optional', '--ignore-scripts', '--no-audit', '--no-fund'],
+      [
+        'install',
+        '-E',
+        `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}`,
+        `${binary}@${NODE_LLAMA_CPP_VERSION}`,
+        '--omit=optional',
+        '--ignore-scripts',
+        '--no-audit',
+        '--no-fund',
+      ],
       { cwd: dir, encoding: 'utf8', timeout: 600_000 },
     );
     if (r.status !== 0 || !existsSync(entry)) {
       const why = (r.stderr || r.error?.message || 'npm failed').trim().split('\n').slice(-1)[0];
-      return { ok: false, reason: `could not install node-llama-cpp@${NODE_LLAMA_CPP_VERSION}: ${why}` };
+      return {
+        ok: false,
+        reason: `could not install node-llama-cpp@${NODE_LLAMA_CPP_VERSION}: ${why}`,
+      };
     }
   }
   try {
@@ -88,7 +104,11 @@ export async function llamaCppPeer(
       }>;
       LlamaLogLevel: Record<string, string>;
     };
-    const llama = await mod.getLlama({ gpu: false, build: 'never', logLevel: mod.LlamaLogLevel.error });
+    const llama = await mod.getLlama({
+      gpu: false,
+      build: 'never',
+      logLevel: mod.LlamaLogLevel.error,
+    });
     return {
       ok: true,
       peer: {
@@ -98,12 +118,19 @@ export async function llamaCppPeer(
       },
     };
   } catch (err) {
-    return { ok: false, reason: `node-llama-cpp did not load: ${(err as Error).message.split('\n')[0]}` };
+    return {
+      ok: false,
+      reason: `node-llama-cpp did not load: ${(err as Error).message.split('\n')[0]}`,
+    };
   }
 }
 
 /** An f32 KV cache (llama.cpp's default is f16), so attention is computed in f32 as in lmdyn. */
-const F32_KV = { flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' };
+const F32_KV = {
+  flashAttention: false,
+  experimentalKvCacheKeyType: 'F32',
+  experimentalKvCacheValueType: 'F32',
+};
 
 /** llama.cpp's greedy continuation of `prompt` (token ids, BOS included), `n` tokens. */
 export async function llamaCppGreedy(
@@ -112,7 +139,11 @@ export async function llamaCppGreedy(
   n: number,
   threads = 1,
 ): Promise<number[]> {
-  const ctx = await model.createContext({ contextSize: Math.max(64, prompt.length + n + 8), threads, ...F32_KV });
+  const ctx = await model.createContext({
+    contextSize: Math.max(64, prompt.length + n + 8),
+    threads,
+    ...F32_KV,
+  });
   try {
     const out: number[] = [];
     for await (const t of ctx.getSequence().evaluate(prompt, { temperature: 0 })) {
@@ -134,10 +165,17 @@ export async function llamaCppDistributions(
   tokens: number[],
   threads = 1,
 ): Promise<Map<number, number>[]> {
-  const ctx = await model.createContext({ contextSize: Math.max(64, tokens.length + 8), threads, ...F32_KV });
+  const ctx = await model.createContext({
+    contextSize: Math.max(64, tokens.length + 8),
+    threads,
+    ...F32_KV,
+  });
   try {
     const options = { temperature: 1, topK: 0, topP: 1, minP: 0 };
-    const input: ControlledItem[] = tokens.map((t) => [t, { generateNext: { probabilities: true, options } }]);
+    const input: ControlledItem[] = tokens.map((t) => [
+      t,
+      { generateNext: { probabilities: true, options } },
+    ]);
     const out = await ctx.getSequence().controlledEvaluate(input);
     return tokens.map((_, i) => {
       const p = out[i]?.next.probabilities;

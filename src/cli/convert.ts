@@ -6,6 +6,8 @@ interface ConvertFlags {
   model: string;
   out: string;
   type: GgmlTypeName;
+  embeddingType?: GgmlTypeName;
+  outputType?: GgmlTypeName;
   tokenizer?: string;
   name?: string;
   json?: boolean;
@@ -25,12 +27,24 @@ export function registerConvert(program: Command): void {
       (v: string) => blockFormatNamed(v).name,
       'F32' as GgmlTypeName,
     )
+    .option(
+      '--embedding-type <T>',
+      'token_embd.weight as this type instead',
+      (v: string) => blockFormatNamed(v).name,
+    )
+    .option(
+      '--output-type <T>',
+      'output.weight (an untied classifier) as this type instead',
+      (v: string) => blockFormatNamed(v).name,
+    )
     .option('-z, --tokenizer <T>', 'tokenizer file or folder overriding the model’s own')
     .option('--name <NAME>', 'general.name (default: the output file name)')
     .option('--json', 'print JSON')
     .action(async (flags: ConvertFlags) => {
       const r = await convertToGguf(flags.model, flags.out, {
         type: flags.type,
+        embeddingType: flags.embeddingType,
+        outputType: flags.outputType,
         tokenizer: flags.tokenizer,
         name: flags.name,
       });
@@ -48,6 +62,8 @@ export function registerConvert(program: Command): void {
       const fellBack = new Map<string, number>();
       for (const t of r.tensors) {
         if (t.dims.length < 2 || t.type === r.type) continue;
+        if (t.name === 'token_embd.weight' && flags.embeddingType) continue;
+        if (t.name === 'output.weight' && flags.outputType) continue;
         const key = `rows of ${t.dims[0]} values stored as ${t.type}`;
         fellBack.set(key, (fellBack.get(key) ?? 0) + 1);
       }

@@ -22,6 +22,10 @@ import { BLOCK_FORMATS, quantize, type GgmlBlockFormat, type GgmlTypeName } from
 export interface GgufWriteOptions {
   /** Storage type of the weight matrices (default F32). */
   type?: GgmlTypeName;
+  /** token_embd.weight's type instead (llama-quantize --token-embedding-type). */
+  embeddingType?: GgmlTypeName;
+  /** output.weight's type instead (llama-quantize --output-tensor-type). */
+  outputType?: GgmlTypeName;
   /** general.name (default: the output file's name without .gguf). */
   name?: string;
 }
@@ -52,7 +56,10 @@ export function writeGgufModel(
   const requested = BLOCK_FORMATS[options.type ?? 'F32'];
   checkWritable(model);
   const name = options.name ?? basename(path).replace(/\.gguf$/i, '');
-  const tensors = planTensors(model.config, model.weights, requested);
+  const tensors = planTensors(model.config, model.weights, requested, {
+    'token_embd.weight': options.embeddingType,
+    'output.weight': options.outputType,
+  });
   const kvs = [...llamaMetadata(model.config, name, requested), ...vocabularyMetadata(model)];
 
   const header = new ByteWriter();
@@ -171,7 +178,12 @@ interface PlannedTensor {
 }
 
 /** llama.cpp's tensor order and names: token_embd, output_norm, output, then the blocks. */
-function planTensors(c: ModelConfig, w: ModelWeights, requested: GgmlBlockFormat): PlannedTensor[] {
+function planTensors(
+  c: ModelConfig,
+  w: ModelWeights,
+  requested: GgmlBlockFormat,
+  overrides: Record<string, GgmlTypeName | undefined>,
+): PlannedTensor[] {
   const out: PlannedTensor[] = [];
   const vector = (name: string, v: Float32Array): void => {
     out.push({ name, dims: [v.length], format: BLOCK_FORMATS.F32, values: () => v });
@@ -180,7 +192,7 @@ function planTensors(c: ModelConfig, w: ModelWeights, requested: GgmlBlockFormat
     out.push({
       name,
       dims: [m.cols, m.rows],
-      format: matrixFormat(requested, m.cols),
+      format: matrixFormat(BLOCK_FORMATS[overrides[name] ?? requested.name], m.cols),
       values: () => m.data,
     });
   };
