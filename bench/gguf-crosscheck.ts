@@ -161,7 +161,7 @@ async function main(): Promise<void> {
     const margin = r.marginAtDifference === null ? '—' : r.marginAtDifference.toFixed(4);
     const second = r.runnerUp === null ? '—' : r.runnerUp ? 'yes' : 'no';
     console.log(
-      `| ${r.model} | ${r.type} | ${r.stored} | ${r.prompt ? JSON.stringify(r.prompt) : 'BOS'} | ${r.agree}/${r.of} | ${margin} | ${second} | ${r.maxLogProbDiff.toExponential(2)} | ${r.quantizationEffect.toExponential(2)} |`,
+      `| ${r.model} | ${r.type} | ${r.stored} | ${r.prompt ? JSON.stringify(r.prompt.length > 20 ? r.prompt.slice(0, 16) + '…' : r.prompt) : 'BOS'} | ${r.agree}/${r.of} | ${margin} | ${second} | ${r.maxLogProbDiff.toExponential(2)} | ${r.quantizationEffect.toExponential(2)} |`,
     );
   }
 }
