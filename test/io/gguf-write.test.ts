@@ -65,6 +65,20 @@ test('stories260K.bin → GGUF F32 → lmdyn: same config and tokenizer, every l
   assert.deepEqual(b.tokenizer.encode(story), a.tokenizer.encode(story));
 });
 
+test('stories260K.gguf (llama.cpp’s) → GGUF F32 → lmdyn: bit-identical logits to the source file', async () => {
+  const out = join(tmp, 'g-f32.gguf');
+  const r = await convertToGguf(GGUF, out, { type: 'F32' });
+  assert.deepEqual(r.typeCounts, { F32: 48 }, 'the untied output.weight is kept');
+  const ids = [1, ...STORIES_GREEDY_64.slice(0, 31)];
+  const logits = async (path: string) => {
+    const m = await openModel(path);
+    return m.transformer.forward(m.transformer.newCache(1, ids.length), [{ seq: 0, tokens: ids }], {
+      logits: 'all',
+    }).logits;
+  };
+  assert.ok(bytesOf(await logits(GGUF)).equals(bytesOf(await logits(out))));
+});
+
 test('the written metadata and vocabulary equal those of stories260K.gguf (llama.cpp’s converter)', async () => {
   const out = join(tmp, 's-meta.gguf');
   await convertToGguf(BIN, out, { type: 'F32' });
