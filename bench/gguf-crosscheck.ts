@@ -15,7 +15,7 @@
  * same measure between the file and the model's F32 file in lmdyn (what quantization itself
  * changes): llama.cpp reads the blocks as lmdyn does when the first is well below the second.
  *
- * The peer is node-llama-cpp (bench/peers.ts), installed on demand; offline, the script says the
+ * The peer is node-llama-cpp (bench/peer-check.ts), installed on demand; offline, the script says the
  * peer is unavailable and exits 0. Flags: --tokens N (default 64), --json.
  */
 import { mkdirSync } from 'node:fs';
@@ -34,7 +34,12 @@ import {
 import { createRng } from '../src/tensor/rng.js';
 import { loadLlama2cTokenizer } from '../src/tokenizer/llama2c.js';
 import { model as fixture } from '../test/helpers/paths.js';
-import { llamaCppDistributions, llamaCppGreedy, llamaCppPeer, type LlamaCppPeer } from './peers.js';
+import {
+  llamaCppDistributions,
+  llamaCppGreedy,
+  llamaCppPeer,
+  type LlamaCppPeer,
+} from './peer-check.js';
 
 export interface Row {
   model: string;
@@ -151,7 +156,7 @@ async function main(): Promise<void> {
     return;
   }
   console.log(
-    `llama.cpp via node-llama-cpp ${peer.peer.version} (llama.cpp ${peer.peer.llamaCppRelease ?? '?'}), 1 thread; ${n} greedy tokens`,
+    `llama.cpp via node-llama-cpp ${peer.peer.version} (llama.cpp ${peer.peer.llamaCppRelease}), 1 thread; ${n} greedy tokens`,
   );
   console.log(
     '| model | --type | tensors as stored | prompt | same greedy ids | lmdyn top-1 − top-2 at first difference | llama.cpp took lmdyn’s runner-up | max abs Δ log p, llama.cpp vs lmdyn, same file | max abs Δ log p, this file vs F32 (lmdyn) |',

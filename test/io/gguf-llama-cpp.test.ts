@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { compare, DIR, PROBE_TEXT, wideRandomLlama } from '../../bench/gguf-crosscheck.js';
-import { llamaCppPeer } from '../../bench/peers.js';
+import { llamaCppPeer } from '../../bench/peer-check.js';
 import type { GgmlTypeName } from '../../src/io/gguf-quants.js';
 import { convertToGguf, writeGgufModel } from '../../src/io/gguf-write.js';
 import { loadLlama2cTokenizer } from '../../src/tokenizer/llama2c.js';
