@@ -14,6 +14,7 @@ import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { LmdynError } from '../errors.js';
 import type { Matrix, ModelConfig, ModelWeights } from '../model/types.js';
+import { dequantizeQ80 } from '../tensor/q80.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { loadModel } from './load.js';
@@ -193,7 +194,7 @@ function planTensors(
       name,
       dims: [m.cols, m.rows],
       format: matrixFormat(BLOCK_FORMATS[overrides[name] ?? requested.name], m.cols),
-      values: () => m.data,
+      values: () => valuesOf(m),
     });
   };
   matrix('token_embd.weight', w.tokenEmbedding);
@@ -212,6 +213,14 @@ function planTensors(
     matrix(`${p}ffn_up.weight`, l.wUp);
     matrix(`${p}ffn_down.weight`, l.wDown);
   });
+  return out;
+}
+
+/** A matrix's values as f32; a Q8_0 matrix into a buffer of its own, not its cached `data`. */
+function valuesOf(m: Matrix): Float32Array {
+  if (m.format === 'f32') return m.data;
+  const out = new Float32Array(m.rows * m.cols);
+  dequantizeQ80(m.q, m.scales, m.groupSize, 0, out.length, out, 0);
   return out;
 }
 

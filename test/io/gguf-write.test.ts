@@ -338,6 +338,8 @@ test('lmdyn convert: real output, and one-line errors for a bad type or architec
     ok.stdout,
     /31 matrices with rows of 64 values stored as Q5_0 \(not whole Q4_K blocks\)/,
   );
+  const info = run('info', '--model', out, '--json');
+  assert.equal(JSON.parse(info.stdout).tensor_types, '31 Q5_0, 11 F32, 5 F16', info.stderr);
   for (const [args, code, pattern] of [
     [['--type', 'q3_k'], 2, /unknown GGUF type 'q3_k'/],
     [['--model', model('tiny-gpt2')], 1, /GGUF export writes the llama architecture/],
