@@ -166,7 +166,7 @@ async function main(): Promise<void> {
     const margin = r.marginAtDifference === null ? '—' : r.marginAtDifference.toFixed(4);
     const second = r.runnerUp === null ? '—' : r.runnerUp ? 'yes' : 'no';
     console.log(
-      `| ${r.model} | ${r.type} | ${r.stored} | ${r.prompt ? JSON.stringify(r.prompt.length > 20 ? r.prompt.slice(0, 16) + '…' : r.prompt) : 'BOS'} | ${r.agree}/${r.of} | ${margin} | ${second} | ${r.maxLogProbDiff.toExponential(2)} | ${r.quantizationEffect.toExponential(2)} |`,
+      `| ${r.model} | ${r.type} | ${r.stored} | ${r.prompt ? JSON.stringify(r.prompt.length > 20 ? r.prompt.slice(0, 16) + '…' : r.prompt) : 'BOS'} | ${r.agree}/${r.of}${r.of < n ? ' (EOS)' : ''} | ${margin} | ${second} | ${r.maxLogProbDiff.toExponential(2)} | ${r.quantizationEffect.toExponential(2)} |`,
     );
   }
 }
@@ -196,10 +196,18 @@ export async function compare(
   } finally {
     await peerModel.dispose();
   }
+  // llama.cpp's evaluate stops at an end-of-generation token (EOS here) without returning it:
+  // put it back; when lmdyn also has EOS there, both texts ended and the comparison stops
+  const stopped = theirs.length < n;
+  if (stopped && m.tokenizer.eosId !== null) theirs = [...theirs, m.tokenizer.eosId];
+  const bothEnded = stopped && ours.ids.slice(0, theirs.length).join() === theirs.join();
+  const end = bothEnded ? theirs.length : n;
   let agree = 0;
-  while (agree < n && ours.ids[agree] === theirs[agree]) agree++;
+  while (agree < end && ours.ids[agree] === theirs[agree]) agree++;
   const runnerUp =
-    agree < n ? secondBest(m, [...promptIds, ...ours.ids.slice(0, agree)]) === theirs[agree] : null;
+    agree < end
+      ? secondBest(m, [...promptIds, ...ours.ids.slice(0, agree)]) === theirs[agree]
+      : null;
   return {
     model: name,
     type: written.type,
@@ -208,8 +216,8 @@ export async function compare(
       .join(', '),
     prompt,
     agree,
-    of: n,
-    marginAtDifference: agree < n ? ours.margins[agree]! : null,
+    of: end,
+    marginAtDifference: agree < end ? ours.margins[agree]! : null,
     runnerUp,
     maxLogProbDiff: maxLogProbDiff(ours.logProbs, (t, pos) => Math.log(dists[pos]!.get(t) ?? 0)),
     quantizationEffect: maxLogProbDiff(ours.logProbs, (t, pos) => f32LogProbs[pos]![t]!),

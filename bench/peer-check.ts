@@ -105,6 +105,8 @@ export async function llamaCppGreedy(
 /**
  * llama.cpp's next-token distribution after every prefix of `tokens` (teacher-forced): one map
  * id → probability per position, softmax of the raw logits (temperature 1, no top-k/top-p/min-p).
+ * The tokens go in one at a time, as in greedy decoding: llama.cpp takes other kernels for a batch
+ * of tokens than for one.
  */
 export async function llamaCppDistributions(
   model: LlamaCppModel,
@@ -118,16 +120,17 @@ export async function llamaCppDistributions(
   });
   try {
     const options = { temperature: 1, topK: 0, topP: 1, minP: 0 };
-    const input: ControlledItem[] = tokens.map((t) => [
-      t,
-      { generateNext: { probabilities: true, options } },
-    ]);
-    const out = await ctx.getSequence().controlledEvaluate(input);
-    return tokens.map((_, i) => {
-      const p = out[i]?.next.probabilities;
+    const seq = ctx.getSequence();
+    const out: Map<number, number>[] = [];
+    for (const [i, t] of tokens.entries()) {
+      const [r] = await seq.controlledEvaluate([
+        [t, { generateNext: { probabilities: true, options } }],
+      ]);
+      const p = r?.next.probabilities;
       if (!p) throw new Error(`llama.cpp returned no probabilities at position ${i}`);
-      return p;
-    });
+      out.push(p);
+    }
+    return out;
   } finally {
     await ctx.dispose();
   }

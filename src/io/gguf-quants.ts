@@ -24,8 +24,9 @@
  * Dequantization follows ggml's dequantize_row_* and gives the same f32 values: every product
  * there is exact in f32, so computing in f64 and rounding once on the store rounds the same way.
  * Quantization follows ggml's quantize_row_*_ref (the rules llama.cpp's `llama-quantize` applies
- * when no importance matrix is given), in f64 where ggml uses f32, so a block may differ from
- * ggml's in the last bit of a scale; the format, and therefore what llama.cpp reads, is the same.
+ * when no importance matrix is given) with every operation rounded to f32 in ggml's order: on the
+ * fixture ggml itself wrote (test/fixtures/ggml-quants) every block is byte-identical to ggml's
+ * but one of four Q5_K super-blocks, whose fitted mins differ in their last bits.
  */
 import { LmdynError } from '../errors.js';
 
@@ -481,16 +482,16 @@ function quantizeKWithMins(
   nstep: number,
 ): void {
   const L = new Uint8Array(QK_K);
-  const scales = new Float64Array(8);
-  const mins = new Float64Array(8);
-  const weights = new Float64Array(32);
+  const scales = new Float32Array(8);
+  const mins = new Float32Array(8);
+  const weights = new Float32Array(32);
   let maxScale = 0;
   let maxMin = 0;
   for (let j = 0; j < 8; j++) {
     const o = i + 32 * j;
     let sumX2 = 0;
-    for (let l = 0; l < 32; l++) sumX2 += x[o + l]! * x[o + l]!;
-    const avX = Math.sqrt(sumX2 / 32);
+    for (let l = 0; l < 32; l++) sumX2 = f(sumX2 + f(x[o + l]! * x[o + l]!));
+    const avX = f(Math.sqrt(f(sumX2 / 32)));
     for (let l = 0; l < 32; l++) weights[l] = avX + Math.abs(x[o + l]!);
     const fit = makeQkx2Quants(x, o, nmax, weights, L, 32 * j, rmin, rdelta, nstep);
     scales[j] = fit.scale;
@@ -498,8 +499,8 @@ function quantizeKWithMins(
     maxScale = Math.max(maxScale, fit.scale);
     maxMin = Math.max(maxMin, fit.min);
   }
-  const invScale = maxScale > 0 ? 63 / maxScale : 0;
-  const invMin = maxMin > 0 ? 63 / maxMin : 0;
+  const invScale = maxScale > 0 ? f(63 / maxScale) : 0;
+  const invMin = maxMin > 0 ? f(63 / maxMin) : 0;
   const sc = at + 4;
   raw.fill(0, sc, sc + 12);
   for (let j = 0; j < 8; j++) {
@@ -514,8 +515,8 @@ function quantizeKWithMins(
       raw[sc + j]! |= (lm >> 4) << 6;
     }
   }
-  view.setUint16(at, f32ToHalf(maxScale / 63), true);
-  view.setUint16(at + 2, f32ToHalf(maxMin / 63), true);
+  view.setUint16(at, f32ToHalf(f(maxScale / 63)), true);
+  view.setUint16(at + 2, f32ToHalf(f(maxMin / 63)), true);
   const d = half(view, at);
   const dmin = half(view, at + 2);
   for (let j = 0; j < 8; j++) {
@@ -524,7 +525,7 @@ function quantizeKWithMins(
     if (dj === 0) continue;
     const mj = Math.fround(dmin * m);
     for (let l = 0; l < 32; l++) {
-      L[32 * j + l] = clamp(nearestInt((x[i + 32 * j + l]! + mj) / dj), 0, nmax);
+      L[32 * j + l] = clamp(nearestInt(f(x[i + 32 * j + l]! + mj) / dj), 0, nmax);
     }
   }
   if (nmax === 15) {
@@ -553,12 +554,13 @@ function quantizeKWithMins(
  * sub-block's minimum, never above 0), that minimises the weighted squared error over
  * nstep + 1 trial inverse scales (rmin + rdelta·k + nmax) / (max − min), each followed by the
  * weighted least-squares scale and offset for the levels it picked. L[lOff ..] gets the levels.
+ * Every operation is rounded to f32 in ggml's order, so the result is ggml's to the bit.
  */
 function makeQkx2Quants(
   x: Float32Array,
   o: number,
   nmax: number,
-  weights: Float64Array,
+  weights: Float32Array,
   L: Uint8Array,
   lOff: number,
   rmin: number,
@@ -568,55 +570,57 @@ function makeQkx2Quants(
   const n = 32;
   let min = x[o]!;
   let max = x[o]!;
-  let sumW = 0;
-  let sumX = 0;
-  for (let k = 0; k < n; k++) {
+  let sumW = weights[0]!;
+  let sumX = f(sumW * x[o]!);
+  for (let k = 1; k < n; k++) {
     const v = x[o + k]!;
     min = Math.min(min, v);
     max = Math.max(max, v);
-    sumW += weights[k]!;
-    sumX += weights[k]! * v;
+    sumW = f(sumW + weights[k]!);
+    sumX = f(sumX + f(weights[k]! * v));
   }
   if (min > 0) min = 0;
   if (max === min) {
     L.fill(0, lOff, lOff + n);
     return { scale: 0, min: -min };
   }
-  let iscale = nmax / (max - min);
-  let scale = 1 / iscale;
+  const range = f(max - min);
+  let iscale = f(nmax / range);
+  let scale = f(1 / iscale);
   let bestError = 0;
   for (let k = 0; k < n; k++) {
-    const l = clamp(nearestInt(iscale * (x[o + k]! - min)), 0, nmax);
+    const l = clamp(nearestInt(iscale * f(x[o + k]! - min)), 0, nmax);
     L[lOff + k] = l;
-    const diff = scale * l + min - x[o + k]!;
-    bestError += weights[k]! * diff * diff;
+    const diff = f(f(f(scale * l) + min) - x[o + k]!);
+    bestError = f(bestError + f(weights[k]! * f(diff * diff)));
   }
   const aux = new Uint8Array(n);
+  const rd = f(rdelta);
   for (let is = 0; is <= nstep; is++) {
-    iscale = (rmin + rdelta * is + nmax) / (max - min);
+    iscale = f(f(f(rmin + f(rd * is)) + nmax) / range);
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
     for (let k = 0; k < n; k++) {
-      const l = clamp(nearestInt(iscale * (x[o + k]! - min)), 0, nmax);
+      const l = clamp(nearestInt(iscale * f(x[o + k]! - min)), 0, nmax);
       aux[k] = l;
-      const w = weights[k]!;
-      sumL += w * l;
-      sumL2 += w * l * l;
-      sumXL += w * l * x[o + k]!;
+      const wl = f(weights[k]! * l);
+      sumL = f(sumL + wl);
+      sumL2 = f(sumL2 + f(wl * l));
+      sumXL = f(sumXL + f(wl * x[o + k]!));
     }
-    const D = sumW * sumL2 - sumL * sumL;
+    const D = f(f(sumW * sumL2) - f(sumL * sumL));
     if (D > 0) {
-      let thisScale = (sumW * sumXL - sumX * sumL) / D;
-      let thisMin = (sumL2 * sumX - sumL * sumXL) / D;
+      let thisScale = f(f(f(sumW * sumXL) - f(sumX * sumL)) / D);
+      let thisMin = f(f(f(sumL2 * sumX) - f(sumL * sumXL)) / D);
       if (thisMin > 0) {
         thisMin = 0;
-        thisScale = sumXL / sumL2;
+        thisScale = f(sumXL / sumL2);
       }
       let err = 0;
       for (let k = 0; k < n; k++) {
-        const diff = thisScale * aux[k]! + thisMin - x[o + k]!;
-        err += weights[k]! * diff * diff;
+        const diff = f(f(f(thisScale * aux[k]!) + thisMin) - x[o + k]!);
+        err = f(err + f(weights[k]! * f(diff * diff)));
       }
       if (err < bestError) {
         L.set(aux, lOff);
@@ -643,7 +647,7 @@ function quantizeQ6K(
   at: number,
 ): void {
   const L = new Uint8Array(QK_K);
-  const scales = new Float64Array(16);
+  const scales = new Float32Array(16);
   let maxScale = 0;
   let maxAbsScale = 0;
   for (let ib = 0; ib < 16; ib++) {
@@ -656,8 +660,8 @@ function quantizeQ6K(
   }
   raw.fill(0, at, at + BLOCK_FORMATS.Q6_K.blockBytes);
   if (maxAbsScale < GROUP_MAX_EPS) return; // all zero: d = 0
-  const iscale = -128 / maxScale;
-  view.setUint16(at + 208, f32ToHalf(1 / iscale), true);
+  const iscale = f(-128 / maxScale);
+  view.setUint16(at + 208, f32ToHalf(f(1 / iscale)), true);
   const sc = at + 192;
   for (let ib = 0; ib < 16; ib++)
     raw[sc + ib] = Math.min(127, nearestInt(iscale * scales[ib]!)) & 0xff;
@@ -691,6 +695,7 @@ const GROUP_MAX_EPS = 1e-15;
  * ggml's make_qx_quants with rmse_type 1 and no importance weights (weights x²): levels
  * l ∈ [−nmax, nmax − 1] for inverse scales −(nmax + 0.1·k) / max, k = −9..9, keeping the
  * weighted least-squares scale Σwxl / Σwl² of the best; L gets l + nmax. Returns the scale.
+ * Every operation is rounded to f32 in ggml's order.
  */
 function makeQxQuants(
   x: Float32Array,
@@ -720,27 +725,31 @@ function makeQxQuants(
       const v = x[o + k]!;
       const l = clamp(nearestInt(iscale * v), -nmax, nmax - 1);
       if (store) L[lOff + k] = l + nmax;
-      const w = v * v;
-      sumlx += w * v * l;
-      suml2 += w * l * l;
+      const w = f(v * v);
+      sumlx = f(sumlx + f(f(w * v) * l));
+      suml2 = f(suml2 + f(f(w * l) * l));
     }
     return [sumlx, suml2];
   };
-  let [sumlx, suml2] = levels(-nmax / max, true);
-  let scale = suml2 ? sumlx / suml2 : 0;
-  let best = scale * sumlx;
+  let [sumlx, suml2] = levels(f(-nmax / max), true);
+  let scale = suml2 ? f(sumlx / suml2) : 0;
+  let best = f(scale * sumlx);
+  const tenth = f(0.1);
   for (let is = -9; is <= 9; is++) {
     if (is === 0) continue;
-    const iscale = -(nmax + 0.1 * is) / max;
+    const iscale = f(-f(nmax + f(tenth * is)) / max);
     [sumlx, suml2] = levels(iscale, false);
-    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+    if (suml2 > 0 && f(sumlx * sumlx) > f(best * suml2)) {
       levels(iscale, true);
-      scale = sumlx / suml2;
-      best = scale * sumlx;
+      scale = f(sumlx / suml2);
+      best = f(scale * sumlx);
     }
   }
   return scale;
 }
+
+/** Rounds to f32: ggml's float arithmetic, one operation at a time. */
+const f = Math.fround;
 
 function clamp(v: number, lo: number, hi: number): number {
   return v < lo ? lo : v > hi ? hi : v;

@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   BLOCK_FORMATS,
   blockFormatNamed,
@@ -12,6 +14,7 @@ import {
 } from '../../src/io/gguf-quants.js';
 import { LmdynError } from '../../src/errors.js';
 import { createRng } from '../../src/tensor/rng.js';
+import { ROOT } from '../helpers/paths.js';
 
 const dq = (name: GgmlTypeName, raw: Uint8Array, n: number): Float32Array => {
   const out = new Float32Array(n);
@@ -293,4 +296,60 @@ test('values on a format’s grid come back exactly', () => {
       f.name,
     ); // Q6_K gives −0 = d·s·(0 − 32), as ggml does
   }
+});
+
+// --- against ggml itself ------------------------------------------------------------------------
+
+/**
+ * test/fixtures/ggml-quants: 1024 seeded values quantized by ggml's quantize_row_*_ref and
+ * dequantized by its dequantize_row_* (libggml-base.so of the llama.cpp binary in node-llama-cpp
+ * 3.21.1, called through ctypes by scripts/ggml-quant-fixtures.py; manifest.json has the hashes).
+ */
+test('ggml’s own blocks dequantize bit-identically, and lmdyn’s quantizers write ggml’s bytes', () => {
+  const dir = join(ROOT, 'test', 'fixtures', 'ggml-quants');
+  const f32 = (b: Buffer) =>
+    new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  const x = f32(readFileSync(join(dir, 'input.f32')));
+  assert.equal(x.length, 1024);
+  const identical: Record<string, string> = {};
+  for (const f of Object.values(BLOCK_FORMATS)) {
+    if (f.name === 'F32') continue;
+    const ref = new Uint8Array(readFileSync(join(dir, `${f.name}.blocks`)));
+    const refValues = f32(readFileSync(join(dir, `${f.name}.values.f32`)));
+    const mine = dq(f.name, ref, x.length);
+    assert.ok(
+      Buffer.from(mine.buffer).equals(Buffer.from(refValues.buffer)),
+      `${f.name}: dequantization`,
+    );
+    const q = quantize(f, x);
+    const blocks = x.length / f.blockSize;
+    let same = 0;
+    for (let b = 0; b < blocks; b++) {
+      const at = b * f.blockBytes;
+      if (
+        Buffer.from(q.subarray(at, at + f.blockBytes)).equals(
+          Buffer.from(ref.subarray(at, at + f.blockBytes)),
+        )
+      )
+        same++;
+    }
+    identical[f.name] = `${same}/${blocks}`;
+    // where a block differs, lmdyn's is as good a fit as ggml's
+    const err = (y: Float32Array) => y.reduce((s, v, i) => s + (v - x[i]!) ** 2, 0);
+    assert.ok(err(dq(f.name, q, x.length)) <= err(refValues) * 1.01, `${f.name}: squared error`);
+  }
+  // measured: every block byte-identical except one of Q5_K's four super-blocks (the
+  // all-positive one, whose fitted mins differ in their last bits)
+  assert.deepEqual(identical, {
+    F16: '1024/1024',
+    BF16: '1024/1024',
+    Q4_0: '32/32',
+    Q4_1: '32/32',
+    Q5_0: '32/32',
+    Q5_1: '32/32',
+    Q8_0: '32/32',
+    Q4_K: '4/4',
+    Q5_K: '3/4',
+    Q6_K: '4/4',
+  });
 });
