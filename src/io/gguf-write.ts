@@ -160,6 +160,13 @@ function checkWritable(model: GgufWritable): void {
   ) {
     unsupported(`has ${c.norm}, ${c.mlp}, ${c.positional} positions`);
   }
+  if (
+    c.residual === 'parallel' ||
+    c.attnScale !== undefined ||
+    c.attnWindow?.some((x) => x !== null)
+  ) {
+    unsupported('has a parallel residual, a non-default attention scale or local attention');
+  }
   const biased = w.layers.some((l) => l.bq || l.bk || l.bv || l.bo || l.bUp || l.bDown);
   if (biased || w.unembeddingBias || w.finalNormBias) unsupported('has linear biases');
   if (!(model.tokenizer instanceof SentencePieceTokenizer)) {
