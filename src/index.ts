@@ -20,6 +20,10 @@ export {
 export type { Model, GenerateTextOptions, GenerateTextResult } from './api.js';
 export { loadModel, loadTokenizer, detectFormat } from './io/load.js';
 export type { LoadOptions } from './io/load.js';
+export { convertToGguf, writeGgufModel } from './io/gguf-write.js';
+export type { ConvertOptions, GgufWriteOptions, GgufWriteResult } from './io/gguf-write.js';
+export { BLOCK_FORMATS, blockFormatNamed, dequantize, quantize } from './io/gguf-quants.js';
+export type { GgmlBlockFormat, GgmlTypeName } from './io/gguf-quants.js';
 export { weightsSha256, fileSha256 } from './io/fingerprint.js';
 export { Transformer } from './model/forward.js';
 export type { SamplingConfig } from './decode/sampling.js';

@@ -34,6 +34,7 @@ export function describeModel(model: Model, label: string): Record<string, unkno
       : 'sequential (x_mid = x + attn(ln1(x)); x_mid + mlp(ln2(x_mid)))',
     tied_embeddings: c.tiedEmbeddings,
     parameters: parameterCount(c),
+    ...tensorTypes(model),
     tokenizer: `${model.tokenizer.kind}, ${model.tokenizer.vocabSize} tokens, bos ${model.tokenizer.bosId}, eos ${model.tokenizer.eosId}`,
     hooks_absent: absentHookPoints(c)
       .map((h) => `${h.name} (${h.why})`)
@@ -51,6 +52,14 @@ function attentionSummary(c: ModelConfig): string {
   return local.length === 0
     ? `causal, ${kind}, every layer global`
     : `causal, ${kind}, local windows (layer: positions) ${local.join(', ')}, others global`;
+}
+
+/** A GGUF file's tensor types as stored (`37 Q5_0, 13 F32, 6 Q4_K`), before any load conversion. */
+function tensorTypes(model: Model): Record<string, string> {
+  const types = model.source.details.tensorTypes;
+  if (!types || typeof types !== 'object') return {};
+  const list = Object.entries(types as Record<string, number>).map(([t, n]) => `${n} ${t}`);
+  return { tensor_types: list.join(', ') };
 }
 
 export function registerInfo(program: Command): void {

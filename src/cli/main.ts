@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { LmdynError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerAnalyze } from './analyze.js';
+import { registerConvert } from './convert.js';
 import { registerDemo } from './demo.js';
 import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     });
   registerGenerate(program);
   registerInfo(program);
+  registerConvert(program);
   registerTrace(program);
   registerSweep(program);
   registerPersistence(program);

@@ -4,21 +4,25 @@
  * n_dimensions, dimensions innermost first, ggml_type, offset relative to the data section),
  * padding to `general.alignment` (default 32), then the tensor data.
  *
- * Only the `llama` architecture is turned into a model; tensors of type F32, F16 and Q8_0 are
- * read. Q8_0 matrices stay Q8_0 (blocks of 32 along a row: the forward pass's Q8_0 matmul with
- * group size 32, f16 scales widened exactly to f32); F16 and Q8_0 vectors are dequantized to f32. Every count and length read from the file is checked against the bytes
- * that remain before anything is allocated, and tensor data may not overlap, so a corrupt or
- * hostile file costs at most a few times its own size in memory and time.
+ * Only the `llama` architecture is turned into a model. Tensors of the block formats in
+ * gguf-quants.ts are read (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K). Q8_0
+ * matrices stay Q8_0 (blocks of 32 along a row: the forward pass's Q8_0 matmul with group size
+ * 32, f16 scales widened exactly to f32); the other formats are dequantized to f32 at load, or,
+ * with `requantize: 'q8_0'`, requantized to Q8_0 one matrix at a time so the f32 copy of the
+ * whole model never exists. Every count and length read from the file is checked against the
+ * bytes that remain before anything is allocated, and tensor data may not overlap, so a corrupt
+ * or hostile file costs at most a few times its own size in memory and time.
  */
 import { closeSync, fstatSync } from 'node:fs';
 import { LmdynError, check } from '../errors.js';
 import type { LayerWeights, Matrix, ModelConfig, ModelWeights } from '../model/types.js';
 import { newMatrix } from '../model/types.js';
-import { allocF32, allocI8 } from '../tensor/memory.js';
-import { newQ80Matrix } from '../tensor/q80.js';
+import { allocF32, allocI8, freeF32 } from '../tensor/memory.js';
+import { newQ80Matrix, q80GroupSize, quantizeMatrixQ80 } from '../tensor/q80.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../tokenizer/types.js';
-import { MAX_SEQ_LEN, openForReading, readExactly, readF32 } from './llama2c.js';
+import { BLOCK_FORMATS, blockFormatOf, dequantize, halfTable } from './gguf-quants.js';
+import { MAX_SEQ_LEN, openForReading, readExactly } from './llama2c.js';
 import type { LoadedModel } from './types.js';
 
 export type GgufValue =
@@ -63,8 +67,17 @@ export interface GgufHeader {
   fileSize: number;
 }
 
-/** Loads a llama-architecture GGUF file: config, f32 weights and the embedded tokenizer. */
-export function loadGguf(path: string): LoadedModel {
+export interface GgufLoadOptions {
+  /**
+   * 'q8_0': matrices stored in a format other than F32 and Q8_0 (F16, BF16, Q4_0 … Q6_K) are
+   * requantized to Q8_0 (group size `groupSize`, default 32) from their dequantized values.
+   */
+  requantize?: 'q8_0';
+  groupSize?: number;
+}
+
+/** Loads a llama-architecture GGUF file: config, weights and the embedded tokenizer. */
+export function loadGguf(path: string, options: GgufLoadOptions = {}): LoadedModel {
   const fd = openForReading(path);
   try {
     const header = parseHeader(fd, path);
@@ -79,7 +92,7 @@ export function loadGguf(path: string): LoadedModel {
     }
     const byName = new Map(header.tensors.map((t) => [t.name, t]));
     const config = llamaConfig(meta, byName, path);
-    const weights = llamaWeights(fd, path, config, byName);
+    const weights = llamaWeights(fd, path, config, byName, options);
     const tokenizer = llamaTokenizer(meta, path);
     const tensorTypes: Record<string, number> = {};
     for (const t of header.tensors) tensorTypes[t.typeName] = (tensorTypes[t.typeName] ?? 0) + 1;
@@ -117,7 +130,7 @@ export function readGgufHeader(path: string): GgufHeader {
   }
 }
 
-/** One tensor of a parsed file, dequantized to f32 (F32, F16 and Q8_0). */
+/** One tensor of a parsed file, dequantized to f32 (any format of gguf-quants.ts). */
 export function readGgufTensor(path: string, header: GgufHeader, name: string): Float32Array {
   const info = header.tensors.find((t) => t.name === name);
   check(info, 'not_found', `${path}: no tensor named ${name}`);
@@ -134,11 +147,9 @@ const DEFAULT_ALIGNMENT = 32;
 const MAX_ARRAY_DEPTH = 8;
 const MAX_DIMS = 4; // GGML_MAX_DIMS
 const WINDOW = 1 << 20;
-const GGML_F32 = 0;
-const GGML_F16 = 1;
-const GGML_Q8_0 = 8;
-const Q8_0_BLOCK = 32; // values per block: f16 scale d, then 32 int8 (value = d · q)
-const Q8_0_BLOCK_BYTES = 2 + Q8_0_BLOCK;
+const GGML_Q8_0 = BLOCK_FORMATS.Q8_0.id;
+const Q8_0_BLOCK = BLOCK_FORMATS.Q8_0.blockSize; // f16 scale d, then 32 int8 (value = d · q)
+const Q8_0_BLOCK_BYTES = BLOCK_FORMATS.Q8_0.blockBytes;
 
 /** ggml_type names (docs/gguf.md enum ggml_type). */
 const GGML_TYPE_NAMES: Record<number, string> = {
@@ -481,15 +492,14 @@ function tensorInfo(
     `${path}: tensor ${t.name} starts at data offset ${t.relative}, not a multiple of ${alignment}`,
   );
   let bytes: number | null = null;
-  if (t.type === GGML_F32) bytes = elements * 4;
-  if (t.type === GGML_F16) bytes = elements * 2;
-  if (t.type === GGML_Q8_0) {
+  const format = blockFormatOf(t.type);
+  if (format) {
     check(
-      (t.dims[0] ?? 1) % Q8_0_BLOCK === 0,
+      (t.dims[0] ?? 1) % format.blockSize === 0,
       'bad_format',
-      `${path}: Q8_0 tensor ${t.name} has a row of ${t.dims[0] ?? 1} values, not a multiple of ${Q8_0_BLOCK}`,
+      `${path}: ${format.name} tensor ${t.name} has a row of ${t.dims[0] ?? 1} values, not a multiple of ${format.blockSize}`,
     );
-    bytes = (elements / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES;
+    bytes = (elements / format.blockSize) * format.blockBytes;
   }
   if (bytes !== null) {
     check(
@@ -524,35 +534,19 @@ function checkTensorLayout(tensors: GgufTensorInfo[], path: string): void {
 
 /** Reads one tensor and dequantizes it into an allocF32 buffer. */
 function readTensor(fd: number, path: string, t: GgufTensorInfo): Float32Array {
-  switch (t.type) {
-    case GGML_F32:
-      return readF32(fd, t.offset, t.elements, path);
-    case GGML_F16: {
-      const half = new Uint16Array(t.elements);
-      readExactly(fd, new Uint8Array(half.buffer), t.offset, path);
-      const table = halfTable();
-      const out = allocF32(t.elements);
-      for (let i = 0; i < half.length; i++) out[i] = table[half[i]!]!;
-      return out;
-    }
-    case GGML_Q8_0: {
-      const raw = Buffer.allocUnsafe(t.bytes!); // every byte is overwritten by the read
-      readExactly(fd, raw, t.offset, path);
-      const q = new Int8Array(raw.buffer, raw.byteOffset, raw.length);
-      const table = halfTable();
-      const out = allocF32(t.elements);
-      for (let b = 0, o = 0; b < t.elements / Q8_0_BLOCK; b++, o += Q8_0_BLOCK_BYTES) {
-        const d = table[raw[o]! | (raw[o + 1]! << 8)]!;
-        for (let j = 0; j < Q8_0_BLOCK; j++) out[b * Q8_0_BLOCK + j] = d * q[o + 2 + j]!;
-      }
-      return out;
-    }
-    default:
-      throw new LmdynError(
-        'unsupported',
-        `${path}: tensor ${t.name} has type ${t.typeName}; only F32, F16 and Q8_0 are read`,
-      );
+  const format = blockFormatOf(t.type);
+  if (!format) {
+    const known = Object.keys(BLOCK_FORMATS).join(', ');
+    throw new LmdynError(
+      'unsupported',
+      `${path}: tensor ${t.name} has type ${t.typeName}; the types read are ${known}`,
+    );
   }
+  const raw = Buffer.allocUnsafe(t.bytes!); // every byte is overwritten by the read
+  readExactly(fd, raw, t.offset, path);
+  const out = allocF32(t.elements);
+  dequantize(format, raw, t.elements, out);
+  return out;
 }
 
 /**
@@ -578,24 +572,6 @@ function readQ80Matrix(
     q.set(src.subarray(o + 2, o + 2 + Q8_0_BLOCK), b * Q8_0_BLOCK);
   }
   return newQ80Matrix(rows, cols, Q8_0_BLOCK, q, scales);
-}
-
-let halfToFloat: Float32Array | null = null;
-
-/** IEEE 754 binary16 → f32 for all 65536 bit patterns (subnormals, ±inf and NaN included). */
-function halfTable(): Float32Array {
-  if (halfToFloat) return halfToFloat;
-  const table = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const mant = h & 0x3ff;
-    if (exp === 0) table[h] = sign * mant * 2 ** -24;
-    else if (exp === 31) table[h] = mant === 0 ? sign * Infinity : NaN;
-    else table[h] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
-  }
-  halfToFloat = table;
-  return table;
 }
 
 function llamaConfig(
@@ -708,6 +684,7 @@ function llamaWeights(
   path: string,
   c: ModelConfig,
   tensors: Map<string, GgufTensorInfo>,
+  options: GgufLoadOptions,
 ): ModelWeights {
   // block_count comes from metadata: bound it by the tensors present before looping over it
   check(
@@ -742,7 +719,12 @@ function llamaWeights(
   const matrix = (name: string, rows: number, cols: number): Matrix => {
     const t = info(name, trimOnes([cols, rows]));
     if (t.type === GGML_Q8_0) return readQ80Matrix(fd, path, t, rows, cols);
-    return newMatrix(rows, cols, readTensor(fd, path, t));
+    const f32 = newMatrix(rows, cols, readTensor(fd, path, t));
+    const gs = q80GroupSize(cols, options.groupSize ?? Q8_0_BLOCK);
+    if (options.requantize !== 'q8_0' || t.type === BLOCK_FORMATS.F32.id || gs === null) return f32;
+    const q = quantizeMatrixQ80(f32, gs);
+    freeF32(f32.data);
+    return q;
   };
   const vector = (name: string): Float32Array => load(name, [c.dim]);
   const qDim = c.nHeads * c.headDim;

@@ -449,7 +449,12 @@ function readQ80(
   const q = allocI8(n);
   readExactly(fd, new Uint8Array(q.buffer, q.byteOffset, n), pos, path);
   const scales = allocF32(n / groupSize);
-  readExactly(fd, new Uint8Array(scales.buffer, scales.byteOffset, scales.byteLength), pos + n, path);
+  readExactly(
+    fd,
+    new Uint8Array(scales.buffer, scales.byteOffset, scales.byteLength),
+    pos + n,
+    path,
+  );
   return { q, scales, groupSize };
 }
 

@@ -10,7 +10,7 @@ import { loadHfTokenizer } from '../tokenizer/hf.js';
 import { loadLlama2cTokenizer } from '../tokenizer/llama2c.js';
 import { quantizeWeightsQ80, type WeightFormat } from '../tensor/q80.js';
 import type { Tokenizer } from '../tokenizer/types.js';
-import { loadGguf } from './gguf.js';
+import { loadGguf, type GgufLoadOptions } from './gguf.js';
 import { loadHfFolder } from './hf.js';
 import { resolveHubModel, type HubOptions } from './hub.js';
 import { loadLlama2cCheckpoint } from './llama2c.js';
@@ -38,17 +38,31 @@ export async function loadModel(spec: string, options: LoadOptions = {}): Promis
   }
   path = resolve(path);
   if (!existsSync(path)) throw new LmdynError('not_found', `no such file or folder: ${spec}`);
-  const model = loadLocal(path);
+  const groupSize = options.groupSize ?? 32;
+  if (options.quantize === 'q8_0') {
+    if (!(Number.isInteger(groupSize) && groupSize >= 16 && groupSize % 16 === 0)) {
+      throw new LmdynError(
+        'bad_argument',
+        `Q8_0 group size must be a multiple of 16, got ${groupSize}`,
+      );
+    }
+  }
+  // A GGUF file requantizes its 4-6 bit and 16-bit matrices to Q8_0 one at a time while loading.
+  const requantize =
+    options.quantize === 'q8_0' ? ({ requantize: 'q8_0', groupSize } as const) : {};
+  const model = loadLocal(path, requantize);
   model.source.hubId = hubId;
   if (options.quantize === 'q8_0') {
-    const groupSize = options.groupSize ?? 32;
-    if (!(Number.isInteger(groupSize) && groupSize >= 16 && groupSize % 16 === 0)) {
-      throw new LmdynError('bad_argument', `Q8_0 group size must be a multiple of 16, got ${groupSize}`);
-    }
     model.weights = quantizeWeightsQ80(model.weights, groupSize);
-    model.source.details = { ...model.source.details, quantizedAtLoad: { format: 'q8_0', groupSize } };
+    model.source.details = {
+      ...model.source.details,
+      quantizedAtLoad: { format: 'q8_0', groupSize },
+    };
   } else if (options.quantize !== undefined && options.quantize !== 'f32') {
-    throw new LmdynError('bad_argument', `unknown weight format '${String(options.quantize)}' (f32 or q8_0)`);
+    throw new LmdynError(
+      'bad_argument',
+      `unknown weight format '${String(options.quantize)}' (f32 or q8_0)`,
+    );
   }
   if (options.tokenizer) {
     model.tokenizer = loadTokenizer(resolve(options.tokenizer));
@@ -85,12 +99,15 @@ export function detectFormat(path: string): DetectedFormat {
   return 'llama2c';
 }
 
-function loadLocal(path: string): LoadedModel & { tokenizer: Tokenizer | null } {
+function loadLocal(
+  path: string,
+  ggufOptions: GgufLoadOptions,
+): LoadedModel & { tokenizer: Tokenizer | null } {
   switch (detectFormat(path)) {
     case 'hf-folder':
       return loadHfFolder(path);
     case 'gguf':
-      return loadGguf(path);
+      return loadGguf(path, ggufOptions);
     case 'llama2c':
       return loadLlama2cCheckpoint(path);
   }

@@ -31,16 +31,21 @@ export function parseNpy(bytes: Uint8Array, name = 'npy'): NpyMatrix {
     throw new LmdynError(code, `${name}: ${msg}`);
   };
   if (bytes.length < 10) fail('truncated', `too short for a .npy file (${bytes.length} bytes)`);
-  for (let i = 0; i < MAGIC.length; i++) if (bytes[i] !== MAGIC[i]) fail('bad_format', 'not a .npy file (bad magic)');
+  for (let i = 0; i < MAGIC.length; i++)
+    if (bytes[i] !== MAGIC[i]) fail('bad_format', 'not a .npy file (bad magic)');
   const major = bytes[6];
-  if (major < 1 || major > 3) fail('unsupported', `unsupported .npy format version ${major}.${bytes[7]}`);
+  if (major < 1 || major > 3)
+    fail('unsupported', `unsupported .npy format version ${major}.${bytes[7]}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const prefix = major === 1 ? 10 : 12;
   if (bytes.length < prefix) fail('truncated', 'truncated header length');
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const dataStart = prefix + headerLength;
-  if (dataStart > bytes.length) fail('truncated', `header says ${headerLength} bytes but the file ends first`);
-  const headerText = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(prefix, dataStart));
+  if (dataStart > bytes.length)
+    fail('truncated', `header says ${headerLength} bytes but the file ends first`);
+  const headerText = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(
+    bytes.subarray(prefix, dataStart),
+  );
   const header = parseHeader(headerText, (msg) => fail('bad_format', `bad header (${msg})`));
 
   const descr = header.get('descr');
@@ -51,23 +56,47 @@ export function parseNpy(bytes: Uint8Array, name = 'npy'): NpyMatrix {
   if (!Array.isArray(shape)) fail('bad_format', "bad header (no 'shape' tuple)");
   const dims = shape as number[];
   const dtype = descr === '<f8' ? 'float64' : descr === '<f4' ? 'float32' : null;
-  if (dtype === null) fail('unsupported', `dtype ${JSON.stringify(descr)} is not supported (want little-endian float32 '<f4' or float64 '<f8')`);
-  if (fortran) fail('unsupported', 'Fortran-order arrays are not supported (save a C-order array: np.ascontiguousarray)');
-  if (dims.length !== 2) fail('unsupported', `want a 2-D array [points, dims], got shape (${dims.join(', ')})`);
+  if (dtype === null)
+    fail(
+      'unsupported',
+      `dtype ${JSON.stringify(descr)} is not supported (want little-endian float32 '<f4' or float64 '<f8')`,
+    );
+  if (fortran)
+    fail(
+      'unsupported',
+      'Fortran-order arrays are not supported (save a C-order array: np.ascontiguousarray)',
+    );
+  if (dims.length !== 2)
+    fail('unsupported', `want a 2-D array [points, dims], got shape (${dims.join(', ')})`);
   const [rows, cols] = dims;
   const width = dtype === 'float64' ? 8 : 4;
   const need = rows * cols * width;
-  if (bytes.length - dataStart < need) fail('truncated', `data truncated: shape (${rows}, ${cols}) needs ${need} bytes, file has ${bytes.length - dataStart}`);
+  if (bytes.length - dataStart < need)
+    fail(
+      'truncated',
+      `data truncated: shape (${rows}, ${cols}) needs ${need} bytes, file has ${bytes.length - dataStart}`,
+    );
   // copy: the data start need not be aligned for a typed-array view (and a Buffer's slice is a view)
   const raw = new Uint8Array(need);
   raw.set(bytes.subarray(dataStart, dataStart + need));
-  const data = dtype === 'float64' ? new Float64Array(raw.buffer, 0, rows * cols) : new Float32Array(raw.buffer, 0, rows * cols);
+  const data =
+    dtype === 'float64'
+      ? new Float64Array(raw.buffer, 0, rows * cols)
+      : new Float32Array(raw.buffer, 0, rows * cols);
   return { rows, cols, dtype: dtype as 'float32' | 'float64', data };
 }
 
 /** Encodes a row-major 2-D float array as a version-1 .npy file. */
-export function encodeNpy(data: Float32Array | Float64Array, rows: number, cols: number): Uint8Array {
-  if (data.length !== rows * cols) throw new LmdynError('bad_argument', `npy: ${rows}×${cols} needs ${rows * cols} values, got ${data.length}`);
+export function encodeNpy(
+  data: Float32Array | Float64Array,
+  rows: number,
+  cols: number,
+): Uint8Array {
+  if (data.length !== rows * cols)
+    throw new LmdynError(
+      'bad_argument',
+      `npy: ${rows}×${cols} needs ${rows * cols} values, got ${data.length}`,
+    );
   const descr = data instanceof Float64Array ? '<f8' : '<f4';
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${rows}, ${cols}), }`;
   const total = Math.ceil((10 + header.length + 1) / 64) * 64; // data aligned to 64 bytes

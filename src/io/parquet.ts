@@ -12,12 +12,17 @@ export type ParquetColumn =
   | { name: string; type: 'DOUBLE' | 'FLOAT'; data: ArrayLike<number> }
   | { name: string; type: 'STRING'; data: readonly string[] };
 
-export function writeParquet(path: string, columns: readonly ParquetColumn[], metadata: Record<string, string> = {}): void {
+export function writeParquet(
+  path: string,
+  columns: readonly ParquetColumn[],
+  metadata: Record<string, string> = {},
+): void {
   const buf = parquetWriteBuffer({
     columnData: columns.map((c) => ({
       name: c.name,
       type: c.type,
-      data: c.type === 'STRING' ? [...c.data] : Array.from(c.data, (v) => (Number.isNaN(v) ? null : v)),
+      data:
+        c.type === 'STRING' ? [...c.data] : Array.from(c.data, (v) => (Number.isNaN(v) ? null : v)),
     })),
     kvMetadata: Object.entries(metadata).map(([key, value]) => ({ key, value })),
     createdBy: 'lmdyn',

@@ -40,7 +40,8 @@ export class SentencePieceTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number | null;
   readonly eosId: number | null;
-  private readonly vocab: SentencePieceVocabulary;
+  /** The vocabulary as given (read-only: the GGUF writer copies it out). */
+  readonly vocab: SentencePieceVocabulary;
   /** Piece → id for every piece text can match (not control or byte pieces). */
   private readonly lookup = new Map<string, number>();
   /** Raw byte of each `<0xXX>` piece, -1 for the others. */
