@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { fromLoaded, generateText, type Model } from '../src/api.js';
 import { generateBatch } from '../src/decode/generate.js';
 import { loadLlama2cCheckpoint } from '../src/io/llama2c.js';
+import { loadModel } from '../src/io/load.js';
 import type { LoadedModel } from '../src/io/types.js';
 import { Transformer } from '../src/model/forward.js';
 import type { ModelConfig } from '../src/model/types.js';
@@ -17,6 +18,7 @@ import { wasmKernels } from '../src/tensor/wasm/kernels.js';
 import { startKernelThreads, stopKernelThreads } from '../src/tensor/wasm/threads.js';
 import type { Tokenizer } from '../src/tokenizer/types.js';
 import { recordTrace } from '../src/trace/record.js';
+import { benchPrompt } from './peer.js';
 import { peakRssMiB } from './rss.js';
 
 export { peakRssMiB };
@@ -27,7 +29,12 @@ export interface GenerationResult {
   kernels: 'wasm' | 'js';
   threads: number;
   generateTokS: number;
+  /** Prefill tok/s of the first prompt length. */
   prefillTokS: number;
+  /** Prompt length → prefill tok/s. */
+  prefillByLength: Record<number, number>;
+  /** The first generated ids (greedy runs: comparable with the peer's). */
+  greedy: number[];
   /** 2 · (matmul weights) · generation tok/s: the matmul work rate while decoding. */
   gflops: number;
   /** Bytes of weight matrices read per generated token / its time (GB/s). */
@@ -51,6 +58,10 @@ const CHILD_FLAG = '--bench-child';
 export interface GenerationSetup {
   tokens: number;
   promptLength: number;
+  /** Several prefill lengths (default: [promptLength]). */
+  promptLengths?: number[];
+  /** Greedy decoding (the peer comparison) instead of softmax sampling at T = 1. */
+  greedy?: boolean;
   /** Kernel helper threads besides the main thread. */
   helpers: number;
   /** Decoding for the trace-overhead runs (default: T = 1, no warper). */
@@ -81,33 +92,40 @@ export function traceOverheadInChild(path: string, setup: GenerationSetup): Trac
 }
 
 /**
- * Loads the checkpoint (Q8_0 matrices of a version-2 file stay Q8_0), prefills a
- * `promptLength`-token prompt, then generates `tokens` tokens from the BOS prompt with the
- * default sampling (softmax at temperature 1, no stop tokens).
+ * Loads the model (a llama2.c checkpoint, whose version-2 Q8_0 matrices stay Q8_0, or a GGUF
+ * file, whose Q8_0 matrices do too), prefills each of `promptLengths` (best of three), then
+ * generates `tokens` tokens from [BOS] (greedy when `setup.greedy`, else softmax at T = 1; no
+ * stop tokens).
  */
 export async function measureGeneration(
   path: string,
   setup: GenerationSetup,
 ): Promise<GenerationResult> {
-  const { tokens, promptLength } = setup;
+  const { tokens } = setup;
+  const lengths = setup.promptLengths ?? [setup.promptLength];
   const helpers = setup.helpers > 0 ? await startKernelThreads({ helpers: setup.helpers }) : 0;
-  const model = loadLlama2cCheckpoint(path);
+  const loaded = path.endsWith('.gguf') ? await loadModel(path) : loadLlama2cCheckpoint(path);
+  // Random weights make BOS/EOS as likely as any token: no stop tokens, like the C bench.
+  const model = { ...loaded, config: { ...loaded.config, bosId: null, eosId: null } };
   const tf = new Transformer(model);
   const c = model.config;
   // Warm-up: compiles the kernels and the JS forward pass.
   generateBatch(tf, [{ promptIds: [1], maxTokens: 8 }]);
 
-  const prompt = Array.from(
-    { length: promptLength },
-    (_, i) => 1 + ((i * 7919) % (c.vocabSize - 1)),
-  );
-  // Best of three prefills: one is short enough for a descheduling to dominate it.
-  let prefillMs = Infinity;
-  for (let r = 0; r < 3; r++) {
-    const t = generateBatch(tf, [{ promptIds: prompt, maxTokens: 1 }]).timing;
-    prefillMs = Math.min(prefillMs, t.prefillMs);
+  const prefillTokS: Record<number, number> = {};
+  for (const n of lengths) {
+    const prompt = benchPrompt(n, c.vocabSize);
+    // Best of three prefills: one is short enough for a descheduling to dominate it.
+    let prefillMs = Infinity;
+    for (let r = 0; r < 3; r++) {
+      const t = generateBatch(tf, [{ promptIds: prompt, maxTokens: 1 }]).timing;
+      prefillMs = Math.min(prefillMs, t.prefillMs);
+    }
+    prefillTokS[n] = (n / prefillMs) * 1000;
   }
-  const gen = generateBatch(tf, [{ promptIds: [1], maxTokens: tokens, seed: 7 }]).timing;
+  const sampling = setup.greedy ? { temperature: 0 } : {};
+  const run = generateBatch(tf, [{ promptIds: [1], maxTokens: tokens, seed: 7, sampling }]);
+  const gen = run.timing;
   const bytes = weightBytes(model.weights);
   stopKernelThreads();
   return {
@@ -115,10 +133,12 @@ export async function measureGeneration(
     kernels: wasmKernels() ? 'wasm' : 'js',
     threads: 1 + helpers,
     generateTokS: gen.tokensPerSecond,
-    prefillTokS: (promptLength / prefillMs) * 1000,
+    prefillTokS: prefillTokS[lengths[0]],
+    prefillByLength: prefillTokS,
     gflops: (2 * matmulWeights(c) * gen.tokensPerSecond) / 1e9,
     weightGBs: (readBytesPerToken(model) * gen.tokensPerSecond) / 1e9,
     peakRssMiB: peakRssMiB(),
+    greedy: run.outputs[0].ids.slice(0, 16),
   };
 }
 

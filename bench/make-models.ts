@@ -7,8 +7,11 @@
  * norms = 1; tied classifier; seeded.
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeGgufModel } from '../src/io/gguf-write.js';
 import { writeLlama2cCheckpoint } from '../src/io/llama2c.js';
+import { loadModel } from '../src/io/load.js';
 import { newMatrix, type LayerWeights, type Matrix, type ModelConfig } from '../src/model/types.js';
 import { createRng, type Rng } from '../src/tensor/rng.js';
 
@@ -134,4 +137,22 @@ function normalMatrix(rows: number, cols: number, std: number, rng: Rng): Matrix
   const data = new Float32Array(rows * cols);
   for (let i = 0; i < data.length; i++) data[i] = rng.normal() * std;
   return newMatrix(rows, cols, data);
+}
+
+/** The Llama 2 vocabulary (32,000 tokens, llama2.c format) of the test fixtures: the shapes' own. */
+const TOKENIZER_32K = resolve(
+  fileURLToPath(new URL('../../', import.meta.url)),
+  'test/fixtures/models/llama2c-tokenizer-32k/tokenizer.bin',
+);
+
+/**
+ * The f32 bench checkpoint of `shape` written as GGUF by lmdyn's own writer (F32, or Q8_0
+ * quantized from the f32 weights), with the Llama 2 vocabulary: the one file both engines run.
+ */
+export async function benchGguf(shape: BenchShape, format: BenchFormat): Promise<string> {
+  const path = join(BENCH_DIR, `${shape.name}-random-s1-${format}.gguf`);
+  if (existsSync(path)) return path;
+  const model = await loadModel(benchCheckpoint(shape, 1, 'f32'), { tokenizer: TOKENIZER_32K });
+  writeGgufModel(path, model, { type: format === 'f32' ? 'F32' : 'Q8_0' });
+  return path;
 }

@@ -67,7 +67,11 @@ export function ensurePeer(root: string = repositoryRoot()): PeerInfo {
           '--no-audit',
           '--no-fund',
           '--loglevel=error',
+          // Only this platform's prebuilt CPU binary (about 85 MB instead of every GPU build).
+          '--omit=optional',
+          '--ignore-scripts',
           `${PEER_PACKAGE}@${PEER_VERSION}`,
+          `@node-llama-cpp/${process.platform}-${process.arch}@${PEER_VERSION}`,
         ],
         { stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 },
       );

@@ -39,7 +39,13 @@ export interface PersistenceBenchRow {
   cpuRatio: number | null;
 }
 
-export function benchPersistence(cases: [number, number][] = [[500, 2], [500, 64]], runs = 5): PersistenceBenchRow[] {
+export function benchPersistence(
+  cases: [number, number][] = [
+    [500, 2],
+    [500, 64],
+  ],
+  runs = 5,
+): PersistenceBenchRow[] {
   const dir = mkdtempSync(join(tmpdir(), 'lmdyn-bench-rips-'));
   const rows: PersistenceBenchRow[] = [];
   try {
@@ -51,7 +57,10 @@ export function benchPersistence(cases: [number, number][] = [[500, 2], [500, 64
       const file = join(dir, `points-${n}x${dim}.csv`);
       let csv = '';
       // 17 significant digits: ripser reads (and rounds to float32) the very same numbers
-      for (let i = 0; i < n; i++) csv += Array.from(points.subarray(i * dim, (i + 1) * dim), (v) => v.toPrecision(17)).join(',') + '\n';
+      for (let i = 0; i < n; i++)
+        csv +=
+          Array.from(points.subarray(i * dim, (i + 1) * dim), (v) => v.toPrecision(17)).join(',') +
+          '\n';
       writeFileSync(file, csv);
 
       let start = performance.now();
@@ -123,8 +132,22 @@ export function ripserStartupSeconds(): number | null {
   return median(t);
 }
 
-export function printPersistenceTable(rows: readonly PersistenceBenchRow[], startup: number | null): void {
-  const head = ['points', 'dim', 'H1', 'ours s', 'ours 1st s', 'ripser s', 'ours/ripser', 'ours cpu s', 'ripser cpu s', 'cpu ratio'];
+export function printPersistenceTable(
+  rows: readonly PersistenceBenchRow[],
+  startup: number | null,
+): void {
+  const head = [
+    'points',
+    'dim',
+    'H1',
+    'ours s',
+    'ours 1st s',
+    'ripser s',
+    'ours/ripser',
+    'ours cpu s',
+    'ripser cpu s',
+    'cpu ratio',
+  ];
   const cells = rows.map((r) => [
     String(r.points),
     String(r.dim),
@@ -139,10 +162,15 @@ export function printPersistenceTable(rows: readonly PersistenceBenchRow[], star
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c: string[]) => c.map((x, i) => x.padStart(widths[i])).join('  ');
-  console.log('\npersistence: Vietoris–Rips H0+H1 at the enclosing radius, standard-normal points (seed 42), median of 5');
+  console.log(
+    '\npersistence: Vietoris–Rips H0+H1 at the enclosing radius, standard-normal points (seed 42), median of 5',
+  );
   console.log(line(head));
   for (const c of cells) console.log(line(c));
-  if (startup !== null) console.log(`(ripser process start on 3 points: ${startup.toFixed(3)} s, included in its times)`);
+  if (startup !== null)
+    console.log(
+      `(ripser process start on 3 points: ${startup.toFixed(3)} s, included in its times)`,
+    );
   else console.log(`(${RIPSER} not installed: no ratio)`);
 }
 

@@ -1,21 +1,20 @@
 /**
- * `npm run bench`: end-to-end speed on random-weight models with the llama2.c story-model shapes,
- * against llama2.c's own figures, and the goals of issue 10.
+ * `npm run bench`: end-to-end speed on random-weight models with the llama2.c story-model shapes
+ * (stories15M, stories110M), against llama.cpp measured in the same run on the same files.
  *
- * One table: per shape × weight format × threads, generation tok/s (200 tokens from BOS),
- * prefill tok/s (a 64-token prompt as one batched forward pass), matmul GFLOP/s and weight GB/s
- * while decoding, and peak RSS; every row runs in a child process of its own, so its peak RSS is
- * its own. Then the coupling lens's block Jacobians and the trace recorder's overhead, and which
- * goals hold.
- *
- * Reference (llama2.c run.c, fp32, -Ofast -march=native, OpenMP, 2 threads, random weights, 200
- * tokens, this 2-core machine): 93 tok/s on stories15M shapes, 27 tok/s on stories110M shapes.
+ * The random-weight checkpoints are written as GGUF (F32, and Q8_0 quantized from the f32
+ * weights) by lmdyn's own writer; lmdyn and llama.cpp (node-llama-cpp, installed on demand into
+ * .cache/peers, see peer.ts) then run each file alternately, 1 and 2 threads, every measurement
+ * in a child process of its own: greedy decode tok/s, prefill tok/s of 64- and 256-token prompts,
+ * peak RSS, and whether both produced the same greedy ids. Then the trace recorder's overhead and
+ * the coupling lens's block Jacobians, and which goals of issue 23 hold. No peer figure is a
+ * constant: offline, the peer is reported unavailable and lmdyn's figures stand alone.
  *
  * Then sweep throughput through the BullMQ queue with 1 and 2 local workers and the queue's cost
  * per job (bench/queue.ts; skipped without redis-server).
  *
  * Flags: --quick (fewer tokens), --matmul (also the per-kernel matmul table), --no-coupling,
- * --no-trace, --no-queue.
+ * --no-trace, --no-peer, --no-queue.
  */
 import { loadavg } from 'node:os';
 import { matmulJs } from '../src/tensor/ops.js';
@@ -29,7 +28,8 @@ import {
   type GenerationResult,
   type TraceOverheadResult,
 } from './generation.js';
-import { BENCH_SHAPES, benchCheckpoint, type BenchFormat } from './make-models.js';
+import { BENCH_SHAPES, benchCheckpoint, benchGguf, type BenchFormat } from './make-models.js';
+import { ensurePeer, peerInChild, type PeerInfo, type PeerResult } from './peer.js';
 import { benchQueue, printQueueBench } from './queue.js';
 import {
   benchMatmul,
@@ -40,13 +40,9 @@ import {
   type MatmulResult,
 } from './matmul.js';
 
-/** llama2.c run.c, fp32, 2 threads (OpenMP), generation tok/s on random weights. */
-export const LLAMA2C_TOKS: Record<string, number> = { stories15M: 93, stories110M: 27 };
-
-/** Issue 10's goals. */
+/** Issue 23's goals. */
 const GOALS = {
-  f32Ratio: 1.0, // fp32 generation ≥ 1.0× llama2.c on both shapes
-  q80Ratio110M: 1.5, // compressed weights ≥ 1.5× llama2.c on the 110M shape
+  peerRatio: 1.0, // decode and prefill ≥ 1.0× llama.cpp on the same GGUF, both shapes and formats
   traceOverhead: 0.1, // recordTrace ≤ 10% slower than plain generation
   couplingSeconds: 3, // 110M block Jacobians + top-10 SVD at one position
 };
@@ -69,17 +65,15 @@ const wasmQ80 = q80Kernel('wasm q8_0', 32, (out, x, w, n) => {
   if (!matmulQ80Wasm(out, x, w, n)) throw new Error('wasm kernel did not run');
 });
 
-interface Row {
-  shape: string;
-  result: GenerationResult;
-}
-
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const load0 = loadavg();
   console.log(`load average at start: ${load0.map((v) => v.toFixed(2)).join(', ')}`);
   if (process.argv.includes('--matmul')) await matmulTable(quick ? 0.1 : 0.4);
-  const rows = generationTable(quick ? 50 : 200);
+  const peer = process.argv.includes('--no-peer')
+    ? ({ available: false, reason: '--no-peer' } as const)
+    : ensurePeer();
+  const rows = await peerTable(quick ? 50 : 200, peer);
   const traces = process.argv.includes('--no-trace') ? [] : traceRows(quick ? 30 : 100);
   const coupling = process.argv.includes('--no-coupling')
     ? []
@@ -91,55 +85,94 @@ async function main(): Promise<void> {
   console.log(`\nload average at end: ${load1.map((v) => v.toFixed(2)).join(', ')}`);
 }
 
-/** Generation on random-weight checkpoints with the story models' shapes, one child per row. */
-function generationTable(tokens: number): Row[] {
-  const promptLength = 64;
+/** One shape × weight format: lmdyn and the peer on the same GGUF file, each thread count. */
+interface PeerRow {
+  shape: string;
+  format: BenchFormat;
+  gguf: string;
+  lmdyn: GenerationResult[];
+  peer: PeerResult[];
+}
+
+const PROMPT_LENGTHS = [64, 256];
+
+/**
+ * Decode and prefill on the GGUF files lmdyn wrote from the random-weight checkpoints, lmdyn and
+ * llama.cpp alternating (lmdyn 1 thread, llama.cpp 1 thread, lmdyn 2, llama.cpp 2), each in a
+ * child process of its own. Without the peer (offline), lmdyn's figures alone.
+ */
+async function peerTable(tokens: number, peer: PeerInfo): Promise<PeerRow[]> {
   console.log(
-    `\ngeneration: ${tokens} tokens from BOS (decode tok/s, temperature 1); prefill: a ${promptLength}-token prompt in one forward pass (best of 3)`,
+    `\ndecode: ${tokens} greedy tokens from BOS, tok/s of the tokens after the first; prefill: ${PROMPT_LENGTHS.join(' and ')}-token prompts in one pass (best of 3); peak RSS of the process`,
   );
   console.log(
-    'llama2.c: run.c fp32, OpenMP 2 threads, same shapes (reference figures); × = gen tok/s ÷ llama2.c',
+    peer.available
+      ? `peer: llama.cpp through node-llama-cpp ${peer.version} (prebuilt CPU binary, llama.cpp release ${peer.llamaCpp}), same GGUF file, same run; × = lmdyn ÷ llama.cpp at its best thread count`
+      : `peer: unavailable (${peer.reason}); lmdyn's figures alone`,
   );
-  const rows: Row[] = [];
+  const rows: PeerRow[] = [];
   for (const shape of BENCH_SHAPES) {
     for (const format of ['f32', 'q8_0'] as BenchFormat[]) {
-      const path = benchCheckpoint(shape, 1, format);
-      for (const helpers of [0, 1]) {
-        rows.push({
-          shape: shape.name,
-          result: generationInChild(path, { tokens, promptLength, helpers }),
-        });
+      const gguf = await benchGguf(shape, format);
+      const row: PeerRow = { shape: shape.name, format, gguf, lmdyn: [], peer: [] };
+      for (const threads of [1, 2]) {
+        row.lmdyn.push(
+          generationInChild(gguf, {
+            tokens,
+            promptLength: PROMPT_LENGTHS[0],
+            promptLengths: PROMPT_LENGTHS,
+            helpers: threads - 1,
+            greedy: true,
+          }),
+        );
+        if (peer.available) {
+          row.peer.push(
+            peerInChild(peer, gguf, {
+              tokens,
+              promptLengths: PROMPT_LENGTHS,
+              threads,
+              vocabSize: shape.vocabSize,
+            }),
+          );
+        }
       }
+      rows.push(row);
     }
   }
-  printTable(
-    [
-      'shape',
-      'weights',
-      'kernels',
-      'threads',
-      'gen tok/s',
-      'llama2.c tok/s',
-      '×',
-      'prefill tok/s',
-      'GFLOP/s',
-      'weights GB/s',
-      'peak RSS MiB',
-    ],
-    rows.map(({ shape, result: r }) => [
-      shape,
-      r.format,
-      r.kernels,
-      String(r.threads),
-      r.generateTokS.toFixed(1),
-      String(LLAMA2C_TOKS[shape] ?? '-'),
-      LLAMA2C_TOKS[shape] ? (r.generateTokS / LLAMA2C_TOKS[shape]).toFixed(2) : '-',
-      r.prefillTokS.toFixed(1),
-      r.gflops.toFixed(2),
-      r.weightGBs.toFixed(2),
-      r.peakRssMiB.toFixed(0),
-    ]),
-  );
+  const best = (xs: number[]) => (xs.length ? Math.max(...xs) : NaN);
+  const ratio = (a: number, b: number) => (Number.isFinite(b) ? (a / b).toFixed(2) : '-');
+  const head = ['shape', 'weights', 'engine', 'threads', 'decode tok/s', '×'];
+  for (const n of PROMPT_LENGTHS) head.push(`prefill ${n} tok/s`, '×');
+  head.push('peak RSS MiB', 'same greedy ids');
+  const lines: string[][] = [];
+  for (const r of rows) {
+    const peerDecode = best(r.peer.map((p) => p.decodeTokS));
+    const peerPrefill = PROMPT_LENGTHS.map((n) => best(r.peer.map((p) => p.prefillTokS[n])));
+    for (const l of r.lmdyn) {
+      const same = r.peer.length ? String(r.peer[0].greedy.join() === l.greedy.join()) : '-';
+      const cells = [r.shape, l.format, 'lmdyn', String(l.threads), l.generateTokS.toFixed(1)];
+      cells.push(ratio(l.generateTokS, peerDecode));
+      PROMPT_LENGTHS.forEach((n, i) => {
+        cells.push(l.prefillByLength[n].toFixed(1), ratio(l.prefillByLength[n], peerPrefill[i]));
+      });
+      cells.push(l.peakRssMiB.toFixed(0), same);
+      lines.push(cells);
+    }
+    for (const p of r.peer) {
+      const cells = [
+        r.shape,
+        r.format,
+        'llama.cpp',
+        String(p.threads),
+        p.decodeTokS.toFixed(1),
+        '',
+      ];
+      for (const n of PROMPT_LENGTHS) cells.push(p.prefillTokS[n].toFixed(1), '');
+      cells.push(p.peakRssMiB.toFixed(0), '');
+      lines.push(cells);
+    }
+  }
+  printTable(head, lines);
   return rows;
 }
 
@@ -215,33 +248,32 @@ function printExtras(traces: readonly TraceRow[], coupling: readonly CouplingBen
 }
 
 function printGoals(
-  rows: readonly Row[],
+  rows: readonly PeerRow[],
   traces: readonly TraceRow[],
   coupling: readonly CouplingBenchRow[],
 ): void {
-  console.log('\ngoals (issue 10):');
+  console.log('\ngoals (issue 23; ratios measured in this run):');
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
-  const best = (shape: string, format: string) =>
-    rows
-      .filter((r) => r.shape === shape && r.result.format.startsWith(format))
-      .reduce<GenerationResult | null>(
-        (b, r) => (!b || r.result.generateTokS > b.generateTokS ? r.result : b),
-        null,
+  const best = (xs: number[]) => Math.max(...xs);
+  for (const r of rows) {
+    if (r.peer.length === 0) continue;
+    const metrics: [string, (g: GenerationResult) => number, (p: PeerResult) => number][] = [
+      ['decode', (g) => g.generateTokS, (p) => p.decodeTokS],
+      ...PROMPT_LENGTHS.map(
+        (n): [string, (g: GenerationResult) => number, (p: PeerResult) => number] => [
+          `prefill ${n}`,
+          (g) => g.prefillByLength[n],
+          (p) => p.prefillTokS[n],
+        ],
+      ),
+    ];
+    for (const [name, ours, theirs] of metrics) {
+      const a = best(r.lmdyn.map(ours));
+      const b = best(r.peer.map(theirs));
+      console.log(
+        `  ${name} ${r.shape} ${r.format}: lmdyn ${a.toFixed(1)} vs llama.cpp ${b.toFixed(1)} tok/s (best thread counts) = ${(a / b).toFixed(2)}× (goal ≥ ${GOALS.peerRatio}×): ${verdict(a / b >= GOALS.peerRatio)}`,
       );
-  for (const shape of Object.keys(LLAMA2C_TOKS)) {
-    const r = best(shape, 'f32');
-    if (!r) continue;
-    const ratio = r.generateTokS / LLAMA2C_TOKS[shape];
-    console.log(
-      `  fp32 ${shape}: ${r.generateTokS.toFixed(1)} tok/s (${r.threads} threads) = ${ratio.toFixed(2)}× llama2.c's ${LLAMA2C_TOKS[shape]} (goal ≥ ${GOALS.f32Ratio}×): ${verdict(ratio >= GOALS.f32Ratio)}`,
-    );
-  }
-  const q = best('stories110M', 'q8_0');
-  if (q) {
-    const ratio = q.generateTokS / LLAMA2C_TOKS.stories110M;
-    console.log(
-      `  q8_0 stories110M: ${q.generateTokS.toFixed(1)} tok/s (${q.threads} threads) = ${ratio.toFixed(2)}× llama2.c fp32 (goal ≥ ${GOALS.q80Ratio110M}×): ${verdict(ratio >= GOALS.q80Ratio110M)}`,
-    );
+    }
   }
   for (const t of traces) {
     console.log(
