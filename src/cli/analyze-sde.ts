@@ -12,7 +12,7 @@ import { checkSdeOut, readSdeModel, writeSdeRun } from '../lenses/sde/io.js';
 import type { SdeLoss } from '../lenses/sde/model.js';
 import type { StateKind } from '../lenses/sde/states.js';
 import { readTrace } from '../trace/io.js';
-import { isComplete, readSweepIndex } from '../trace/sweep.js';
+import { readSweepIndex } from '../trace/sweep.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 
@@ -152,14 +152,7 @@ export const registerSdeLens: LensRegistrar = (analyze) => {
 };
 
 function sweepInputs(dir: string): SdeInput[] {
-  const index = readSweepIndex(dir);
-  const missing = index.configs.filter((c) => !isComplete(join(dir, c.dir)));
-  if (missing.length > 0) {
-    throw new LmdynError(
-      'bad_argument',
-      `${dir}: ${missing.length} configuration(s) unfinished (e.g. ${missing[0].dir}); re-run the sweep into the folder to finish them`,
-    );
-  }
+  const index = readSweepIndex(dir); // refuses an unfinished sweep, saying how to finish it
   return index.configs.map((c) => ({
     label: c.dir,
     dir: join(dir, c.dir),

@@ -19,6 +19,7 @@ import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync, writeSyn
 import { randomBytes } from 'node:crypto';
 import { LmdynError, check } from '../errors.js';
 import { allocF32 } from '../tensor/memory.js';
+import { ioError } from './atomic.js';
 import { openForReading, readExactly } from './llama2c.js';
 
 /** Every dtype of the reference implementation, with its size in bits. */
@@ -213,7 +214,7 @@ export function writeSafetensors(
     writer.close();
   } catch (err) {
     writer.abort();
-    throw err;
+    throw ioError(err, path);
   }
 }
 
@@ -239,7 +240,12 @@ export function createSafetensorsWriter(
 ): SafetensorsWriter {
   const layout = encodeHeader(specs, metadata);
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'w');
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'w');
+  } catch (err) {
+    throw ioError(err, path);
+  }
   const staging = new Uint8Array(STAGING_BYTES);
   let staged = 0;
   let index = 0; // the tensor being appended to
@@ -269,7 +275,7 @@ export function createSafetensorsWriter(
     put(layout.prefix);
   } catch (err) {
     abort();
-    throw err;
+    throw ioError(err, path);
   }
   return {
     path,
@@ -292,7 +298,12 @@ export function createSafetensorsWriter(
         'bad_argument',
         `${path}: chunk overruns tensor ${spec.name} (${layout.sizes[index]} bytes)`,
       );
-      put(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      try {
+        put(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      } catch (err) {
+        abort();
+        throw ioError(err, path);
+      }
       filled += chunk.byteLength;
     },
     close(): void {
@@ -316,7 +327,7 @@ export function createSafetensorsWriter(
         if (open) closeSync(fd);
         open = false;
         rmSync(tmp, { force: true });
-        throw err;
+        throw ioError(err, path);
       }
     },
     abort,

@@ -4,7 +4,7 @@
  * recordSweepConfig on a worker), so the result is the same file for file, byte for byte.
  */
 import { resolve } from 'node:path';
-import { prepareSweep, type SweepIndex, type SweepPlan } from '../trace/sweep.js';
+import { prepareSweep, sealSweep, type SweepIndex, type SweepPlan } from '../trace/sweep.js';
 import { connectQueue } from './connection.js';
 import { runKey, runUnitsOnQueue, type QueueRunOptions } from './coordinator.js';
 
@@ -24,5 +24,6 @@ export async function runSweepOnQueue(
     index.configs.length,
     options,
   );
+  sealSweep(dir, index); // readers accept the sweep once every configuration is committed
   return index;
 }

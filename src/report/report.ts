@@ -4,8 +4,9 @@
  * its Vega-Lite spec. Nothing is fetched from the network; the page needs no script.
  */
 import { mkdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
+import { commitBeside } from '../io/commit.js';
 import { VERSION } from '../version.js';
 import { esc, num, page, scopeSvg, slug, table, tagBadge } from './html.js';
 import { figureNote, fitToWidth } from './figures.js';
@@ -39,10 +40,18 @@ export async function writeReport(
   const out = resolve(options.out ?? join(root, 'report.html'));
   const sections = await reportSections(root);
   const pngDir = options.png ? join(dirname(out), 'report-png') : null;
-  const { html, plots, pngs } = await reportHtml(root, sections, { pngDir, log: options.log });
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileAtomic(out, html);
-  return { path: out, sections: sections.length, plots, pngs };
+  // the page and its PNGs are one committed unit (io/commit.ts: REPORT.manifest.json beside it)
+  let drawn = { plots: 0, pngs: [] as string[] };
+  await commitBeside(dirname(out), basename(out, '.html'), async (stage) => {
+    const pngStage = pngDir ? join(stage, basename(pngDir)) : null;
+    const { html, plots, pngs } = await reportHtml(root, sections, {
+      pngDir: pngStage,
+      log: options.log,
+    });
+    writeFileAtomic(join(stage, basename(out)), html);
+    drawn = { plots, pngs: pngs.map((p) => join(pngDir!, basename(p))) };
+  });
+  return { path: out, sections: sections.length, ...drawn };
 }
 
 /** The order kinds appear in: recordings first, then the lenses in papers.md order. */
@@ -77,6 +86,15 @@ export async function reportSections(root: string): Promise<SectionModel[]> {
  */
 export async function sectionOf(result: FoundResult): Promise<SectionModel> {
   const title = `${KIND_TITLES[result.kind] ?? `Lens: ${result.kind}`} — ${result.rel || '.'}`;
+  if (result.refused) {
+    // an unfinished, mixed or older folder: nothing of it is drawn as if it were a result
+    return {
+      kind: result.kind,
+      title,
+      rel: result.rel,
+      blocks: [{ type: 'text', title: 'Refused: not a complete result', text: result.refused }],
+    };
+  }
   const render = REPORT_RENDERERS[result.kind] ?? genericBlocks;
   const base = { kind: result.kind, title, rel: result.rel, headline: headlineOf(result) };
   try {

@@ -3,10 +3,16 @@
  * JSON file named after its lens, or any JSON whose top-level `lens` field names one), and the
  * figures beside them (NAME.vl.json, as report/plot.ts writes them). Nothing here knows what a
  * lens measures; report/sections.ts decides how each kind is drawn.
+ *
+ * Every result is checked against its unit's manifest (io/commit.ts, sizes only: a listing must
+ * stay fast): one without a matching manifest (an interrupted write, a run mixed with another,
+ * a folder from an older lmdyn) is listed with `refused` saying why, and is not drawn. Figures
+ * are those the folder's manifests list (a stale figure of an earlier run is not shown).
  */
 import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
+import { committedProblem, type Manifest } from '../io/commit.js';
 
 /** Lens report files recognised by name (papers.md order), besides any JSON with a `lens` field. */
 export const LENS_FILES = [
@@ -31,6 +37,8 @@ export interface FoundResult {
   plots: string[];
   /** Set on traces that are configurations of a sweep folder (the sweep draws them). */
   inSweep?: string;
+  /** Why the result is not shown: its unit is not committed (one line naming the folder). */
+  refused?: string;
 }
 
 export interface ScanOptions {
@@ -58,13 +66,38 @@ export function scanResults(root: string, options: ScanOptions = {}): FoundResul
     } catch {
       return; // unreadable folder: nothing to show
     }
-    const plots = names.filter((n) => n.endsWith('.vl.json')).map((n) => join(dir, n));
+    const manifests = committedHere(dir, names);
+    const listed = listedFiles(manifests);
+    for (const m of manifests.values()) if (typeof m !== 'string') governed.add(dir);
+    const plots = names
+      .filter((n) => n.endsWith('.vl.json'))
+      .map((n) => join(dir, n))
+      .filter((p) => shownFigure(p, listed));
     const rel = relative(top, dir);
     const add = (kind: string, name: string, json: Record<string, unknown>): void => {
-      found.push({ kind, dir, rel, file: join(dir, name), json, plots });
+      const unit = UNIT_OF[name] ?? name.slice(0, -'.json'.length);
+      const m = manifests.get(unit);
+      const refused =
+        kind === 'figures'
+          ? undefined
+          : m === undefined
+            ? (committedProblem(dir, unit, 'size') as string)
+            : typeof m === 'string'
+              ? m
+              : undefined;
+      found.push({
+        kind,
+        dir,
+        rel,
+        file: join(dir, name),
+        json,
+        plots,
+        ...(refused ? { refused } : {}),
+      });
     };
     for (const name of names) {
-      if (!name.endsWith('.json') || name.endsWith('.vl.json')) continue;
+      if (!name.endsWith('.json') || name.endsWith('.vl.json') || name.endsWith('.manifest.json'))
+        continue;
       const path = join(dir, name);
       if (!isFile(path) || statSync(path).size > maxBytes) continue;
       if (name === 'trace.json') {
@@ -103,9 +136,38 @@ export function scanResults(root: string, options: ScanOptions = {}): FoundResul
       if (isDir(path)) walk(path, depth + 1);
     }
   };
+  // folders holding a committed unit, and every file those units list (absolute paths)
+  const governed = new Set<string>();
+  const allListed = new Set<string>();
+  const listedFiles = (manifests: Map<string, Manifest | string>): Set<string> => {
+    for (const [, m] of manifests) {
+      if (typeof m === 'string') continue;
+      const at = (m as Manifest & { dir: string }).dir;
+      for (const f of m.files) allListed.add(join(at, f.path));
+    }
+    return allListed;
+  };
+  /** A figure is shown when a unit lists it, or when no unit governs its folder or the one above. */
+  const shownFigure = (path: string, listed: Set<string>): boolean =>
+    listed.has(path) || (!governed.has(dirname(path)) && !governed.has(dirname(dirname(path))));
   walk(top, 0);
   markSweepConfigs(found);
   return found;
+}
+
+/** The result file each unit kind is found by, when it is not KIND.json. */
+const UNIT_OF: Record<string, string> = { 'run.json': 'train' };
+
+/** Each `KIND.manifest.json` in `dir`: its manifest when the unit matches it, else why not. */
+function committedHere(dir: string, names: readonly string[]): Map<string, Manifest | string> {
+  const out = new Map<string, Manifest | string>();
+  for (const name of names) {
+    if (!name.endsWith('.manifest.json')) continue;
+    const kind = name.slice(0, -'.manifest.json'.length);
+    const m = committedProblem(dir, kind, 'size');
+    out.set(kind, typeof m === 'string' ? m : Object.assign(m, { dir }));
+  }
+  return out;
 }
 
 /**

@@ -4,12 +4,15 @@
  *   trace.safetensors  one F32 tensor per hook [samples, positions, d]; tokens I32; per-step
  *                      logprob/entropy F32 [samples, steps]; logits as chosen
  *   steps.parquet      a row per (sample, step) with token, logprob, entropy, norms of states
- * trace.json is written last, so a folder without it is an unfinished recording.
+ *   trace.manifest.json  the files' sizes and sha256 (io/commit.ts): the folder is written
+ *                      beside its place and renamed in whole, so a folder without a matching
+ *                      manifest is an unfinished (or older) recording, and readers refuse it.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { commitFolderSync, requireCommitted, type Verify } from '../io/commit.js';
 import { writeParquet, type ParquetColumn } from '../io/parquet.js';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import type { Trace, TraceMeta, TraceSample } from './types.js';
@@ -26,7 +29,12 @@ export function writeTrace(
 ): void {
   const out = resolve(dir);
   checkOutDir(out, options.force ?? false);
-  mkdirSync(out, { recursive: true });
+  commitFolderSync(out, 'trace', (tmp) => writeTraceFiles(tmp, trace, options.tokenText), {
+    force: options.force,
+  });
+}
+
+function writeTraceFiles(out: string, trace: Trace, tokenText?: TokenTextFn): void {
   const S = trace.samples.length;
   const P = trace.positions;
   const N = trace.steps;
@@ -45,29 +53,60 @@ export function writeTrace(
   for (const [name, data] of perStep) tensors.push({ name, dtype: 'F32', shape: [S, N], data });
   const lm = trace.meta.logits;
   if (lm.kind === 'topk' && trace.topkValues && trace.topkIds) {
-    tensors.push({ name: 'logits.topk_values', dtype: 'F32', shape: [S, N, lm.k], data: trace.topkValues });
-    tensors.push({ name: 'logits.topk_ids', dtype: 'I32', shape: [S, N, lm.k], data: trace.topkIds });
+    tensors.push({
+      name: 'logits.topk_values',
+      dtype: 'F32',
+      shape: [S, N, lm.k],
+      data: trace.topkValues,
+    });
+    tensors.push({
+      name: 'logits.topk_ids',
+      dtype: 'I32',
+      shape: [S, N, lm.k],
+      data: trace.topkIds,
+    });
   } else if (lm.kind === 'full' && trace.fullLogits) {
-    tensors.push({ name: 'logits', dtype: 'F32', shape: [S, N, trace.meta.model.vocabSize], data: trace.fullLogits });
+    tensors.push({
+      name: 'logits',
+      dtype: 'F32',
+      shape: [S, N, trace.meta.model.vocabSize],
+      data: trace.fullLogits,
+    });
   }
-  writeSafetensors(join(out, 'trace.safetensors'), tensors, { format: 'lmdyn-trace', version: '1' });
-  writeParquet(join(out, 'steps.parquet'), stepColumns(trace, options.tokenText));
+  writeSafetensors(join(out, 'trace.safetensors'), tensors, {
+    format: 'lmdyn-trace',
+    version: '1',
+  });
+  writeParquet(join(out, 'steps.parquet'), stepColumns(trace, tokenText));
   writeFileAtomic(join(out, 'trace.json'), JSON.stringify(toJson(trace), null, 1) + '\n');
 }
 
 /** Refuses a non-empty folder unless `force` (checked before any work, so nothing is touched). */
 export function checkOutDir(dir: string, force: boolean): void {
   if (existsSync(dir) && readdirSync(dir).length > 0 && !force) {
-    throw new LmdynError('bad_argument', `${dir} is not empty; use --force to overwrite it or choose another --out`);
+    throw new LmdynError(
+      'bad_argument',
+      `${dir} is not empty; use --force to overwrite it or choose another --out`,
+    );
   }
+}
+
+/**
+ * Refuses a folder that holds no committed trace: missing (not a trace folder), unfinished or
+ * from an older lmdyn (no manifest), or mixed with another run (the manifest does not match).
+ */
+export function requireTrace(dir: string, verify: Verify = 'full'): void {
+  const root = resolve(dir);
+  if (!existsSync(join(root, 'trace.json')) && !existsSync(join(root, 'trace.manifest.json'))) {
+    throw new LmdynError('not_found', `${dir} is not a trace folder (no trace.json)`);
+  }
+  requireCommitted(root, 'trace', verify);
 }
 
 export function readTrace(dir: string): Trace {
   const root = resolve(dir);
+  requireTrace(root);
   const manifest = join(root, 'trace.json');
-  if (!existsSync(manifest)) {
-    throw new LmdynError('not_found', `${dir} is not a trace folder (no trace.json)`);
-  }
   let json: TraceJson;
   try {
     json = JSON.parse(readFileSync(manifest, 'utf8')) as TraceJson;
@@ -77,12 +116,14 @@ export function readTrace(dir: string): Trace {
   const { tensors } = readSafetensors(join(root, 'trace.safetensors'));
   const f32 = (name: string): Float32Array => {
     const t = tensors.get(name);
-    if (!t || !(t.data instanceof Float32Array)) throw new LmdynError('bad_format', `trace.safetensors lacks F32 tensor '${name}'`);
+    if (!t || !(t.data instanceof Float32Array))
+      throw new LmdynError('bad_format', `trace.safetensors lacks F32 tensor '${name}'`);
     return t.data;
   };
   const i32 = (name: string): Int32Array => {
     const t = tensors.get(name);
-    if (!t || !(t.data instanceof Int32Array)) throw new LmdynError('bad_format', `trace.safetensors lacks I32 tensor '${name}'`);
+    if (!t || !(t.data instanceof Int32Array))
+      throw new LmdynError('bad_format', `trace.safetensors lacks I32 tensor '${name}'`);
     return t.data;
   };
   const states = new Map<string, { width: number; data: Float32Array }>();
@@ -147,14 +188,23 @@ function toJson(trace: Trace): TraceJson {
     tensors: {
       '<hook name>': 'F32 [samples, positions, width]; NaN past a sample’s length',
       tokens: 'I32 [samples, positions]; -1 past a sample’s length',
-      'logprob, entropy, top1_prob, sampled_logprob, sampled_entropy': 'F32 [samples, steps]; NaN past a sample’s steps',
-      'logits.topk_values / logits.topk_ids (or logits)': 'F32 / I32 [samples, steps, k] (or F32 [samples, steps, vocab])',
+      'logprob, entropy, top1_prob, sampled_logprob, sampled_entropy':
+        'F32 [samples, steps]; NaN past a sample’s steps',
+      'logits.topk_values / logits.topk_ids (or logits)':
+        'F32 / I32 [samples, steps, k] (or F32 [samples, steps, vocab])',
     },
   };
 }
 
 function fromSampleJson(s: SampleJson): TraceSample {
-  return { prompt: s.prompt, promptIds: s.prompt_ids, ids: s.ids, text: s.text, finishReason: s.finish_reason, seed: s.seed };
+  return {
+    prompt: s.prompt,
+    promptIds: s.prompt_ids,
+    ids: s.ids,
+    text: s.text,
+    finishReason: s.finish_reason,
+    seed: s.seed,
+  };
 }
 
 /** A row per (sample, generated step). */

@@ -2,19 +2,30 @@
  * Decoding sweeps: one trace folder per point of a (temperature × top-p × top-k × repetition
  * penalty) grid, recorded by worker threads (one per core), resumable after an interruption.
  *
- * A configuration is finished when its trace.json exists (it is written last, atomically), so a
- * re-run records only what is missing. Sample i of every configuration uses seed + i, whichever
+ * Each configuration folder is committed on its own (io/commit.ts: written beside its place and
+ * renamed in with its trace.manifest.json), so a re-run records only what is missing. When all
+ * are there, sweep.manifest.json seals the sweep (sweep.json and every configuration's manifest);
+ * readers refuse a sweep without it. Sample i of every configuration uses seed + i, whichever
  * worker records it, so an interrupted-then-resumed sweep writes the same files as one that ran
  * through.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Model } from '../api.js';
 import type { SamplingConfig } from '../decode/sampling.js';
 import { LmdynError } from '../errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { ioError, writeFileAtomic } from '../io/atomic.js';
+import {
+  cleanStale,
+  isCommitted,
+  requireCommitted,
+  sealUnit,
+  unsealUnit,
+  type Verify,
+} from '../io/commit.js';
 import { VERSION } from '../version.js';
 import { writeTrace } from './io.js';
 import { recordTrace } from './record.js';
@@ -99,7 +110,26 @@ export async function runSweep(
       ),
     );
   }
+  sealSweep(dir, index);
   return index;
+}
+
+/**
+ * Seals a sweep whose configurations are all recorded: sweep.manifest.json lists sweep.json and
+ * every configuration's manifest (io/commit.ts). Local and queued sweeps both end here.
+ */
+export function sealSweep(dir: string, index: SweepIndex): void {
+  const missing = index.configs.filter((c) => !isComplete(join(dir, c.dir)));
+  if (missing.length > 0) {
+    throw new LmdynError(
+      'io',
+      `${dir}: ${missing.length} configuration(s) were not recorded (e.g. ${missing[0].dir}); re-run the same sweep to finish them`,
+    );
+  }
+  sealUnit(dir, 'sweep', [
+    'sweep.json',
+    ...index.configs.map((c) => `${c.dir}/trace.manifest.json`),
+  ]);
 }
 
 /**
@@ -113,14 +143,23 @@ export function prepareSweep(
 ): { index: SweepIndex; todo: SweepConfig[] } {
   const configs = expandGrid(plan.grid);
   const index: SweepIndex = { lmdyn: VERSION, plan, configs };
+  for (const [what, path] of [
+    ['model', plan.model],
+    ['tokenizer', plan.tokenizer],
+  ] as const) {
+    // checked before the folder is touched, so a corrected re-run is not "a different sweep"
+    if (path && !path.startsWith('hf:') && !existsSync(path))
+      throw new LmdynError('not_found', `${what} ${path} does not exist`);
+  }
   prepareFolder(dir, index, force);
   return { index, todo: configs.filter((c) => !isComplete(join(dir, c.dir))) };
 }
 
 /**
- * Records one configuration of the sweep into `dir`/`config.dir` (trace.json last, every file
- * by temporary file + rename), overwriting what an interrupted attempt left there. The worker
- * threads of a local sweep and the queue workers (src/queue/) both call this.
+ * Records one configuration of the sweep into `dir`/`config.dir`, committed on its own
+ * (io/commit.ts: written beside its place, renamed in with its manifest), replacing whatever an
+ * interrupted attempt or an older lmdyn left there. The worker threads of a local sweep and the
+ * queue workers (src/queue/) both call this.
  */
 export function recordSweepConfig(
   model: Model,
@@ -138,29 +177,79 @@ export function recordSweepConfig(
     hooks: plan.hooks,
     logits: plan.logits,
   });
-  const out = join(dir, config.dir);
-  mkdirSync(out, { recursive: true });
-  writeTrace(out, trace, { force: true, tokenText: (id) => model.tokenizer.decode([id]) });
+  writeTrace(join(dir, config.dir), trace, {
+    force: true,
+    tokenText: (id) => model.tokenizer.decode([id]),
+  });
 }
 
-/** A finished configuration folder has its trace.json (written last). */
-export function isComplete(configDir: string): boolean {
-  return existsSync(join(configDir, 'trace.json'));
+/** A configuration folder is one plain name inside the sweep folder (no '..', no separators). */
+export function isConfigDirName(dir: unknown): dir is string {
+  return typeof dir === 'string' && /^[^/\\\0]+$/.test(dir) && dir !== '.' && dir !== '..';
 }
 
-export function readSweepIndex(dir: string): SweepIndex {
-  const path = join(resolve(dir), 'sweep.json');
+/** A finished configuration folder is a committed trace (its manifest matches its files). */
+export function isComplete(configDir: string, verify: Verify = 'size'): boolean {
+  return isCommitted(configDir, 'trace', verify);
+}
+
+/**
+ * The sweep's index. With `finished` (the default) the sweep must be sealed: every
+ * configuration recorded and committed; an unfinished sweep is refused with how to finish it.
+ */
+export function readSweepIndex(dir: string, options: { finished?: boolean } = {}): SweepIndex {
+  const root = resolve(dir);
+  const path = join(root, 'sweep.json');
   if (!existsSync(path))
     throw new LmdynError('not_found', `${dir} is not a sweep folder (no sweep.json)`);
-  return JSON.parse(readFileSync(path, 'utf8')) as SweepIndex;
+  let index: SweepIndex;
+  try {
+    index = JSON.parse(readFileSync(path, 'utf8')) as SweepIndex;
+  } catch {
+    throw new LmdynError('bad_format', `${path} is not valid JSON`);
+  }
+  if (!index || !Array.isArray(index.configs) || !index.plan)
+    throw new LmdynError('bad_format', `${path} is not a sweep index`);
+  const outside = index.configs.find((c) => !isConfigDirName(c.dir));
+  if (outside)
+    throw new LmdynError(
+      'bad_format',
+      `${path}: configuration folder '${String(outside.dir)}' is not a plain name inside the sweep`,
+    );
+  if (options.finished ?? true) {
+    const missing = index.configs.filter((c) => !isComplete(join(root, c.dir)));
+    if (missing.length > 0) {
+      throw new LmdynError(
+        'bad_argument',
+        `${root}: ${missing.length} of ${index.configs.length} configurations are unfinished (e.g. ${missing[0].dir}); re-run the same lmdyn sweep to finish them`,
+      );
+    }
+    requireCommitted(root, 'sweep', 'full');
+  }
+  return index;
 }
 
+/**
+ * A fresh folder gets sweep.json; the same sweep resumes; --force replaces the folder as a
+ * whole (the old one is moved aside, then removed). A folder whose sweep.json differs but that
+ * holds no recorded configuration yet (a run that failed at once) is taken over.
+ */
 function prepareFolder(dir: string, index: SweepIndex, force: boolean): void {
   const indexPath = join(dir, 'sweep.json');
   const text = JSON.stringify(index, null, 1) + '\n';
-  if (force) {
-    // Start over: drop this plan's configuration folders (nothing else in the folder).
-    for (const c of index.configs) rmSync(join(dir, c.dir), { recursive: true, force: true });
+  cleanStale(dirname(dir), basename(dir));
+  if (existsSync(dir)) cleanStale(dir);
+  if (force && existsSync(dir)) {
+    const aside = join(
+      dirname(dir),
+      `.${basename(dir)}.old-${process.pid}-${randomBytes(4).toString('hex')}`,
+    );
+    try {
+      renameSync(dir, aside);
+    } catch (err) {
+      throw ioError(err, dir);
+    }
+    rmSync(aside, { recursive: true, force: true });
   } else if (existsSync(dir) && readdirSync(dir).length > 0) {
     if (!existsSync(indexPath)) {
       throw new LmdynError(
@@ -168,16 +257,27 @@ function prepareFolder(dir: string, index: SweepIndex, force: boolean): void {
         `${dir} is not empty and holds no sweep; use --force or another --out`,
       );
     }
-    if (readFileSync(indexPath, 'utf8') !== text) {
+    const same = readFileSync(indexPath, 'utf8') === text;
+    if (!same && !holdsNothingRecorded(dir)) {
       throw new LmdynError(
         'bad_argument',
         `${dir} holds a different sweep; use --force to overwrite it or another --out`,
       );
     }
-    return; // the same sweep: resume
+    if (same) return; // the same sweep: resume
+    unsealUnit(dir, 'sweep');
   }
-  mkdirSync(dir, { recursive: true });
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw ioError(err, dir);
+  }
   writeFileAtomic(indexPath, text);
+}
+
+/** Only sweep.json (and temporaries) in the folder: nothing recorded yet. */
+function holdsNothingRecorded(dir: string): boolean {
+  return readdirSync(dir).every((n) => n === 'sweep.json' || n.startsWith('.'));
 }
 
 /** One worker thread: loads the model once, then records configurations from the queue. */

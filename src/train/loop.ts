@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { readParquet, writeParquet } from '../io/parquet.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { cleanStale, sealFolder, unsealUnit } from '../io/commit.js';
 import { writePlot, type PlotSpec } from '../report/plot.js';
 import { copyTokenizer, loadState, saveState, writeHfFolder, writeModelBin } from './checkpoint.js';
 import { batchRng, sampleBatch, validationWindows, type TokenSplits } from './data.js';
@@ -111,6 +112,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     );
   }
   mkdirSync(out, { recursive: true });
+  cleanStale(out);
+  unsealUnit(out, 'train'); // unfinished until the run ends and seals it again
   const statePath = join(out, 'state');
   const params = allocVec('f32', layout.total) as Float32Array;
   const adam: AdamState = {
@@ -320,6 +323,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       2,
     ) + '\n',
   );
+  // the results as one committed unit (io/commit.ts); the resumable state is not part of it
+  sealFolder(out, 'train', (rel) => /^state(\.tmp|\.old)?\//.test(rel));
   return result;
 }
 

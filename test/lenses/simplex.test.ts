@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { encodePrompt, generateText, openModel, runWithCache, type Model } from '../../src/api.js';
 import { registerAnalyze } from '../../src/cli/analyze.js';
 import { registerSimplexLens } from '../../src/cli/analyze-simplex.js';
+import { sealUnit } from '../../src/io/commit.js';
 import { LmdynError } from '../../src/errors.js';
 import { lastLogits } from '../../src/lenses/simplex/analyze.js';
 import { escapeTrials, scoreResponse } from '../../src/lenses/simplex/dynamics.js';
@@ -591,6 +592,7 @@ test('CLI: analyze simplex --sweep on a hand-made sweep folder: loop rates as co
           })),
         }),
       );
+      sealUnit(join(dir, c.dir), 'trace', ['trace.json']); // committed as lmdyn trace would
     }
     await runCli([
       'analyze',

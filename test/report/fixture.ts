@@ -4,6 +4,7 @@
  * (dmet, simplex, gravity, sde: a `lens` field, tagged metrics, figures written by writePlot),
  * and a folder holding only a figure. The stand-ins exercise the generic path every lens takes.
  */
+import { commitBeside } from '../../src/io/commit.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { openModel, type Model } from '../../src/api.js';
@@ -300,8 +301,6 @@ async function standIn(
   body: Record<string, unknown>,
   plots: Record<string, PlotSpec>,
 ): Promise<void> {
-  const dir = join(root, 'lenses', lens);
-  mkdirSync(dir, { recursive: true });
   const json = {
     lens,
     spec: `papers.md (${lens})`,
@@ -310,9 +309,12 @@ async function standIn(
     seed: 3,
     ...body,
   };
-  writeFileSync(join(dir, `${lens}.json`), JSON.stringify(json, null, 1));
-  for (const [name, spec] of Object.entries(plots)) {
-    mkdirSync(dirname(join(dir, name)), { recursive: true });
-    await writePlot(join(dir, name), spec);
-  }
+  // committed as a lens's writer does (io/commit.ts), so readers accept it
+  await commitBeside(join(root, 'lenses', lens), lens, async (dir) => {
+    writeFileSync(join(dir, `${lens}.json`), JSON.stringify(json, null, 1));
+    for (const [name, spec] of Object.entries(plots)) {
+      mkdirSync(dirname(join(dir, name)), { recursive: true });
+      await writePlot(join(dir, name), spec);
+    }
+  });
 }

@@ -126,7 +126,12 @@ test('trace files: bit-exact round trip, safetensors layout checked by an indepe
   const trace = recordTrace(m, { prompt: 'The cat', samples: 2, maxTokens: 10, seed: 1 });
   const dir = join(tmp(), 'run');
   writeTrace(dir, trace, { tokenText: (id) => m.tokenizer.decode([id]) });
-  assert.deepEqual(readdirSync(dir).sort(), ['steps.parquet', 'trace.json', 'trace.safetensors']);
+  assert.deepEqual(readdirSync(dir).sort(), [
+    'steps.parquet',
+    'trace.json',
+    'trace.manifest.json',
+    'trace.safetensors',
+  ]);
   const back = readTrace(dir);
   assert.deepEqual(back.samples, trace.samples);
   // Weights fingerprint: the sha256 column of MANIFEST.md for stories260K.bin.
@@ -249,8 +254,9 @@ test('sweep: killed midway and re-run, it writes the same files as an uninterrup
   await new Promise<void>((done) => {
     const child = spawn(process.execPath, [BIN, ...args, '--out', b, '--workers', '1']);
     const timer = setInterval(() => {
-      const dirs = existsSync(b) ? readdirSync(b).filter((f) => f !== 'sweep.json') : [];
-      if (dirs.some((d) => existsSync(join(b, d, 'trace.json')))) {
+      // a configuration is finished when its folder is committed (renamed in with its manifest)
+      const dirs = existsSync(b) ? readdirSync(b).filter((f) => !f.startsWith('.')) : [];
+      if (dirs.some((d) => existsSync(join(b, d, 'trace.manifest.json')))) {
         child.kill('SIGKILL');
       }
     }, 5);
@@ -259,7 +265,9 @@ test('sweep: killed midway and re-run, it writes the same files as an uninterrup
       done();
     });
   });
-  const finished = readdirSync(b).filter((d) => existsSync(join(b, d, 'trace.json'))).length;
+  const finished = readdirSync(b).filter(
+    (d) => !d.startsWith('.') && existsSync(join(b, d, 'trace.manifest.json')),
+  ).length;
   assert.ok(finished >= 1 && finished < 4, `finished ${finished} before the kill`);
   const resumed = lmdyn(...args, '--out', b);
   assert.equal(resumed.status, 0, resumed.stderr);

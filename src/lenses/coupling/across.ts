@@ -3,11 +3,12 @@
  * (§5.5), mean LSS, growth rate, parameters, depth, width — and, with a score per model (e.g. a
  * benchmark average), the correlation of each quantity with the score.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Model } from '../../api.js';
 import { LmdynError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
+import { commitBeside } from '../../io/commit.js';
 import { writePlot } from '../../report/plot.js';
 import { VERSION } from '../../version.js';
 import { analyzeCoupling, type CouplingOptions, type CouplingReport, type Tag } from './analyze.js';
@@ -153,13 +154,23 @@ export function modelRunDir(i: number, spec: string): string {
   return join('models', `${i + 1}-${safeName(spec)}`);
 }
 
-/** coupling-models.json, coupling-models.csv and, with scores, the scatter plots. */
+/**
+ * coupling-models.json, coupling-models.csv and, with scores, the scatter plots, as one committed
+ * unit (coupling-models.manifest.json, io/commit.ts); each model's run is its own unit.
+ */
 export async function writeAcrossSummary(
   dir: string,
   report: AcrossModelsReport,
   options: { png?: boolean } = {},
 ): Promise<void> {
-  mkdirSync(dir, { recursive: true });
+  await commitBeside(dir, 'coupling-models', (stage) => writeSummaryFiles(stage, report, options));
+}
+
+async function writeSummaryFiles(
+  dir: string,
+  report: AcrossModelsReport,
+  options: { png?: boolean },
+): Promise<void> {
   writeFileAtomic(join(dir, 'coupling-models.json'), JSON.stringify(report, null, 1) + '\n');
   const cols: (keyof ModelRow)[] = [
     'model',

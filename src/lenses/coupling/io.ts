@@ -2,9 +2,9 @@
  * A coupling run on disk: coupling.json (the report), jacobians.safetensors (when asked) and the
  * figures (SVG + Vega-Lite JSON, PNG when asked). Every file is written by temp file + rename.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../io/atomic.js';
+import { commitBeside } from '../../io/commit.js';
 import { writeSafetensors, type TensorToWrite } from '../../io/safetensors.js';
 import { writePlot } from '../../report/plot.js';
 import type { CouplingReport, JacobianRecord } from './analyze.js';
@@ -52,15 +52,24 @@ export function collectJacobians(): JacobianCollector {
   };
 }
 
-/** Writes the run into `dir` (created if needed; the caller has checked it may be written). */
+/**
+ * Writes the run into `dir` (created if needed; the caller has checked it may be written) as one
+ * committed unit (coupling.manifest.json), replacing an earlier coupling run there whole.
+ */
 export async function writeCouplingRun(
   dir: string,
   report: CouplingReport,
   options: { jacobians?: JacobianCollector; png?: boolean } = {},
 ): Promise<string[]> {
-  mkdirSync(dir, { recursive: true });
-  const written = [join(dir, 'coupling.json')];
-  writeFileAtomic(written[0], JSON.stringify(report, null, 1) + '\n');
+  return commitBeside(dir, 'coupling', (stage) => writeCouplingFiles(stage, report, options));
+}
+
+async function writeCouplingFiles(
+  dir: string,
+  report: CouplingReport,
+  options: { jacobians?: JacobianCollector; png?: boolean },
+): Promise<void> {
+  writeFileAtomic(join(dir, 'coupling.json'), JSON.stringify(report, null, 1) + '\n');
   if (options.jacobians) {
     const path = join(dir, 'jacobians.safetensors');
     writeSafetensors(path, options.jacobians.tensors(report), {
@@ -70,10 +79,8 @@ export async function writeCouplingRun(
       model: report.model.spec,
       lmdyn_version: report.lmdyn_version,
     });
-    written.push(path);
   }
   for (const { name, spec } of couplingPlots(report)) {
-    written.push(await writePlot(join(dir, name), spec, { png: options.png }));
+    await writePlot(join(dir, name), spec, { png: options.png });
   }
-  return written;
 }

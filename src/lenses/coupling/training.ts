@@ -7,11 +7,12 @@
  * can be checked on a run of our own. The shape statistics are ours (proposed); the curves are
  * the lens's model-level quantities (§5.5) and carry its tags.
  */
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Model } from '../../api.js';
 import { LmdynError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
+import { commitBeside } from '../../io/commit.js';
 import { readParquet } from '../../io/parquet.js';
 import { writePlot } from '../../report/plot.js';
 import { VERSION } from '../../version.js';
@@ -266,13 +267,25 @@ export function trainingDynamicsReport(
   };
 }
 
-/** Writes coupling-training.json, coupling-training.csv and the curves (SVG, PNG on request). */
+/**
+ * Writes coupling-training.json, coupling-training.csv and the curves (SVG, PNG on request) as
+ * one committed unit (coupling-training.manifest.json, io/commit.ts).
+ */
 export async function writeTrainingDynamics(
   dir: string,
   result: { report: TrainingDynamicsReport },
   options: { png?: boolean } = {},
 ): Promise<void> {
-  mkdirSync(dir, { recursive: true });
+  await commitBeside(dir, 'coupling-training', (stage) =>
+    writeTrainingFiles(stage, result, options),
+  );
+}
+
+async function writeTrainingFiles(
+  dir: string,
+  result: { report: TrainingDynamicsReport },
+  options: { png?: boolean },
+): Promise<void> {
   const { report } = result;
   writeFileAtomic(join(dir, 'coupling-training.json'), JSON.stringify(report, null, 1) + '\n');
   const cols: (keyof CheckpointRow)[] = [

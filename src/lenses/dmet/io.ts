@@ -12,9 +12,11 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LmdynError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
+import { commitBeside } from '../../io/commit.js';
 import { writeParquet, type ParquetColumn } from '../../io/parquet.js';
 import { closeSafetensors, openSafetensors, readTensorF32 } from '../../io/safetensors.js';
 import { writePlot } from '../../report/plot.js';
+import { requireTrace } from '../../trace/io.js';
 import { readSweepIndex } from '../../trace/sweep.js';
 import type { TraceMeta, TraceSample } from '../../trace/types.js';
 import type {
@@ -51,14 +53,8 @@ export function openDmetSource(dir: string): DmetSource {
 }
 
 function sweepSource(root: string): DmetSource {
-  const index = readSweepIndex(root);
-  const missing = index.configs.filter((c) => !existsSync(join(root, c.dir, 'trace.json')));
-  if (missing.length > 0) {
-    throw new LmdynError(
-      'bad_argument',
-      `${root}: ${missing.length} of ${index.configs.length} configurations are unfinished (e.g. ${missing[0].dir}); re-run the same lmdyn sweep to finish them`,
-    );
-  }
+  const index = readSweepIndex(root); // refuses an unfinished sweep, saying how to finish it
+  for (const c of index.configs) requireTrace(join(root, c.dir));
   const first = readTraceJson(join(root, index.configs[0].dir));
   return {
     kind: 'sweep',
@@ -84,6 +80,7 @@ function sweepSource(root: string): DmetSource {
 }
 
 function traceSource(root: string): DmetSource {
+  requireTrace(root);
   const json = readTraceJson(root);
   const d = json.meta.decoding;
   if (json.meta.mode !== 'sample') {
@@ -163,13 +160,23 @@ function loadConfig(dir: string, hook: string): DmetConfigData {
   }
 }
 
-/** Writes the run into `dir` (created if needed); returns the paths written. */
+/**
+ * Writes the run into `dir` (created if needed) as one committed unit (io/commit.ts,
+ * dmet.manifest.json), replacing an earlier DMET run there whole; returns the paths written.
+ */
 export async function writeDmetRun(
   dir: string,
   result: DmetResult,
   options: { png?: boolean; plots?: boolean } = {},
 ): Promise<string[]> {
-  mkdirSync(dir, { recursive: true });
+  return commitBeside(dir, 'dmet', (stage) => writeDmetFiles(stage, result, options));
+}
+
+async function writeDmetFiles(
+  dir: string,
+  result: DmetResult,
+  options: { png?: boolean; plots?: boolean },
+): Promise<void> {
   const written: string[] = [];
   const json = join(dir, 'dmet.json');
   writeFileAtomic(json, JSON.stringify(result.report, finiteOrNull, 1) + '\n');
@@ -219,7 +226,6 @@ export async function writeDmetRun(
     for (const { name, spec } of dmetPlots(result))
       written.push(await writePlot(join(plotDir, name), spec, { png: options.png }));
   }
-  return written;
 }
 
 const ROW_COLUMNS: { key: keyof SequenceRow; type: 'INT32' | 'DOUBLE' | 'STRING' }[] = [

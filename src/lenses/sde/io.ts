@@ -3,10 +3,11 @@
  * report), sde-model.json (weights, PCA, time convention; reusable with --model-file) and the
  * figures sde-*.svg (+ .vl.json, .png when asked). Every file is written by temp file + rename.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LmdynError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
+import { commitBeside } from '../../io/commit.js';
 import { writePlot } from '../../report/plot.js';
 import { validateModelFile, type SdeModelFile, type SdeReport } from './analyze.js';
 import { sdePlots } from './plots.js';
@@ -15,7 +16,7 @@ export const SDE_FILES = ['sde.json', 'sde-model.json'] as const;
 
 /** Refuses to overwrite an earlier SDE run in `dir` unless `force`. */
 export function checkSdeOut(dir: string, force: boolean): void {
-  const present = SDE_FILES.filter((f) => existsSync(join(dir, f)));
+  const present = [...SDE_FILES, 'sde.manifest.json'].filter((f) => existsSync(join(dir, f)));
   if (present.length > 0 && !force) {
     throw new LmdynError(
       'bad_argument',
@@ -30,17 +31,14 @@ export async function writeSdeRun(
   model: SdeModelFile | null,
   options: { png?: boolean } = {},
 ): Promise<string[]> {
-  mkdirSync(dir, { recursive: true });
-  const written = [join(dir, 'sde.json')];
-  writeFileAtomic(written[0], JSON.stringify(report, roundFloats, 1) + '\n');
-  if (model) {
-    written.push(join(dir, 'sde-model.json'));
-    writeFileAtomic(written[1], JSON.stringify(model) + '\n');
-  }
-  for (const { name, spec } of sdePlots(report)) {
-    written.push(await writePlot(join(dir, name), spec, { png: options.png }));
-  }
-  return written;
+  // one committed unit (sde.manifest.json), replacing an earlier SDE run there whole
+  return commitBeside(dir, 'sde', async (stage) => {
+    writeFileAtomic(join(stage, 'sde.json'), JSON.stringify(report, roundFloats, 1) + '\n');
+    if (model) writeFileAtomic(join(stage, 'sde-model.json'), JSON.stringify(model) + '\n');
+    for (const { name, spec } of sdePlots(report)) {
+      await writePlot(join(stage, name), spec, { png: options.png });
+    }
+  });
 }
 
 export function readSdeModel(path: string): SdeModelFile {

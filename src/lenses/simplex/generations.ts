@@ -4,13 +4,14 @@
  * grid of temperatures and repetition / frequency / presence penalties (the sweep has no
  * frequency or presence penalty axis) with the library's generation loop (decode/generate.ts).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stopIds, type Model } from '../../api.js';
 import { generateBatch } from '../../decode/generate.js';
 import { validateSampling, type SamplingConfig } from '../../decode/sampling.js';
 import { LmdynError } from '../../errors.js';
-import { readSweepIndex } from '../../trace/sweep.js';
+import { requireTrace } from '../../trace/io.js';
+import { isComplete, readSweepIndex } from '../../trace/sweep.js';
 
 export interface GeneratedSample {
   promptIds: number[];
@@ -35,22 +36,27 @@ export interface GenerationSet {
   prompt: string;
   maxTokens: number;
   configs: GenerationConfig[];
-  /** Sweep configurations without trace.json (unfinished), skipped. */
+  /** Sweep configurations not yet committed (unfinished), skipped. */
   missing: string[];
 }
 
-/** The generations of a sweep folder; reads only each configuration's trace.json. */
+/**
+ * The generations of a sweep folder, finished or not: each committed configuration (io/commit.ts)
+ * is whole, so an unfinished sweep's recorded configurations are read and the rest listed as
+ * missing. Reads only each configuration's trace.json.
+ */
 export function readSweepGenerations(dir: string): GenerationSet {
   const root = resolve(dir);
-  const index = readSweepIndex(root);
+  const index = readSweepIndex(root, { finished: false });
   const configs: GenerationConfig[] = [];
   const missing: string[] = [];
   for (const c of index.configs) {
     const path = join(root, c.dir, 'trace.json');
-    if (!existsSync(path)) {
+    if (!isComplete(join(root, c.dir))) {
       missing.push(c.dir);
       continue;
     }
+    requireTrace(join(root, c.dir));
     let json: TraceManifest;
     try {
       json = JSON.parse(readFileSync(path, 'utf8')) as TraceManifest;
@@ -74,7 +80,7 @@ export function readSweepGenerations(dir: string): GenerationSet {
   if (configs.length === 0) {
     throw new LmdynError(
       'not_found',
-      `${dir} holds no finished sweep configuration (no trace.json)`,
+      `${dir} holds no finished sweep configuration (none is committed with its trace.manifest.json)`,
     );
   }
   return {

@@ -3,9 +3,9 @@
  * when asked). In sweep mode the report goes into the sweep folder itself, as simplex.json with
  * the figures prefixed `simplex_`. Every file is written by temp file + rename.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../io/atomic.js';
+import { commitBeside } from '../../io/commit.js';
 import { writePlot } from '../../report/plot.js';
 import type { SimplexReport, SimplexSweepReport } from './analyze.js';
 import { loopPlots, simplexPlots } from './plots.js';
@@ -15,13 +15,13 @@ export async function writeSimplexRun(
   report: SimplexReport,
   options: { png?: boolean } = {},
 ): Promise<string[]> {
-  mkdirSync(dir, { recursive: true });
-  const written = [join(dir, 'simplex.json')];
-  writeFileAtomic(written[0], JSON.stringify(report, null, 1) + '\n');
-  for (const { name, spec } of simplexPlots(report)) {
-    written.push(await writePlot(join(dir, name), spec, { png: options.png }));
-  }
-  return written;
+  // one committed unit (simplex.manifest.json), replacing an earlier simplex run there whole
+  return commitBeside(dir, 'simplex', async (stage) => {
+    writeFileAtomic(join(stage, 'simplex.json'), JSON.stringify(report, null, 1) + '\n');
+    for (const { name, spec } of simplexPlots(report)) {
+      await writePlot(join(stage, name), spec, { png: options.png });
+    }
+  });
 }
 
 export async function writeSweepLoops(
@@ -29,10 +29,10 @@ export async function writeSweepLoops(
   report: SimplexSweepReport,
   options: { png?: boolean } = {},
 ): Promise<string[]> {
-  const written = [join(sweepDir, 'simplex.json')];
-  writeFileAtomic(written[0], JSON.stringify(report, null, 1) + '\n');
-  for (const { name, spec } of loopPlots(report.loops)) {
-    written.push(await writePlot(join(sweepDir, `simplex_${name}`), spec, { png: options.png }));
-  }
-  return written;
+  return commitBeside(sweepDir, 'simplex', async (stage) => {
+    writeFileAtomic(join(stage, 'simplex.json'), JSON.stringify(report, null, 1) + '\n');
+    for (const { name, spec } of loopPlots(report.loops)) {
+      await writePlot(join(stage, `simplex_${name}`), spec, { png: options.png });
+    }
+  });
 }
