@@ -2,6 +2,7 @@
  * The library's front door: open a model, generate, run with a cache of hook activations.
  * The CLI and the dashboard are thin clients of these functions.
  */
+import { requireFiniteWeights } from './model/finite.js';
 import { LmdynError } from './errors.js';
 import { loadModel, type LoadOptions } from './io/load.js';
 import type { LoadedModel } from './io/types.js';
@@ -28,6 +29,7 @@ export function fromLoaded(loaded: LoadedModel): Model {
   if (!loaded.tokenizer) {
     throw new LmdynError('not_found', `${loaded.source.path} has no tokenizer; pass one`);
   }
+  requireFiniteWeights(loaded.weights, loaded.source.path); // as generation and every lens need
   return {
     config: loaded.config,
     tokenizer: loaded.tokenizer,

@@ -130,7 +130,9 @@ export function readTrace(dir: string): Trace {
   for (const name of json.meta.hooks) {
     const t = tensors.get(name);
     if (!t) continue;
-    states.set(name, { width: t.shape[2], data: f32(name) });
+    const data = f32(name);
+    requireFiniteStates(root, name, data, t.shape[2], json.positions, lengths(json.samples));
+    states.set(name, { width: t.shape[2], data });
   }
   const lm = json.meta.logits;
   return {
@@ -149,6 +151,38 @@ export function readTrace(dir: string): Trace {
     topkIds: lm.kind === 'topk' ? i32('logits.topk_ids') : null,
     fullLogits: lm.kind === 'full' ? f32('logits') : null,
   };
+}
+
+/** Each sample's length in positions (prompt and generated tokens). */
+export function lengths(samples: readonly { prompt_ids: number[]; ids: number[] }[]): number[] {
+  return samples.map((s) => s.prompt_ids.length + s.ids.length);
+}
+
+/**
+ * Refuses states [samples, positions, width] holding NaN or ±∞ within a sample's length (past
+ * it they are NaN by design): a lens would read them as numbers, as generation would not.
+ */
+export function requireFiniteStates(
+  dir: string,
+  hook: string,
+  data: Float32Array,
+  width: number,
+  positions: number,
+  sampleLengths: readonly number[],
+): void {
+  sampleLengths.forEach((length, s) => {
+    const end = (s * positions + Math.min(length, positions)) * width;
+    for (let i = s * positions * width; i < end; i++) {
+      const v = data[i];
+      if (v - v !== 0) {
+        const p = Math.floor(i / width) - s * positions;
+        throw new LmdynError(
+          'bad_format',
+          `${dir}: ${hook} holds a non-finite state (${v}) at sample ${s}, position ${p}; the lenses refuse it as generation does`,
+        );
+      }
+    }
+  });
 }
 
 interface SampleJson {

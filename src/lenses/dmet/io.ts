@@ -16,7 +16,7 @@ import { commitBeside } from '../../io/commit.js';
 import { writeParquet, type ParquetColumn } from '../../io/parquet.js';
 import { closeSafetensors, openSafetensors, readTensorF32 } from '../../io/safetensors.js';
 import { writePlot } from '../../report/plot.js';
-import { requireTrace } from '../../trace/io.js';
+import { lengths, requireFiniteStates, requireTrace } from '../../trace/io.js';
 import { readSweepIndex } from '../../trace/sweep.js';
 import type { TraceMeta, TraceSample } from '../../trace/types.js';
 import type {
@@ -142,6 +142,8 @@ function loadConfig(dir: string, hook: string): DmetConfigData {
         `${dir}: '${hook}' has shape [${info.shape.join(', ')}], trace.json says ${json.samples.length} samples × ${json.positions} positions`,
       );
     }
+    const states = readTensorF32(file, hook, new Float32Array(S * P * width)); // a plain array, not the kernels' arena
+    requireFiniteStates(dir, hook, states, width, P, lengths(json.samples));
     return {
       samples: json.samples.map((s, i) => ({
         sample: i,
@@ -153,7 +155,7 @@ function loadConfig(dir: string, hook: string): DmetConfigData {
       })),
       positions: P,
       width,
-      states: readTensorF32(file, hook, new Float32Array(S * P * width)), // a plain array, not the kernels' arena
+      states,
     };
   } finally {
     closeSafetensors(file);
