@@ -12,7 +12,7 @@ import {
   type DmetOptions,
   type DmetReport,
 } from '../lenses/dmet/analyze.js';
-import type { PcaSigns, Space } from '../lenses/dmet/dynamics.js';
+import { minimumPoints, type PcaSigns, type Space } from '../lenses/dmet/dynamics.js';
 import { openDmetSource, writeDmetRun } from '../lenses/dmet/io.js';
 import { DEFAULT_BALANCED } from '../lenses/dmet/summary.js';
 import type { LensRegistrar } from './analyze.js';
@@ -160,6 +160,14 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
         log,
       };
       checkDmetOptions(source, options);
+      // a trajectory has at most max-tokens (+1) points; k-means with k clusters needs k + 1
+      const most = source.maxTokens + 1;
+      if (minimumPoints(flags.clusters) > most) {
+        throw new LmdynError(
+          'bad_argument',
+          `--clusters ${flags.clusters} needs trajectories of ${minimumPoints(flags.clusters)} points; those in ${input} have at most ${most} (recorded with -n ${source.maxTokens}); lower --clusters`,
+        );
+      }
       let scorer: Model | null = null;
       let scorerSpec: string | undefined;
       if (flags.textModel) {
@@ -171,6 +179,13 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
         scorer = await openModel(scorerSpec, { tokenizer });
       }
       const result = analyzeDmet(source, { ...options, scorer, scorerSpec });
+      const skipped = result.report.skipped.length;
+      if (skipped > 0 && skipped >= result.rows.length) {
+        throw new LmdynError(
+          'bad_argument',
+          `every sequence was skipped (${result.report.skipped[0].reason}); lower --clusters or record longer generations`,
+        );
+      }
       const out = resolve(flags.out ?? input);
       await writeDmetRun(out, result, { png: flags.png, plots: flags.plots });
       process.stdout.write(summaryLines(result.report, out).join('\n') + '\n');

@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { openModel as openSpec } from '../api.js';
 import { LmdynError } from '../errors.js';
+import { defaultGrid } from '../lenses/simplex/equilibrium.js';
 import {
   analyzeSimplex,
   analyzeSweepLoops,
@@ -242,6 +243,7 @@ export const registerSimplexLens: LensRegistrar = (analyze) => {
         );
       const out = resolve(flags.out);
       checkOutDir(out, flags.force ?? false);
+      checkFlowWork(flags.temperature, flags.tMax, flags.eta);
       const { model, label } = await openModel(flags, log);
       const report = analyzeSimplex(model, {
         prompt: flags.prompt,
@@ -328,6 +330,21 @@ function fmt(v: number): string {
 
 function flagName(key: string): string {
   return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+/** Integration steps of one flow at most (RK4 steps and multiplicative-weights maps alike). */
+export const MAX_FLOW_STEPS = 1_000_000;
+
+/** Refuses a flow horizon whose steps (t_max · steps per unit time, t_max / η) would not end. */
+function checkFlowWork(T: number, tMax: number | undefined, eta: number): void {
+  const grid = defaultGrid(T, tMax);
+  const steps = Math.max(grid.tMax * grid.stepsPerUnit, grid.tMax / eta);
+  if (steps > MAX_FLOW_STEPS) {
+    throw new LmdynError(
+      'bad_argument',
+      `t_max ${grid.tMax}${tMax === undefined ? ` (10/T at T = ${T})` : ''} with η ${eta} means ${Math.round(steps).toExponential(2)} integration steps per flow, over the limit of ${MAX_FLOW_STEPS}; lower --t-max, raise --eta or the temperature`,
+    );
+  }
 }
 
 function positive(flag: string) {

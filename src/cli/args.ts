@@ -33,3 +33,19 @@ export function parseInteger(flag: string, min: number, max = Number.MAX_SAFE_IN
     return v;
   };
 }
+
+/** A size in bytes: 4G, 512M, 1.5GB, 800k or a plain number of bytes (powers of 1000). */
+export function parseBytes(flag: string) {
+  const unit: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12 };
+  return (value: string): number => {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$/i.exec(value);
+    const v = m ? Number(m[1]) * unit[m[2].toLowerCase()] : NaN;
+    if (!Number.isFinite(v) || v <= 0) {
+      throw new LmdynError(
+        'bad_argument',
+        `${flag} must be a size such as 4G, 512M or 800k, got '${value}'`,
+      );
+    }
+    return v;
+  };
+}

@@ -5,9 +5,10 @@ import { DEFAULT_HOOKS } from '../trace/record.js';
 import { runSweepOnQueue } from '../queue/sweep.js';
 import { runSweep, type SweepPlan } from '../trace/sweep.js';
 import type { LogitsMode } from '../trace/types.js';
-import { parseInteger, parseNumber } from './args.js';
+import { parseBytes, parseInteger, parseNumber } from './args.js';
+import { availableCores } from './common.js';
 import { defaultModel } from './models.js';
-import { parseHooks, parseLogitsMode } from './trace.js';
+import { defaultMaxMemory, parseHooks, parseLogitsMode } from './trace.js';
 
 interface SweepFlags {
   model?: string;
@@ -27,7 +28,12 @@ interface SweepFlags {
   force?: boolean;
   queue?: string;
   attempts: number;
+  maxMemory?: number;
+  yes?: boolean;
 }
+
+/** Configurations a sweep may have (each one is a trace folder and a worker's recording). */
+export const MAX_SWEEP_CONFIGS = 10_000;
 
 /** A comma-separated list of values, each checked by `one`. */
 function list(flag: string, one: (v: string) => number) {
@@ -103,7 +109,24 @@ export function registerSweep(program: Command): void {
       'run the configurations on `lmdyn worker`s through Redis (redis://HOST[:PORT][/DB]); --out must be a folder every worker sees',
     )
     .option(...attemptsOption)
+    .option(
+      '--max-memory <SIZE>',
+      'refuse a configuration estimated to need more memory per worker (default: half of this machine’s, shared by the workers)',
+      parseBytes('--max-memory'),
+    )
+    .option('--yes', 'record whatever the memory estimate says')
     .action(async (flags: SweepFlags) => {
+      const size =
+        flags.temperature.length *
+        flags.topP.length *
+        flags.topK.length *
+        flags.repetitionPenalty.length;
+      if (size > MAX_SWEEP_CONFIGS) {
+        throw new LmdynError(
+          'bad_argument',
+          `the grid has ${size} configurations (${flags.temperature.length} × ${flags.topP.length} × ${flags.topK.length} × ${flags.repetitionPenalty.length}), over the limit of ${MAX_SWEEP_CONFIGS}; split it into several sweeps`,
+        );
+      }
       if (flags.queue && flags.workers !== undefined) {
         throw new LmdynError(
           'bad_argument',
@@ -144,6 +167,10 @@ export function registerSweep(program: Command): void {
             force: flags.force,
             workers: flags.workers,
             onProgress: bar,
+            maxBytes: flags.yes
+              ? undefined
+              : (flags.maxMemory ??
+                defaultMaxMemory() / (flags.workers ?? (await availableCores()))),
           });
       process.stdout.write(
         `sweep: ${index.configs.length} configurations → ${resolve(flags.out)}/sweep.json\n`,

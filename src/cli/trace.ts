@@ -1,11 +1,20 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { Model } from '../api.js';
 import { LmdynError } from '../errors.js';
-import { DEFAULT_HOOKS, recordTrace } from '../trace/record.js';
+import {
+  checkLogitsMode,
+  DEFAULT_HOOKS,
+  estimateTraceBytes,
+  formatBytes,
+  recordTrace,
+  resolveHooks,
+} from '../trace/record.js';
 import { checkOutDir, writeTrace } from '../trace/io.js';
 import type { LogitsMode } from '../trace/types.js';
-import { parseInteger } from './args.js';
+import { parseBytes, parseInteger } from './args.js';
 import {
   addEngineFlags,
   openModel,
@@ -26,7 +35,12 @@ interface TraceFlags extends ModelFlags, SamplingFlags, EngineFlags {
   out: string;
   force?: boolean;
   progress?: boolean;
+  maxMemory?: number;
+  yes?: boolean;
 }
+
+/** The default --max-memory: half of this machine's memory. */
+export const defaultMaxMemory = (): number => Math.floor(totalmem() / 2);
 
 export function parseHooks(value: string): string[] {
   const list = value
@@ -99,7 +113,13 @@ export function registerTrace(program: Command): void {
     )
     .requiredOption('-o, --out <DIR>', 'output folder')
     .option('--force', 'overwrite a non-empty output folder')
-    .option('--progress', 'print progress with ETA on stderr even when it is not a terminal');
+    .option('--progress', 'print progress with ETA on stderr even when it is not a terminal')
+    .option(
+      '--max-memory <SIZE>',
+      'refuse a recording estimated to need more memory (default: half of this machine’s)',
+      parseBytes('--max-memory'),
+    )
+    .option('--yes', 'record whatever the memory and disk estimates say');
   addEngineFlags(addSamplingFlags(cmd)).action((flags: TraceFlags) =>
     withKernelThreads(flags.threads, () => runTrace(flags)),
   );
@@ -113,17 +133,21 @@ async function runTrace(flags: TraceFlags): Promise<void> {
     unit: flags.textFile ? 'texts' : 'steps',
     force: flags.progress,
   });
+  const texts = flags.textFile ? readTextFile(flags.textFile) : undefined;
+  checkLogitsMode(model, flags.logits);
+  if (!flags.yes) requireDiskFor(model, flags, texts);
   const trace = recordTrace(model, {
     spec: label,
     prompt: flags.prompt,
     samples: flags.samples,
-    texts: flags.textFile ? readTextFile(flags.textFile) : undefined,
+    texts,
     maxTokens: flags.maxTokens,
     sampling: samplingFromFlags(flags),
     seed: flags.seed,
     hooks: flags.hooks,
     logits: flags.logits,
     onProgress: (done, total) => bar.update(done, total),
+    maxBytes: flags.yes ? undefined : (flags.maxMemory ?? defaultMaxMemory()),
   });
   bar.finish();
   writeTrace(flags.out, trace, {
@@ -134,4 +158,27 @@ async function runTrace(flags: TraceFlags): Promise<void> {
   process.stdout.write(
     `trace: ${S} sample${S === 1 ? '' : 's'}, ${trace.positions} positions, ${trace.states.size} hooks → ${flags.out}\n`,
   );
+}
+
+/** Refuses, before recording, a trace whose disk estimate exceeds the free space where it goes. */
+function requireDiskFor(model: Model, flags: TraceFlags, texts: string[] | undefined): void {
+  let at = resolve(flags.out);
+  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+  let free: number;
+  try {
+    const fs = statfsSync(at);
+    free = fs.bavail * fs.bsize;
+  } catch {
+    return; // no file-system statistics here: nothing to compare with
+  }
+  const S = texts ? texts.length : flags.samples;
+  const longest = texts ? Math.max(...texts.map((t) => t.length)) : flags.maxTokens;
+  const P = Math.min(model.config.seqLen, flags.prompt.length + 1 + longest); // ≤ one token a character
+  const need = estimateTraceBytes(model, resolveHooks(model, flags.hooks), S, P, P, flags.logits);
+  if (need.disk > free) {
+    throw new LmdynError(
+      'bad_argument',
+      `this trace needs up to ${formatBytes(need.disk)} of disk and ${at} has ${formatBytes(free)} free; lower --samples or --max-tokens, record fewer --hooks, or pass --yes`,
+    );
+  }
 }

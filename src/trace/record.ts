@@ -37,6 +37,73 @@ export interface RecordOptions {
   logits?: LogitsMode;
   /** Called as the recording advances: `done` of `total` steps (teacher forcing: texts). */
   onProgress?: (done: number, total: number) => void;
+  /** Refuse a recording whose memory estimate (estimateTraceBytes) is larger (default: none). */
+  maxBytes?: number;
+}
+
+/** What a recording needs, estimated before anything is allocated. */
+export interface TraceEstimate {
+  /** Peak memory: recorded arrays, the KV cache of the batch, the parquet rows. */
+  memory: number;
+  /** The trace folder on disk. */
+  disk: number;
+}
+
+/**
+ * The bytes a recording of S samples × P positions (N generated steps) needs: every hook's
+ * states [S, P, width] (f32), tokens, per-step statistics, the logits as asked, the batch's KV
+ * cache, and the steps.parquet rows being built (about 16 bytes a cell).
+ */
+export function estimateTraceBytes(
+  model: Model,
+  hooks: readonly string[],
+  S: number,
+  P: number,
+  N: number,
+  logits: LogitsMode,
+): TraceEstimate {
+  const c = model.config;
+  const width = (name: string): number => {
+    if (/attn\.hook_pattern$/.test(name)) return c.nHeads * P;
+    if (/attn\.hook_(q|rot_q|z)$/.test(name)) return c.nHeads * c.headDim;
+    if (/attn\.hook_(k|v|rot_k)$/.test(name)) return c.nKvHeads * c.headDim;
+    if (/mlp\.hook_(pre|post)$/.test(name)) return c.hiddenDim;
+    return c.dim;
+  };
+  const states = hooks.reduce((a, h) => a + S * P * width(h) * 4, 0);
+  const logitBytes =
+    logits.kind === 'topk'
+      ? S * N * logits.k * 8
+      : logits.kind === 'full'
+        ? S * N * c.vocabSize * 4
+        : 0;
+  const perStep = 5 * S * N * 4 + S * P * 4;
+  const cache = 2 * c.nLayers * S * P * c.nKvHeads * c.headDim * 4;
+  const rows = S * N * (10 + hooks.length) * 16;
+  const disk = states + logitBytes + perStep + S * N * (10 + hooks.length) * 8;
+  return { memory: states + logitBytes + perStep + cache + rows, disk };
+}
+
+/** Top-k logits need k ≤ the vocabulary (a larger k would only record padding). */
+export function checkLogitsMode(model: Model, mode: LogitsMode): void {
+  const V = model.config.vocabSize;
+  if (mode.kind === 'topk' && mode.k > V) {
+    throw new LmdynError(
+      'bad_argument',
+      `--logits topk:${mode.k} asks for more than the vocabulary (${V} tokens); use topk:K with K ≤ ${V}, or full`,
+    );
+  }
+}
+
+/** 1.5 GB, 12 MB: a byte count for a message. */
+export function formatBytes(n: number): string {
+  const units = ['bytes', 'KB', 'MB', 'GB', 'TB', 'PB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return i === 0 ? `${n} bytes` : `${n.toPrecision(3)} ${units[i]}`;
 }
 
 export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
@@ -71,6 +138,14 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
     model.config.seqLen,
     Math.max(...prompts.map((p) => p.ids.length)) + maxSteps,
   );
+  checkLogitsMode(model, logitsMode);
+  const need = estimateTraceBytes(model, hooks, S, maxPositions, maxSteps, logitsMode);
+  if (options.maxBytes !== undefined && need.memory > options.maxBytes) {
+    throw new LmdynError(
+      'bad_argument',
+      `this trace needs about ${formatBytes(need.memory)} of memory and ${formatBytes(need.disk)} of disk (${S} samples × ${maxPositions} positions × ${hooks.length} hooks), over --max-memory ${formatBytes(options.maxBytes)}; lower --samples or --max-tokens, record fewer --hooks, or raise --max-memory (or pass --yes)`,
+    );
+  }
   const rec = new Recorder(
     model,
     hooks,

@@ -4,7 +4,11 @@ import { openModel } from '../api.js';
 import { LmdynError } from '../errors.js';
 import { recordSweepConfig, type SweepConfig, type SweepPlan } from './sweep.js';
 
-const { plan, dir } = workerData as { plan: SweepPlan; dir: string };
+const { plan, dir, maxBytes } = workerData as {
+  plan: SweepPlan;
+  dir: string;
+  maxBytes?: number;
+};
 const port = parentPort!;
 
 async function start(): Promise<void> {
@@ -15,7 +19,7 @@ async function start(): Promise<void> {
       return;
     }
     try {
-      recordSweepConfig(model, plan, dir, config);
+      recordSweepConfig(model, plan, dir, config, maxBytes);
       port.postMessage({ kind: 'done', config });
     } catch (err) {
       fail(err);

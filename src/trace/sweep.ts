@@ -90,7 +90,13 @@ export function expandGrid(grid: SweepGrid): SweepConfig[] {
 export async function runSweep(
   plan: SweepPlan,
   outDir: string,
-  options: { force?: boolean; workers?: number; onProgress?: (p: SweepProgress) => void } = {},
+  options: {
+    force?: boolean;
+    workers?: number;
+    onProgress?: (p: SweepProgress) => void;
+    /** Refuse a configuration whose recording is estimated to need more memory (per worker). */
+    maxBytes?: number;
+  } = {},
 ): Promise<SweepIndex> {
   const dir = resolve(outDir);
   const { index, todo } = prepareSweep(plan, dir, options.force ?? false);
@@ -103,7 +109,7 @@ export async function runSweep(
     const queue = [...todo];
     await Promise.all(
       Array.from({ length: nWorkers }, () =>
-        runWorker(plan, dir, queue, (config) => {
+        runWorker(plan, dir, queue, options.maxBytes, (config) => {
           done++;
           options.onProgress?.({ done, total: configs.length, skipped, config });
         }),
@@ -166,6 +172,7 @@ export function recordSweepConfig(
   plan: SweepPlan,
   dir: string,
   config: SweepConfig,
+  maxBytes?: number,
 ): void {
   const trace = recordTrace(model, {
     spec: plan.model,
@@ -176,6 +183,7 @@ export function recordSweepConfig(
     seed: plan.seed,
     hooks: plan.hooks,
     logits: plan.logits,
+    maxBytes,
   });
   writeTrace(join(dir, config.dir), trace, {
     force: true,
@@ -285,11 +293,12 @@ function runWorker(
   plan: SweepPlan,
   dir: string,
   queue: SweepConfig[],
+  maxBytes: number | undefined,
   onDone: (c: SweepConfig) => void,
 ): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     const worker = new Worker(new URL('./sweep-worker.js', import.meta.url), {
-      workerData: { plan, dir },
+      workerData: { plan, dir, maxBytes },
     });
     const next = () => {
       const config = queue.shift();
