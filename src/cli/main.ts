@@ -20,6 +20,7 @@ import { registerTrain } from './train.js';
 import { registerWorker } from './worker.js';
 
 export async function main(argv: string[]): Promise<number> {
+  endQuietlyOnClosedPipe();
   const program = new Command('lmdyn')
     .description('language-model generation as a dynamical system')
     .version(VERSION)
@@ -54,10 +55,29 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * `lmdyn generate … | head -1`: when the reader of standard output goes away, stop at once and
+ * exit 0, as Unix tools do, instead of an unhandled EPIPE (a commit under way is left to the
+ * next run's clean-up; nothing half-written looks whole).
+ */
+function endQuietlyOnClosedPipe(): void {
+  const onError = (err: NodeJS.ErrnoException): void => {
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') process.exit(0);
+    throw err;
+  };
+  if (process.stdout.listenerCount('error') === 0) process.stdout.on('error', onError);
+  if (process.stderr.listenerCount('error') === 0) process.stderr.on('error', onError);
+}
+
 function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
     // Help and version exit with 0 and have been printed already; usage errors were printed too.
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    if (
+      err.code === 'commander.helpDisplayed' ||
+      err.code === 'commander.version' ||
+      err.code === 'commander.help'
+    )
+      return 0;
     const cause = (err as { cause?: unknown }).cause;
     if (cause instanceof LmdynError) {
       process.stderr.write(`error: ${cause.message}\n`);
@@ -73,6 +93,8 @@ function reportError(err: unknown): number {
     process.stderr.write(`error: ${e.message}\n`);
     return 1;
   }
-  process.stderr.write(`internal error (a bug in lmdyn, please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(
+    `internal error (a bug in lmdyn, please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
   return 70;
 }
