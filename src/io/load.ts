@@ -76,6 +76,13 @@ export async function loadModel(spec: string, options: LoadOptions = {}): Promis
       `the tokenizer has ${tok.vocabSize} tokens but the model only ${model.config.vocabSize}`,
     );
   }
+  if (tok.kind === 'llama2c' && tok.vocabSize < model.config.vocabSize) {
+    // a llama2.c tokenizer has no padding convention: ids past its end could not be decoded
+    throw new LmdynError(
+      'bad_format',
+      `the llama2.c tokenizer has ${tok.vocabSize} tokens but the model ${model.config.vocabSize}; it must cover the model's vocabulary (is it the model's own tokenizer?)`,
+    );
+  }
   return model;
 }
 

@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { LmdynError } from '../errors.js';
 import type { Tokenizer } from './types.js';
+import { validateTokenizerJson } from './validate.js';
 
 /** Loads `tokenizer.json` from a folder, or a tokenizer.json file with its sibling configs. */
 export function loadHfTokenizer(path: string): Tokenizer {
@@ -23,6 +24,7 @@ export function loadHfTokenizer(path: string): Tokenizer {
   const dir = dirname(file);
   if (!existsSync(file)) throw new LmdynError('not_found', `no tokenizer.json at ${path}`);
   const tokenizerJson = readJsonObject(file);
+  validateTokenizerJson(tokenizerJson, file); // ids, merges and regexes, before the library sees them
   const tokenizerConfig = readOptionalJson(join(dir, 'tokenizer_config.json')) ?? {};
   const specialMap = readOptionalJson(join(dir, 'special_tokens_map.json')) ?? {};
   const modelConfig = readOptionalJson(join(dir, 'config.json')) ?? {};
