@@ -19,7 +19,7 @@ export async function openModel(
   log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
 ): Promise<{ model: Model; label: string }> {
   let spec = flags.model;
-  if (!spec) {
+  if (spec === undefined) {
     const choice = defaultModel();
     spec = choice.spec;
     log(`model: ${spec} (${choice.why})`);

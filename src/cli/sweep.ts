@@ -134,7 +134,9 @@ export function registerSweep(program: Command): void {
         );
       }
       let model = flags.model;
-      if (!model) {
+      if (model !== undefined && model.trim() === '')
+        throw new LmdynError('bad_argument', 'the model path is empty');
+      if (model === undefined) {
         const choice = defaultModel();
         model = choice.spec;
         process.stderr.write(`model: ${model} (${choice.why})\n`);

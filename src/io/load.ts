@@ -30,6 +30,7 @@ export interface LoadOptions {
 
 /** Loads a model and its tokenizer; the tokenizer is required. */
 export async function loadModel(spec: string, options: LoadOptions = {}): Promise<LoadedModel> {
+  if (spec.trim() === '') throw new LmdynError('bad_argument', 'the model path is empty');
   let path = spec;
   let hubId: string | null = null;
   if (spec.startsWith('hf:')) {
@@ -98,10 +99,17 @@ export function detectFormat(path: string): DetectedFormat {
       `${path} is a folder without config.json (a Hugging Face model folder needs one)`,
     );
   }
-  const head = readHead(path, 4);
-  if (head.length >= 4 && head.toString('latin1') === 'GGUF') return 'gguf';
-  if (head.length >= 4 && head.toString('latin1', 0, 2) === '{"') {
-    throw new LmdynError('bad_format', `${path} looks like JSON, not model weights`);
+  if (!st.isFile()) {
+    // a FIFO or a device would block the read or never end
+    throw new LmdynError('bad_argument', `${path} is not a regular file or folder`);
+  }
+  const head = readHead(path, 16);
+  if (head.length >= 4 && head.toString('latin1', 0, 4) === 'GGUF') return 'gguf';
+  if (/^[\t\n\r ]*[{[][\x20-\x7e\t\n\r]*$/.test(head.toString('latin1'))) {
+    throw new LmdynError(
+      'bad_format',
+      `${path} is a JSON file, not model weights; give a llama2.c .bin, a .gguf file, or a Hugging Face folder (config.json + *.safetensors)`,
+    );
   }
   return 'llama2c';
 }
