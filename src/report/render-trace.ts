@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { closeSafetensors, openSafetensors, readTensorData } from '../io/safetensors.js';
 import { readTrace } from '../trace/io.js';
-import type { SweepConfig, SweepIndex } from '../trace/sweep.js';
+import { isConfigDirName, type SweepConfig, type SweepIndex } from '../trace/sweep.js';
 import { folderPlots, provenanceBlock, type Block, type SectionRenderer } from './section.js';
 import {
   perStepSpec,
@@ -146,6 +146,8 @@ export function sweepRows(dir: string, configs: readonly SweepConfig[]): SweepRo
       distinct: null,
     };
     try {
+      // only a plain folder name inside the sweep (a crafted '../x' reads nothing outside)
+      if (!isConfigDirName(c.dir)) throw new Error('not inside the sweep');
       const file = openSafetensors(join(dir, c.dir, 'trace.safetensors'));
       try {
         row.mean_logprob = meanFinite(readTensorData(file, 'logprob') as Float32Array);

@@ -72,7 +72,7 @@ export function scanResults(root: string, options: ScanOptions = {}): FoundResul
     const plots = names
       .filter((n) => n.endsWith('.vl.json'))
       .map((n) => join(dir, n))
-      .filter((p) => shownFigure(p, listed));
+      .filter((p) => isFile(p) && shownFigure(p, listed)); // a symbolic link is never followed
     const rel = relative(top, dir);
     const add = (kind: string, name: string, json: Record<string, unknown>): void => {
       const unit = UNIT_OF[name] ?? name.slice(0, -'.json'.length);

@@ -26,6 +26,7 @@ import { KIND_TITLES, REPORT_RENDERERS } from '../report/renderers.js';
 import { sectionOf } from '../report/report.js';
 import { scanResults } from '../report/scan.js';
 import { genericBlocks } from '../report/section.js';
+import { isConfigDirName } from '../trace/sweep.js';
 import { VERSION } from '../version.js';
 import { Engine, type EngineEvent } from './engine.js';
 import { LIVE_LENSES } from './live-lenses.js';
@@ -215,6 +216,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       rel: f.rel,
       title: `${KIND_TITLES[f.kind] ?? `Lens: ${f.kind}`} — ${f.rel || '.'}`,
       plots: f.plots.map((p) => p.slice(p.lastIndexOf('/') + 1, -'.vl.json'.length)),
+      ...(f.refused !== undefined ? { refused: f.refused } : {}),
       ...(f.inSweep !== undefined ? { inSweep: f.inSweep } : {}),
     }));
     return { root: runs, results };
@@ -262,7 +264,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       JSON.parse(readFileSync(join(sweepDir, 'sweep.json'), 'utf8')) as {
         configs: { index: number; dir: string; sampling: { temperature: number; topP: number } }[];
       }
-    ).configs;
+    ).configs.filter((c) => isConfigDirName(c.dir)); // nothing outside the sweep folder
     const config = q.get('config');
     let chosen;
     if (config !== null) {
