@@ -56,6 +56,11 @@ export interface HubOptions {
   retries?: number;
   /** A download that receives nothing for this long is resumed; default 10 s. */
   readTimeoutMs?: number;
+  /**
+   * A file's download (all its attempts) ends with an error after this long, however slowly
+   * data keeps trickling in; default 60 s + 1 s per 100 KB announced (1 h when none is).
+   */
+  downloadTimeoutMs?: number;
 }
 
 export interface HubProgress {
@@ -163,6 +168,7 @@ interface HubContext {
   onProgress: ((p: HubProgress) => void) | null;
   retries: number;
   readTimeoutMs: number;
+  downloadTimeoutMs: number | null;
 }
 
 function hubContext(hub: HubId, o: HubOptions): HubContext {
@@ -182,6 +188,7 @@ function hubContext(hub: HubId, o: HubOptions): HubContext {
     retries: o.retries ?? 3,
     // huggingface_hub's DEFAULT_DOWNLOAD_TIMEOUT
     readTimeoutMs: o.readTimeoutMs ?? 10_000,
+    downloadTimeoutMs: o.downloadTimeoutMs ?? null,
   };
 }
 
@@ -343,6 +350,8 @@ async function downloadBlob(
   const expected = meta.size;
   // The Authorization header goes to the Hub only, not to the CDN an LFS redirect points at.
   const headers = meta.location === resolveUrl ? hubHeaders(ctx, {}) : { 'User-Agent': USER_AGENT };
+  const budget = ctx.downloadTimeoutMs ?? (expected !== null ? 60_000 + expected / 100 : 3_600_000);
+  const deadline = Date.now() + budget;
   for (let attempt = 0; ; attempt++) {
     const fd = openSync(incomplete, 'a');
     let outcome: { interrupted: string | null };
@@ -355,7 +364,7 @@ async function downloadBlob(
       outcome =
         expected !== null && have === expected
           ? { interrupted: null }
-          : await receive(ctx, meta.location, headers, fd, have, expected, file);
+          : await receive(ctx, meta.location, headers, fd, have, expected, file, deadline);
     } finally {
       closeSync(fd);
     }
@@ -381,9 +390,12 @@ async function receive(
   start: number,
   expected: number | null,
   file: string,
+  deadline: number,
 ): Promise<{ interrupted: string | null }> {
   const headers = start > 0 ? { ...baseHeaders, Range: `bytes=${start}-` } : baseHeaders;
   const watchdog = new AbortController();
+  // the whole download's deadline, which a trickle of data does not move
+  const overall = setTimeout(() => watchdog.abort('deadline'), Math.max(0, deadline - Date.now()));
   let timer = setTimeout(() => watchdog.abort(), ctx.readTimeoutMs);
   const alive = (): void => {
     clearTimeout(timer);
@@ -419,15 +431,32 @@ async function receive(
         const { done, value } = await reader.read();
         if (done) break;
         alive();
+        // never past the size the hub announced: an endless body does not fill the disk
+        const room = expected !== null ? Math.max(0, expected - offset) : value.length;
+        const chunk = value.subarray(0, Math.min(value.length, room));
         let written = 0;
-        while (written < value.length) {
-          written += writeSync(fd, value, written, value.length - written);
+        while (written < chunk.length) {
+          written += writeSync(fd, chunk, written, chunk.length - written);
         }
-        offset += value.length;
+        offset += chunk.length;
+        if (chunk.length < value.length) {
+          await reader.cancel().catch(() => undefined);
+          throw new LmdynError(
+            'network',
+            `${file}: the server sent more than the ${expected} bytes it announced; stopped there`,
+          );
+        }
         ctx.onProgress?.({ file, received: offset, total });
       }
     } catch (err) {
+      if (err instanceof LmdynError) throw err;
       await reader.cancel().catch(() => undefined);
+      if (watchdog.signal.reason === 'deadline') {
+        throw new LmdynError(
+          'network',
+          `${file}: ${after()}; the download went past its time limit (a trickle of data does not extend it); run again to resume`,
+        );
+      }
       const why = watchdog.signal.aborted
         ? `no data for ${ctx.readTimeoutMs / 1000} s`
         : errorText(err);
@@ -436,6 +465,7 @@ async function receive(
     return { interrupted: total !== null && offset < total ? after() : null };
   } finally {
     clearTimeout(timer);
+    clearTimeout(overall);
   }
 }
 

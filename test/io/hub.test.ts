@@ -127,6 +127,10 @@ interface FakeHub {
   drops: number;
   /** CDN GETs still to stall (connection left open) halfway through the body. */
   stalls: number;
+  /** CDN GETs still to answer with the body and then more, without end (no Content-Length). */
+  endless: number;
+  /** CDN GETs still to answer one byte every 20 ms, for ever. */
+  trickles: number;
   close(): Promise<void>;
 }
 
@@ -137,6 +141,8 @@ async function startHub(): Promise<FakeHub> {
     corrupt: false,
     drops: 0,
     stalls: 0,
+    endless: 0,
+    trickles: 0,
     close: async () => undefined,
   };
   const blobs = new Map<string, Buffer>();
@@ -220,6 +226,19 @@ function serveCdn(
     'Accept-Ranges': 'bytes',
   };
   if (range) headers['Content-Range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
+  if (req.method !== 'HEAD' && (hub.endless > 0 || hub.trickles > 0)) {
+    const endless = hub.endless > 0;
+    if (endless) hub.endless--;
+    else hub.trickles--;
+    res.writeHead(200, { 'Accept-Ranges': 'bytes' }); // chunked: no length to stop at
+    if (endless) res.write(part);
+    const more = setInterval(
+      () => res.write(endless ? Buffer.alloc(1 << 16, 7) : part.subarray(0, 1)),
+      endless ? 1 : 20,
+    );
+    res.on('close', () => clearInterval(more));
+    return;
+  }
   res.writeHead(range ? 206 : 200, headers);
   if (req.method === 'HEAD') {
     res.end();
@@ -439,6 +458,32 @@ test('resume: a dropped or stalled connection is resumed with a Range request, w
     gets(hub).map((s) => s.range),
     [null, `bytes=${MODEL.length >> 1}-`],
   );
+  await hub.close();
+});
+
+test('a body longer than announced stops at the announced size; a trickle ends at the download time limit', async () => {
+  const hub = await startHub();
+  const id = `hf:${REPO}/model.safetensors`;
+  hub.endless = 1;
+  const cacheDir = join(TMP, 'endless');
+  await assert.rejects(
+    resolveHubModel(id, { endpoint: hub.url, cacheDir, retries: 0 }),
+    isCode('network', new RegExp(`sent more than the ${MODEL.length} bytes it announced`)),
+  );
+  const incomplete = join(storage(cacheDir), 'blobs', `${sha256(MODEL)}.incomplete`);
+  assert.equal(statSync(incomplete).size, MODEL.length);
+  hub.trickles = 1;
+  const t0 = Date.now();
+  await assert.rejects(
+    resolveHubModel(id, {
+      endpoint: hub.url,
+      cacheDir: join(TMP, 'trickle'),
+      readTimeoutMs: 300,
+      downloadTimeoutMs: 800,
+    }),
+    isCode('network', /went past its time limit/),
+  );
+  assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms`);
   await hub.close();
 });
 

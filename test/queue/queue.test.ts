@@ -131,7 +131,8 @@ test('lmdyn sweep --queue over 2 workers writes the local sweep’s folder byte 
     );
     assert.equal(local.status, 0, local.stderr);
     assertSameTree(join(dir, 'queued'), join(dir, 'local'));
-    assert.equal(tree(join(dir, 'local')).size, 1 + 4 * 3);
+    // sweep.json and sweep.manifest.json, then 4 configurations of 3 files and their manifest
+    assert.equal(tree(join(dir, 'local')).size, 2 + 4 * 4);
     for (const w of workers) assert.match(w.stderr(), /^done {2}sweep /m);
     // re-running the finished sweep enqueues nothing and leaves the folder as it was
     const again = await lmdyn([...SWEEP, '--queue', redis.url, '-o', join(dir, 'queued')]).done;

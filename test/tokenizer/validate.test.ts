@@ -1,7 +1,7 @@
 /**
  * Tokenizer files are checked before the tokenizer library sees them (tokenizer/validate.ts):
  * hostile copies of tiny-gpt2's real tokenizer.json (an id of 10^9, a catastrophic Split regex,
- * mistyped merges and added tokens) are refused in one line within a second, while real
+ * mistyped merges and added tokens) are refused in one line within seconds (the 10^9 id took minutes), while real
  * pre-tokenizer patterns (GPT-2, Llama 3, Qwen 2) pass; a llama2.c tokenizer that does not cover
  * the model's vocabulary is refused at load.
  */
@@ -24,7 +24,7 @@ interface TokenizerJson {
   pre_tokenizer: unknown;
 }
 
-test('hostile tokenizer.json copies are refused in one line, quickly, before the library runs', () => {
+test('hostile tokenizer.json copies are refused in one line within seconds (not minutes), before the library runs', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lmdyn-tokval-'));
   try {
     loadHfTokenizer(GPT2); // the real file passes
@@ -67,7 +67,7 @@ test('hostile tokenizer.json copies are refused in one line, quickly, before the
           e instanceof LmdynError && message.test(e.message) && !e.message.includes('\n'),
         name,
       );
-      assert.ok(performance.now() - t0 < 1000, `${name}: ${performance.now() - t0} ms`);
+      assert.ok(performance.now() - t0 < 5000, `${name}: ${performance.now() - t0} ms`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
