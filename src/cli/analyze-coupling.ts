@@ -31,6 +31,7 @@ import { parseInteger } from './args.js';
 import { openModel } from './common.js';
 import { attemptsOption, progressPrinter } from './sweep.js';
 import { readTextFile } from './trace.js';
+import { cite } from '../papers.js';
 
 interface CouplingFlags {
   model?: string;
@@ -58,7 +59,7 @@ interface CouplingFlags {
 export const registerCouplingLens: LensRegistrar = (analyze) => {
   analyze
     .command('coupling')
-    .description('residual Jacobians, block coupling, line-shape score and growth (papers.md §5)')
+    .description(`residual Jacobians, block coupling, line-shape score and growth (${cite('coupling')})`)
     .option('-m, --model <M>', 'model file, folder or hf:owner/name')
     .option('--models <LIST>', 'several models, comma-separated: one row per model', parseModelList)
     .option(

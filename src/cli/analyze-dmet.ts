@@ -17,6 +17,7 @@ import { openDmetSource, writeDmetRun } from '../lenses/dmet/io.js';
 import { DEFAULT_BALANCED } from '../lenses/dmet/summary.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
+import { cite } from '../papers.js';
 
 interface DmetFlags {
   sweep?: string;
@@ -47,7 +48,7 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
   analyze
     .command('dmet')
     .description(
-      'trajectory continuity, clustering, persistence vs text quality over a decoding grid (papers.md §1)',
+      `trajectory continuity, clustering, persistence vs text quality over a decoding grid (${cite('dmet')})`,
     )
     .option('--sweep <DIR>', 'a folder made by lmdyn sweep')
     .option('--trace <DIR>', 'one trace folder made by lmdyn trace (sampled)')

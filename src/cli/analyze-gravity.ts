@@ -23,6 +23,7 @@ import { parseInteger, parseNumber } from './args.js';
 import { openModel } from './common.js';
 import { readTextFile } from './trace.js';
 import { pValue } from '../report/format.js';
+import { cite } from '../papers.js';
 
 interface GravityFlags {
   model?: string;
@@ -50,7 +51,7 @@ export const registerGravityLens: LensRegistrar = (analyze) => {
   analyze
     .command('gravity')
     .description(
-      'information gravity: potential, masses, wells, curvature, voids, sensitivity (papers.md §3, proposed)',
+      `information gravity: potential, masses, wells, curvature, voids, sensitivity (${cite('gravity')}, proposed)`,
     )
     .option('-m, --model <M>', 'model file, folder or hf:owner/name')
     .option('-z, --tokenizer <T>', 'tokenizer overriding the model’s own')
@@ -200,7 +201,7 @@ function parseTemperatures(value: string): number[] {
 /** The terminal summary: one line per prompt, the checks, and the sensitivity headline. */
 export function summary(report: GravityReport, out: string): string {
   const lines = [
-    `gravity (proposed, papers.md §3.3): ${report.prompts.length} prompt(s), T = ${report.temperature}, ${report.reference.states} reference states, d_eff = ${report.reference.d_eff} → ${out}`,
+    `gravity (proposed, ${cite('gravity')}): ${report.prompts.length} prompt(s), T = ${report.temperature}, ${report.reference.states} reference states, d_eff = ${report.reference.d_eff} → ${out}`,
   ];
   for (const p of report.prompts) {
     lines.push(

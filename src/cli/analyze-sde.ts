@@ -15,6 +15,7 @@ import { readTrace } from '../trace/io.js';
 import { readSweepIndex } from '../trace/sweep.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
+import { cite } from '../papers.js';
 
 interface SdeFlags {
   trace?: string;
@@ -42,7 +43,7 @@ export const registerSdeLens: LensRegistrar = (analyze) => {
   analyze
     .command('sde')
     .description(
-      'fit dX = μ(X,t)dt + σ(X,t)dW to last-layer trajectories, simulate, test the process (papers.md §2)',
+      `fit dX = μ(X,t)dt + σ(X,t)dW to last-layer trajectories, simulate, test the process (${cite('sde')})`,
     )
     .option('--trace <DIR>', 'a trace folder (lmdyn trace; generations or --text-file)')
     .option('--sweep <DIR>', 'a sweep folder (lmdyn sweep): one fit per configuration, shared PCA')
@@ -200,7 +201,7 @@ export function summary(report: SdeReport, out: string, fromFile: boolean): stri
     );
   }
   lines.push(
-    'tags: all proposed — the SDE form is the paper’s (papers.md §2.2) but σ diagonal and the linear drift term are ours; states, estimation, validation, analyses §2.3–2.5',
+    `tags: all proposed — the SDE form is the paper’s (${cite('sde')}) but σ diagonal and the linear drift term are ours; states, estimation, validation, analyses too`,
   );
   return lines.join('\n') + '\n';
 }

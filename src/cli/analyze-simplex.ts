@@ -23,6 +23,7 @@ import { checkOutDir } from '../trace/io.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 import { openModel } from './common.js';
+import { cite } from '../papers.js';
 
 interface SimplexFlags {
   model?: string;
@@ -61,7 +62,7 @@ export const registerSimplexLens: LensRegistrar = (analyze) => {
   analyze
     .command('simplex')
     .description(
-      'replicator flows to the softmax equilibrium, faces, loops in generations (papers.md §4)',
+      `replicator flows to the softmax equilibrium, faces, loops in generations (${cite('simplex')})`,
     )
     .option(
       '-m, --model <M>',

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { analyzeCoupling } from '../lenses/coupling/analyze.js';
 import { writeCouplingRun } from '../lenses/coupling/io.js';
 import type { DemoStep } from './demo-steps.js';
+import { cite } from '../papers.js';
 
 const PROMPTS = [
   'Once upon a time, there was a little girl named Lily.',
@@ -25,10 +26,10 @@ export const couplingDemo: DemoStep = {
       );
     });
     record(
-      'Coupling lens (papers.md §5): residual Jacobians, trained vs random twin',
+      `Coupling lens (${cite('coupling')}): residual Jacobians, trained vs random twin`,
       `${PROMPTS.length} prompts, last position, ${report.blocks.length} blocks → ${dir}/coupling.json and figures\n\n` +
         rows.join('\n') +
-        `\n\ntags (papers.md): model coupling ${report.trained.model_coupling.tag}, LSS ${report.trained.lss.tag}, ` +
+        `\n\ntags (docs/papers.md): model coupling ${report.trained.model_coupling.tag}, LSS ${report.trained.lss.tag}, ` +
         `growth ${report.trained.growth.tag}, fidelity ${report.trained.fidelity.tag}`,
     );
   },

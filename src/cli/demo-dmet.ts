@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { analyzeDmet } from '../lenses/dmet/analyze.js';
 import { openDmetSource, writeDmetRun } from '../lenses/dmet/io.js';
 import type { DemoStep } from './demo-steps.js';
+import { cite } from '../papers.js';
 
 export const dmetDemo: DemoStep = {
   name: 'dmet',
@@ -18,14 +19,14 @@ export const dmetDemo: DemoStep = {
     });
     const t = report.tests;
     record(
-      'DMET lens (papers.md §1): trajectory continuity, clustering and persistence vs text quality',
+      `DMET lens (${cite('dmet')}): trajectory continuity, clustering and persistence vs text quality`,
       `${report.configurations.reduce((a, c) => a + c.sequences, 0)} sequences of ${sweepDir}, states ${report.config.hook} ` +
         `(post-final-norm), per-sequence z-score + PCA(2) → ${dir}/dmet.json, dmet.parquet and figures\n\n` +
         [head, ...rows].join('\n') +
         `\n\nC = state continuity (mean step ‖z_{t+1} − z_t‖; lower = smoother), Q = silhouette of k-means (k = 3, seed ${report.seed.kmeans}), ` +
         `P = longest H1 bar of the Rips filtration; log ppl under the demo model.\n` +
         `per-configuration Pearson: ${t.per_config_pearson.significant_q05} of ${t.per_config_pearson.tests.filter((x) => x.p !== null).length} tests with BH q < 0.05\n` +
-        `tags (papers.md): C, Q, P, log ppl, spelling, diversity, grammar ${report.metrics.C_mean.tag}; ` +
+        `tags (docs/papers.md): C, Q, P, log ppl, spelling, diversity, grammar ${report.metrics.C_mean.tag}; ` +
         `coherence, predictability ${report.metrics.coherence.tag}`,
     );
   },

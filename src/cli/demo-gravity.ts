@@ -10,6 +10,7 @@ import { writeGravityRun } from '../lenses/gravity/io.js';
 import type { DemoStep } from './demo-steps.js';
 import { readTextFile } from './trace.js';
 import { pValue } from '../report/format.js';
+import { cite } from '../papers.js';
 
 const PROMPTS = [
   'Once upon a time, there was a little girl named',
@@ -48,7 +49,7 @@ export const gravityDemo: DemoStep = {
     );
     const t = report.temperature_sweep.mean;
     record(
-      'Information-gravity lens (papers.md §3, all proposed): potential, mass, curvature, voids',
+      `Information-gravity lens (${cite('gravity')}, all proposed): potential, mass, curvature, voids`,
       `${PROMPTS.length} prompts at T = ${report.temperature}; ${report.reference.states} reference states from ` +
         `${report.reference.texts} shipped texts (d_eff ${report.reference.d_eff}) → ${dir}/gravity.json and figures\n\n` +
         rows.join('\n') +

@@ -9,6 +9,7 @@ import { writeSdeRun } from '../lenses/sde/io.js';
 import { readTrace } from '../trace/io.js';
 import { readSweepIndex } from '../trace/sweep.js';
 import type { DemoStep } from './demo-steps.js';
+import { cite } from '../papers.js';
 
 export const sdeDemo: DemoStep = {
   name: 'sde',
@@ -43,11 +44,11 @@ export const sdeDemo: DemoStep = {
       );
     });
     record(
-      'SDE lens (papers.md §2): drift and diffusion fitted per decoding configuration, simulated against the real ensemble',
+      `SDE lens (${cite('sde')}): drift and diffusion fitted per decoding configuration, simulated against the real ensemble`,
       `${inputs.length} configurations, ${report.states.hook} → PCA k = ${report.states.k}, ${report.time.definition}; ` +
         `fitted and simulated in ${((performance.now() - start) / 1000).toFixed(1)} s → ${dir}/sde.json, sde-model.json and figures\n\n` +
         rows.join('\n') +
-        `\n\ntags (papers.md): SDE form ${report.tags.model_form.tag}; states, estimation, validation, analyses ${report.tags.analyses.tag}` +
+        `\n\ntags (docs/papers.md): SDE form ${report.tags.model_form.tag}; states, estimation, validation, analyses ${report.tags.analyses.tag}` +
         ` (demo settings: hidden 32×32, ≤ 60 epochs; 4 samples per configuration, so increments are split at random)`,
     );
   },

@@ -8,6 +8,7 @@ import { readSweepGenerations } from '../lenses/simplex/generations.js';
 import { writeSimplexRun, writeSweepLoops } from '../lenses/simplex/io.js';
 import { loopTable } from './analyze-simplex.js';
 import type { DemoStep } from './demo-steps.js';
+import { cite } from '../papers.js';
 
 const PROMPT = 'Once upon a time, there was a little girl named Lily.';
 
@@ -37,7 +38,7 @@ export const simplexDemo: DemoStep = {
     });
     await writeSweepLoops(sweepDir, sweep);
     record(
-      'Simplex lens (papers.md §4): replicator flows to the softmax equilibrium, faces, loops',
+      `Simplex lens (${cite('simplex')}): replicator flows to the softmax equilibrium, faces, loops`,
       `prompt ${JSON.stringify(PROMPT)}, ${model.config.vocabSize} tokens, T = 1 → ${dir}/simplex.json, distance.svg, ternary.svg\n\n` +
         `paper’s flow ṗ = p(s − s̄)/T (tag ${report.flows.paper.tag}): passes π_T at t = 1, F peaks at t = ${c.paper_free_energy_peak_t_uniform}, ` +
         `then goes to the argmax vertex (t = ${p.t}: ‖p − π_T‖₁ = ${p.l1_to_equilibrium.toFixed(4)}, top probability ${p.top_probability.toFixed(6)})\n` +

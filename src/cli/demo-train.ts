@@ -16,6 +16,7 @@ import { openModel } from '../api.js';
 import { loadTokenizer } from '../io/load.js';
 import { shippedModel } from './models.js';
 import type { DemoStep } from './demo-steps.js';
+import { cite } from '../papers.js';
 
 const PROMPTS = [
   'Once upon a time, there was a little girl named Lily.',
@@ -80,7 +81,7 @@ export const trainDemo: DemoStep = {
     );
     const c = dyn.report.shapes.find((s) => s.quantity === 'coupling');
     record(
-      'Training (lmdyn train) and the coupling lens over its checkpoints (papers.md §5.9 item 4)',
+      `Training (lmdyn train) and the coupling lens over its checkpoints (${cite('coupling')})`,
       `${corpus.meta.samples} documents (${corpus.meta.tokens} tokens) sampled from the demo model → ${data.train.length} training and ` +
         `${data.val.length} validation tokens with lmdyn's 512-token tokenizer; ${shape.nLayers} layers, d = ${shape.dim}, ` +
         `${STEPS} steps, seed ${SEED}: validation loss ${fmt(dyn.report.rows[0].val_loss)} → ${fmt(result.finalValLoss)} → ${run}\n\n` +

@@ -9,6 +9,7 @@ import { LmdynError } from '../errors.js';
 import { readNpy } from '../io/npy.js';
 import { largestLifetime, ripsPersistence, type PersistenceResult } from '../stats/rips.js';
 import { parseInteger, parseNumber } from './args.js';
+import { cite } from '../papers.js';
 
 interface PersistenceFlags {
   points: string;
@@ -94,7 +95,7 @@ export function barcodeSummary(result: PersistenceResult, dim: number, defaultTh
     const essential = pairs.filter((p) => p.death === null).length;
     const finite = pairs.filter((p) => p.death !== null).sort((a, b) => (b.death as number) - b.birth - ((a.death as number) - a.birth));
     const longest = largestLifetime(pairs, k);
-    const tag = k === 1 ? '  (= DMET P, papers.md §1.4)' : '';
+    const tag = k === 1 ? `  (= DMET P, ${cite('dmet')})` : '';
     out.push(`H${k}: ${pairs.length} interval${pairs.length === 1 ? '' : 's'} (${essential} essential), longest finite lifetime ${fmt(longest)}${tag}`);
     const shown = finite.slice(0, 10);
     if (shown.length > 0) {

@@ -8,6 +8,7 @@
 import { renderCoupling, renderCouplingTraining } from './render-coupling.js';
 import { renderSweep, renderTrace } from './render-trace.js';
 import type { SectionRenderer } from './section.js';
+import { cite } from '../papers.js';
 
 export const REPORT_RENDERERS: Readonly<Record<string, SectionRenderer>> = {
   trace: renderTrace,
@@ -20,13 +21,13 @@ export const REPORT_RENDERERS: Readonly<Record<string, SectionRenderer>> = {
 export const KIND_TITLES: Readonly<Record<string, string>> = {
   trace: 'Trace',
   sweep: 'Decoding sweep',
-  dmet: 'Decoding dynamics (DMET, papers.md §1)',
-  sde: 'Stochastic dynamics (SDE, papers.md §2)',
-  gravity: 'Information gravity (papers.md §3)',
-  simplex: 'Simplex flows (papers.md §4)',
-  coupling: 'Coupling (papers.md §5)',
-  'coupling-models': 'Coupling across models (papers.md §5)',
-  'coupling-training': 'Coupling over training (papers.md §5.9 item 4)',
+  dmet: `Decoding dynamics (DMET, ${cite('dmet')})`,
+  sde: `Stochastic dynamics (SDE, ${cite('sde')})`,
+  gravity: `Information gravity (${cite('gravity')})`,
+  simplex: `Simplex flows (${cite('simplex')})`,
+  coupling: `Coupling (${cite('coupling')})`,
+  'coupling-models': `Coupling across models (${cite('coupling')})`,
+  'coupling-training': `Coupling over training (${cite('coupling')})`,
   training: 'Training run (lmdyn train)',
   figures: 'Figures',
 };

@@ -209,7 +209,7 @@ export async function reportHtml(
   const header = `<header>
 <h1>lmdyn report</h1>
 <p class="muted">${esc(root)} · ${sections.length} results · ${plots} figures · lmdyn ${esc(VERSION)} · ${esc(new Date().toISOString())}</p>
-<p class="muted">Every metric carries its papers.md tag: ${tagBadge('exact')} as the authors compute it (code or quoted source), ${tagBadge('proposed')} our reading where the papers leave it open.</p>
+<p class="muted">Every metric carries its tag (docs/papers.md): ${tagBadge('exact')} as the authors compute it (code or quoted source), ${tagBadge('proposed')} our reading where the papers leave it open.</p>
 </header>`;
   const summarySection =
     sections.length > 0

@@ -58,7 +58,7 @@ export function genericBlocks(result: FoundResult): Block[] {
 }
 
 const METRICS_TITLE =
-  'Tagged metrics (papers.md: exact = as the authors compute it, proposed = our reading)';
+  'Tagged metrics (docs/papers.md: exact = as the authors compute it, proposed = our reading)';
 
 /**
  * Tagged metrics as tables: the rows of a family of items (`datasets[label=A].…`,

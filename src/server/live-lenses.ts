@@ -16,6 +16,7 @@ import { simplexPlots } from '../lenses/simplex/plots.js';
 import { readTextFile } from '../cli/trace.js';
 import type { PlotSpec } from '../report/plot.js';
 import { booleanField, HttpError, numberField, stringField, type Body } from './validate.js';
+import { cite } from '../papers.js';
 
 export type LensParams = Record<string, unknown>;
 
@@ -44,7 +45,7 @@ function nonEmptyPrompt(body: Body, max: number, what: string): string {
 
 export const LIVE_LENSES: Readonly<Record<string, LiveLens>> = {
   coupling: {
-    title: 'Coupling (papers.md §5)',
+    title: `Coupling (${cite('coupling')})`,
     fields: ['prompt', 'randomTwin', 'k', 'seed'],
     params: (body) => {
       const kRaw = body.k ?? [10];
@@ -72,7 +73,7 @@ export const LIVE_LENSES: Readonly<Record<string, LiveLens>> = {
     },
   },
   simplex: {
-    title: 'Simplex flows (papers.md §4)',
+    title: `Simplex flows (${cite('simplex')})`,
     fields: ['prompt', 'temperature', 'topK', 'topP', 'seed'],
     params: (body) => ({
       prompt: stringField(body, 'prompt', { maxLength: 2000, default: '' }),
@@ -94,7 +95,7 @@ export const LIVE_LENSES: Readonly<Record<string, LiveLens>> = {
     },
   },
   gravity: {
-    title: 'Information gravity (papers.md §3)',
+    title: `Information gravity (${cite('gravity')})`,
     fields: ['prompt', 'temperature', 'seed'],
     params: (body) => ({
       prompt: nonEmptyPrompt(body, 2000, 'the potential is read at the prompt’s last position'),

@@ -303,7 +303,7 @@ async function standIn(
 ): Promise<void> {
   const json = {
     lens,
-    spec: `papers.md (${lens})`,
+    spec: `docs/papers.md (${lens})`,
     lmdyn_version: '0.1.0',
     model: { spec: STORIES },
     seed: 3,

@@ -16,6 +16,7 @@ import { correlate, type Correlation } from './correlate.js';
 import { writeCouplingRun } from './io.js';
 import { modelsScatter } from './plots.js';
 import { freeWeights } from './twin.js';
+import { paperRef } from '../../papers.js';
 
 export interface ModelRow {
   model: string;
@@ -33,7 +34,7 @@ export interface ModelRow {
 
 export interface AcrossModelsReport {
   lens: 'coupling-models';
-  spec: 'papers.md §5.9';
+  spec: string;
   lmdyn_version: string;
   prompts: string[];
   /** The K of the `coupling` column (the first K asked for, clipped to each model's d). */
@@ -120,7 +121,7 @@ export function acrossModelsReport(
   });
   return {
     lens: 'coupling-models',
-    spec: 'papers.md §5.9',
+    spec: paperRef('coupling'),
     lmdyn_version: VERSION,
     prompts: [...options.prompts],
     headline_k: headlineK,

@@ -32,6 +32,7 @@ import {
   type Coupling,
 } from './metrics.js';
 import { freeWeights, hfInitDiffers, initName, randomTwin } from './twin.js';
+import { cite, paperRef } from '../../papers.js';
 
 import type { Tag } from '../tag.js';
 
@@ -81,7 +82,7 @@ export type WeightsLabel = 'trained' | 'random_twin' | 'random_twin_hf';
 
 export interface CouplingReport {
   lens: 'coupling';
-  spec: 'papers.md §5';
+  spec: string;
   lmdyn_version: string;
   model: {
     spec: string;
@@ -316,7 +317,7 @@ export function analyzeCoupling(model: Model, options: CouplingOptions): Couplin
   }
   return {
     lens: 'coupling',
-    spec: 'papers.md §5',
+    spec: paperRef('coupling'),
     lmdyn_version: VERSION,
     model: {
       spec: options.modelSpec ?? model.source.path,
@@ -343,7 +344,7 @@ export function analyzeCoupling(model: Model, options: CouplingOptions): Couplin
       convention:
         convention === 'paper-code'
           ? "paper-code: the authors' code (sugolov/coupling): the last block maps hidden_states[L−1] to the post-final-norm hidden_states[L] (run_coupling_hf); fidelity multiplies the first L − 1 block Jacobians and compares with the post-norm state (align.py)"
-          : "lmdyn: every block's own Jacobian, the final norm excluded (papers.md §5.2 toolkit default); fidelity multiplies all L block Jacobians and compares with x^L before the final norm",
+          : "lmdyn: every block's own Jacobian, the final norm excluded (lmdyn's default; docs/papers.md §5); fidelity multiplies all L block Jacobians and compares with x^L before the final norm",
       blocks:
         convention === 'paper-code'
           ? `blocks.l is hook block l (0-based); its Jacobian is the paper's J^{l+1} = ∂x^{l+1}_T/∂x^l_T − I, except the last, blocks.${c.nLayers - 1}+ln_final: ∂ln_final(x^L_T)/∂x^{L−1}_T − I`
@@ -629,14 +630,14 @@ function summarise(
     weights: label,
     jacobian: {
       tag: 'exact',
-      source: 'papers.md §5.2 [exact: page + code coupling/jacobian.py]',
+      source: `${cite('coupling')} [exact: page + code coupling/jacobian.py]`,
       definition:
         'J^l = ∂x^l_T/∂x^{l−1}_T − I, other positions held fixed; forward-mode tangents (exact, not finite differences)',
       dtype: 'f32',
     },
     singular_values: {
       tag: 'exact',
-      source: 'papers.md §5.3 (torch.linalg.svd in coupling/metrics.py)',
+      source: `${cite('coupling')} (torch.linalg.svd in coupling/metrics.py)`,
       method: run.fullSvd
         ? 'full SVD, one-sided Jacobi in float64'
         : `top-${kMax} randomized subspace iteration, seed ${run.seed}`,
@@ -645,7 +646,7 @@ function summarise(
     },
     coupling: {
       tag: 'exact',
-      source: 'papers.md §5.3 [exact: code coupling/metrics.py]',
+      source: `${cite('coupling')} [exact: code coupling/metrics.py]`,
       formula:
         'm_K(J_i, J_j) = ‖ |U_{j,K}ᵀ J_i V_{j,K}| − S_{i,K} ‖_F / ‖s_{i,K}‖_2; trace_normalised divides by Σ s_{i,k}; vju uses V_{j,K}ᵀ J_i U_{j,K}',
       by_k: run.ks.map((k) => ({
@@ -660,7 +661,7 @@ function summarise(
     },
     interactions: {
       tag: 'proposed',
-      source: 'papers.md §5.4 [exact: page] + [proposed] families',
+      source: `${cite('coupling')} [exact: page] + [proposed] families`,
       depth: {
         definition: '(a) mean over i ≠ j of m_K(J^i_TT, J^j_TT), over prompts and positions',
         by_k: run.ks.map((k) => ({
@@ -702,7 +703,7 @@ function summarise(
     },
     model_coupling: {
       tag: 'proposed',
-      source: 'papers.md §5.5 [proposed]',
+      source: `${cite('coupling')} [proposed]`,
       definition:
         'mean over prompts of (mean over analysed positions of mean over i ≠ j of m_K(J_i, J_j)); log10 beside it; lower = more coupled',
       by_k: run.ks.map((k) => {
@@ -731,7 +732,7 @@ function summarise(
       tag: 'exact',
       aggregation_tag: 'proposed',
       source:
-        'papers.md §5.6 [exact: review quoting paper; Gai & Zhang 2021]; mean over tokens and prompts [proposed]',
+        `${cite('coupling')} [exact: review quoting paper; Gai & Zhang 2021]; mean over tokens and prompts [proposed]`,
       per_prompt: ms.map((m) => m.lss),
       mean: mean(allLss),
       mean_log: mean(allLss.map(Math.log)),
@@ -740,7 +741,7 @@ function summarise(
     growth: {
       tag: 'proposed',
       source:
-        'papers.md §5.7 [proposed]: fit log δ_l = a + b·l over the middle steps, rate e^b; ED = std(ρ)/mean(ρ)',
+        `${cite('coupling')} [proposed]: fit log δ_l = a + b·l over the middle steps, rate e^b; ED = std(ρ)/mean(ρ)`,
       fit_steps: fitted.length ? fitted[0].fitSteps : [],
       rate: fitted.length ? Math.exp(mean(fitted.map((g) => g.b as number))) : null,
       r2_mean: meanOrNull(fitted.map((g) => g.r2)),
@@ -759,7 +760,7 @@ function summarise(
     },
     norm_growth: {
       tag: 'proposed',
-      source: 'papers.md §5.7 [proposed]: log ‖x^l‖ against l, factor e^slope per layer',
+      source: `${cite('coupling')} [proposed]: log ‖x^l‖ against l, factor e^slope per layer`,
       mean_log_norm: meanLogNorm,
       fit_states: fitStates,
       factor: Math.exp(normFit.slope),
@@ -769,8 +770,8 @@ function summarise(
       tag: run.convention === 'paper-code' ? 'exact' : 'proposed',
       source:
         run.convention === 'paper-code'
-          ? 'papers.md §5.8 [exact: code align.py]: the first L − 1 block Jacobians against the post-final-norm state'
-          : 'papers.md §5.8, lmdyn convention (not align.py’s): all L block Jacobians against x^L before the final norm; --convention paper-code gives align.py’s',
+          ? `${cite('coupling')} [exact: code align.py]: the first L − 1 block Jacobians against the post-final-norm state`
+          : `${cite('coupling')}, lmdyn convention (not align.py’s): all L block Jacobians against x^L before the final norm; --convention paper-code gives align.py’s`,
       compared_to:
         run.convention === 'paper-code'
           ? 'cos(Π_{l<L} (I + J^l) x^0_T, ln_final(x^L_T)) (align.py: range(num_layers − 1), hidden_states[−1])'
@@ -781,7 +782,7 @@ function summarise(
     top_singular_value: {
       tag: 'exact',
       source:
-        'papers.md §5.8 [exact: code align.py]: linear fit of 1/s_1(J^l) against depth l, layers ≥ 10 (all layers when fewer than two are)',
+        `${cite('coupling')} [exact: code align.py]: linear fit of 1/s_1(J^l) against depth l, layers ≥ 10 (all layers when fewer than two are)`,
       s1_by_block: s1ByBlock,
       fit_depths: fitDepths,
       slope: s1Fit.slope,

@@ -18,6 +18,7 @@ import { writePlot } from '../../report/plot.js';
 import { VERSION } from '../../version.js';
 import type { CouplingOptions, CouplingReport, Tag } from './analyze.js';
 import { analyzeCouplingAcrossModels, csvCell, type AcrossModelsReport } from './across.js';
+import { paperRef } from '../../papers.js';
 
 export interface Checkpoint {
   step: number;
@@ -66,7 +67,7 @@ export interface CurveShape {
 
 export interface TrainingDynamicsReport {
   lens: 'coupling-training';
-  spec: 'papers.md §5.9 item 4';
+  spec: string;
   lmdyn_version: string;
   run: string;
   prompts: string[];
@@ -240,7 +241,7 @@ export function trainingDynamicsReport(
   }
   return {
     lens: 'coupling-training',
-    spec: 'papers.md §5.9 item 4',
+    spec: paperRef('coupling'),
     lmdyn_version: VERSION,
     run: resolve(runDir),
     prompts: [...options.prompts],

@@ -21,6 +21,7 @@ import {
 } from './dynamics.js';
 import { summarize, type BalancedBounds, type DmetSummary } from './summary.js';
 import { COHERENCE_HOOK, loadDictionary, PERPLEXITY_MAX_TOKENS, textQuality } from './text.js';
+import { cite, paperRef } from '../../papers.js';
 
 import type { Tag } from '../tag.js';
 
@@ -160,7 +161,7 @@ export interface MetricInfo {
 
 export interface DmetReport extends DmetSummary {
   lens: 'dmet';
-  spec: 'papers.md §1';
+  spec: string;
   lmdyn_version: string;
   source: {
     kind: 'sweep' | 'trace';
@@ -305,7 +306,7 @@ export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResul
   });
   const report: DmetReport = {
     lens: 'dmet',
-    spec: 'papers.md §1',
+    spec: paperRef('dmet'),
     lmdyn_version: VERSION,
     source: {
       kind: source.kind,
@@ -366,7 +367,7 @@ export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResul
     skipped,
     published: {
       silhouette_readme: 0.76,
-      note: 'papers.md §1.8: silhouette of the attractor structure in the authors’ README (DeepSeek-R1-Distill-Qwen-7B)',
+      note: `${cite('dmet')}: silhouette of the attractor structure in the authors’ README (DeepSeek-R1-Distill-Qwen-7B)`,
     },
     ...summary,
   };
@@ -498,8 +499,8 @@ function metricTable(dyn: DynamicsOptions): Record<string, MetricInfo> {
   const code = 'dongqi2025/Dynamic-Manifold-Evolution-Theory analysis/dynamical_analyzer.py';
   const text = 'dongqi2025/Dynamic-Manifold-Evolution-Theory analysis/text_evaluator.py';
   const continuity = dyn.bugCompatible
-    ? 'bug-compatible: the released code differences the [n, 2] curve along the PCA axis, so C_mean = C_max = mean_t |PC2(t) − PC1(t)| and C_std = NaN (papers.md §1.4 item 1)'
-    : 'd_t = ‖z_{t+1} − z_t‖₂ over the trajectory; C_mean, C_std (unbiased, torch.std) and C_max of d_t — the intended time-difference version (papers.md §1.4 item 1)';
+    ? `bug-compatible: the released code differences the [n, 2] curve along the PCA axis, so C_mean = C_max = mean_t |PC2(t) − PC1(t)| and C_std = NaN (${cite('dmet')})`
+    : `d_t = ‖z_{t+1} − z_t‖₂ over the trajectory; C_mean, C_std (unbiased, torch.std) and C_max of d_t — the intended time-difference version (${cite('dmet')})`;
   return {
     C_mean: {
       tag: 'exact',
@@ -537,16 +538,16 @@ function metricTable(dyn: DynamicsOptions): Record<string, MetricInfo> {
       tag: 'proposed',
       source: `${code} temporal_dynamics (LSTM; cannot run on one sequence as released)`,
       definition:
-        '1/(MSE + 1e-6) of a least-squares AR(1) fit z_{t+1} ≈ A z_t + b on the trajectory (papers.md §1.4 item 5, proposed)',
+        `1/(MSE + 1e-6) of a least-squares AR(1) fit z_{t+1} ≈ A z_t + b on the trajectory (${cite('dmet')}, proposed)`,
     },
     C_cos: {
       tag: 'proposed',
-      source: 'papers.md §1.4 bounded variants',
+      source: `${cite('dmet')} bounded variants`,
       definition: 'mean_t cos(h_{t+1}, h_t) of the raw last-layer states',
     },
     C_norm: {
       tag: 'proposed',
-      source: 'papers.md §1.4 bounded variants',
+      source: `${cite('dmet')} bounded variants`,
       definition: 'C_mean / mean_t ‖z_t − z̄‖ in the space the metrics use',
     },
     log_ppl: {

@@ -27,6 +27,7 @@ import type {
   SequenceRow,
 } from './analyze.js';
 import { dmetPlots } from './plots.js';
+import { paperRef } from '../../papers.js';
 
 interface TraceJson {
   meta: TraceMeta;
@@ -183,7 +184,7 @@ async function writeDmetFiles(
   const json = join(dir, 'dmet.json');
   writeFileAtomic(json, JSON.stringify(result.report, finiteOrNull, 1) + '\n');
   written.push(json);
-  const meta = { lens: 'dmet', spec: 'papers.md §1', lmdyn_version: result.report.lmdyn_version };
+  const meta = { lens: 'dmet', spec: paperRef('dmet'), lmdyn_version: result.report.lmdyn_version };
   const rows = join(dir, 'dmet.parquet');
   writeParquet(rows, rowColumns(result.rows), meta);
   written.push(rows);

@@ -14,6 +14,7 @@ import {
   type CoefficientTest,
 } from '../../stats/regression.js';
 import type { DmetConfiguration, SequenceRow } from './analyze.js';
+import { cite } from '../../papers.js';
 
 /** Dynamics features, in the code's order (continuity, cluster_quality, predictability, topology). */
 export const FEATURES = ['C_mean', 'silhouette', 'predictability', 'persistence'] as const;
@@ -377,7 +378,7 @@ function balancedRegion(
     bounds: { max_C_mean: maxC, min_diversity: minD },
     definition:
       'configurations whose mean C_mean ≤ max_C_mean (smooth trajectories) and mean distinct-2 ≥ min_diversity (non-repetitive text); ' +
-      "a bound given as 'median' is the median over configurations (papers.md §1.9 step 6; the paper's bounds are not recoverable)",
+      `a bound given as 'median' is the median over configurations (${cite('dmet')}; the paper's bounds are not recoverable)`,
     configs: configurations
       .filter(
         (c) =>

@@ -36,6 +36,7 @@ import {
 import { analyzeSensitivity, type Sensitivity } from './sensitivity.js';
 import { DEFAULT_TEMPERATURES, temperatureRows, type TemperatureRow } from './temperature.js';
 import { buildReference, densityOf, voidScore, type Density, type Reference } from './voids.js';
+import { cite, paperRef } from '../../papers.js';
 
 import type { Tag } from '../tag.js';
 
@@ -125,7 +126,7 @@ export interface PromptReport {
 
 export interface GravityReport {
   lens: 'gravity';
-  spec: 'papers.md §3';
+  spec: string;
   status: string;
   lmdyn_version: string;
   model: {
@@ -192,7 +193,7 @@ export interface GravityReport {
   };
 }
 
-const SOURCE = 'papers.md §3.3';
+const SOURCE = cite('gravity');
 const EPSILONS = [1e-1, 1e-2, 1e-3];
 /** The smallest-ε ratio must be within this of 1 (the third-order term is O(ε)). */
 const SECOND_ORDER_TOLERANCE = 0.05;
@@ -267,9 +268,9 @@ export function analyzeGravity(model: Model, options: GravityOptions): GravityRe
   const refEntropy = meanSdOf(ref.entropies);
   return {
     lens: 'gravity',
-    spec: 'papers.md §3',
+    spec: paperRef('gravity'),
     status:
-      'proposed operationalisation (papers.md §3.3): the paper gives no recoverable equations, so every quantity here is our reading, not the paper’s definition',
+      `proposed operationalisation (${cite('gravity')}): the paper gives no recoverable equations, so every quantity here is our reading, not the paper’s definition`,
     lmdyn_version: VERSION,
     model: {
       spec: options.modelSpec ?? model.source.hubId ?? model.source.path,
@@ -528,7 +529,7 @@ const DEFINITIONS: GravityReport['definitions'] = {
   },
   identity_check: {
     tag: 'proposed',
-    source: 'papers.md §3.4 (1)',
+    source: `${cite('gravity')}, proposed experiment 1 (identity check)`,
     formula:
       'max_v |softmax(−Φ/T)_v − sampler(z, T)_v|, sampler = decode/sampling.ts nextTokenDistribution; equal up to the float32 rounding of z/T in the sampler (to float64 summation order, ~1e-15, at T = 1)',
   },
@@ -575,13 +576,13 @@ const DEFINITIONS: GravityReport['definitions'] = {
   },
   sensitivity: {
     tag: 'proposed',
-    source: 'papers.md §3.3, §3.4 (4)',
+    source: cite('gravity'),
     formula:
       'S = JSD(P(·|q) ‖ P(·|q′)) over paraphrase pairs; Spearman and Pearson against κ (post-norm), κ pulled back through the final norm, and δᵀGδ (δ = q′ − q, G symmetrised over the pair); Benjamini–Hochberg q-values over every p-value of the table',
   },
   temperature: {
     tag: 'proposed',
-    source: 'papers.md §3.3, §3.4 (5)',
+    source: cite('gravity'),
     formula:
       'H(P_T), exp(H), escape 1 − P_T(B) and 1 − p_max, distinct-n (words \\b\\w+\\b, lowercased) of sampled continuations',
   },

@@ -6,6 +6,7 @@
 import { pValue } from '../../report/format.js';
 import type { PlotSpec } from '../../report/plot.js';
 import type { GravityReport } from './analyze.js';
+import { cite } from '../../papers.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 /** Prompts drawn in the per-prompt figures (all are in gravity.json). */
@@ -43,7 +44,7 @@ export function potentialPlot(report: GravityReport): PlotSpec {
   const edge = report.options.basin_width * report.temperature;
   return {
     $schema: SCHEMA,
-    title: `Potential Φ − Φ_min of the top tokens (proposed, papers.md §3.3; basin edge κ_B·T = ${edge})`,
+    title: `Potential Φ − Φ_min of the top tokens (proposed, ${cite('gravity')}; basin edge κ_B·T = ${edge})`,
     data: { values },
     facet: { field: 'prompt', type: 'nominal', title: null },
     columns: 2,
@@ -90,7 +91,7 @@ export function curvatureSensitivity(report: GravityReport): PlotSpec {
   };
   return {
     $schema: SCHEMA,
-    title: `Query sensitivity against curvature (proposed, papers.md §3.4 (4), T = ${s.temperature})`,
+    title: `Query sensitivity against curvature (proposed, ${cite('gravity')}, curvature vs sensitivity, T = ${s.temperature})`,
     hconcat: [
       {
         title: `sets: mean JSD vs mean κ (${rho('sets', 'kappa')})`,
@@ -213,7 +214,7 @@ export function temperaturePlot(report: GravityReport): PlotSpec {
   });
   return {
     $schema: SCHEMA,
-    title: 'Temperature and diversity (proposed, papers.md §3.4 (5))',
+    title: `Temperature and diversity (proposed, ${cite('gravity')})`,
     data: { values },
     hconcat: [
       panel('entropy', 'H(P_T) (nats)'),

@@ -41,6 +41,7 @@ import {
   type StateKind,
   type StatePca,
 } from './states.js';
+import { cite, paperRef } from '../../papers.js';
 
 import type { Tag } from '../tag.js';
 
@@ -76,7 +77,7 @@ export interface SdeInput {
 
 export interface SdeReport {
   lens: 'sde';
-  spec: 'papers.md §2';
+  spec: string;
   lmdyn_version: string;
   /** The model the traces came from (as named when they were recorded). */
   model: string;
@@ -169,7 +170,7 @@ export interface SdeModelFile {
   format: 'lmdyn-sde-model';
   version: 1;
   lmdyn_version: string;
-  spec: 'papers.md §2';
+  spec: string;
   source: { kind: 'trace' | 'sweep'; dir: string; model: string };
   seed: number;
   states: { hook: string; state: StateKind; d: number; k: number; pca: StatePca };
@@ -197,12 +198,12 @@ const SOURCES = {
   model_form: {
     tag: 'proposed' as const,
     source:
-      'papers.md §2.2: the paper’s form dX(t) = μ(X(t), t) dt + σ(X(t), t) dW(t) with μ, σ neural networks; σ diagonal and the linear drift term beside the network are ours',
+      `${cite('sde')}: the paper’s form dX(t) = μ(X(t), t) dt + σ(X(t), t) dW(t) with μ, σ neural networks; σ diagonal and the linear drift term beside the network are ours`,
   },
-  states: { tag: 'proposed' as const, source: 'papers.md §2.3' },
-  estimation: { tag: 'proposed' as const, source: 'papers.md §2.4' },
-  validation: { tag: 'proposed' as const, source: 'papers.md §2.4 (validation)' },
-  analyses: { tag: 'proposed' as const, source: 'papers.md §2.5' },
+  states: { tag: 'proposed' as const, source: cite('sde') },
+  estimation: { tag: 'proposed' as const, source: cite('sde') },
+  validation: { tag: 'proposed' as const, source: `${cite('sde')} (validation)` },
+  analyses: { tag: 'proposed' as const, source: cite('sde') },
 };
 
 const LOSS_DEFINITION: Record<SdeLoss, string> = {
@@ -354,7 +355,7 @@ export function analyzeSde(
   const first = inputs[0].trace;
   const report: SdeReport = {
     lens: 'sde',
-    spec: 'papers.md §2',
+    spec: paperRef('sde'),
     lmdyn_version: VERSION,
     model: first.meta.model.spec,
     options: {
@@ -410,7 +411,7 @@ export function analyzeSde(
     format: 'lmdyn-sde-model',
     version: 1,
     lmdyn_version: VERSION,
-    spec: 'papers.md §2',
+    spec: paperRef('sde'),
     source: { ...source, model: first.meta.model.spec },
     seed,
     states: { hook: raws[0].hook, state: stateKind, d, k, pca },
@@ -560,7 +561,7 @@ function acrossTemperatures(
   return {
     tag: 'proposed',
     definition:
-      'one fit per decoding configuration in a shared PCA and time convention (papers.md §2.5 item 5, toolkit extension: σ expected to grow with T, μ to dominate at low T)',
+      `one fit per decoding configuration in a shared PCA and time convention (${cite('sde')}, toolkit extension: σ expected to grow with T, μ to dominate at low T)`,
     rows: datasets.map((d) => ({
       label: d.label,
       temperature: d.sampling.temperature,

@@ -5,6 +5,7 @@
  */
 import type { PlotSpec } from '../../report/plot.js';
 import type { SdeReport } from './analyze.js';
+import { cite } from '../../papers.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 
@@ -27,7 +28,7 @@ export function sdePlots(report: SdeReport): { name: string; spec: PlotSpec }[] 
   return out;
 }
 
-const tagNote = '[proposed] papers.md §2.5';
+const tagNote = `[proposed] ${cite('sde')}`;
 
 /** §2.5 items 1 and 5: μ on the PC1 × PC2 grid as arrows, real paths, fixed points. */
 export function driftField(report: SdeReport): PlotSpec {
@@ -390,7 +391,7 @@ export function training(report: SdeReport): PlotSpec {
   );
   return {
     $schema: SCHEMA,
-    title: `Training: Euler–Maruyama NLL per increment (best epoch kept) — [proposed] papers.md §2.4`,
+    title: `Training: Euler–Maruyama NLL per increment (best epoch kept) — [proposed] ${cite('sde')}`,
     data: { values },
     width: 320,
     height: 200,

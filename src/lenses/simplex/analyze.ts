@@ -35,6 +35,7 @@ import { faceReport, type FaceReport, type FaceSpec } from './faces.js';
 import { dirichletLog, logSoftmaxAt, uniformLog, type FlowKind } from './flows.js';
 import { generateGrid, type GenerationSet } from './generations.js';
 import { analyzePathDependence, type LoopReport, type PathOptions } from './path.js';
+import { cite, paperRef } from '../../papers.js';
 
 import type { Tag } from '../tag.js';
 
@@ -98,7 +99,7 @@ export interface ModelInfo {
 
 export interface SimplexReport {
   lens: 'simplex';
-  spec: 'papers.md §4';
+  spec: string;
   lmdyn_version: string;
   mode: 'context';
   model: ModelInfo;
@@ -153,7 +154,7 @@ export interface SimplexReport {
 export const FLOW_TEXT: Record<FlowKind, Omit<FlowSection, 'runs' | 'long_run'>> = {
   paper: {
     tag: 'exact',
-    source: 'papers.md §4.2: the paper’s replicator ODE (exact, per audit)',
+    source: `${cite('simplex')}: the paper’s replicator ODE (exact, per audit)`,
     label: 'paper’s replicator flow',
     equation: 'ṗ_i = p_i (s_i − s̄)/T, s̄ = Σ p_j s_j',
     closed_form: 'log p(t) = log p(0) + t·s/T + c(t); from uniform p(t) = softmax(t·s/T)',
@@ -163,7 +164,7 @@ export const FLOW_TEXT: Record<FlowKind, Omit<FlowSection, 'runs' | 'long_run'>>
   entropic: {
     tag: 'proposed',
     source:
-      'papers.md §4.2: corrected (entropic / natural-gradient) flow, exact math — not the paper’s ODE',
+      `${cite('simplex')}: corrected (entropic / natural-gradient) flow, exact math — not the paper’s ODE`,
     label: 'entropic replicator flow',
     equation: 'ṗ_i = p_i (g_i − ḡ), g = s − T log p',
     closed_form:
@@ -260,7 +261,7 @@ export function analyzeSimplex(model: Model, options: SimplexOptions): SimplexRe
   const logPi = logSoftmaxAt(s, T);
   return {
     lens: 'simplex',
-    spec: 'papers.md §4',
+    spec: paperRef('simplex'),
     lmdyn_version: VERSION,
     mode: 'context',
     model: modelInfo(model, options.modelSpec),
@@ -293,14 +294,14 @@ export function analyzeSimplex(model: Model, options: SimplexOptions): SimplexRe
     flows,
     temperature_rescaling: {
       tag: 'exact',
-      source: 'papers.md §4.2/§4.3 item 2',
+      source: cite('simplex'),
       note: 'paper: p_T(t) = p_1(t/T), both integrated, at T/2 and 2T (and T unless T = 1); entropic: every T traces softmax(λ·s), λ from 0 to 1/T',
       ...rescaling,
     },
     counter_example: counter,
     mwu: {
       tag: 'proposed',
-      source: 'papers.md §4.2 MWU / entropic mirror step (proposed form)',
+      source: `${cite('simplex')} MWU / entropic mirror step (proposed form)`,
       runs: mwu,
     },
     faces,
@@ -331,7 +332,7 @@ export function analyzeSimplex(model: Model, options: SimplexOptions): SimplexRe
 
 export interface SimplexSweepReport {
   lens: 'simplex';
-  spec: 'papers.md §4';
+  spec: string;
   lmdyn_version: string;
   mode: 'sweep';
   model: ModelInfo;
@@ -353,7 +354,7 @@ export function analyzeSweepLoops(
   const loops = analyzePathDependence(set, model, { ...options, seed });
   return {
     lens: 'simplex',
-    spec: 'papers.md §4',
+    spec: paperRef('simplex'),
     lmdyn_version: VERSION,
     mode: 'sweep',
     model: modelInfo(model, options.modelSpec ?? set.model),

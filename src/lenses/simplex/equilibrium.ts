@@ -17,6 +17,7 @@ import {
   mwuStep,
   type FlowKind,
 } from './flows.js';
+import { cite } from '../../papers.js';
 
 export interface FlowGrid {
   /** Integrate to this time. */
@@ -367,7 +368,7 @@ export function twoTokenCounterExample(): CounterExample {
   return {
     tag: 'proposed',
     source:
-      'papers.md §4.2: the independent audit’s counter-example (a third party’s check, not the paper’s), verified algebraically',
+      `${cite('simplex')}: the independent audit’s counter-example (a third party’s check, not the paper’s), verified algebraically`,
     setting: { scores: [0, 1], temperature: 1, start: [0.5, 0.5] },
     rows,
     paper: {

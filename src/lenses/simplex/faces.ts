@@ -14,6 +14,7 @@ import {
   uniformLog,
   type FlowKind,
 } from './flows.js';
+import { cite } from '../../papers.js';
 
 export interface FaceSpec {
   topK?: number;
@@ -65,7 +66,7 @@ export function faceReport(
   return {
     tag: 'proposed',
     source:
-      'papers.md §4.2 faces (the abstract claims face restriction; the equilibrium on the face and its comparison with the sampler are ours); support from decode/sampling.ts nextTokenDistribution',
+      `${cite('simplex')} faces (the abstract claims face restriction; the equilibrium on the face and its comparison with the sampler are ours); support from decode/sampling.ts nextTokenDistribution`,
     sampler: { temperature: T, top_k: sampling.topK, top_p: sampling.topP },
     support,
     support_size: support.length,

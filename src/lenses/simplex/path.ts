@@ -18,6 +18,7 @@ import {
   type LoopOptions,
   type LoopSummary,
 } from './loops.js';
+import { cite } from '../../papers.js';
 
 export interface PathOptions {
   loop?: Partial<LoopOptions>;
@@ -278,7 +279,7 @@ export function analyzePathDependence(
 
   return {
     tag: 'proposed',
-    source: 'papers.md §4.3 item 4 (path-dependent score adjustments, loops, brittle attractors)',
+    source: `${cite('simplex')} (path-dependent score adjustments, loops, brittle attractors)`,
     definitions: {
       loop:
         `the generated ids end in a cycle: the longest P-periodic suffix has length ≥ max(${loopOptions.minRepeats}·P, ${loopOptions.minSpan}), P ≤ ${loopOptions.maxPeriod}; ` +

@@ -6,6 +6,7 @@
 import type { PlotSpec } from '../../report/plot.js';
 import type { SimplexReport } from './analyze.js';
 import type { LoopReport } from './path.js';
+import { cite } from '../../papers.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 const FLOW_NAME = {
@@ -273,7 +274,7 @@ export function loopPlots(loops: LoopReport): { name: string; spec: PlotSpec }[]
       name: 'loop_rate',
       spec: heat(
         'loop_rate',
-        'Loop rate: fraction of sequences ending in a repeated n-gram cycle (proposed, papers.md §4.3)',
+        `Loop rate: fraction of sequences ending in a repeated n-gram cycle (proposed, ${cite('simplex')})`,
         'loops',
       ),
     },
