@@ -9,7 +9,8 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initialWeights, freeWeights } from '../src/lenses/coupling/twin.js';
+import { initialWeights } from '../src/lenses/coupling/twin.js';
+import { disposeWeights } from '../src/model/dispose.js';
 import { Transformer } from '../src/model/forward.js';
 import { blockJacobians, recordBlockStates } from '../src/model/jvp.js';
 import type { ModelConfig } from '../src/model/types.js';
@@ -80,7 +81,7 @@ export async function benchCoupling(
       if (best) rows.push(best);
       if (threaded) stopKernelThreads();
     }
-    freeWeights(weights);
+    disposeWeights(weights);
   }
   return rows;
 }

@@ -7,7 +7,7 @@ import { LmdynError } from './errors.js';
 import { loadModel, type LoadOptions } from './io/load.js';
 import type { LoadedModel } from './io/types.js';
 import { Transformer } from './model/forward.js';
-import { compileFilter, type Hook, type NameFilter } from './model/hooks.js';
+import type { Hook } from './model/hooks.js';
 import type { ModelConfig, ModelSource } from './model/types.js';
 import { generateBatch, type FinishReason, type GenerationStep } from './decode/generate.js';
 import type { SamplingConfig } from './decode/sampling.js';
@@ -19,6 +19,9 @@ export interface Model {
   tokenizer: Tokenizer;
   source: ModelSource;
   transformer: Transformer;
+  /** Returns the weights and buffers to the kernels' memory; the model is unusable afterwards. */
+  dispose(): void;
+  readonly disposed: boolean;
 }
 
 export async function openModel(spec: string, options: LoadOptions = {}): Promise<Model> {
@@ -30,11 +33,21 @@ export function fromLoaded(loaded: LoadedModel): Model {
     throw new LmdynError('not_found', `${loaded.source.path} has no tokenizer; pass one`);
   }
   requireFiniteWeights(loaded.weights, loaded.source.path); // as generation and every lens need
+  const transformer = new Transformer(loaded);
+  let disposed = false;
   return {
     config: loaded.config,
     tokenizer: loaded.tokenizer,
     source: loaded.source,
-    transformer: new Transformer(loaded),
+    transformer,
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      transformer.dispose();
+    },
+    get disposed() {
+      return disposed;
+    },
   };
 }
 
@@ -114,70 +127,4 @@ export function generateText(model: Model, options: GenerateTextOptions = {}): G
     tokensPerSecond: timing.tokensPerSecond,
     prefillMs: timing.prefillMs,
   };
-}
-
-/** Activations of one forward pass, keyed by hook name, each [batch = 1, pos, width]. */
-export class ActivationCache {
-  private readonly store = new Map<string, { data: Float32Array; width: number }>();
-
-  constructor(readonly positions: number) {}
-
-  /** Records a hook activation (rows of one sequence, in position order). */
-  record(name: string, act: Float32Array, width: number, positions: readonly number[]): void {
-    let entry = this.store.get(name);
-    if (!entry) {
-      entry = { data: new Float32Array(this.positions * width), width };
-      this.store.set(name, entry);
-    }
-    positions.forEach((p, r) => entry.data.set(act.subarray(r * width, (r + 1) * width), p * width));
-  }
-
-  keys(): string[] {
-    return [...this.store.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.store.has(name);
-  }
-
-  /** The activation with TransformerLens's shape [batch, pos, width] (batch = 1). */
-  get(name: string): { data: Float32Array; shape: [number, number, number] } {
-    const entry = this.store.get(name);
-    if (!entry) {
-      throw new LmdynError('bad_argument', `no activation '${name}' in the cache; it holds: ${this.keys().join(', ')}`);
-    }
-    return { data: entry.data, shape: [1, this.positions, entry.width] };
-  }
-}
-
-/**
- * One forward pass over `input` (text or ids) keeping the activations that `names` selects,
- * like TransformerLens's run_with_cache. Returns the logits of every position: [pos, vocab].
- */
-export function runWithCache(
-  model: Model,
-  input: string | readonly number[],
-  names: NameFilter = '*',
-): { ids: number[]; logits: Float32Array; cache: ActivationCache } {
-  const ids = typeof input === 'string' ? encodePrompt(model, input) : [...input];
-  const tf = model.transformer;
-  const match = compileFilter(names);
-  const valid = tf.hookPointNames();
-  if (!valid.some(match)) {
-    throw new LmdynError('bad_argument', `no hook point matches the filter; valid names look like: ${valid.slice(0, 6).join(', ')}, …`);
-  }
-  const cache = new ActivationCache(ids.length);
-  const kv = tf.newCache(1, Math.max(1, ids.length));
-  const out = tf.forward(kv, [{ seq: 0, tokens: ids }], {
-    logits: 'all',
-    hooks: [
-      {
-        filter: match,
-        fn: (act, ctx) => {
-          cache.record(ctx.name, act, ctx.width, ctx.rows.map((r) => r.pos));
-        },
-      },
-    ],
-  });
-  return { ids, logits: out.logits, cache };
 }

@@ -14,9 +14,25 @@ export {
   encodePrompt,
   stopIds,
   generateText,
-  runWithCache,
-  ActivationCache,
 } from './api.js';
+export {
+  runWithCache,
+  runWithHooks,
+  toHooks,
+  ActivationCache,
+  Tensor,
+  patchActivation,
+  residPatchingGrid,
+  steeringHook,
+  unembed,
+  applyFinalNorm,
+  logitLens,
+  toTokens,
+  toStrTokens,
+  toString,
+  actName,
+} from './hooked.js';
+export type { FwdHook, FwdHookFn, HookPoint, ModelInput, RunOptions, PatchOptions, LogitLensLayer } from './hooked.js';
 export type { Model, GenerateTextOptions, GenerateTextResult } from './api.js';
 export { loadModel, loadTokenizer, detectFormat } from './io/load.js';
 export type { LoadOptions } from './io/load.js';

@@ -16,7 +16,8 @@ export const PAPERS: Record<PaperKey, Paper> = {
   dmet: {
     authors: 'Zhang & Dong',
     year: 2025,
-    title: 'Dynamic Manifold Evolution Theory: Modeling and Stability Analysis of Latent Representations in Large Language Models',
+    title:
+      'Dynamic Manifold Evolution Theory: Modeling and Stability Analysis of Latent Representations in Large Language Models',
     arxiv: '2505.20340',
     url: 'https://arxiv.org/abs/2505.20340',
   },
@@ -30,14 +31,16 @@ export const PAPERS: Record<PaperKey, Paper> = {
   gravity: {
     authors: 'Vyshnyvetska',
     year: 2025,
-    title: 'Information Gravity: A Field-Theoretic Model for Token Selection in Large Language Models',
+    title:
+      'Information Gravity: A Field-Theoretic Model for Token Selection in Large Language Models',
     arxiv: '2504.20951',
     url: 'https://arxiv.org/abs/2504.20951',
   },
   simplex: {
     authors: 'Lee-Jenkins',
     year: 2025,
-    title: 'Manifold Trajectories in Next-Token Prediction: From Replicator Dynamics to Softmax Equilibrium',
+    title:
+      'Manifold Trajectories in Next-Token Prediction: From Replicator Dynamics to Softmax Equilibrium',
     arxiv: '2508.21186',
     url: 'https://arxiv.org/abs/2508.21186',
   },

@@ -14,7 +14,10 @@ test('every paper reference names its arXiv id and title, and docs/papers.md cit
     assert.equal(p.url, `https://arxiv.org/abs/${p.arxiv}`);
     assert.ok(paperRef(key as keyof typeof PAPERS).includes(`"${p.title}", arXiv:${p.arxiv}`));
     assert.ok(cite(key as keyof typeof PAPERS).endsWith(`arXiv:${p.arxiv}`));
-    assert.ok(doc.includes(`arXiv:${p.arxiv}`) && doc.includes(p.url), `docs/papers.md lacks ${key}`);
+    assert.ok(
+      doc.includes(`arXiv:${p.arxiv}`) && doc.includes(p.url),
+      `docs/papers.md lacks ${key}`,
+    );
   }
   assert.equal(cite('coupling'), 'Aubry et al. 2025, arXiv:2407.07810');
   assert.equal(cite('dmet'), 'Zhang & Dong 2025, arXiv:2505.20340');

@@ -28,6 +28,7 @@ import {
   swiglu,
 } from '../tensor/ops.js';
 import { matrixRow } from '../tensor/q80.js';
+import { disposeWeights } from './dispose.js';
 import { HookSet, hookPointNames, type Hook, type RowRef } from './hooks.js';
 import {
   attentionScale,
@@ -69,10 +70,23 @@ export class Transformer {
   readonly weights: ModelWeights;
   private scratch: Scratch | null = null;
   private logitsBuf: Float32Array | null = null;
+  private disposed = false;
 
   constructor(readonly model: LoadedModel) {
     this.config = model.config;
     this.weights = model.weights;
+  }
+
+  /** Frees the scratch buffers and the weights; every later call throws. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const s = this.scratch;
+    if (s) for (const a of [s.x, s.xb, s.q, s.k, s.v, s.z, s.hb, s.hb2, s.sel, s.att]) freeF32(a);
+    if (this.logitsBuf) freeF32(this.logitsBuf);
+    this.scratch = null;
+    this.logitsBuf = null;
+    disposeWeights(this.weights);
   }
 
   hookPointNames(): string[] {
@@ -105,6 +119,7 @@ export class Transformer {
     inputs: readonly ForwardInput[],
     options: ForwardOptions = {},
   ): ForwardOutput {
+    if (this.disposed) throw new LmdynError('bad_argument', 'this model was disposed');
     const c = this.config;
     const w = this.weights;
     const hooks = new HookSet(options.hooks ?? []);

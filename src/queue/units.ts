@@ -15,7 +15,6 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { analyzeOneModel, type AcrossOptions } from '../lenses/coupling/across.js';
 import type { CouplingReport } from '../lenses/coupling/analyze.js';
 import { writeCouplingRun } from '../lenses/coupling/io.js';
-import { freeWeights } from '../lenses/coupling/twin.js';
 import { isComplete, recordSweepConfig, type SweepConfig, type SweepPlan } from '../trace/sweep.js';
 
 export interface SweepUnit {
@@ -105,7 +104,7 @@ export class UnitRunner {
   }
 
   private release(): void {
-    if (this.model) freeWeights(this.model.model.transformer.weights);
+    if (this.model) this.model.model.dispose();
     this.model = null;
   }
 }

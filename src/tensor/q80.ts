@@ -35,7 +35,7 @@ export function newQ80Matrix(
   }
   let data: Float32Array | null = null;
   const m = { format: 'q8_0' as const, rows, cols, groupSize, q, scales };
-  return Object.defineProperty(m, 'data', {
+  const matrix = Object.defineProperty(m, 'data', {
     enumerable: false,
     get(): Float32Array {
       if (!data) {
@@ -45,6 +45,14 @@ export function newQ80Matrix(
       return data;
     },
   }) as Q80Matrix;
+  dequantized.set(matrix, () => data);
+  return matrix;
+}
+
+/** The dequantized copy of a Q8_0 matrix if `data` was ever read, without creating it. */
+const dequantized = new WeakMap<Q80Matrix, () => Float32Array | null>();
+export function dequantizedData(m: Q80Matrix): Float32Array | null {
+  return dequantized.get(m)?.() ?? null;
 }
 
 /** out[outOffset + k] = q[start + k] · scale of its group, for k < count (groups of gs from 0). */

@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { encodePrompt, generateText, openModel, runWithCache, type Model } from '../../src/api.js';
+import { encodePrompt, generateText, openModel, type Model } from '../../src/api.js';
+import { runWithCache } from '../../src/hooked.js';
 import { registerAnalyze } from '../../src/cli/analyze.js';
 import { registerSimplexLens } from '../../src/cli/analyze-simplex.js';
 import { sealUnit } from '../../src/io/commit.js';
@@ -104,7 +105,7 @@ test('paper’s flow from uniform is softmax(t·s/T) on stories260K logits: meet
   const { s, logits } = await storiesScores();
   // the logits agree with an independent forward pass (runWithCache) before we use them
   const m = await stories();
-  const check = runWithCache(m, encodePrompt(m, PROMPT), 'blocks.0.hook_resid_post').logits;
+  const check = runWithCache(m, encodePrompt(m, PROMPT), 'blocks.0.hook_resid_post').logits.data;
   const last = check.subarray(check.length - logits.length);
   assert.ok(l1(last, logits) === 0);
   for (const T of [1, 0.5, 2]) {
@@ -455,7 +456,7 @@ test('score response: with a frequency penalty α, A − A_model = −α·I (the
   // A_model[0][1] by two runWithCache passes
   const V = m.config.vocabSize;
   const lastRow = (ids: number[]) => {
-    const out = runWithCache(m, ids, 'blocks.0.hook_resid_post').logits;
+    const out = runWithCache(m, ids, 'blocks.0.hook_resid_post').logits.data;
     return out.subarray(out.length - V);
   };
   const base = lastRow(context);

@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateText, openModel, runWithCache } from '../../src/api.js';
+import { generateText, openModel } from '../../src/api.js';
+import { runWithCache } from '../../src/hooked.js';
 import { readGgufHeader, readGgufTensor } from '../../src/io/gguf.js';
 import { writeLlama2cCheckpoint } from '../../src/io/llama2c.js';
 import { Transformer } from '../../src/model/forward.js';
@@ -45,7 +46,7 @@ test('stories260K (llama2.c .bin and GGUF): greedy ids and position-0 logits mat
     const out = generateText(m, { prompt: '', maxTokens: 64, sampling: { temperature: 0 } });
     assert.deepEqual(out.promptIds, [1]);
     assert.deepEqual(out.ids, STORIES_GREEDY_64, file);
-    const { logits } = runWithCache(m, [1], 'logits');
+    const logits = runWithCache(m, [1], 'logits').logits.data;
     const top = topK(logits, 5);
     top.forEach(([id, v], i) => {
       assert.equal(id, STORIES_TOP5[i][0]);
@@ -69,7 +70,7 @@ test('the llama2.c, GGUF and HF-derived copies of stories260K give the same logi
     modelPath('stories260K-hf-derived'),
   ]) {
     const m = await openModel(p, { tokenizer: tok });
-    logits.push(runWithCache(m, ids, 'logits').logits);
+    logits.push(runWithCache(m, ids, 'logits').logits.data);
   }
   assert.ok(maxAbsDiff(logits[0], logits[1]) < 1e-4);
   assert.ok(maxAbsDiff(logits[0], logits[2]) < 1e-4);
@@ -120,7 +121,7 @@ test('a batch of sequences of different lengths agrees with one sequence at a ti
 test('hooks: the cache reads TransformerLens names; a replacing hook changes what follows', async () => {
   const m = await stories();
   const ids = [1, 403, 407, 261];
-  const { cache, logits } = runWithCache(m, ids, [
+  const { cache, logits: logitsT } = runWithCache(m, ids, [
     'blocks.*.hook_resid_post',
     'ln_final.hook_normalized',
   ]);
@@ -129,6 +130,7 @@ test('hooks: the cache reads TransformerLens names; a replacing hook changes wha
     'ln_final.hook_normalized',
   ]);
   assert.deepEqual(cache.get('blocks.4.hook_resid_post').shape, [1, 4, 64]);
+  const logits = logitsT.data;
   // Independent reference: RMSNorm (eps 1e-5) of the last resid_post times the embedding
   // matrix (tied classifier), in float64, gives the logits.
   const w = m.transformer.weights;
@@ -164,7 +166,7 @@ test('tiny-gpt2 forward matches a float64 GPT-2 written here from the raw safete
   const dir = modelPath('tiny-gpt2');
   const m = await openModel(dir);
   const ids = [15496, 11, 995, 0, 314, 1101, 257, 3797];
-  const { logits } = runWithCache(m, ids, 'logits');
+  const logits = runWithCache(m, ids, 'logits').logits.data;
   const ref = gpt2Reference(readSafetensorsF64(`${dir}/model.safetensors`), ids);
   let worst = 0;
   let scale = 0;
@@ -288,13 +290,13 @@ function storiesInChild(
   env: Record<string, string>,
   quantize: 'f32' | 'q8_0',
 ): { ids: number[]; logits: Float32Array } {
-  const api = new URL('../../src/api.js', import.meta.url).href;
+  const api = new URL('../../src/index.js', import.meta.url).href;
   const script = `
     const { generateText, openModel, runWithCache } = await import(${JSON.stringify(api)});
     const m = await openModel(${JSON.stringify(modelPath('stories260K', 'stories260K.bin'))}, { quantize: ${JSON.stringify(quantize)} });
     const ids = generateText(m, { maxTokens: 64, sampling: { temperature: 0 } }).ids;
     const { logits } = runWithCache(m, ${JSON.stringify(VARIANT_IDS)}, 'logits');
-    process.stdout.write(JSON.stringify({ ids, logits: Array.from(logits) }));`;
+    process.stdout.write(JSON.stringify({ ids, logits: Array.from(logits.data) }));`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
     encoding: 'utf8',
     env: { ...process.env, ...env },
@@ -310,7 +312,7 @@ async function storiesHere(
 ): Promise<{ ids: number[]; logits: Float32Array }> {
   const m = await openModel(modelPath('stories260K', 'stories260K.bin'), { quantize });
   const ids = generateText(m, { maxTokens: 64, sampling: { temperature: 0 } }).ids;
-  return { ids, logits: runWithCache(m, VARIANT_IDS, 'logits').logits };
+  return { ids, logits: runWithCache(m, VARIANT_IDS, 'logits').logits.data };
 }
 
 function checkManifest(label: string, r: { ids: number[]; logits: Float32Array }): void {
@@ -394,7 +396,7 @@ test('Q8_0 (quantize at load, JS and wasm kernels): logits within the stated tol
 
 test('llama2.c version 2 and GGUF Q8_0 files load as Q8_0 and stay within the tolerance of f32', async () => {
   const f32 = await stories();
-  const ref = runWithCache(f32, VARIANT_IDS, 'logits').logits;
+  const ref = runWithCache(f32, VARIANT_IDS, 'logits').logits.data;
   const tok = modelPath('stories260K', 'tok512.bin');
   const dir = mkdtempSync(join(tmpdir(), 'lmdyn-q80-'));
   try {
@@ -410,7 +412,7 @@ test('llama2.c version 2 and GGUF Q8_0 files load as Q8_0 and stay within the to
       const w = m.transformer.weights;
       assert.equal(w.layers[0].wq.format, 'q8_0', label);
       assert.equal(w.tokenEmbedding.format, 'q8_0', label);
-      assertQ80Close(label, ref, runWithCache(m, VARIANT_IDS, 'logits').logits);
+      assertQ80Close(label, ref, runWithCache(m, VARIANT_IDS, 'logits').logits.data);
       const ids = generateText(m, { maxTokens: 32, sampling: { temperature: 0 } }).ids;
       assert.deepEqual(ids, STORIES_GREEDY_64.slice(0, 32), `${label}: 32 greedy ids`);
     }

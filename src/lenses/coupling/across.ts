@@ -15,7 +15,6 @@ import { analyzeCoupling, type CouplingOptions, type CouplingReport, type Tag } 
 import { correlate, type Correlation } from './correlate.js';
 import { writeCouplingRun } from './io.js';
 import { modelsScatter } from './plots.js';
-import { freeWeights } from './twin.js';
 import { paperRef } from '../../papers.js';
 
 export interface ModelRow {
@@ -90,7 +89,7 @@ export async function analyzeOneModel(
   try {
     return analyzeCoupling(model, { ...options, modelSpec: spec });
   } finally {
-    freeWeights(model.transformer.weights);
+    model.dispose();
   }
 }
 

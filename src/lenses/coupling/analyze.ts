@@ -31,7 +31,7 @@ import {
   stepSizes,
   type Coupling,
 } from './metrics.js';
-import { freeWeights, hfInitDiffers, initName, randomTwin } from './twin.js';
+import { hfInitDiffers, initName, randomTwin } from './twin.js';
 import { cite, paperRef } from '../../papers.js';
 
 import type { Tag } from '../tag.js';
@@ -300,7 +300,7 @@ export function analyzeCoupling(model: Model, options: CouplingOptions): Couplin
     try {
       twin = { ...measureWeights(twinModel, 'random_twin', prompts, run), seed, init: initName(c) };
     } finally {
-      freeWeights(twinModel.transformer.weights);
+      twinModel.dispose();
     }
     if (hfInitDiffers(c)) {
       const hfModel = randomTwin(model, seed, 'hf');
@@ -311,7 +311,7 @@ export function analyzeCoupling(model: Model, options: CouplingOptions): Couplin
           init: initName(c, 'hf'),
         };
       } finally {
-        freeWeights(hfModel.transformer.weights);
+        hfModel.dispose();
       }
     }
   }

@@ -23,8 +23,7 @@
  * Draws come from createRng(seed) in a fixed order (embeddings, then each layer's wq, wk, wv,
  * wo, gate, up, down, then an untied classifier), so a seed names one twin.
  */
-import type { Model } from '../../api.js';
-import { Transformer } from '../../model/forward.js';
+import { fromLoaded, type Model } from '../../api.js';
 import {
   newMatrix,
   type LayerWeights,
@@ -32,7 +31,7 @@ import {
   type ModelConfig,
   type ModelWeights,
 } from '../../model/types.js';
-import { allocF32, freeF32 } from '../../tensor/memory.js';
+import { allocF32 } from '../../tensor/memory.js';
 import { createRng, type Rng } from '../../tensor/rng.js';
 
 /** Standard deviation of every initialised weight except the scaled residual projections. */
@@ -51,13 +50,7 @@ export function randomTwin(model: Model, seed: number, scheme: InitScheme = 'tra
       randomTwin: { seed, init: initName(model.config, scheme) },
     },
   };
-  const transformer = new Transformer({
-    config: model.config,
-    weights,
-    tokenizer: model.tokenizer,
-    source,
-  });
-  return { config: model.config, tokenizer: model.tokenizer, source, transformer };
+  return fromLoaded({ config: model.config, weights, tokenizer: model.tokenizer, source });
 }
 
 /**
@@ -126,30 +119,6 @@ export function initialWeights(
     unembedding,
     unembeddingBias,
   };
-}
-
-/** Returns a twin's weight buffers to the arena; the weights must not be used afterwards. */
-export function freeWeights(w: ModelWeights): void {
-  const buffers = new Set<Float32Array>([w.tokenEmbedding.data, w.unembedding.data, w.finalNorm]);
-  for (const b of [w.positionEmbedding?.data, w.finalNormBias, w.unembeddingBias])
-    if (b) buffers.add(b);
-  for (const l of w.layers) {
-    for (const m of [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]) if (m) buffers.add(m.data);
-    for (const b of [
-      l.attnNorm,
-      l.attnNormBias,
-      l.bq,
-      l.bk,
-      l.bv,
-      l.bo,
-      l.mlpNorm,
-      l.mlpNormBias,
-      l.bUp,
-      l.bDown,
-    ])
-      if (b) buffers.add(b);
-  }
-  for (const b of buffers) freeF32(b);
 }
 
 /**

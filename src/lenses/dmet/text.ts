@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import wordsPath from 'word-list';
-import { encodePrompt, runWithCache, type Model } from '../../api.js';
+import { encodePrompt, type Model } from '../../api.js';
+import { runWithCache } from '../../hooked.js';
 
 export interface TextQuality {
   /** exp(mean token NLL) of the whole text under the scorer; null under two tokens. */
@@ -117,7 +118,7 @@ export function perplexity(scorer: Model, text: string): number | null {
   const limit = Math.min(PERPLEXITY_MAX_TOKENS, scorer.config.seqLen);
   const ids = encodePrompt(scorer, text).slice(0, limit);
   if (ids.length < 2) return null;
-  const { logits } = runWithCache(scorer, ids, COHERENCE_HOOK);
+  const logits = runWithCache(scorer, ids, COHERENCE_HOOK).logits.data;
   const V = scorer.config.vocabSize;
   let nll = 0;
   for (let t = 0; t + 1 < ids.length; t++) {
