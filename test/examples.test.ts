@@ -73,3 +73,26 @@ test('examples/library.mjs with no argument runs on the shipped model: its READM
   assert.ok(quoted.startsWith(text) && text.length > 60, `${text} | ${quoted}`);
   assert.equal(lines[1], 'blocks.4.hook_resid_post [ 1, 5, 64 ]');
 });
+
+test('examples/tlens.mjs: TransformerLens shapes, pattern rows sum to 1, the last lens row is the model’s own prediction, a layer-0 patch of the only differing token restores the clean run', () => {
+  const lines = run('tlens.mjs');
+  assert.equal(
+    lines[0],
+    'tokens ["<s>"," Once"," upon"," a"," time",","," there"," was"," a"," little"," g","ir","l"," named"]',
+  );
+  assert.equal(lines[1], 'logits [ 1, 14, 512 ] resid_post [ 1, 14, 64 ] pattern [ 1, 8, 14, 14 ]');
+  assert.equal(lines[2], 'pattern row sum 1.000000');
+  const lens = lines.filter((l) => l.startsWith('lens '));
+  assert.deepEqual(
+    lens.map((l) => l.split(/\s+/)[1]),
+    ['0_pre', '1_pre', '2_pre', '3_pre', '4_pre', 'final_post'],
+  );
+  // MANIFEST.md §1's greedy continuation of "… little girl named" is " Lily"
+  assert.match(lens[5], /^lens final_post H [\d.]+ {2}" Lily" /);
+  const patches = lines.filter((l) => l.startsWith('patch '));
+  assert.equal(patches.length, 5);
+  const m = /clean (-?[\d.]+) corrupted (-?[\d.]+) patched (-?[\d.]+)$/.exec(patches[0]);
+  assert.ok(m && m[1] === m[3] && m[1] !== m[2], patches[0]); // position 1 is all that differs
+  assert.match(lines.at(-2) ?? '', /^plain {3}"Once upon a time, there was a boy named/);
+  assert.match(lines.at(-1) ?? '', /^steered "Once upon a time, there was a boy named/);
+});
