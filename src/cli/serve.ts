@@ -25,7 +25,7 @@ export function registerServe(program: Command): void {
     .option('--runs <DIR>', 'run folders the page may browse', 'runs')
     .option(
       '-m, --model <M>',
-      'a model the page may open (repeatable; default: every model in ./models and the shipped model)',
+      'a model the page may open (repeatable; a path, hf:owner/name or a bare hub id; default: every model in ./models and the shipped model)',
       (value: string, previous: string[]) => [...previous, value],
       [] as string[],
     )

@@ -1,9 +1,10 @@
 /**
  * One entry point for every model source: a llama2.c .bin, a .gguf file, a Hugging Face
- * folder, or a hub id `hf:owner/name[@revision][/file]`. The format is detected from the
- * file's leading bytes, not its name.
+ * folder, or a hub id `hf:owner/name[@revision][/file]` — also written bare (`Qwen/Qwen2.5-0.5B`,
+ * `gpt2`) when no such path exists. The format is detected from the file's leading bytes, not
+ * its name.
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { loadHfTokenizer } from '../tokenizer/hf.js';
@@ -28,17 +29,56 @@ export interface LoadOptions {
   groupSize?: number;
 }
 
+/** What a model can be, for error messages. */
+export const EXPECTED_FORMATS =
+  'expected a llama2.c .bin checkpoint, a .gguf file, a Hugging Face folder with config.json, or a hub id (hf:owner/name, or bare: Qwen/Qwen2.5-0.5B, gpt2)';
+
+/**
+ * Short names users of Hugging Face, TransformerLens and transformers.js type without an
+ * owner, and the hub repositories they stand for (the hub's own redirects).
+ */
+export const SHORT_MODEL_NAMES: Readonly<Record<string, string>> = {
+  gpt2: 'openai-community/gpt2',
+  'gpt2-small': 'openai-community/gpt2',
+  'gpt2-medium': 'openai-community/gpt2-medium',
+  'gpt2-large': 'openai-community/gpt2-large',
+  'gpt2-xl': 'openai-community/gpt2-xl',
+  distilgpt2: 'distilbert/distilgpt2',
+};
+
+/**
+ * The hub id a bare model name stands for (`owner/name[@revision]` or a short name), or null
+ * when `spec` is an existing path or does not look like a hub id. Model-file names
+ * (`x/y.gguf`, `x/y.bin`) are never hub ids.
+ */
+export function bareHubId(spec: string): string | null {
+  if (spec.startsWith('hf:') || existsSync(spec)) return null;
+  if (Object.hasOwn(SHORT_MODEL_NAMES, spec)) return `hf:${SHORT_MODEL_NAMES[spec]}`;
+  if (!/^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*(@[\w./-]+)?$/.test(spec)) return null;
+  if (/\.(bin|gguf|safetensors|json|pt|pth)$/i.test(spec.split('@')[0])) return null;
+  return `hf:${spec}`;
+}
+
 /** Loads a model and its tokenizer; the tokenizer is required. */
 export async function loadModel(spec: string, options: LoadOptions = {}): Promise<LoadedModel> {
   if (spec.trim() === '') throw new LmdynError('bad_argument', 'the model path is empty');
   let path = spec;
   let hubId: string | null = null;
-  if (spec.startsWith('hf:')) {
-    hubId = spec;
-    path = await resolveHubModel(spec, options.hub ?? {});
+  const bare = bareHubId(spec);
+  if (spec.startsWith('hf:') || bare) {
+    hubId = bare ?? spec;
+    try {
+      path = await resolveHubModel(hubId, options.hub ?? {});
+    } catch (err) {
+      if (!bare || !(err instanceof LmdynError)) throw err;
+      const why = err.message.startsWith(`${bare}: `) ? err.message.slice(bare.length + 2) : err.message;
+      throw new LmdynError(err.code, `${spec} is not a file or folder here, and as the hub id ${bare}: ${why}`);
+    }
   }
   path = resolve(path);
-  if (!existsSync(path)) throw new LmdynError('not_found', `no such file or folder: ${spec}`);
+  if (!existsSync(path)) {
+    throw new LmdynError('not_found', `no such file or folder: ${spec} (${EXPECTED_FORMATS})`);
+  }
   const groupSize = options.groupSize ?? 32;
   if (options.quantize === 'q8_0') {
     if (!(Number.isInteger(groupSize) && groupSize >= 16 && groupSize % 16 === 0)) {
@@ -89,43 +129,74 @@ export async function loadModel(spec: string, options: LoadOptions = {}): Promis
 
 export type DetectedFormat = 'llama2c' | 'gguf' | 'hf-folder';
 
-/** Which loader a path needs: folders with config.json are HF; files are told by magic. */
+/**
+ * Which loader a path needs: folders with config.json are HF; files are told by magic (GGUF,
+ * llama2.c's ak42) or, for legacy llama2.c checkpoints that have none, by not being text.
+ */
 export function detectFormat(path: string): DetectedFormat {
   const st = statSync(path);
   if (st.isDirectory()) {
     if (existsSync(join(path, 'config.json'))) return 'hf-folder';
-    throw new LmdynError(
-      'not_found',
-      `${path} is a folder without config.json (a Hugging Face model folder needs one)`,
-    );
+    throw new LmdynError('not_found', `${path} is a folder without config.json or one model file (${EXPECTED_FORMATS})`);
   }
   if (!st.isFile()) {
     // a FIFO or a device would block the read or never end
     throw new LmdynError('bad_argument', `${path} is not a regular file or folder`);
   }
-  const head = readHead(path, 16);
+  const head = readHead(path, LEGACY_HEADER_BYTES);
   if (head.length >= 4 && head.toString('latin1', 0, 4) === 'GGUF') return 'gguf';
   if (/^[\t\n\r ]*[{[][\x20-\x7e\t\n\r]*$/.test(head.toString('latin1'))) {
-    throw new LmdynError(
-      'bad_format',
-      `${path} is a JSON file, not model weights; give a llama2.c .bin, a .gguf file, or a Hugging Face folder (config.json + *.safetensors)`,
-    );
+    throw new LmdynError('bad_format', `${path} is a JSON file, not model weights (${EXPECTED_FORMATS})`);
+  }
+  if (head.length >= 4 && head.toString('latin1', 0, 4) !== 'ak42' && isText(head)) {
+    throw new LmdynError('bad_format', `${path} is a text file, not a llama2.c checkpoint (${EXPECTED_FORMATS})`);
   }
   return 'llama2c';
+}
+
+/** Bytes of llama2.c's legacy header (7 × int32). */
+const LEGACY_HEADER_BYTES = 28;
+
+/** Printable ASCII, tabs and newlines only (a legacy llama2.c header is 7 small int32s: zeros). */
+function isText(head: Buffer): boolean {
+  for (const b of head) if (!((b >= 0x20 && b < 0x7f) || b === 0x09 || b === 0x0a || b === 0x0d)) return false;
+  return true;
 }
 
 function loadLocal(
   path: string,
   ggufOptions: GgufLoadOptions,
 ): LoadedModel & { tokenizer: Tokenizer | null } {
-  switch (detectFormat(path)) {
+  const file = statSync(path).isDirectory() ? (modelFileIn(path) ?? path) : path;
+  switch (detectFormat(file)) {
     case 'hf-folder':
-      return loadHfFolder(path);
+      return loadHfFolder(file);
     case 'gguf':
-      return loadGguf(path, ggufOptions);
+      return loadGguf(file, ggufOptions);
     case 'llama2c':
-      return loadLlama2cCheckpoint(path);
+      try {
+        return loadLlama2cCheckpoint(file);
+      } catch (err) {
+        // Legacy llama2.c files have no magic number: a header that fails the checks means the
+        // file is something else.
+        if (!(err instanceof LmdynError) || err.code !== 'bad_format' || readHead(file, 4).toString('latin1') === 'ak42') throw err;
+        const why = err.message.startsWith(`${file}: `) ? err.message.slice(file.length + 2) : err.message;
+        throw new LmdynError('bad_format', `${file} is not a llama2.c checkpoint (${why}; ${EXPECTED_FORMATS})`);
+      }
   }
+}
+
+/**
+ * The one model file of a folder without config.json (a llama2.c .bin beside its tokenizer, or a
+ * .gguf), or null when there is none or more than one.
+ */
+function modelFileIn(dir: string): string | null {
+  if (existsSync(join(dir, 'config.json'))) return null;
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.gguf') || (f.endsWith('.bin') && !/^tok(enizer|\d+)/.test(f)))
+    .map((f) => join(dir, f))
+    .filter((p) => statSync(p).isFile());
+  return files.length === 1 ? files[0] : null;
 }
 
 /** A tokenizer from a llama2.c tokenizer.bin, a tokenizer.json, or a folder holding either. */

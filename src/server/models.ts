@@ -15,8 +15,11 @@ export interface AllowedModel {
   label: string;
 }
 
-/** `specs` as allowed models (paths resolved), or every model in the model folders. */
-export function allowedModels(specs: readonly string[] = []): AllowedModel[] {
+/** `specs` as allowed models (paths resolved), or every model in `folders` and the shipped one. */
+export function allowedModels(
+  specs: readonly string[] = [],
+  folders: readonly string[] = modelFolders(),
+): AllowedModel[] {
   if (specs.length > 0) {
     return specs.map((s) => {
       const id = s.startsWith('hf:') || !existsSync(s) ? s : resolve(s);
@@ -24,7 +27,7 @@ export function allowedModels(specs: readonly string[] = []): AllowedModel[] {
     });
   }
   const out: AllowedModel[] = [];
-  for (const dir of modelFolders()) {
+  for (const dir of folders) {
     for (const name of readdirSync(dir).sort()) {
       const p = join(dir, name);
       let found: string | null = null;

@@ -27,6 +27,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { LmdynError } from '../../src/errors.js';
 import { loadHfFolder } from '../../src/io/hf.js';
+import { bareHubId, loadModel } from '../../src/io/load.js';
 import { hubCacheDir, parseHubId, resolveHubModel, type HubProgress } from '../../src/io/hub.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { ROOT, model } from '../helpers/paths.js';
@@ -524,6 +525,43 @@ test('offline without a cache, unreachable hub, missing repo / file / weights: c
   await assert.rejects(
     resolveHubModel(`hf:${REPO}`, { endpoint: hub.url, cacheDir: empty }),
     isCode('network'),
+  );
+});
+
+test('bare model ids: owner/name and short names resolve through the hub into the same cache as hf:, paths win, misses name hf: and the hub id', async () => {
+  assert.equal(bareHubId('Qwen/Qwen2.5-0.5B'), 'hf:Qwen/Qwen2.5-0.5B');
+  assert.equal(bareHubId('Qwen/Qwen2.5-0.5B@main'), 'hf:Qwen/Qwen2.5-0.5B@main');
+  assert.equal(bareHubId('gpt2'), 'hf:openai-community/gpt2');
+  assert.equal(bareHubId('distilgpt2'), 'hf:distilbert/distilgpt2');
+  assert.equal(bareHubId('hf:a/b'), null);
+  assert.equal(bareHubId('runs/model.gguf'), null); // a model file name, not a repository
+  assert.equal(bareHubId('./a/b'), null);
+  assert.equal(bareHubId('/abs/path'), null);
+  assert.equal(bareHubId('test/io'), null); // an existing folder is a path
+  assert.equal(bareHubId('gpt3'), null);
+
+  const hub = await startHub();
+  try {
+    const cacheDir = join(TMP, 'bare');
+    // the fake repo pairs stories260K's weights with GPT-2's tokenizer: bring the right one
+    const m = await loadModel(REPO, {
+      hub: { endpoint: hub.url, cacheDir },
+      tokenizer: model('stories260K', 'tok512.bin'),
+    });
+    assert.equal(m.source.hubId, `hf:${REPO}`);
+    assert.equal(m.source.path, join(storage(cacheDir), 'snapshots', COMMIT));
+    const viaHf = await resolveHubModel(`hf:${REPO}`, { endpoint: hub.url, cacheDir });
+    assert.equal(viaHf, m.source.path);
+    await assert.rejects(
+      loadModel('nobody/nothing', { hub: { endpoint: hub.url, cacheDir } }),
+      isCode('not_found', /^nobody\/nothing is not a file or folder here, and as the hub id hf:nobody\/nothing: /),
+    );
+  } finally {
+    await hub.close();
+  }
+  await assert.rejects(
+    loadModel('runs/missing.gguf'),
+    isCode('not_found', /no such file or folder: runs\/missing\.gguf \(expected .*hf:owner\/name.*gpt2\)/),
   );
 });
 
