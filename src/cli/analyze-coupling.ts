@@ -28,12 +28,13 @@ import { startKernelThreads } from '../tensor/wasm/threads.js';
 import { checkOutDir } from '../trace/io.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger } from './args.js';
-import { openModel } from './common.js';
+import { addJsonFlag, openModel, printResult } from './common.js';
 import { attemptsOption, progressPrinter } from './sweep.js';
 import { readTextFile } from './trace.js';
 import { cite } from '../papers.js';
 
 interface CouplingFlags {
+  json?: boolean;
   model?: string;
   models?: string[];
   checkpoints?: string;
@@ -57,7 +58,7 @@ interface CouplingFlags {
 }
 
 export const registerCouplingLens: LensRegistrar = (analyze) => {
-  analyze
+  const cmd = analyze
     .command('coupling')
     .description(`residual Jacobians, block coupling, line-shape score and growth (${cite('coupling')})`)
     .option('-m, --model <M>', 'model file, folder or hf:owner/name')
@@ -104,7 +105,8 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
       '--queue <URL>',
       'with --models or --checkpoints: one job per model on `lmdyn worker`s through Redis (redis://HOST[:PORT][/DB]); --out must be a folder every worker sees',
     )
-    .option(...attemptsOption)
+    .option(...attemptsOption);
+  addJsonFlag(cmd, 'the report (as written to coupling.json)')
     .action(async (flags: CouplingFlags) => {
       const out = resolve(flags.out);
       const prompts = promptsFrom(flags);
@@ -155,7 +157,7 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
             flags.queue,
             queued,
           );
-          printAcross(result.report.rows, result.report.headline_k, out);
+          printResult(flags.json, { out, report: result.report }, acrossText(result.report.rows, result.report.headline_k, out));
         } else {
           const result = await couplingOverTrainingOnQueue(
             flags.checkpoints as string,
@@ -164,7 +166,7 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
             flags.queue,
             queued,
           );
-          printTraining(result.report, out);
+          printResult(flags.json, { out, report: result.report }, trainingText(result.report, out));
         }
         return;
       }
@@ -175,7 +177,7 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
           scores,
         });
         await writeAcrossModels(out, result, { png: flags.png });
-        printAcross(result.report.rows, result.report.headline_k, out);
+        printResult(flags.json, { out, report: result.report }, acrossText(result.report.rows, result.report.headline_k, out));
         return;
       }
       if (flags.checkpoints) {
@@ -185,7 +187,7 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
           common,
         );
         await writeTrainingDynamics(out, result, { png: flags.png });
-        printTraining(result.report, out);
+        printResult(flags.json, { out, report: result.report }, trainingText(result.report, out));
         return;
       }
       const { model, label } = await openModel(flags, log);
@@ -197,7 +199,7 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
         onJacobians: jacobians?.onJacobians,
       });
       await writeCouplingRun(out, report, { jacobians, png: flags.png });
-      printSummary(report, out);
+      printResult(flags.json, { out, report }, summaryText(report, out));
     });
 };
 
@@ -246,7 +248,7 @@ function parseModelList(value: string): string[] {
   return list;
 }
 
-function printSummary(report: CouplingReport, out: string): void {
+function summaryText(report: CouplingReport, out: string): string {
   const lines = [
     `coupling: ${report.prompts.length} prompt(s), d = ${report.model.config.dim}, ${report.blocks.length} blocks, convention ${report.options.convention} → ${out}`,
   ];
@@ -271,10 +273,10 @@ function printSummary(report: CouplingReport, out: string): void {
       `${w.weights}${init}: model coupling ${mc}; LSS mean ${fmt(w.lss.mean)}; growth rate ${fmt(g.rate)} (R² ${fmt(g.r2_mean)}); fidelity ${fmt(w.fidelity.mean)} (${w.fidelity.tag})`,
     );
   }
-  process.stdout.write(lines.join('\n') + '\n');
+  return lines.join('\n');
 }
 
-function printAcross(
+function acrossText(
   rows: {
     model: string;
     coupling: number;
@@ -284,17 +286,17 @@ function printAcross(
   }[],
   k: number,
   out: string,
-): void {
+): string {
   const lines = [`coupling across ${rows.length} models (K = ${k}) → ${out}`];
   for (const r of rows) {
     lines.push(
       `${r.model}: coupling ${fmt(r.coupling)}, LSS ${fmt(r.lss_mean)}, growth ${fmt(r.growth_rate)}${r.score === null ? '' : `, score ${fmt(r.score)}`}`,
     );
   }
-  process.stdout.write(lines.join('\n') + '\n');
+  return lines.join('\n');
 }
 
-function printTraining(report: TrainingDynamicsReport, out: string): void {
+function trainingText(report: TrainingDynamicsReport, out: string): string {
   const lines = [
     `coupling over training: ${report.rows.length} checkpoints (K = ${report.headline_k}; m_K lower = more coupled) → ${out}`,
   ];
@@ -308,7 +310,7 @@ function printTraining(report: TrainingDynamicsReport, out: string): void {
       `${s.quantity}: ${fmt(s.initial)} → ${fmt(s.final)}; farthest from step 0 ${fmt(s.peak)} at ${pct(s.peak_at)} of training, ${pct(s.peak_retained)} of that move kept at the end; 90% of the net change by ${pct(s.reach_90)} (proposed)`,
     );
   }
-  process.stdout.write(lines.join('\n') + '\n');
+  return lines.join('\n');
 }
 
 function pct(v: number | null): string {

@@ -18,8 +18,10 @@ import { DEFAULT_BALANCED } from '../lenses/dmet/summary.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 import { cite } from '../papers.js';
+import { addJsonFlag, printResult } from './common.js';
 
 interface DmetFlags {
+  json?: boolean;
   sweep?: string;
   trace?: string;
   out?: string;
@@ -45,7 +47,7 @@ interface DmetFlags {
 }
 
 export const registerDmetLens: LensRegistrar = (analyze) => {
-  analyze
+  const cmd = analyze
     .command('dmet')
     .description(
       `trajectory continuity, clustering, persistence vs text quality over a decoding grid (${cite('dmet')})`,
@@ -126,7 +128,8 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
       DEFAULT_BALANCED.minDiversity,
     )
     .option('--no-plots', 'write no figures')
-    .option('--png', 'also write PNG figures')
+    .option('--png', 'also write PNG figures');
+  addJsonFlag(cmd, 'the report (as written to dmet.json)')
     .action(async (flags: DmetFlags) => {
       if (!!flags.sweep === !!flags.trace)
         throw new LmdynError('bad_argument', 'give --sweep DIR or --trace DIR (one of them)');
@@ -189,7 +192,7 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
       }
       const out = resolve(flags.out ?? input);
       await writeDmetRun(out, result, { png: flags.png, plots: flags.plots });
-      process.stdout.write(summaryLines(result.report, out).join('\n') + '\n');
+      printResult(flags.json, { out, report: result.report }, summaryLines(result.report, out).join('\n'));
     });
 };
 

@@ -20,12 +20,13 @@ import { startKernelThreads } from '../tensor/wasm/threads.js';
 import { checkOutDir } from '../trace/io.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
-import { openModel } from './common.js';
+import { addJsonFlag, openModel, printResult } from './common.js';
 import { readTextFile } from './trace.js';
 import { pValue } from '../report/format.js';
 import { cite } from '../papers.js';
 
 interface GravityFlags {
+  json?: boolean;
   model?: string;
   tokenizer?: string;
   prompt?: string;
@@ -48,7 +49,7 @@ interface GravityFlags {
 }
 
 export const registerGravityLens: LensRegistrar = (analyze) => {
-  analyze
+  const cmd = analyze
     .command('gravity')
     .description(
       `information gravity: potential, masses, wells, curvature, voids, sensitivity (${cite('gravity')}, proposed)`,
@@ -115,7 +116,8 @@ export const registerGravityLens: LensRegistrar = (analyze) => {
     )
     .option('--png', 'also write PNG figures')
     .requiredOption('-o, --out <DIR>', 'output folder')
-    .option('--force', 'overwrite a non-empty output folder')
+    .option('--force', 'overwrite a non-empty output folder');
+  addJsonFlag(cmd, 'the report (as written to gravity.json)')
     .action(async (flags: GravityFlags) => {
       const out = resolve(flags.out);
       const prompts = promptsFrom(flags);
@@ -155,7 +157,7 @@ export const registerGravityLens: LensRegistrar = (analyze) => {
         log,
       });
       await writeGravityRun(out, report, { png: flags.png });
-      process.stdout.write(summary(report, out) + '\n');
+      printResult(flags.json, { out, report }, summary(report, out));
     });
 };
 

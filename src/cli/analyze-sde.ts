@@ -16,8 +16,10 @@ import { readSweepIndex } from '../trace/sweep.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 import { cite } from '../papers.js';
+import { addJsonFlag, printResult } from './common.js';
 
 interface SdeFlags {
+  json?: boolean;
   trace?: string;
   sweep?: string;
   dims: number;
@@ -40,7 +42,7 @@ interface SdeFlags {
 }
 
 export const registerSdeLens: LensRegistrar = (analyze) => {
-  analyze
+  const cmd = analyze
     .command('sde')
     .description(
       `fit dX = μ(X,t)dt + σ(X,t)dW to last-layer trajectories, simulate, test the process (${cite('sde')})`,
@@ -111,7 +113,8 @@ export const registerSdeLens: LensRegistrar = (analyze) => {
       'where sde.json and the figures go (default: the trace or sweep folder)',
     )
     .option('--force', 'overwrite an earlier sde.json / sde-model.json there')
-    .option('--png', 'also write PNG figures')
+    .option('--png', 'also write PNG figures');
+  addJsonFlag(cmd, 'the report (as written to sde.json)')
     .action(async (flags: SdeFlags) => {
       if (Boolean(flags.trace) === Boolean(flags.sweep)) {
         throw new LmdynError('bad_argument', 'give exactly one of --trace DIR or --sweep DIR');
@@ -148,7 +151,7 @@ export const registerSdeLens: LensRegistrar = (analyze) => {
         },
       );
       await writeSdeRun(out, report, model ? null : fitted, { png: flags.png });
-      process.stdout.write(summary(report, out, model !== undefined));
+      printResult(flags.json, { out, report }, summary(report, out, model !== undefined));
     });
 };
 

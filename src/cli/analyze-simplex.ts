@@ -22,10 +22,11 @@ import type { LoopReport, PathOptions } from '../lenses/simplex/path.js';
 import { checkOutDir } from '../trace/io.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
-import { openModel } from './common.js';
+import { addJsonFlag, openModel, printResult } from './common.js';
 import { cite } from '../papers.js';
 
 interface SimplexFlags {
+  json?: boolean;
   model?: string;
   tokenizer?: string;
   prompt: string;
@@ -59,7 +60,7 @@ interface SimplexFlags {
 }
 
 export const registerSimplexLens: LensRegistrar = (analyze) => {
-  analyze
+  const cmd = analyze
     .command('simplex')
     .description(
       `replicator flows to the softmax equilibrium, faces, loops in generations (${cite('simplex')})`,
@@ -190,7 +191,8 @@ export const registerSimplexLens: LensRegistrar = (analyze) => {
     .option('--max-period <N>', 'longest cycle searched', parseInteger('--max-period', 1), 128)
     .option('--png', 'also write PNG figures')
     .option('-o, --out <DIR>', 'output folder (with --model)')
-    .option('--force', 'overwrite a non-empty output folder')
+    .option('--force', 'overwrite a non-empty output folder');
+  addJsonFlag(cmd, 'the report (as written to simplex.json)')
     .action(async (flags: SimplexFlags, command: Command) => {
       const log = (line: string) => process.stderr.write(line + '\n');
       const path: PathOptions = {
@@ -232,8 +234,10 @@ export const registerSimplexLens: LensRegistrar = (analyze) => {
           modelSpec: spec,
         });
         await writeSweepLoops(dir, report, { png: flags.png });
-        process.stdout.write(
-          `simplex: loops in ${set.configs.length} configurations → ${dir}/simplex.json\n${loopTable(report.loops)}\n`,
+        printResult(
+          flags.json,
+          { out: dir, report },
+          `simplex: loops in ${set.configs.length} configurations → ${dir}/simplex.json\n${loopTable(report.loops)}`,
         );
         return;
       }
@@ -270,7 +274,7 @@ export const registerSimplexLens: LensRegistrar = (analyze) => {
         log,
       });
       await writeSimplexRun(out, report, { png: flags.png });
-      process.stdout.write(summary(report, out) + '\n');
+      printResult(flags.json, { out, report }, summary(report, out));
     });
 };
 

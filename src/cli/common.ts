@@ -93,3 +93,41 @@ export async function startCliThreads(threads: number | undefined): Promise<numb
   if (helpers > 0) process.once('beforeExit', () => stopKernelThreads());
   return 1 + helpers;
 }
+
+/** --json, for every command that prints results. */
+export function addJsonFlag(cmd: Command, what = 'the result'): Command {
+  return cmd.option('--json', `print ${what} as one JSON object on stdout instead of the text summary`);
+}
+
+/** Prints `text` (a summary) or, with --json, `value` as one line of JSON (non-finite numbers as null). */
+export function printResult(json: boolean | undefined, value: unknown, text: string): void {
+  if (json) {
+    process.stdout.write(
+      JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v)) + '\n',
+    );
+  } else {
+    process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+  }
+}
+
+/** --ctx-size N (llama.cpp's -c): at most N positions, prompt included. */
+export function addContextFlag(cmd: Command): Command {
+  return cmd.option(
+    '-c, --ctx-size <N>',
+    'context size: at most N positions, prompt included (default and maximum: the model’s context)',
+    parseInteger('--ctx-size', 1),
+  );
+}
+
+/** The tokens left to generate within --ctx-size after a prompt of `promptLength` tokens. */
+export function tokensWithin(model: Model, ctxSize: number | undefined, promptLength: number, maxTokens: number): number {
+  if (ctxSize === undefined) return maxTokens;
+  const limit = model.config.seqLen;
+  if (ctxSize > limit) {
+    throw new LmdynError('bad_argument', `--ctx-size ${ctxSize} is beyond the model's context (${limit})`);
+  }
+  if (promptLength >= ctxSize) {
+    throw new LmdynError('context_overflow', `the prompt has ${promptLength} tokens; --ctx-size ${ctxSize} leaves no room to generate`);
+  }
+  return Math.min(maxTokens, ctxSize - promptLength);
+}

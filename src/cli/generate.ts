@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
-import { generateText } from '../api.js';
+import { encodePrompt, generateText } from '../api.js';
 import type { SamplingConfig } from '../decode/sampling.js';
 import { TextStream } from '../tokenizer/stream.js';
 import { parseInteger, parseNumber } from './args.js';
 import {
+  addContextFlag,
   addEngineFlags,
   openModel,
+  tokensWithin,
   withKernelThreads,
   type EngineFlags,
   type ModelFlags,
@@ -25,6 +27,7 @@ export interface SamplingFlags {
 interface GenerateFlags extends ModelFlags, SamplingFlags, EngineFlags {
   prompt: string;
   maxTokens: number;
+  ctxSize?: number;
   json?: boolean;
 }
 
@@ -44,7 +47,7 @@ export function addSamplingFlags(cmd: Command): Command {
   return cmd
     .option(
       '-t, --temperature <T>',
-      'temperature; 0 = greedy',
+      'temperature; 0 = greedy (llama.cpp: --temp)',
       parseNumber('--temperature', 0, 100),
       1,
     )
@@ -63,7 +66,7 @@ export function addSamplingFlags(cmd: Command): Command {
     )
     .option(
       '--repetition-penalty <R>',
-      'HF repetition penalty; 1 = off',
+      'HF repetition penalty; 1 = off (llama.cpp: --repeat-penalty)',
       parseNumber('--repetition-penalty', 0.01, 100),
       1,
     )
@@ -91,11 +94,11 @@ export function registerGenerate(program: Command): void {
     .option('-i, --prompt <P>', 'prompt text (default: empty, i.e. BOS only)', '')
     .option(
       '-n, --max-tokens <N>',
-      'tokens to generate at most',
+      'tokens to generate at most (llama.cpp: --n-predict)',
       parseInteger('--max-tokens', 1),
       256,
     );
-  addEngineFlags(addSamplingFlags(cmd))
+  addContextFlag(addEngineFlags(addSamplingFlags(cmd)))
     .option('--json', 'print one JSON object instead of streaming text')
     .action((flags: GenerateFlags) => withKernelThreads(flags.threads, () => generate(flags)));
 }
@@ -103,9 +106,10 @@ export function registerGenerate(program: Command): void {
 async function generate(flags: GenerateFlags): Promise<void> {
   const { model, label } = await openModel(flags);
   let stream: TextStream | null = null;
+  const promptIds = encodePrompt(model, flags.prompt);
   const result = generateText(model, {
-    prompt: flags.prompt,
-    maxTokens: flags.maxTokens,
+    promptIds,
+    maxTokens: tokensWithin(model, flags.ctxSize, promptIds.length, flags.maxTokens),
     sampling: samplingFromFlags(flags),
     seed: flags.seed,
     onToken: flags.json

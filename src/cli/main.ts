@@ -19,6 +19,28 @@ import { registerTrace } from './trace.js';
 import { registerTrain } from './train.js';
 import { registerWorker } from './worker.js';
 
+/**
+ * llama.cpp's long option names for the same settings, accepted as aliases (`--temp 0.7` and
+ * `--temp=0.7`). `--top-p`, `--top-k`, `--min-p`, `--seed`, `--threads`, `--ctx-size`, `--model`
+ * and the penalties already have llama.cpp's names.
+ */
+export const LLAMA_CPP_ALIASES: Readonly<Record<string, string>> = {
+  '--temp': '--temperature',
+  '--n-predict': '--max-tokens',
+  '--repeat-penalty': '--repetition-penalty',
+};
+
+/** argv with llama.cpp's aliases renamed (nothing after a bare `--` is touched). */
+export function applyAliases(argv: readonly string[]): string[] {
+  const end = argv.indexOf('--');
+  return argv.map((arg, i) => {
+    if (end !== -1 && i > end) return arg;
+    const [name, ...value] = arg.split('=');
+    const to = Object.hasOwn(LLAMA_CPP_ALIASES, name) ? LLAMA_CPP_ALIASES[name] : undefined;
+    return to ? [to, ...value].join('=') : arg;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
   endQuietlyOnClosedPipe();
   const program = new Command('lmdyn')
@@ -48,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   program.commands.forEach(override);
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(applyAliases(argv), { from: 'user' });
     return 0;
   } catch (err) {
     return reportError(err);

@@ -3,11 +3,13 @@ import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { LmdynError } from '../errors.js';
 import { writeReport } from '../report/report.js';
+import { printResult } from './common.js';
 
 interface ReportFlags {
   out?: string;
   png?: boolean;
   quiet?: boolean;
+  json?: boolean;
 }
 
 export function registerReport(program: Command): void {
@@ -18,6 +20,7 @@ export function registerReport(program: Command): void {
     .option('-o, --out <FILE>', 'the HTML file (default DIR/report.html)')
     .option('--png', 'also write every figure as PNG (into report-png/ beside the HTML)')
     .option('-q, --quiet', 'print only the report’s path')
+    .option('--json', 'print {path, sections, plots, pngs} as one JSON object')
     .action(async (dir: string, flags: ReportFlags) => {
       if (!existsSync(dir) || !statSync(dir).isDirectory()) {
         throw new LmdynError('bad_argument', `${dir} is not a folder`);
@@ -29,6 +32,6 @@ export function registerReport(program: Command): void {
           `${written.sections} results, ${written.plots} figures${written.pngs.length ? `, ${written.pngs.length} PNG files` : ''}\n`,
         );
       }
-      process.stdout.write(`report: ${written.path}\n`);
+      printResult(flags.json, written, `report: ${written.path}`);
     });
 }

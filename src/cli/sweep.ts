@@ -9,8 +9,10 @@ import { parseBytes, parseInteger, parseNumber } from './args.js';
 import { availableCores } from './common.js';
 import { defaultModel } from './models.js';
 import { defaultMaxMemory, parseHooks, parseLogitsMode } from './trace.js';
+import { printResult } from './common.js';
 
 interface SweepFlags {
+  json?: boolean;
   model?: string;
   tokenizer?: string;
   prompt: string;
@@ -115,6 +117,7 @@ export function registerSweep(program: Command): void {
       parseBytes('--max-memory'),
     )
     .option('--yes', 'record whatever the memory estimate says')
+    .option('--json', 'print the sweep index (sweep.json) as one JSON object instead of the summary')
     .action(async (flags: SweepFlags) => {
       const size =
         flags.temperature.length *
@@ -174,8 +177,10 @@ export function registerSweep(program: Command): void {
               : (flags.maxMemory ??
                 defaultMaxMemory() / (flags.workers ?? (await availableCores()))),
           });
-      process.stdout.write(
-        `sweep: ${index.configs.length} configurations → ${resolve(flags.out)}/sweep.json\n`,
+      printResult(
+        flags.json,
+        { out: resolve(flags.out), index },
+        `sweep: ${index.configs.length} configurations → ${resolve(flags.out)}/sweep.json`,
       );
     });
 }

@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Model } from '../api.js';
 import { LmdynError } from '../errors.js';
+import { encodePrompt } from '../api.js';
 import {
   checkLogitsMode,
   DEFAULT_HOOKS,
@@ -21,11 +22,16 @@ import {
   withKernelThreads,
   type EngineFlags,
   type ModelFlags,
+  printResult,
+  addContextFlag,
+  tokensWithin,
 } from './common.js';
 import { addSamplingFlags, samplingFromFlags, type SamplingFlags } from './generate.js';
 import { progress } from './progress.js';
 
 interface TraceFlags extends ModelFlags, SamplingFlags, EngineFlags {
+  json?: boolean;
+  ctxSize?: number;
   prompt: string;
   maxTokens: number;
   samples: number;
@@ -119,8 +125,9 @@ export function registerTrace(program: Command): void {
       'refuse a recording estimated to need more memory (default: half of this machine’s)',
       parseBytes('--max-memory'),
     )
-    .option('--yes', 'record whatever the memory and disk estimates say');
-  addEngineFlags(addSamplingFlags(cmd)).action((flags: TraceFlags) =>
+    .option('--yes', 'record whatever the memory and disk estimates say')
+    .option('--json', 'print {out, samples, positions, hooks, ids, texts} as one JSON object');
+  addContextFlag(addEngineFlags(addSamplingFlags(cmd))).action((flags: TraceFlags) =>
     withKernelThreads(flags.threads, () => runTrace(flags)),
   );
 }
@@ -141,7 +148,9 @@ async function runTrace(flags: TraceFlags): Promise<void> {
     prompt: flags.prompt,
     samples: flags.samples,
     texts,
-    maxTokens: flags.maxTokens,
+    maxTokens: texts
+      ? flags.maxTokens
+      : tokensWithin(model, flags.ctxSize, encodePrompt(model, flags.prompt).length, flags.maxTokens),
     sampling: samplingFromFlags(flags),
     seed: flags.seed,
     hooks: flags.hooks,
@@ -155,8 +164,15 @@ async function runTrace(flags: TraceFlags): Promise<void> {
     tokenText: (id) => model.tokenizer.decode([id]),
   });
   const S = trace.samples.length;
-  process.stdout.write(
-    `trace: ${S} sample${S === 1 ? '' : 's'}, ${trace.positions} positions, ${trace.states.size} hooks → ${flags.out}\n`,
+  printResult(
+    flags.json,
+    {
+      out: resolve(flags.out),
+      samples: trace.samples.map((s) => ({ prompt_ids: s.promptIds, ids: s.ids, text: s.text, finish_reason: s.finishReason, seed: s.seed })),
+      positions: trace.positions,
+      hooks: [...trace.states.keys()],
+    },
+    `trace: ${S} sample${S === 1 ? '' : 's'}, ${trace.positions} positions, ${trace.states.size} hooks → ${flags.out}`,
   );
 }
 

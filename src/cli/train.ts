@@ -11,10 +11,11 @@ import { train, type StepReport } from '../train/loop.js';
 import { checkShape, type TrainShape } from '../train/model.js';
 import { DEFAULT_OPTIM, type OptimConfig } from '../train/optim.js';
 import { parseInteger, parseNumber } from './args.js';
-import { availableCores } from './common.js';
+import { availableCores, printResult } from './common.js';
 import { progress as progressLine } from './progress.js';
 
 interface TrainFlags {
+  json?: boolean;
   progress?: boolean;
   config: string;
   tokenizer: string;
@@ -160,6 +161,7 @@ export function registerTrain(program: Command): void {
       'threads computing micro-batches (default: all cores, at most 8); the numbers do not depend on it',
       parseInteger('--threads', 1, 64),
     )
+    .option('--json', 'print {out, steps, losses, tok/s, sample, files} as one JSON object')
     .action(async (flags: TrainFlags) => {
       if (!flags.corpus === !flags.distill) {
         throw new LmdynError(
@@ -240,10 +242,21 @@ export function registerTrain(program: Command): void {
       log(
         `done: ${result.steps} steps, train loss ${result.finalTrainLoss.toFixed(4)}, val loss ${result.finalValLoss.toFixed(4)} (perplexity ${Math.exp(result.finalValLoss).toFixed(3)}), ${result.tokensPerSecond.toFixed(0)} tok/s`,
       );
-      if (result.greedySample !== null) process.stdout.write(result.greedySample + '\n');
       log(
         `model: ${join(out, 'model.bin')} (llama2.c) and ${join(out, 'hf')} (safetensors); curve: ${join(out, 'train.parquet')}`,
       );
+      const files = { llama2c: join(out, 'model.bin'), hf: join(out, 'hf'), curve: join(out, 'train.parquet') };
+      const summary = {
+        out,
+        steps: result.steps,
+        train_loss: result.finalTrainLoss,
+        val_loss: result.finalValLoss,
+        tokens_per_second: result.tokensPerSecond,
+        greedy_sample: result.greedySample,
+        files,
+      };
+      if (flags.json) printResult(true, summary, '');
+      else if (result.greedySample !== null) process.stdout.write(result.greedySample + '\n');
     });
 }
 
