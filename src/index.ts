@@ -44,6 +44,8 @@ export { weightsSha256, fileSha256 } from './io/fingerprint.js';
 export { Transformer } from './model/forward.js';
 export type { SamplingConfig } from './decode/sampling.js';
 export type { Tokenizer } from './tokenizer/types.js';
+export { applyChatTemplate, loadChatTemplate, renderChat } from './tokenizer/chat.js';
+export type { ChatMessage, ChatTemplate, ChatOptions } from './tokenizer/chat.js';
 
 // Traces and sweeps
 export { recordTrace, DEFAULT_HOOKS, resolveHooks } from './trace/record.js';

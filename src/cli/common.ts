@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { openModel as open, type Model } from '../api.js';
+import { encodePrompt, openModel as open, type Model } from '../api.js';
+import { applyChatTemplate } from '../tokenizer/chat.js';
 import { LmdynError } from '../errors.js';
 import type { WeightFormat } from '../tensor/q80.js';
 import { startKernelThreads, stopKernelThreads } from '../tensor/wasm/threads.js';
@@ -130,4 +131,33 @@ export function tokensWithin(model: Model, ctxSize: number | undefined, promptLe
     throw new LmdynError('context_overflow', `the prompt has ${promptLength} tokens; --ctx-size ${ctxSize} leaves no room to generate`);
   }
   return Math.min(maxTokens, ctxSize - promptLength);
+}
+
+export interface ChatFlags {
+  chat?: boolean;
+  system?: string;
+  chatTemplate?: string;
+}
+
+/** --chat, --system, --chat-template: the prompt as a user turn of the model's chat template. */
+export function addChatFlags(cmd: Command): Command {
+  return cmd
+    .option('--chat', 'wrap the prompt as a user message in the model’s chat template (tokenizer_config.json)')
+    .option('--system <S>', 'with --chat: a system message first')
+    .option('--chat-template <FILE>', 'with --chat: a Jinja chat template file instead of the model’s own');
+}
+
+/** The prompt's ids and text: encoded as is, or through the chat template with --chat. */
+export function promptFromFlags(model: Model, prompt: string, f: ChatFlags): { ids: number[]; text: string } {
+  if (!f.chat) {
+    if (f.system !== undefined || f.chatTemplate !== undefined) {
+      throw new LmdynError('bad_argument', '--system and --chat-template need --chat');
+    }
+    return { ids: encodePrompt(model, prompt), text: prompt };
+  }
+  const messages = [
+    ...(f.system !== undefined ? [{ role: 'system', content: f.system }] : []),
+    { role: 'user', content: prompt },
+  ];
+  return applyChatTemplate(model, messages, { template: f.chatTemplate });
 }

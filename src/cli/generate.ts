@@ -1,13 +1,16 @@
 import type { Command } from 'commander';
-import { encodePrompt, generateText } from '../api.js';
+import { generateText } from '../api.js';
 import type { SamplingConfig } from '../decode/sampling.js';
 import { TextStream } from '../tokenizer/stream.js';
 import { parseInteger, parseNumber } from './args.js';
 import {
+  addChatFlags,
   addContextFlag,
   addEngineFlags,
   openModel,
+  promptFromFlags,
   tokensWithin,
+  type ChatFlags,
   withKernelThreads,
   type EngineFlags,
   type ModelFlags,
@@ -24,7 +27,7 @@ export interface SamplingFlags {
   seed: number;
 }
 
-interface GenerateFlags extends ModelFlags, SamplingFlags, EngineFlags {
+interface GenerateFlags extends ModelFlags, SamplingFlags, EngineFlags, ChatFlags {
   prompt: string;
   maxTokens: number;
   ctxSize?: number;
@@ -98,7 +101,7 @@ export function registerGenerate(program: Command): void {
       parseInteger('--max-tokens', 1),
       256,
     );
-  addContextFlag(addEngineFlags(addSamplingFlags(cmd)))
+  addChatFlags(addContextFlag(addEngineFlags(addSamplingFlags(cmd))))
     .option('--json', 'print one JSON object instead of streaming text')
     .action((flags: GenerateFlags) => withKernelThreads(flags.threads, () => generate(flags)));
 }
@@ -106,7 +109,7 @@ export function registerGenerate(program: Command): void {
 async function generate(flags: GenerateFlags): Promise<void> {
   const { model, label } = await openModel(flags);
   let stream: TextStream | null = null;
-  const promptIds = encodePrompt(model, flags.prompt);
+  const { ids: promptIds, text: promptText } = promptFromFlags(model, flags.prompt, flags);
   const result = generateText(model, {
     promptIds,
     maxTokens: tokensWithin(model, flags.ctxSize, promptIds.length, flags.maxTokens),
@@ -126,7 +129,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
     process.stdout.write(
       JSON.stringify({
         model: label,
-        prompt: flags.prompt,
+        prompt: promptText,
         prompt_ids: result.promptIds,
         ids: result.ids,
         text: result.text,

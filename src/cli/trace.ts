@@ -4,7 +4,6 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Model } from '../api.js';
 import { LmdynError } from '../errors.js';
-import { encodePrompt } from '../api.js';
 import {
   checkLogitsMode,
   DEFAULT_HOOKS,
@@ -25,11 +24,14 @@ import {
   printResult,
   addContextFlag,
   tokensWithin,
+  addChatFlags,
+  promptFromFlags,
+  type ChatFlags,
 } from './common.js';
 import { addSamplingFlags, samplingFromFlags, type SamplingFlags } from './generate.js';
 import { progress } from './progress.js';
 
-interface TraceFlags extends ModelFlags, SamplingFlags, EngineFlags {
+interface TraceFlags extends ModelFlags, SamplingFlags, EngineFlags, ChatFlags {
   json?: boolean;
   ctxSize?: number;
   prompt: string;
@@ -127,7 +129,7 @@ export function registerTrace(program: Command): void {
     )
     .option('--yes', 'record whatever the memory and disk estimates say')
     .option('--json', 'print {out, samples, positions, hooks, ids, texts} as one JSON object');
-  addContextFlag(addEngineFlags(addSamplingFlags(cmd))).action((flags: TraceFlags) =>
+  addChatFlags(addContextFlag(addEngineFlags(addSamplingFlags(cmd)))).action((flags: TraceFlags) =>
     withKernelThreads(flags.threads, () => runTrace(flags)),
   );
 }
@@ -135,6 +137,8 @@ export function registerTrace(program: Command): void {
 async function runTrace(flags: TraceFlags): Promise<void> {
   checkOutDir(resolve(flags.out), flags.force ?? false);
   const { model, label } = await openModel(flags);
+  if (flags.textFile && flags.chat) throw new LmdynError('bad_argument', '--chat applies to a prompt, not to --text-file');
+  const prompt = flags.textFile ? null : promptFromFlags(model, flags.prompt, flags);
   const bar = progress({
     label: 'trace',
     unit: flags.textFile ? 'texts' : 'steps',
@@ -145,12 +149,13 @@ async function runTrace(flags: TraceFlags): Promise<void> {
   if (!flags.yes) requireDiskFor(model, flags, texts);
   const trace = recordTrace(model, {
     spec: label,
-    prompt: flags.prompt,
+    prompt: prompt?.text ?? flags.prompt,
+    promptIds: prompt?.ids,
     samples: flags.samples,
     texts,
     maxTokens: texts
       ? flags.maxTokens
-      : tokensWithin(model, flags.ctxSize, encodePrompt(model, flags.prompt).length, flags.maxTokens),
+      : tokensWithin(model, flags.ctxSize, prompt!.ids.length, flags.maxTokens),
     sampling: samplingFromFlags(flags),
     seed: flags.seed,
     hooks: flags.hooks,

@@ -25,6 +25,8 @@ export interface RecordOptions {
   /** Label for the model in trace.json (what the user typed); defaults to the path. */
   spec?: string;
   prompt?: string;
+  /** The prompt's ids, used instead of encoding `prompt` (e.g. a chat template's output). */
+  promptIds?: readonly number[];
   /** Samples of `prompt` (default 1). */
   samples?: number;
   /** Teacher-force these texts instead of sampling (one sample each). */
@@ -128,7 +130,7 @@ export function recordTrace(model: Model, options: RecordOptions = {}): Trace {
     if (!(Number.isInteger(samples) && samples >= 1)) {
       throw new LmdynError('bad_argument', `samples must be a whole number ≥ 1, got ${samples}`);
     }
-    const ids = encodePrompt(model, options.prompt ?? '');
+    const ids = options.promptIds ? [...options.promptIds] : encodePrompt(model, options.prompt ?? '');
     for (let i = 0; i < samples; i++)
       prompts.push({ prompt: options.prompt ?? '', ids, forced: [] });
   }
