@@ -6,6 +6,7 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { writeFileAtomic } from '../io/atomic.js';
+import { LmdynError } from '../errors.js';
 import { textWidth } from './text-width.js';
 
 export type PlotSpec = TopLevelSpec;
@@ -48,9 +49,20 @@ export async function renderSvg(spec: PlotSpec): Promise<string> {
   }
 }
 
-/** Renders an SVG string to PNG bytes (resvg; no native canvas needed). */
+/**
+ * Renders an SVG string to PNG bytes with resvg (no native canvas needed). resvg is an optional
+ * dependency (a native binary per platform): only --png needs it.
+ */
 export async function svgToPng(svg: string, scale = 2): Promise<Uint8Array> {
-  const { Resvg } = await import('@resvg/resvg-js');
+  let Resvg: typeof import('@resvg/resvg-js').Resvg;
+  try {
+    ({ Resvg } = await import('@resvg/resvg-js'));
+  } catch {
+    throw new LmdynError(
+      'unsupported',
+      'PNG output needs the optional package @resvg/resvg-js, which is not installed for this platform (npm install @resvg/resvg-js); the SVG figures are written without it',
+    );
+  }
   const r = new Resvg(svg, {
     fitTo: { mode: 'zoom', value: scale },
     background: 'white',
