@@ -14,12 +14,13 @@ import { recordTrace } from '../trace/record.js';
 import { runSweep } from '../trace/sweep.js';
 import type { Trace } from '../trace/types.js';
 import { VERSION } from '../version.js';
-import { addThreadsFlag, openModel, startCliThreads, type EngineFlags, type ModelFlags } from './common.js';
+import { addThreadsFlag, openModel, printResult, startCliThreads, type EngineFlags, type ModelFlags } from './common.js';
 import { DEMO_STEPS, type DemoContext } from './demo-steps.js';
 import { describeModel } from './info.js';
 import { progressPrinter } from './sweep.js';
 
 interface DemoFlags extends ModelFlags, EngineFlags {
+  json?: boolean;
   out: string;
 }
 
@@ -29,9 +30,10 @@ export function registerDemo(program: Command): void {
     .option('-m, --model <M>', 'model (default: $LMDYN_MODEL, ./models, the shipped model, then the hub)')
     .option('-z, --tokenizer <T>', 'tokenizer file or folder overriding the model’s own')
     .option('-o, --out <DIR>', 'where the report goes', 'runs/demo')
+    .option('--json', 'narrate on stderr and print {out, report, html, model, greedy, sampled} as one JSON object')
     .action(async (flags: DemoFlags) => {
       await startCliThreads(flags.threads);
-      const say = (line = '') => process.stdout.write(line + '\n');
+      const say = (line = '') => (flags.json ? process.stderr : process.stdout).write(line + '\n');
       const { model, label } = await openModel(flags, say);
       const sections: string[] = [`# lmdyn demo\n\nlmdyn ${VERSION}, ${new Date().toISOString()}`];
       const record = (title: string, body: string) => {
@@ -114,6 +116,9 @@ export function registerDemo(program: Command): void {
       // Last: every result of the demo drawn into one HTML page.
       const html = await writeReport(out);
       say(`html report: ${html.path} (${html.sections} results, ${html.plots} figures)`);
+      if (flags.json) {
+        printResult(true, { out, report, html: html.path, sections: html.sections, plots: html.plots, model: info, greedy, sampled }, '');
+      }
     });
 }
 
