@@ -1,7 +1,6 @@
 // Every lens from the library, on the model lmdyn ships: a small decoding sweep, then
 // DMET (§1), SDE (§2), gravity (§3, proposed), simplex (§4) and Vietoris–Rips persistence.
 // Run from the repository root: node examples/lenses.mjs [model]   (a few seconds)
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
