@@ -82,7 +82,7 @@ export class Transformer {
     if (this.disposed) return;
     this.disposed = true;
     const s = this.scratch;
-    if (s) for (const a of [s.x, s.xb, s.q, s.k, s.v, s.z, s.hb, s.hb2, s.sel, s.att]) freeF32(a);
+    if (s) for (const a of [s.x, s.xb, s.ao, s.q, s.k, s.v, s.z, s.hb, s.hb2, s.sel, s.att]) freeF32(a);
     if (this.logitsBuf) freeF32(this.logitsBuf);
     this.scratch = null;
     this.logitsBuf = null;
