@@ -183,7 +183,7 @@ test('lmdyn analyze coupling --checkpoints: one row per kept checkpoint with the
     const rep = lmdyn('report', dir);
     assert.equal(rep.status, 0, rep.stderr);
     const html = readFileSync(join(dir, 'report.html'), 'utf8');
-    assert.match(html, /Coupling over training \(papers\.md §5\.9 item 4\)/);
+    assert.match(html, /Coupling over training \(Aubry et al\. 2025, arXiv:2407\.07810\)/);
     assert.match(html, /Training run \(lmdyn train\)/);
 
     // a folder without two checkpoints: a one-line error and exit code 2
