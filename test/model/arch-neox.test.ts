@@ -195,14 +195,14 @@ for (const name of CASES) {
 }
 
 test('the JS kernels (LMDYN_KERNELS=js, a child process) give the same reference logits as the wasm ones', () => {
-  const api = new URL('../../src/api.js', import.meta.url).href;
+  const api = new URL('../../src/index.js', import.meta.url).href;
   for (const name of CASES) {
     const ref = reference(name);
     const script = `
       const { openModel, runWithCache } = await import(${JSON.stringify(api)});
       const m = await openModel(${JSON.stringify(join(ARCH, name))});
       const { logits } = runWithCache(m, ${JSON.stringify(ref.ids)}, 'logits');
-      process.stdout.write(JSON.stringify(Array.from(logits)));`;
+      process.stdout.write(JSON.stringify(Array.from(logits.data)));`;
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
       encoding: 'utf8',
       env: { ...process.env, LMDYN_KERNELS: 'js' },
