@@ -148,7 +148,7 @@ export function detectFormat(path: string): DetectedFormat {
   if (/^[\t\n\r ]*[{[][\x20-\x7e\t\n\r]*$/.test(head.toString('latin1'))) {
     throw new LmdynError('bad_format', `${path} is a JSON file, not model weights (${EXPECTED_FORMATS})`);
   }
-  if (head.length >= 4 && head.toString('latin1', 0, 4) !== 'ak42' && isText(head)) {
+  if (head.length >= 4 && head.readUInt32LE(0) !== LLAMA2C_MAGIC && isText(head)) {
     throw new LmdynError('bad_format', `${path} is a text file, not a llama2.c checkpoint (${EXPECTED_FORMATS})`);
   }
   return 'llama2c';
@@ -156,6 +156,14 @@ export function detectFormat(path: string): DetectedFormat {
 
 /** Bytes of llama2.c's legacy header (7 × int32). */
 const LEGACY_HEADER_BYTES = 28;
+
+/** llama2.c's versioned checkpoints start with uint32 0x616b3432 ("ak42"), little-endian. */
+const LLAMA2C_MAGIC = 0x616b3432;
+
+function hasLlama2cMagic(path: string): boolean {
+  const head = readHead(path, 4);
+  return head.length === 4 && head.readUInt32LE(0) === LLAMA2C_MAGIC;
+}
 
 /** Printable ASCII, tabs and newlines only (a legacy llama2.c header is 7 small int32s: zeros). */
 function isText(head: Buffer): boolean {
@@ -179,7 +187,7 @@ function loadLocal(
       } catch (err) {
         // Legacy llama2.c files have no magic number: a header that fails the checks means the
         // file is something else.
-        if (!(err instanceof LmdynError) || err.code !== 'bad_format' || readHead(file, 4).toString('latin1') === 'ak42') throw err;
+        if (!(err instanceof LmdynError) || err.code !== 'bad_format' || hasLlama2cMagic(file)) throw err;
         const why = err.message.startsWith(`${file}: `) ? err.message.slice(file.length + 2) : err.message;
         throw new LmdynError('bad_format', `${file} is not a llama2.c checkpoint (${why}; ${EXPECTED_FORMATS})`);
       }

@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { generateText, openModel, runWithCache } from '../../src/api.js';
+import { generateText, openModel } from '../../src/api.js';
+import { runWithCache } from '../../src/hooked.js';
 import { LmdynError } from '../../src/errors.js';
 import { loadGguf, readGgufHeader } from '../../src/io/gguf.js';
 import { BLOCK_FORMATS } from '../../src/io/gguf-quants.js';
@@ -264,8 +265,8 @@ test('what GGUF export cannot write is refused in one line', async () => {
   // the HF-derived copy loads with the llama2.c tokenizer and converts; its logits match the .bin's
   const out = join(tmp, 'hf.gguf');
   await convertToGguf(hfDerived, out, { tokenizer: TOK });
-  const a = runWithCache(await openModel(BIN), [1, 403, 407], 'logits').logits;
-  const b = runWithCache(await openModel(out), [1, 403, 407], 'logits').logits;
+  const a = runWithCache(await openModel(BIN), [1, 403, 407], 'logits').logits.data;
+  const b = runWithCache(await openModel(out), [1, 403, 407], 'logits').logits.data;
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
   assert.ok(worst < 1e-4, `HF folder → GGUF: max |Δ logit| ${worst}`);
