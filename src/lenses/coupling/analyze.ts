@@ -344,7 +344,7 @@ export function analyzeCoupling(model: Model, options: CouplingOptions): Couplin
       convention:
         convention === 'paper-code'
           ? "paper-code: the authors' code (sugolov/coupling): the last block maps hidden_states[L−1] to the post-final-norm hidden_states[L] (run_coupling_hf); fidelity multiplies the first L − 1 block Jacobians and compares with the post-norm state (align.py)"
-          : "lmdyn: every block's own Jacobian, the final norm excluded (lmdyn's default; docs/papers.md §5); fidelity multiplies all L block Jacobians and compares with x^L before the final norm",
+          : "lmdyn: every block's own Jacobian, the final norm excluded (lmdyn's default, docs/papers.md); fidelity multiplies all L block Jacobians and compares with x^L before the final norm",
       blocks:
         convention === 'paper-code'
           ? `blocks.l is hook block l (0-based); its Jacobian is the paper's J^{l+1} = ∂x^{l+1}_T/∂x^l_T − I, except the last, blocks.${c.nLayers - 1}+ln_final: ∂ln_final(x^L_T)/∂x^{L−1}_T − I`
