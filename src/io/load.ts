@@ -146,7 +146,10 @@ export function detectFormat(path: string): DetectedFormat {
   const head = readHead(path, LEGACY_HEADER_BYTES);
   if (head.length >= 4 && head.toString('latin1', 0, 4) === 'GGUF') return 'gguf';
   if (/^[\t\n\r ]*[{[][\x20-\x7e\t\n\r]*$/.test(head.toString('latin1'))) {
-    throw new LmdynError('bad_format', `${path} is a JSON file, not model weights (${EXPECTED_FORMATS})`);
+    throw new LmdynError(
+      'bad_format',
+      `${path} is a JSON file, not model weights; give a llama2.c .bin, a .gguf file, or a Hugging Face folder (config.json + *.safetensors)`,
+    );
   }
   if (head.length >= 4 && head.readUInt32LE(0) !== LLAMA2C_MAGIC && isText(head)) {
     throw new LmdynError('bad_format', `${path} is a text file, not a llama2.c checkpoint (${EXPECTED_FORMATS})`);
