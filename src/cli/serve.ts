@@ -8,6 +8,7 @@ interface ServeFlags {
   host: string;
   runs: string;
   model: string[];
+  token?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -24,6 +25,10 @@ export function registerServe(program: Command): void {
     )
     .option('--runs <DIR>', 'run folders the page may browse', 'runs')
     .option(
+      '--token <T>',
+      'access token a non-loopback --host requires (default: a random one, printed in the URL)',
+    )
+    .option(
       '-m, --model <M>',
       'a model the page may open (repeatable; a path, hf:owner/name or a bare hub id; default: every model in ./models and the shipped model)',
       (value: string, previous: string[]) => [...previous, value],
@@ -35,7 +40,13 @@ export function registerServe(program: Command): void {
         host: flags.host,
         runs: flags.runs,
         models: flags.model,
+        token: flags.token,
       });
+      if (server.token !== null) {
+        process.stderr.write(
+          `warning: listening on ${flags.host}, beyond this machine: whoever can reach it and has the token in the URL below can run the models and read ${server.runs}\n`,
+        );
+      }
       process.stderr.write(
         `models: ${server.models.map((m) => m.label).join(', ') || 'none (pass --model)'}\nruns: ${server.runs}\n`,
       );

@@ -15,6 +15,7 @@
  * network. The API opens only the models it was given, reads only under --runs, checks every
  * number, and answers every failure with {"error": "<one line>"} and a 4xx/5xx status.
  */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -48,10 +49,18 @@ export interface ServeOptions {
   /** Models the page may open (default: every model in the model folders). */
   models?: readonly string[];
   log?: (line: string) => void;
+  /**
+   * The access token a non-loopback server requires (default: 32 random hex digits). A loopback
+   * server needs none: it answers only requests addressed to a loopback name.
+   */
+  token?: string;
 }
 
 export interface RunningServer {
+  /** The page's address; on a non-loopback host it carries the access token (?token=…). */
   url: string;
+  /** The access token requests must carry, or null on loopback. */
+  token: string | null;
   port: number;
   models: AllowedModel[];
   runs: string;
@@ -68,6 +77,12 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const engine = new Engine();
   const statics = staticFiles();
   const loopback = isLoopback(host);
+  // Anyone who can reach a non-loopback address could run the models and read the runs folder:
+  // such a server answers only requests that carry its token (the page's ?token=… sets a
+  // same-site cookie; API clients may send `Authorization: Bearer …`).
+  const token = loopback ? null : (options.token ?? randomBytes(16).toString('hex'));
+  if (token !== null && !/^[\w-]{16,128}$/.test(token))
+    throw new LmdynError('bad_argument', '--token must be 16 to 128 letters, digits, _ or -');
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     void handle(req, res).catch((err: unknown) => sendError(res, err));
   };
@@ -77,6 +92,17 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     // requests addressed to a loopback name are answered when bound to loopback.
     if (loopback && !isLoopbackHostHeader(req.headers.host))
       throw new HttpError(403, 'this server answers requests for localhost only');
+    if (token !== null) {
+      const given = url.searchParams.get('token');
+      if (given !== null && sameToken(given, token)) {
+        res.setHeader('Set-Cookie', `lmdyn_token=${token}; HttpOnly; SameSite=Strict; Path=/`);
+      } else if (!sameToken(requestToken(req) ?? '', token)) {
+        throw new HttpError(
+          401,
+          'this server needs its access token (the URL lmdyn serve printed)',
+        );
+      }
+    }
     const route = `${req.method ?? 'GET'} ${url.pathname}`;
     const file = statics.get(url.pathname);
     if (file && (req.method === 'GET' || req.method === 'HEAD')) return sendFile(res, file);
@@ -306,7 +332,8 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const port = (server.address() as AddressInfo).port;
   const shownHost = host.includes(':') ? `[${host}]` : host;
   return {
-    url: `http://${shownHost}:${port}/`,
+    url: `http://${shownHost}:${port}/${token === null ? '' : `?token=${token}`}`,
+    token,
     port,
     models,
     runs,
@@ -422,6 +449,21 @@ async function readBody(req: IncomingMessage): Promise<Body> {
   if (body === null || typeof body !== 'object' || Array.isArray(body))
     throw new HttpError(400, 'the request body must be a JSON object');
   return body as Body;
+}
+
+/** The token a request carries: `Authorization: Bearer …` or the page's cookie. */
+function requestToken(req: IncomingMessage): string | null {
+  const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  if (auth) return auth[1];
+  const cookie = /(?:^|;\s*)lmdyn_token=([^;]+)/.exec(req.headers.cookie ?? '');
+  return cookie ? cookie[1] : null;
+}
+
+/** Constant-time comparison, so the time of a refusal says nothing about the token. */
+function sameToken(given: string, token: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function isLoopback(host: string): boolean {

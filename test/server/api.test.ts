@@ -513,3 +513,34 @@ test('the coupling lens answers with report blocks: headline metrics with tags a
     ['coupling_k10', 'spectra', 'lss', 'growth'],
   );
 });
+
+// A server bound beyond loopback answers only requests that carry its token; reached here over
+// 127.0.0.1 (the 0.0.0.0 socket accepts it; no traffic leaves the machine).
+test('a non-loopback server requires its token: query (sets a cookie), cookie or Bearer; else 401', async () => {
+  const open = await startServer({ port: 0, host: '0.0.0.0', runs: root, models: [STORIES] });
+  try {
+    const token = open.token ?? '';
+    assert.match(token, /^[0-9a-f]{32}$/);
+    assert.ok(open.url.endsWith(`/?token=${token}`), open.url);
+    const base = `http://127.0.0.1:${open.port}`;
+    assert.equal((await fetch(`${base}/api/info`)).status, 401);
+    const wrong = token.replace(/.$/, (c) => (c === '0' ? '1' : '0'));
+    assert.equal((await fetch(`${base}/api/info?token=${wrong}`)).status, 401);
+    const page = await fetch(`${base}/?token=${token}`);
+    assert.equal(page.status, 200);
+    const cookie = (page.headers.get('set-cookie') ?? '').split(';')[0];
+    assert.equal(cookie, `lmdyn_token=${token}`);
+    assert.equal((await fetch(`${base}/api/info`, { headers: { cookie } })).status, 200);
+    const bearer = { authorization: `Bearer ${token}` };
+    assert.equal((await fetch(`${base}/api/info`, { headers: bearer })).status, 200);
+  } finally {
+    await open.close();
+  }
+  // a loopback server needs no token and prints none
+  assert.equal(server.token, null);
+  assert.ok(!server.url.includes('token'));
+  await assert.rejects(
+    startServer({ port: 0, host: '0.0.0.0', runs: root, models: [STORIES], token: 'short' }),
+    /--token must be 16 to 128/,
+  );
+});
