@@ -88,14 +88,7 @@ export async function commitFolder(
   fill: (tmp: string) => void | Promise<void>,
   options: CommitOptions = {},
 ): Promise<Manifest> {
-  const target = resolve(dir);
-  const parent = dirname(target);
-  const name = basename(target);
-  ensureDir(parent);
-  cleanStale(parent, name);
-  refuseOccupied(target, options.force ?? false);
-  const tmp = join(parent, `.${name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  ensureDir(tmp);
+  const { target, tmp } = stageFolder(dir, options);
   let manifest: Manifest;
   try {
     await fill(tmp);
@@ -115,14 +108,7 @@ export function commitFolderSync(
   fill: (tmp: string) => void,
   options: CommitOptions = {},
 ): Manifest {
-  const target = resolve(dir);
-  const parent = dirname(target);
-  const name = basename(target);
-  ensureDir(parent);
-  cleanStale(parent, name);
-  refuseOccupied(target, options.force ?? false);
-  const tmp = join(parent, `.${name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  ensureDir(tmp);
+  const { target, tmp } = stageFolder(dir, options);
   let manifest: Manifest;
   try {
     fill(tmp);
@@ -133,6 +119,19 @@ export function commitFolderSync(
   }
   swapIn(tmp, target, options.force ?? false);
   return manifest;
+}
+
+/** commitFolder's first step: clean stale temporaries, refuse an occupied target, make the staging sibling. */
+function stageFolder(dir: string, options: CommitOptions): { target: string; tmp: string } {
+  const target = resolve(dir);
+  const parent = dirname(target);
+  const name = basename(target);
+  ensureDir(parent);
+  cleanStale(parent, name);
+  refuseOccupied(target, options.force ?? false);
+  const tmp = join(parent, `.${name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  ensureDir(tmp);
+  return { target, tmp };
 }
 
 /**
