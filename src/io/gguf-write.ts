@@ -18,6 +18,7 @@ import { dequantizeQ80 } from '../tensor/q80.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { loadModel } from './load.js';
+import { ValueType } from './gguf.js';
 import { BLOCK_FORMATS, quantize, type GgmlBlockFormat, type GgmlTypeName } from './gguf-quants.js';
 
 export interface GgufWriteOptions {
@@ -246,31 +247,21 @@ function tensorBytes(t: PlannedTensor): number {
 
 // --- metadata --------------------------------------------------------------------------------
 
-/** gguf_metadata_value_type codes used here. */
-const enum V {
-  U32 = 4,
-  I32 = 5,
-  F32 = 6,
-  Bool = 7,
-  String = 8,
-  Array = 9,
-}
-
 type Kv =
-  | { key: string; type: V.U32 | V.F32; value: number }
-  | { key: string; type: V.Bool; value: boolean }
-  | { key: string; type: V.String; value: string }
-  | { key: string; type: V.Array; items: V.String; value: string[] }
-  | { key: string; type: V.Array; items: V.F32; value: Float32Array }
-  | { key: string; type: V.Array; items: V.I32; value: Int32Array };
+  | { key: string; type: ValueType.U32 | ValueType.F32; value: number }
+  | { key: string; type: ValueType.Bool; value: boolean }
+  | { key: string; type: ValueType.String; value: string }
+  | { key: string; type: ValueType.Array; items: ValueType.String; value: string[] }
+  | { key: string; type: ValueType.Array; items: ValueType.F32; value: Float32Array }
+  | { key: string; type: ValueType.Array; items: ValueType.I32; value: Int32Array };
 
 /** general.* and llama.* keys (llama.cpp's LLM_KV names for LLM_ARCH_LLAMA). */
 function llamaMetadata(c: ModelConfig, name: string, requested: GgmlBlockFormat): Kv[] {
-  const u32 = (key: string, value: number): Kv => ({ key, type: V.U32, value });
-  const f32 = (key: string, value: number): Kv => ({ key, type: V.F32, value });
+  const u32 = (key: string, value: number): Kv => ({ key, type: ValueType.U32, value });
+  const f32 = (key: string, value: number): Kv => ({ key, type: ValueType.F32, value });
   const kvs: Kv[] = [
-    { key: 'general.architecture', type: V.String, value: 'llama' },
-    { key: 'general.name', type: V.String, value: name },
+    { key: 'general.architecture', type: ValueType.String, value: 'llama' },
+    { key: 'general.name', type: ValueType.String, value: name },
     u32('general.file_type', FILE_TYPE[requested.name]),
   ];
   if (requested.blockSize > 1) kvs.push(u32('general.quantization_version', 2));
@@ -331,21 +322,21 @@ function vocabularyMetadata(model: GgufWritable): Kv[] {
     else if (bytes.has(id)) types[id] = BYTE;
   }
   const kvs: Kv[] = [
-    { key: 'tokenizer.ggml.model', type: V.String, value: 'llama' },
-    { key: 'tokenizer.ggml.tokens', type: V.Array, items: V.String, value: tokens },
-    { key: 'tokenizer.ggml.scores', type: V.Array, items: V.F32, value: scores },
-    { key: 'tokenizer.ggml.token_type', type: V.Array, items: V.I32, value: types },
+    { key: 'tokenizer.ggml.model', type: ValueType.String, value: 'llama' },
+    { key: 'tokenizer.ggml.tokens', type: ValueType.Array, items: ValueType.String, value: tokens },
+    { key: 'tokenizer.ggml.scores', type: ValueType.Array, items: ValueType.F32, value: scores },
+    { key: 'tokenizer.ggml.token_type', type: ValueType.Array, items: ValueType.I32, value: types },
   ];
   const id = (key: string, value: number | null): void => {
-    if (value !== null) kvs.push({ key: `tokenizer.ggml.${key}`, type: V.U32, value });
+    if (value !== null) kvs.push({ key: `tokenizer.ggml.${key}`, type: ValueType.U32, value });
   };
   id('bos_token_id', v.bosId);
   id('eos_token_id', v.eosId);
   id('unknown_token_id', v.unkId);
   kvs.push(
-    { key: 'tokenizer.ggml.add_bos_token', type: V.Bool, value: v.bosId !== null },
-    { key: 'tokenizer.ggml.add_eos_token', type: V.Bool, value: false },
-    { key: 'tokenizer.ggml.add_space_prefix', type: V.Bool, value: v.addDummyPrefix },
+    { key: 'tokenizer.ggml.add_bos_token', type: ValueType.Bool, value: v.bosId !== null },
+    { key: 'tokenizer.ggml.add_eos_token', type: ValueType.Bool, value: false },
+    { key: 'tokenizer.ggml.add_space_prefix', type: ValueType.Bool, value: v.addDummyPrefix },
   );
   return kvs;
 }
@@ -354,22 +345,22 @@ function writeKv(w: ByteWriter, kv: Kv): void {
   w.string(kv.key);
   w.u32(kv.type);
   switch (kv.type) {
-    case V.U32:
+    case ValueType.U32:
       w.u32(kv.value);
       return;
-    case V.F32:
+    case ValueType.F32:
       w.f32(kv.value);
       return;
-    case V.Bool:
+    case ValueType.Bool:
       w.raw(Uint8Array.of(kv.value ? 1 : 0));
       return;
-    case V.String:
+    case ValueType.String:
       w.string(kv.value);
       return;
-    case V.Array:
+    case ValueType.Array:
       w.u32(kv.items);
       w.u64(kv.value.length);
-      if (kv.items === V.String) for (const s of kv.value as string[]) w.string(s);
+      if (kv.items === ValueType.String) for (const s of kv.value as string[]) w.string(s);
       else {
         const a = kv.value as Float32Array | Int32Array;
         w.raw(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)); // little-endian hosts

@@ -187,8 +187,8 @@ const GGML_TYPE_NAMES: Record<number, string> = {
   39: 'MXFP4',
 };
 
-/** gguf_metadata_value_type codes. */
-const enum ValueType {
+/** gguf_metadata_value_type codes (the reader's and the writer's). */
+export const enum ValueType {
   U8 = 0,
   I8 = 1,
   U16 = 2,
