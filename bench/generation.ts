@@ -29,8 +29,6 @@ export interface GenerationResult {
   kernels: 'wasm' | 'js';
   threads: number;
   generateTokS: number;
-  /** Prefill tok/s of the first prompt length. */
-  prefillTokS: number;
   /** Prompt length → prefill tok/s. */
   prefillByLength: Record<number, number>;
   /** The first generated ids (greedy runs: comparable with the peer's). */
@@ -133,7 +131,6 @@ export async function measureGeneration(
     kernels: wasmKernels() ? 'wasm' : 'js',
     threads: 1 + helpers,
     generateTokS: gen.tokensPerSecond,
-    prefillTokS: prefillTokS[lengths[0]],
     prefillByLength: prefillTokS,
     gflops: (2 * matmulWeights(c) * gen.tokensPerSecond) / 1e9,
     weightGBs: (readBytesPerToken(model) * gen.tokensPerSecond) / 1e9,
