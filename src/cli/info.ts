@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { Model } from '../api.js';
 import { absentHookPoints } from '../model/hooks.js';
+import { describeRopeScaling } from '../model/rope.js';
 import { attentionScale, isParallel, parameterCount, type ModelConfig } from '../model/types.js';
 import { openModel, type ModelFlags } from './common.js';
 
@@ -23,11 +24,12 @@ export function describeModel(model: Model, label: string): Record<string, unkno
     norm: `${c.norm} (eps ${c.normEps})`,
     mlp: c.mlp,
     positional:
-      c.positional === 'learned'
+      (c.positional === 'learned'
         ? 'learned'
         : c.ropeDim === c.headDim
           ? `rope (theta ${c.ropeTheta})`
-          : `rope (theta ${c.ropeTheta}, first ${c.ropeDim} of ${c.headDim} dims per head)`,
+          : `rope (theta ${c.ropeTheta}, first ${c.ropeDim} of ${c.headDim} dims per head)`) +
+      (c.ropeScaling ? `, scaled: ${describeRopeScaling(c.ropeScaling)}` : ''),
     attention: attentionSummary(c),
     residual: isParallel(c)
       ? 'parallel (x + attn(ln1(x)) + mlp(ln2(x)))'

@@ -164,9 +164,12 @@ function checkWritable(model: GgufWritable): void {
   if (
     c.residual === 'parallel' ||
     c.attnScale !== undefined ||
-    c.attnWindow?.some((x) => x !== null)
+    c.attnWindow?.some((x) => x !== null) ||
+    c.ropeScaling !== undefined
   ) {
-    unsupported('has a parallel residual, a non-default attention scale or local attention');
+    unsupported(
+      'has a parallel residual, a non-default attention scale, local attention or scaled RoPE',
+    );
   }
   const biased = w.layers.some((l) => l.bq || l.bk || l.bv || l.bo || l.bUp || l.bDown);
   if (biased || w.unembeddingBias || w.finalNormBias) unsupported('has linear biases');

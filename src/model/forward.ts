@@ -29,7 +29,7 @@ import {
 } from '../tensor/ops.js';
 import { matrixRow } from '../tensor/q80.js';
 import { disposeWeights } from './dispose.js';
-import { ropeFrequencies } from './rope.js';
+import { ropeAttentionFactor, ropeFrequencies } from './rope.js';
 import { HookSet, hookPointNames, type Hook, type RowRef } from './hooks.js';
 import {
   attentionScale,
@@ -47,6 +47,8 @@ export interface KVCache {
   /** [seq][layer] → [capacity, nKvHeads·headDim] */
   readonly k: Float32Array[][];
   readonly v: Float32Array[][];
+  /** [seq] → the token ids behind the cached positions (what a longrope switch recomputes). */
+  readonly tokens: number[][];
 }
 
 export interface ForwardInput {
@@ -112,6 +114,7 @@ export class Transformer {
       lengths: new Array<number>(nSeq).fill(0),
       k: Array.from({ length: nSeq }, make),
       v: Array.from({ length: nSeq }, make),
+      tokens: Array.from({ length: nSeq }, () => []),
     };
   }
 
@@ -121,10 +124,49 @@ export class Transformer {
     options: ForwardOptions = {},
   ): ForwardOutput {
     if (this.disposed) throw new LmdynError('bad_argument', 'this model was disposed');
+    this.longropeSwitch(cache, inputs);
+    return this.run(cache, inputs, options);
+  }
+
+  /**
+   * Longrope (Phi-3) rotates with its short factors while a sequence is at most
+   * originalContext long and with its long factors beyond (model/rope.ts). When a call takes a
+   * sequence across that length, the positions already cached were computed with the short
+   * factors; like transformers' Phi3ForCausalLM.prepare_inputs_for_generation, they are computed
+   * again (without hooks) with the long ones, so that every step equals one forward over the
+   * whole sequence.
+   */
+  private longropeSwitch(cache: KVCache, inputs: readonly ForwardInput[]): void {
+    const s = this.config.ropeScaling;
+    if (s?.type !== 'longrope') return;
+    for (const inp of inputs) {
+      const cached = cache.lengths[inp.seq];
+      if (!(cached > 0 && cached <= s.originalContext && cached + inp.tokens.length > s.originalContext))
+        continue;
+      const old = cache.tokens[inp.seq];
+      if (old.length !== cached) {
+        throw new LmdynError(
+          'unsupported',
+          `sequence ${inp.seq} crosses longrope's ${s.originalContext} positions, but its cache does not record the tokens to recompute`,
+        );
+      }
+      cache.lengths[inp.seq] = 0;
+      cache.tokens[inp.seq] = [];
+      this.run(cache, [{ seq: inp.seq, tokens: old }], { logits: 'none' }, cached + inp.tokens.length);
+    }
+  }
+
+  /** The forward pass proper; `ropeLength` overrides every row's (the longrope recompute). */
+  private run(
+    cache: KVCache,
+    inputs: readonly ForwardInput[],
+    options: ForwardOptions,
+    ropeLength?: number,
+  ): ForwardOutput {
     const c = this.config;
     const w = this.weights;
     const hooks = new HookSet(options.hooks ?? []);
-    const rows = this.planRows(cache, inputs);
+    const rows = this.planRows(cache, inputs, ropeLength);
     const n = rows.length;
     const s = this.scratchFor(n, maxPos(rows) + 1);
     const { dim, headDim, nHeads, nKvHeads } = c;
@@ -162,11 +204,12 @@ export class Transformer {
       hooks.fire(`${b}.attn.hook_k`, l, s.k, refs, kvDim);
       hooks.fire(`${b}.attn.hook_v`, l, s.v, refs, kvDim);
       if (c.positional === 'rope') {
-        const freqs = ropeFrequencies(c, l);
+        const scale = ropeAttentionFactor(c);
         for (let r = 0; r < n; r++) {
-          const p = rows[r].pos;
-          rope(s.q, r * qDim, nHeads, headDim, freqs, p);
-          rope(s.k, r * kvDim, nKvHeads, headDim, freqs, p);
+          const { pos: p, ropeLength } = rows[r];
+          const freqs = ropeFrequencies(c, l, ropeLength);
+          rope(s.q, r * qDim, nHeads, headDim, freqs, p, scale);
+          rope(s.k, r * kvDim, nKvHeads, headDim, freqs, p, scale);
         }
         hooks.fire(`${b}.attn.hook_rot_q`, l, s.q, refs, qDim);
         hooks.fire(`${b}.attn.hook_rot_k`, l, s.k, refs, kvDim);
@@ -217,7 +260,11 @@ export class Transformer {
       hooks.fire(`${b}.hook_resid_post`, l, x, refs, dim);
     }
 
-    for (const inp of inputs) cache.lengths[inp.seq] += inp.tokens.length;
+    for (const inp of inputs) {
+      const recorded = cache.tokens[inp.seq];
+      if (recorded.length === cache.lengths[inp.seq]) for (const t of inp.tokens) recorded.push(t);
+      cache.lengths[inp.seq] += inp.tokens.length;
+    }
 
     // Final norm and classifier, only for the rows that need logits.
     const mode = options.logits ?? 'last';
@@ -337,7 +384,7 @@ export class Transformer {
     }
   }
 
-  private planRows(cache: KVCache, inputs: readonly ForwardInput[]): Row[] {
+  private planRows(cache: KVCache, inputs: readonly ForwardInput[], ropeLength?: number): Row[] {
     const rows: Row[] = [];
     const seen = new Set<number>();
     for (const inp of inputs) {
@@ -359,7 +406,13 @@ export class Transformer {
             `token id ${token} is outside the vocabulary (0..${this.config.vocabSize - 1})`,
           );
         }
-        rows.push({ seq: inp.seq, pos: start + i, token, last: i === inp.tokens.length - 1 });
+        rows.push({
+          seq: inp.seq,
+          pos: start + i,
+          token,
+          last: i === inp.tokens.length - 1,
+          ropeLength: ropeLength ?? start + inp.tokens.length,
+        });
       });
     }
     return rows;
@@ -404,6 +457,8 @@ export class Transformer {
 interface Row extends RowRef {
   token: number;
   last: boolean;
+  /** Last position of this sequence in the call, plus one: HF's seq_len for scaled RoPE (model/rope.ts). */
+  ropeLength: number;
 }
 
 interface Scratch {

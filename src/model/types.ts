@@ -32,6 +32,8 @@ export interface ModelConfig {
   positional: 'rope' | 'learned';
   ropeTheta: number; // unused when positional = 'learned'
   ropeDim: number; // rotary dimensions per head (= headDim for llama, rotary_pct·headDim for GPT-NeoX)
+  /** Scaled RoPE frequencies (HF `rope_scaling`); absent: the plain θ^(−2i/ropeDim). model/rope.ts. */
+  ropeScaling?: RopeScaling;
   tiedEmbeddings: boolean;
   bosId: number | null;
   eosId: number | null;
@@ -52,6 +54,33 @@ export interface ModelConfig {
   /** GPT-NeoX `attention_bias`: q/k/v and output projections carry biases. Default true. */
   attentionBias?: boolean;
 }
+
+/**
+ * RoPE scaling, as Hugging Face's `rope_scaling` (or `rope_parameters`) names it; model/rope.ts
+ * applies it. `originalContext` is the context the model was pretrained with: rope_scaling's
+ * original_max_position_embeddings for llama3, config max_position_embeddings for dynamic (HF's
+ * `_compute_dynamic_ntk_parameters`), Phi-3's original_max_position_embeddings for longrope.
+ * GGUF's `llama.rope.scaling.type` linear with `.factor` is { type: 'linear', factor }.
+ */
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | {
+      type: 'llama3';
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      originalContext: number;
+    }
+  | { type: 'dynamic'; factor: number; originalContext: number }
+  | {
+      type: 'longrope';
+      /** ropeDim/2 divisors of the frequencies up to originalContext positions, and beyond. */
+      shortFactor: number[];
+      longFactor: number[];
+      originalContext: number;
+      /** The factor on cos and sin (HF attention_factor; √(1 + ln s / ln originalContext) by default). */
+      attentionFactor: number;
+    };
 
 /** Whether block l adds attention and MLP to the same input (GPT-NeoX's parallel residual). */
 export function isParallel(c: ModelConfig): boolean {

@@ -136,7 +136,8 @@ export function gelu(x: Float32Array, len = x.length): void {
 /**
  * Interleaved-pair rotary embedding (llama2.c / GGUF convention) on one row of heads:
  * for each head h and pair i < freqs.length, (v[2i], v[2i+1]) rotates by pos · freqs[i]
- * (model/rope.ts `ropeFrequencies`; the dimensions past 2·freqs.length stay as they are).
+ * (model/rope.ts `ropeFrequencies`; the dimensions past 2·freqs.length stay as they are), and
+ * the rotated pairs are multiplied by `scale` (HF's attention_scaling on cos and sin; longrope).
  * vec: [nHeads * headDim] starting at `offset`.
  */
 export function rope(
@@ -146,11 +147,12 @@ export function rope(
   headDim: number,
   freqs: Float64Array,
   pos: number,
+  scale = 1,
 ): void {
   for (let j = 0; j < freqs.length; j++) {
     const angle = pos * freqs[j];
-    const c = Math.cos(angle);
-    const s = Math.sin(angle);
+    const c = Math.cos(angle) * scale;
+    const s = Math.sin(angle) * scale;
     const i = 2 * j;
     for (let h = 0; h < nHeads; h++) {
       const o = offset + h * headDim + i;

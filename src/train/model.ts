@@ -105,6 +105,7 @@ export function shapeOfConfig(c: ModelConfig): TrainShape {
     c.mlp === 'swiglu' &&
     c.positional === 'rope' &&
     c.ropeDim === c.headDim &&
+    c.ropeScaling === undefined &&
     c.headDim * c.nHeads === c.dim;
   if (!ok) throw new LmdynError('unsupported', 'only llama2.c-shaped llama models can be trained');
   return {
