@@ -3,10 +3,15 @@
  * `model.safetensors`, or `model.safetensors.index.json` whose `weight_map` names the shard of
  * every tensor, or the same as `pytorch_model.bin[.index.json]` (torch.save zip, io/torch.ts). Architectures and their tensor names follow transformers' modeling files:
  *
- * - LlamaForCausalLM / Qwen2ForCausalLM: `model.embed_tokens`, `model.layers.{i}.input_layernorm`,
+ * - LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM: `model.embed_tokens`,
+ *   `model.layers.{i}.input_layernorm`,
  *   `self_attn.{q,k,v,o}_proj` (Qwen2: q/k/v biases), `post_attention_layernorm`,
  *   `mlp.{gate,up,down}_proj`, `model.norm`, `lm_head` unless tied. HF stores Q/K rows in
  *   rotate_half order; they are permuted back to llama2.c's interleaved pairs (MANIFEST §5).
+ *   `rope_scaling` linear / dynamic / llama3 (ropeSettings); Mistral's `sliding_window`.
+ * - Phi3ForCausalLM (Phi-3, Phi-4-mini): as Llama with `self_attn.qkv_proj` (q|k|v rows) and
+ *   `mlp.gate_up_proj` (gate|up rows) split at load, `partial_rotary_factor`, `sliding_window`,
+ *   and `rope_scaling` longrope (short/long factors, attention factor on cos/sin).
  * - GPT2LMHeadModel: `[transformer.]wte/wpe`, `h.{i}.ln_1`, `attn.c_attn` (Conv1D [d, 3d] = q|k|v),
  *   `attn.c_proj`, `ln_2`, `mlp.c_fc`, `mlp.c_proj`, `ln_f`. Conv1D weights are [in, out] and
  *   are transposed to [out, in].
@@ -23,7 +28,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { LmdynError, check } from '../errors.js';
-import type { LayerWeights, Matrix, ModelConfig, ModelWeights } from '../model/types.js';
+import type {
+  LayerWeights,
+  Matrix,
+  ModelConfig,
+  ModelWeights,
+  RopeScaling,
+} from '../model/types.js';
 import { newMatrix } from '../model/types.js';
 import { allocF32 } from '../tensor/memory.js';
 import { loadHfTokenizer } from '../tokenizer/hf.js';
@@ -39,6 +50,8 @@ import { openTorchCheckpoint } from './torch.js';
 
 const SUPPORTED = [
   'LlamaForCausalLM',
+  'MistralForCausalLM',
+  'Phi3ForCausalLM',
   'Qwen2ForCausalLM',
   'GPT2LMHeadModel',
   'GPTNeoXForCausalLM',
@@ -136,21 +149,20 @@ function unsupported(arch: string, what: string): never {
   throw new LmdynError('unsupported', `${arch}: ${what} is not supported`);
 }
 
-// ---- Llama / Qwen2 ------------------------------------------------------------------------------
+// ---- Llama / Mistral / Phi-3 / Qwen2 -------------------------------------------------------------
+
+type LlamaLike = 'LlamaForCausalLM' | 'MistralForCausalLM' | 'Phi3ForCausalLM' | 'Qwen2ForCausalLM';
 
 function llamaModel(
-  arch: 'LlamaForCausalLM' | 'Qwen2ForCausalLM',
+  arch: LlamaLike,
   hf: Record<string, unknown>,
   store: TensorStore,
 ): { config: ModelConfig; weights: ModelWeights } {
   const qwen = arch === 'Qwen2ForCausalLM';
+  const phi3 = arch === 'Phi3ForCausalLM';
   const c = configReader(hf);
   const act = hf.hidden_act ?? 'silu';
   if (act !== 'silu') unsupported(arch, `hidden_act ${String(act)}`);
-  const scaling = hf.rope_scaling as { rope_type?: unknown; type?: unknown } | null | undefined;
-  if (scaling && (scaling.rope_type ?? scaling.type) !== 'default') {
-    unsupported(arch, `rope_scaling ${JSON.stringify(scaling)}`);
-  }
   if (hf.mlp_bias === true) unsupported(arch, 'mlp_bias');
   if (qwen && hf.use_sliding_window === true) unsupported(arch, 'use_sliding_window');
 
@@ -175,27 +187,54 @@ function llamaModel(
   );
   const hasLmHead = store.where.has('lm_head.weight');
   const tie = hf.tie_word_embeddings;
+  const maxPositions = c.int(
+    'max_position_embeddings',
+    {
+      LlamaForCausalLM: 2048,
+      MistralForCausalLM: 131072,
+      Phi3ForCausalLM: 4096,
+      Qwen2ForCausalLM: 32768,
+    }[arch],
+  );
+  const rope = ropeSettings(arch, hf, headDim, maxPositions);
+  const nLayers = c.int('num_hidden_layers');
+  // Mistral and Phi-3: every layer attends to the last sliding_window positions, the query's own
+  // included (masking_utils.sliding_window_overlay: kv_idx > q_idx − sliding_window).
+  const window = arch === 'MistralForCausalLM' || phi3 ? hf.sliding_window : null;
+  if (!(
+    window === undefined ||
+    window === null ||
+    (Number.isSafeInteger(window) && (window as number) > 0)
+  ))
+    throw new LmdynError(
+      'bad_format',
+      `config.json: sliding_window ${String(window)} is not a positive integer or null`,
+    );
   const config: ModelConfig = {
     architecture: 'llama',
     sourceArchitecture: arch,
     dim,
     hiddenDim: c.int('intermediate_size'),
-    nLayers: c.int('num_hidden_layers'),
+    nLayers,
     nHeads,
     nKvHeads,
     headDim,
     vocabSize: c.int('vocab_size'),
-    seqLen: c.int('max_position_embeddings', qwen ? 32768 : 2048),
+    seqLen: rope.seqLen,
     norm: 'rmsnorm',
-    normEps: c.float('rms_norm_eps', 1e-6),
+    normEps: c.float('rms_norm_eps', phi3 ? 1e-5 : 1e-6),
     mlp: 'swiglu',
     positional: 'rope',
-    ropeTheta: c.float('rope_theta', 10000),
-    ropeDim: headDim,
-    // transformers defaults tie_word_embeddings to false for both; a file without lm_head is tied.
+    ropeTheta: rope.theta,
+    ropeDim: rope.dim,
+    // transformers defaults tie_word_embeddings to false for these; a file without lm_head is tied.
     tiedEmbeddings: tie === true || (tie !== false && !hasLmHead),
     bosId: c.tokenId('bos_token_id', qwen ? null : 1),
-    eosId: c.tokenId('eos_token_id', qwen ? null : 2),
+    eosId: c.tokenId('eos_token_id', qwen ? null : phi3 ? 32000 : 2),
+    ...(rope.scaling ? { ropeScaling: rope.scaling } : {}),
+    ...(typeof window === 'number' && window < rope.seqLen
+      ? { attnWindow: new Array<number | null>(nLayers).fill(window) }
+      : {}),
   };
   const { hiddenDim, vocabSize } = config;
   const qDim = nHeads * headDim;
@@ -206,6 +245,10 @@ function llamaModel(
   const layers: LayerWeights[] = [];
   for (let l = 0; l < config.nLayers; l++) {
     const p = `model.layers.${l}.`;
+    if (phi3) {
+      layers.push(phi3Layer(store, p, config));
+      continue;
+    }
     layers.push({
       attnNorm: store.vector(`${p}input_layernorm.weight`, dim),
       attnNormBias: null,
@@ -254,6 +297,162 @@ function llamaModel(
     unembeddingBias: null,
   };
   return { config, weights };
+}
+
+/**
+ * A Phi-3 decoder layer: `self_attn.qkv_proj` [q | k | v rows] and `mlp.gate_up_proj`
+ * [gate | up rows] (Phi3MLP: `gate, up = chunk(2)`; up · silu(gate)) are split at load into
+ * llama's separate matrices; only the first ropeDim dims of each q/k head rotate
+ * (partial_rotary_factor) and only they are permuted.
+ */
+function phi3Layer(store: TensorStore, p: string, c: ModelConfig): LayerWeights {
+  const { dim, hiddenDim, nHeads, nKvHeads, headDim, ropeDim } = c;
+  const qDim = nHeads * headDim;
+  const kvDim = nKvHeads * headDim;
+  const qkv = store.raw(`${p}self_attn.qkv_proj.weight`, [qDim + 2 * kvDim, dim]);
+  const gateUp = store.raw(`${p}mlp.gate_up_proj.weight`, [2 * hiddenDim, dim]);
+  const rows = (w: Float32Array, from: number, n: number): Float32Array =>
+    w.subarray(from * dim, (from + n) * dim);
+  return {
+    attnNorm: store.vector(`${p}input_layernorm.weight`, dim),
+    attnNormBias: null,
+    wq: ropeInterleaved(rows(qkv, 0, qDim), nHeads, headDim, dim, ropeDim),
+    wk: ropeInterleaved(rows(qkv, qDim, kvDim), nKvHeads, headDim, dim, ropeDim),
+    wv: newMatrix(kvDim, dim, copyF32(rows(qkv, qDim + kvDim, kvDim))),
+    wo: store.matrix(`${p}self_attn.o_proj.weight`, dim, qDim),
+    bq: null,
+    bk: null,
+    bv: null,
+    bo: null,
+    mlpNorm: store.vector(`${p}post_attention_layernorm.weight`, dim),
+    mlpNormBias: null,
+    wGate: newMatrix(hiddenDim, dim, copyF32(rows(gateUp, 0, hiddenDim))),
+    wUp: newMatrix(hiddenDim, dim, copyF32(rows(gateUp, hiddenDim, hiddenDim))),
+    bUp: null,
+    wDown: store.matrix(`${p}mlp.down_proj.weight`, dim, hiddenDim),
+    bDown: null,
+  };
+}
+
+/**
+ * RoPE's base, rotary dims, scaling and lmdyn's context for the llama family, from config.json's
+ * `rope_theta`, `partial_rotary_factor` (Phi-3) and `rope_scaling` (or transformers 5's
+ * `rope_parameters`; `rope_type`, or `type` as older configs spell it), read as
+ * modeling_rope_utils.py reads them (model/rope.ts applies them). The context is
+ * max_position_embeddings, except for dynamic NTK, which exists to run past it: there lmdyn allows
+ * factor × max_position_embeddings positions.
+ */
+function ropeSettings(
+  arch: LlamaLike,
+  hf: Record<string, unknown>,
+  headDim: number,
+  maxPositions: number,
+): { theta: number; dim: number; scaling: RopeScaling | undefined; seqLen: number } {
+  const params = isRecord(hf.rope_parameters) ? hf.rope_parameters : null;
+  const rs = isRecord(hf.rope_scaling) ? hf.rope_scaling : params;
+  const num = (v: unknown, what: string): number => {
+    if (!(typeof v === 'number' && Number.isFinite(v) && v > 0))
+      throw new LmdynError(
+        'bad_format',
+        `config.json: ${what} ${JSON.stringify(v)} is not a positive number`,
+      );
+    return v;
+  };
+  const theta = num(hf.rope_theta ?? params?.rope_theta ?? 10000, 'rope_theta');
+  const phi3 = arch === 'Phi3ForCausalLM';
+  const partial = phi3
+    ? num(hf.partial_rotary_factor ?? params?.partial_rotary_factor ?? 1, 'partial_rotary_factor')
+    : 1;
+  const dim = Math.floor(headDim * partial); // HF: int(head_dim * partial_rotary_factor)
+  check(
+    partial <= 1 && dim >= 2 && dim % 2 === 0,
+    'bad_format',
+    `config.json: ${dim} rotary dims per head (head_dim ${headDim} × partial_rotary_factor ${partial}) is not a positive even number`,
+  );
+  let type = String(rs?.rope_type ?? rs?.type ?? 'default');
+  if (phi3 && (type === 'su' || type === 'yarn')) type = 'longrope'; // Phi3Config's renaming
+  const key = (k: string): number => num(rs?.[k], `rope_scaling.${k}`);
+  const plain = { theta, dim, seqLen: maxPositions };
+  if (type === 'default') return { ...plain, scaling: undefined };
+  if (type === 'linear') return { ...plain, scaling: { type, factor: key('factor') } };
+  if (type === 'dynamic' && !phi3) {
+    const factor = key('factor');
+    return {
+      ...plain,
+      scaling: { type, factor, originalContext: maxPositions },
+      seqLen: Math.max(maxPositions, Math.floor(maxPositions * factor)),
+    };
+  }
+  if (type === 'llama3' && !phi3) {
+    const scaling: RopeScaling = {
+      type,
+      factor: key('factor'),
+      lowFreqFactor: key('low_freq_factor'),
+      highFreqFactor: key('high_freq_factor'),
+      originalContext: key('original_max_position_embeddings'),
+    };
+    check(
+      scaling.highFreqFactor > scaling.lowFreqFactor,
+      'bad_format',
+      `config.json: rope_scaling.high_freq_factor ${scaling.highFreqFactor} is not above low_freq_factor ${scaling.lowFreqFactor}`,
+    );
+    return { ...plain, scaling };
+  }
+  if (type === 'longrope' && phi3) {
+    const factors = (k: string): number[] => {
+      const v = rs?.[k];
+      if (!(
+        Array.isArray(v) &&
+        v.length === dim / 2 &&
+        v.every((x) => typeof x === 'number' && x > 0)
+      ))
+        throw new LmdynError(
+          'bad_format',
+          `config.json: rope_scaling.${k} is not a list of ${dim / 2} positive numbers (rotary dims / 2)`,
+        );
+      return v as number[];
+    };
+    const original = num(
+      hf.original_max_position_embeddings ?? rs?.original_max_position_embeddings ?? maxPositions,
+      'original_max_position_embeddings',
+    );
+    // transformers < 5 takes factor = max_position_embeddings / original when config.json has
+    // original_max_position_embeddings, transformers 5 rope_scaling.factor when given: refuse a
+    // config where the two differ rather than pick one.
+    const ratio = maxPositions / original;
+    const given = rs?.factor;
+    if (
+      given !== undefined &&
+      given !== null &&
+      Math.abs(num(given, 'rope_scaling.factor') - ratio) > 1e-9 * ratio
+    )
+      unsupported(
+        arch,
+        `longrope with rope_scaling.factor ${String(given)} ≠ max_position_embeddings / original_max_position_embeddings (${ratio})`,
+      );
+    const attention = rs?.attention_factor;
+    const attentionFactor =
+      attention !== undefined && attention !== null
+        ? num(attention, 'rope_scaling.attention_factor')
+        : ratio <= 1
+          ? 1
+          : Math.sqrt(1 + Math.log(ratio) / Math.log(original));
+    return {
+      ...plain,
+      scaling: {
+        type,
+        shortFactor: factors('short_factor'),
+        longFactor: factors('long_factor'),
+        originalContext: original,
+        attentionFactor,
+      },
+    };
+  }
+  const known = phi3 ? 'default, longrope (su)' : 'default, linear, dynamic, llama3';
+  throw new LmdynError(
+    'unsupported',
+    `${arch}: rope_scaling type ${JSON.stringify(type)} is not supported (${arch} reads ${known})`,
+  );
 }
 
 /**
