@@ -51,6 +51,9 @@ function attentionSummary(c: ModelConfig): string {
   const local = (c.attnWindow ?? [])
     .map((w, l) => (w === null ? null : `${l}: ${w}`))
     .filter((x) => x !== null);
+  const windows = c.attnWindow ?? [];
+  if (windows.length > 0 && windows.every((w) => w !== null && w === windows[0]))
+    return `causal, ${kind}, every layer a sliding window of ${windows[0]} positions (its own included)`;
   return local.length === 0
     ? `causal, ${kind}, every layer global`
     : `causal, ${kind}, local windows (layer: positions) ${local.join(', ')}, others global`;
