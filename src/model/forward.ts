@@ -141,8 +141,8 @@ export class Transformer {
     if (s?.type !== 'longrope') return;
     for (const inp of inputs) {
       const cached = cache.lengths[inp.seq];
-      if (!(cached > 0 && cached <= s.originalContext && cached + inp.tokens.length > s.originalContext))
-        continue;
+      const total = cached + inp.tokens.length;
+      if (!(cached > 0 && cached <= s.originalContext && total > s.originalContext)) continue;
       const old = cache.tokens[inp.seq];
       if (old.length !== cached) {
         throw new LmdynError(
@@ -152,7 +152,7 @@ export class Transformer {
       }
       cache.lengths[inp.seq] = 0;
       cache.tokens[inp.seq] = [];
-      this.run(cache, [{ seq: inp.seq, tokens: old }], { logits: 'none' }, cached + inp.tokens.length);
+      this.run(cache, [{ seq: inp.seq, tokens: old }], { logits: 'none' }, total);
     }
   }
 
@@ -457,7 +457,7 @@ export class Transformer {
 interface Row extends RowRef {
   token: number;
   last: boolean;
-  /** Last position of this sequence in the call, plus one: HF's seq_len for scaled RoPE (model/rope.ts). */
+  /** Last position of this sequence in the call, plus one: HF's seq_len (model/rope.ts). */
   ropeLength: number;
 }
 

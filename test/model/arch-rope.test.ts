@@ -507,11 +507,38 @@ test('lmdyn info names the architecture, the RoPE scaling, the window and the ho
   assert.match(dyn.stdout, /scaled: dynamic NTK ×2 beyond 16 positions/);
   const mis = lmdyn('info', '--model', join(DIR, 'mistral-window'), '--json');
   const mi = JSON.parse(mis.stdout) as Record<string, unknown>;
-  assert.match(String(mi.attention), /every layer a sliding window of 5 positions \(its own included\)/);
+  assert.match(
+    String(mi.attention),
+    /every layer a sliding window of 5 positions \(its own included\)/,
+  );
   for (const name of CASES) {
     assert.deepEqual(
       absentHookPoints(open(name).config).map((h) => h.name),
       ['hook_pos_embed'],
     );
+  }
+});
+
+test('the JS kernels (LMDYN_KERNELS=js, a child process) give the reference logits for the window and longrope cases', () => {
+  const api = new URL('../../src/index.js', import.meta.url).href;
+  for (const name of ['mistral-window', 'phi3-longrope'] as const) {
+    const ref = reference(name);
+    const script = `
+      const { openModel, runWithCache } = await import(${JSON.stringify(api)});
+      const m = await openModel(${JSON.stringify(join(DIR, name))});
+      const { logits } = runWithCache(m, ${JSON.stringify(ref.ids)}, 'logits');
+      process.stdout.write(JSON.stringify(Array.from(logits.data)));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, LMDYN_KERNELS: 'js' },
+      maxBuffer: 1 << 26,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const logits = JSON.parse(r.stdout) as number[];
+    const V = logits.length / ref.ids.length;
+    for (let t = 0; t < ref.ids.length; t++) {
+      const e = relErr(logits.slice(t * V, (t + 1) * V), ref.logits, t * V, V);
+      assert.ok(e < 1e-5, `${name} position ${t}: ${e.toExponential(2)}`);
+    }
   }
 });
