@@ -13,7 +13,7 @@ import { loadModel } from '../src/io/load.js';
 import type { LoadedModel } from '../src/io/types.js';
 import { Transformer } from '../src/model/forward.js';
 import type { ModelConfig } from '../src/model/types.js';
-import { weightBytes } from '../src/tensor/q80.js';
+import { weightBytes } from '../src/model/quantize.js';
 import { wasmKernels } from '../src/tensor/wasm/kernels.js';
 import { startKernelThreads, stopKernelThreads } from '../src/tensor/wasm/threads.js';
 import type { Tokenizer } from '../src/tokenizer/types.js';

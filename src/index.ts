@@ -137,7 +137,7 @@ export { train } from './train/loop.js';
 export type { TrainOptions, TrainResult } from './train/loop.js';
 export { distillCorpus, readCorpus } from './train/data.js';
 export { resolveHubModel } from './io/hub.js';
-export { quantizeWeightsQ80 } from './tensor/q80.js';
+export { quantizeWeightsQ80 } from './model/quantize.js';
 
 // Numerics used by the lenses
 export { createRng } from './tensor/rng.js';

@@ -66,8 +66,6 @@ const ALLOWED: Record<string, string> = {
     'to fix (issue 21): a type shared by the files moves to its own file',
   'cycle: src/lenses/dmet/analyze.ts | src/lenses/dmet/summary.ts':
     'to fix (issue 21): a type shared by the files moves to its own file',
-  'cycle: src/tensor/q80.ts | src/tensor/wasm/kernels.ts':
-    'to fix (issue 21): a type shared by the files moves to its own file',
   'src/hooked.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/lenses/coupling/across.ts -> node:fs':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
@@ -163,12 +161,6 @@ const ALLOWED: Record<string, string> = {
   'src/server/live-lenses.ts -> src/cli/trace.ts': 'to fix (issue 21)',
   'src/server/models.ts -> src/cli/models.ts': 'to fix (issue 21)',
   'src/stats/regression.ts -> src/lenses/coupling/correlate.ts': 'to fix (issue 21)',
-  'src/tensor/linalg.ts -> src/model/types.ts':
-    'to fix (issue 21): the matrix types move to src/tensor/',
-  'src/tensor/ops.ts -> src/model/types.ts':
-    'to fix (issue 21): the matrix types move to src/tensor/',
-  'src/tensor/q80.ts -> src/model/types.ts':
-    'to fix (issue 21): the matrix types move to src/tensor/',
   'src/tokenizer/chat.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/tokenizer/llama2c.ts -> src/io/llama2c.ts': 'to fix (issue 21)',
   'src/train/loop.ts -> src/report/plot.ts': 'to fix (issue 21)',

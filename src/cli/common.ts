@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { encodePrompt, openModel as open, type Model } from '../api.js';
 import { applyChatTemplate } from '../tokenizer/chat.js';
 import { LmdynError } from '../errors.js';
-import type { WeightFormat } from '../tensor/q80.js';
+import type { WeightFormat } from '../model/quantize.js';
 import { startKernelThreads, stopKernelThreads } from '../tensor/wasm/threads.js';
 import { parseInteger } from './args.js';
 import { defaultModel } from './models.js';

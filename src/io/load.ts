@@ -9,7 +9,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { loadHfTokenizer } from '../tokenizer/hf.js';
 import { loadLlama2cTokenizer } from '../tokenizer/llama2c.js';
-import { quantizeWeightsQ80, type WeightFormat } from '../tensor/q80.js';
+import { quantizeWeightsQ80, type WeightFormat } from '../model/quantize.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { loadGguf, type GgufLoadOptions } from './gguf.js';
 import { loadHfFolder } from './hf.js';

@@ -11,7 +11,8 @@
  * are w1, w3 (one [2·hidden, d] map "w13"): one matmul each way instead of three or two.
  */
 import { LmdynError } from '../errors.js';
-import { newMatrix, type ModelConfig, type ModelWeights } from '../model/types.js';
+import type { ModelConfig, ModelWeights } from '../model/types.js';
+import { newMatrix } from '../tensor/matrix.js';
 import { initialWeights } from '../lenses/coupling/twin.js';
 import {
   attentionBackward,

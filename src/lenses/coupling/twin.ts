@@ -24,13 +24,8 @@
  * wo, gate, up, down, then an untied classifier), so a seed names one twin.
  */
 import { fromLoaded, type Model } from '../../api.js';
-import {
-  newMatrix,
-  type LayerWeights,
-  type Matrix,
-  type ModelConfig,
-  type ModelWeights,
-} from '../../model/types.js';
+import type { LayerWeights, ModelConfig, ModelWeights } from '../../model/types.js';
+import { newMatrix, type Matrix } from '../../tensor/matrix.js';
 import { allocF32 } from '../../tensor/memory.js';
 import { createRng, type Rng } from '../../tensor/rng.js';
 

@@ -9,7 +9,7 @@
  */
 import type { Model } from '../../api.js';
 import { nextTokenDistribution, validateSampling } from '../../decode/sampling.js';
-import { newMatrix } from '../../model/types.js';
+import { newMatrix } from '../../tensor/matrix.js';
 import { matrixOperator, symEig, topSvd } from '../../tensor/linalg.js';
 import { allocF32, freeF32 } from '../../tensor/memory.js';
 import { matmul } from '../../tensor/ops.js';
