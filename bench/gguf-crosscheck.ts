@@ -21,7 +21,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { fromLoaded, type Model } from '../src/api.js';
+import { fromLoaded, type Model } from '../src/model/model.js';
 import type { GgmlTypeName } from '../src/io/gguf-quants.js';
 import { convertToGguf, writeGgufModel, type GgufWriteResult } from '../src/io/gguf-write.js';
 import { loadModel } from '../src/io/load.js';

@@ -8,13 +8,8 @@ export * from './model/types.js';
 export { VERSION } from './version.js';
 
 // Models, generation, hooks
-export {
-  openModel,
-  fromLoaded,
-  encodePrompt,
-  stopIds,
-  generateText,
-} from './api.js';
+export { openModel, generateText } from './api.js';
+export { fromLoaded, encodePrompt, stopIds } from './model/model.js';
 export {
   runWithCache,
   runWithHooks,
@@ -33,7 +28,8 @@ export {
   actName,
 } from './hooked.js';
 export type { FwdHook, FwdHookFn, HookPoint, ModelInput, RunOptions, PatchOptions, LogitLensLayer } from './hooked.js';
-export type { Model, GenerateTextOptions, GenerateTextResult } from './api.js';
+export type { GenerateTextOptions, GenerateTextResult } from './api.js';
+export type { Model } from './model/model.js';
 export { loadModel, loadTokenizer, detectFormat } from './io/load.js';
 export type { LoadOptions } from './io/load.js';
 export { convertToGguf, writeGgufModel } from './io/gguf-write.js';

@@ -66,17 +66,14 @@ const ALLOWED: Record<string, string> = {
     'to fix (issue 21): a type shared by the files moves to its own file',
   'cycle: src/lenses/dmet/analyze.ts | src/lenses/dmet/summary.ts':
     'to fix (issue 21): a type shared by the files moves to its own file',
-  'src/hooked.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/lenses/coupling/across.ts -> node:fs':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/coupling/across.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/lenses/coupling/across.ts -> src/io/atomic.ts':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
   'src/lenses/coupling/across.ts -> src/io/commit.ts':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
   'src/lenses/coupling/across.ts -> src/report/plot.ts':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/coupling/analyze.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/lenses/coupling/io.ts -> src/io/atomic.ts':
     'to fix (issue 21): the lens writer moves to src/report/lenses/',
   'src/lenses/coupling/io.ts -> src/io/commit.ts':
@@ -89,7 +86,6 @@ const ALLOWED: Record<string, string> = {
     'to fix (issue 21): lens figures move to src/report/lenses/',
   'src/lenses/coupling/training.ts -> node:fs':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/coupling/training.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/lenses/coupling/training.ts -> src/io/atomic.ts':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
   'src/lenses/coupling/training.ts -> src/io/commit.ts':
@@ -98,8 +94,6 @@ const ALLOWED: Record<string, string> = {
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
   'src/lenses/coupling/training.ts -> src/report/plot.ts':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/coupling/twin.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
-  'src/lenses/dmet/analyze.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/lenses/dmet/io.ts -> node:fs':
     'to fix (issue 21): the lens writer moves to src/report/lenses/',
   'src/lenses/dmet/io.ts -> src/io/atomic.ts':
@@ -116,11 +110,8 @@ const ALLOWED: Record<string, string> = {
     'to fix (issue 21): lens figures move to src/report/lenses/',
   'src/lenses/dmet/text.ts -> node:fs':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/dmet/text.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
-  'src/lenses/gravity/analyze.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/lenses/gravity/data.ts -> node:fs':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/gravity/field.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/lenses/gravity/io.ts -> src/io/atomic.ts':
     'to fix (issue 21): the lens writer moves to src/report/lenses/',
   'src/lenses/gravity/io.ts -> src/io/commit.ts':
@@ -131,8 +122,6 @@ const ALLOWED: Record<string, string> = {
     'to fix (issue 21): lens figures move to src/report/lenses/',
   'src/lenses/gravity/plots.ts -> src/report/plot.ts':
     'to fix (issue 21): lens figures move to src/report/lenses/',
-  'src/lenses/gravity/sensitivity.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
-  'src/lenses/gravity/temperature.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/lenses/sde/io.ts -> node:fs':
     'to fix (issue 21): the lens writer moves to src/report/lenses/',
   'src/lenses/sde/io.ts -> src/io/atomic.ts':
@@ -143,25 +132,19 @@ const ALLOWED: Record<string, string> = {
     'to fix (issue 21): the lens writer moves to src/report/lenses/',
   'src/lenses/sde/plots.ts -> src/report/plot.ts':
     'to fix (issue 21): lens figures move to src/report/lenses/',
-  'src/lenses/simplex/analyze.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
-  'src/lenses/simplex/dynamics.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/lenses/simplex/generations.ts -> node:fs':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/simplex/generations.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/lenses/simplex/io.ts -> src/io/atomic.ts':
     'to fix (issue 21): the lens writer moves to src/report/lenses/',
   'src/lenses/simplex/io.ts -> src/io/commit.ts':
     'to fix (issue 21): the lens writer moves to src/report/lenses/',
   'src/lenses/simplex/io.ts -> src/report/plot.ts':
     'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/simplex/path.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/lenses/simplex/plots.ts -> src/report/plot.ts':
     'to fix (issue 21): lens figures move to src/report/lenses/',
-  'src/model/forward.ts -> src/io/types.ts': 'to fix (issue 21)',
   'src/server/live-lenses.ts -> src/cli/trace.ts': 'to fix (issue 21)',
   'src/server/models.ts -> src/cli/models.ts': 'to fix (issue 21)',
   'src/stats/regression.ts -> src/lenses/coupling/correlate.ts': 'to fix (issue 21)',
-  'src/tokenizer/chat.ts -> src/api.ts': 'to fix (issue 21): Model moves to src/model/',
   'src/tokenizer/llama2c.ts -> src/io/llama2c.ts': 'to fix (issue 21)',
   'src/train/loop.ts -> src/report/plot.ts': 'to fix (issue 21)',
   'src/train/model.ts -> src/lenses/coupling/twin.ts': 'to fix (issue 21)',

@@ -3,7 +3,8 @@
  * folder; dmet.json, dmet.parquet and the figures go into that folder (or --out).
  */
 import { resolve } from 'node:path';
-import { openModel, type Model } from '../api.js';
+import { openModel } from '../api.js';
+import type { Model } from '../model/model.js';
 import { LmdynError } from '../errors.js';
 import {
   analyzeDmet,

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { encodePrompt, openModel as open, type Model } from '../api.js';
+import { openModel as open } from '../api.js';
+import { encodePrompt, type Model } from '../model/model.js';
 import { applyChatTemplate } from '../tokenizer/chat.js';
 import { LmdynError } from '../errors.js';
 import type { WeightFormat } from '../model/quantize.js';

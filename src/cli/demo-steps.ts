@@ -3,7 +3,7 @@
  * DEMO_STEPS. A step gets the model, the demo's folders and two printers, and returns nothing:
  * it calls `record(title, body)` for each section of the report it wants.
  */
-import type { Model } from '../api.js';
+import type { Model } from '../model/model.js';
 import { couplingDemo } from './demo-coupling.js';
 import { gravityDemo } from './demo-gravity.js';
 import { simplexDemo } from './demo-simplex.js';

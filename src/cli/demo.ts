@@ -5,7 +5,8 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { generateText, type Model } from '../api.js';
+import { generateText } from '../api.js';
+import type { Model } from '../model/model.js';
 import { runWithCache } from '../hooked.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeReport } from '../report/report.js';

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { Model } from '../api.js';
+import type { Model } from '../model/model.js';
 import { LmdynError } from '../errors.js';
 import {
   checkLogitsMode,

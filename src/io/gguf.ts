@@ -24,7 +24,7 @@ import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { BLOCK_FORMATS, blockFormatOf, dequantize, halfTable } from './gguf-quants.js';
 import { MAX_SEQ_LEN, openForReading, readExactly } from './llama2c.js';
-import type { LoadedModel } from './types.js';
+import type { LoadedModel } from '../model/types.js';
 
 export type GgufValue =
   | number

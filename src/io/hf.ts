@@ -28,7 +28,7 @@ import type { Matrix } from '../tensor/matrix.js';
 import { newMatrix } from '../tensor/matrix.js';
 import { allocF32 } from '../tensor/memory.js';
 import { loadHfTokenizer } from '../tokenizer/hf.js';
-import type { LoadedModel } from './types.js';
+import type { LoadedModel } from '../model/types.js';
 import {
   closeSafetensors,
   openSafetensors,

@@ -24,7 +24,7 @@ import type { Matrix } from '../tensor/matrix.js';
 import { newMatrix } from '../tensor/matrix.js';
 import { allocF32, allocI8, freeF32, freeI8 } from '../tensor/memory.js';
 import { dequantizeQ80, newQ80Matrix } from '../tensor/q80.js';
-import type { LoadedModel } from './types.js';
+import type { LoadedModel } from '../model/types.js';
 
 export type Llama2cVersion = 0 | 1 | 2;
 

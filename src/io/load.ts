@@ -15,7 +15,7 @@ import { loadGguf, type GgufLoadOptions } from './gguf.js';
 import { loadHfFolder } from './hf.js';
 import { resolveHubModel, type HubOptions } from './hub.js';
 import { loadLlama2cCheckpoint } from './llama2c.js';
-import type { LoadedModel } from './types.js';
+import type { LoadedModel } from '../model/types.js';
 
 export interface LoadOptions {
   /** A tokenizer file or folder that replaces the model's own (or supplies one). */

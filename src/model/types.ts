@@ -11,6 +11,7 @@
  *   ropeDim dimensions of a head rotate, and only they are permuted.
  */
 import type { Matrix } from '../tensor/matrix.js';
+import type { Tokenizer } from '../tokenizer/types.js';
 
 export type Architecture = 'llama' | 'gpt2' | 'gpt_neox' | 'gpt_neo';
 
@@ -117,6 +118,14 @@ export interface ModelSource {
   sha256: string | null;
   /** Format-specific detail: llama2c version, GGUF metadata, tensor dtypes, ... */
   details: Record<string, unknown>;
+}
+
+/** What every loader returns. `tokenizer` is null when the file carries none (llama2.c .bin). */
+export interface LoadedModel {
+  config: ModelConfig;
+  weights: ModelWeights;
+  tokenizer: Tokenizer | null;
+  source: ModelSource;
 }
 
 export function parameterCount(config: ModelConfig): number {

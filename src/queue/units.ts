@@ -10,7 +10,8 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openModel, type Model } from '../api.js';
+import { openModel } from '../api.js';
+import type { Model } from '../model/model.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { analyzeOneModel, type AcrossOptions } from '../lenses/coupling/across.js';
 import type { CouplingReport } from '../lenses/coupling/analyze.js';

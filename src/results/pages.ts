@@ -6,7 +6,8 @@
  * regenerates the fast sections and compares them with the committed pages.
  */
 import { resolve } from 'node:path';
-import { openModel, type Model } from '../api.js';
+import { openModel } from '../api.js';
+import type { Model } from '../model/model.js';
 import { cite } from '../papers.js';
 import { analyzeCoupling, type CouplingConvention } from '../lenses/coupling/analyze.js';
 import { readParaphrases, defaultParaphrasePaths } from '../lenses/gravity/data.js';

@@ -5,7 +5,7 @@
  * by the page from the same blocks as the report. A lens with a library that takes a model and
  * a prompt adds one entry here (and a form in web/index.html).
  */
-import type { Model } from '../api.js';
+import type { Model } from '../model/model.js';
 import { analyzeCoupling } from '../lenses/coupling/analyze.js';
 import { couplingPlots } from '../lenses/coupling/plots.js';
 import { analyzeGravity } from '../lenses/gravity/analyze.js';

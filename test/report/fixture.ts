@@ -7,7 +7,8 @@
 import { commitBeside } from '../../src/io/commit.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { openModel, type Model } from '../../src/api.js';
+import { openModel } from '../../src/api.js';
+import type { Model } from '../../src/model/model.js';
 import { analyzeCoupling } from '../../src/lenses/coupling/analyze.js';
 import { writeCouplingRun } from '../../src/lenses/coupling/io.js';
 import { writePlot, type PlotSpec } from '../../src/report/plot.js';

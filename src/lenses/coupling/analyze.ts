@@ -5,7 +5,7 @@
  * Returns one plain object (written as coupling.json by the CLI); every metric carries the
  * papers.md tag: exact (from the authors' code or a quoted source) or proposed (our reading).
  */
-import { encodePrompt, type Model } from '../../api.js';
+import { encodePrompt, type Model } from '../../model/model.js';
 import { LmdynError } from '../../errors.js';
 import {
   blockJacobians,

@@ -5,7 +5,7 @@
  * Returns one plain report (dmet.json), a row per sequence (dmet.parquet), the 2-D curves and the
  * persistence diagrams; every metric carries its papers.md tag.
  */
-import type { Model } from '../../api.js';
+import type { Model } from '../../model/model.js';
 import { LmdynError } from '../../errors.js';
 import type { PersistencePair } from '../../stats/rips.js';
 import type { TraceMeta } from '../../trace/types.js';

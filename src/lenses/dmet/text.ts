@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import wordsPath from 'word-list';
-import { encodePrompt, type Model } from '../../api.js';
+import { encodePrompt, type Model } from '../../model/model.js';
 import { runWithCache } from '../../hooked.js';
 
 export interface TextQuality {

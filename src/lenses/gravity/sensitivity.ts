@@ -5,7 +5,7 @@
  * Benjamini–Hochberg q-values over the whole table (it reports many tests: the smallest raw p of a
  * dozen is not evidence on its own).
  */
-import { encodePrompt, type Model } from '../../api.js';
+import { encodePrompt, type Model } from '../../model/model.js';
 import { correlate, type Correlation } from '../coupling/correlate.js';
 import { benjaminiHochberg } from '../../stats/multiple.js';
 import type { ParaphraseSet } from './data.js';
