@@ -67,7 +67,7 @@ export {
   curveShape,
 } from './lenses/coupling/training.js';
 export type { TrainingDynamicsReport, CurveShape } from './lenses/coupling/training.js';
-export { randomTwin } from './lenses/coupling/twin.js';
+export { randomTwin } from './model/init.js';
 
 // Lens: DMET (papers.md §1)
 export { analyzeDmet, DEFAULT_HOOK as DMET_DEFAULT_HOOK } from './lenses/dmet/analyze.js';

@@ -30,7 +30,7 @@ import type { LensRegistrar } from './analyze.js';
 import { parseInteger } from './args.js';
 import { addJsonFlag, openModel, printResult } from './common.js';
 import { attemptsOption, progressPrinter } from './sweep.js';
-import { readTextFile } from './trace.js';
+import { readTextFile } from '../io/text.js';
 import { cite } from '../papers.js';
 
 interface CouplingFlags {

@@ -21,7 +21,7 @@ import { checkOutDir } from '../trace/io.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 import { addJsonFlag, openModel, printResult } from './common.js';
-import { readTextFile } from './trace.js';
+import { readTextFile } from '../io/text.js';
 import { pValue } from '../report/format.js';
 import { cite } from '../papers.js';
 

@@ -6,7 +6,7 @@ import { LmdynError } from '../errors.js';
 import type { WeightFormat } from '../model/quantize.js';
 import { startKernelThreads, stopKernelThreads } from '../tensor/wasm/threads.js';
 import { parseInteger } from './args.js';
-import { defaultModel } from './models.js';
+import { defaultModel } from '../io/discover.js';
 
 export interface ModelFlags {
   model?: string;

@@ -8,7 +8,7 @@ import {
 } from '../lenses/gravity/data.js';
 import { writeGravityRun } from '../lenses/gravity/io.js';
 import type { DemoStep } from './demo-steps.js';
-import { readTextFile } from './trace.js';
+import { readTextFile } from '../io/text.js';
 import { pValue } from '../report/format.js';
 import { cite } from '../papers.js';
 

@@ -14,7 +14,7 @@ import { parseConfig } from './train.js';
 import { analyzeCouplingOverTraining, writeTrainingDynamics } from '../lenses/coupling/training.js';
 import { openModel } from '../api.js';
 import { loadTokenizer } from '../io/load.js';
-import { shippedModel } from './models.js';
+import { shippedModel } from '../io/discover.js';
 import type { DemoStep } from './demo-steps.js';
 import { cite } from '../papers.js';
 

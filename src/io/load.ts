@@ -8,7 +8,7 @@ import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from
 import { basename, dirname, join, resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { loadHfTokenizer } from '../tokenizer/hf.js';
-import { loadLlama2cTokenizer } from '../tokenizer/llama2c.js';
+import { loadLlama2cTokenizer } from './llama2c-tokenizer.js';
 import { quantizeWeightsQ80, type WeightFormat } from '../model/quantize.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { loadGguf, type GgufLoadOptions } from './gguf.js';

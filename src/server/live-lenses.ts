@@ -13,7 +13,7 @@ import { defaultReferencePath } from '../lenses/gravity/data.js';
 import { gravityPlots } from '../lenses/gravity/plots.js';
 import { analyzeSimplex } from '../lenses/simplex/analyze.js';
 import { simplexPlots } from '../lenses/simplex/plots.js';
-import { readTextFile } from '../cli/trace.js';
+import { readTextFile } from '../io/text.js';
 import type { PlotSpec } from '../report/plot.js';
 import { booleanField, HttpError, numberField, stringField, type Body } from './validate.js';
 import { cite } from '../papers.js';

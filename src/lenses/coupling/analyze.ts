@@ -31,7 +31,7 @@ import {
   stepSizes,
   type Coupling,
 } from './metrics.js';
-import { hfInitDiffers, initName, randomTwin } from './twin.js';
+import { hfInitDiffers, initName, randomTwin } from '../../model/init.js';
 import { cite, paperRef } from '../../papers.js';
 
 import type { Tag } from '../tag.js';

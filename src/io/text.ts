@@ -1,0 +1,32 @@
+/**
+ * Reading a file of texts (prompts, a reference corpus) the way every command and the dashboard
+ * read one: plain lines, or JSONL of strings or {"text": …} objects. Blank lines are skipped.
+ */
+import { readFileSync } from 'node:fs';
+import { LmdynError } from '../errors.js';
+
+/** Plain lines, or JSONL whose lines are strings or objects with a "text" field. */
+export function readTextFile(path: string): string[] {
+  let raw: string;
+  try {
+    raw = readFileSync(path, 'utf8');
+  } catch {
+    throw new LmdynError('not_found', `cannot read --text-file ${path}`);
+  }
+  const lines = raw.split(/\r?\n/).filter((l) => l.trim() !== '');
+  const texts = lines.map((line, i) => {
+    const t = line.trim();
+    if (!t.startsWith('{') && !t.startsWith('"')) return line;
+    try {
+      const v: unknown = JSON.parse(t);
+      if (typeof v === 'string') return v;
+      if (v && typeof v === 'object' && typeof (v as { text?: unknown }).text === 'string')
+        return (v as { text: string }).text;
+    } catch {
+      return line;
+    }
+    throw new LmdynError('bad_argument', `${path}:${i + 1}: a JSONL line needs a "text" string`);
+  });
+  if (texts.length === 0) throw new LmdynError('bad_argument', `${path} holds no text`);
+  return texts;
+}
