@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { analyzeCoupling } from '../lenses/coupling/analyze.js';
 import { writeCouplingRun } from '../lenses/coupling/io.js';
-import type { DemoStep } from './demo-steps.js';
+import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
 
 const PROMPTS = [

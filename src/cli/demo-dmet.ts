@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { analyzeDmet } from '../lenses/dmet/analyze.js';
 import { openDmetSource, writeDmetRun } from '../lenses/dmet/io.js';
-import type { DemoStep } from './demo-steps.js';
+import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
 
 export const dmetDemo: DemoStep = {

@@ -7,7 +7,7 @@ import {
   readParaphrases,
 } from '../lenses/gravity/data.js';
 import { writeGravityRun } from '../lenses/gravity/io.js';
-import type { DemoStep } from './demo-steps.js';
+import type { DemoStep } from './demo-step.js';
 import { readTextFile } from '../io/text.js';
 import { pValue } from '../report/format.js';
 import { cite } from '../papers.js';

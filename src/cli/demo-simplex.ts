@@ -7,7 +7,7 @@ import { analyzeSimplex, analyzeSweepLoops } from '../lenses/simplex/analyze.js'
 import { readSweepGenerations } from '../lenses/simplex/generations.js';
 import { writeSimplexRun, writeSweepLoops } from '../lenses/simplex/io.js';
 import { loopTable } from './analyze-simplex.js';
-import type { DemoStep } from './demo-steps.js';
+import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
 
 const PROMPT = 'Once upon a time, there was a little girl named Lily.';

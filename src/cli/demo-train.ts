@@ -15,7 +15,7 @@ import { analyzeCouplingOverTraining, writeTrainingDynamics } from '../lenses/co
 import { openModel } from '../api.js';
 import { loadTokenizer } from '../io/load.js';
 import { shippedModel } from '../io/discover.js';
-import type { DemoStep } from './demo-steps.js';
+import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
 
 const PROMPTS = [

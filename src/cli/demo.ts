@@ -16,7 +16,8 @@ import { runSweep } from '../trace/sweep.js';
 import type { Trace } from '../trace/types.js';
 import { VERSION } from '../version.js';
 import { addThreadsFlag, openModel, printResult, startCliThreads, type EngineFlags, type ModelFlags } from './common.js';
-import { DEMO_STEPS, type DemoContext } from './demo-steps.js';
+import { DEMO_STEPS } from './demo-steps.js';
+import type { DemoContext } from './demo-step.js';
 import { describeModel } from './info.js';
 import { progressPrinter } from './sweep.js';
 

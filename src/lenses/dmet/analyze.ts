@@ -20,6 +20,7 @@ import {
   type Space,
 } from './dynamics.js';
 import { summarize, type BalancedBounds, type DmetSummary } from './summary.js';
+import type { DmetConfiguration, SequenceRow } from './rows.js';
 import { COHERENCE_HOOK, loadDictionary, PERPLEXITY_MAX_TOKENS, textQuality } from './text.js';
 import { cite, paperRef } from '../../papers.js';
 
@@ -29,13 +30,6 @@ export type { Tag };
 
 /** The default trajectory hook: post-final-norm, what HF returns as hidden_states[-1]. */
 export const DEFAULT_HOOK = 'ln_final.hook_normalized';
-
-export interface DmetConfiguration {
-  index: number;
-  /** Folder of the configuration's trace, relative to the source folder ('.' for one trace). */
-  dir: string;
-  sampling: { temperature: number; topP: number; topK: number; repetitionPenalty: number };
-}
 
 export interface DmetSequenceInput {
   sample: number;
@@ -97,43 +91,6 @@ export interface DmetOptions {
   scorerSpec?: string;
   balanced?: Partial<BalancedBounds>;
   log?: (line: string) => void;
-}
-
-/** A row per sequence (dmet.parquet). NaN where a metric is undefined. */
-export interface SequenceRow {
-  config: number;
-  dir: string;
-  temperature: number;
-  top_p: number;
-  top_k: number;
-  repetition_penalty: number;
-  sample: number;
-  seed: number;
-  finish_reason: string;
-  prompt_tokens: number;
-  generated_tokens: number;
-  points: number;
-  C_mean: number;
-  C_std: number;
-  C_max: number;
-  jumps: number;
-  C_cos: number;
-  C_norm: number;
-  silhouette: number;
-  persistence: number;
-  h1_pairs: number;
-  predictability: number;
-  predictability_mse: number;
-  pc1_ratio: number;
-  pc2_ratio: number;
-  perplexity: number;
-  log_ppl: number;
-  spelling: number;
-  diversity: number;
-  grammar: number;
-  coherence: number;
-  sentences: number;
-  text: string;
 }
 
 /** One point of a 2-D curve (dmet_trajectories.parquet). */

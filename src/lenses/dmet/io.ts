@@ -19,13 +19,8 @@ import { writePlot } from '../../report/plot.js';
 import { lengths, requireFiniteStates, requireTrace } from '../../trace/io.js';
 import { readSweepIndex } from '../../trace/sweep.js';
 import type { TraceMeta, TraceSample } from '../../trace/types.js';
-import type {
-  DmetConfigData,
-  DmetConfiguration,
-  DmetResult,
-  DmetSource,
-  SequenceRow,
-} from './analyze.js';
+import type { DmetConfigData, DmetResult, DmetSource } from './analyze.js';
+import type { DmetConfiguration, SequenceRow } from './rows.js';
 import { dmetPlots } from './plots.js';
 import { paperRef } from '../../papers.js';
 
