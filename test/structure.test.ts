@@ -63,82 +63,12 @@ const LENS_FORBIDDEN = [
  * one appears, so the list shrinks as they are fixed. Keys: "from -> to" (files, or a module).
  */
 const ALLOWED: Record<string, string> = {
-  'src/lenses/coupling/across.ts -> node:fs':
-    'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/coupling/across.ts -> src/io/atomic.ts':
-    'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/coupling/across.ts -> src/io/commit.ts':
-    'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/coupling/across.ts -> src/report/plot.ts':
-    'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/coupling/io.ts -> src/io/atomic.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/coupling/io.ts -> src/io/commit.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/coupling/io.ts -> src/io/safetensors.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/coupling/io.ts -> src/report/plot.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/coupling/plots.ts -> src/report/plot.ts':
-    'to fix (issue 21): lens figures move to src/report/lenses/',
-  'src/lenses/coupling/training.ts -> node:fs':
-    'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/coupling/training.ts -> src/io/atomic.ts':
-    'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/coupling/training.ts -> src/io/commit.ts':
-    'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/coupling/training.ts -> src/io/parquet.ts':
-    'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/coupling/training.ts -> src/report/plot.ts':
-    'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/dmet/io.ts -> node:fs':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/dmet/io.ts -> src/io/atomic.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/dmet/io.ts -> src/io/commit.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/dmet/io.ts -> src/io/parquet.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/dmet/io.ts -> src/io/safetensors.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/dmet/io.ts -> src/report/plot.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/dmet/plots.ts -> src/report/plot.ts':
-    'to fix (issue 21): lens figures move to src/report/lenses/',
   'src/lenses/dmet/text.ts -> node:fs':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
   'src/lenses/gravity/data.ts -> node:fs':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/gravity/io.ts -> src/io/atomic.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/gravity/io.ts -> src/io/commit.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/gravity/io.ts -> src/report/plot.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/gravity/plots.ts -> src/report/format.ts':
-    'to fix (issue 21): lens figures move to src/report/lenses/',
-  'src/lenses/gravity/plots.ts -> src/report/plot.ts':
-    'to fix (issue 21): lens figures move to src/report/lenses/',
-  'src/lenses/sde/io.ts -> node:fs':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/sde/io.ts -> src/io/atomic.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/sde/io.ts -> src/io/commit.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/sde/io.ts -> src/report/plot.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/sde/plots.ts -> src/report/plot.ts':
-    'to fix (issue 21): lens figures move to src/report/lenses/',
   'src/lenses/simplex/generations.ts -> node:fs':
     'to fix (issue 21): the lens reads or writes files; that moves to its callers',
-  'src/lenses/simplex/io.ts -> src/io/atomic.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/simplex/io.ts -> src/io/commit.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/simplex/io.ts -> src/report/plot.ts':
-    'to fix (issue 21): the lens writer moves to src/report/lenses/',
-  'src/lenses/simplex/plots.ts -> src/report/plot.ts':
-    'to fix (issue 21): lens figures move to src/report/lenses/',
   'src/stats/regression.ts -> src/lenses/coupling/correlate.ts': 'to fix (issue 21)',
 };
 

@@ -14,7 +14,7 @@ import {
   type DmetReport,
 } from '../lenses/dmet/analyze.js';
 import { minimumPoints, type PcaSigns, type Space } from '../lenses/dmet/dynamics.js';
-import { openDmetSource, writeDmetRun } from '../lenses/dmet/io.js';
+import { openDmetSource, writeDmetRun } from '../report/lenses/dmet.js';
 import { DEFAULT_BALANCED } from '../lenses/dmet/summary.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';

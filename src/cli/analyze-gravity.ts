@@ -14,7 +14,7 @@ import {
   defaultReferencePath,
   readParaphrases,
 } from '../lenses/gravity/data.js';
-import { writeGravityRun } from '../lenses/gravity/io.js';
+import { writeGravityRun } from '../report/lenses/gravity.js';
 import { DEFAULT_TEMPERATURES } from '../lenses/gravity/temperature.js';
 import { startKernelThreads } from '../tensor/wasm/threads.js';
 import { checkOutDir } from '../trace/io.js';

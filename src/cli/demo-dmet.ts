@@ -1,7 +1,7 @@
 /** Demo step: the DMET lens (papers.md §1) on the demo's decoding sweep, the demo model as scorer. */
 import { join } from 'node:path';
 import { analyzeDmet } from '../lenses/dmet/analyze.js';
-import { openDmetSource, writeDmetRun } from '../lenses/dmet/io.js';
+import { openDmetSource, writeDmetRun } from '../report/lenses/dmet.js';
 import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
 

@@ -6,7 +6,7 @@ import {
   defaultReferencePath,
   readParaphrases,
 } from '../lenses/gravity/data.js';
-import { writeGravityRun } from '../lenses/gravity/io.js';
+import { writeGravityRun } from '../report/lenses/gravity.js';
 import type { DemoStep } from './demo-step.js';
 import { readTextFile } from '../io/text.js';
 import { pValue } from '../report/format.js';

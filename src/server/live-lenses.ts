@@ -7,12 +7,12 @@
  */
 import type { Model } from '../model/model.js';
 import { analyzeCoupling } from '../lenses/coupling/analyze.js';
-import { couplingPlots } from '../lenses/coupling/plots.js';
+import { couplingPlots } from '../report/lenses/coupling-plots.js';
 import { analyzeGravity } from '../lenses/gravity/analyze.js';
 import { defaultReferencePath } from '../lenses/gravity/data.js';
-import { gravityPlots } from '../lenses/gravity/plots.js';
+import { gravityPlots } from '../report/lenses/gravity-plots.js';
 import { analyzeSimplex } from '../lenses/simplex/analyze.js';
-import { simplexPlots } from '../lenses/simplex/plots.js';
+import { simplexPlots } from '../report/lenses/simplex-plots.js';
 import { readTextFile } from '../io/text.js';
 import type { PlotSpec } from '../report/plot.js';
 import { booleanField, HttpError, numberField, stringField, type Body } from './validate.js';
