@@ -72,6 +72,7 @@ export { analyzeDmet, DEFAULT_HOOK as DMET_DEFAULT_HOOK } from './lenses/dmet/an
 export type { DmetOptions, DmetReport, DmetResult, DmetSource } from './lenses/dmet/analyze.js';
 export { openDmetSource, writeDmetRun } from './report/lenses/dmet.js';
 export { sequenceDynamics, stateContinuity } from './lenses/dmet/dynamics.js';
+export { loadDictionary } from './io/dictionary.js';
 export {
   textQuality,
   spellingScore,

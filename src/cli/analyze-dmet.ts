@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { openModel } from '../api.js';
 import type { Model } from '../model/model.js';
 import { LmdynError } from '../errors.js';
+import { loadDictionary } from '../io/dictionary.js';
 import {
   analyzeDmet,
   checkDmetOptions,
@@ -145,7 +146,7 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
       if (flags.trace && source.kind !== 'trace')
         throw new LmdynError('bad_argument', `${input} is a sweep folder; use --sweep`);
       const log = (line: string) => process.stderr.write(line + '\n');
-      const options: Omit<DmetOptions, 'scorer'> = {
+      const options: Omit<DmetOptions, 'scorer' | 'dictionary'> = {
         hook: flags.hook,
         keepFirstStep: flags.keepFirstStep ?? false,
         includeLastToken: flags.includeLastToken ?? false,
@@ -183,7 +184,12 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
         log(`dmet: scorer ${scorerSpec}${flags.scorer ? '' : ' (the model that generated)'}`);
         scorer = await openModel(scorerSpec, { tokenizer });
       }
-      const result = analyzeDmet(source, { ...options, scorer, scorerSpec });
+      const result = analyzeDmet(source, {
+        ...options,
+        scorer,
+        scorerSpec,
+        dictionary: loadDictionary(),
+      });
       const skipped = result.report.skipped.length;
       if (skipped > 0 && skipped >= result.rows.length) {
         throw new LmdynError(

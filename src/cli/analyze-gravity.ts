@@ -13,7 +13,7 @@ import {
   defaultParaphrasePaths,
   defaultReferencePath,
   readParaphrases,
-} from '../lenses/gravity/data.js';
+} from '../io/data.js';
 import { writeGravityRun } from '../report/lenses/gravity.js';
 import { DEFAULT_TEMPERATURES } from '../lenses/gravity/temperature.js';
 import { startKernelThreads } from '../tensor/wasm/threads.js';

@@ -5,7 +5,7 @@ import {
   defaultParaphrasePaths,
   defaultReferencePath,
   readParaphrases,
-} from '../lenses/gravity/data.js';
+} from '../io/data.js';
 import { writeGravityRun } from '../report/lenses/gravity.js';
 import type { DemoStep } from './demo-step.js';
 import { readTextFile } from '../io/text.js';

@@ -10,7 +10,7 @@ import { openModel } from '../api.js';
 import type { Model } from '../model/model.js';
 import { cite } from '../papers.js';
 import { analyzeCoupling, type CouplingConvention } from '../lenses/coupling/analyze.js';
-import { readParaphrases, defaultParaphrasePaths } from '../lenses/gravity/data.js';
+import { readParaphrases, defaultParaphrasePaths } from '../io/data.js';
 import { classifierOf } from '../lenses/gravity/field.js';
 import { analyzeSensitivity } from '../lenses/gravity/sensitivity.js';
 

@@ -9,7 +9,7 @@ import type { Model } from '../model/model.js';
 import { analyzeCoupling } from '../lenses/coupling/analyze.js';
 import { couplingPlots } from '../report/lenses/coupling-plots.js';
 import { analyzeGravity } from '../lenses/gravity/analyze.js';
-import { defaultReferencePath } from '../lenses/gravity/data.js';
+import { defaultReferencePath } from '../io/data.js';
 import { gravityPlots } from '../report/lenses/gravity-plots.js';
 import { analyzeSimplex } from '../lenses/simplex/analyze.js';
 import { simplexPlots } from '../report/lenses/simplex-plots.js';

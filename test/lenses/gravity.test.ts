@@ -19,7 +19,7 @@ import { registerGravityLens } from '../../src/cli/analyze-gravity.js';
 import { nextTokenDistribution, validateSampling } from '../../src/decode/sampling.js';
 import { LmdynError } from '../../src/errors.js';
 import type { GravityReport } from '../../src/lenses/gravity/analyze.js';
-import { dataDir, defaultParaphrasePaths, readParaphrases } from '../../src/lenses/gravity/data.js';
+import { dataDir, defaultParaphrasePaths, readParaphrases } from '../../src/io/data.js';
 import {
   basin,
   boltzmann,

@@ -21,7 +21,7 @@ import {
 } from './dynamics.js';
 import { summarize, type BalancedBounds, type DmetSummary } from './summary.js';
 import type { DmetConfiguration, SequenceRow } from './rows.js';
-import { COHERENCE_HOOK, loadDictionary, PERPLEXITY_MAX_TOKENS, textQuality } from './text.js';
+import { COHERENCE_HOOK, PERPLEXITY_MAX_TOKENS, textQuality } from './text.js';
 import { cite, paperRef } from '../../papers.js';
 
 import type { Tag } from '../tag.js';
@@ -88,6 +88,8 @@ export interface DmetOptions {
   predictability?: boolean;
   /** Model scoring perplexity and coherence; null skips both. */
   scorer: Model | null;
+  /** Known words for the spelling score (io/dictionary.ts loadDictionary: word-list + letters). */
+  dictionary: ReadonlySet<string>;
   scorerSpec?: string;
   balanced?: Partial<BalancedBounds>;
   log?: (line: string) => void;
@@ -175,7 +177,7 @@ export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResul
     includeLastToken: options.includeLastToken ?? false,
   };
   const minPoints = minimumPoints(dyn.clusters);
-  const dictionary = loadDictionary();
+  const dictionary = options.dictionary;
 
   let pooled: PooledProjection | undefined;
   if (dyn.space === 'pooled') {
@@ -334,7 +336,7 @@ export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResul
 /** The hook and dynamics options `analyzeDmet` will use; throws a one-line error for bad ones. */
 export function checkDmetOptions(
   source: DmetSource,
-  options: Omit<DmetOptions, 'scorer'>,
+  options: Omit<DmetOptions, 'scorer' | 'dictionary'>,
 ): { hook: string; dyn: DynamicsOptions } {
   const hook = options.hook ?? DEFAULT_HOOK;
   if (!source.hooks.includes(hook)) {

@@ -9,7 +9,7 @@ import { LmdynError } from '../../errors.js';
 import { parameterCount, type ModelConfig } from '../../model/types.js';
 import { createRng } from '../../tensor/rng.js';
 import { VERSION } from '../../version.js';
-import type { ParaphraseSet } from './data.js';
+import type { ParaphraseSet } from './sensitivity.js';
 import {
   basin,
   boltzmann,
