@@ -20,7 +20,9 @@ export function ropeFrequencies(c: ModelConfig, layer: number): Float64Array {
   }
   let f = perLayer[layer];
   if (!f) {
-    f = defaultFrequencies(c.ropeTheta, c.ropeDim);
+    // Gemma 3: the sliding-window layers rotate with their own base (rope_local_base_freq).
+    const local = c.ropeLocalTheta !== undefined && (c.attnWindow?.[layer] ?? null) !== null;
+    f = defaultFrequencies(local ? (c.ropeLocalTheta as number) : c.ropeTheta, c.ropeDim);
     perLayer[layer] = f;
   }
   return f;
