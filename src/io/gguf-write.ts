@@ -163,10 +163,13 @@ function checkWritable(model: GgufWritable): void {
   }
   if (
     c.residual === 'parallel' ||
+    c.qkNorm ||
     c.attnScale !== undefined ||
     c.attnWindow?.some((x) => x !== null)
   ) {
-    unsupported('has a parallel residual, a non-default attention scale or local attention');
+    unsupported(
+      'has a parallel residual, q/k norms, a non-default attention scale or local attention',
+    );
   }
   const biased = w.layers.some((l) => l.bq || l.bk || l.bv || l.bo || l.bUp || l.bDown);
   if (biased || w.unembeddingBias || w.finalNormBias) unsupported('has linear biases');

@@ -353,7 +353,11 @@ function gemmaModel(
     'bad_format',
     `config.json: ${nHeads} heads are not a multiple of ${nKvHeads} kv heads`,
   );
-  check(headDim % 2 === 0, 'bad_format', `config.json: head_dim ${headDim} is odd; RoPE rotates pairs`);
+  check(
+    headDim % 2 === 0,
+    'bad_format',
+    `config.json: head_dim ${headDim} is odd; RoPE rotates pairs`,
+  );
   const window = optional('sliding_window', 4096);
   if (window === undefined) unsupported(arch, 'sliding_window null');
   const sliding = gemmaSlidingLayers(arch, hf, nLayers);
@@ -427,7 +431,9 @@ function gemmaModel(
       bDown: null,
       attnPostNorm: gain(`${p}post_attention_layernorm.weight`, dim),
       mlpPostNorm: gain(`${p}post_feedforward_layernorm.weight`, dim),
-      ...(gemma3 ? { qNorm: headGain(`${a}q_norm.weight`), kNorm: headGain(`${a}k_norm.weight`) } : {}),
+      ...(gemma3
+        ? { qNorm: headGain(`${a}q_norm.weight`), kNorm: headGain(`${a}k_norm.weight`) }
+        : {}),
     });
   }
   const tokenEmbedding = store.matrix('model.embed_tokens.weight', vocabSize, dim);
@@ -498,9 +504,13 @@ function gemmaRope(
   if (isRecord(params) && (isRecord(params.full_attention) || isRecord(params.sliding_attention))) {
     const full = params.full_attention as Record<string, unknown> | undefined;
     const slide = params.sliding_attention as Record<string, unknown> | undefined;
-    if (!plain(full) || !plain(slide)) unsupported(arch, `rope_parameters ${JSON.stringify(params)}`);
+    if (!plain(full) || !plain(slide))
+      unsupported(arch, `rope_parameters ${JSON.stringify(params)}`);
     const g = base(full?.rope_theta ?? hf.rope_theta ?? (gemma3 ? 1e6 : 10000), 'rope_theta');
-    return { global: g, local: base(slide?.rope_theta ?? hf.rope_local_base_freq ?? 10000, 'rope_local_base_freq') };
+    return {
+      global: g,
+      local: base(slide?.rope_theta ?? hf.rope_local_base_freq ?? 10000, 'rope_local_base_freq'),
+    };
   }
   const scaling = hf.rope_scaling ?? params;
   if (!plain(scaling)) {

@@ -266,7 +266,9 @@ export class Transformer {
       matmul(out, sel, w.unembedding, m);
       if (w.unembeddingBias) addBias(out, w.unembeddingBias, m);
       const cap = c.finalSoftcap;
-      if (cap !== undefined) for (let i = 0; i < m * c.vocabSize; i++) out[i] = softcap(out[i], cap);
+      if (cap !== undefined) {
+        for (let i = 0; i < m * c.vocabSize; i++) out[i] = softcap(out[i], cap);
+      }
       logits = out.slice(0, m * c.vocabSize);
     }
     const logitRows = picked.map((r) => refs[r]);

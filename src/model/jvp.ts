@@ -365,7 +365,8 @@ function headNormJvp(
   const width = heads * hd;
   const rows = new Float32Array(m * hd);
   for (let h = 0; h < heads; h++) {
-    for (let r = 0; r < m; r++) rows.set(t.subarray(r * width + h * hd, r * width + (h + 1) * hd), r * hd);
+    for (let r = 0; r < m; r++)
+      rows.set(t.subarray(r * width + h * hd, r * width + (h + 1) * hd), r * hd);
     normJvp(rows, rows, pre.subarray(h * hd, (h + 1) * hd), weight, m, c);
     for (let r = 0; r < m; r++) t.set(rows.subarray(r * hd, (r + 1) * hd), r * width + h * hd);
   }
@@ -376,7 +377,13 @@ function preNormKey(tf: Transformer, states: BlockStates, layer: number, s: numb
   const c = tf.config;
   const lw = tf.weights.layers[layer];
   const xb = new Float32Array(c.dim);
-  normForward(xb, states.resid[layer].subarray(s * c.dim, (s + 1) * c.dim), lw.attnNorm, lw.attnNormBias, c);
+  normForward(
+    xb,
+    states.resid[layer].subarray(s * c.dim, (s + 1) * c.dim),
+    lw.attnNorm,
+    lw.attnNormBias,
+    c,
+  );
   const k = new Float32Array(c.nKvHeads * c.headDim);
   matmul(k, xb, lw.wk, 1);
   if (lw.bk) addBias(k, lw.bk, 1);

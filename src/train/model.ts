@@ -103,6 +103,7 @@ export function shapeOfConfig(c: ModelConfig): TrainShape {
     c.architecture === 'llama' &&
     c.norm === 'rmsnorm' &&
     c.mlp === 'swiglu' &&
+    !c.qkNorm &&
     c.positional === 'rope' &&
     c.ropeDim === c.headDim &&
     c.headDim * c.nHeads === c.dim;

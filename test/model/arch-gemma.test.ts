@@ -120,7 +120,11 @@ function open(name: Case): Transformer {
 }
 
 /** A copy of fixture `name` with config.json patched (keys set to undefined are removed). */
-function variant(name: Case, patch: Record<string, unknown>, tag = Object.keys(patch).join('-')): string {
+function variant(
+  name: Case,
+  patch: Record<string, unknown>,
+  tag = Object.keys(patch).join('-'),
+): string {
   const dir = join(TMP, `${name}-${tag}`);
   cpSync(join(ARCH, name), dir, { recursive: true });
   const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
@@ -285,7 +289,9 @@ test('gemma2: soft-capping is active, |logits| < final cap 3 and the scores pass
   assert.ok(max < 3 && max > 2.5, `max |logit| ${max}`); // tanh far from linear at the top
   // Without the caps the same weights give other logits (the reference would not match).
   const uncapped = new Transformer(
-    loadHfFolder(variant('gemma2', { attn_logit_softcapping: null, final_logit_softcapping: null })),
+    loadHfFolder(
+      variant('gemma2', { attn_logit_softcapping: null, final_logit_softcapping: null }),
+    ),
   );
   const e = worstLogitError(run(uncapped, ref.ids).logits, ref, tf.config.vocabSize);
   assert.ok(e > 0.1, `uncapped error ${e}`);
@@ -297,7 +303,12 @@ test('gemma3: layer_types and the per-layer-type rope_parameters of newer transf
   const explicit = variant(
     'gemma3',
     {
-      layer_types: ['sliding_attention', 'sliding_attention', 'full_attention', 'sliding_attention'],
+      layer_types: [
+        'sliding_attention',
+        'sliding_attention',
+        'full_attention',
+        'sliding_attention',
+      ],
       sliding_window_pattern: undefined,
       rope_theta: undefined,
       rope_local_base_freq: undefined,
@@ -329,7 +340,11 @@ test('hook points: q/k norms (Qwen3, Gemma 3) and post-norms (Gemma) fire, and h
   assert.ok(g2.hookPointNames().includes('blocks.2.ln2_post.hook_normalized'));
   assert.ok(g3.hookPointNames().includes('blocks.3.attn.k_norm.hook_normalized'));
   assert.ok(g3.hookPointNames().includes('blocks.3.ln1_post.hook_normalized'));
-  for (const tf of [qwen, g2, g3]) assert.deepEqual(absentHookPoints(tf.config).map((h) => h.name), ['hook_pos_embed']);
+  for (const tf of [qwen, g2, g3])
+    assert.deepEqual(
+      absentHookPoints(tf.config).map((h) => h.name),
+      ['hook_pos_embed'],
+    );
   assert.deepEqual(
     extraHookPoints(g3.config).map((h) => h.name),
     [
@@ -344,11 +359,17 @@ test('hook points: q/k norms (Qwen3, Gemma 3) and post-norms (Gemma) fire, and h
   const got: Record<string, Float32Array> = {};
   g3.forward(g3.newCache(1, ids.length), [{ seq: 0, tokens: ids }], {
     logits: 'none',
-    hooks: [{ filter: 'blocks.1.*', fn: (act, ctx) => void (got[ctx.name.slice(9)] = act.slice()) }],
+    hooks: [
+      { filter: 'blocks.1.*', fn: (act, ctx) => void (got[ctx.name.slice(9)] = act.slice()) },
+    ],
   });
   for (let i = 0; i < ids.length * d; i++) {
-    assert.ok(Math.abs(got.hook_resid_pre[i] + got.hook_attn_out[i] - got.hook_resid_mid[i]) < 1e-4);
-    assert.ok(Math.abs(got.hook_resid_mid[i] + got.hook_mlp_out[i] - got.hook_resid_post[i]) < 1e-4);
+    assert.ok(
+      Math.abs(got.hook_resid_pre[i] + got.hook_attn_out[i] - got.hook_resid_mid[i]) < 1e-4,
+    );
+    assert.ok(
+      Math.abs(got.hook_resid_mid[i] + got.hook_mlp_out[i] - got.hook_resid_post[i]) < 1e-4,
+    );
   }
   assert.deepEqual(got['ln1_post.hook_normalized'], got.hook_attn_out);
   assert.deepEqual(got['ln2_post.hook_normalized'], got.hook_mlp_out);
@@ -372,15 +393,27 @@ test('config errors are one-line LmdynErrors: rope scaling, activation, layer ty
     'unsupported',
     /Gemma3ForCausalLM: rope_scaling .*linear.* is not supported/,
   );
-  rejects(variant('gemma2', { hidden_activation: 'relu' }), 'unsupported', /hidden_activation relu/);
+  rejects(
+    variant('gemma2', { hidden_activation: 'relu' }),
+    'unsupported',
+    /hidden_activation relu/,
+  );
   rejects(variant('gemma2', { attention_bias: true }), 'unsupported', /attention_bias/);
   rejects(variant('gemma2', { sliding_window: null }), 'unsupported', /sliding_window null/);
   rejects(variant('gemma3', { use_bidirectional_attention: true }), 'unsupported', /bidirectional/);
   rejects(variant('gemma3', { layer_types: ['full_attention'] }), 'bad_format', /layer_types/);
   rejects(variant('gemma3', { sliding_window_pattern: 0 }), 'bad_format', /sliding_window_pattern/);
-  rejects(variant('gemma2', { final_logit_softcapping: -1 }), 'bad_format', /final_logit_softcapping/);
+  rejects(
+    variant('gemma2', { final_logit_softcapping: -1 }),
+    'bad_format',
+    /final_logit_softcapping/,
+  );
   rejects(variant('qwen3', { use_sliding_window: true }), 'unsupported', /use_sliding_window/);
-  rejects(variant('qwen3', { rope_scaling: { rope_type: 'yarn', factor: 4 } }), 'unsupported', /rope_scaling/);
+  rejects(
+    variant('qwen3', { rope_scaling: { rope_type: 'yarn', factor: 4 } }),
+    'unsupported',
+    /rope_scaling/,
+  );
   rejects(variant('qwen3', { head_dim: 12 }), 'bad_format', /q_proj.weight has shape/);
 });
 
@@ -465,8 +498,14 @@ test('lmdyn info names the architecture, its norms, soft caps, RoPE bases, and t
   const r = lmdyn('info', '--model', join(ARCH, 'gemma2'));
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /source_architecture\s+Gemma2ForCausalLM/);
-  assert.match(r.stdout, /norm\s+rmsnorm \(eps 0\.000001\); post-norms of the attention and MLP outputs/);
-  assert.match(r.stdout, /attention\s+causal, q·k × 0\.2041\d+, soft-capped at 2, local windows \(layer: positions\) 0: 5, 2: 5, others global/);
+  assert.match(
+    r.stdout,
+    /norm\s+rmsnorm \(eps 0\.000001\); post-norms of the attention and MLP outputs/,
+  );
+  assert.match(
+    r.stdout,
+    /attention\s+causal, q·k × 0\.2041\d+, soft-capped at 2, local windows \(layer: positions\) 0: 5, 2: 5, others global/,
+  );
   assert.match(r.stdout, /logits\s+soft-capped, 3·tanh\(logits \/ 3\)/);
   assert.match(r.stdout, /hooks_absent\s+hook_pos_embed \(rotary/);
   assert.match(r.stdout, /hooks_extra\s+blocks\.\{l\}\.ln1_post\.hook_normalized/);
@@ -481,7 +520,10 @@ test('lmdyn info names the architecture, its norms, soft caps, RoPE bases, and t
   // + tied embedding 339·32 + final norm 32, counted by hand.
   const V = open('gemma3').config.vocabSize;
   assert.equal(info.parameters, 4 * (2048 + 2048 + 2048 + 6144 + 128 + 32) + V * 32 + 32);
-  const q = JSON.parse(lmdyn('info', '--model', join(ARCH, 'qwen3'), '--json').stdout) as Record<string, unknown>;
+  const q = JSON.parse(lmdyn('info', '--model', join(ARCH, 'qwen3'), '--json').stdout) as Record<
+    string,
+    unknown
+  >;
   assert.equal(q.head_dim, 16);
   assert.match(String(q.norm), /q\/k norms per head/);
 });
@@ -492,11 +534,45 @@ test('random twin: Gemma (HF init, every gain 1 including post-norms and q/k nor
     const twin = initialWeights(tf.config, 7, tf.weights);
     for (const l of twin.layers) {
       assert.ok(l.qNorm?.every((v) => v === 1) && l.kNorm?.every((v) => v === 1));
-      if (name === 'gemma3') assert.ok(l.attnPostNorm?.every((v) => v === 1) && l.mlpPostNorm?.every((v) => v === 1));
+      if (name === 'gemma3')
+        assert.ok(l.attnPostNorm?.every((v) => v === 1) && l.mlpPostNorm?.every((v) => v === 1));
       assert.ok(l.wGate && !l.bq && !l.bo);
     }
     const model = new Transformer({ ...loadHfFolder(join(ARCH, name)), weights: twin });
     const { logits } = run(model, reference(name).ids);
     assert.ok(logits.every(Number.isFinite));
   }
+});
+
+test('logit lens on gemma2: the last row is the model’s own soft-capped logits; gravity and the llama2.c / GGUF writers refuse what they cannot represent', async () => {
+  const api = await import('../../src/index.js');
+  const ref = reference('gemma2');
+  const model = await api.openModel(join(ARCH, 'gemma2'));
+  const run = api.runWithCache(model, ref.ids, 'blocks.*.hook_resid_*');
+  const lens = api.logitLens(model, run.cache);
+  const V = model.config.vocabSize;
+  const last = lens.logits.at(lens.labels.length - 1).data;
+  const e = relErr(last, ref.logits, (ref.ids.length - 1) * V, V);
+  assert.ok(e < 1e-4, `lens final_post vs reference: ${e.toExponential(2)}`);
+  const oneLine = (fn: () => unknown, pattern: RegExp) =>
+    assert.throws(
+      fn,
+      (err: unknown) =>
+        err instanceof LmdynError && pattern.test(err.message) && !err.message.includes('\n'),
+    );
+  oneLine(
+    () => api.analyzeGravity(model, { prompts: ['Once upon a time,'] } as never),
+    /soft-caps/,
+  );
+  const qwen = loadHfFolder(join(ARCH, 'qwen3'));
+  const { writeLlama2cCheckpoint } = await import('../../src/io/llama2c.js');
+  const { writeGgufModel } = await import('../../src/io/gguf-write.js');
+  oneLine(
+    () =>
+      writeLlama2cCheckpoint(join(TMP, 'q.bin'), qwen.config, qwen.weights, {
+        version: 0,
+      } as never),
+    /q\/k norms/,
+  );
+  oneLine(() => writeGgufModel(join(TMP, 'q.gguf'), qwen as never), /q\/k norms/);
 });
