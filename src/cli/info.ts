@@ -28,7 +28,11 @@ export function describeModel(model: Model, label: string): Record<string, unkno
         : c.ropeDim === c.headDim
           ? `rope (theta ${c.ropeTheta}${c.ropeLocalTheta === undefined ? '' : `; sliding layers theta ${c.ropeLocalTheta}`})`
           : `rope (theta ${c.ropeTheta}, first ${c.ropeDim} of ${c.headDim} dims per head)`,
-    ...(c.embedScale === undefined ? {} : { embed_scale: c.embedScale }),
+    ...(c.embedScale === undefined
+      ? {}
+      : {
+          embed_scale: `${c.embedScale} (√${c.dim} = ${Math.sqrt(c.dim)} in the weights' dtype)`,
+        }),
     attention: attentionSummary(c),
     residual: isParallel(c)
       ? 'parallel (x + attn(ln1(x)) + mlp(ln2(x)))'

@@ -104,13 +104,13 @@ export function extraHookPoints(config: ModelConfig): { name: string; what: stri
   if (config.qkNorm) {
     out.push({
       name: 'blocks.{l}.attn.q_norm.hook_normalized, blocks.{l}.attn.k_norm.hook_normalized',
-      what: 'each head’s q and k after their RMSNorm, before RoPE (hook_q / hook_k are before it)',
+      what: 'each head’s q and k after their RMSNorm and before RoPE; hook_q / hook_k precede the norm',
     });
   }
   if (config.postNorms) {
     out.push({
       name: 'blocks.{l}.ln1_post.hook_normalized, blocks.{l}.ln2_post.hook_normalized',
-      what: 'the attention and MLP outputs after their post-norms; hook_attn_out / hook_mlp_out are these, what joins the residual (TransformerLens’s Gemma convention)',
+      what: 'the attention and MLP outputs after their post-norms, as TransformerLens names them for Gemma; hook_attn_out / hook_mlp_out equal them: what joins the residual',
     });
   }
   return out;

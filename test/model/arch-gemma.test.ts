@@ -515,7 +515,7 @@ test('lmdyn info names the architecture, its norms, soft caps, RoPE bases, and t
   assert.equal(info.architecture, 'gemma');
   assert.equal(info.mlp, 'geglu');
   assert.equal(info.positional, 'rope (theta 10000; sliding layers theta 100)');
-  assert.equal(info.embed_scale, 5.65625);
+  assert.match(String(info.embed_scale), /^5\.65625 \(√32 = 5\.6568\d+ in the weights' dtype\)$/);
   // 4 layers × (q 64·32 + k,v 2·32·32 + o 32·64 + MLP 3·64·32 + 4 norms·32 + q/k norms 2·16)
   // + tied embedding 339·32 + final norm 32, counted by hand.
   const V = open('gemma3').config.vocabSize;
