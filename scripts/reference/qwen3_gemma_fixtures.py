@@ -18,8 +18,8 @@ arrays as scripts/reference/neox_neo_fixtures.py writes, whose helpers this scri
            base rope_local_base_freq 100 vs rope_theta 10000 on the global layer, window 6,
            bfloat16 weights (so the embedding scale is sqrt(32) rounded to bfloat16, 5.65625)
 
-  <name>.reference.safetensors  float64 results stored as float32: ids, logits [n, vocab] at every position of the
-           teacher-forced text, hidden [L+1, n, d] (HF hidden_states before the final norm; [0] is
+  <name>.reference.safetensors  float64 results stored as float32: ids, logits [n, vocab] at
+           every position of the teacher-forced text, hidden [L+1, n, d] (HF hidden_states before the final norm; [0] is
            the scaled embedding), jacobians [L, d, d] = d f^l(X)_T / d x^{l-1}_T (block output
            minus its input, other positions fixed) at T = n - 1, cross [d, d] =
            d f^l(X)_T / d x^{l-1}_t1 for the layer and t1 in <name>.reference.json.
