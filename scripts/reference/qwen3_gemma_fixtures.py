@@ -19,8 +19,8 @@ arrays as scripts/reference/neox_neo_fixtures.py writes, whose helpers this scri
            bfloat16 weights (so the embedding scale is sqrt(32) rounded to bfloat16, 5.65625)
 
   <name>.reference.safetensors  float64 results stored as float32: ids, logits [n, vocab] at
-           every position of the teacher-forced text, hidden [L+1, n, d] (HF hidden_states before the final norm; [0] is
-           the scaled embedding), jacobians [L, d, d] = d f^l(X)_T / d x^{l-1}_T (block output
+           every position of the teacher-forced text, hidden [L+1, n, d] (HF hidden_states before
+           the final norm; [0] is the scaled embedding), jacobians [L, d, d] = d f^l(X)_T / d x^{l-1}_T (block output
            minus its input, other positions fixed) at T = n - 1, cross [d, d] =
            d f^l(X)_T / d x^{l-1}_t1 for the layer and t1 in <name>.reference.json.
 
@@ -40,9 +40,10 @@ modeling_gemma2.py and modeling_gemma3.py (transformers itself is not used):
 
 Tokenizers: Qwen3 gets the byte-level BPE of neox_neo_fixtures.py (Qwen2's layout: no BOS,
 <|endoftext|> last). The Gemma folders get a SentencePiece-style BPE in tokenizer.json as Gemma
-ships it: normalizer Replace ' ' -> '\u2581', no pre-tokenizer, byte_fallback with <0x00>..<0xFF>,
-<pad> 0, <eos> 1, <bos> 2, <unk> 3, a TemplateProcessing post-processor that prepends <bos>, and
-the Replace / ByteFallback / Fuse decoder. The text has an 'é' that is not in the vocabulary, so it
+ships it: normalizer Replace ' ' -> '\u2581', Gemma 3's Split-on-' ' pre-tokenizer (a no-op after
+the normalizer), byte_fallback with <0x00>..<0xFF>, <pad> 0, <eos> 1, <bos> 2, <unk> 3, a
+TemplateProcessing post-processor that prepends <bos>, and the Replace / ByteFallback / Fuse
+decoder. The text has an 'é' that is not in the vocabulary, so it
 is encoded as its two UTF-8 bytes.
 
 Run: /usr/bin/python3 scripts/reference/qwen3_gemma_fixtures.py   (Debian python3-torch; seed fixed)
@@ -139,7 +140,9 @@ def sp_tokenizer(merges):
             for i, c in enumerate(specials)
         ],
         'normalizer': {'type': 'Replace', 'pattern': {'String': ' '}, 'content': SP},
-        'pre_tokenizer': None,
+        # A no-op after the normalizer (no spaces are left); Gemma 3's tokenizer.json has it.
+        'pre_tokenizer': {'type': 'Split', 'pattern': {'String': ' '}, 'behavior': 'MergedWithPrevious',
+                          'invert': False},
         'post_processor': {
             'type': 'TemplateProcessing',
             'single': [{'SpecialToken': {'id': '<bos>', 'type_id': 0}}, {'Sequence': {'id': 'A', 'type_id': 0}}],
@@ -162,7 +165,8 @@ def sp_tokenizer(merges):
 
 
 def sp_encode(text, vocab, merges, bos=True):
-    """HF BPE without a pre-tokenizer: the whole normalized text is one word; lowest-rank pair
+    """HF BPE after the normalizer (the Split on ' ' then finds no space): the whole normalized
+    text is one word; lowest-rank pair
     first (leftmost on ties); characters outside the vocabulary become their UTF-8 byte tokens."""
     rank = {m: i for i, m in enumerate(merges)}
     s = list(text.replace(' ', SP))
