@@ -16,12 +16,12 @@
 import {
   attentionScale,
   isParallel,
-  newMatrix,
   softcap,
   windowStart,
   type LayerWeights,
   type ModelConfig,
 } from './types.js';
+import { newMatrix } from '../tensor/matrix.js';
 import type { Transformer } from './forward.js';
 import { allocF32, freeF32 } from '../tensor/memory.js';
 import { addBias, geluNew, matmul, rmsnorm, rope, softmax, swiglu } from '../tensor/ops.js';
