@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Model } from '../model/model.js';
-import { absentHookPoints } from '../model/hooks.js';
+import { absentHookPoints, extraHookPoints } from '../model/hooks.js';
 import { describeRopeScaling } from '../model/rope.js';
 import { attentionScale, isParallel, parameterCount, type ModelConfig } from '../model/types.js';
 import { openModel, type ModelFlags } from './common.js';
@@ -21,33 +21,59 @@ export function describeModel(model: Model, label: string): Record<string, unkno
     head_dim: c.headDim,
     vocab_size: c.vocabSize,
     context: c.seqLen,
-    norm: `${c.norm} (eps ${c.normEps})`,
+    norm: normSummary(c),
     mlp: c.mlp,
     positional:
       (c.positional === 'learned'
         ? 'learned'
         : c.ropeDim === c.headDim
-          ? `rope (theta ${c.ropeTheta})`
+          ? `rope (theta ${c.ropeTheta}${c.ropeLocalTheta === undefined ? '' : `; sliding layers theta ${c.ropeLocalTheta}`})`
           : `rope (theta ${c.ropeTheta}, first ${c.ropeDim} of ${c.headDim} dims per head)`) +
       (c.ropeScaling ? `, scaled: ${describeRopeScaling(c.ropeScaling)}` : ''),
+    ...(c.embedScale === undefined
+      ? {}
+      : {
+          embed_scale: `${c.embedScale} (√${c.dim} = ${Math.sqrt(c.dim)} in the weights' dtype)`,
+        }),
     attention: attentionSummary(c),
     residual: isParallel(c)
       ? 'parallel (x + attn(ln1(x)) + mlp(ln2(x)))'
       : 'sequential (x_mid = x + attn(ln1(x)); x_mid + mlp(ln2(x_mid)))',
     tied_embeddings: c.tiedEmbeddings,
+    ...(c.finalSoftcap === undefined
+      ? {}
+      : { logits: `soft-capped, ${c.finalSoftcap}·tanh(logits / ${c.finalSoftcap})` }),
     parameters: parameterCount(c),
     ...tensorTypes(model),
     tokenizer: `${model.tokenizer.kind}, ${model.tokenizer.vocabSize} tokens, bos ${model.tokenizer.bosId}, eos ${model.tokenizer.eosId}`,
     hooks_absent: absentHookPoints(c)
       .map((h) => `${h.name} (${h.why})`)
       .join('; '),
+    ...extraHooks(c),
   };
+}
+
+/** The architecture's own hook points, when it has some (Qwen3's q/k norms, Gemma's post-norms). */
+function extraHooks(c: ModelConfig): Record<string, string> {
+  const extra = extraHookPoints(c);
+  if (extra.length === 0) return {};
+  return { hooks_extra: extra.map((h) => `${h.name} (${h.what})`).join('; ') };
+}
+
+/** The norm, its epsilon, and Gemma's post-norms / Qwen3's and Gemma 3's q/k norms. */
+function normSummary(c: ModelConfig): string {
+  const extra = [
+    ...(c.postNorms ? ['post-norms of the attention and MLP outputs'] : []),
+    ...(c.qkNorm ? ['q/k norms per head'] : []),
+  ];
+  return `${c.norm} (eps ${c.normEps})${extra.length ? `; ${extra.join('; ')}` : ''}`;
 }
 
 /** Score scale, and which layers attend to a window rather than the whole prefix. */
 function attentionSummary(c: ModelConfig): string {
   const scale = attentionScale(c);
-  const kind = Math.abs(scale * Math.sqrt(c.headDim) - 1) < 1e-12 ? 'q·k/√d' : `q·k × ${scale}`;
+  let kind = Math.abs(scale * Math.sqrt(c.headDim) - 1) < 1e-12 ? 'q·k/√d' : `q·k × ${scale}`;
+  if (c.attnSoftcap !== undefined) kind += `, soft-capped at ${c.attnSoftcap}`;
   const local = (c.attnWindow ?? [])
     .map((w, l) => (w === null ? null : `${l}: ${w}`))
     .filter((x) => x !== null);

@@ -164,12 +164,13 @@ function checkWritable(model: GgufWritable): void {
   }
   if (
     c.residual === 'parallel' ||
+    c.qkNorm ||
     c.attnScale !== undefined ||
     c.attnWindow?.some((x) => x !== null) ||
     c.ropeScaling !== undefined
   ) {
     unsupported(
-      'has a parallel residual, a non-default attention scale, local attention or scaled RoPE',
+      'has a parallel residual, q/k norms, a non-default attention scale, local attention or scaled RoPE',
     );
   }
   const biased = w.layers.some((l) => l.bq || l.bk || l.bv || l.bo || l.bUp || l.bDown);

@@ -562,6 +562,7 @@ function writableShapes(c: ModelConfig, w: ModelWeights): Shapes {
     [c.architecture !== 'llama', `architecture ${c.architecture}`],
     [c.norm !== 'rmsnorm' || c.normEps !== 1e-5, `${c.norm} eps ${c.normEps} (needs rmsnorm 1e-5)`],
     [c.mlp !== 'swiglu', `mlp ${c.mlp}`],
+    [!!c.qkNorm, 'q/k norms (Qwen3)'],
     [
       c.positional !== 'rope' || c.ropeTheta !== 10000 || c.ropeDim !== c.headDim,
       `${c.positional} theta ${c.ropeTheta} over ${c.ropeDim} dims (needs RoPE, theta 10000, all dims)`,

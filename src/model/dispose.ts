@@ -22,7 +22,7 @@ export function disposeWeights(w: ModelWeights): void {
     const d = dequantizedData(m);
     if (d) f32.add(d);
   };
-  const vector = (v: Float32Array | null): void => {
+  const vector = (v: Float32Array | null | undefined): void => {
     if (v) f32.add(v);
   };
   matrix(w.tokenEmbedding);
@@ -44,6 +44,10 @@ export function disposeWeights(w: ModelWeights): void {
       l.mlpNormBias,
       l.bUp,
       l.bDown,
+      l.qNorm,
+      l.kNorm,
+      l.attnPostNorm,
+      l.mlpPostNorm,
     ]) {
       vector(v);
     }

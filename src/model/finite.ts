@@ -44,6 +44,10 @@ export function requireFiniteWeights(weights: ModelWeights, path: string): void 
     check(`${p}b_up`, l.bUp);
     matrix(`${p}w_down`, l.wDown);
     check(`${p}b_down`, l.bDown);
+    check(`${p}q_norm`, l.qNorm ?? null);
+    check(`${p}k_norm`, l.kNorm ?? null);
+    check(`${p}attn_post_norm`, l.attnPostNorm ?? null);
+    check(`${p}mlp_post_norm`, l.mlpPostNorm ?? null);
   });
   check('final_norm', weights.finalNorm);
   check('final_norm_bias', weights.finalNormBias);

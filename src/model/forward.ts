@@ -1,7 +1,9 @@
 /**
  * The forward pass of the llama family (RMSNorm, RoPE, GQA, SwiGLU; Qwen2's q/k/v biases),
  * GPT-2 (LayerNorm, learned positions, gelu_new), GPT-NeoX (partial RoPE, exact gelu, parallel or
- * sequential residual) and GPT-Neo (unscaled scores, local-window layers), with a KV cache, a
+ * sequential residual), GPT-Neo (unscaled scores, local-window layers), Qwen3 (per-head q/k
+ * RMSNorm) and Gemma 2/3 (√d embedding scale, GeGLU, post-norms of the attention and MLP outputs,
+ * soft-capped scores and logits, sliding layers with their own RoPE base), with a KV cache, a
  * batch of sequences, and TransformerLens hook points. Activations are fp32; each weight matrix is
  * fp32 or Q8_0 (then its matmul quantizes the activations per group, as llama2.c runq.c does),
  * matrix by matrix.
@@ -34,6 +36,7 @@ import { HookSet, hookPointNames, type Hook, type RowRef } from './hooks.js';
 import {
   attentionScale,
   isParallel,
+  softcap,
   windowStart,
   type ModelConfig,
   type ModelWeights,
@@ -177,6 +180,7 @@ export class Transformer {
 
     // Embedding: x[r] = E[token] (+ P[pos])
     for (let r = 0; r < n; r++) matrixRow(w.tokenEmbedding, rows[r].token, x, r * dim);
+    if (c.embedScale !== undefined) for (let i = 0; i < n * dim; i++) x[i] *= c.embedScale; // Gemma
     const refs = rows.map((r) => ({ seq: r.seq, pos: r.pos }));
     hooks.fire('hook_embed', null, x, refs, dim);
     if (w.positionEmbedding) {
@@ -203,6 +207,13 @@ export class Transformer {
       hooks.fire(`${b}.attn.hook_q`, l, s.q, refs, qDim);
       hooks.fire(`${b}.attn.hook_k`, l, s.k, refs, kvDim);
       hooks.fire(`${b}.attn.hook_v`, l, s.v, refs, kvDim);
+      if (lw.qNorm && lw.kNorm) {
+        // Qwen3 / Gemma 3: RMSNorm of each head's q and k ([n·heads, headDim] rows), before RoPE
+        rmsnorm(s.q, s.q, lw.qNorm, n * nHeads, c.normEps);
+        rmsnorm(s.k, s.k, lw.kNorm, n * nKvHeads, c.normEps);
+        hooks.fire(`${b}.attn.q_norm.hook_normalized`, l, s.q, refs, qDim);
+        hooks.fire(`${b}.attn.k_norm.hook_normalized`, l, s.k, refs, kvDim);
+      }
       if (c.positional === 'rope') {
         const scale = ropeAttentionFactor(c);
         for (let r = 0; r < n; r++) {
@@ -227,6 +238,12 @@ export class Transformer {
       hooks.fire(`${b}.attn.hook_z`, l, s.z, refs, qDim);
       matmul(s.ao, s.z, lw.wo, n);
       if (lw.bo) addBias(s.ao, lw.bo, n);
+      if (lw.attnPostNorm) {
+        // Gemma: the attention output is normed before it joins the residual (TransformerLens
+        // ln1_post); hook_attn_out is what is added, as in TransformerLens.
+        rmsnorm(s.ao, s.ao, lw.attnPostNorm, n, c.normEps);
+        hooks.fire(`${b}.ln1_post.hook_normalized`, l, s.ao, refs, dim);
+      }
       hooks.fire(`${b}.hook_attn_out`, l, s.ao, refs, dim);
       // Sequential: x_mid = x + attn_out feeds the MLP. Parallel (GPT-NeoX): the MLP reads x
       // itself and attn_out is added with the MLP's output below; there is no resid_mid.
@@ -235,7 +252,8 @@ export class Transformer {
         hooks.fire(`${b}.hook_resid_mid`, l, x, refs, dim);
       }
 
-      // MLP: SwiGLU  down(silu(xb·W1ᵀ) ⊙ xb·W3ᵀ)  or  down(gelu(xb·Wfcᵀ + b)) + b
+      // MLP: SwiGLU  down(silu(xb·W1ᵀ) ⊙ xb·W3ᵀ), GeGLU  down(gelu_tanh(xb·W1ᵀ) ⊙ xb·W3ᵀ)
+      //      or  down(gelu(xb·Wfcᵀ + b)) + b
       this.norm(s.xb, x, lw.mlpNorm, lw.mlpNormBias, n);
       hooks.fire(`${b}.ln2.hook_normalized`, l, s.xb, refs, dim);
       const hd = c.hiddenDim;
@@ -243,7 +261,10 @@ export class Transformer {
         matmul(s.hb, s.xb, lw.wGate, n);
         matmul(s.hb2, s.xb, lw.wUp, n);
         hooks.fire(`${b}.mlp.hook_pre`, l, s.hb, refs, hd);
-        swiglu(s.hb, s.hb2, n * hd);
+        if (c.mlp === 'geglu') {
+          geluNew(s.hb, n * hd); // gelu_pytorch_tanh is gelu_new's formula
+          for (let i = 0; i < n * hd; i++) s.hb[i] *= s.hb2[i];
+        } else swiglu(s.hb, s.hb2, n * hd);
       } else {
         matmul(s.hb, s.xb, lw.wUp, n);
         if (lw.bUp) addBias(s.hb, lw.bUp, n);
@@ -254,6 +275,10 @@ export class Transformer {
       hooks.fire(`${b}.mlp.hook_post`, l, s.hb, refs, hd);
       matmul(s.xb, s.hb, lw.wDown, n);
       if (lw.bDown) addBias(s.xb, lw.bDown, n);
+      if (lw.mlpPostNorm) {
+        rmsnorm(s.xb, s.xb, lw.mlpPostNorm, n, c.normEps); // Gemma (TransformerLens ln2_post)
+        hooks.fire(`${b}.ln2_post.hook_normalized`, l, s.xb, refs, dim);
+      }
       hooks.fire(`${b}.hook_mlp_out`, l, s.xb, refs, dim);
       if (parallel) addInPlace(s.xb, s.ao, n * dim); // mlp_out + attn_out, then + x (HF's order)
       addInPlace(x, s.xb, n * dim);
@@ -287,6 +312,10 @@ export class Transformer {
       const out = this.logitsScratch(m);
       matmul(out, sel, w.unembedding, m);
       if (w.unembeddingBias) addBias(out, w.unembeddingBias, m);
+      const cap = c.finalSoftcap;
+      if (cap !== undefined) {
+        for (let i = 0; i < m * c.vocabSize; i++) out[i] = softcap(out[i], cap);
+      }
       logits = out.slice(0, m * c.vocabSize);
     }
     const logitRows = picked.map((r) => refs[r]);
@@ -314,8 +343,9 @@ export class Transformer {
 
   /**
    * Causal self-attention of each row against its own sequence's cache: z = softmax(s·qKᵀ)V per
-   * head, s = 1/√d unless the architecture says otherwise, over the positions windowStart..pos
-   * (all of them except in GPT-Neo's local layers). The scores and the mix run in the SIMD
+   * head, s = 1/√d unless the architecture says otherwise (Gemma's query_pre_attn_scalar^−½, its
+   * scores soft-capped in Gemma 2), over the positions windowStart..pos (all of them except in
+   * GPT-Neo's local and Gemma's sliding layers). The scores and the mix run in the SIMD
    * kernels when every buffer is in their memory (the softmax between them in JS), else in the
    * JS loops.
    */
@@ -331,6 +361,7 @@ export class Transformer {
     const kvDim = nKvHeads * headDim;
     const group = nHeads / nKvHeads; // query heads per key/value head
     const scale = attentionScale(this.config);
+    const cap = this.config.attnSoftcap; // Gemma 2: s → cap·tanh(s/cap) before the softmax
     const att = s.att;
     if (keepPattern) s.pattern.fill(0, 0, rows.length * nHeads * s.kLen);
     const kernels = wasmKernels();
@@ -356,6 +387,7 @@ export class Transformer {
             n,
             scale,
           );
+          if (cap !== undefined) for (let i = 0; i < n; i++) att[i] = softcap(att[i], cap);
           softmax(att, 0, n);
           if (keepPattern) s.pattern.set(att.subarray(0, n), (r * nHeads + h) * s.kLen + start);
           k.attn_mix(s.z.byteOffset + qo, att.byteOffset, vc.byteOffset + ko, kvDim, headDim, n);
@@ -369,7 +401,7 @@ export class Transformer {
           const kt = (start + i) * kvDim + ko;
           let dot = 0;
           for (let j = 0; j < headDim; j++) dot += s.q[qo + j] * kc[kt + j];
-          att[i] = dot * scale;
+          att[i] = cap === undefined ? dot * scale : softcap(dot * scale, cap);
         }
         softmax(att, 0, n);
         if (keepPattern) s.pattern.set(att.subarray(0, n), (r * nHeads + h) * s.kLen + start);

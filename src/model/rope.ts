@@ -48,7 +48,12 @@ export function ropeFrequencies(c: ModelConfig, layer: number, length: number): 
   }
   let f = perLayer[layer];
   if (!f) {
-    f = scaledFrequencies(c, s, defaultFrequencies(c.ropeTheta, c.ropeDim));
+    // Gemma 3: the sliding-window layers rotate with their own base (rope_local_base_freq),
+    // unscaled; the global layers with rope_theta and the model's scaling.
+    const local = c.ropeLocalTheta !== undefined && (c.attnWindow?.[layer] ?? null) !== null;
+    f = local
+      ? defaultFrequencies(c.ropeLocalTheta as number, c.ropeDim)
+      : scaledFrequencies(c, s, defaultFrequencies(c.ropeTheta, c.ropeDim));
     perLayer[layer] = f;
   }
   return f;

@@ -104,6 +104,7 @@ export function shapeOfConfig(c: ModelConfig): TrainShape {
     c.architecture === 'llama' &&
     c.norm === 'rmsnorm' &&
     c.mlp === 'swiglu' &&
+    !c.qkNorm &&
     c.positional === 'rope' &&
     c.ropeDim === c.headDim &&
     c.ropeScaling === undefined &&
