@@ -11,6 +11,7 @@
  * ops.ts matmul, which dispatches on the matrix's format.
  */
 import type { F32Matrix, LayerWeights, Matrix, ModelWeights, Q80Matrix } from '../model/types.js';
+import { widenH16 } from './half.js';
 import { allocF32, allocI8, freeF32, isArenaBlock } from './memory.js';
 import { matmulQ80Wasm, quantizeQ80Wasm } from './wasm/kernels.js';
 
@@ -75,6 +76,7 @@ export function dequantizeQ80(
 export function matrixRow(m: Matrix, r: number, out: Float32Array, offset: number): void {
   const c = m.cols;
   if (m.format === 'f32') out.set(m.data.subarray(r * c, (r + 1) * c), offset);
+  else if (m.format !== 'q8_0') widenH16(m.format, m.bits, r * c, c, out, offset);
   else dequantizeQ80(m.q, m.scales, m.groupSize, r * c, c, out, offset);
 }
 
@@ -163,7 +165,7 @@ function roundHalfEven(v: number): number {
 }
 
 /** What the forward pass's weight matrices are stored as. */
-export type WeightFormat = 'f32' | 'q8_0';
+export type WeightFormat = 'f32' | 'q8_0' | 'f16' | 'bf16';
 
 /**
  * The weights with every f32 matrix that can be (token embedding and classifier included, as
@@ -212,12 +214,13 @@ export function quantizeWeightsQ80(w: ModelWeights, groupSize = 32): ModelWeight
 /** Bytes of the weight matrices as stored, by format (for reports). */
 export function weightBytes(w: ModelWeights): Record<WeightFormat, number> {
   const seen = new Set<Matrix>();
-  const bytes: Record<WeightFormat, number> = { f32: 0, q8_0: 0 };
+  const bytes: Record<WeightFormat, number> = { f32: 0, q8_0: 0, f16: 0, bf16: 0 };
   const add = (m: Matrix | null) => {
     if (!m || seen.has(m)) return;
     seen.add(m);
     if (m.format === 'f32') bytes.f32 += m.data.byteLength;
-    else bytes.q8_0 += m.q.byteLength + m.scales.byteLength;
+    else if (m.format === 'q8_0') bytes.q8_0 += m.q.byteLength + m.scales.byteLength;
+    else bytes[m.format] += m.bits.byteLength;
   };
   add(w.tokenEmbedding);
   add(w.positionEmbedding);
