@@ -239,14 +239,15 @@ export function planWeights(
 }
 
 /**
- * residentSizes of a local model; a file that is no llama2.c checkpoint after all gets the
- * loader's own message (legacy llama2.c files have no magic number).
+ * residentSizes of a local model. When the header cannot be read, the loader's own message is
+ * the one to show (it checks in its own order: an unknown architecture before missing weights,
+ * a legacy llama2.c file that is something else), so the loader runs to throw it.
  */
 function headerSizes(path: string): ResidentSizes {
   try {
     return residentSizes(modelFile(path));
   } catch (err) {
-    if (err instanceof LmdynError && detectFormat(modelFile(path)) === 'llama2c') loadLocal(path, {});
+    if (err instanceof LmdynError) loadLocal(path, {});
     throw err;
   }
 }
