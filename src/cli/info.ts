@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
-import type { Model } from '../api.js';
+import type { Model } from '../model/model.js';
 import { absentHookPoints } from '../model/hooks.js';
 import { attentionScale, isParallel, parameterCount, type ModelConfig } from '../model/types.js';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { planWeights } from '../io/load.js';
 import { formatBytes, type WeightsDecision } from '../io/resident.js';
-import { weightBytes } from '../tensor/q80.js';
+import { weightBytes } from '../model/quantize.js';
 import { addWeightsFlags, openModel, type ModelFlags } from './common.js';
-import { defaultModel } from './models.js';
+import { defaultModel } from '../io/discover.js';
 
 export function describeModel(model: Model, label: string): Record<string, unknown> {
   const c = model.config;

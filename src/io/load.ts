@@ -9,9 +9,8 @@ import { totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { loadHfTokenizer } from '../tokenizer/hf.js';
-import { loadLlama2cTokenizer } from '../tokenizer/llama2c.js';
-import { castWeightsH16 } from '../tensor/half.js';
-import { quantizeWeightsQ80, type WeightFormat } from '../tensor/q80.js';
+import { loadLlama2cTokenizer } from './llama2c-tokenizer.js';
+import { castWeightsH16, quantizeWeightsQ80, type WeightFormat } from '../model/quantize.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { loadGguf, type GgufLoadOptions } from './gguf.js';
 import { loadHfFolder } from './hf.js';
@@ -26,7 +25,7 @@ import {
   type WeightsChoice,
   type WeightsDecision,
 } from './resident.js';
-import type { LoadedModel } from './types.js';
+import type { LoadedModel } from '../model/types.js';
 
 export interface LoadOptions {
   /** A tokenizer file or folder that replaces the model's own (or supplies one). */

@@ -18,7 +18,7 @@
 import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { LmdynError, check } from '../errors.js';
-import { newMatrix, type H16Matrix } from '../model/types.js';
+import { newMatrix, type H16Matrix } from '../tensor/matrix.js';
 import { castMatrixH16, newH16Matrix, type H16Format } from '../tensor/half.js';
 import { allocF32, allocU16, freeF32 } from '../tensor/memory.js';
 import { ioError } from './atomic.js';

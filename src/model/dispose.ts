@@ -5,7 +5,8 @@
 import { widenedData } from '../tensor/half.js';
 import { freeF32, freeI8, freeU16, isArenaBlock } from '../tensor/memory.js';
 import { dequantizedData } from '../tensor/q80.js';
-import type { Matrix, ModelWeights } from './types.js';
+import type { ModelWeights } from './types.js';
+import type { Matrix } from '../tensor/matrix.js';
 
 /** Frees every weight buffer once (tied matrices are shared); the weights are unusable afterwards. */
 export function disposeWeights(w: ModelWeights): void {

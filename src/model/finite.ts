@@ -5,7 +5,8 @@
  * 16-bit matrices: their bits, without widening them).
  */
 import { LmdynError } from '../errors.js';
-import type { Matrix, ModelWeights } from './types.js';
+import type { ModelWeights } from './types.js';
+import type { Matrix } from '../tensor/matrix.js';
 
 export function requireFiniteWeights(weights: ModelWeights, path: string): void {
   const check = (name: string, a: Float32Array | null): void => {

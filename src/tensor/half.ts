@@ -8,8 +8,8 @@
  * loops here are the reference and the fallback. The forward pass reaches this through ops.ts
  * matmul, which dispatches on the matrix's format.
  */
-import type { F32Matrix, H16Matrix, LayerWeights, Matrix, ModelWeights } from '../model/types.js';
-import { allocF32, allocU16, freeF32, isArenaBlock } from './memory.js';
+import type { F32Matrix, H16Matrix } from './matrix.js';
+import { allocF32, allocU16 } from './memory.js';
 import { matmulH16Wasm } from './wasm/kernels.js';
 
 export type H16Format = H16Matrix['format'];
@@ -171,58 +171,4 @@ export function castMatrixH16(w: F32Matrix, format: H16Format): H16Matrix {
   const d = w.data;
   for (let k = 0; k < count; k++) bits[k] = round(d[k]);
   return newH16Matrix(format, w.rows, w.cols, bits);
-}
-
-/**
- * The weights with every f32 weight matrix (token embedding and classifier included; learned
- * positions too) stored as `format`; matrices already 16-bit of the other format are converted
- * through f32, Q8_0 ones are kept. Each f32 buffer is freed as soon as its last matrix is
- * converted, so the caller must not use the old matrices afterwards. Norms and biases stay f32.
- * Tied matrices stay one object.
- */
-export function castWeightsH16(w: ModelWeights, format: H16Format): ModelWeights {
-  const matrices = new Set<Matrix>([w.tokenEmbedding, w.unembedding]);
-  if (w.positionEmbedding) matrices.add(w.positionEmbedding);
-  for (const l of w.layers) {
-    for (const m of [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]) if (m) matrices.add(m);
-  }
-  const users = new Map<Float32Array, number>();
-  for (const m of matrices) if (m.format === 'f32') users.set(m.data, (users.get(m.data) ?? 0) + 1);
-  const done = new Map<Matrix, Matrix>();
-  const conv = (m: Matrix): Matrix => {
-    let out = done.get(m);
-    if (out) return out;
-    if (m.format === 'f32') {
-      out = castMatrixH16(m, format);
-      const left = (users.get(m.data) ?? 1) - 1;
-      users.set(m.data, left);
-      if (left === 0 && isArenaBlock(m.data)) freeF32(m.data); // else the garbage collector's
-    } else if (m.format !== format && m.format !== 'q8_0') {
-      const f32 = m.data;
-      out = castMatrixH16({ format: 'f32', rows: m.rows, cols: m.cols, data: f32 }, format);
-      if (isArenaBlock(f32)) freeF32(f32);
-    } else {
-      out = m;
-    }
-    done.set(m, out);
-    return out;
-  };
-  const convNullable = (m: Matrix | null): Matrix | null => (m ? conv(m) : null);
-  const layers: LayerWeights[] = w.layers.map((l) => ({
-    ...l,
-    wq: conv(l.wq),
-    wk: conv(l.wk),
-    wv: conv(l.wv),
-    wo: conv(l.wo),
-    wGate: convNullable(l.wGate),
-    wUp: conv(l.wUp),
-    wDown: conv(l.wDown),
-  }));
-  return {
-    ...w,
-    tokenEmbedding: conv(w.tokenEmbedding),
-    positionEmbedding: convNullable(w.positionEmbedding),
-    unembedding: conv(w.unembedding),
-    layers,
-  };
 }

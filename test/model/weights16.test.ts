@@ -20,7 +20,8 @@ import { readGgufHeader } from '../../src/io/gguf.js';
 import { residentSizes } from '../../src/io/resident.js';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.js';
 import { blockJacobians, recordBlockStates } from '../../src/model/jvp.js';
-import type { Matrix, ModelWeights } from '../../src/model/types.js';
+import type { ModelWeights } from '../../src/model/types.js';
+import type { Matrix } from '../../src/tensor/matrix.js';
 import { ROOT, model } from '../helpers/paths.js';
 
 const ARCH = resolve(ROOT, 'test', 'fixtures', 'arch');
