@@ -128,8 +128,8 @@ export function openSafetensors(path: string): SafetensorsFile {
 export function readSafetensorsHeader(path: string): Omit<SafetensorsFile, 'fd'> {
   const fd = openForReading(path);
   try {
-    const { fd: _fd, ...rest } = parseHeader(fd, path, false);
-    return rest;
+    const { path: p, headerLength, dataStart, metadata, tensors, byName } = parseHeader(fd, path, false);
+    return { path: p, headerLength, dataStart, metadata, tensors, byName };
   } finally {
     closeSync(fd);
   }
