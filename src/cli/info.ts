@@ -3,7 +3,13 @@ import type { Model } from '../model/model.js';
 import { absentHookPoints, extraHookPoints } from '../model/hooks.js';
 import { describeRopeScaling } from '../model/rope.js';
 import { attentionScale, isParallel, parameterCount, type ModelConfig } from '../model/types.js';
-import { openModel, type ModelFlags } from './common.js';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { planWeights } from '../io/load.js';
+import { formatBytes, type WeightsDecision } from '../io/resident.js';
+import { weightBytes } from '../model/quantize.js';
+import { addWeightsFlags, openModel, type ModelFlags } from './common.js';
+import { defaultModel } from '../io/discover.js';
 
 export function describeModel(model: Model, label: string): Record<string, unknown> {
   const c = model.config;
@@ -45,6 +51,7 @@ export function describeModel(model: Model, label: string): Record<string, unkno
       : { logits: `soft-capped, ${c.finalSoftcap}·tanh(logits / ${c.finalSoftcap})` }),
     parameters: parameterCount(c),
     ...tensorTypes(model),
+    ...residentWeights(model),
     tokenizer: `${model.tokenizer.kind}, ${model.tokenizer.vocabSize} tokens, bos ${model.tokenizer.bosId}, eos ${model.tokenizer.eosId}`,
     hooks_absent: absentHookPoints(c)
       .map((h) => `${h.name} (${h.why})`)
@@ -93,24 +100,74 @@ function tensorTypes(model: Model): Record<string, string> {
   return { tensor_types: list.join(', ') };
 }
 
+/** How the weights are held: the choice, why, and the bytes the matrices take as loaded. */
+function residentWeights(model: Model): Record<string, unknown> {
+  const d = model.source.details.weights as WeightsDecision | undefined;
+  const bytes = weightBytes(model.transformer.weights);
+  const held = Object.entries(bytes)
+    .filter(([, b]) => b > 0)
+    .map(([f, b]) => `${f} ${formatBytes(b)}`)
+    .join(' + ');
+  return {
+    ...(d ? { weights: `${d.format} (${d.requested === 'auto' ? `auto: ${d.why}` : 'asked for'})` } : {}),
+    weight_matrices_resident: held,
+  };
+}
+
+/**
+ * The resident size per choice from the file's header and the choice --weights makes, before any
+ * weight is read (a local model only; a hub model is downloaded by the load that follows).
+ */
+function headerLines(spec: string, flags: InfoFlags): Record<string, string> {
+  if (!existsSync(spec)) return {};
+  const { sizes, decision } = planWeights(resolve(spec), {
+    weights: flags.weights ?? flags.quantize,
+    weightsBudget: flags.weightsBudget,
+  });
+  const b = sizes.bytes;
+  return {
+    resident_size: `f32 ${formatBytes(b.f32)} · f16/bf16 ${formatBytes(b['16-bit'])} · q8_0 ${formatBytes(b.q8_0)} (from the file header, before loading; ${sizes.matrixValues.toLocaleString('en-US')} matrix + ${sizes.vectorValues.toLocaleString('en-US')} vector values)`,
+    weights: `${decision.format} (${decision.requested === 'auto' ? `auto: ${decision.why}` : 'asked for'})`,
+  };
+}
+
+interface InfoFlags extends ModelFlags {
+  json?: boolean;
+}
+
 export function registerInfo(program: Command): void {
   program
     .command('info')
-    .description('print format, architecture, shapes, parameter count and tokenizer of a model')
+    .description(
+      'print format, architecture, shapes, parameter count, resident weight size and tokenizer of a model',
+    )
     .option('-m, --model <M>', 'model file, folder or hf:owner/name')
     .option('-z, --tokenizer <T>', 'tokenizer file or folder overriding the model’s own')
     .option('--json', 'print JSON')
-    .action(async (flags: ModelFlags & { json?: boolean }) => {
-      const { model, label } = await openModel(flags);
+    .action(async (flags: InfoFlags) => {
+      let spec = flags.model;
+      if (spec === undefined) {
+        const choice = defaultModel();
+        spec = choice.spec;
+        process.stderr.write(`model: ${spec} (${choice.why})\n`);
+      }
+      // The header's sizes first: printed even when loading then fails (a partial download).
+      const early = headerLines(spec, flags);
+      const width = 24;
+      const print = (entries: [string, unknown][]): void => {
+        for (const [k, v] of entries) {
+          const value = typeof v === 'number' ? v.toLocaleString('en-US') : String(v);
+          process.stdout.write(`${k.padEnd(width)}  ${value}\n`);
+        }
+      };
+      if (!flags.json) print(Object.entries(early));
+      const { model, label } = await openModel({ ...flags, model: spec });
       const info = describeModel(model, label);
       if (flags.json) {
-        process.stdout.write(JSON.stringify(info) + '\n');
+        process.stdout.write(JSON.stringify({ ...info, ...early }) + '\n');
         return;
       }
-      const width = Math.max(...Object.keys(info).map((k) => k.length));
-      for (const [k, v] of Object.entries(info)) {
-        const value = typeof v === 'number' ? v.toLocaleString('en-US') : String(v);
-        process.stdout.write(`${k.padEnd(width)}  ${value}\n`);
-      }
+      print(Object.entries(info).filter(([k]) => !(k in early)));
     });
+  addWeightsFlags(program.commands[program.commands.length - 1]);
 }

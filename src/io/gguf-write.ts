@@ -16,6 +16,7 @@ import { LmdynError } from '../errors.js';
 import type { ModelConfig, ModelWeights } from '../model/types.js';
 import type { Matrix } from '../tensor/matrix.js';
 import { dequantizeQ80 } from '../tensor/q80.js';
+import { widenH16 } from '../tensor/half.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { loadModel } from './load.js';
@@ -229,11 +230,12 @@ function planTensors(
   return out;
 }
 
-/** A matrix's values as f32; a Q8_0 matrix into a buffer of its own, not its cached `data`. */
+/** A matrix's values as f32; a Q8_0 / 16-bit matrix into a buffer of its own, not its cached `data`. */
 function valuesOf(m: Matrix): Float32Array {
   if (m.format === 'f32') return m.data;
   const out = new Float32Array(m.rows * m.cols);
-  dequantizeQ80(m.q, m.scales, m.groupSize, 0, out.length, out, 0);
+  if (m.format === 'q8_0') dequantizeQ80(m.q, m.scales, m.groupSize, 0, out.length, out, 0);
+  else widenH16(m.format, m.bits, 0, out.length, out, 0);
   return out;
 }
 

@@ -18,7 +18,8 @@ import { LmdynError, check } from '../errors.js';
 import type { LayerWeights, ModelConfig, ModelWeights } from '../model/types.js';
 import type { Matrix } from '../tensor/matrix.js';
 import { newMatrix } from '../tensor/matrix.js';
-import { allocF32, allocI8, freeF32 } from '../tensor/memory.js';
+import { castMatrixH16, newH16Matrix, type H16Format } from '../tensor/half.js';
+import { allocF32, allocI8, allocU16, freeF32 } from '../tensor/memory.js';
 import { newQ80Matrix, q80GroupSize, quantizeMatrixQ80 } from '../tensor/q80.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../tokenizer/types.js';
@@ -75,6 +76,11 @@ export interface GgufLoadOptions {
    */
   requantize?: 'q8_0';
   groupSize?: number;
+  /**
+   * Keep matrices resident as this 16-bit format: F16 / BF16 tensors of that type as they are,
+   * other types (Q8_0 excepted, kept as Q8_0) dequantized and rounded one matrix at a time.
+   */
+  keep16?: H16Format;
 }
 
 /** Loads a llama-architecture GGUF file: config, weights and the embedded tokenizer. */
@@ -121,11 +127,14 @@ export function loadGguf(path: string, options: GgufLoadOptions = {}): LoadedMod
   }
 }
 
-/** Metadata and tensor infos without reading any tensor data (for `lmdyn info`). */
-export function readGgufHeader(path: string): GgufHeader {
+/**
+ * Metadata and tensor infos without reading any tensor data (for `lmdyn info`); with
+ * `dataPresent: false` the data need not be in the file at all (a partial download).
+ */
+export function readGgufHeader(path: string, options: { dataPresent?: boolean } = {}): GgufHeader {
   const fd = openForReading(path);
   try {
-    return parseHeader(fd, path);
+    return parseHeader(fd, path, options.dataPresent ?? true);
   } finally {
     closeSync(fd);
   }
@@ -314,7 +323,7 @@ class Cursor {
   }
 }
 
-function parseHeader(fd: number, path: string): GgufHeader {
+function parseHeader(fd: number, path: string, dataPresent = true): GgufHeader {
   const fileSize = fstatSync(fd).size;
   const c = new Cursor(fd, fileSize, path);
   check(
@@ -361,7 +370,8 @@ function parseHeader(fd: number, path: string): GgufHeader {
     infos.push({ name, dims, type: c.u32(), relative: c.u64() });
   }
   const dataOffset = alignUp(c.pos, alignment);
-  const tensors = infos.map((t) => tensorInfo(t, dataOffset, alignment, fileSize, path));
+  const dataEnd = dataPresent ? fileSize : Number.MAX_SAFE_INTEGER;
+  const tensors = infos.map((t) => tensorInfo(t, dataOffset, alignment, dataEnd, path));
   checkTensorLayout(tensors, path);
   return { version, metadata, tensors, alignment, dataOffset, fileSize };
 }
@@ -575,6 +585,29 @@ function readQ80Matrix(
   return newQ80Matrix(rows, cols, Q8_0_BLOCK, q, scales);
 }
 
+/**
+ * A tensor [rows, cols] as a resident 16-bit matrix: the bits as stored when the file has that
+ * type, else dequantized to f32 and rounded (the f32 copy freed at once).
+ */
+function readMatrix16(
+  fd: number,
+  path: string,
+  t: GgufTensorInfo,
+  rows: number,
+  cols: number,
+  format: H16Format,
+): Matrix {
+  if (t.type === BLOCK_FORMATS[format === 'f16' ? 'F16' : 'BF16'].id) {
+    const bits = allocU16(t.elements);
+    readExactly(fd, new Uint8Array(bits.buffer, bits.byteOffset, 2 * t.elements), t.offset, path);
+    return newH16Matrix(format, rows, cols, bits);
+  }
+  const f32 = readTensor(fd, path, t);
+  const m = castMatrixH16(newMatrix(rows, cols, f32), format);
+  freeF32(f32);
+  return m;
+}
+
 function llamaConfig(
   meta: Record<string, GgufValue>,
   tensors: Map<string, GgufTensorInfo>,
@@ -720,6 +753,7 @@ function llamaWeights(
   const matrix = (name: string, rows: number, cols: number): Matrix => {
     const t = info(name, trimOnes([cols, rows]));
     if (t.type === GGML_Q8_0) return readQ80Matrix(fd, path, t, rows, cols);
+    if (options.keep16) return readMatrix16(fd, path, t, rows, cols, options.keep16);
     const f32 = newMatrix(rows, cols, readTensor(fd, path, t));
     const gs = q80GroupSize(cols, options.groupSize ?? Q8_0_BLOCK);
     if (options.requantize !== 'q8_0' || t.type === BLOCK_FORMATS.F32.id || gs === null) return f32;

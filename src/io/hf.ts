@@ -38,11 +38,13 @@ import type { LayerWeights, ModelConfig, ModelWeights, RopeScaling } from '../mo
 import type { Matrix } from '../tensor/matrix.js';
 import { newMatrix } from '../tensor/matrix.js';
 import { allocF32 } from '../tensor/memory.js';
+import type { H16Format } from '../tensor/half.js';
 import { loadHfTokenizer } from '../tokenizer/hf.js';
 import type { LoadedModel } from '../model/types.js';
 import {
   closeSafetensors,
   openSafetensors,
+  readMatrix16,
   readTensorF32,
   type SafetensorsFile,
   type SafetensorsTensorInfo,
@@ -64,8 +66,11 @@ const SUPPORTED = [
 ] as const;
 type SupportedArchitecture = (typeof SUPPORTED)[number];
 
-/** Loads a Hugging Face model folder; the tokenizer is null when it has no tokenizer.json. */
-export function loadHfFolder(dir: string): LoadedModel {
+/**
+ * Loads a Hugging Face model folder; the tokenizer is null when it has no tokenizer.json. With
+ * `keep16`, weight matrices read whole from the file stay resident in that 16-bit format.
+ */
+export function loadHfFolder(dir: string, options: { keep16?: H16Format } = {}): LoadedModel {
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath)) {
     throw new LmdynError(
@@ -75,7 +80,7 @@ export function loadHfFolder(dir: string): LoadedModel {
   }
   const hf = readJsonObject(configPath);
   const arch = architectureOf(hf, configPath);
-  const store = openTensorStore(dir);
+  const store = openTensorStore(dir, options.keep16);
   try {
     const { config, weights } =
       arch === 'GPT2LMHeadModel'
@@ -1178,7 +1183,7 @@ interface TensorStore {
  * pytorch_model.bin, pytorch_model.bin.index.json (transformers' order of preference). A
  * PyTorch checkpoint is read through io/torch.ts as byte ranges, like a safetensors file.
  */
-function openTensorStore(dir: string): TensorStore {
+function openTensorStore(dir: string, keep16?: H16Format): TensorStore {
   const files: SafetensorsFile[] = [];
   const where = new Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>();
   const close = (): void => files.forEach(closeSafetensors);
@@ -1250,6 +1255,7 @@ function openTensorStore(dir: string): TensorStore {
     },
     matrix: (name, rows, cols) => {
       const { file } = locate(name, [rows, cols]);
+      if (keep16) return readMatrix16(file, name, rows, cols, keep16);
       return newMatrix(rows, cols, readTensorF32(file, name));
     },
     raw: (name, shape) => {

@@ -3,6 +3,7 @@
  * Shapes are written [rows, cols]; every buffer is a flat Float32Array in row-major order.
  */
 import type { F32Matrix, Matrix } from './matrix.js';
+import { matmulH16 } from './half.js';
 import { matmulQ80 } from './q80.js';
 import { erfc } from './special.js';
 import { matmulWasm } from './wasm/kernels.js';
@@ -10,10 +11,12 @@ import { matmulWasm } from './wasm/kernels.js';
 /**
  * out[n, W.rows] = x[n, W.cols] · Wᵀ  (each row of x times the matrix). Runs the WebAssembly
  * SIMD kernel when out, x and W all live in the arena (allocF32), else the JS loop. A Q8_0 W
- * goes to matmulQ80 (x quantized per group, runq.c's scheme).
+ * goes to matmulQ80 (x quantized per group, runq.c's scheme), an f16 / bf16 W to matmulH16
+ * (weights widened exactly to f32 as they are read).
  */
 export function matmul(out: Float32Array, x: Float32Array, w: Matrix, n: number): void {
   if (w.format === 'q8_0') matmulQ80(out, x, w, n);
+  else if (w.format !== 'f32') matmulH16(out, x, w, n);
   else if (!matmulWasm(out, x, w.data, w.rows, w.cols, n)) matmulJs(out, x, w, n);
 }
 
