@@ -20,7 +20,7 @@ import type {
 } from '../model/types.js';
 import { MAX_SEQ_LEN } from './llama2c.js';
 import { describe, type GgufMetadata, type Kv } from './gguf-metadata.js';
-import { selectEntries, selectRows, type GgufTensors } from './gguf-tensors.js';
+import { freeMatrix, selectEntries, selectRows, type GgufTensors } from './gguf-tensors.js';
 import { ValueType } from './gguf-reader.js';
 
 /** A tensor dimension, resolved from the config. */
@@ -57,6 +57,11 @@ export interface GgufArchitecture {
   refuse?: (meta: GgufMetadata) => void;
   /** The writer's architecture-specific metadata. */
   extraKvs?: (c: ModelConfig) => Kv[];
+  /**
+   * output.weight is written even when tied (llama.cpp's GPT2Model writes it), so one equal to
+   * token_embd.weight is read as tied.
+   */
+  writesTiedOutput?: boolean;
   /** GPT-NeoX's parallel residual can be stored (`{arch}.use_parallel_residual`). */
   parallelResidual?: boolean;
   /** Whether the writer stores a model of this config as this architecture. */
@@ -88,6 +93,30 @@ const LLAMA_LAYER: TensorSpec<LayerField>[] = [
   mat('ffn_down.weight', 'wDown', 'dim', 'hidden'), // w2
 ];
 
+const QWEN2_LAYER: TensorSpec<LayerField>[] = [
+  ...LLAMA_LAYER.slice(0, 4),
+  vec('attn_q.bias', 'bq', 'q'),
+  vec('attn_k.bias', 'bk', 'kv'),
+  vec('attn_v.bias', 'bv', 'kv'),
+  ...LLAMA_LAYER.slice(4),
+];
+
+/** GPT-2 and GPT-NeoX: LayerNorm with bias, fused [q; k; v] rows, a two-matrix GELU MLP. */
+const GPT_LAYER = (attentionBias: boolean): TensorSpec<LayerField>[] => [
+  vec('attn_norm.weight', 'attnNorm', 'dim'),
+  vec('attn_norm.bias', 'attnNormBias', 'dim'),
+  mat('attn_qkv.weight', 'wqkv', 'qkv', 'dim'),
+  vec('attn_qkv.bias', 'bqkv', 'qkv', !attentionBias),
+  mat('attn_output.weight', 'wo', 'dim', 'q'),
+  vec('attn_output.bias', 'bo', 'dim', !attentionBias),
+  vec('ffn_norm.weight', 'mlpNorm', 'dim'),
+  vec('ffn_norm.bias', 'mlpNormBias', 'dim'),
+  mat('ffn_up.weight', 'wUp', 'hidden', 'dim'),
+  vec('ffn_up.bias', 'bUp', 'hidden'),
+  mat('ffn_down.weight', 'wDown', 'dim', 'hidden'),
+  vec('ffn_down.bias', 'bDown', 'dim'),
+];
+
 const RMS_GLOBAL: TensorSpec<GlobalField>[] = [
   mat('token_embd.weight', 'tokenEmbedding', 'vocab', 'dim'),
   vec('output_norm.weight', 'finalNorm', 'dim'),
@@ -117,9 +146,91 @@ export const GGUF_ARCHITECTURES: readonly GgufArchitecture[] = [
         'mixture-of-experts llama',
       );
     },
-    writes: (c) => c.architecture === 'llama',
+    writes: (c) => c.architecture === 'llama' && !isQwen2(c),
+  },
+  {
+    // convert_hf_to_gguf.py Qwen2Model: LlamaModel's tensors plus q/k/v biases, Q/K rows not
+    // permuted (llama_model_rope_type: LLM_ARCH_QWEN2 is LLAMA_ROPE_TYPE_NEOX)
+    name: 'qwen2',
+    architecture: 'llama',
+    norm: 'rmsnorm',
+    mlp: 'swiglu',
+    positional: 'rope',
+    rope: 'halves',
+    global: RMS_GLOBAL,
+    layer: QWEN2_LAYER,
+    refuse(meta) {
+      meta.refuse(
+        'qwen2.rope.scaling.type',
+        (v) => v === 'none',
+        'RoPE scaling is not implemented',
+      );
+    },
+    writes: (c) => c.architecture === 'llama' && isQwen2(c),
+  },
+  {
+    // GPT2Model: Conv1D weights transposed to [out, in]; token_embd written again as output
+    name: 'gpt2',
+    architecture: 'gpt2',
+    norm: 'layernorm',
+    mlp: 'gelu_new',
+    positional: 'learned',
+    rope: null,
+    global: [
+      mat('token_embd.weight', 'tokenEmbedding', 'vocab', 'dim'),
+      mat('position_embd.weight', 'positionEmbedding', 'ctx', 'dim'),
+      vec('output_norm.weight', 'finalNorm', 'dim'),
+      vec('output_norm.bias', 'finalNormBias', 'dim'),
+      mat('output.weight', 'unembedding', 'vocab', 'dim', true),
+    ],
+    layer: GPT_LAYER(true),
+    writesTiedOutput: true,
+    writes: (c) => c.architecture === 'gpt2',
+  },
+  {
+    // GPTNeoXModel: query_key_value's per-head [q|k|v] rows regrouped to [q; k; v];
+    // LLAMA_ROPE_TYPE_NEOX on the first rope.dimension_count dims of each head; llama.cpp's
+    // GELU is the tanh form, Pythia's (HF hidden_act "gelu") the erf form, which lmdyn uses
+    name: 'gptneox',
+    architecture: 'gpt_neox',
+    norm: 'layernorm',
+    mlp: 'gelu',
+    positional: 'rope',
+    rope: 'halves',
+    global: [
+      mat('token_embd.weight', 'tokenEmbedding', 'vocab', 'dim'),
+      vec('output_norm.weight', 'finalNorm', 'dim'),
+      vec('output_norm.bias', 'finalNormBias', 'dim'),
+      mat('output.weight', 'unembedding', 'vocab', 'dim', true),
+    ],
+    layer: GPT_LAYER(false),
+    parallelResidual: true,
+    refuse(meta) {
+      meta.refuse(
+        'gptneox.rope.scaling.type',
+        (v) => v === 'none',
+        'RoPE scaling is not implemented',
+      );
+    },
+    special: (meta, _c, tensors) => ({
+      residual: meta.bool('gptneox.use_parallel_residual', true) ? 'parallel' : 'sequential',
+      attentionBias: tensors.has('blk.0.attn_qkv.bias'),
+    }),
+    extraKvs: (c) => [
+      {
+        key: 'gptneox.use_parallel_residual',
+        type: ValueType.Bool,
+        value: c.residual !== 'sequential',
+      },
+    ],
+    writes: (c) => c.architecture === 'gpt_neox',
   },
 ];
+
+/** Qwen2 (HF Qwen2ForCausalLM, or a qwen2 GGUF read back) is stored as GGUF qwen2. */
+function isQwen2(c: ModelConfig): boolean {
+  return c.sourceArchitecture === 'Qwen2ForCausalLM' || c.sourceArchitecture === 'qwen2';
+}
 
 export function supportedArchitectures(): string {
   return GGUF_ARCHITECTURES.map((a) => a.name).join(', ');
@@ -211,7 +322,10 @@ export function ggufConfig(
     positional: arch.positional,
     ropeTheta: rope ? meta.float(`${p}.rope.freq_base`, 10000) : 10000,
     ropeDim,
-    tiedEmbeddings: !tensors.has('output.weight'),
+    // a classifier absent is tied; so is GPT-2's, which the converter writes as a copy
+    tiedEmbeddings:
+      !tensors.has('output.weight') ||
+      (arch.writesTiedOutput === true && tensors.sameData('output.weight', 'token_embd.weight')),
     bosId: meta.optionalId('tokenizer.ggml.bos_token_id', vocabSize),
     eosId: meta.optionalId('tokenizer.ggml.eos_token_id', vocabSize),
   };
@@ -318,6 +432,7 @@ function layerFrom(
     wq = selectRows(qkv, q);
     wk = selectRows(qkv, k);
     wv = selectRows(qkv, vv);
+    freeMatrix(qkv);
     const b = v('bqkv');
     if (b) [bq, bk, bv] = [selectEntries(b, q), selectEntries(b, k), selectEntries(b, vv)];
   } else {
@@ -326,8 +441,11 @@ function layerFrom(
   if (arch.rope === 'halves') {
     const qOrder = ropeRowOrder(c.nHeads, c.headDim, c.ropeDim);
     const kOrder = ropeRowOrder(c.nKvHeads, c.headDim, c.ropeDim);
-    wq = selectRows(wq, qOrder);
-    wk = selectRows(wk, kOrder);
+    const [hq, hk] = [wq, wk];
+    wq = selectRows(hq, qOrder);
+    wk = selectRows(hk, kOrder);
+    freeMatrix(hq);
+    freeMatrix(hk);
     if (bq) bq = selectEntries(bq, qOrder);
     if (bk) bk = selectEntries(bk, kOrder);
   }
@@ -445,7 +563,9 @@ export function tensorsForWriting(
   for (const spec of arch.global) {
     const value = w[spec.field] as Matrix | Float32Array | null;
     // a tied classifier is not written where the architecture may omit it (llama.cpp ties then)
-    const skip = value === null || (spec.field === 'unembedding' && tied && spec.optional);
+    const skip =
+      value === null ||
+      (spec.field === 'unembedding' && tied && spec.optional && !arch.writesTiedOutput);
     add(spec, '', skip ? null : () => (value instanceof Float32Array ? value : valuesOf(value!)));
   }
   const held = new Set<string>(arch.layer.map((s) => s.field));

@@ -71,6 +71,8 @@ const GGUF_MAGIC = 0x46554747; // "GGUF" read as little-endian uint32
 const DEFAULT_ALIGNMENT = 32;
 const MAX_ARRAY_DEPTH = 8;
 const MAX_DIMS = 4; // GGML_MAX_DIMS
+const GGML_MAX_NAME = 64; // ggml.h: names are shorter (gguf.cpp refuses longer ones)
+const MAX_KEY = 256; // keys are dotted lower_snake_case names; real ones are under 64
 const WINDOW = 1 << 20;
 
 /** ggml_type names (docs/gguf.md enum ggml_type). */
@@ -256,6 +258,11 @@ export function parseHeader(fd: number, path: string): GgufHeader {
   const metadata: Record<string, GgufValue> = Object.create(null) as Record<string, GgufValue>;
   for (let i = 0; i < kvCount; i++) {
     const key = c.string(`metadata key ${i}`);
+    check(
+      key.length <= MAX_KEY && !hasControl(key),
+      'bad_format',
+      `${path}: metadata key ${i} is not a key (${JSON.stringify(key.slice(0, 40))}…)`,
+    );
     check(!(key in metadata), 'bad_format', `${path}: metadata key ${key} appears twice`);
     metadata[key] = readValue(c, c.u32(), key, 0);
   }
@@ -271,6 +278,11 @@ export function parseHeader(fd: number, path: string): GgufHeader {
   const infos: { name: string; dims: number[]; type: number; relative: bigint }[] = [];
   for (let i = 0; i < tensorCount; i++) {
     const name = c.string(`tensor name ${i}`);
+    check(
+      name.length < GGML_MAX_NAME && !hasControl(name),
+      'bad_format',
+      `${path}: tensor name ${i} is not a ggml tensor name (${JSON.stringify(name.slice(0, 40))}…; at most ${GGML_MAX_NAME - 1} printable characters)`,
+    );
     const nDims = c.u32();
     check(
       nDims <= MAX_DIMS,
@@ -285,6 +297,15 @@ export function parseHeader(fd: number, path: string): GgufHeader {
   const tensors = infos.map((t) => tensorInfo(t, dataOffset, alignment, fileSize, path));
   checkTensorLayout(tensors, path);
   return { version, metadata, tensors, alignment, dataOffset, fileSize };
+}
+
+/** Whether `s` holds a C0 control character or DEL (no real key or tensor name does). */
+function hasControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const ch = s.charCodeAt(i);
+    if (ch < 0x20 || ch === 0x7f) return true;
+  }
+  return false;
 }
 
 /** One metadata value of type `type`; arrays nest at most MAX_ARRAY_DEPTH deep. */

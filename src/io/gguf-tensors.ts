@@ -110,10 +110,7 @@ export class GgufTensors {
   }
 }
 
-/**
- * Rows `order[0], order[1], …` of `m` as a new matrix of the same format (Q8_0 rows move with
- * their scales); `m`'s own buffers are released.
- */
+/** Rows `order[0], order[1], …` of `m` as a new matrix of the same format (Q8_0 rows move with their scales). */
 export function selectRows(m: Matrix, order: ArrayLike<number>): Matrix {
   const n = order.length;
   if (m.format === 'q8_0') {
@@ -125,8 +122,6 @@ export function selectRows(m: Matrix, order: ArrayLike<number>): Matrix {
       q.set(m.q.subarray(from * m.cols, (from + 1) * m.cols), r * m.cols);
       scales.set(m.scales.subarray(from * perRow, (from + 1) * perRow), r * perRow);
     }
-    freeI8(m.q);
-    freeF32(m.scales);
     return newQ80Matrix(n, m.cols, m.groupSize, q, scales);
   }
   const data = allocF32(n * m.cols);
@@ -135,8 +130,15 @@ export function selectRows(m: Matrix, order: ArrayLike<number>): Matrix {
     const from = order[r]!;
     data.set(src.subarray(from * m.cols, (from + 1) * m.cols), r * m.cols);
   }
-  if (m.format === 'f32') freeF32(src);
   return newMatrix(n, m.cols, data);
+}
+
+/** Releases a matrix read by GgufTensors that nothing refers to any more. */
+export function freeMatrix(m: Matrix): void {
+  if (m.format === 'q8_0') {
+    freeI8(m.q);
+    freeF32(m.scales);
+  } else if (m.format === 'f32') freeF32(m.data);
 }
 
 /** Entries `order[0], order[1], …` of `v` (a bias, in the row order of its matrix). */

@@ -27,7 +27,7 @@ import {
 import type { Kv } from './gguf-metadata.js';
 import { BLOCK_FORMATS, quantize, type GgmlBlockFormat, type GgmlTypeName } from './gguf-quants.js';
 import { ValueType } from './gguf-reader.js';
-import { sentencePieceKvs } from './gguf-tokenizer.js';
+import { bpeKvs, sentencePieceKvs } from './gguf-tokenizer.js';
 
 export interface GgufWriteOptions {
   /** Storage type of the weight matrices (default F32). */
@@ -173,11 +173,11 @@ function checkWritable(model: GgufWritable): GgufArchitecture {
   if (c.residual === 'parallel' && !arch.parallelResidual) unsupported('has a parallel residual');
   const w = model.weights;
   if (w.unembeddingBias) unsupported('has a classifier bias');
-  if (!(model.tokenizer instanceof SentencePieceTokenizer)) {
+  if (!(model.tokenizer instanceof SentencePieceTokenizer) && !model.tokenizer?.tokenizerJson) {
     const kind = model.tokenizer ? `a ${model.tokenizer.kind} tokenizer` : 'no tokenizer';
     throw new LmdynError(
       'unsupported',
-      `GGUF export embeds SentencePiece vocabularies (llama2.c tokenizer.bin or a GGUF llama vocabulary); this model has ${kind} (pass --tokenizer)`,
+      `GGUF export embeds SentencePiece vocabularies (llama2.c tokenizer.bin, a GGUF llama vocabulary) and byte-level BPE ones (HF tokenizer.json, a GGUF gpt2 vocabulary); this model has ${kind} (pass --tokenizer)`,
     );
   }
   return arch;
@@ -245,7 +245,9 @@ function generalKvs(arch: GgufArchitecture, name: string, requested: GgmlBlockFo
 
 /** tokenizer.ggml.* (gguf-tokenizer.ts). */
 function vocabularyKvs(model: GgufWritable): Kv[] {
-  return sentencePieceKvs(model.tokenizer as SentencePieceTokenizer, model.config.vocabSize);
+  return model.tokenizer instanceof SentencePieceTokenizer
+    ? sentencePieceKvs(model.tokenizer, model.config.vocabSize)
+    : bpeKvs(model.tokenizer!, model.config.vocabSize, model.config);
 }
 
 function writeKv(w: ByteWriter, kv: Kv): void {
