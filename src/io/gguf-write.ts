@@ -17,6 +17,7 @@ import type { Matrix, ModelConfig, ModelWeights } from '../model/types.js';
 import { dequantizeQ80 } from '../tensor/q80.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../tokenizer/types.js';
+import { modelChatTemplate } from '../tokenizer/chat.js';
 import { loadModel } from './load.js';
 import {
   architectureForWriting,
@@ -55,6 +56,8 @@ export interface GgufWritable {
   config: ModelConfig;
   weights: ModelWeights;
   tokenizer: Tokenizer | null;
+  /** Jinja chat template, written as tokenizer.chat_template. */
+  chatTemplate?: string | null;
 }
 
 /** Writes `model` to `path` as GGUF (see the file comment). */
@@ -75,6 +78,9 @@ export function writeGgufModel(
     ...architectureKvs(arch, model.config),
     ...vocabularyKvs(model),
   ];
+  if (model.chatTemplate) {
+    kvs.push({ key: 'tokenizer.chat_template', type: ValueType.String, value: model.chatTemplate });
+  }
 
   const header = new ByteWriter();
   header.raw(Buffer.from('GGUF', 'latin1'));
@@ -332,5 +338,10 @@ export async function convertToGguf(
   options: ConvertOptions = {},
 ): Promise<GgufWriteResult> {
   const model = await loadModel(spec, { tokenizer: options.tokenizer });
-  return writeGgufModel(out, model, options);
+  // the chat template of the folder's tokenizer_config.json (or of a GGUF), as convert_hf_to_gguf.py copies it
+  const chatTemplate =
+    model.tokenizer && !options.tokenizer
+      ? (modelChatTemplate({ source: model.source, tokenizer: model.tokenizer })?.template ?? null)
+      : null;
+  return writeGgufModel(out, { ...model, chatTemplate }, options);
 }

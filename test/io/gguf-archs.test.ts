@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { openModel } from '../../src/api.js';
 import { LmdynError } from '../../src/errors.js';
 import { loadGguf, readGgufHeader } from '../../src/io/gguf.js';
 import { convertToGguf } from '../../src/io/gguf-write.js';
@@ -21,6 +22,7 @@ import { loadHfFolder } from '../../src/io/hf.js';
 import type { LoadedModel } from '../../src/io/types.js';
 import { Transformer } from '../../src/model/forward.js';
 import { createRng } from '../../src/tensor/rng.js';
+import { applyChatTemplate } from '../../src/tokenizer/chat.js';
 import { ROOT, fixture } from '../helpers/paths.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'lmdyn-gguf-archs-'));
@@ -295,6 +297,34 @@ test('lmdyn convert refuses, in one line, a model no GGUF architecture here hold
     /GGUF export writes llama, qwen2, gpt2, gptneox; GPTNeoForCausalLM \(gpt_neo\) is none of them/,
   );
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+});
+
+test('the chat template travels: tokenizer_config.json → GGUF tokenizer.chat_template → the same chat prompt', async () => {
+  const path = convert('qwen2');
+  const template = readGgufHeader(path).metadata['tokenizer.chat_template'];
+  const config = JSON.parse(
+    readFileSync(fixture('arch', 'qwen2', 'tokenizer_config.json'), 'utf8'),
+  ) as {
+    chat_template: string;
+  };
+  assert.equal(template, config.chat_template);
+  const messages = [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'Once upon a time?' },
+  ];
+  const fromGguf = applyChatTemplate(await openModel(path), messages);
+  const fromHf = applyChatTemplate(await openModel(fixture('arch', 'qwen2')), messages);
+  assert.equal(
+    fromGguf.text,
+    '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nOnce upon a time?<|im_end|>\n<|im_start|>assistant\n',
+  );
+  assert.deepEqual(fromGguf, fromHf);
+  // a GGUF without one says where templates come from
+  const none = convert('gpt2');
+  await assert.rejects(
+    async () => applyChatTemplate(await openModel(none), messages),
+    (e) => isLmdyn('not_found')(e) && /GGUF tokenizer\.chat_template/.test((e as Error).message),
+  );
 });
 
 // llama.cpp itself (node-llama-cpp, installed on demand into .cache/peers/ from the npm registry,
