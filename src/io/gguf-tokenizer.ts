@@ -150,11 +150,23 @@ const splitThenBytes = (regex: string): Record<string, unknown> => ({
   ],
 });
 
-/** tokenizer.json pre_tokenizers by `tokenizer.ggml.pre`. */
+/**
+ * tokenizer.json pre_tokenizers by `tokenizer.ggml.pre`, with the names llama-vocab.cpp gives the
+ * same regex (Pythia's and OLMo's GPT-NeoX-20B vocabulary is written as `olmo`).
+ */
 const PRE_TOKENIZERS: Record<string, () => Record<string, unknown>> = {
   'gpt-2': () => byteLevel(true),
   qwen2: () => splitThenBytes(QWEN2_REGEX),
   'llama-bpe': () => splitThenBytes(LLAMA3_REGEX),
+};
+const PRE_ALIASES: Record<string, string> = {
+  mpt: 'gpt-2',
+  olmo: 'gpt-2',
+  jais: 'gpt-2',
+  stablelm2: 'qwen2',
+  llama3: 'llama-bpe',
+  dbrx: 'llama-bpe',
+  'smaug-bpe': 'llama-bpe',
 };
 
 /** The `tokenizer.ggml.pre` of a tokenizer.json's pre_tokenizer, or null for one llama.cpp lacks. */
@@ -195,11 +207,12 @@ function bpeTokenizer(meta: GgufMetadata): Tokenizer {
     `${path}: tokenizer.ggml.token_type is not ${n} int32 values`,
   );
   const pre = meta.string('tokenizer.ggml.pre') ?? 'gpt-2';
-  const makePre = PRE_TOKENIZERS[pre];
+  const makePre = PRE_TOKENIZERS[PRE_ALIASES[pre] ?? pre];
   if (!makePre) {
+    const known = [...Object.keys(PRE_TOKENIZERS), ...Object.keys(PRE_ALIASES)].join(', ');
     throw new LmdynError(
       'unsupported',
-      `${path}: tokenizer.ggml.pre '${pre}' (the BPE pre-tokenizers read are ${Object.keys(PRE_TOKENIZERS).join(', ')})`,
+      `${path}: tokenizer.ggml.pre '${pre.slice(0, 40)}' (the BPE pre-tokenizers read are ${known})`,
     );
   }
   const vocab: Record<string, number> = Object.create(null) as Record<string, number>;

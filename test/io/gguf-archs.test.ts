@@ -283,6 +283,24 @@ test('an unknown GGUF architecture or tensor type is a one-line error naming wha
   );
 });
 
+test('an unknown BPE pre-tokenizer name is refused in one line', () => {
+  const full = readFileSync(convert('qwen2', 'q8_0'));
+  const key = full.indexOf(Buffer.from('tokenizer.ggml.pre'));
+  const value = full.indexOf(Buffer.from('qwen2'), key);
+  const p = join(TMP, 'pre.gguf');
+  const patched = Buffer.from(full);
+  patched.write('qwenX', value, 'latin1');
+  writeFileSync(p, patched);
+  assert.throws(
+    () => loadGguf(p),
+    (e) =>
+      isLmdyn('unsupported')(e) &&
+      /tokenizer\.ggml\.pre 'qwenX' \(the BPE pre-tokenizers read are gpt-2, qwen2, llama-bpe, mpt, olmo/.test(
+        (e as Error).message,
+      ),
+  );
+});
+
 test('lmdyn convert refuses, in one line, a model no GGUF architecture here holds (GPT-Neo)', () => {
   const r = lmdyn(
     'convert',
