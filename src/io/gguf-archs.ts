@@ -11,13 +11,8 @@
  * rotate_half order ('halves'): the loader permutes them to interleaved pairs, the writer back.
  */
 import { LmdynError, check } from '../errors.js';
-import type {
-  Architecture,
-  LayerWeights,
-  Matrix,
-  ModelConfig,
-  ModelWeights,
-} from '../model/types.js';
+import type { Architecture, LayerWeights, ModelConfig, ModelWeights } from '../model/types.js';
+import type { Matrix } from '../tensor/matrix.js';
 import { MAX_SEQ_LEN } from './llama2c.js';
 import { describe, type GgufMetadata, type Kv } from './gguf-metadata.js';
 import { freeMatrix, selectEntries, selectRows, type GgufTensors } from './gguf-tensors.js';

@@ -8,8 +8,8 @@
  */
 import { closeSync } from 'node:fs';
 import { LmdynError, check } from '../errors.js';
-import type { Matrix } from '../model/types.js';
-import { newMatrix } from '../model/types.js';
+import type { Matrix } from '../tensor/matrix.js';
+import { newMatrix } from '../tensor/matrix.js';
 import { allocF32, allocI8, freeF32, freeI8 } from '../tensor/memory.js';
 import { newQ80Matrix, q80GroupSize, quantizeMatrixQ80 } from '../tensor/q80.js';
 import { BLOCK_FORMATS, blockFormatOf, dequantize, halfTable } from './gguf-quants.js';

@@ -15,7 +15,7 @@ import { parseHeader } from './gguf-reader.js';
 import { GgufTensors, type GgufLoadOptions } from './gguf-tensors.js';
 import { ggufTokenizer } from './gguf-tokenizer.js';
 import { openForReading } from './llama2c.js';
-import type { LoadedModel } from './types.js';
+import type { LoadedModel } from '../model/types.js';
 
 export { readGgufHeader, ValueType } from './gguf-reader.js';
 export type { GgufHeader, GgufTensorInfo, GgufValue } from './gguf-reader.js';

@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { openModel } from '../api.js';
 import { analyzeDmet } from '../lenses/dmet/analyze.js';
-import { openDmetSource, writeDmetRun } from '../lenses/dmet/io.js';
+import { openDmetSource, writeDmetRun } from '../report/lenses/dmet.js';
+import { loadDictionary } from '../io/dictionary.js';
 import { analyzeSde } from '../lenses/sde/analyze.js';
 import { analyzeSweepLoops } from '../lenses/simplex/analyze.js';
-import { writeSweepLoops } from '../lenses/simplex/io.js';
+import { writeSweepLoops } from '../report/lenses/simplex.js';
 import { readSweepGenerations } from '../lenses/simplex/generations.js';
 import { readTrace } from '../trace/io.js';
 import { readSweepIndex, runSweep, type SweepGrid, type SweepPlan } from '../trace/sweep.js';
@@ -82,7 +83,11 @@ export async function dmetSection(root: string): Promise<SectionOutput> {
     async (dir) => {
       const scorer = await openModel(resolve(root, MODEL));
       try {
-        const result = analyzeDmet(openDmetSource(dir), { scorer, scorerSpec: MODEL });
+        const result = analyzeDmet(openDmetSource(dir), {
+          scorer,
+          scorerSpec: MODEL,
+          dictionary: loadDictionary(),
+        });
         const { report } = result;
         const out = join(dir, '..', 'dmet');
         await writeDmetRun(out, result, { plots: true });

@@ -6,10 +6,11 @@
  * regenerates the fast sections and compares them with the committed pages.
  */
 import { resolve } from 'node:path';
-import { openModel, type Model } from '../api.js';
+import { openModel } from '../api.js';
+import type { Model } from '../model/model.js';
 import { cite } from '../papers.js';
 import { analyzeCoupling, type CouplingConvention } from '../lenses/coupling/analyze.js';
-import { readParaphrases, defaultParaphrasePaths } from '../lenses/gravity/data.js';
+import { readParaphrases, defaultParaphrasePaths } from '../io/data.js';
 import { classifierOf } from '../lenses/gravity/field.js';
 import { analyzeSensitivity } from '../lenses/gravity/sensitivity.js';
 import { dmetSection, sdeSection, simplexSection, type SectionOutput } from './dynamics.js';

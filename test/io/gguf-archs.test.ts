@@ -19,7 +19,7 @@ import { LmdynError } from '../../src/errors.js';
 import { loadGguf, readGgufHeader } from '../../src/io/gguf.js';
 import { convertToGguf } from '../../src/io/gguf-write.js';
 import { loadHfFolder } from '../../src/io/hf.js';
-import type { LoadedModel } from '../../src/io/types.js';
+import type { LoadedModel } from '../../src/model/types.js';
 import { Transformer } from '../../src/model/forward.js';
 import { createRng } from '../../src/tensor/rng.js';
 import { applyChatTemplate } from '../../src/tokenizer/chat.js';
