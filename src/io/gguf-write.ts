@@ -19,9 +19,18 @@ import { dequantizeQ80 } from '../tensor/q80.js';
 import { widenH16 } from '../tensor/half.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../tokenizer/types.js';
+import { modelChatTemplate } from '../tokenizer/chat.js';
 import { loadModel } from './load.js';
-import { ValueType } from './gguf.js';
+import {
+  architectureForWriting,
+  architectureKvs,
+  tensorsForWriting,
+  type GgufArchitecture,
+} from './gguf-archs.js';
+import type { Kv } from './gguf-metadata.js';
 import { BLOCK_FORMATS, quantize, type GgmlBlockFormat, type GgmlTypeName } from './gguf-quants.js';
+import { ValueType } from './gguf-reader.js';
+import { bpeKvs, sentencePieceKvs } from './gguf-tokenizer.js';
 
 export interface GgufWriteOptions {
   /** Storage type of the weight matrices (default F32). */
@@ -49,6 +58,8 @@ export interface GgufWritable {
   config: ModelConfig;
   weights: ModelWeights;
   tokenizer: Tokenizer | null;
+  /** Jinja chat template, written as tokenizer.chat_template. */
+  chatTemplate?: string | null;
 }
 
 /** Writes `model` to `path` as GGUF (see the file comment). */
@@ -58,13 +69,20 @@ export function writeGgufModel(
   options: GgufWriteOptions = {},
 ): GgufWriteResult {
   const requested = BLOCK_FORMATS[options.type ?? 'F32'];
-  checkWritable(model);
+  const arch = checkWritable(model);
   const name = options.name ?? basename(path).replace(/\.gguf$/i, '');
-  const tensors = planTensors(model.config, model.weights, requested, {
+  const tensors = planTensors(arch, model.config, model.weights, requested, {
     'token_embd.weight': options.embeddingType,
     'output.weight': options.outputType,
   });
-  const kvs = [...llamaMetadata(model.config, name, requested), ...vocabularyMetadata(model)];
+  const kvs = [
+    ...generalKvs(arch, name, requested),
+    ...architectureKvs(arch, model.config),
+    ...vocabularyKvs(model),
+  ];
+  if (model.chatTemplate) {
+    kvs.push({ key: 'tokenizer.chat_template', type: ValueType.String, value: model.chatTemplate });
+  }
 
   const header = new ByteWriter();
   header.raw(Buffer.from('GGUF', 'latin1'));
@@ -144,45 +162,36 @@ const FALLBACK: Partial<Record<GgmlTypeName, GgmlTypeName>> = {
   Q6_K: 'Q8_0',
 };
 
-/** Refuses, in one line, what the llama GGUF architecture cannot hold. */
-function checkWritable(model: GgufWritable): void {
+/** The table entry the model is written as; refuses, in one line, what no entry can hold. */
+function checkWritable(model: GgufWritable): GgufArchitecture {
   const c = model.config;
-  const w = model.weights;
+  const arch = architectureForWriting(c);
   const what = `${c.sourceArchitecture} (${c.architecture})`;
   const unsupported = (why: string): never => {
-    throw new LmdynError(
-      'unsupported',
-      `GGUF export writes the llama architecture; ${what} ${why}`,
-    );
+    throw new LmdynError('unsupported', `GGUF ${arch.name} export: ${what} ${why}`);
   };
-  if (
-    c.architecture !== 'llama' ||
-    c.positional !== 'rope' ||
-    c.norm !== 'rmsnorm' ||
-    c.mlp !== 'swiglu'
-  ) {
-    unsupported(`has ${c.norm}, ${c.mlp}, ${c.positional} positions`);
-  }
-  if (
-    c.residual === 'parallel' ||
-    c.qkNorm ||
-    c.attnScale !== undefined ||
-    c.attnWindow?.some((x) => x !== null) ||
-    c.ropeScaling !== undefined
-  ) {
+  if (c.positional !== arch.positional || c.norm !== arch.norm || c.mlp !== arch.mlp) {
     unsupported(
-      'has a parallel residual, q/k norms, a non-default attention scale, local attention or scaled RoPE',
+      `has ${c.norm}, ${c.mlp}, ${c.positional} positions (GGUF ${arch.name}: ${arch.norm}, ${arch.mlp}, ${arch.positional})`,
     );
   }
-  const biased = w.layers.some((l) => l.bq || l.bk || l.bv || l.bo || l.bUp || l.bDown);
-  if (biased || w.unembeddingBias || w.finalNormBias) unsupported('has linear biases');
-  if (!(model.tokenizer instanceof SentencePieceTokenizer)) {
+  if (c.qkNorm || c.ropeScaling !== undefined) {
+    unsupported('has q/k norms or scaled RoPE');
+  }
+  if (c.attnScale !== undefined || c.attnWindow?.some((x) => x !== null)) {
+    unsupported('has a non-default attention scale or local attention');
+  }
+  if (c.residual === 'parallel' && !arch.parallelResidual) unsupported('has a parallel residual');
+  const w = model.weights;
+  if (w.unembeddingBias) unsupported('has a classifier bias');
+  if (!(model.tokenizer instanceof SentencePieceTokenizer) && !model.tokenizer?.tokenizerJson) {
     const kind = model.tokenizer ? `a ${model.tokenizer.kind} tokenizer` : 'no tokenizer';
     throw new LmdynError(
       'unsupported',
-      `GGUF export embeds SentencePiece vocabularies (llama2.c tokenizer.bin or a GGUF llama vocabulary); this model has ${kind} (pass --tokenizer)`,
+      `GGUF export embeds SentencePiece vocabularies (llama2.c tokenizer.bin, a GGUF llama vocabulary) and byte-level BPE ones (HF tokenizer.json, a GGUF gpt2 vocabulary); this model has ${kind} (pass --tokenizer)`,
     );
   }
+  return arch;
 }
 
 interface PlannedTensor {
@@ -192,42 +201,22 @@ interface PlannedTensor {
   values: () => Float32Array;
 }
 
-/** llama.cpp's tensor order and names: token_embd, output_norm, output, then the blocks. */
+/** The table's tensors (gguf-archs.ts) with their storage types: vectors F32, matrices as asked. */
 function planTensors(
+  arch: GgufArchitecture,
   c: ModelConfig,
   w: ModelWeights,
   requested: GgmlBlockFormat,
   overrides: Record<string, GgmlTypeName | undefined>,
 ): PlannedTensor[] {
-  const out: PlannedTensor[] = [];
-  const vector = (name: string, v: Float32Array): void => {
-    out.push({ name, dims: [v.length], format: BLOCK_FORMATS.F32, values: () => v });
-  };
-  const matrix = (name: string, m: Matrix): void => {
-    out.push({
-      name,
-      dims: [m.cols, m.rows],
-      format: matrixFormat(BLOCK_FORMATS[overrides[name] ?? requested.name], m.cols),
-      values: () => valuesOf(m),
-    });
-  };
-  matrix('token_embd.weight', w.tokenEmbedding);
-  vector('output_norm.weight', w.finalNorm);
-  if (!c.tiedEmbeddings && w.unembedding !== w.tokenEmbedding)
-    matrix('output.weight', w.unembedding);
-  w.layers.forEach((l, i) => {
-    const p = `blk.${i}.`;
-    vector(`${p}attn_norm.weight`, l.attnNorm);
-    matrix(`${p}attn_q.weight`, l.wq);
-    matrix(`${p}attn_k.weight`, l.wk);
-    matrix(`${p}attn_v.weight`, l.wv);
-    matrix(`${p}attn_output.weight`, l.wo);
-    vector(`${p}ffn_norm.weight`, l.mlpNorm);
-    matrix(`${p}ffn_gate.weight`, l.wGate!);
-    matrix(`${p}ffn_up.weight`, l.wUp);
-    matrix(`${p}ffn_down.weight`, l.wDown);
-  });
-  return out;
+  return tensorsForWriting(arch, c, w, valuesOf).map((t) => ({
+    name: t.name,
+    dims: t.dims,
+    format: t.matrix
+      ? matrixFormat(BLOCK_FORMATS[overrides[t.name] ?? requested.name], t.dims[0]!)
+      : BLOCK_FORMATS.F32,
+    values: t.values,
+  }));
 }
 
 /** A matrix's values as f32; a Q8_0 / 16-bit matrix into a buffer of its own, not its cached `data`. */
@@ -254,98 +243,23 @@ function tensorBytes(t: PlannedTensor): number {
 
 // --- metadata --------------------------------------------------------------------------------
 
-type Kv =
-  | { key: string; type: ValueType.U32 | ValueType.F32; value: number }
-  | { key: string; type: ValueType.Bool; value: boolean }
-  | { key: string; type: ValueType.String; value: string }
-  | { key: string; type: ValueType.Array; items: ValueType.String; value: string[] }
-  | { key: string; type: ValueType.Array; items: ValueType.F32; value: Float32Array }
-  | { key: string; type: ValueType.Array; items: ValueType.I32; value: Int32Array };
-
-/** general.* and llama.* keys (llama.cpp's LLM_KV names for LLM_ARCH_LLAMA). */
-function llamaMetadata(c: ModelConfig, name: string, requested: GgmlBlockFormat): Kv[] {
-  const u32 = (key: string, value: number): Kv => ({ key, type: ValueType.U32, value });
-  const f32 = (key: string, value: number): Kv => ({ key, type: ValueType.F32, value });
+/** general.* keys. */
+function generalKvs(arch: GgufArchitecture, name: string, requested: GgmlBlockFormat): Kv[] {
   const kvs: Kv[] = [
-    { key: 'general.architecture', type: ValueType.String, value: 'llama' },
+    { key: 'general.architecture', type: ValueType.String, value: arch.name },
     { key: 'general.name', type: ValueType.String, value: name },
-    u32('general.file_type', FILE_TYPE[requested.name]),
+    { key: 'general.file_type', type: ValueType.U32, value: FILE_TYPE[requested.name] },
   ];
-  if (requested.blockSize > 1) kvs.push(u32('general.quantization_version', 2));
-  kvs.push(
-    u32('llama.context_length', c.seqLen),
-    u32('llama.embedding_length', c.dim),
-    u32('llama.block_count', c.nLayers),
-    u32('llama.feed_forward_length', c.hiddenDim),
-    u32('llama.rope.dimension_count', c.ropeDim),
-    u32('llama.attention.head_count', c.nHeads),
-    u32('llama.attention.head_count_kv', c.nKvHeads),
-    f32('llama.attention.layer_norm_rms_epsilon', c.normEps),
-    f32('llama.rope.freq_base', c.ropeTheta),
-    u32('llama.vocab_size', c.vocabSize),
-  );
-  if (c.headDim * c.nHeads !== c.dim) {
-    kvs.push(
-      u32('llama.attention.key_length', c.headDim),
-      u32('llama.attention.value_length', c.headDim),
-    );
-  }
+  if (requested.blockSize > 1)
+    kvs.push({ key: 'general.quantization_version', type: ValueType.U32, value: 2 });
   return kvs;
 }
 
-/** SentencePiece token types (llama.cpp llama_token_type). */
-const NORMAL = 1;
-const UNKNOWN = 2;
-const CONTROL = 3;
-const UNUSED = 5;
-const BYTE = 6;
-
-/**
- * tokenizer.ggml.* for llama.cpp's SPM vocabulary: pieces with '▁' for a space (control pieces
- * trimmed), scores, token types; a model with more rows than tokens gets `[PAD{i}]` entries of type unused (as
- * llama.cpp's convert_hf_to_gguf.py writes them), since llama.cpp's vocabulary must match the
- * embedding's rows.
- */
-function vocabularyMetadata(model: GgufWritable): Kv[] {
-  const v = (model.tokenizer as SentencePieceTokenizer).vocab;
-  const n = model.config.vocabSize;
-  const tokens: string[] = [];
-  const scores = new Float32Array(n);
-  const types = new Int32Array(n).fill(NORMAL);
-  const control = new Set(v.controlIds);
-  const bytes = new Set(Array.from(v.byteIds).filter((id) => id >= 0));
-  for (let id = 0; id < n; id++) {
-    if (id >= v.pieces.length) {
-      tokens.push(`[PAD${id}]`);
-      types[id] = UNUSED;
-      continue;
-    }
-    const piece = v.pieces[id]!;
-    scores[id] = v.scores[id]!;
-    // control pieces are written trimmed: llama2.c's "\n<s>\n" is llama.cpp's "<s>"
-    tokens.push(control.has(id) ? piece.trim() : piece.replaceAll(' ', '\u2581'));
-    if (id === v.unkId) types[id] = UNKNOWN;
-    else if (control.has(id)) types[id] = CONTROL;
-    else if (bytes.has(id)) types[id] = BYTE;
-  }
-  const kvs: Kv[] = [
-    { key: 'tokenizer.ggml.model', type: ValueType.String, value: 'llama' },
-    { key: 'tokenizer.ggml.tokens', type: ValueType.Array, items: ValueType.String, value: tokens },
-    { key: 'tokenizer.ggml.scores', type: ValueType.Array, items: ValueType.F32, value: scores },
-    { key: 'tokenizer.ggml.token_type', type: ValueType.Array, items: ValueType.I32, value: types },
-  ];
-  const id = (key: string, value: number | null): void => {
-    if (value !== null) kvs.push({ key: `tokenizer.ggml.${key}`, type: ValueType.U32, value });
-  };
-  id('bos_token_id', v.bosId);
-  id('eos_token_id', v.eosId);
-  id('unknown_token_id', v.unkId);
-  kvs.push(
-    { key: 'tokenizer.ggml.add_bos_token', type: ValueType.Bool, value: v.bosId !== null },
-    { key: 'tokenizer.ggml.add_eos_token', type: ValueType.Bool, value: false },
-    { key: 'tokenizer.ggml.add_space_prefix', type: ValueType.Bool, value: v.addDummyPrefix },
-  );
-  return kvs;
+/** tokenizer.ggml.* (gguf-tokenizer.ts). */
+function vocabularyKvs(model: GgufWritable): Kv[] {
+  return model.tokenizer instanceof SentencePieceTokenizer
+    ? sentencePieceKvs(model.tokenizer, model.config.vocabSize)
+    : bpeKvs(model.tokenizer!, model.config.vocabSize, model.config);
 }
 
 function writeKv(w: ByteWriter, kv: Kv): void {
@@ -430,5 +344,10 @@ export async function convertToGguf(
   options: ConvertOptions = {},
 ): Promise<GgufWriteResult> {
   const model = await loadModel(spec, { tokenizer: options.tokenizer });
-  return writeGgufModel(out, model, options);
+  // the chat template of the folder's tokenizer_config.json (or of a GGUF), as convert_hf_to_gguf.py copies it
+  const chatTemplate =
+    model.tokenizer && !options.tokenizer
+      ? (modelChatTemplate({ source: model.source, tokenizer: model.tokenizer })?.template ?? null)
+      : null;
+  return writeGgufModel(out, { ...model, chatTemplate }, options);
 }

@@ -63,6 +63,28 @@ export function loadChatTemplate(path: string): ChatTemplate | null {
   return null;
 }
 
+/**
+ * The chat template a model carries: a GGUF file's `tokenizer.chat_template` (as llama.cpp's
+ * converter copies it from tokenizer_config.json), with the BOS / EOS token texts of its
+ * embedded vocabulary; otherwise, or when the GGUF has none, the files beside the model.
+ */
+export function modelChatTemplate(model: Pick<Model, 'source' | 'tokenizer'>): ChatTemplate | null {
+  if (model.source.format === 'gguf') {
+    const meta = model.source.details.metadata as Record<string, unknown> | undefined;
+    const t = meta?.['tokenizer.chat_template'];
+    if (typeof t === 'string' && t.length <= MAX_TEMPLATE_CHARS) {
+      const tok = model.tokenizer;
+      return {
+        template: t,
+        bosToken: tok.bosId !== null ? tok.tokenText(tok.bosId) : null,
+        eosToken: tok.eosId !== null ? tok.tokenText(tok.eosId) : null,
+        source: `${model.source.path} (tokenizer.chat_template)`,
+      };
+    }
+  }
+  return loadChatTemplate(model.source.path);
+}
+
 /** Renders `messages` with `template` (HF apply_chat_template with tokenize=False). */
 export function renderChat(
   template: ChatTemplate,
@@ -104,11 +126,11 @@ export function applyChatTemplate(
   const template =
     options.template !== undefined
       ? templateFrom(options.template, model)
-      : loadChatTemplate(model.source.path);
+      : modelChatTemplate(model);
   if (!template) {
     throw new LmdynError(
       'not_found',
-      `${model.source.path} has no chat template (tokenizer_config.json "chat_template", chat_template.jinja); pass one with --chat-template FILE`,
+      `${model.source.path} has no chat template (tokenizer_config.json "chat_template", chat_template.jinja, GGUF tokenizer.chat_template); pass one with --chat-template FILE`,
     );
   }
   const text = renderChat(template, messages, options);
@@ -126,7 +148,7 @@ export function applyChatTemplate(
 
 /** A template given as Jinja text or as a file, with the model's own special tokens. */
 function templateFrom(spec: string, model: Model): ChatTemplate {
-  const own = loadChatTemplate(model.source.path);
+  const own = modelChatTemplate(model);
   const tok = model.tokenizer;
   const bosToken = own?.bosToken ?? (tok.bosId !== null ? tok.tokenText(tok.bosId).trim() : null);
   const eosToken = own?.eosToken ?? (tok.eosId !== null ? tok.tokenText(tok.eosId).trim() : null);

@@ -24,11 +24,34 @@ export function loadHfTokenizer(path: string): Tokenizer {
   const dir = dirname(file);
   if (!existsSync(file)) throw new LmdynError('not_found', `no tokenizer.json at ${path}`);
   const tokenizerJson = readJsonObject(file);
-  validateTokenizerJson(tokenizerJson, file); // ids, merges and regexes, before the library sees them
   const tokenizerConfig = readOptionalJson(join(dir, 'tokenizer_config.json')) ?? {};
   const specialMap = readOptionalJson(join(dir, 'special_tokens_map.json')) ?? {};
   const modelConfig = readOptionalJson(join(dir, 'config.json')) ?? {};
+  return hfTokenizerFromJson(tokenizerJson, file, { tokenizerConfig, specialMap, modelConfig });
+}
 
+export interface HfTokenizerOptions {
+  tokenizerConfig?: Record<string, unknown>;
+  specialMap?: Record<string, unknown>;
+  modelConfig?: Record<string, unknown>;
+  /** BOS / EOS ids and whether `encode` adds them, instead of reading them from the configs. */
+  special?: { bosId: number | null; eosId: number | null; addBos: boolean; addEos: boolean };
+  kind?: 'hf' | 'gguf';
+}
+
+/**
+ * A tokenizer.json object (already read; `file` names it in errors) behind lmdyn's Tokenizer
+ * interface: the HF folder's, or one GGUF's embedded BPE vocabulary was turned into.
+ */
+export function hfTokenizerFromJson(
+  tokenizerJson: Record<string, unknown>,
+  file: string,
+  options: HfTokenizerOptions = {},
+): Tokenizer {
+  validateTokenizerJson(tokenizerJson, file);
+  const tokenizerConfig = options.tokenizerConfig ?? {};
+  const specialMap = options.specialMap ?? {};
+  const modelConfig = options.modelConfig ?? {};
   let hf: HfTokenizer;
   try {
     hf = new HfTokenizer(tokenizerJson, tokenizerConfig);
@@ -46,21 +69,26 @@ export function loadHfTokenizer(path: string): Tokenizer {
     const first = Array.isArray(id) ? id[0] : id;
     return Number.isInteger(first) ? (first as number) : null;
   };
-  const bosId = special('bos');
-  const eosId = special('eos');
+  const bosId = options.special ? options.special.bosId : special('bos');
+  const eosId = options.special ? options.special.eosId : special('eos');
 
   // What the post-processor adds with add_special_tokens=True, seen on a probe string.
   const plain = hf.encode('a', { add_special_tokens: false }).ids;
   const full = hf.encode('a', { add_special_tokens: true }).ids;
-  const addsBos = bosId !== null && full.length > plain.length && full[0] === bosId;
-  const addsEos = eosId !== null && full.length > plain.length && full[full.length - 1] === eosId;
+  const addsBos = options.special
+    ? options.special.addBos && bosId !== null
+    : bosId !== null && full.length > plain.length && full[0] === bosId;
+  const addsEos = options.special
+    ? options.special.addEos && eosId !== null
+    : eosId !== null && full.length > plain.length && full[full.length - 1] === eosId;
 
   let vocabSize = 0;
   for (const id of hf.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
 
   return {
-    kind: 'hf',
+    kind: options.kind ?? 'hf',
     vocabSize,
+    tokenizerJson,
     bosId,
     eosId,
     encode(text: string, options: { bos?: boolean; eos?: boolean } = {}): number[] {

@@ -8,6 +8,11 @@ export interface Tokenizer {
   encode(text: string, options?: { bos?: boolean; eos?: boolean }): number[];
   /** The text of a sequence of ids (special tokens such as BOS are dropped). */
   decode(ids: readonly number[]): string;
+  /**
+   * The tokenizer.json a Hugging Face tokenizer was built from (absent for other kinds), so the
+   * GGUF writer can embed its vocabulary and merges.
+   */
+  readonly tokenizerJson?: Readonly<Record<string, unknown>>;
   /** The vocabulary entry of one id, as stored (for tables and plots). */
   tokenText(id: number): string;
 }

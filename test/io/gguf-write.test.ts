@@ -15,7 +15,7 @@ import type { LayerWeights, ModelConfig, ModelWeights } from '../../src/model/ty
 import { newMatrix } from '../../src/tensor/matrix.js';
 import { createRng } from '../../src/tensor/rng.js';
 import { loadLlama2cTokenizer } from '../../src/io/llama2c-tokenizer.js';
-import { model, STORIES_GREEDY_64 } from '../helpers/paths.js';
+import { fixture, model, STORIES_GREEDY_64 } from '../helpers/paths.js';
 
 const BIN = model('stories260K', 'stories260K.bin');
 const GGUF = model('stories260K-gguf', 'stories260K.gguf');
@@ -252,10 +252,10 @@ test('--quantize q8_0 requantizes K-format matrices at load (per block of 32 of 
 // --- refusals and corrupt files -----------------------------------------------------------------
 
 test('what GGUF export cannot write is refused in one line', async () => {
-  const gpt2 = model('tiny-gpt2');
+  const neo = fixture('arch', 'neo-local');
   await assert.rejects(
-    convertToGguf(gpt2, join(tmp, 'g.gguf')),
-    (e) => isLmdyn('unsupported')(e) && /GPT2LMHeadModel/.test((e as Error).message),
+    convertToGguf(neo, join(tmp, 'g.gguf')),
+    (e) => isLmdyn('unsupported')(e) && /GPTNeoForCausalLM/.test((e as Error).message),
   );
   const hfDerived = model('stories260K-hf-derived');
   // the HF-derived copy loads with the llama2.c tokenizer and converts; its logits match the .bin's
@@ -339,7 +339,11 @@ test('lmdyn convert: real output, and one-line errors for a bad type or architec
   assert.equal(JSON.parse(info.stdout).tensor_types, '31 Q5_0, 11 F32, 5 F16', info.stderr);
   for (const [args, code, pattern] of [
     [['--type', 'q3_k'], 2, /unknown GGUF type 'q3_k'/],
-    [['--model', model('tiny-gpt2')], 1, /GGUF export writes the llama architecture/],
+    [
+      ['--model', fixture('arch', 'neo-local')],
+      1,
+      /GGUF export writes llama, qwen2, gpt2, gptneox; GPTNeoForCausalLM \(gpt_neo\) is none of them/,
+    ],
   ] as [string[], number, RegExp][]) {
     const r = run('convert', '--model', BIN, '--out', out, ...args);
     assert.equal(r.status, code, r.stderr);
