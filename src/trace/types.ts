@@ -68,3 +68,34 @@ export interface Trace {
   topkIds: Int32Array | null;
   fullLogits: Float32Array | null;
 }
+
+export interface SweepGrid {
+  temperature: number[];
+  topP: number[];
+  topK: number[];
+  repetitionPenalty: number[];
+}
+
+export interface SweepPlan {
+  model: string;
+  tokenizer: string | null;
+  prompt: string;
+  samples: number;
+  maxTokens: number;
+  seed: number;
+  hooks: string[];
+  logits: LogitsMode;
+  grid: SweepGrid;
+}
+
+export interface SweepConfig {
+  index: number;
+  dir: string; // relative to the sweep folder
+  sampling: Pick<SamplingConfig, 'temperature' | 'topP' | 'topK' | 'repetitionPenalty'>;
+}
+
+export interface SweepIndex {
+  lmdyn: string;
+  plan: SweepPlan;
+  configs: SweepConfig[];
+}
