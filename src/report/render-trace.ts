@@ -1,5 +1,5 @@
 /**
- * Report blocks for a trace folder (trace/io.ts) and for a sweep folder (trace/sweep.ts): the
+ * Report blocks for a trace folder and for a sweep folder (read through trace/store.ts): the
  * samples and their text, per-step log-probability and entropy, and the hidden-state
  * trajectories through PCA; for a sweep, one row and one heatmap cell per configuration.
  */

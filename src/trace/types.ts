@@ -1,7 +1,7 @@
 /**
  * A Trace: what happened, token by token and layer by layer, in one decoding configuration.
  * In memory it is plain typed arrays; on disk it is trace.json + trace.safetensors +
- * steps.parquet (see trace/io.ts), readable from Python without lmdyn.
+ * steps.parquet (see trace/store.ts), readable from Python without lmdyn.
  */
 import type { SamplingConfig } from '../decode/sampling.js';
 import type { FinishReason } from '../decode/generate.js';
