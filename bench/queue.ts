@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runSweepOnQueue } from '../src/queue/sweep.js';
 import { DEFAULT_HOOKS } from '../src/trace/record.js';
-import { runSweep, type SweepPlan } from '../src/trace/sweep.js';
+import { runSweep } from '../src/trace/sweep.js';
+import type { SweepPlan } from '../src/trace/types.js';
 import { model } from '../test/helpers/paths.js';
 import { REDIS_MISSING, startRedis, stopChild } from '../test/helpers/redis.js';
 

@@ -46,10 +46,11 @@ export type { ChatMessage, ChatTemplate, ChatOptions } from './tokenizer/chat.js
 // Traces and sweeps
 export { recordTrace, DEFAULT_HOOKS, resolveHooks } from './trace/record.js';
 export type { RecordOptions } from './trace/record.js';
-export { writeTrace, readTrace } from './trace/io.js';
-export { runSweep, expandGrid, readSweepIndex } from './trace/sweep.js';
+export { writeTrace, readTrace } from './trace/store.js';
+export { runSweep, expandGrid } from './trace/sweep.js';
+export { readSweepIndex } from './trace/store.js';
 export type { Trace, TraceSample, TraceMeta, LogitsMode } from './trace/types.js';
-export type { SweepGrid, SweepPlan, SweepConfig, SweepIndex } from './trace/sweep.js';
+export type { SweepGrid, SweepPlan, SweepConfig, SweepIndex } from './trace/types.js';
 
 // Files users' notebooks read
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';

@@ -22,7 +22,7 @@ import {
 import { writeTrainingDynamics } from '../report/lenses/coupling.js';
 import { couplingAcrossModelsOnQueue, couplingOverTrainingOnQueue } from '../queue/coupling.js';
 import { startKernelThreads } from '../tensor/wasm/threads.js';
-import { checkOutDir } from '../trace/io.js';
+import { checkOutDir } from '../trace/store.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger } from './args.js';
 import { addJsonFlag, openModel, printResult } from './common.js';

@@ -17,7 +17,7 @@ import {
 import { writeGravityRun } from '../report/lenses/gravity.js';
 import { DEFAULT_TEMPERATURES } from '../lenses/gravity/temperature.js';
 import { startKernelThreads } from '../tensor/wasm/threads.js';
-import { checkOutDir } from '../trace/io.js';
+import { checkOutDir } from '../trace/store.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 import { addJsonFlag, openModel, printResult } from './common.js';

@@ -11,8 +11,8 @@ import { analyzeSde, DEFAULT_DIMS, type SdeInput, type SdeReport } from '../lens
 import { checkSdeOut, readSdeModel, writeSdeRun } from '../report/lenses/sde.js';
 import type { SdeLoss } from '../lenses/sde/model.js';
 import type { StateKind } from '../lenses/sde/states.js';
-import { readTrace } from '../trace/io.js';
-import { readSweepIndex } from '../trace/sweep.js';
+import { readTrace } from '../trace/store.js';
+import { readSweepIndex } from '../trace/store.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 import { cite } from '../papers.js';

@@ -16,10 +16,10 @@ import {
   analyzeSweepLoops,
   type SimplexReport,
 } from '../lenses/simplex/analyze.js';
-import { readSweepGenerations } from '../lenses/simplex/generations.js';
+import { readSweepGenerations } from '../report/lenses/simplex.js';
 import { writeSimplexRun, writeSweepLoops } from '../report/lenses/simplex.js';
 import type { LoopReport, PathOptions } from '../lenses/simplex/path.js';
-import { checkOutDir } from '../trace/io.js';
+import { checkOutDir } from '../trace/store.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 import { addJsonFlag, openModel, printResult } from './common.js';

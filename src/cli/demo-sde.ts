@@ -6,8 +6,8 @@
 import { join } from 'node:path';
 import { analyzeSde, type SdeInput } from '../lenses/sde/analyze.js';
 import { writeSdeRun } from '../report/lenses/sde.js';
-import { readTrace } from '../trace/io.js';
-import { readSweepIndex } from '../trace/sweep.js';
+import { readTrace } from '../trace/store.js';
+import { readSweepIndex } from '../trace/store.js';
 import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
 

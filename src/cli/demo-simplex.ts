@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { analyzeSimplex, analyzeSweepLoops } from '../lenses/simplex/analyze.js';
-import { readSweepGenerations } from '../lenses/simplex/generations.js';
+import { readSweepGenerations } from '../report/lenses/simplex.js';
 import { writeSimplexRun, writeSweepLoops } from '../report/lenses/simplex.js';
 import { loopTable } from './analyze-simplex.js';
 import type { DemoStep } from './demo-step.js';

@@ -10,7 +10,7 @@ import type { Model } from '../model/model.js';
 import { runWithCache } from '../hooked.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeReport } from '../report/report.js';
-import { readTrace, writeTrace } from '../trace/io.js';
+import { readTrace, writeTrace } from '../trace/store.js';
 import { recordTrace } from '../trace/record.js';
 import { runSweep } from '../trace/sweep.js';
 import type { Trace } from '../trace/types.js';

@@ -12,7 +12,7 @@ import {
   recordTrace,
   resolveHooks,
 } from '../trace/record.js';
-import { checkOutDir, writeTrace } from '../trace/io.js';
+import { checkOutDir, writeTrace } from '../trace/store.js';
 import { readTextFile } from '../io/text.js';
 import type { LogitsMode } from '../trace/types.js';
 import { parseBytes, parseInteger } from './args.js';

@@ -24,7 +24,7 @@ import {
 } from '../lenses/coupling/training.js';
 import { listCheckpoints, validationLossByStep } from '../io/training-run.js';
 import { writeTrainingDynamics } from '../report/lenses/coupling.js';
-import { checkOutDir } from '../trace/io.js';
+import { checkOutDir } from '../trace/store.js';
 import { connectQueue } from './connection.js';
 import { runKey, runUnitsOnQueue, type QueueRunOptions } from './coordinator.js';
 import {

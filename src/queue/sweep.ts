@@ -4,7 +4,8 @@
  * recordSweepConfig on a worker), so the result is the same file for file, byte for byte.
  */
 import { resolve } from 'node:path';
-import { prepareSweep, sealSweep, type SweepIndex, type SweepPlan } from '../trace/sweep.js';
+import { prepareSweep, sealSweep } from '../trace/sweep.js';
+import type { SweepIndex, SweepPlan } from '../trace/types.js';
 import { connectQueue } from './connection.js';
 import { runKey, runUnitsOnQueue, type QueueRunOptions } from './coordinator.js';
 

@@ -16,7 +16,9 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { analyzeOneModel, type AcrossOptions } from '../lenses/coupling/across.js';
 import type { CouplingReport } from '../lenses/coupling/analyze.js';
 import { writeCouplingRun } from '../report/lenses/coupling.js';
-import { isComplete, recordSweepConfig, type SweepConfig, type SweepPlan } from '../trace/sweep.js';
+import { recordSweepConfig } from '../trace/sweep.js';
+import { isComplete } from '../trace/store.js';
+import type { SweepConfig, SweepPlan } from '../trace/types.js';
 
 export interface SweepUnit {
   kind: 'sweep';

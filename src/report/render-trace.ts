@@ -1,13 +1,12 @@
 /**
- * Report blocks for a trace folder (trace/io.ts) and for a sweep folder (trace/sweep.ts): the
+ * Report blocks for a trace folder and for a sweep folder (read through trace/store.ts): the
  * samples and their text, per-step log-probability and entropy, and the hidden-state
  * trajectories through PCA; for a sweep, one row and one heatmap cell per configuration.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { closeSafetensors, openSafetensors, readTensorData } from '../io/safetensors.js';
-import { readTrace } from '../trace/io.js';
-import { isConfigDirName, type SweepConfig, type SweepIndex } from '../trace/sweep.js';
+import { isComplete, isConfigDirName, readTrace } from '../trace/store.js';
+import { configSummary, sampleStepMeans } from '../trace/summary.js';
+import type { SweepConfig, SweepIndex } from '../trace/types.js';
 import { folderPlots, provenanceBlock, type Block, type SectionRenderer } from './section.js';
 import {
   perStepSpec,
@@ -16,12 +15,13 @@ import {
   type StepRow,
   type SweepRow,
 } from './specs.js';
-import { traceTrajectories } from './trajectory.js';
+import { traceTrajectories } from '../trace/trajectory.js';
 
 export const renderTrace: SectionRenderer = (result) => {
   const trace = readTrace(result.dir);
   const meta = trace.meta;
   const blocks: Block[] = [provenanceBlock(result)];
+  const means = sampleStepMeans(trace);
   blocks.push({
     type: 'table',
     title: `${trace.samples.length} samples, ${trace.steps} steps at most (${meta.mode}, hooks: ${meta.hooks.join(', ')})`,
@@ -41,8 +41,8 @@ export const renderTrace: SectionRenderer = (result) => {
       s.promptIds.length,
       s.ids.length,
       s.finishReason,
-      meanFinite(trace.logprob.subarray(i * trace.steps, (i + 1) * trace.steps)),
-      meanFinite(trace.entropy.subarray(i * trace.steps, (i + 1) * trace.steps)),
+      means[i].logprob,
+      means[i].entropy,
       clip(s.text, 400),
     ]),
   });
@@ -132,50 +132,26 @@ export const renderSweep: SectionRenderer = (result) => {
   return blocks;
 };
 
-/** One row per configuration, read from the per-step tensors only (not the hidden states). */
+/**
+ * One row per configuration (trace/summary.ts, from the per-step tensors only); a configuration
+ * not recorded yet (an interrupted sweep) keeps an empty row.
+ */
 export function sweepRows(dir: string, configs: readonly SweepConfig[]): SweepRow[] {
   return configs.map((c) => {
-    const row: SweepRow = {
+    // only a plain folder name inside the sweep (a crafted '../x' reads nothing outside)
+    const recorded = isConfigDirName(c.dir) && isComplete(join(dir, c.dir));
+    const summary = recorded
+      ? configSummary(dir, c.dir)
+      : { mean_logprob: null, mean_entropy: null, distinct: null };
+    return {
       config: c.dir,
       temperature: c.sampling.temperature,
       top_p: c.sampling.topP,
       top_k: c.sampling.topK,
       repetition_penalty: c.sampling.repetitionPenalty,
-      mean_logprob: null,
-      mean_entropy: null,
-      distinct: null,
+      ...summary,
     };
-    try {
-      // only a plain folder name inside the sweep (a crafted '../x' reads nothing outside)
-      if (!isConfigDirName(c.dir)) throw new Error('not inside the sweep');
-      const file = openSafetensors(join(dir, c.dir, 'trace.safetensors'));
-      try {
-        row.mean_logprob = meanFinite(readTensorData(file, 'logprob') as Float32Array);
-        row.mean_entropy = meanFinite(readTensorData(file, 'entropy') as Float32Array);
-        const json = JSON.parse(readFileSync(join(dir, c.dir, 'trace.json'), 'utf8')) as {
-          samples: { ids: number[] }[];
-        };
-        const generated = json.samples.flatMap((s) => s.ids);
-        row.distinct = generated.length > 0 ? new Set(generated).size / generated.length : null;
-      } finally {
-        closeSafetensors(file);
-      }
-    } catch {
-      // not recorded yet (an interrupted sweep): the row stays empty
-    }
-    return row;
   });
-}
-
-function meanFinite(a: ArrayLike<number>): number | null {
-  let s = 0;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(a[i])) continue;
-    s += a[i];
-    n++;
-  }
-  return n > 0 ? s / n : null;
 }
 
 function finiteOrNull(v: number): number | null {

@@ -3,7 +3,7 @@
  * own. The report renders them to SVG, the dashboard draws the same specs in the browser.
  */
 import type { PlotSpec } from './plot.js';
-import type { TrajectoryPoint } from './trajectory.js';
+import type { TrajectoryPoint } from '../trace/trajectory.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 

@@ -13,10 +13,10 @@ import { openDmetSource, writeDmetRun } from '../report/lenses/dmet.js';
 import { loadDictionary } from '../io/dictionary.js';
 import { analyzeSde } from '../lenses/sde/analyze.js';
 import { analyzeSweepLoops } from '../lenses/simplex/analyze.js';
-import { writeSweepLoops } from '../report/lenses/simplex.js';
-import { readSweepGenerations } from '../lenses/simplex/generations.js';
-import { readTrace } from '../trace/io.js';
-import { readSweepIndex, runSweep, type SweepGrid, type SweepPlan } from '../trace/sweep.js';
+import { readSweepGenerations, writeSweepLoops } from '../report/lenses/simplex.js';
+import { readSweepIndex, readTrace } from '../trace/store.js';
+import { runSweep } from '../trace/sweep.js';
+import type { SweepGrid, SweepPlan } from '../trace/types.js';
 
 /** A section's markdown and the figures it embeds (file name under docs/results/img → SVG text). */
 export interface SectionOutput {

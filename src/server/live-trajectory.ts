@@ -4,7 +4,7 @@
  * states now and then (never more often than its own cost allows), and the page then redraws
  * every point. Coordinates are for pictures: 5 significant digits.
  */
-import { projectPca, projectRow } from '../report/trajectory.js';
+import { projectPca, projectRow } from '../trace/trajectory.js';
 import type { EngineEvent } from './engine.js';
 
 export class LiveTrajectory {

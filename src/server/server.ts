@@ -27,7 +27,7 @@ import { KIND_TITLES, REPORT_RENDERERS } from '../report/renderers.js';
 import { sectionOf } from '../report/report.js';
 import { scanResults } from '../report/scan.js';
 import { genericBlocks } from '../report/section.js';
-import { isConfigDirName } from '../trace/sweep.js';
+import { readSweepIndex, runFolderKind } from '../trace/store.js';
 import { VERSION } from '../version.js';
 import { Engine, type EngineEvent } from './engine.js';
 import { LIVE_LENSES } from './live-lenses.js';
@@ -271,7 +271,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     if (!existsSync(runs)) throw new HttpError(404, `the runs folder ${runs} does not exist`);
     const root = realpathSync(runs);
     const dir = insideRoot(runs, q.get('path') ?? '');
-    let sweepDir = existsSync(join(dir, 'sweep.json')) ? dir : null;
+    let sweepDir = runFolderKind(dir) === 'sweep' ? dir : null;
     if (!sweepDir) {
       for (const f of scanResults(dir, { maxDepth: 0 })) {
         const source = f.json.source;
@@ -284,13 +284,10 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
         break;
       }
     }
-    if (!sweepDir || !existsSync(join(sweepDir, 'sweep.json')))
+    if (!sweepDir || runFolderKind(sweepDir) !== 'sweep')
       throw new HttpError(404, `no sweep behind "${q.get('path') ?? ''}"`);
-    const configs = (
-      JSON.parse(readFileSync(join(sweepDir, 'sweep.json'), 'utf8')) as {
-        configs: { index: number; dir: string; sampling: { temperature: number; topP: number } }[];
-      }
-    ).configs.filter((c) => isConfigDirName(c.dir)); // nothing outside the sweep folder
+    // the store refuses a configuration folder outside the sweep folder
+    const configs = readSweepIndex(sweepDir, { finished: false }).configs;
     const config = q.get('config');
     let chosen;
     if (config !== null) {

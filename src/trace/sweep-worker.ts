@@ -2,7 +2,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openModel } from '../api.js';
 import { LmdynError } from '../errors.js';
-import { recordSweepConfig, type SweepConfig, type SweepPlan } from './sweep.js';
+import { recordSweepConfig } from './sweep.js';
+import type { SweepConfig, SweepPlan } from './types.js';
 
 const { plan, dir, maxBytes } = workerData as {
   plan: SweepPlan;

@@ -15,52 +15,13 @@ import { cpus } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Model } from '../model/model.js';
-import type { SamplingConfig } from '../decode/sampling.js';
 import { LmdynError } from '../errors.js';
 import { ioError, writeFileAtomic } from '../io/atomic.js';
-import {
-  cleanStale,
-  isCommitted,
-  requireCommitted,
-  sealUnit,
-  unsealUnit,
-  type Verify,
-} from '../io/commit.js';
+import { cleanStale, sealUnit, unsealUnit } from '../io/commit.js';
 import { VERSION } from '../version.js';
-import { writeTrace } from './io.js';
+import { isComplete, writeTrace } from './store.js';
 import { recordTrace } from './record.js';
-import type { LogitsMode } from './types.js';
-
-export interface SweepGrid {
-  temperature: number[];
-  topP: number[];
-  topK: number[];
-  repetitionPenalty: number[];
-}
-
-export interface SweepPlan {
-  model: string;
-  tokenizer: string | null;
-  prompt: string;
-  samples: number;
-  maxTokens: number;
-  seed: number;
-  hooks: string[];
-  logits: LogitsMode;
-  grid: SweepGrid;
-}
-
-export interface SweepConfig {
-  index: number;
-  dir: string; // relative to the sweep folder
-  sampling: Pick<SamplingConfig, 'temperature' | 'topP' | 'topK' | 'repetitionPenalty'>;
-}
-
-export interface SweepIndex {
-  lmdyn: string;
-  plan: SweepPlan;
-  configs: SweepConfig[];
-}
+import type { SweepConfig, SweepGrid, SweepIndex, SweepPlan } from './types.js';
 
 export interface SweepProgress {
   done: number;
@@ -189,52 +150,6 @@ export function recordSweepConfig(
     force: true,
     tokenText: (id) => model.tokenizer.decode([id]),
   });
-}
-
-/** A configuration folder is one plain name inside the sweep folder (no '..', no separators). */
-export function isConfigDirName(dir: unknown): dir is string {
-  return typeof dir === 'string' && /^[^/\\\0]+$/.test(dir) && dir !== '.' && dir !== '..';
-}
-
-/** A finished configuration folder is a committed trace (its manifest matches its files). */
-export function isComplete(configDir: string, verify: Verify = 'size'): boolean {
-  return isCommitted(configDir, 'trace', verify);
-}
-
-/**
- * The sweep's index. With `finished` (the default) the sweep must be sealed: every
- * configuration recorded and committed; an unfinished sweep is refused with how to finish it.
- */
-export function readSweepIndex(dir: string, options: { finished?: boolean } = {}): SweepIndex {
-  const root = resolve(dir);
-  const path = join(root, 'sweep.json');
-  if (!existsSync(path))
-    throw new LmdynError('not_found', `${dir} is not a sweep folder (no sweep.json)`);
-  let index: SweepIndex;
-  try {
-    index = JSON.parse(readFileSync(path, 'utf8')) as SweepIndex;
-  } catch {
-    throw new LmdynError('bad_format', `${path} is not valid JSON`);
-  }
-  if (!index || !Array.isArray(index.configs) || !index.plan)
-    throw new LmdynError('bad_format', `${path} is not a sweep index`);
-  const outside = index.configs.find((c) => !isConfigDirName(c.dir));
-  if (outside)
-    throw new LmdynError(
-      'bad_format',
-      `${path}: configuration folder '${String(outside.dir)}' is not a plain name inside the sweep`,
-    );
-  if (options.finished ?? true) {
-    const missing = index.configs.filter((c) => !isComplete(join(root, c.dir)));
-    if (missing.length > 0) {
-      throw new LmdynError(
-        'bad_argument',
-        `${root}: ${missing.length} of ${index.configs.length} configurations are unfinished (e.g. ${missing[0].dir}); re-run the same lmdyn sweep to finish them`,
-      );
-    }
-    requireCommitted(root, 'sweep', 'full');
-  }
-  return index;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * A Trace: what happened, token by token and layer by layer, in one decoding configuration.
  * In memory it is plain typed arrays; on disk it is trace.json + trace.safetensors +
- * steps.parquet (see trace/io.ts), readable from Python without lmdyn.
+ * steps.parquet (see trace/store.ts), readable from Python without lmdyn.
  */
 import type { SamplingConfig } from '../decode/sampling.js';
 import type { FinishReason } from '../decode/generate.js';
@@ -67,4 +67,35 @@ export interface Trace {
   topkValues: Float32Array | null;
   topkIds: Int32Array | null;
   fullLogits: Float32Array | null;
+}
+
+export interface SweepGrid {
+  temperature: number[];
+  topP: number[];
+  topK: number[];
+  repetitionPenalty: number[];
+}
+
+export interface SweepPlan {
+  model: string;
+  tokenizer: string | null;
+  prompt: string;
+  samples: number;
+  maxTokens: number;
+  seed: number;
+  hooks: string[];
+  logits: LogitsMode;
+  grid: SweepGrid;
+}
+
+export interface SweepConfig {
+  index: number;
+  dir: string; // relative to the sweep folder
+  sampling: Pick<SamplingConfig, 'temperature' | 'topP' | 'topK' | 'repetitionPenalty'>;
+}
+
+export interface SweepIndex {
+  lmdyn: string;
+  plan: SweepPlan;
+  configs: SweepConfig[];
 }

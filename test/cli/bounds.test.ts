@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { openModel } from '../../src/api.js';
-import { writeTrace } from '../../src/trace/io.js';
+import { writeTrace } from '../../src/trace/store.js';
 import { estimateTraceBytes, recordTrace, resolveHooks } from '../../src/trace/record.js';
 import { model } from '../helpers/paths.js';
 

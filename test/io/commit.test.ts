@@ -27,7 +27,7 @@ import {
   isCommitted,
   requireCommitted,
 } from '../../src/io/commit.js';
-import { readTrace } from '../../src/trace/io.js';
+import { readTrace } from '../../src/trace/store.js';
 import { model } from '../helpers/paths.js';
 
 const STORIES = model('stories260K', 'stories260K.bin');

@@ -26,8 +26,8 @@ import { LmdynError } from '../../src/errors.js';
 import { requireCommitted } from '../../src/io/commit.js';
 import { openDmetSource } from '../../src/report/lenses/dmet.js';
 import { scanResults } from '../../src/report/scan.js';
-import { readTrace } from '../../src/trace/io.js';
-import { readSweepIndex } from '../../src/trace/sweep.js';
+import { readTrace } from '../../src/trace/store.js';
+import { readSweepIndex } from '../../src/trace/store.js';
 import { model } from '../helpers/paths.js';
 
 const STORIES = model('stories260K', 'stories260K.bin');

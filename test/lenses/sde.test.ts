@@ -62,7 +62,7 @@ import {
   simulateDoubleWell,
   simulateOu,
 } from '../../src/lenses/sde/synthetic.js';
-import { writeTrace } from '../../src/trace/io.js';
+import { writeTrace } from '../../src/trace/store.js';
 import { recordTrace } from '../../src/trace/record.js';
 import { runSweep } from '../../src/trace/sweep.js';
 import { createRng } from '../../src/tensor/rng.js';

@@ -12,7 +12,7 @@ import { LmdynError } from '../../src/errors.js';
 import { commitBeside } from '../../src/io/commit.js';
 import { sectionOf } from '../../src/report/report.js';
 import { scanResults } from '../../src/report/scan.js';
-import { readSweepIndex } from '../../src/trace/sweep.js';
+import { readSweepIndex } from '../../src/trace/store.js';
 
 test('scan: symlinked figure specs are not listed; an uncommitted lens report is refused, not drawn; a sweep pointing outside is refused', async () => {
   const root = mkdtempSync(join(tmpdir(), 'lmdyn-contain-'));

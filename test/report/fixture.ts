@@ -12,7 +12,7 @@ import type { Model } from '../../src/model/model.js';
 import { analyzeCoupling } from '../../src/lenses/coupling/analyze.js';
 import { writeCouplingRun } from '../../src/report/lenses/coupling.js';
 import { writePlot, type PlotSpec } from '../../src/report/plot.js';
-import { writeTrace } from '../../src/trace/io.js';
+import { writeTrace } from '../../src/trace/store.js';
 import { recordTrace } from '../../src/trace/record.js';
 import { runSweep } from '../../src/trace/sweep.js';
 import { model as modelPath } from '../helpers/paths.js';

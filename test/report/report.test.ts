@@ -17,7 +17,7 @@ import { scopeSvg } from '../../src/report/html.js';
 import { shortName } from '../../src/report/section.js';
 import { writeReport } from '../../src/report/report.js';
 import { taggedMetrics } from '../../src/report/summary.js';
-import { projectPca } from '../../src/report/trajectory.js';
+import { projectPca } from '../../src/trace/trajectory.js';
 import { createRng } from '../../src/tensor/rng.js';
 import { EXPECTED_FIGURES, EXPECTED_NOTES, GRID_T, makeRunFolder, STORIES } from './fixture.js';
 

@@ -17,7 +17,7 @@ import { readParquet } from '../../src/io/parquet.js';
 import { entropy, nextTokenDistribution, validateSampling } from '../../src/decode/sampling.js';
 import { recordTrace, topK, TOPK_PREFIX } from '../../src/trace/record.js';
 import { createRng } from '../../src/tensor/rng.js';
-import { readTrace, writeTrace } from '../../src/trace/io.js';
+import { readTrace, writeTrace } from '../../src/trace/store.js';
 import { model } from '../helpers/paths.js';
 
 const STORIES = model('stories260K', 'stories260K.bin');

@@ -49,7 +49,7 @@ export interface DmetConfigData {
   states: Float32Array;
 }
 
-/** Where the sequences come from (see io.ts: a `lmdyn sweep` folder or one trace folder). */
+/** Where the sequences come from (report/lenses/dmet.ts: a `lmdyn sweep` folder or one trace folder). */
 export interface DmetSource {
   kind: 'sweep' | 'trace';
   dir: string;

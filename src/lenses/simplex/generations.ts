@@ -1,17 +1,12 @@
 /**
  * Sets of real generations for the loop statistics (papers.md §4.3 item 4): read from a
- * `lmdyn sweep` folder (every finished configuration's trace.json), or generated here over a
+ * `lmdyn sweep` folder (report/lenses/simplex.ts readSweepGenerations), or generated here over a
  * grid of temperatures and repetition / frequency / presence penalties (the sweep has no
  * frequency or presence penalty axis) with the library's generation loop (decode/generate.ts).
  */
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { stopIds, type Model } from '../../model/model.js';
 import { generateBatch } from '../../decode/generate.js';
 import { validateSampling, type SamplingConfig } from '../../decode/sampling.js';
-import { LmdynError } from '../../errors.js';
-import { requireTrace } from '../../trace/io.js';
-import { isComplete, readSweepIndex } from '../../trace/sweep.js';
 
 export interface GeneratedSample {
   promptIds: number[];
@@ -38,67 +33,6 @@ export interface GenerationSet {
   configs: GenerationConfig[];
   /** Sweep configurations not yet committed (unfinished), skipped. */
   missing: string[];
-}
-
-/**
- * The generations of a sweep folder, finished or not: each committed configuration (io/commit.ts)
- * is whole, so an unfinished sweep's recorded configurations are read and the rest listed as
- * missing. Reads only each configuration's trace.json.
- */
-export function readSweepGenerations(dir: string): GenerationSet {
-  const root = resolve(dir);
-  const index = readSweepIndex(root, { finished: false });
-  const configs: GenerationConfig[] = [];
-  const missing: string[] = [];
-  for (const c of index.configs) {
-    const path = join(root, c.dir, 'trace.json');
-    if (!isComplete(join(root, c.dir))) {
-      missing.push(c.dir);
-      continue;
-    }
-    requireTrace(join(root, c.dir));
-    let json: TraceManifest;
-    try {
-      json = JSON.parse(readFileSync(path, 'utf8')) as TraceManifest;
-    } catch {
-      throw new LmdynError('bad_format', `${path} is not valid JSON`);
-    }
-    if (json.format !== 'lmdyn-trace' || !Array.isArray(json.samples)) {
-      throw new LmdynError('bad_format', `${path} is not an lmdyn trace manifest`);
-    }
-    configs.push({
-      dir: c.dir,
-      sampling: validateSampling(json.meta.decoding),
-      samples: json.samples.map((s) => ({
-        promptIds: s.prompt_ids,
-        ids: s.ids,
-        finishReason: s.finish_reason,
-        seed: s.seed,
-      })),
-    });
-  }
-  if (configs.length === 0) {
-    throw new LmdynError(
-      'not_found',
-      `${dir} holds no finished sweep configuration (none is committed with its trace.manifest.json)`,
-    );
-  }
-  return {
-    source: 'sweep',
-    sweepDir: root,
-    model: index.plan.model,
-    tokenizer: index.plan.tokenizer,
-    prompt: index.plan.prompt,
-    maxTokens: index.plan.maxTokens,
-    configs,
-    missing,
-  };
-}
-
-interface TraceManifest {
-  format: string;
-  meta: { decoding: Partial<SamplingConfig> };
-  samples: { prompt_ids: number[]; ids: number[]; finish_reason: string; seed: number }[];
 }
 
 export interface GridOptions {

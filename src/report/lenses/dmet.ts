@@ -8,40 +8,31 @@
  *   dmet_persistence.parquet   every persistence pair (config, sample, dim, birth, death)
  *   dmet-plots/                trajectories, heatmaps, persistence diagrams, temperature trend
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LmdynError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { commitBeside } from '../../io/commit.js';
 import { writeParquet, type ParquetColumn } from '../../io/parquet.js';
-import { closeSafetensors, openSafetensors, readTensorF32 } from '../../io/safetensors.js';
 import { writePlot } from '../plot.js';
-import { lengths, requireFiniteStates, requireTrace } from '../../trace/io.js';
-import { readSweepIndex } from '../../trace/sweep.js';
-import type { TraceMeta, TraceSample } from '../../trace/types.js';
+import {
+  readSweepIndex,
+  readTraceHeader,
+  readTraceStates,
+  requireTrace,
+  runFolderKind,
+} from '../../trace/store.js';
 import type { DmetConfigData, DmetResult, DmetSource } from '../../lenses/dmet/analyze.js';
 import type { DmetConfiguration, SequenceRow } from '../../lenses/dmet/rows.js';
 import { dmetPlots } from './dmet-plots.js';
 import { paperRef } from '../../papers.js';
 
-interface TraceJson {
-  meta: TraceMeta;
-  positions: number;
-  samples: {
-    prompt: string;
-    prompt_ids: number[];
-    ids: number[];
-    text: string;
-    finish_reason: TraceSample['finishReason'];
-    seed: number;
-  }[];
-}
-
 /** A sweep folder (has sweep.json) or a trace folder (has trace.json). */
 export function openDmetSource(dir: string): DmetSource {
   const root = resolve(dir);
-  if (existsSync(join(root, 'sweep.json'))) return sweepSource(root);
-  if (existsSync(join(root, 'trace.json'))) return traceSource(root);
+  const kind = runFolderKind(root);
+  if (kind === 'sweep') return sweepSource(root);
+  if (kind === 'trace') return traceSource(root);
   throw new LmdynError(
     'not_found',
     `${dir} holds neither sweep.json (lmdyn sweep) nor trace.json (lmdyn trace)`,
@@ -51,7 +42,7 @@ export function openDmetSource(dir: string): DmetSource {
 function sweepSource(root: string): DmetSource {
   const index = readSweepIndex(root); // refuses an unfinished sweep, saying how to finish it
   for (const c of index.configs) requireTrace(join(root, c.dir));
-  const first = readTraceJson(join(root, index.configs[0].dir));
+  const first = readTraceHeader(join(root, index.configs[0].dir), 'size');
   return {
     kind: 'sweep',
     dir: root,
@@ -76,8 +67,7 @@ function sweepSource(root: string): DmetSource {
 }
 
 function traceSource(root: string): DmetSource {
-  requireTrace(root);
-  const json = readTraceJson(root);
+  const json = readTraceHeader(root);
   const d = json.meta.decoding;
   if (json.meta.mode !== 'sample') {
     throw new LmdynError(
@@ -112,50 +102,23 @@ function traceSource(root: string): DmetSource {
   };
 }
 
-function readTraceJson(dir: string): TraceJson {
-  const path = join(dir, 'trace.json');
-  if (!existsSync(path))
-    throw new LmdynError('not_found', `${dir} is not a trace folder (no trace.json)`);
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as TraceJson;
-  } catch {
-    throw new LmdynError('bad_format', `${path} is not valid JSON`);
-  }
-}
-
 /** One configuration: its samples and the hook's states [samples, positions, width]. */
 function loadConfig(dir: string, hook: string): DmetConfigData {
-  const json = readTraceJson(dir);
-  const file = openSafetensors(join(dir, 'trace.safetensors'));
-  try {
-    const info = file.byName.get(hook);
-    if (!info)
-      throw new LmdynError('bad_argument', `${dir}: trace.safetensors has no tensor '${hook}'`);
-    const [S, P, width] = info.shape;
-    if (S !== json.samples.length || P !== json.positions) {
-      throw new LmdynError(
-        'bad_format',
-        `${dir}: '${hook}' has shape [${info.shape.join(', ')}], trace.json says ${json.samples.length} samples × ${json.positions} positions`,
-      );
-    }
-    const states = readTensorF32(file, hook, new Float32Array(S * P * width)); // a plain array, not the kernels' arena
-    requireFiniteStates(dir, hook, states, width, P, lengths(json.samples));
-    return {
-      samples: json.samples.map((s, i) => ({
-        sample: i,
-        seed: s.seed,
-        text: s.text,
-        promptLength: s.prompt_ids.length,
-        generated: s.ids.length,
-        finishReason: s.finish_reason,
-      })),
-      positions: P,
-      width,
-      states,
-    };
-  } finally {
-    closeSafetensors(file);
-  }
+  const header = readTraceHeader(dir, 'size'); // the caller has checked the commit in full
+  const { width, data } = readTraceStates(dir, header, hook);
+  return {
+    samples: header.samples.map((s, i) => ({
+      sample: i,
+      seed: s.seed,
+      text: s.text,
+      promptLength: s.promptIds.length,
+      generated: s.ids.length,
+      finishReason: s.finishReason,
+    })),
+    positions: header.positions,
+    width,
+    states: data,
+  };
 }
 
 /**

@@ -1,4 +1,6 @@
 /**
+ * The one reader and writer of run folders (every other module goes through these functions).
+ *
  * A trace on disk, for Python notebooks as much as for lmdyn:
  *   trace.json         run manifest: model, tokenizer, decoding config, seed, samples (snake_case)
  *   trace.safetensors  one F32 tensor per hook [samples, positions, d]; tokens I32; per-step
@@ -12,10 +14,18 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { commitFolderSync, requireCommitted, type Verify } from '../io/commit.js';
+import { commitFolderSync, isCommitted, requireCommitted, type Verify } from '../io/commit.js';
 import { writeParquet, type ParquetColumn } from '../io/parquet.js';
-import { readSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
-import type { Trace, TraceMeta, TraceSample } from './types.js';
+import {
+  closeSafetensors,
+  openSafetensors,
+  readSafetensors,
+  readTensorData,
+  readTensorF32,
+  writeSafetensors,
+  type TensorToWrite,
+} from '../io/safetensors.js';
+import type { SweepIndex, Trace, TraceMeta, TraceSample } from './types.js';
 
 export const TRACE_FILES = ['trace.json', 'trace.safetensors', 'steps.parquet'] as const;
 
@@ -91,6 +101,13 @@ export function checkOutDir(dir: string, force: boolean): void {
   }
 }
 
+/** What a folder holds: a sweep (sweep.json), a trace (trace.json), or neither. */
+export function runFolderKind(dir: string): 'sweep' | 'trace' | null {
+  if (existsSync(join(dir, 'sweep.json'))) return 'sweep';
+  if (existsSync(join(dir, 'trace.json'))) return 'trace';
+  return null;
+}
+
 /**
  * Refuses a folder that holds no committed trace: missing (not a trace folder), unfinished or
  * from an older lmdyn (no manifest), or mixed with another run (the manifest does not match).
@@ -106,13 +123,7 @@ export function requireTrace(dir: string, verify: Verify = 'full'): void {
 export function readTrace(dir: string): Trace {
   const root = resolve(dir);
   requireTrace(root);
-  const manifest = join(root, 'trace.json');
-  let json: TraceJson;
-  try {
-    json = JSON.parse(readFileSync(manifest, 'utf8')) as TraceJson;
-  } catch {
-    throw new LmdynError('bad_format', `${manifest} is not valid JSON`);
-  }
+  const json = readTraceJson(root);
   const { tensors } = readSafetensors(join(root, 'trace.safetensors'));
   const f32 = (name: string): Float32Array => {
     const t = tensors.get(name);
@@ -126,18 +137,19 @@ export function readTrace(dir: string): Trace {
       throw new LmdynError('bad_format', `trace.safetensors lacks I32 tensor '${name}'`);
     return t.data;
   };
+  const samples = json.samples.map(fromSampleJson);
   const states = new Map<string, { width: number; data: Float32Array }>();
   for (const name of json.meta.hooks) {
     const t = tensors.get(name);
     if (!t) continue;
     const data = f32(name);
-    requireFiniteStates(root, name, data, t.shape[2], json.positions, lengths(json.samples));
+    requireFiniteStates(root, name, data, t.shape[2], json.positions, sampleLengths(samples));
     states.set(name, { width: t.shape[2], data });
   }
   const lm = json.meta.logits;
   return {
     meta: json.meta,
-    samples: json.samples.map(fromSampleJson),
+    samples,
     positions: json.positions,
     steps: json.steps,
     states,
@@ -153,16 +165,97 @@ export function readTrace(dir: string): Trace {
   };
 }
 
-/** Each sample's length in positions (prompt and generated tokens). */
-export function lengths(samples: readonly { prompt_ids: number[]; ids: number[] }[]): number[] {
-  return samples.map((s) => s.prompt_ids.length + s.ids.length);
+/** A trace folder's trace.json without its tensors: meta, samples and the positions/steps sizes. */
+export interface TraceHeader {
+  meta: TraceMeta;
+  samples: TraceSample[];
+  positions: number;
+  steps: number;
+}
+
+/** Reads trace.json of a committed trace (the tensors stay on disk). */
+export function readTraceHeader(dir: string, verify: Verify = 'full'): TraceHeader {
+  const root = resolve(dir);
+  requireTrace(root, verify);
+  const json = readTraceJson(root);
+  return {
+    meta: json.meta,
+    samples: json.samples.map(fromSampleJson),
+    positions: json.positions,
+    steps: json.steps,
+  };
+}
+
+/**
+ * One hook's states [samples, positions, width] as a plain array (not the kernels' arena),
+ * refused when they disagree with trace.json's sizes or hold a non-finite value in a sample.
+ */
+export function readTraceStates(
+  dir: string,
+  header: TraceHeader,
+  hook: string,
+): { width: number; data: Float32Array } {
+  const file = openSafetensors(join(dir, 'trace.safetensors'));
+  try {
+    const info = file.byName.get(hook);
+    if (!info)
+      throw new LmdynError('bad_argument', `${dir}: trace.safetensors has no tensor '${hook}'`);
+    const [S, P, width] = info.shape;
+    if (S !== header.samples.length || P !== header.positions) {
+      throw new LmdynError(
+        'bad_format',
+        `${dir}: '${hook}' has shape [${info.shape.join(', ')}], trace.json says ${header.samples.length} samples × ${header.positions} positions`,
+      );
+    }
+    const data = readTensorF32(file, hook, new Float32Array(S * P * width));
+    requireFiniteStates(dir, hook, data, width, P, sampleLengths(header.samples));
+    return { width, data };
+  } finally {
+    closeSafetensors(file);
+  }
+}
+
+/** Per-step F32 tensors [samples, steps] (logprob, entropy, …) without the hidden states. */
+export function readTraceSteps(dir: string, names: readonly string[]): Map<string, Float32Array> {
+  const file = openSafetensors(join(dir, 'trace.safetensors'));
+  try {
+    const out = new Map<string, Float32Array>();
+    for (const name of names) {
+      const data = readTensorData(file, name);
+      if (!(data instanceof Float32Array))
+        throw new LmdynError('bad_format', `${dir}: trace.safetensors lacks F32 tensor '${name}'`);
+      out.set(name, data);
+    }
+    return out;
+  } finally {
+    closeSafetensors(file);
+  }
+}
+
+function sampleLengths(samples: readonly TraceSample[]): number[] {
+  return samples.map((s) => s.promptIds.length + s.ids.length);
+}
+
+/** trace.json, checked to be an lmdyn trace manifest. */
+function readTraceJson(root: string): TraceJson {
+  const manifest = join(root, 'trace.json');
+  let json: TraceJson;
+  try {
+    json = JSON.parse(readFileSync(manifest, 'utf8')) as TraceJson;
+  } catch {
+    throw new LmdynError('bad_format', `${manifest} is not valid JSON`);
+  }
+  if (json?.format !== 'lmdyn-trace' || !Array.isArray(json.samples)) {
+    throw new LmdynError('bad_format', `${manifest} is not an lmdyn trace manifest`);
+  }
+  return json;
 }
 
 /**
  * Refuses states [samples, positions, width] holding NaN or ±∞ within a sample's length (past
  * it they are NaN by design): a lens would read them as numbers, as generation would not.
  */
-export function requireFiniteStates(
+function requireFiniteStates(
   dir: string,
   hook: string,
   data: Float32Array,
@@ -284,4 +377,50 @@ function stepColumns(trace: Trace, tokenText?: TokenTextFn): ParquetColumn[] {
     cols.push({ name: `norm.${name}`, type: 'DOUBLE', data: norms });
   }
   return cols;
+}
+
+/** A configuration folder is one plain name inside the sweep folder (no '..', no separators). */
+export function isConfigDirName(dir: unknown): dir is string {
+  return typeof dir === 'string' && /^[^/\\\0]+$/.test(dir) && dir !== '.' && dir !== '..';
+}
+
+/** A finished configuration folder is a committed trace (its manifest matches its files). */
+export function isComplete(configDir: string, verify: Verify = 'size'): boolean {
+  return isCommitted(configDir, 'trace', verify);
+}
+
+/**
+ * The sweep's index. With `finished` (the default) the sweep must be sealed: every
+ * configuration recorded and committed; an unfinished sweep is refused with how to finish it.
+ */
+export function readSweepIndex(dir: string, options: { finished?: boolean } = {}): SweepIndex {
+  const root = resolve(dir);
+  const path = join(root, 'sweep.json');
+  if (!existsSync(path))
+    throw new LmdynError('not_found', `${dir} is not a sweep folder (no sweep.json)`);
+  let index: SweepIndex;
+  try {
+    index = JSON.parse(readFileSync(path, 'utf8')) as SweepIndex;
+  } catch {
+    throw new LmdynError('bad_format', `${path} is not valid JSON`);
+  }
+  if (!index || !Array.isArray(index.configs) || !index.plan)
+    throw new LmdynError('bad_format', `${path} is not a sweep index`);
+  const outside = index.configs.find((c) => !isConfigDirName(c.dir));
+  if (outside)
+    throw new LmdynError(
+      'bad_format',
+      `${path}: configuration folder '${String(outside.dir)}' is not a plain name inside the sweep`,
+    );
+  if (options.finished ?? true) {
+    const missing = index.configs.filter((c) => !isComplete(join(root, c.dir)));
+    if (missing.length > 0) {
+      throw new LmdynError(
+        'bad_argument',
+        `${root}: ${missing.length} of ${index.configs.length} configurations are unfinished (e.g. ${missing[0].dir}); re-run the same lmdyn sweep to finish them`,
+      );
+    }
+    requireCommitted(root, 'sweep', 'full');
+  }
+  return index;
 }

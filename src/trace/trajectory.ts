@@ -4,7 +4,7 @@
  * states, then every state projected onto the components.
  */
 import { pca } from '../tensor/linalg.js';
-import type { Trace } from '../trace/types.js';
+import type { Trace } from './types.js';
 
 export interface Projection {
   /** [n, k] coordinates of every row, row-major. */
