@@ -13,9 +13,8 @@
  * (`MixedLM.hessian`), not the GLS covariance σ²(XᵀV⁻¹X)⁻¹, which ignores the uncertainty in λ
  * and is smaller; the GLS values are kept beside them as `seGls`.
  */
-import { regularizedBeta } from '../lenses/coupling/correlate.js';
-import { erfc } from '../tensor/special.js';
 import { clampProbability } from './guards.js';
+import { erfc, regularizedBeta } from './special.js';
 
 export { erfc }; // the one copy lives in tensor/special.ts (the GELU kernel uses it too)
 export { clampProbability, isConstant } from './guards.js';

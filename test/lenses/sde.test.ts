@@ -46,16 +46,13 @@ import { eulerMaruyama } from '../../src/lenses/sde/simulate.js';
 import { fitStatePca, projectPaths, traceTrajectories } from '../../src/lenses/sde/states.js';
 import {
   autocorrelation,
-  chiSquareSurvival,
-  erfc,
   kolmogorovSurvival,
   ksNormal,
   ksTwoSample,
   mmd,
   moments,
-  normalCdf,
-  normalQuantile,
 } from '../../src/lenses/sde/stats.js';
+import { chiSquareSurvival, erfc, normalCdf, normalQuantile } from '../../src/stats/special.js';
 import {
   doubleWellSde,
   ouSde,

@@ -12,7 +12,7 @@ import { commitBeside } from '../../io/commit.js';
 import { writePlot } from '../../report/plot.js';
 import { VERSION } from '../../version.js';
 import { analyzeCoupling, type CouplingOptions, type CouplingReport, type Tag } from './analyze.js';
-import { correlate, type Correlation } from './correlate.js';
+import { correlate, type Correlation } from '../../stats/correlate.js';
 import { writeCouplingRun } from './io.js';
 import { modelsScatter } from './plots.js';
 import { paperRef } from '../../papers.js';

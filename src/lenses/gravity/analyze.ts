@@ -7,6 +7,7 @@
 import { encodePrompt, type Model } from '../../api.js';
 import { LmdynError } from '../../errors.js';
 import { parameterCount, type ModelConfig } from '../../model/types.js';
+import { meanSd } from '../../stats/describe.js';
 import { createRng } from '../../tensor/rng.js';
 import { VERSION } from '../../version.js';
 import type { ParaphraseSet } from './data.js';
@@ -265,7 +266,7 @@ export function analyzeGravity(model: Model, options: GravityOptions): GravityRe
   const relErr = Math.max(
     ...prompts.map((p) => Math.abs(p.kl_check[p.kl_check.length - 1].ratio - 1)),
   );
-  const refEntropy = meanSdOf(ref.entropies);
+  const refEntropy = meanSd(ref.entropies);
   return {
     lens: 'gravity',
     spec: paperRef('gravity'),
@@ -489,14 +490,6 @@ function topToken(
 
 function scale(x: Float64Array, a: number): Float64Array {
   return x.map((v) => v * a);
-}
-
-function meanSdOf(x: ArrayLike<number>): { mean: number; sd: number } {
-  let mean = 0;
-  for (let i = 0; i < x.length; i++) mean += x[i] / x.length;
-  let ss = 0;
-  for (let i = 0; i < x.length; i++) ss += (x[i] - mean) ** 2;
-  return { mean, sd: x.length > 1 ? Math.sqrt(ss / (x.length - 1)) : 0 };
 }
 
 function meanRows(perPrompt: TemperatureRow[][]): TemperatureRow[] {

@@ -6,7 +6,8 @@
  * dozen is not evidence on its own).
  */
 import { encodePrompt, type Model } from '../../api.js';
-import { correlate, type Correlation } from '../coupling/correlate.js';
+import { correlate, type Correlation } from '../../stats/correlate.js';
+import { mean } from '../../stats/describe.js';
 import { benjaminiHochberg } from '../../stats/multiple.js';
 import type { ParaphraseSet } from './data.js';
 import {
@@ -237,8 +238,4 @@ function row(
     pearson_p: c.pearsonP,
     pearson_q: null,
   };
-}
-
-function mean(x: readonly number[]): number {
-  return x.length ? x.reduce((a, b) => a + b, 0) / x.length : NaN;
 }

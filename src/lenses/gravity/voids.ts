@@ -5,6 +5,7 @@
  * combining standardized low density with standardized high entropy.
  */
 import { newMatrix } from '../../model/types.js';
+import { meanSd } from '../../stats/describe.js';
 import { pca } from '../../tensor/linalg.js';
 import { allocF32, freeF32 } from '../../tensor/memory.js';
 import { matmul } from '../../tensor/ops.js';
@@ -219,12 +220,4 @@ export function voidScore(
   const { mean, sd } = meanSd(ref.entropies);
   const zH = sd > 0 ? (entropy - mean) / sd : 0;
   return { void_score: 0.5 * (density.z_low_density + zH), z_entropy: zH };
-}
-
-export function meanSd(x: ArrayLike<number>): { mean: number; sd: number } {
-  let mean = 0;
-  for (let i = 0; i < x.length; i++) mean += x[i] / x.length;
-  let ss = 0;
-  for (let i = 0; i < x.length; i++) ss += (x[i] - mean) ** 2;
-  return { mean, sd: x.length > 1 ? Math.sqrt(ss / (x.length - 1)) : 0 };
 }
