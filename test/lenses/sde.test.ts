@@ -24,7 +24,7 @@ import { registerSdeLens } from '../../src/cli/analyze-sde.js';
 import { LmdynError } from '../../src/errors.js';
 import { analyzeDataset, linearBaseline, linearNll } from '../../src/lenses/sde/analyses.js';
 import type { SdeModelFile, SdeReport } from '../../src/lenses/sde/analyze.js';
-import { eigenvalues, solve } from '../../src/lenses/sde/dense.js';
+import { eigenvalues, solve } from '../../src/tensor/eigen.js';
 import { kmLookup, kramersMoyal } from '../../src/lenses/sde/km.js';
 import {
   driftJacobian,

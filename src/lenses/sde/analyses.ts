@@ -11,7 +11,7 @@ import { linearFit, median, pearson, quantileSorted } from '../../stats/describe
 import { multiLeastSquares } from '../../stats/regression.js';
 import { normalQuantile } from '../../stats/special.js';
 import { createRng, type Rng } from '../../tensor/rng.js';
-import { eigenvalues, solve, type Eigenvalue } from './dense.js';
+import { eigenvalues, solve, type Eigenvalue } from '../../tensor/eigen.js';
 import { kmLookup, kramersMoyal, type KmEstimate, type KmOptions } from './km.js';
 import { driftJacobian, evaluateSde, gaussianNll, sdeNll, type SdeNetwork } from './model.js';
 import { incrementsOf, type IncrementSet, type Path, type Split } from './paths.js';

@@ -24,7 +24,7 @@ import {
   type MlpTape,
 } from '../../nn/mlp.js';
 import { createRng } from '../../tensor/rng.js';
-import { solve } from './dense.js';
+import { solve } from '../../tensor/eigen.js';
 import type { IncrementSet } from './paths.js';
 
 export type SdeLoss = 'nll' | 'two-loss';

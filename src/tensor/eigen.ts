@@ -1,6 +1,7 @@
 /**
- * Small dense linear algebra in float64 for the SDE lens (k ≤ a few dozen), beside what
- * tensor/linalg.ts offers for symmetric problems:
+ * Small dense linear algebra in float64 for general (non-symmetric) matrices, k ≤ a few dozen
+ * (the SDE lens's drift Jacobians), beside what linalg.ts offers for symmetric problems (symEig,
+ * svd):
  *   eigenvalues — of a general real square matrix (the drift Jacobian ∂μ/∂x at a fixed point,
  *     papers.md §2.5 item 1): balancing, reduction to upper Hessenberg form by stabilised
  *     elimination, then Francis double-shift QR (the EISPACK balanc/elmhes/hqr sequence as in
