@@ -18,6 +18,7 @@ import { addThreadsFlag, openModel, printResult, startCliThreads, type EngineFla
 import { DEMO_STEPS, type DemoContext } from './demo-steps.js';
 import { describeModel } from './info.js';
 import { progressPrinter } from './sweep.js';
+import { fixed } from '../report/format.js';
 
 interface DemoFlags extends ModelFlags, EngineFlags {
   json?: boolean;
@@ -73,7 +74,7 @@ export function registerDemo(program: Command): void {
         'Trace: 4 samples, every resid_post, per-step logprob and entropy',
         `${traceDir}/ (trace.json, trace.safetensors, steps.parquet)\n` +
           `tensors: ${[...trace.states.keys()].join(', ')}: [${trace.samples.length}, ${trace.positions}, ${model.config.dim}]\n` +
-          `mean logprob ${fmt(meanFinite(trace.logprob))} nats, mean entropy ${fmt(meanFinite(trace.entropy))} nats`,
+          `mean logprob ${fixed(meanFinite(trace.logprob), 3)} nats, mean entropy ${fixed(meanFinite(trace.entropy), 3)} nats`,
       );
 
       const sweepDir = join(out, 'sweep');
@@ -95,7 +96,7 @@ export function registerDemo(program: Command): void {
       );
       const rows = sweep.configs.map((c) => {
         const t = readTrace(join(sweepDir, c.dir));
-        return `T ${String(c.sampling.temperature).padEnd(4)} top-p ${String(c.sampling.topP).padEnd(4)}  mean logprob ${fmt(meanFinite(t.logprob))}  entropy ${fmt(meanFinite(t.entropy))}  distinct tokens ${distinctRatio(t)}`;
+        return `T ${String(c.sampling.temperature).padEnd(4)} top-p ${String(c.sampling.topP).padEnd(4)}  mean logprob ${fixed(meanFinite(t.logprob), 3)}  entropy ${fixed(meanFinite(t.entropy), 3)}  distinct tokens ${distinctRatio(t)}`;
       });
       record('Decoding sweep', `${sweepDir}/sweep.json indexes ${sweep.configs.length} trace folders\n\n${rows.join('\n')}`);
 
@@ -153,8 +154,4 @@ function meanFinite(a: Float32Array): number {
 function distinctRatio(t: Trace): string {
   const all = t.samples.flatMap((s) => s.ids);
   return all.length ? (new Set(all).size / all.length).toFixed(2) : '-';
-}
-
-function fmt(x: number): string {
-  return x.toFixed(3);
 }

@@ -156,7 +156,9 @@ export function fitSde(
       lastCut = epoch;
     }
     if (options.log && epoch % 25 === 0)
-      options.log(`  epoch ${epoch}: train ${fmt(lossSum / train.n)}, validation NLL ${fmt(v)}`);
+      options.log(
+        `  epoch ${epoch}: train ${(lossSum / train.n).toFixed(4)}, validation NLL ${v.toFixed(4)}`,
+      );
   }
   network.drift.params.set(bestParams.drift);
   network.driftLinear.set(bestParams.driftLinear);
@@ -494,8 +496,4 @@ export function softplus(a: number): number {
 
 export function sigmoid(a: number): number {
   return 1 / (1 + Math.exp(-a));
-}
-
-function fmt(v: number): string {
-  return v.toFixed(4);
 }
