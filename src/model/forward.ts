@@ -29,6 +29,7 @@ import {
 } from '../tensor/ops.js';
 import { matrixRow } from '../tensor/q80.js';
 import { disposeWeights } from './dispose.js';
+import { ropeFrequencies } from './rope.js';
 import { HookSet, hookPointNames, type Hook, type RowRef } from './hooks.js';
 import {
   attentionScale,
@@ -161,10 +162,11 @@ export class Transformer {
       hooks.fire(`${b}.attn.hook_k`, l, s.k, refs, kvDim);
       hooks.fire(`${b}.attn.hook_v`, l, s.v, refs, kvDim);
       if (c.positional === 'rope') {
+        const freqs = ropeFrequencies(c, l);
         for (let r = 0; r < n; r++) {
           const p = rows[r].pos;
-          rope(s.q, r * qDim, nHeads, headDim, c.ropeDim, p, c.ropeTheta);
-          rope(s.k, r * kvDim, nKvHeads, headDim, c.ropeDim, p, c.ropeTheta);
+          rope(s.q, r * qDim, nHeads, headDim, freqs, p);
+          rope(s.k, r * kvDim, nKvHeads, headDim, freqs, p);
         }
         hooks.fire(`${b}.attn.hook_rot_q`, l, s.q, refs, qDim);
         hooks.fire(`${b}.attn.hook_rot_k`, l, s.k, refs, kvDim);

@@ -24,6 +24,7 @@ import {
 import type { Transformer } from './forward.js';
 import { allocF32, freeF32 } from '../tensor/memory.js';
 import { addBias, matmul, rope, softmax } from '../tensor/ops.js';
+import { ropeFrequencies } from './rope.js';
 import { erfc } from '../tensor/special.js';
 
 /** The inputs of every block at every position, from one forward pass. */
@@ -226,9 +227,10 @@ export function blockJvp(
   matmul(ws.v, ws.xn, lw.wv, m);
   // forward: rope(q, T), rope(k, s)          tangent: the same rotations (RoPE is linear)
   if (c.positional === 'rope') {
+    const freqs = ropeFrequencies(c, layer);
     for (let r = 0; r < m; r++) {
-      if (own) rope(ws.q, r * qDim, nHeads, headDim, c.ropeDim, pos, c.ropeTheta);
-      rope(ws.k, r * kvDim, nKvHeads, headDim, c.ropeDim, from, c.ropeTheta);
+      if (own) rope(ws.q, r * qDim, nHeads, headDim, freqs, pos);
+      rope(ws.k, r * kvDim, nKvHeads, headDim, freqs, from);
     }
   }
   // forward: s_t = c·q·k_t (t ≤ T; c = 1/√hd, or GPT-Neo's 1), a = softmax(s),
@@ -380,7 +382,7 @@ function blockPoint(tf: Transformer, states: BlockStates, layer: number, pos: nu
   const q = new Float32Array(qDim);
   matmul(q, xb, lw.wq, 1);
   if (lw.bq) addBias(q, lw.bq, 1);
-  if (c.positional === 'rope') rope(q, 0, nHeads, headDim, c.ropeDim, pos, c.ropeTheta);
+  if (c.positional === 'rope') rope(q, 0, nHeads, headDim, ropeFrequencies(c, layer), pos);
   const keys = states.keys[layer];
   const values = states.values[layer];
   const scale = attentionScale(c);

@@ -135,7 +135,8 @@ export function gelu(x: Float32Array, len = x.length): void {
 
 /**
  * Interleaved-pair rotary embedding (llama2.c / GGUF convention) on one row of heads:
- * for each head h and pair i < ropeDim/2, (v[2i], v[2i+1]) rotates by pos · θ^(−2i/ropeDim).
+ * for each head h and pair i < freqs.length, (v[2i], v[2i+1]) rotates by pos · freqs[i]
+ * (model/rope.ts `ropeFrequencies`; the dimensions past 2·freqs.length stay as they are).
  * vec: [nHeads * headDim] starting at `offset`.
  */
 export function rope(
@@ -143,15 +144,14 @@ export function rope(
   offset: number,
   nHeads: number,
   headDim: number,
-  ropeDim: number,
+  freqs: Float64Array,
   pos: number,
-  theta: number,
 ): void {
-  for (let i = 0; i < ropeDim; i += 2) {
-    const freq = 1 / Math.pow(theta, i / ropeDim);
-    const angle = pos * freq;
+  for (let j = 0; j < freqs.length; j++) {
+    const angle = pos * freqs[j];
     const c = Math.cos(angle);
     const s = Math.sin(angle);
+    const i = 2 * j;
     for (let h = 0; h < nHeads; h++) {
       const o = offset + h * headDim + i;
       const v0 = vec[o];
