@@ -10,6 +10,7 @@
  *   by the loader, biases included. With partial rotary (GPT-NeoX `rotary_pct`) only the first
  *   ropeDim dimensions of a head rotate, and only they are permuted.
  */
+import { LmdynError } from '../errors.js';
 
 export type Architecture = 'llama' | 'gpt2' | 'gpt_neox' | 'gpt_neo';
 
@@ -152,7 +153,10 @@ export interface ModelSource {
 
 export function newMatrix(rows: number, cols: number, data: Float32Array): F32Matrix {
   if (data.length !== rows * cols) {
-    throw new Error(`matrix data has ${data.length} values, expected ${rows}x${cols}`);
+    throw new LmdynError(
+      'bad_argument',
+      `matrix data has ${data.length} values, expected ${rows}x${cols}`,
+    );
   }
   return { format: 'f32', rows, cols, data };
 }

@@ -147,6 +147,7 @@ export function sweepRows(dir: string, configs: readonly SweepConfig[]): SweepRo
     };
     try {
       // only a plain folder name inside the sweep (a crafted '../x' reads nothing outside)
+      // Internal invariant, not user input: caught just below: the folder is then shown as a lone trace.
       if (!isConfigDirName(c.dir)) throw new Error('not inside the sweep');
       const file = openSafetensors(join(dir, c.dir, 'trace.safetensors'));
       try {

@@ -15,6 +15,7 @@ import { LiveTrajectory } from './live-trajectory.js';
 import type { EngineEvent, EngineJob } from './engine.js';
 
 const port: MessagePort = (() => {
+  // Internal invariant, not user input: only the server starts this file, as a worker thread.
   if (!parentPort) throw new Error('engine-worker runs as a worker thread');
   return parentPort;
 })();

@@ -15,6 +15,7 @@ export interface Eigenvalue {
 
 /** Eigenvalues of a [n, n] row-major, sorted by decreasing real part (then imaginary part). */
 export function eigenvalues(a: ArrayLike<number>, n: number): Eigenvalue[] {
+  // Internal invariant, not user input: callers pass an n×n matrix they built.
   if (a.length !== n * n) throw new Error(`eigenvalues: ${a.length} values for a ${n}×${n} matrix`);
   if (n === 0) return [];
   // 1-based working copy, as the algorithms are written
@@ -151,6 +152,7 @@ function hqr(a: number[][], n: number, wr: number[], wi: number[]): void {
           }
           nn -= 2;
         } else {
+          // Internal invariant, not user input: Francis QR converges on finite input; callers pass finite Jacobians.
           if (its === 60) throw new Error('eigenvalues: QR iteration did not converge');
           if (its === 10 || its === 20) {
             // exceptional shift

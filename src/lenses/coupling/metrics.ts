@@ -34,6 +34,7 @@ export function couplingMetric(
 ): Coupling[] {
   const kMax = Math.max(...ks);
   if (kMax > basis2.k || kMax > s1.length)
+    // Internal invariant, not user input: analyze.ts clips K to the triplets it computes.
     throw new Error(`couplingMetric: K = ${kMax} exceeds the singular triplets kept`);
   // P = U₂ᵀ J₁ V₂ and Q = V₂ᵀ J₁ U₂ (both [kMax, kMax]) from J₁ applied to the basis vectors.
   const p = projectedMatrix(j1, d, basis2.u, basis2.v, kMax);

@@ -98,6 +98,7 @@ export function forEachState(
     res.logitRows.forEach((r, i) => {
       const q = states.get(`${r.seq}:${r.pos}`);
       const x = inputs.get(`${r.seq}:${r.pos}`);
+      // Internal invariant, not user input: the run just recorded every (sequence, position) it asks for.
       if (!q || !x) throw new Error(`no final-norm state for sequence ${r.seq}, position ${r.pos}`);
       fn(start + r.seq, r.pos, q, res.logits.subarray(i * V, (i + 1) * V), x);
     });

@@ -41,6 +41,7 @@ export function buildReference(
   const n = states.length;
   const d = states[0].length;
   if (!(k >= 1 && k < n))
+    // Internal invariant, not user input: analyze.ts checks k against the reference corpus first, as a bad_argument.
     throw new Error(`kNN needs 1 ≤ k < n reference states (k = ${k}, n = ${n})`);
   const x = new Float64Array(n * d);
   states.forEach((s, i) => x.set(s, i * d));

@@ -14,6 +14,7 @@
  * learn what is not linear: with few increments the mean reversion is then there from the
  * first epoch instead of having to be grown through saturating tanh units.
  */
+import { LmdynError } from '../../errors.js';
 import { createAdam } from '../../nn/adam.js';
 import {
   createMlp,
@@ -101,7 +102,7 @@ export function fitSde(
     patience: options.patience ?? 20,
     seed: options.seed ?? 1,
   };
-  if (train.n < 2) throw new Error('fitSde: fewer than 2 training increments');
+  if (train.n < 2) throw new LmdynError('bad_argument', 'fitSde: fewer than 2 training increments');
   const start = performance.now();
   const rng = createRng(opts.seed);
   const network = initialNetwork(train, opts.hidden, opts.timeInput, rng);
