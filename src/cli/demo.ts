@@ -19,6 +19,7 @@ import { DEMO_STEPS, type DemoContext } from './demo-steps.js';
 import { describeModel } from './info.js';
 import { progressPrinter } from './sweep.js';
 import { fixed } from '../report/format.js';
+import { meanFinite } from '../stats/describe.js';
 
 interface DemoFlags extends ModelFlags, EngineFlags {
   json?: boolean;
@@ -138,17 +139,6 @@ function depthTable(model: Model, ids: number[]): string {
   return lines.join('\n');
 }
 
-function meanFinite(a: Float32Array): number {
-  let s = 0;
-  let n = 0;
-  for (const v of a) {
-    if (Number.isFinite(v)) {
-      s += v;
-      n++;
-    }
-  }
-  return n > 0 ? s / n : NaN;
-}
 
 /** Distinct generated tokens over generated tokens, pooled over samples. */
 function distinctRatio(t: Trace): string {

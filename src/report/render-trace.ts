@@ -17,6 +17,7 @@ import {
   type SweepRow,
 } from './specs.js';
 import { traceTrajectories } from './trajectory.js';
+import { meanFinite } from '../stats/describe.js';
 
 export const renderTrace: SectionRenderer = (result) => {
   const trace = readTrace(result.dir);
@@ -168,16 +169,6 @@ export function sweepRows(dir: string, configs: readonly SweepConfig[]): SweepRo
   });
 }
 
-function meanFinite(a: ArrayLike<number>): number | null {
-  let s = 0;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(a[i])) continue;
-    s += a[i];
-    n++;
-  }
-  return n > 0 ? s / n : null;
-}
 
 function finiteOrNull(v: number): number | null {
   return Number.isFinite(v) ? v : null;

@@ -7,7 +7,7 @@
  */
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import { encodePrompt, generateText, openModel, type Model } from '../api.js';
-import { entropy } from '../decode/sampling.js';
+import { entropy } from '../stats/describe.js';
 import { LmdynError } from '../errors.js';
 import { IncrementalText, label, topTokens } from './incremental-text.js';
 import { LIVE_LENSES } from './live-lenses.js';

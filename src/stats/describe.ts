@@ -1,7 +1,8 @@
 /**
- * Descriptive statistics (one copy of each): mean, mean with sample standard deviation, median,
- * linear-interpolated quantile (numpy's default), Pearson's r, average ranks, cosine similarity
- * and the simple least-squares line. Checked against numpy / scipy.stats in test/stats/special.test.ts.
+ * Descriptive statistics (one copy of each): mean (of all or of the finite values), mean with
+ * sample standard deviation, median, linear-interpolated quantile (numpy's default), Pearson's r,
+ * average ranks, cosine similarity, the simple least-squares line and Shannon entropy. Checked
+ * against numpy / scipy.stats in test/stats/special.test.ts.
  */
 import { isConstant } from './guards.js';
 
@@ -15,11 +16,22 @@ export function mean(v: ArrayLike<number>): number {
 
 /** Mean and sample standard deviation (divisor n − 1; 0 for a single value). */
 export function meanSd(x: ArrayLike<number>): { mean: number; sd: number } {
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m += x[i] / x.length;
+  const m = mean(x);
   let ss = 0;
   for (let i = 0; i < x.length; i++) ss += (x[i] - m) ** 2;
   return { mean: m, sd: x.length > 1 ? Math.sqrt(ss / (x.length - 1)) : 0 };
+}
+
+/** Mean of the finite values; null when there are none. */
+export function meanFinite(v: ArrayLike<number>): number | null {
+  let s = 0;
+  let n = 0;
+  for (let i = 0; i < v.length; i++) {
+    if (!Number.isFinite(v[i])) continue;
+    s += v[i];
+    n++;
+  }
+  return n > 0 ? s / n : null;
 }
 
 /** Median (mean of the two middle values for an even count); NaN for no values. */
@@ -103,4 +115,11 @@ export function linearFit(x: readonly number[], y: readonly number[]): LinearFit
   let ssRes = 0;
   for (let i = 0; i < n; i++) ssRes += (y[i] - intercept - slope * x[i]) ** 2;
   return { slope, intercept, r2: syy > 0 ? 1 - ssRes / syy : 1 };
+}
+
+/** Shannon entropy H(p) = −Σ p_i ln p_i in nats (papers.md §0.1); zero entries contribute 0. */
+export function entropy(p: ArrayLike<number>): number {
+  let h = 0;
+  for (let i = 0; i < p.length; i++) if (p[i] > 0) h -= p[i] * Math.log(p[i]);
+  return h;
 }

@@ -4,9 +4,11 @@ import { readFileSync } from 'node:fs';
 import { correlate } from '../../src/stats/correlate.js';
 import {
   cosine,
+  entropy,
   linearFit,
   mean,
   meanSd,
+  meanFinite,
   median,
   pearson,
   quantileSorted,
@@ -113,4 +115,18 @@ test('degenerate inputs: no values, a constant variable, a zero vector', () => {
   close(fit.slope, 3, 1e-15, 0, 'slope');
   close(fit.intercept, 2, 1e-15, 0, 'intercept');
   assert.equal(fit.r2, 1);
+});
+
+test('entropy and the mean of finite values by closed forms: ln n for a uniform law, NaN and ±∞ skipped', () => {
+  close(entropy(new Array(7).fill(1 / 7)), Math.log(7), 1e-15, 0, 'H(uniform 7)');
+  assert.equal(entropy([0, 1, 0]), 0);
+  close(
+    entropy([0.25, 0.75]),
+    -(0.25 * Math.log(0.25) + 0.75 * Math.log(0.75)),
+    1e-15,
+    0,
+    'H(¼, ¾)',
+  );
+  assert.equal(meanFinite([1, NaN, 3, Infinity]), 2);
+  assert.equal(meanFinite([NaN]), null);
 });

@@ -6,7 +6,7 @@
  * (temperature, top-p), the balanced region and the trend with temperature.
  */
 import { correlate, correlationPValue } from '../../stats/correlate.js';
-import { median, pearson } from '../../stats/describe.js';
+import { meanSd, median, pearson } from '../../stats/describe.js';
 import { benjaminiHochberg } from '../../stats/multiple.js';
 import {
   fixedEffectsRegression,
@@ -431,10 +431,10 @@ function num(r: SequenceRow, key: string): number {
 }
 
 /** Mean and sample standard deviation of the finite values (null when there are none / one). */
+/** Mean and sample sd of the finite values (null when there are none; sd null below two). */
 function stats(values: readonly number[]): { mean: number | null; sd: number | null } {
   const v = values.filter(Number.isFinite);
   if (v.length === 0) return { mean: null, sd: null };
-  const mean = v.reduce((a, b) => a + b, 0) / v.length;
-  if (v.length < 2) return { mean, sd: null };
-  return { mean, sd: Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) };
+  const { mean, sd } = meanSd(v);
+  return { mean, sd: v.length < 2 ? null : sd };
 }

@@ -15,7 +15,6 @@ import {
   basin,
   boltzmann,
   classifierOf,
-  entropyOf,
   fisher,
   fisherEigenvalues,
   fisherMatrix,
@@ -34,6 +33,7 @@ import {
   type IdentityCheck,
   type QueryState,
 } from './field.js';
+import { entropy } from '../../stats/describe.js';
 import { analyzeSensitivity, type Sensitivity } from './sensitivity.js';
 import { DEFAULT_TEMPERATURES, temperatureRows, type TemperatureRow } from './temperature.js';
 import { buildReference, densityOf, voidScore, type Density, type Reference } from './voids.js';
@@ -367,7 +367,7 @@ export function referenceOf(
     states.push(Float64Array.from(q));
     keys.push(key);
     entropies.push(
-      entropyOf(
+      entropy(
         boltzmann(
           Float64Array.from(logits, (z) => -z),
           T,
@@ -419,7 +419,7 @@ function promptReport(
     const half = 0.5 * fisherQuadratic(c, fT, delta);
     return { epsilon: eps, kl, half_dgd: half, ratio: half > 0 ? kl / half : NaN };
   });
-  const hT = entropyOf(fT.p);
+  const hT = entropy(fT.p);
   const density = densityOf(s.ref, st.q, st.ids.join(','));
   const voids = voidScore(s.ref, density, hT);
   const temps = [...new Set([0.5, 1, T, 2])];
@@ -434,7 +434,7 @@ function promptReport(
     query_position: st.ids.length - 1,
     M_geo: mGeo,
     M_info: informationMass(p1),
-    entropy_t1: entropyOf(p1),
+    entropy_t1: entropy(p1),
     kappa_t1: f1.kappa,
     depth: depth.margin,
     depth_lse: depth.logPMax,

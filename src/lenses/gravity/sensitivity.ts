@@ -12,7 +12,6 @@ import { benjaminiHochberg } from '../../stats/multiple.js';
 import type { ParaphraseSet } from './data.js';
 import {
   boltzmann,
-  entropyOf,
   finalNormOf,
   fisher,
   fisherQuadratic,
@@ -23,6 +22,7 @@ import {
   type Classifier,
   type Fisher,
 } from './field.js';
+import { entropy } from '../../stats/describe.js';
 
 export interface SensitivityMember {
   text: string;
@@ -216,7 +216,7 @@ function memberOf(text: string, ids: number[], f: Fisher, kappaPre: number): Sen
     prompt_ids: ids,
     kappa: f.kappa,
     kappa_pre_norm: kappaPre,
-    entropy: entropyOf(f.p),
+    entropy: entropy(f.p),
   };
 }
 
