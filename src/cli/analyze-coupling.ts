@@ -30,6 +30,7 @@ import { attemptsOption, progressPrinter } from './sweep.js';
 import { readScores, readTextFile } from '../io/text.js';
 import { readTrainingRun } from '../io/training-run.js';
 import { cite } from '../papers.js';
+import { percent, precise } from '../report/format.js';
 
 interface CouplingFlags {
   json?: boolean;
@@ -262,13 +263,13 @@ function summaryText(report: CouplingReport, out: string): string {
     const mc = w.model_coupling.by_k
       .map(
         (e, i) =>
-          `K=${e.k} ${fmt(e.value)} (no shared basis ${fmt(level[i].mean)} ± ${fmt(level[i].sd)})`,
+          `K=${e.k} ${precise(e.value, 4)} (no shared basis ${precise(level[i].mean, 4)} ± ${precise(level[i].sd, 4)})`,
       )
       .join(', ');
     const g = w.growth;
     const init = 'init' in w ? ` [${(w as { init: string }).init.split(':')[0]}]` : '';
     lines.push(
-      `${w.weights}${init}: model coupling ${mc}; LSS mean ${fmt(w.lss.mean)}; growth rate ${fmt(g.rate)} (R² ${fmt(g.r2_mean)}); fidelity ${fmt(w.fidelity.mean)} (${w.fidelity.tag})`,
+      `${w.weights}${init}: model coupling ${mc}; LSS mean ${precise(w.lss.mean, 4)}; growth rate ${precise(g.rate, 4)} (R² ${precise(g.r2_mean, 4)}); fidelity ${precise(w.fidelity.mean, 4)} (${w.fidelity.tag})`,
     );
   }
   return lines.join('\n');
@@ -288,7 +289,7 @@ function acrossText(
   const lines = [`coupling across ${rows.length} models (K = ${k}) → ${out}`];
   for (const r of rows) {
     lines.push(
-      `${r.model}: coupling ${fmt(r.coupling)}, LSS ${fmt(r.lss_mean)}, growth ${fmt(r.growth_rate)}${r.score === null ? '' : `, score ${fmt(r.score)}`}`,
+      `${r.model}: coupling ${precise(r.coupling, 4)}, LSS ${precise(r.lss_mean, 4)}, growth ${precise(r.growth_rate, 4)}${r.score === null ? '' : `, score ${precise(r.score, 4)}`}`,
     );
   }
   return lines.join('\n');
@@ -300,21 +301,13 @@ function trainingText(report: TrainingDynamicsReport, out: string): string {
   ];
   for (const r of report.rows) {
     lines.push(
-      `step ${r.step}: coupling ${fmt(r.coupling)}, LSS ${fmt(r.lss_mean)}, growth ${fmt(r.growth_rate)}${r.val_loss === null ? '' : `, val loss ${fmt(r.val_loss)}`}`,
+      `step ${r.step}: coupling ${precise(r.coupling, 4)}, LSS ${precise(r.lss_mean, 4)}, growth ${precise(r.growth_rate, 4)}${r.val_loss === null ? '' : `, val loss ${precise(r.val_loss, 4)}`}`,
     );
   }
   for (const s of report.shapes) {
     lines.push(
-      `${s.quantity}: ${fmt(s.initial)} → ${fmt(s.final)}; farthest from step 0 ${fmt(s.peak)} at ${pct(s.peak_at)} of training, ${pct(s.peak_retained)} of that move kept at the end; 90% of the net change by ${pct(s.reach_90)} (proposed)`,
+      `${s.quantity}: ${precise(s.initial, 4)} → ${precise(s.final, 4)}; farthest from step 0 ${precise(s.peak, 4)} at ${percent(s.peak_at)} of training, ${percent(s.peak_retained)} of that move kept at the end; 90% of the net change by ${percent(s.reach_90)} (proposed)`,
     );
   }
   return lines.join('\n');
-}
-
-function pct(v: number | null): string {
-  return v === null ? '–' : `${(100 * v).toFixed(0)}%`;
-}
-
-function fmt(v: number | null): string {
-  return v === null || !Number.isFinite(v) ? '–' : v.toPrecision(4);
 }

@@ -21,6 +21,7 @@ import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 import { cite } from '../papers.js';
 import { addJsonFlag, printResult } from './common.js';
+import { fixed } from '../report/format.js';
 
 interface DmetFlags {
   json?: boolean;
@@ -225,13 +226,13 @@ export function summaryLines(report: DmetReport, out: string): string[] {
     `${'T'.padStart(5)} ${'C_mean'.padStart(8)} ${'C_norm'.padStart(7)} ${'Q'.padStart(7)} ${'P'.padStart(7)} ${'log_ppl'.padStart(8)} ${'div-2'.padStart(6)}`,
   ];
   tr.temperature.forEach((t, i) => {
-    const v = (m: string, w: number) => fmt(tr.metrics[m].mean[i]).padStart(w);
+    const v = (m: string, w: number) => fixed(tr.metrics[m].mean[i], 3).padStart(w);
     lines.push(
       `${String(t).padStart(5)} ${v('C_mean', 8)} ${v('C_norm', 7)} ${v('silhouette', 7)} ${v('persistence', 7)} ${v('log_ppl', 8)} ${v('diversity', 6)}`,
     );
   });
   if (tr.temperature.length > 1) {
-    const rho = (m: string) => `${m} ρ=${fmt(tr.metrics[m].spearman_rho)}`;
+    const rho = (m: string) => `${m} ρ=${fixed(tr.metrics[m].spearman_rho, 3)}`;
     lines.push(
       `Spearman with temperature: ${['C_mean', 'silhouette', 'persistence', 'log_ppl', 'diversity'].map(rho).join(', ')}`,
     );
@@ -242,15 +243,11 @@ export function summaryLines(report: DmetReport, out: string): string[] {
   );
   const b = report.balanced_region;
   lines.push(
-    `balanced region (C_mean ≤ ${fmt(b.bounds.max_C_mean)}, distinct-2 ≥ ${fmt(b.bounds.min_diversity)}): ${b.configs.length ? b.configs.map((c) => `T ${c.temperature}/p ${c.top_p}`).join(', ') : 'none'}`,
+    `balanced region (C_mean ≤ ${fixed(b.bounds.max_C_mean, 3)}, distinct-2 ≥ ${fixed(b.bounds.min_diversity, 3)}): ${b.configs.length ? b.configs.map((c) => `T ${c.temperature}/p ${c.top_p}`).join(', ') : 'none'}`,
   );
   if (report.skipped.length)
     lines.push(`skipped ${report.skipped.length} short sequence(s) (see dmet.json skipped)`);
   return lines;
-}
-
-function fmt(v: number | null): string {
-  return v === null || !Number.isFinite(v) ? '–' : v.toFixed(3);
 }
 
 function parseConvention(value: string): 'lmdyn' | 'paper-code' {

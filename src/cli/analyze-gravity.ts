@@ -22,7 +22,7 @@ import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 import { addJsonFlag, openModel, printResult } from './common.js';
 import { readTextFile } from '../io/text.js';
-import { pValue } from '../report/format.js';
+import { pValue, precise } from '../report/format.js';
 import { cite } from '../papers.js';
 
 interface GravityFlags {
@@ -207,7 +207,7 @@ export function summary(report: GravityReport, out: string): string {
   ];
   for (const p of report.prompts) {
     lines.push(
-      `${JSON.stringify(p.text.length > 40 ? p.text.slice(0, 39) + '…' : p.text)}: M_geo ${fmt(p.M_geo)}, M_info ${fmt(p.M_info)}, H ${fmt(p.entropy_t1)}, κ ${fmt(p.kappa_t1)}, depth ${fmt(p.depth)}, log ρ ${fmt(p.density.log_density)}, void ${fmt(p.void_score)}`,
+      `${JSON.stringify(p.text.length > 40 ? p.text.slice(0, 39) + '…' : p.text)}: M_geo ${precise(p.M_geo, 4)}, M_info ${precise(p.M_info, 4)}, H ${precise(p.entropy_t1, 4)}, κ ${precise(p.kappa_t1, 4)}, depth ${precise(p.depth, 4)}, log ρ ${precise(p.density.log_density, 4)}, void ${precise(p.void_score, 4)}`,
     );
   }
   const id = report.identity_check;
@@ -226,13 +226,9 @@ export function summary(report: GravityReport, out: string): string {
       (c) => c.level === 'sets' && c.domain === 'all' && c.x === 'kappa_pre_norm',
     );
     lines.push(
-      `sensitivity: Spearman(JSD, κ) over ${h.n} paraphrase sets ρ = ${fmt(h.spearman_rho)} (p = ${pValue(h.spearman_p)}, BH q = ${pValue(h.spearman_q)} over the ${2 * s.correlations.length} tests of the table), Pearson r = ${fmt(h.pearson_r)}; ` +
-        `κ pulled back through the final norm ρ = ${fmt(pre?.spearman_rho ?? null)} (q = ${pValue(pre?.spearman_q ?? null)}); over ${pairs?.n ?? 0} pairs ρ = ${fmt(pairs?.spearman_rho ?? null)} (p = ${pValue(pairs?.spearman_p ?? null)}, q = ${pValue(pairs?.spearman_q ?? null)}; pairs share members, so pair p-values are optimistic)`,
+      `sensitivity: Spearman(JSD, κ) over ${h.n} paraphrase sets ρ = ${precise(h.spearman_rho, 4)} (p = ${pValue(h.spearman_p)}, BH q = ${pValue(h.spearman_q)} over the ${2 * s.correlations.length} tests of the table), Pearson r = ${precise(h.pearson_r, 4)}; ` +
+        `κ pulled back through the final norm ρ = ${precise(pre?.spearman_rho ?? null, 4)} (q = ${pValue(pre?.spearman_q ?? null)}); over ${pairs?.n ?? 0} pairs ρ = ${precise(pairs?.spearman_rho ?? null, 4)} (p = ${pValue(pairs?.spearman_p ?? null)}, q = ${pValue(pairs?.spearman_q ?? null)}; pairs share members, so pair p-values are optimistic)`,
     );
   }
   return lines.join('\n');
-}
-
-function fmt(v: number | null): string {
-  return v === null || !Number.isFinite(v) ? '–' : v.toPrecision(4);
 }

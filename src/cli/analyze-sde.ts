@@ -17,6 +17,7 @@ import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 import { cite } from '../papers.js';
 import { addJsonFlag, printResult } from './common.js';
+import { percent, precise } from '../report/format.js';
 
 interface SdeFlags {
   json?: boolean;
@@ -181,7 +182,7 @@ function parseHidden(value: string): number[] {
 /** A few lines per data set: held-out NLL against the baselines, simulation checks, moments. */
 export function summary(report: SdeReport, out: string, fromFile: boolean): string {
   const lines = [
-    `sde: ${report.datasets.length} data set(s), ${report.states.hook} → PCA k = ${report.states.k} (${pct(report.states.pca.explained_variance_ratio)} of the variance), ${report.time.definition}${fromFile ? ', model from file' : ''} → ${out}`,
+    `sde: ${report.datasets.length} data set(s), ${report.states.hook} → PCA k = ${report.states.k} (${percent(report.states.pca.explained_variance_ratio.reduce((x, y) => x + y, 0), 1)} of the variance), ${report.time.definition}${fromFile ? ', model from file' : ''} → ${out}`,
   ];
   for (const d of report.datasets) {
     const v = d.validation;
@@ -189,16 +190,16 @@ export function summary(report: SdeReport, out: string, fromFile: boolean): stri
     const fp = d.analyses.fixed_points.found;
     lines.push(
       `${d.label} (T ${d.sampling.temperature}, top-p ${d.sampling.topP}; ${d.paths} paths, split by ${d.split.mode}): ` +
-        `test NLL ${f(v.nll.model.test)} (linear OU/VAR(1) ${f(v.nll.linear_test)}, constant ${f(v.nll.constant_test)}, Kramers–Moyal ${f(v.nll.kramers_moyal_test)}) nats/increment; ` +
-        `KS mean ${f(v.ks_increments.mean_d)}; MMD² ${f(v.mmd_end_states.mmd2)} (p ${f(v.mmd_end_states.p)})`,
-      `  moments real vs simulated: mean error ${f(m.mean_error_relative)} (of the states’ spread), Σ_t tr Σ sim/real ${f(m.trace_ratio_mean)} (last step ${f(m.trace_ratio_end)}); ` +
-        `MSD α real ${f(d.analyses.msd.alpha_real)} sim ${f(d.analyses.msd.alpha_simulated)}; fixed points ${fp.length}${fp.length ? ` (${fp.map((p) => p.kind).join(', ')})` : ''}; ` +
-        `‖μ‖ ${f(d.analyses.along_trajectories.mean.drift_norm)}, ‖σ‖ ${f(d.analyses.along_trajectories.mean.diffusion_norm)}`,
+        `test NLL ${precise(v.nll.model.test, 4)} (linear OU/VAR(1) ${precise(v.nll.linear_test, 4)}, constant ${precise(v.nll.constant_test, 4)}, Kramers–Moyal ${precise(v.nll.kramers_moyal_test, 4)}) nats/increment; ` +
+        `KS mean ${precise(v.ks_increments.mean_d, 4)}; MMD² ${precise(v.mmd_end_states.mmd2, 4)} (p ${precise(v.mmd_end_states.p, 4)})`,
+      `  moments real vs simulated: mean error ${precise(m.mean_error_relative, 4)} (of the states’ spread), Σ_t tr Σ sim/real ${precise(m.trace_ratio_mean, 4)} (last step ${precise(m.trace_ratio_end, 4)}); ` +
+        `MSD α real ${precise(d.analyses.msd.alpha_real, 4)} sim ${precise(d.analyses.msd.alpha_simulated, 4)}; fixed points ${fp.length}${fp.length ? ` (${fp.map((p) => p.kind).join(', ')})` : ''}; ` +
+        `‖μ‖ ${precise(d.analyses.along_trajectories.mean.drift_norm, 4)}, ‖σ‖ ${precise(d.analyses.along_trajectories.mean.diffusion_norm, 4)}`,
       `  residual checks (${d.analyses.residuals.scope}): ${d.headline
         .filter((h) => h.name.startsWith('residuals:'))
         .map(
           (h) =>
-            `${h.name.slice(11)} ${f(h.value)}${h.definition.includes('α') ? ` (${h.definition.split('; ').pop()})` : ''}`,
+            `${h.name.slice(11)} ${precise(h.value, 4)}${h.definition.includes('α') ? ` (${h.definition.split('; ').pop()})` : ''}`,
         )
         .join('; ')}`,
     );
@@ -207,12 +208,4 @@ export function summary(report: SdeReport, out: string, fromFile: boolean): stri
     `tags: all proposed — the SDE form is the paper’s (${cite('sde')}) but σ diagonal and the linear drift term are ours; states, estimation, validation, analyses too`,
   );
   return lines.join('\n') + '\n';
-}
-
-function pct(ratios: number[]): string {
-  return `${(100 * ratios.reduce((a, b) => a + b, 0)).toFixed(1)}%`;
-}
-
-function f(v: number | null): string {
-  return v === null || !Number.isFinite(v) ? '–' : v.toPrecision(4);
 }

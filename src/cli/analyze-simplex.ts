@@ -24,6 +24,7 @@ import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 import { addJsonFlag, openModel, printResult } from './common.js';
 import { cite } from '../papers.js';
+import { compact } from '../report/format.js';
 
 interface SimplexFlags {
   json?: boolean;
@@ -286,15 +287,15 @@ export function summary(report: SimplexReport, out: string): string {
   const lines = [
     `simplex: ${report.model.vocab_size} tokens, T = ${report.temperature}, prompt ${JSON.stringify(report.prompt)} → ${out}`,
     `paper’s flow (${p.equation}): from uniform passes π_T at t = 1, F peaks at t = ${c.paper_free_energy_peak_t_uniform}; ` +
-      `at t = ${fmt(p.long_run.t)} ‖p − π_T‖₁ = ${fmt(p.long_run.l1_to_equilibrium)}, distance to the argmax vertex ${fmt(p.long_run.l1_to_argmax_vertex)}`,
-    `entropic flow (${e.equation}): converges to π_T, at t = ${fmt(e.long_run.t)} ‖p − π_T‖₁ = ${fmt(e.long_run.l1_to_equilibrium)}; ` +
-      `F non-decreasing (min step increment ${fmt(c.entropic_free_energy_min_increment)})`,
-    `closed forms: max ‖p_numerical − p_closed‖₁ = ${fmt(c.closed_form_max_l1)}; time rescaling ${fmt(c.rescaling_max_l1)}; ` +
-      `|Σp − 1| ≤ ${fmt(c.sum_max_error)}; min log p ${fmt(c.min_log_p)} (interior: ${c.interior})`,
+      `at t = ${compact(p.long_run.t)} ‖p − π_T‖₁ = ${compact(p.long_run.l1_to_equilibrium)}, distance to the argmax vertex ${compact(p.long_run.l1_to_argmax_vertex)}`,
+    `entropic flow (${e.equation}): converges to π_T, at t = ${compact(e.long_run.t)} ‖p − π_T‖₁ = ${compact(e.long_run.l1_to_equilibrium)}; ` +
+      `F non-decreasing (min step increment ${compact(c.entropic_free_energy_min_increment)})`,
+    `closed forms: max ‖p_numerical − p_closed‖₁ = ${compact(c.closed_form_max_l1)}; time rescaling ${compact(c.rescaling_max_l1)}; ` +
+      `|Σp − 1| ≤ ${compact(c.sum_max_error)}; min log p ${compact(c.min_log_p)} (interior: ${c.interior})`,
     ...report.faces.map(
       (f) =>
-        `face ${f.name}: |S| = ${f.support_size}, entropic limit vs the sampler ‖·‖₁ = ${fmt(f.entropic_limit.l1_vs_sampler)}, ` +
-        `paper’s flow at t = 1 vs the sampler ${fmt(f.paper_at_t1.l1_vs_sampler)}`,
+        `face ${f.name}: |S| = ${f.support_size}, entropic limit vs the sampler ‖·‖₁ = ${compact(f.entropic_limit.l1_vs_sampler)}, ` +
+        `paper’s flow at t = 1 vs the sampler ${compact(f.paper_at_t1.l1_vs_sampler)}`,
     ),
   ];
   if (report.loops) lines.push(loopTable(report.loops));
@@ -322,15 +323,6 @@ export function loopTable(loops: LoopReport): string {
     ].join(' | ');
   });
   return [head, ...rows].join('\n');
-}
-
-function fmt(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  return v === 0
-    ? '0'
-    : Math.abs(v) < 1e-3 || Math.abs(v) >= 1e4
-      ? v.toExponential(2)
-      : v.toPrecision(4);
 }
 
 function flagName(key: string): string {

@@ -4,6 +4,7 @@ import { analyzeCoupling } from '../lenses/coupling/analyze.js';
 import { writeCouplingRun } from '../report/lenses/coupling.js';
 import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
+import { fixed } from '../report/format.js';
 
 const PROMPTS = [
   'Once upon a time, there was a little girl named Lily.',
@@ -21,8 +22,8 @@ export const couplingDemo: DemoStep = {
     const rows = [report.trained, ...(report.random_twin ? [report.random_twin] : [])].map((w) => {
       const k = w.model_coupling.by_k[0];
       return (
-        `${w.weights.padEnd(12)} coupling m_K (K=${k.k}) ${fmt(k.value)}  LSS ${fmt(w.lss.mean)}  ` +
-        `growth rate ${fmt(w.growth.rate)} (R² ${fmt(w.growth.r2_mean)})  linearisation fidelity ${fmt(w.fidelity.mean)}`
+        `${w.weights.padEnd(12)} coupling m_K (K=${k.k}) ${fixed(k.value, 3)}  LSS ${fixed(w.lss.mean, 3)}  ` +
+        `growth rate ${fixed(w.growth.rate, 3)} (R² ${fixed(w.growth.r2_mean, 3)})  linearisation fidelity ${fixed(w.fidelity.mean, 3)}`
       );
     });
     record(
@@ -34,7 +35,3 @@ export const couplingDemo: DemoStep = {
     );
   },
 };
-
-function fmt(v: number | null): string {
-  return v === null || !Number.isFinite(v) ? '–' : v.toFixed(3);
-}

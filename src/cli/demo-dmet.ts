@@ -5,6 +5,7 @@ import { analyzeDmet } from '../lenses/dmet/analyze.js';
 import { openDmetSource, writeDmetRun } from '../report/lenses/dmet.js';
 import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
+import { fixed } from '../report/format.js';
 
 export const dmetDemo: DemoStep = {
   name: 'dmet',
@@ -19,7 +20,7 @@ export const dmetDemo: DemoStep = {
     const report = result.report;
     const head = `${'T'.padStart(4)} ${'top-p'.padStart(5)} ${'C_mean'.padStart(7)} ${'C_norm'.padStart(7)} ${'Q'.padStart(6)} ${'P'.padStart(6)} ${'log ppl'.padStart(7)} ${'div-2'.padStart(6)}`;
     const rows = report.configurations.map((c) => {
-      const v = (m: string, w: number) => fmt(c.mean[m]).padStart(w);
+      const v = (m: string, w: number) => fixed(c.mean[m], 3).padStart(w);
       return `${String(c.temperature).padStart(4)} ${String(c.top_p).padStart(5)} ${v('C_mean', 7)} ${v('C_norm', 7)} ${v('silhouette', 6)} ${v('persistence', 6)} ${v('log_ppl', 7)} ${v('diversity', 6)}`;
     });
     const t = report.tests;
@@ -36,7 +37,3 @@ export const dmetDemo: DemoStep = {
     );
   },
 };
-
-function fmt(v: number | null | undefined): string {
-  return v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(3);
-}

@@ -9,7 +9,7 @@ import {
 import { writeGravityRun } from '../report/lenses/gravity.js';
 import type { DemoStep } from './demo-step.js';
 import { readTextFile } from '../io/text.js';
-import { pValue } from '../report/format.js';
+import { fixed, pValue } from '../report/format.js';
 import { cite } from '../papers.js';
 
 const PROMPTS = [
@@ -39,8 +39,8 @@ export const gravityDemo: DemoStep = {
     await writeGravityRun(dir, report);
     const rows = report.prompts.map(
       (p) =>
-        `${JSON.stringify(p.text).padEnd(52)} M_geo ${fmt(p.M_geo)}  M_info ${fmt(p.M_info)}  H ${fmt(p.entropy_t1)}  ` +
-        `κ ${fmt(p.kappa_t1)}  depth ${fmt(p.depth)}  log ρ ${fmt(p.density.log_density, 1)}  void ${fmt(p.void_score)}`,
+        `${JSON.stringify(p.text).padEnd(52)} M_geo ${fixed(p.M_geo, 3)}  M_info ${fixed(p.M_info, 3)}  H ${fixed(p.entropy_t1, 3)}  ` +
+        `κ ${fixed(p.kappa_t1, 3)}  depth ${fixed(p.depth, 3)}  log ρ ${fixed(p.density.log_density, 1)}  void ${fixed(p.void_score, 3)}`,
     );
     const s = report.sensitivity;
     const h = s?.headline;
@@ -57,14 +57,10 @@ export const gravityDemo: DemoStep = {
         `(max |Δp| ${report.identity_check.max_abs_diff_exact.toExponential(1)}); ` +
         `KL ≈ ½δᵀGδ: ${report.second_order_check.passed ? 'pass' : 'FAIL'} (relative error ${report.second_order_check.max_rel_error.toExponential(1)})\n` +
         (h && dgd
-          ? `sensitivity over ${h.n} paraphrase sets: Spearman(JSD, κ) ${fmt(h.spearman_rho)} (p ${pValue(h.spearman_p)}), ` +
-            `Spearman(JSD, δᵀGδ) ${fmt(dgd.spearman_rho)} (p ${pValue(dgd.spearman_p)})\n`
+          ? `sensitivity over ${h.n} paraphrase sets: Spearman(JSD, κ) ${fixed(h.spearman_rho, 3)} (p ${pValue(h.spearman_p)}), ` +
+            `Spearman(JSD, δᵀGδ) ${fixed(dgd.spearman_rho, 3)} (p ${pValue(dgd.spearman_p)})\n`
           : '') +
-        `mean entropy over T ${t.map((r) => `${r.T}: ${fmt(r.entropy)}`).join(', ')} nats`,
+        `mean entropy over T ${t.map((r) => `${r.T}: ${fixed(r.entropy, 3)}`).join(', ')} nats`,
     );
   },
 };
-
-function fmt(v: number | null, digits = 3): string {
-  return v === null || !Number.isFinite(v) ? '–' : v.toFixed(digits);
-}

@@ -10,6 +10,7 @@ import { readTrace } from '../trace/store.js';
 import { readSweepIndex } from '../trace/store.js';
 import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
+import { precise } from '../report/format.js';
 
 export const sdeDemo: DemoStep = {
   name: 'sde',
@@ -38,9 +39,9 @@ export const sdeDemo: DemoStep = {
       const a = d.analyses.along_trajectories.mean;
       return (
         `T ${String(d.sampling.temperature).padEnd(4)} top-p ${String(d.sampling.topP).padEnd(4)} ` +
-        `test NLL ${fmt(d.validation.nll.model.test)} (constant ${fmt(d.validation.nll.constant_test)})  ` +
-        `‖μ‖ ${fmt(a.drift_norm)} ‖σ‖ ${fmt(a.diffusion_norm)} SNR ${fmt(a.snr)}  ` +
-        `moments sim vs real: mean error ${fmt(m.mean_error_relative)}, tr Σ ratio ${fmt(m.trace_ratio_mean)}`
+        `test NLL ${precise(d.validation.nll.model.test, 3)} (constant ${precise(d.validation.nll.constant_test, 3)})  ` +
+        `‖μ‖ ${precise(a.drift_norm, 3)} ‖σ‖ ${precise(a.diffusion_norm, 3)} SNR ${precise(a.snr, 3)}  ` +
+        `moments sim vs real: mean error ${precise(m.mean_error_relative, 3)}, tr Σ ratio ${precise(m.trace_ratio_mean, 3)}`
       );
     });
     record(
@@ -53,7 +54,3 @@ export const sdeDemo: DemoStep = {
     );
   },
 };
-
-function fmt(v: number | null): string {
-  return v === null || !Number.isFinite(v) ? '–' : v.toPrecision(3);
-}

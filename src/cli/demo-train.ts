@@ -19,6 +19,7 @@ import { loadTokenizer } from '../io/load.js';
 import { shippedModel } from '../io/discover.js';
 import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
+import { fixed, percent } from '../report/format.js';
 
 const PROMPTS = [
   'Once upon a time, there was a little girl named Lily.',
@@ -78,30 +79,22 @@ export const trainDemo: DemoStep = {
     await writeTrainingDynamics(join(dir, 'coupling'), dyn);
     const rows = dyn.report.rows.map(
       (r) =>
-        `step ${String(r.step).padStart(3)}  val loss ${fmt(r.val_loss)}  coupling m_K (K=10) ${fmt(r.coupling)}  ` +
-        `LSS ${fmt(r.lss_mean)}  growth rate ${fmt(r.growth_rate)}`,
+        `step ${String(r.step).padStart(3)}  val loss ${fixed(r.val_loss, 3)}  coupling m_K (K=10) ${fixed(r.coupling, 3)}  ` +
+        `LSS ${fixed(r.lss_mean, 3)}  growth rate ${fixed(r.growth_rate, 3)}`,
     );
     const c = dyn.report.shapes.find((s) => s.quantity === 'coupling');
     record(
       `Training (lmdyn train) and the coupling lens over its checkpoints (${cite('coupling')})`,
       `${corpus.meta.samples} documents (${corpus.meta.tokens} tokens) sampled from the demo model → ${data.train.length} training and ` +
         `${data.val.length} validation tokens with lmdyn's 512-token tokenizer; ${shape.nLayers} layers, d = ${shape.dim}, ` +
-        `${STEPS} steps, seed ${SEED}: validation loss ${fmt(dyn.report.rows[0].val_loss)} → ${fmt(result.finalValLoss)} → ${run}\n\n` +
+        `${STEPS} steps, seed ${SEED}: validation loss ${fixed(dyn.report.rows[0].val_loss, 3)} → ${fixed(result.finalValLoss, 3)} → ${run}\n\n` +
         rows.join('\n') +
         (c && c.peak_retained !== null
-          ? `\n\ncoupling m_K (lower = more coupled) ${fmt(c.initial)} → ${fmt(c.final)}; farthest from step 0: ` +
-            `${fmt(c.peak)} at ${pct(c.peak_at)} of training, ${pct(c.peak_retained)} of that move kept at the end (proposed shape statistics)`
+          ? `\n\ncoupling m_K (lower = more coupled) ${fixed(c.initial, 3)} → ${fixed(c.final, 3)}; farthest from step 0: ` +
+            `${fixed(c.peak, 3)} at ${percent(c.peak_at)} of training, ${percent(c.peak_retained)} of that move kept at the end (proposed shape statistics)`
           : '') +
         `\n\n${STEPS} steps of a toy model show the pipeline, not the paper's Pythia-scale claim; ` +
         `\`lmdyn analyze coupling --checkpoints RUN\` on a longer run (README) → ${dir}/coupling`,
     );
   },
 };
-
-function pct(v: number | null): string {
-  return v === null ? '–' : `${(100 * v).toFixed(0)}%`;
-}
-
-function fmt(v: number | null): string {
-  return v === null || !Number.isFinite(v) ? '–' : v.toFixed(3);
-}

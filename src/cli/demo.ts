@@ -20,6 +20,8 @@ import { DEMO_STEPS } from './demo-steps.js';
 import type { DemoContext } from './demo-step.js';
 import { describeModel } from './info.js';
 import { progressPrinter } from './sweep.js';
+import { fixed } from '../report/format.js';
+import { meanFinite } from '../stats/describe.js';
 
 interface DemoFlags extends ModelFlags, EngineFlags {
   json?: boolean;
@@ -75,7 +77,7 @@ export function registerDemo(program: Command): void {
         'Trace: 4 samples, every resid_post, per-step logprob and entropy',
         `${traceDir}/ (trace.json, trace.safetensors, steps.parquet)\n` +
           `tensors: ${[...trace.states.keys()].join(', ')}: [${trace.samples.length}, ${trace.positions}, ${model.config.dim}]\n` +
-          `mean logprob ${fmt(meanFinite(trace.logprob))} nats, mean entropy ${fmt(meanFinite(trace.entropy))} nats`,
+          `mean logprob ${fixed(meanFinite(trace.logprob), 3)} nats, mean entropy ${fixed(meanFinite(trace.entropy), 3)} nats`,
       );
 
       const sweepDir = join(out, 'sweep');
@@ -97,7 +99,7 @@ export function registerDemo(program: Command): void {
       );
       const rows = sweep.configs.map((c) => {
         const t = readTrace(join(sweepDir, c.dir));
-        return `T ${String(c.sampling.temperature).padEnd(4)} top-p ${String(c.sampling.topP).padEnd(4)}  mean logprob ${fmt(meanFinite(t.logprob))}  entropy ${fmt(meanFinite(t.entropy))}  distinct tokens ${distinctRatio(t)}`;
+        return `T ${String(c.sampling.temperature).padEnd(4)} top-p ${String(c.sampling.topP).padEnd(4)}  mean logprob ${fixed(meanFinite(t.logprob), 3)}  entropy ${fixed(meanFinite(t.entropy), 3)}  distinct tokens ${distinctRatio(t)}`;
       });
       record('Decoding sweep', `${sweepDir}/sweep.json indexes ${sweep.configs.length} trace folders\n\n${rows.join('\n')}`);
 
@@ -139,24 +141,9 @@ function depthTable(model: Model, ids: number[]): string {
   return lines.join('\n');
 }
 
-function meanFinite(a: Float32Array): number {
-  let s = 0;
-  let n = 0;
-  for (const v of a) {
-    if (Number.isFinite(v)) {
-      s += v;
-      n++;
-    }
-  }
-  return n > 0 ? s / n : NaN;
-}
 
 /** Distinct generated tokens over generated tokens, pooled over samples. */
 function distinctRatio(t: Trace): string {
   const all = t.samples.flatMap((s) => s.ids);
   return all.length ? (new Set(all).size / all.length).toFixed(2) : '-';
-}
-
-function fmt(x: number): string {
-  return x.toFixed(3);
 }

@@ -16,14 +16,8 @@ import {
   type ModelFlags,
 } from './common.js';
 
-export interface SamplingFlags {
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  repetitionPenalty: number;
-  frequencyPenalty: number;
-  presencePenalty: number;
+/** The sampling flags: every SamplingConfig field, and the seed. */
+export interface SamplingFlags extends SamplingConfig {
   seed: number;
 }
 

@@ -10,6 +10,7 @@ import { readNpy } from '../io/npy.js';
 import { largestLifetime, ripsPersistence, type PersistenceResult } from '../stats/rips.js';
 import { parseInteger, parseNumber } from './args.js';
 import { cite } from '../papers.js';
+import { rounded } from '../report/format.js';
 
 interface PersistenceFlags {
   points: string;
@@ -88,7 +89,7 @@ export function parseCsvPoints(text: string, name = 'csv'): PointCloud {
 /** A readable barcode: counts per dimension and the longest intervals. */
 export function barcodeSummary(result: PersistenceResult, dim: number, defaultThreshold: boolean): string {
   const out: string[] = [];
-  const t = fmt(result.threshold);
+  const t = rounded(result.threshold, 6);
   out.push(`Vietoris–Rips persistence of ${result.n} points in R^${dim}, Z/2, threshold ${t}${defaultThreshold ? ' (enclosing radius)' : ''}`);
   for (let k = 0; k <= result.maxDim; k++) {
     const pairs = result.pairs.filter((p) => p.dim === k);
@@ -96,17 +97,13 @@ export function barcodeSummary(result: PersistenceResult, dim: number, defaultTh
     const finite = pairs.filter((p) => p.death !== null).sort((a, b) => (b.death as number) - b.birth - ((a.death as number) - a.birth));
     const longest = largestLifetime(pairs, k);
     const tag = k === 1 ? `  (= DMET P, ${cite('dmet')})` : '';
-    out.push(`H${k}: ${pairs.length} interval${pairs.length === 1 ? '' : 's'} (${essential} essential), longest finite lifetime ${fmt(longest)}${tag}`);
+    out.push(`H${k}: ${pairs.length} interval${pairs.length === 1 ? '' : 's'} (${essential} essential), longest finite lifetime ${rounded(longest, 6)}${tag}`);
     const shown = finite.slice(0, 10);
     if (shown.length > 0) {
       out.push(`  ${'birth'.padStart(12)} ${'death'.padStart(12)} ${'lifetime'.padStart(12)}`);
-      for (const p of shown) out.push(`  ${fmt(p.birth).padStart(12)} ${fmt(p.death as number).padStart(12)} ${fmt((p.death as number) - p.birth).padStart(12)}`);
+      for (const p of shown) out.push(`  ${rounded(p.birth, 6).padStart(12)} ${rounded(p.death as number, 6).padStart(12)} ${rounded((p.death as number) - p.birth, 6).padStart(12)}`);
       if (finite.length > shown.length) out.push(`  … ${finite.length - shown.length} shorter (--json lists all)`);
     }
   }
   return out.join('\n') + '\n';
-}
-
-function fmt(x: number): string {
-  return Number(x.toPrecision(6)).toString();
 }

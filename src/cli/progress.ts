@@ -1,3 +1,4 @@
+import { duration } from '../report/format.js';
 /**
  * Progress of a long command on stderr: a bar with rate and ETA redrawn in place on a terminal,
  * or (asked for with --progress when stderr is a pipe or file) a line at the start, every 2 s and
@@ -46,7 +47,7 @@ export function progress(o: ProgressOptions): Progress {
       last = t;
       drawn = true;
       const elapsed = (t - start) / 1000;
-      const eta = done > 0 ? formatSeconds((elapsed / done) * (total - done)) : '?';
+      const eta = done > 0 ? duration((elapsed / done) * (total - done)) : '?';
       const rate =
         elapsed > 0 ? `${(done / elapsed).toFixed(done / elapsed < 10 ? 1 : 0)} ${o.unit}/s` : '';
       const text = `${o.label}: ${done}/${total} ${o.unit}  ${rate}  ETA ${eta}`;
@@ -57,21 +58,9 @@ export function progress(o: ProgressOptions): Progress {
       } else stream.write(text + '\n');
     },
     finish() {
-      const elapsed = formatSeconds((now() - start) / 1000);
+      const elapsed = duration((now() - start) / 1000);
       const text = `${o.label}: ${lastDone}/${lastTotal} ${o.unit} in ${elapsed}`;
       stream.write(tty ? `\r${text}${' '.repeat(40)}\n` : text + '\n');
     },
   };
-}
-
-/** "42s", "3m05s", "1h02m". */
-export function formatSeconds(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  if (s < 60) return `${Math.round(s)}s`;
-  if (s < 3600) {
-    const m = Math.floor(s / 60);
-    return `${m}m${String(Math.round(s - 60 * m)).padStart(2, '0')}s`;
-  }
-  const h = Math.floor(s / 3600);
-  return `${h}h${String(Math.round((s - 3600 * h) / 60)).padStart(2, '0')}m`;
 }

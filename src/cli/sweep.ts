@@ -11,6 +11,7 @@ import { availableCores } from './common.js';
 import { defaultModel } from '../io/discover.js';
 import { defaultMaxMemory, parseHooks, parseLogitsMode } from './trace.js';
 import { printResult } from './common.js';
+import { duration } from '../report/format.js';
 
 interface SweepFlags {
   json?: boolean;
@@ -214,7 +215,7 @@ export function progressPrinter(
     const fresh = p.done - p.skipped;
     const elapsed = (Date.now() - start) / 1000;
     const rate = fresh > 0 ? elapsed / fresh : NaN;
-    const eta = Number.isFinite(rate) ? formatSeconds(rate * (p.total - p.done)) : '?';
+    const eta = duration(rate * (p.total - p.done)); // '?' while the rate is unknown
     const name = p.label ?? p.config?.dir;
     const label = name ? ` (${name})` : p.skipped > 0 ? ` (${p.skipped} already done)` : '';
     if (stream.isTTY) {
@@ -228,10 +229,4 @@ export function progressPrinter(
       stream.write(`${what}: ${p.done}/${p.total} ${units}${label}, ETA ${eta}\n`);
     }
   };
-}
-
-function formatSeconds(s: number): string {
-  if (s < 60) return `${Math.round(s)}s`;
-  const m = Math.floor(s / 60);
-  return `${m}m${String(Math.round(s - 60 * m)).padStart(2, '0')}s`;
 }

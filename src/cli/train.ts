@@ -13,6 +13,7 @@ import { DEFAULT_OPTIM, type OptimConfig } from '../train/optim.js';
 import { parseInteger, parseNumber } from './args.js';
 import { availableCores, printResult } from './common.js';
 import { progress as progressLine } from './progress.js';
+import { duration } from '../report/format.js';
 
 interface TrainFlags {
   json?: boolean;
@@ -318,7 +319,7 @@ function progressBar(stream: NodeJS.WriteStream): (p: StepReport) => void {
   return (p) => {
     if (p.valLoss !== null) lastVal = p.valLoss;
     const val = Number.isFinite(lastVal) ? ` val ${lastVal.toFixed(4)}` : '';
-    const text = `step ${p.step}/${p.steps} loss ${p.trainLoss.toFixed(4)}${val} lr ${p.lr.toExponential(2)} | ${p.tokensPerSecond.toFixed(0)} tok/s | ETA ${formatSeconds(p.etaSeconds)}`;
+    const text = `step ${p.step}/${p.steps} loss ${p.trainLoss.toFixed(4)}${val} lr ${p.lr.toExponential(2)} | ${p.tokensPerSecond.toFixed(0)} tok/s | ETA ${duration(p.etaSeconds)}`;
     if (stream.isTTY) {
       const width = 24;
       const filled = Math.round((width * p.step) / p.steps);
@@ -334,13 +335,4 @@ function progressBar(stream: NodeJS.WriteStream): (p: StepReport) => void {
       stream.write(`train: ${text}${p.checkpoint ? ' (checkpoint)' : ''}\n`);
     }
   };
-}
-
-function formatSeconds(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  if (s < 60) return `${Math.round(s)}s`;
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s - 3600 * h) / 60);
-  const sec = Math.round(s - 3600 * h - 60 * m);
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(sec).padStart(2, '0')}s`;
 }

@@ -1,12 +1,13 @@
 /**
- * The generation loop: prefill each prompt, then repeatedly take the last logits, shape them
- * into the next-token distribution (decode/sampling.ts, Hugging Face's order), sample with the
+ * The generation loop: prefill each prompt, then repeatedly take the last logits, pass them
+ * through the caller's logits processor if any (Hugging Face's LogitsProcessor), shape them into
+ * the next-token distribution (decode/sampling.ts, Hugging Face's order), sample with the
  * sequence's own seeded RNG, and feed the token back. Sequences of a batch advance together so
  * each step reads the weights once for all of them.
  */
 import { LmdynError } from '../errors.js';
 import type { Hook } from '../model/hooks.js';
-import type { Transformer } from '../model/forward.js';
+import type { KVCache, Transformer } from '../model/forward.js';
 import { createRng, type Rng } from '../tensor/rng.js';
 import {
   nextTokenDistribution,
@@ -44,6 +45,31 @@ export interface GenerationStep {
 
 export type FinishReason = 'eos' | 'length' | 'stopped';
 
+/** What a logits processor is told besides the logits and the history. */
+export interface LogitsProcessorContext {
+  /** Index of the sequence in the batch. */
+  seq: number;
+  /** 0 for the first generated token. */
+  step: number;
+  /**
+   * The sequence's own seeded RNG, the one the sampler draws from next: a processor that adds
+   * noise draws here, so a seed fixes noise and samples together.
+   */
+  rng: Rng;
+}
+
+/**
+ * Hugging Face's LogitsProcessor shape (`scores = processor(input_ids, scores)`): called on each
+ * step's logits before the penalties, temperature and warpers, with the sequence's history
+ * (prompt + generated ids). It changes `logits` in place (a copy: GenerationStep.logits stays the
+ * model's own); −∞ removes a token.
+ */
+export type LogitsProcessor = (
+  logits: Float32Array,
+  history: readonly number[],
+  context: LogitsProcessorContext,
+) => void;
+
 export interface GenerationOutput {
   promptIds: number[];
   ids: number[];
@@ -58,6 +84,14 @@ export interface GenerateOptions {
   stopIds?: readonly number[];
   /** Called for every generated token; return 'stop' to end that sequence. */
   onStep?: (step: GenerationStep) => void | 'stop';
+  /** Called on every step's logits before sampling (see LogitsProcessor). */
+  logitsProcessor?: LogitsProcessor;
+  /**
+   * Every request has the same prompt: prefill it once and copy its keys and values to the
+   * other sequences (a lens's trials from one context). Not with hooks, which must see every
+   * sequence's prompt.
+   */
+  sharedPrompt?: boolean;
   /**
    * Also run each sequence's last generated token through the model (its logits are not
    * needed, but hooks then see every position). Used by the trace recorder.
@@ -114,6 +148,8 @@ export function generateBatch(
       finish: 'length' as FinishReason,
     };
   });
+  const shared = options.sharedPrompt === true && requests.length > 1;
+  if (options.sharedPrompt) checkSharedPrompt(requests, options);
   const stop = new Set(options.stopIds ?? []);
   const extra = options.forwardLast ? 0 : 1;
   const capacity = Math.min(
@@ -124,11 +160,13 @@ export function generateBatch(
   const t0 = performance.now();
   let out = tf.forward(
     cache,
-    states.map((s, seq) => ({ seq, tokens: s.history })),
+    (shared ? states.slice(0, 1) : states).map((s, seq) => ({ seq, tokens: s.history })),
     { hooks: options.hooks },
   );
+  if (shared) copySequence(cache, 0, requests.length, tf.config.nLayers);
   const t1 = performance.now();
   let active = states.map((_, i) => i);
+  let rowOf = (row: number) => (shared ? 0 : row); // the prefill has one row when shared
   let generated = 0;
   let decodedRows = 0; // tokens forwarded after the prefill
   const tail: { seq: number; tokens: number[] }[] = []; // last tokens, for forwardLast
@@ -138,9 +176,16 @@ export function generateBatch(
     active.forEach((seq, row) => {
       const s = states[seq];
       if (s.done) return;
-      const logits = out.logits.subarray(row * vocab, (row + 1) * vocab);
-      const { probs, scores, kept, stats } = nextTokenDistribution(logits, s.history, s.sampling);
-      const token = sampleToken(probs, s.rng);
+      const r = rowOf(row);
+      const logits = out.logits.subarray(r * vocab, (r + 1) * vocab);
+      let shaped = logits;
+      if (options.logitsProcessor) {
+        shaped = logits.slice();
+        options.logitsProcessor(shaped, s.history, { seq, step: s.ids.length, rng: s.rng });
+      }
+      const { probs, scores, kept, stats } = nextTokenDistribution(shaped, s.history, s.sampling);
+      // greedy draws nothing, so a processor's draws are the sequence's whole stream
+      const token = sampleToken(probs, s.sampling.temperature === 0 ? null : s.rng);
       if (stop.has(token)) {
         s.done = true;
         s.finish = 'eos';
@@ -176,6 +221,7 @@ export function generateBatch(
     out = tf.forward(cache, next, { hooks: options.hooks });
     decodedRows += next.length;
     active = next.map((n) => n.seq);
+    rowOf = (row) => row;
   }
   if (options.forwardLast && tail.length > 0) {
     tf.forward(cache, tail, { hooks: options.hooks, logits: 'none' });
@@ -198,4 +244,31 @@ export function generateBatch(
         decodedRows > 0 ? (decodedRows / decodeMs) * 1000 : (generated / (t2 - t0)) * 1000,
     },
   };
+}
+
+function checkSharedPrompt(requests: readonly GenerationRequest[], options: GenerateOptions): void {
+  if (options.hooks?.length) {
+    throw new LmdynError('bad_argument', 'sharedPrompt cannot be combined with hooks');
+  }
+  const first = requests[0]?.promptIds ?? [];
+  requests.forEach((r, i) => {
+    if (r.promptIds.length !== first.length || r.promptIds.some((id, t) => id !== first[t])) {
+      throw new LmdynError(
+        'bad_argument',
+        `sharedPrompt: request ${i}'s prompt differs from request 0's`,
+      );
+    }
+  });
+}
+
+/** Copies sequence `from`'s keys, values, length and recorded tokens to sequences from + 1 … count − 1. */
+function copySequence(cache: KVCache, from: number, count: number, layers: number): void {
+  for (let b = from + 1; b < count; b++) {
+    for (let l = 0; l < layers; l++) {
+      cache.k[b][l].set(cache.k[from][l]);
+      cache.v[b][l].set(cache.v[from][l]);
+    }
+    cache.lengths[b] = cache.lengths[from];
+    cache.tokens[b] = [...cache.tokens[from]];
+  }
 }

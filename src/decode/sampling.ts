@@ -312,13 +312,6 @@ export function logSoftmax(logits: Float32Array): Float64Array {
   return out;
 }
 
-/** Shannon entropy H(p) = −Σ p_i log p_i in nats (papers.md §0.1); zero entries contribute 0. */
-export function entropy(probs: ArrayLike<number>): number {
-  let h = 0;
-  for (let i = 0; i < probs.length; i++) if (probs[i] > 0) h -= probs[i] * Math.log(probs[i]);
-  return h;
-}
-
 /**
  * Entropy and largest probability of a distribution from nextTokenDistribution, without a
  * logarithm per token: on the support p_i = exp(s_i − log Z), so H = log Z − Σ p_i s_i with

@@ -513,11 +513,13 @@ function assembleWeights(
 ): ModelWeights {
   const stored = (kind: TensorKind, layer: number): StoredTensor => {
     const t = tensors.get(tensorKey(kind, layer));
+    // Internal invariant, not user input: the plan lists every tensor the loader asks for.
     if (!t) throw new Error(`llama2c: tensor ${kind}.${layer} missing from the plan`);
     return t;
   };
   const get = (kind: TensorKind, layer = 0): Float32Array => {
     const t = stored(kind, layer);
+    // Internal invariant, not user input: the plan marks these tensors f32.
     if (!(t instanceof Float32Array)) throw new Error(`llama2c: tensor ${kind} is not f32`);
     return t;
   };

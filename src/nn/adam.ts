@@ -35,6 +35,7 @@ export function createAdam(size: number, options: AdamOptions = {}): Adam {
     step(params, grad) {
       const lr = this.lr;
       if (params.length !== size || grad.length !== size) {
+        // Internal invariant, not user input: the optimiser is built for the network it updates.
         throw new Error(`adam: ${params.length} params / ${grad.length} grads for size ${size}`);
       }
       t++;

@@ -8,6 +8,7 @@
  * Layer l maps a [n, in] batch to [n, out] by z = a·Wᵀ + b, then tanh on every layer but the
  * last (which stays linear). Forward and backward of each step sit side by side below.
  */
+import { LmdynError } from '../errors.js';
 import type { Rng } from '../tensor/rng.js';
 
 export interface Mlp {
@@ -46,7 +47,7 @@ export function mlpLayout(sizes: readonly number[]): { w: number[]; b: number[];
  */
 export function createMlp(sizes: readonly number[], rng: Rng, outputGain = 1): Mlp {
   if (sizes.length < 2 || sizes.some((s) => !Number.isInteger(s) || s < 1)) {
-    throw new Error(`createMlp: bad layer sizes [${sizes.join(', ')}]`);
+    throw new LmdynError('bad_argument', `createMlp: bad layer sizes [${sizes.join(', ')}]`);
   }
   const layout = mlpLayout(sizes);
   const params = new Float64Array(layout.total);
@@ -69,6 +70,7 @@ export function mlpForward(
 ): { out: Float64Array; tape: MlpTape } {
   const { sizes, params } = mlp;
   if (x.length < n * sizes[0])
+    // Internal invariant, not user input: callers pass batches of the width the network was built for.
     throw new Error(`mlpForward: ${x.length} values for ${n} × ${sizes[0]}`);
   const layout = mlpLayout(sizes);
   const acts: Float64Array[] = [x];

@@ -130,6 +130,7 @@ export function redisOptions(conn: QueueConnection): {
 function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
+    // Internal invariant, not user input: caught by the caller and reported as a network LmdynError naming the server.
     timer = setTimeout(() => reject(new Error(why)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));

@@ -146,6 +146,7 @@ class ThreadPool {
           const final = msg.code !== null && FINAL_ERRORS.has(msg.code as ErrorCode);
           this.jobs
             .get(msg.id)
+            // Internal invariant, not user input: a job's failure for BullMQ, not a CLI exit: a final LmdynError code makes it unrecoverable, anything else is retried.
             ?.reject(final ? new UnrecoverableError(msg.message) : new Error(msg.message));
         }
       });
@@ -153,9 +154,11 @@ class ThreadPool {
         if (!this.live.delete(thread)) return;
         const id = this.busy.get(thread);
         this.busy.delete(thread);
+        // Internal invariant, not user input: a crashed worker thread fails its job, which BullMQ retries.
         if (id !== undefined) this.jobs.get(id)?.reject(new Error(`worker thread ${why}`));
         this.idle = this.idle.filter((t) => t !== thread);
         if (this.closing) return;
+        // Internal invariant, not user input: a worker thread that dies before it is ready is a crash, not bad input.
         rejectReady(new Error(`worker thread ${why}`));
         this.log(`worker thread ${why}; starting another`);
         void this.spawn();

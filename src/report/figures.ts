@@ -5,7 +5,7 @@
  * split into parts that fit. Nothing here computes science; the numbers drawn are the lens's own.
  */
 import type { PlotSpec } from './plot.js';
-import { num } from './html.js';
+import { cell } from './format.js';
 
 type Json = Record<string, unknown>;
 
@@ -77,7 +77,7 @@ function constantHeatmap(spec: unknown): { field: string; value: string; cells: 
         const v: unknown = JSON.parse([...values][0]);
         found = {
           field: typeof c.title === 'string' ? c.title : (c.field as string),
-          value: typeof v === 'number' ? num(v) : String(v),
+          value: cell(v),
           cells: data.length,
         };
       }
@@ -145,7 +145,7 @@ export async function fitToWidth(
       for (let i = 0; i < values.length; i += size) chunks.push(values.slice(i, i + size));
       const parts = chunks.map((chunk, i) => {
         const keep = new Set(chunk.map((v) => JSON.stringify(v)));
-        const partText = `${label} ${fmt(chunk[0])}${chunk.length > 1 ? ` – ${fmt(chunk[chunk.length - 1])}` : ''} (part ${i + 1} of ${chunks.length})`;
+        const partText = `${label} ${cell(chunk[0])}${chunk.length > 1 ? ` – ${cell(chunk[chunk.length - 1])}` : ''} (part ${i + 1} of ${chunks.length})`;
         const title = specTitle(s);
         const next: Json = {
           ...s,
@@ -189,10 +189,6 @@ function distinct(
   if (values.every((v) => typeof v === 'number'))
     return values.sort((a, b) => (a as number) - (b as number));
   return values.sort((a, b) => String(a).localeCompare(String(b)));
-}
-
-function fmt(v: unknown): string {
-  return typeof v === 'number' ? num(v) : String(v);
 }
 
 function omit(o: Json, key: string): Json {

@@ -20,7 +20,7 @@ export function headlineOf(result: FoundResult): string | null {
   }
   const tagged = taggedMetrics(result.json).slice(0, 3);
   return tagged.length > 0
-    ? tagged.map((m) => `${m.path} ${fmt(m.value)} (${m.tag})`).join('; ')
+    ? tagged.map((m) => `${m.path} ${num(m.value)} (${m.tag})`).join('; ')
     : null;
 }
 
@@ -69,7 +69,7 @@ const HEADLINES: Readonly<Record<string, (json: Json) => string | null>> = {
     };
     const nll = mean('test NLL');
     const base = mean('test NLL, constant baseline');
-    return `${sets.length} data sets; mean test NLL ${fmt(nll)} nats against ${fmt(base)} for the constant baseline (proposed, lower is better)`;
+    return `${sets.length} data sets; mean test NLL ${num(nll)} nats against ${num(base)} for the constant baseline (proposed, lower is better)`;
   },
   gravity: (j) => {
     const h = obj(obj(j.sensitivity).headline);
@@ -106,10 +106,6 @@ const HEADLINES: Readonly<Record<string, (json: Json) => string | null>> = {
     return `${num(j.steps_done ?? null)} steps; validation loss ${num(obj(f.val_loss).value ?? null)} (perplexity ${num(obj(f.val_perplexity).value ?? null)})`;
   },
 };
-
-function fmt(v: unknown): string {
-  return typeof v === 'boolean' ? String(v) : num(v);
-}
 
 function str(v: unknown): string {
   return typeof v === 'string' ? v : '–';

@@ -3,6 +3,7 @@
  * so that many vega figures can share one page. Output is well-formed XML as well as HTML (every
  * element closed, only the five XML entities), so any XML parser can check a report.
  */
+import { tableNumber } from './format.js';
 
 /** Escapes text for element content and double-quoted attribute values. */
 export function esc(text: string): string {
@@ -25,16 +26,11 @@ export function table(
   return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${th}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
 
-/** A number for a table: 4 significant digits, exponent form for very small or large values. */
+/** A table cell in HTML: numbers by format.ts tableNumber (NaN spelt out), anything else escaped. */
 export function num(v: unknown): string {
-  if (v === null || v === undefined) return '–';
-  if (typeof v !== 'number') return esc(String(v));
-  if (Number.isNaN(v)) return 'NaN';
-  if (!Number.isFinite(v)) return v > 0 ? '∞' : '−∞';
-  if (Number.isInteger(v) && Math.abs(v) < 1e9) return String(v);
-  const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(3);
-  return String(Number(v.toPrecision(4)));
+  if (typeof v === 'number' && Number.isNaN(v)) return 'NaN';
+  if (typeof v === 'number' || v === null || v === undefined) return tableNumber(v);
+  return esc(String(v));
 }
 
 /** A papers.md tag as a coloured badge. */

@@ -17,16 +17,12 @@ import { readSweepGenerations, writeSweepLoops } from '../report/lenses/simplex.
 import { readSweepIndex, readTrace } from '../trace/store.js';
 import { runSweep } from '../trace/sweep.js';
 import type { SweepGrid, SweepPlan } from '../trace/types.js';
+import { rounded } from '../report/format.js';
 
 /** A section's markdown and the figures it embeds (file name under docs/results/img → SVG text). */
 export interface SectionOutput {
   text: string;
   figures: Record<string, string>;
-}
-
-/** Four significant digits (the pages' precision). */
-function fmt(v: number | null | undefined): string {
-  return v === null || v === undefined || !Number.isFinite(v) ? '–' : Number(v.toPrecision(4)).toString();
 }
 
 const MODEL = 'test/fixtures/models/stories260K/stories260K.bin';
@@ -96,10 +92,10 @@ export async function dmetSection(root: string): Promise<SectionOutput> {
           figures[`dmet-${name}.svg`] = readFileSync(join(out, 'dmet-plots', `${name}.svg`), 'utf8');
         const tr = report.temperature_trend;
         const rows = tr.temperature.map((t, i) => {
-          const v = (m: string) => fmt(tr.metrics[m].mean[i]);
+          const v = (m: string) => rounded(tr.metrics[m].mean[i], 4);
           return `| ${t} | ${v('C_mean')} | ${v('C_norm')} | ${v('silhouette')} | ${v('persistence')} | ${v('log_ppl')} | ${v('diversity')} |`;
         });
-        const rho = (m: string) => fmt(tr.metrics[m].spearman_rho);
+        const rho = (m: string) => rounded(tr.metrics[m].spearman_rho, 4);
         const t = report.tests;
         const tested = t.per_config_pearson.tests.filter((x) => x.p !== null).length;
         const b = report.balanced_region;
@@ -115,9 +111,9 @@ export async function dmetSection(root: string): Promise<SectionOutput> {
           '',
           `Spearman ρ with temperature (over the ${tr.temperature.length} means): C_mean ${rho('C_mean')}, silhouette ${rho('silhouette')}, persistence ${rho('persistence')}, log ppl ${rho('log_ppl')}, distinct-2 ${rho('diversity')}.`,
           `Per-configuration Pearson tests of metric against quality: ${t.per_config_pearson.significant_q05} of ${tested} at Benjamini–Hochberg q < 0.05.`,
-          `Balanced region (C_mean ≤ ${fmt(b.bounds.max_C_mean)}, distinct-2 ≥ ${fmt(b.bounds.min_diversity)}): ${b.configs.length ? b.configs.map((c) => `T ${c.temperature}/p ${c.top_p}`).join(', ') : 'none'}.`,
+          `Balanced region (C_mean ≤ ${rounded(b.bounds.max_C_mean, 4)}, distinct-2 ≥ ${rounded(b.bounds.min_diversity, 4)}): ${b.configs.length ? b.configs.map((c) => `T ${c.temperature}/p ${c.top_p}`).join(', ') : 'none'}.`,
           '',
-          `Shows: on this model and prompt the step length C ${(tr.metrics.C_mean.spearman_rho ?? 0) > 0 ? 'grows' : 'does not grow'} with temperature (Spearman ρ ${rho('C_mean')}; the paper reports less continuous trajectories at higher T) and log perplexity ${(tr.metrics.log_ppl.spearman_rho ?? 0) > 0 ? 'rises' : 'does not rise'} with it (ρ ${rho('log_ppl')}); the silhouette is at most ${fmt(Math.max(...tr.metrics.silhouette.mean.filter((x): x is number => x !== null)))}, against the paper’s published 0.76.`,
+          `Shows: on this model and prompt the step length C ${(tr.metrics.C_mean.spearman_rho ?? 0) > 0 ? 'grows' : 'does not grow'} with temperature (Spearman ρ ${rho('C_mean')}; the paper reports less continuous trajectories at higher T) and log perplexity ${(tr.metrics.log_ppl.spearman_rho ?? 0) > 0 ? 'rises' : 'does not rise'} with it (ρ ${rho('log_ppl')}); the silhouette is at most ${rounded(Math.max(...tr.metrics.silhouette.mean.filter((x): x is number => x !== null)), 4)}, against the paper’s published 0.76.`,
           'Does not show: anything across prompts or models (one prompt, one 260K-parameter model), nor the paper’s sentence-T5 coherence (not available offline; ours is proposed).',
           '',
           'Means per grid cell (★ = the balanced region), and the trend with temperature:',
@@ -158,17 +154,17 @@ export async function sdeSection(root: string): Promise<SectionOutput> {
       const m = d.analyses.moments.summary;
       const res = d.headline.filter((h) => h.name.startsWith('residuals:'));
       const text = [
-        `Model \`${MODEL}\`, prompt “${PROMPT}”, T ${r.temperature}, ${r.samples} paths of ${r.maxTokens} tokens (seed ${r.seed}), states \`${report.states.hook}\` → PCA k = ${report.states.k} (${fmt(100 * report.states.pca.explained_variance_ratio.reduce((a, b) => a + b, 0))} % of the variance); ${report.time.definition}; fit seed ${report.seed}, split by ${d.split.mode} (${d.split.train_paths}/${d.split.validation_paths}/${d.split.test_paths} paths).`,
+        `Model \`${MODEL}\`, prompt “${PROMPT}”, T ${r.temperature}, ${r.samples} paths of ${r.maxTokens} tokens (seed ${r.seed}), states \`${report.states.hook}\` → PCA k = ${report.states.k} (${rounded(100 * report.states.pca.explained_variance_ratio.reduce((a, b) => a + b, 0), 4)} % of the variance); ${report.time.definition}; fit seed ${report.seed}, split by ${d.split.mode} (${d.split.train_paths}/${d.split.validation_paths}/${d.split.test_paths} paths).`,
         '',
         '| held-out NLL (nats per increment) | value |',
         '| --- | --- |',
-        `| neural SDE (drift + diagonal diffusion MLPs) | ${fmt(v.nll.model.test)} |`,
-        `| linear OU / VAR(1) Gaussian baseline | ${fmt(v.nll.linear_test)} |`,
-        `| binned Kramers–Moyal | ${fmt(v.nll.kramers_moyal_test)} |`,
-        `| constant drift and diffusion | ${fmt(v.nll.constant_test)} |`,
+        `| neural SDE (drift + diagonal diffusion MLPs) | ${rounded(v.nll.model.test, 4)} |`,
+        `| linear OU / VAR(1) Gaussian baseline | ${rounded(v.nll.linear_test, 4)} |`,
+        `| binned Kramers–Moyal | ${rounded(v.nll.kramers_moyal_test, 4)} |`,
+        `| constant drift and diffusion | ${rounded(v.nll.constant_test, 4)} |`,
         '',
-        `Simulated against real: mean KS distance of increments ${fmt(v.ks_increments.mean_d)}; MMD² of end states ${fmt(v.mmd_end_states.mmd2)} (permutation p ${fmt(v.mmd_end_states.p)}); mean error ${fmt(m.mean_error_relative)} of the states’ spread; Σ_t tr Σ simulated/real ${fmt(m.trace_ratio_mean)} (last step ${fmt(m.trace_ratio_end)}); fitted in ${d.fit.epochs} epochs (best ${d.fit.best_epoch}).`,
-        `Residual checks on held-out paths: ${res.map((h) => `${h.name.slice(11)} ${fmt(h.value)}`).join('; ')}.`,
+        `Simulated against real: mean KS distance of increments ${rounded(v.ks_increments.mean_d, 4)}; MMD² of end states ${rounded(v.mmd_end_states.mmd2, 4)} (permutation p ${rounded(v.mmd_end_states.p, 4)}); mean error ${rounded(m.mean_error_relative, 4)} of the states’ spread; Σ_t tr Σ simulated/real ${rounded(m.trace_ratio_mean, 4)} (last step ${rounded(m.trace_ratio_end, 4)}); fitted in ${d.fit.epochs} epochs (best ${d.fit.best_epoch}).`,
+        `Residual checks on held-out paths: ${res.map((h) => `${h.name.slice(11)} ${rounded(h.value, 4)}`).join('; ')}.`,
         '',
         `Shows: ${v.nll.model.test !== null && v.nll.linear_test !== null && v.nll.model.test < v.nll.linear_test ? 'the fitted SDE beats the linear OU / VAR(1) baseline on held-out paths (the honest reference), and the constant and Kramers–Moyal baselines by more' : 'the fitted SDE does not beat the linear OU / VAR(1) baseline on held-out paths'}.`,
         'Does not show: that the Gaussian increments of dX = μ dt + σ dW describe these paths well — the residual checks say whether the standardised residuals look Gaussian; one temperature, one prompt, one small model. Every SDE metric is proposed (the SDE form is the paper’s; diagonal σ and the linear baseline are ours).',
@@ -214,9 +210,9 @@ export async function simplexSection(root: string): Promise<SectionOutput> {
           .map((c) => {
             const s = c.summary;
             const esc = c.escape.by_sigma.map((b) =>
-              b.probability === null ? '–' : `${fmt(b.probability)} (${b.escaped}/${b.trials})`,
+              b.probability === null ? '–' : `${rounded(b.probability, 4)} (${b.escaped}/${b.trials})`,
             );
-            return `| ${c.label} | ${s.loops}/${s.distinct_sequences}${s.distinct_sequences < s.samples ? ` (of ${s.samples})` : ''} | ${fmt(s.loop_rate)} [${fmt(s.loop_rate_ci95[0])}, ${fmt(s.loop_rate_ci95[1])}] | ${fmt(s.mean_period)} | ${s.time_to_loop === null ? '–' : fmt(s.time_to_loop.median)} | ${esc.join(' | ')} |`;
+            return `| ${c.label} | ${s.loops}/${s.distinct_sequences}${s.distinct_sequences < s.samples ? ` (of ${s.samples})` : ''} | ${rounded(s.loop_rate, 4)} [${rounded(s.loop_rate_ci95[0], 4)}, ${rounded(s.loop_rate_ci95[1], 4)}] | ${rounded(s.mean_period, 4)} | ${s.time_to_loop === null ? '–' : rounded(s.time_to_loop.median, 4)} | ${esc.join(' | ')} |`;
           });
         const none = loops.configs.filter((c) => c.summary.loops === 0).map((c) => c.label);
         const amplifying = loops.configs.filter((c) => c.sampling.repetitionPenalty < 1);

@@ -13,6 +13,7 @@ import { analyzeCoupling, type CouplingConvention } from '../lenses/coupling/ana
 import { readParaphrases, defaultParaphrasePaths } from '../io/data.js';
 import { classifierOf } from '../lenses/gravity/field.js';
 import { analyzeSensitivity } from '../lenses/gravity/sensitivity.js';
+import { rounded } from '../report/format.js';
 import { dmetSection, sdeSection, simplexSection, type SectionOutput } from './dynamics.js';
 
 export interface ResultSection {
@@ -113,11 +114,6 @@ export async function resultFiles(
   return { pages, figures };
 }
 
-/** Four significant digits, the precision every page prints. */
-export function fmt(v: number | null): string {
-  return v === null || !Number.isFinite(v) ? '–' : Number(v.toPrecision(4)).toString();
-}
-
 async function couplingSection(
   root: string,
   name: keyof typeof RESULT_MODELS,
@@ -136,7 +132,7 @@ async function couplingSection(
     .filter((w): w is NonNullable<typeof w> => w !== null)
     .map((w) => {
       const level = w.model_coupling.no_shared_basis.by_k[0];
-      return `| ${w.weights} | ${fmt(w.model_coupling.by_k[0].value)} | ${fmt(level.mean)} ± ${fmt(level.sd)} | ${fmt(w.lss.mean)} | ${fmt(w.growth.rate)} | ${fmt(w.fidelity.mean)} (${w.fidelity.tag}) |`;
+      return `| ${w.weights} | ${rounded(w.model_coupling.by_k[0].value, 4)} | ${rounded(level.mean, 4)} ± ${rounded(level.sd, 4)} | ${rounded(w.lss.mean, 4)} | ${rounded(w.growth.rate, 4)} | ${rounded(w.fidelity.mean, 4)} (${w.fidelity.tag}) |`;
     });
   const t = r.trained.model_coupling;
   const below = t.by_k[0].value < t.no_shared_basis.by_k[0].mean - 2 * t.no_shared_basis.by_k[0].sd;
@@ -162,7 +158,7 @@ async function gravitySection(root: string): Promise<string> {
     .filter((c) => c.domain === 'all')
     .map(
       (c) =>
-        `| ${c.level} | ${c.x} | ${c.n} | ${fmt(c.spearman_rho)} | ${fmt(c.spearman_p)} | ${fmt(c.spearman_q)} | ${fmt(c.pearson_r)} | ${fmt(c.pearson_q)} |`,
+        `| ${c.level} | ${c.x} | ${c.n} | ${rounded(c.spearman_rho, 4)} | ${rounded(c.spearman_p, 4)} | ${rounded(c.spearman_q, 4)} | ${rounded(c.pearson_r, 4)} | ${rounded(c.pearson_q, 4)} |`,
     );
   const h = s.headline;
   return [
@@ -172,7 +168,7 @@ async function gravitySection(root: string): Promise<string> {
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',
-    `Shows: over sets, Spearman ρ(κ, JSD) = ${fmt(h.spearman_rho)} with q = ${fmt(h.spearman_q)} after the correction, and Pearson r = ${fmt(h.pearson_r)}; δᵀGδ tracks JSD because JSD ≈ δᵀGδ/8 to second order (a check, not a finding).`,
+    `Shows: over sets, Spearman ρ(κ, JSD) = ${rounded(h.spearman_rho, 4)} with q = ${rounded(h.spearman_q, 4)} after the correction, and Pearson r = ${rounded(h.pearson_r, 4)}; δᵀGδ tracks JSD because JSD ≈ δᵀGδ/8 to second order (a check, not a finding).`,
     'Does not show: that curvature predicts sensitivity in general — pairs share members (pair p-values are optimistic), one small model, one set of paraphrases.',
   ].join('\n');
 }

@@ -8,7 +8,7 @@
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import { generateText, openModel } from '../api.js';
 import { encodePrompt, type Model } from '../model/model.js';
-import { entropy } from '../decode/sampling.js';
+import { entropy } from '../stats/describe.js';
 import { LmdynError } from '../errors.js';
 import { IncrementalText, label, topTokens } from './incremental-text.js';
 import { LIVE_LENSES } from './live-lenses.js';
@@ -16,6 +16,7 @@ import { LiveTrajectory } from './live-trajectory.js';
 import type { EngineEvent, EngineJob } from './engine.js';
 
 const port: MessagePort = (() => {
+  // Internal invariant, not user input: only the server starts this file, as a worker thread.
   if (!parentPort) throw new Error('engine-worker runs as a worker thread');
   return parentPort;
 })();

@@ -7,6 +7,7 @@
  * reproducible here but do not reproduce scikit-learn's random stream (papers.md §1.4: compare
  * distributions, not values).
  */
+import { LmdynError } from '../errors.js';
 import { createRng, type Rng } from '../tensor/rng.js';
 
 export interface KMeansOptions {
@@ -42,8 +43,9 @@ export function kmeans(
   dim: number,
   options: KMeansOptions,
 ): KMeansResult {
-  if (points.length !== n * dim) throw new Error(`kmeans: ${points.length} values for ${n}×${dim}`);
-  if (n < 1) throw new Error('kmeans: no points');
+  if (points.length !== n * dim)
+    throw new LmdynError('bad_argument', `kmeans: ${points.length} values for ${n}×${dim}`);
+  if (n < 1) throw new LmdynError('bad_argument', 'kmeans: no points');
   const k = Math.max(1, Math.min(options.k, n));
   const nInit = options.nInit ?? 1;
   const maxIter = options.maxIter ?? 300;
@@ -84,7 +86,8 @@ export function silhouetteSamples(
   dim: number,
   labels: ArrayLike<number>,
 ): Float64Array | null {
-  if (labels.length !== n) throw new Error(`silhouette: ${labels.length} labels for ${n} points`);
+  if (labels.length !== n)
+    throw new LmdynError('bad_argument', `silhouette: ${labels.length} labels for ${n} points`);
   const ids = [...new Set(Array.from(labels))].sort((a, b) => a - b);
   if (ids.length < 2 || ids.length > n - 1) return null;
   const slot = new Map(ids.map((id, j) => [id, j]));

@@ -13,9 +13,9 @@
  * (`MixedLM.hessian`), not the GLS covariance σ²(XᵀV⁻¹X)⁻¹, which ignores the uncertainty in λ
  * and is smaller; the GLS values are kept beside them as `seGls`.
  */
-import { regularizedBeta } from '../lenses/coupling/correlate.js';
-import { erfc } from '../tensor/special.js';
+import { LmdynError } from '../errors.js';
 import { clampProbability } from './guards.js';
+import { erfc, regularizedBeta } from './special.js';
 
 export { erfc }; // the one copy lives in tensor/special.ts (the GELU kernel uses it too)
 export { clampProbability, isConstant } from './guards.js';
@@ -211,7 +211,10 @@ function design(columns: Columns, n: number): Float64Array {
   const x = new Float64Array(n * p);
   columns.forEach((col, j) => {
     if (col.length !== n)
-      throw new Error(`regression: column ${j} has ${col.length} values, y has ${n}`);
+      throw new LmdynError(
+        'bad_argument',
+        `regression: column ${j} has ${col.length} values, y has ${n}`,
+      );
     for (let i = 0; i < n; i++) x[i * p + j] = col[i];
   });
   return x;

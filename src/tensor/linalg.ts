@@ -14,6 +14,7 @@
  * Jacobians; the cost is O(sweeps·n³): fine for the d ≤ 512 Jacobians it is used on.
  * Larger matrices go through `topSvd`, which never forms a full decomposition.
  */
+import { LmdynError } from '../errors.js';
 import { newMatrix } from './matrix.js';
 import { allocF32, freeF32 } from './memory.js';
 import { matmul } from './ops.js';
@@ -35,7 +36,8 @@ export interface Svd {
  * (the columns of Rᵀ), which converges in a few sweeps even for graded or rank-deficient A.
  */
 export function svd(a: ArrayLike<number>, m: number, n: number): Svd {
-  if (a.length !== m * n) throw new Error(`svd: ${a.length} values for a ${m}×${n} matrix`);
+  if (a.length !== m * n)
+    throw new LmdynError('bad_argument', `svd: ${a.length} values for a ${m}×${n} matrix`);
   if (m < n) {
     const t = svd(transpose(a, m, n), n, m); // Aᵀ = V S Uᵀ
     return { m, n, k: t.k, s: t.s, u: t.v, v: t.u };
@@ -77,7 +79,10 @@ export function svd(a: ArrayLike<number>, m: number, n: number): Svd {
  */
 export function singularValues(a: ArrayLike<number>, m: number, n: number): Float64Array {
   if (a.length !== m * n)
-    throw new Error(`singularValues: ${a.length} values for a ${m}×${n} matrix`);
+    throw new LmdynError(
+      'bad_argument',
+      `singularValues: ${a.length} values for a ${m}×${n} matrix`,
+    );
   if (m < n) return singularValues(transpose(a, m, n), n, m);
   const { d, e } = bidiagonalise(a, m, n);
   // T = BᵀB: T_ii = d_i² + e_{i−1}², T_{i,i+1} = d_i·e_i  (B upper bidiagonal: diagonal d, super e)
@@ -211,7 +216,8 @@ export interface SymEig {
 
 /** Symmetric eigendecomposition by cyclic Jacobi rotations in float64 (only the upper triangle is read). */
 export function symEig(a: ArrayLike<number>, n: number): SymEig {
-  if (a.length !== n * n) throw new Error(`symEig: ${a.length} values for a ${n}×${n} matrix`);
+  if (a.length !== n * n)
+    throw new LmdynError('bad_argument', `symEig: ${a.length} values for a ${n}×${n} matrix`);
   const s = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     for (let j = i; j < n; j++) {
@@ -286,7 +292,8 @@ export interface Pca {
 
 /** PCA of the rows of x [n, d] through the SVD of the centred data (as scikit-learn's PCA). */
 export function pca(x: ArrayLike<number>, n: number, d: number, k: number): Pca {
-  if (x.length !== n * d) throw new Error(`pca: ${x.length} values for ${n} samples of ${d}`);
+  if (x.length !== n * d)
+    throw new LmdynError('bad_argument', `pca: ${x.length} values for ${n} samples of ${d}`);
   const mean = new Float64Array(d);
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += x[i * d + j] / n;
   const xc = new Float64Array(n * d);

@@ -2,6 +2,7 @@
  * The matrix types the kernels work on and the one constructor of an f32 matrix. The model's
  * weights (model/types.ts) are made of these.
  */
+import { LmdynError } from '../errors.js';
 
 /**
  * A weight matrix [rows, cols]. `format` says how the forward pass's matmul reads it:
@@ -49,7 +50,10 @@ export interface H16Matrix {
 
 export function newMatrix(rows: number, cols: number, data: Float32Array): F32Matrix {
   if (data.length !== rows * cols) {
-    throw new Error(`matrix data has ${data.length} values, expected ${rows}x${cols}`);
+    throw new LmdynError(
+      'bad_argument',
+      `matrix data has ${data.length} values, expected ${rows}x${cols}`,
+    );
   }
   return { format: 'f32', rows, cols, data };
 }

@@ -131,6 +131,7 @@ function allocBlock(bytes: number): { buffer: ArrayBufferLike; offset: number } 
 
 function freeBlock(arr: ArrayBufferView): void {
   if (!arena || !inArena(arr)) return;
+  // Internal invariant, not user input: frees only what allocF32 returned.
   if (!freeAt(arr.byteOffset)) throw new Error('free: not the start of a live arena block');
 }
 

@@ -28,6 +28,7 @@ export function newQ80Matrix(
 ): Q80Matrix {
   checkGroupSize(cols, groupSize);
   if (q.length !== rows * cols || scales.length !== (rows * cols) / groupSize) {
+    // Internal invariant, not user input: the readers and quantizeQ80 size q and scales from the same shape.
     throw new Error(
       `Q8_0 matrix ${rows}x${cols}/${groupSize} needs ${rows * cols} values and ${(rows * cols) / groupSize} scales, got ${q.length} and ${scales.length}`,
     );
@@ -153,6 +154,8 @@ export function matmulQ80Js(out: Float32Array, x: Float32Array, w: Q80Matrix, n:
 
 function checkGroupSize(cols: number, groupSize: number): void {
   if (!(groupSize > 0 && groupSize % 16 === 0 && cols % groupSize === 0)) {
+    // Internal invariant, not user input: quantizeWeightsQ80 picks a fitting group size (or keeps
+    // the matrix f32) and the llama2.c reader checks the file's group_size first.
     throw new Error(`Q8_0 group size ${groupSize} must be a multiple of 16 dividing cols ${cols}`);
   }
 }

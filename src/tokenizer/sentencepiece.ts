@@ -53,6 +53,7 @@ export class SentencePieceTokenizer implements Tokenizer {
   constructor(kind: 'llama2c' | 'gguf', vocab: SentencePieceVocabulary) {
     const n = vocab.pieces.length;
     if (vocab.scores.length !== n || vocab.byteIds.length !== 256) {
+      // Internal invariant, not user input: the llama2.c and GGUF readers check the arrays' lengths.
       throw new Error(
         `sentencepiece: ${n} pieces but ${vocab.scores.length} scores, ${vocab.byteIds.length} byte ids`,
       );

@@ -210,6 +210,7 @@ async function startWorker(setup: WorkerSetup): Promise<WorkerHandle> {
   };
   worker.on('error', fail);
   worker.on('exit', (code) => {
+    // Internal invariant, not user input: the training worker thread crashed.
     if (code !== 0) fail(new Error(`training worker exited with code ${code}`));
   });
   await new Promise<void>((resolve, reject) => {

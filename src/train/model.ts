@@ -183,6 +183,7 @@ export interface ParamViews {
 export function paramViews(flat: Vec, s: TrainShape): ParamViews {
   const { tensors, total } = paramLayout(s);
   if (flat.length !== total)
+    // Internal invariant, not user input: the buffer is allocated from the same layout.
     throw new Error(`parameter buffer has ${flat.length} values, expected ${total}`);
   const at = new Map(tensors.map((t) => [t.name, t]));
   const view = (first: string, last = first): Vec => {
@@ -255,6 +256,7 @@ function sourceTensor(w: ModelWeights, name: string): Float32Array {
     case 'feed_forward.w2.weight':
       return l.wDown.data;
   }
+  // Internal invariant, not user input: names come from the architecture table above.
   throw new Error(`unknown tensor ${name}`);
 }
 
@@ -518,6 +520,7 @@ export class TrainGraph {
 
   private forward(p: ParamViews, tokens: ArrayLike<number>, m: number): void {
     if (!(m >= 1 && m <= this.maxSeqs))
+      // Internal invariant, not user input: the training loop sizes micro-batches to the graph it built.
       throw new Error(`micro-batch of ${m} sequences; the graph holds ${this.maxSeqs}`);
     const N = m * this.T;
     const { d, hd, qDim, qkvDim, H, V } = this.dims;

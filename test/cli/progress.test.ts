@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { formatSeconds, progress } from '../../src/cli/progress.js';
+import { progress } from '../../src/cli/progress.js';
+import { duration } from '../../src/report/format.js';
 import { model } from '../helpers/paths.js';
 
 function fakeStream(isTTY: boolean): { stream: NodeJS.WriteStream; text: () => string } {
@@ -63,8 +64,8 @@ test('progress: rate and ETA by hand; lines every 2 s on a pipe with --progress;
     tty.text(),
     /^\r\[#{6}-{18}\] distill: 12\/48 samples {2}12 samples\/s {2}ETA 3s {3}$/,
   );
-  assert.equal(formatSeconds(185), '3m05s');
-  assert.equal(formatSeconds(3720), '1h02m');
+  assert.equal(duration(185), '3m05s');
+  assert.equal(duration(3720), '1h02m');
 });
 
 test('lmdyn trace --progress prints steps with ETA on stderr; without it stderr stays quiet', () => {

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import {
   applyPenalties,
   defaultSampling,
-  entropy,
   logSoftmax,
   nextTokenDistribution,
   sampleToken,
@@ -11,6 +10,7 @@ import {
   type SamplingConfig,
 } from '../../src/decode/sampling.js';
 import { LmdynError } from '../../src/errors.js';
+import { entropy } from '../../src/stats/describe.js';
 import { createRng } from '../../src/tensor/rng.js';
 
 // References: hand-computed closed forms (arithmetic in the comments, exp values to 6 digits),

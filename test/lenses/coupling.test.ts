@@ -15,7 +15,7 @@ import {
   type CouplingReport,
   type WeightsReport,
 } from '../../src/lenses/coupling/analyze.js';
-import { correlate } from '../../src/lenses/coupling/correlate.js';
+import { correlate } from '../../src/stats/correlate.js';
 import {
   couplingMetric,
   exponentialGrowth,

@@ -24,7 +24,6 @@ import {
   basin,
   boltzmann,
   classifierOf,
-  entropyOf,
   fisher,
   fisherEigenvalues,
   fisherMatrix,
@@ -40,6 +39,7 @@ import {
   wellDepth,
   type Classifier,
 } from '../../src/lenses/gravity/field.js';
+import { entropy } from '../../src/stats/describe.js';
 import { analyzeSensitivity } from '../../src/lenses/gravity/sensitivity.js';
 import { distinctN, wordsOf } from '../../src/lenses/gravity/temperature.js';
 import {
@@ -321,7 +321,7 @@ test('masses, depth, basin and JSD: hand-computed values', () => {
   // entropy is non-decreasing in T
   let last = -1;
   for (const T of [0.1, 0.5, 1, 2, 5]) {
-    const h = entropyOf(boltzmann(phi, T));
+    const h = entropy(boltzmann(phi, T));
     assert.ok(h >= last);
     last = h;
   }

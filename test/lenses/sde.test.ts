@@ -24,7 +24,7 @@ import { registerSdeLens } from '../../src/cli/analyze-sde.js';
 import { LmdynError } from '../../src/errors.js';
 import { analyzeDataset, linearBaseline, linearNll } from '../../src/lenses/sde/analyses.js';
 import type { SdeModelFile, SdeReport } from '../../src/lenses/sde/analyze.js';
-import { eigenvalues, solve } from '../../src/lenses/sde/dense.js';
+import { eigenvalues, solve } from '../../src/tensor/eigen.js';
 import { kmLookup, kramersMoyal } from '../../src/lenses/sde/km.js';
 import {
   driftJacobian,
@@ -46,16 +46,13 @@ import { eulerMaruyama } from '../../src/lenses/sde/simulate.js';
 import { fitStatePca, projectPaths, traceTrajectories } from '../../src/lenses/sde/states.js';
 import {
   autocorrelation,
-  chiSquareSurvival,
-  erfc,
   kolmogorovSurvival,
   ksNormal,
   ksTwoSample,
   mmd,
   moments,
-  normalCdf,
-  normalQuantile,
 } from '../../src/lenses/sde/stats.js';
+import { chiSquareSurvival, erfc, normalCdf, normalQuantile } from '../../src/stats/special.js';
 import {
   doubleWellSde,
   ouSde,

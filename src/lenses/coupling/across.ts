@@ -9,7 +9,7 @@ import type { Model } from '../../model/model.js';
 import { LmdynError } from '../../errors.js';
 import { VERSION } from '../../version.js';
 import { analyzeCoupling, type CouplingOptions, type CouplingReport, type Tag } from './analyze.js';
-import { correlate, type Correlation } from './correlate.js';
+import { correlate, type Correlation } from '../../stats/correlate.js';
 import { paperRef } from '../../papers.js';
 
 export interface ModelRow {

@@ -17,16 +17,15 @@ import {
 import { parameterCount, type ModelConfig } from '../../model/types.js';
 import { matrixOperator, singularValues, svd, topSvd, type Svd } from '../../tensor/linalg.js';
 import { createRng, type Rng } from '../../tensor/rng.js';
+import { linearFit, mean } from '../../stats/describe.js';
 import { allocF32, freeF32 } from '../../tensor/memory.js';
 import { layernorm, rmsnorm } from '../../tensor/ops.js';
 import { VERSION } from '../../version.js';
 import {
   couplingMetric,
   exponentialGrowth,
-  linearFit,
   linearisationFidelity,
   lineShapeScore,
-  mean,
   stateNorms,
   stepSizes,
   type Coupling,

@@ -6,6 +6,7 @@ import { newMatrix } from '../../tensor/matrix.js';
 import { allocF32, freeF32, inArena } from '../../tensor/memory.js';
 import { matmul } from '../../tensor/ops.js';
 import type { Svd } from '../../tensor/linalg.js';
+import { cosine, linearFit, mean } from '../../stats/describe.js';
 
 /** m_K and its variants for one K (§5.3). */
 export interface Coupling {
@@ -33,6 +34,7 @@ export function couplingMetric(
 ): Coupling[] {
   const kMax = Math.max(...ks);
   if (kMax > basis2.k || kMax > s1.length)
+    // Internal invariant, not user input: analyze.ts clips K to the triplets it computes.
     throw new Error(`couplingMetric: K = ${kMax} exceeds the singular triplets kept`);
   // P = U₂ᵀ J₁ V₂ and Q = V₂ᵀ J₁ U₂ (both [kMax, kMax]) from J₁ applied to the basis vectors.
   const p = projectedMatrix(j1, d, basis2.u, basis2.v, kMax);
@@ -158,48 +160,6 @@ export function linearisedState(
     x = next;
   }
   return x;
-}
-
-export interface LinearFit {
-  slope: number;
-  intercept: number;
-  r2: number;
-}
-
-/** Ordinary least squares y = intercept + slope·x; r2 = 1 − SS_res/SS_tot (1 when y is constant and fitted exactly). */
-export function linearFit(x: readonly number[], y: readonly number[]): LinearFit {
-  const n = x.length;
-  const mx = x.reduce((a, b) => a + b, 0) / n;
-  const my = y.reduce((a, b) => a + b, 0) / n;
-  let sxx = 0;
-  let sxy = 0;
-  let syy = 0;
-  for (let i = 0; i < n; i++) {
-    sxx += (x[i] - mx) ** 2;
-    sxy += (x[i] - mx) * (y[i] - my);
-    syy += (y[i] - my) ** 2;
-  }
-  const slope = sxx > 0 ? sxy / sxx : 0;
-  const intercept = my - slope * mx;
-  let ssRes = 0;
-  for (let i = 0; i < n; i++) ssRes += (y[i] - intercept - slope * x[i]) ** 2;
-  return { slope, intercept, r2: syy > 0 ? 1 - ssRes / syy : 1 };
-}
-
-export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
-
-export function mean(v: readonly number[]): number {
-  return v.reduce((a, b) => a + b, 0) / v.length;
 }
 
 /** Population standard deviation over mean. */

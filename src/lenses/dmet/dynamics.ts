@@ -5,6 +5,7 @@
  * continuity C, jump steps, clustering quality Q (k-means++, silhouette), topological
  * persistence P (largest H1 lifetime of the Rips filtration) and, optionally, predictability.
  */
+import { LmdynError } from '../../errors.js';
 import { kmeans, silhouetteScore } from '../../stats/cluster.js';
 import { multiLeastSquares } from '../../stats/regression.js';
 import { largestLifetime, ripsPersistence, type PersistencePair } from '../../stats/rips.js';
@@ -97,6 +98,7 @@ export function sequenceDynamics(
   let curve: Float64Array;
   let ratio: number[];
   if (options.space === 'pooled') {
+    // Internal invariant, not user input: analyze.ts fits the pooled projection before asking for space 'pooled'.
     if (!pooled) throw new Error('sequenceDynamics: space pooled needs the pooled projection');
     curve = applyProjection(h, n, d, pooled);
     space = curve;
@@ -212,7 +214,11 @@ export function stateContinuity(
   bugCompatible = false,
 ): Continuity {
   if (bugCompatible) {
-    if (dim < 2) throw new Error('stateContinuity: bug-compatible mode needs two components');
+    if (dim < 2)
+      throw new LmdynError(
+        'bad_argument',
+        'stateContinuity: bug-compatible mode needs two components',
+      );
     const per: number[] = [];
     for (let t = 0; t < n; t++) per.push(Math.abs(z[t * dim + 1] - z[t * dim]));
     const m = per.reduce((a, b) => a + b, 0) / Math.max(per.length, 1);
@@ -323,7 +329,11 @@ export class PooledFit {
   finish(): PooledProjection {
     const d = this.d;
     const n = this.rows;
-    if (n < 2 || !this.shift) throw new Error('PooledFit: fewer than two rows');
+    if (n < 2 || !this.shift)
+      throw new LmdynError(
+        'bad_argument',
+        `the pooled PCA needs at least two states from sequences long enough to analyse, got ${n}; record longer generations (--max-tokens) or use --space per-sequence`,
+      );
     const mu = Float64Array.from(this.sum, (v) => v / n); // mean of shifted rows
     const cov = new Float64Array(d * d); // population covariance
     for (let j = 0; j < d; j++)

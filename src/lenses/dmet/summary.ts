@@ -5,7 +5,8 @@
  * configuration, Benjamini–Hochberg across each family of tests, heatmaps over
  * (temperature, top-p), the balanced region and the trend with temperature.
  */
-import { correlate, correlationPValue, pearson } from '../coupling/correlate.js';
+import { correlate, correlationPValue } from '../../stats/correlate.js';
+import { meanSd, median, pearson } from '../../stats/describe.js';
 import { benjaminiHochberg } from '../../stats/multiple.js';
 import {
   fixedEffectsRegression,
@@ -369,7 +370,7 @@ function balancedRegion(
   requested: BalancedBounds,
 ): DmetSummary['balanced_region'] {
   const resolve = (b: number | 'median', m: Metric) =>
-    b === 'median' ? median(configurations.map((c) => c.mean[m] ?? NaN)) : b;
+    b === 'median' ? finiteMedian(configurations.map((c) => c.mean[m] ?? NaN)) : b;
   const maxC = resolve(requested.maxContinuity, 'C_mean');
   const minD = resolve(requested.minDiversity, 'diversity');
   return {
@@ -397,11 +398,10 @@ function balancedRegion(
   };
 }
 
-function median(values: readonly number[]): number | null {
-  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const h = Math.floor(v.length / 2);
-  return v.length % 2 ? v[h] : (v[h - 1] + v[h]) / 2;
+/** Median of the finite values; null when there are none. */
+function finiteMedian(values: readonly number[]): number | null {
+  const v = values.filter(Number.isFinite);
+  return v.length ? median(v) : null;
 }
 
 function temperatureTrend(rows: readonly SequenceRow[]): DmetSummary['temperature_trend'] {
@@ -431,10 +431,10 @@ function num(r: SequenceRow, key: string): number {
 }
 
 /** Mean and sample standard deviation of the finite values (null when there are none / one). */
+/** Mean and sample sd of the finite values (null when there are none; sd null below two). */
 function stats(values: readonly number[]): { mean: number | null; sd: number | null } {
   const v = values.filter(Number.isFinite);
   if (v.length === 0) return { mean: null, sd: null };
-  const mean = v.reduce((a, b) => a + b, 0) / v.length;
-  if (v.length < 2) return { mean, sd: null };
-  return { mean, sd: Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) };
+  const { mean, sd } = meanSd(v);
+  return { mean, sd: v.length < 2 ? null : sd };
 }

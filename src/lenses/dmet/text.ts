@@ -6,6 +6,7 @@
  */
 import { encodePrompt, type Model } from '../../model/model.js';
 import { runWithCache } from '../../hooked.js';
+import { cosine } from '../../stats/describe.js';
 
 export interface TextQuality {
   /** exp(mean token NLL) of the whole text under the scorer; null under two tokens. */
@@ -130,7 +131,8 @@ export function coherence(scorer: Model, text: string): number {
   if (ss.length < 2) return 0.5;
   const embeddings = ss.map((s) => sentenceEmbedding(scorer, s));
   let sum = 0;
-  for (let i = 0; i + 1 < embeddings.length; i++) sum += cosine(embeddings[i], embeddings[i + 1]);
+  for (let i = 0; i + 1 < embeddings.length; i++)
+    sum += cosine(embeddings[i], embeddings[i + 1]) || 0; // a zero embedding counts as 0
   return sum / (embeddings.length - 1);
 }
 
@@ -147,18 +149,6 @@ function sentenceEmbedding(scorer: Model, sentence: string): Float64Array {
     for (let j = 0; j < width; j++) out[j] += data[t * width + j];
   for (let j = 0; j < width; j++) out[j] /= ids.length - first;
   return out;
-}
-
-function cosine(a: Float64Array, b: Float64Array): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : 0;
 }
 
 /** Python's str.islower() for one character: a cased character in lower case. */

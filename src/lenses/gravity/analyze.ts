@@ -7,6 +7,7 @@
 import { encodePrompt, type Model } from '../../model/model.js';
 import { LmdynError } from '../../errors.js';
 import { parameterCount, type ModelConfig } from '../../model/types.js';
+import { meanSd } from '../../stats/describe.js';
 import { createRng } from '../../tensor/rng.js';
 import { VERSION } from '../../version.js';
 import type { ParaphraseSet } from './sensitivity.js';
@@ -14,7 +15,6 @@ import {
   basin,
   boltzmann,
   classifierOf,
-  entropyOf,
   fisher,
   fisherEigenvalues,
   fisherMatrix,
@@ -33,6 +33,7 @@ import {
   type IdentityCheck,
   type QueryState,
 } from './field.js';
+import { entropy } from '../../stats/describe.js';
 import { analyzeSensitivity, type Sensitivity } from './sensitivity.js';
 import { DEFAULT_TEMPERATURES, temperatureRows, type TemperatureRow } from './temperature.js';
 import { buildReference, densityOf, voidScore, type Density, type Reference } from './voids.js';
@@ -265,7 +266,7 @@ export function analyzeGravity(model: Model, options: GravityOptions): GravityRe
   const relErr = Math.max(
     ...prompts.map((p) => Math.abs(p.kl_check[p.kl_check.length - 1].ratio - 1)),
   );
-  const refEntropy = meanSdOf(ref.entropies);
+  const refEntropy = meanSd(ref.entropies);
   return {
     lens: 'gravity',
     spec: paperRef('gravity'),
@@ -366,7 +367,7 @@ export function referenceOf(
     states.push(Float64Array.from(q));
     keys.push(key);
     entropies.push(
-      entropyOf(
+      entropy(
         boltzmann(
           Float64Array.from(logits, (z) => -z),
           T,
@@ -418,7 +419,7 @@ function promptReport(
     const half = 0.5 * fisherQuadratic(c, fT, delta);
     return { epsilon: eps, kl, half_dgd: half, ratio: half > 0 ? kl / half : NaN };
   });
-  const hT = entropyOf(fT.p);
+  const hT = entropy(fT.p);
   const density = densityOf(s.ref, st.q, st.ids.join(','));
   const voids = voidScore(s.ref, density, hT);
   const temps = [...new Set([0.5, 1, T, 2])];
@@ -433,7 +434,7 @@ function promptReport(
     query_position: st.ids.length - 1,
     M_geo: mGeo,
     M_info: informationMass(p1),
-    entropy_t1: entropyOf(p1),
+    entropy_t1: entropy(p1),
     kappa_t1: f1.kappa,
     depth: depth.margin,
     depth_lse: depth.logPMax,
@@ -489,14 +490,6 @@ function topToken(
 
 function scale(x: Float64Array, a: number): Float64Array {
   return x.map((v) => v * a);
-}
-
-function meanSdOf(x: ArrayLike<number>): { mean: number; sd: number } {
-  let mean = 0;
-  for (let i = 0; i < x.length; i++) mean += x[i] / x.length;
-  let ss = 0;
-  for (let i = 0; i < x.length; i++) ss += (x[i] - mean) ** 2;
-  return { mean, sd: x.length > 1 ? Math.sqrt(ss / (x.length - 1)) : 0 };
 }
 
 function meanRows(perPrompt: TemperatureRow[][]): TemperatureRow[] {

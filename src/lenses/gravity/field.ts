@@ -14,6 +14,7 @@ import { newMatrix } from '../../tensor/matrix.js';
 import { matrixOperator, symEig, topSvd } from '../../tensor/linalg.js';
 import { allocF32, freeF32 } from '../../tensor/memory.js';
 import { matmul } from '../../tensor/ops.js';
+import { entropy } from '../../stats/describe.js';
 
 /** The classifier z = W q + b the potential is read from. */
 export interface Classifier {
@@ -106,6 +107,7 @@ export function forEachState(
     res.logitRows.forEach((r, i) => {
       const q = states.get(`${r.seq}:${r.pos}`);
       const x = inputs.get(`${r.seq}:${r.pos}`);
+      // Internal invariant, not user input: the run just recorded every (sequence, position) it asks for.
       if (!q || !x) throw new Error(`no final-norm state for sequence ${r.seq}, position ${r.pos}`);
       fn(start + r.seq, r.pos, q, res.logits.subarray(i * V, (i + 1) * V), x);
     });
@@ -183,16 +185,9 @@ export function identityCheck(c: Classifier, state: QueryState, T: number): Iden
   };
 }
 
-/** H(p) = −Σ p log p in nats. */
-export function entropyOf(p: ArrayLike<number>): number {
-  let h = 0;
-  for (let i = 0; i < p.length; i++) if (p[i] > 0) h -= p[i] * Math.log(p[i]);
-  return h;
-}
-
 /** M_info(q) = log V − H(P(·|q)) = KL(P ‖ Uniform), nats (§3.3 "Information mass"). */
 export function informationMass(p: ArrayLike<number>): number {
-  return Math.log(p.length) - entropyOf(p);
+  return Math.log(p.length) - entropy(p);
 }
 
 /** M_geo(q) = ‖q‖₂ (§3.3). */

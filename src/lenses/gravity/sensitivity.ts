@@ -6,11 +6,11 @@
  * dozen is not evidence on its own).
  */
 import { encodePrompt, type Model } from '../../model/model.js';
-import { correlate, type Correlation } from '../coupling/correlate.js';
+import { correlate, type Correlation } from '../../stats/correlate.js';
+import { mean } from '../../stats/describe.js';
 import { benjaminiHochberg } from '../../stats/multiple.js';
 import {
   boltzmann,
-  entropyOf,
   finalNormOf,
   fisher,
   fisherQuadratic,
@@ -21,6 +21,7 @@ import {
   type Classifier,
   type Fisher,
 } from './field.js';
+import { entropy } from '../../stats/describe.js';
 
 export interface ParaphraseSet {
   id: string;
@@ -221,7 +222,7 @@ function memberOf(text: string, ids: number[], f: Fisher, kappaPre: number): Sen
     prompt_ids: ids,
     kappa: f.kappa,
     kappa_pre_norm: kappaPre,
-    entropy: entropyOf(f.p),
+    entropy: entropy(f.p),
   };
 }
 
@@ -243,8 +244,4 @@ function row(
     pearson_p: c.pearsonP,
     pearson_q: null,
   };
-}
-
-function mean(x: readonly number[]): number {
-  return x.length ? x.reduce((a, b) => a + b, 0) / x.length : NaN;
 }

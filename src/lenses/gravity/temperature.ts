@@ -6,7 +6,8 @@
  */
 import { stopIds, type Model } from '../../model/model.js';
 import { generateBatch } from '../../decode/generate.js';
-import { boltzmann, entropyOf } from './field.js';
+import { entropy } from '../../stats/describe.js';
+import { boltzmann } from './field.js';
 
 export const DEFAULT_TEMPERATURES: readonly number[] = [0.2, 0.4, 0.6, 0.8, 1, 1.2, 1.5, 2];
 
@@ -56,7 +57,7 @@ export function temperatureRows(
       : [];
   return plan.grid.map((T, t) => {
     const p = boltzmann(phi, T);
-    const h = entropyOf(p);
+    const h = entropy(p);
     let pMax = 0;
     for (const x of p) pMax = Math.max(pMax, x);
     let inBasin = 0;

@@ -5,6 +5,7 @@
  * combining standardized low density with standardized high entropy.
  */
 import { newMatrix } from '../../tensor/matrix.js';
+import { meanSd } from '../../stats/describe.js';
 import { pca } from '../../tensor/linalg.js';
 import { allocF32, freeF32 } from '../../tensor/memory.js';
 import { matmul } from '../../tensor/ops.js';
@@ -40,6 +41,7 @@ export function buildReference(
   const n = states.length;
   const d = states[0].length;
   if (!(k >= 1 && k < n))
+    // Internal invariant, not user input: analyze.ts checks k against the reference corpus first, as a bad_argument.
     throw new Error(`kNN needs 1 ≤ k < n reference states (k = ${k}, n = ${n})`);
   const x = new Float64Array(n * d);
   states.forEach((s, i) => x.set(s, i * d));
@@ -219,12 +221,4 @@ export function voidScore(
   const { mean, sd } = meanSd(ref.entropies);
   const zH = sd > 0 ? (entropy - mean) / sd : 0;
   return { void_score: 0.5 * (density.z_low_density + zH), z_entropy: zH };
-}
-
-export function meanSd(x: ArrayLike<number>): { mean: number; sd: number } {
-  let mean = 0;
-  for (let i = 0; i < x.length; i++) mean += x[i] / x.length;
-  let ss = 0;
-  for (let i = 0; i < x.length; i++) ss += (x[i] - mean) ** 2;
-  return { mean, sd: x.length > 1 ? Math.sqrt(ss / (x.length - 1)) : 0 };
 }

@@ -7,23 +7,16 @@
  * normality and autocorrelation, quadratic variation, Kramers–Moyal agreement, and phase-portrait
  * samples. Every block is plain data with its definition; the tag is added by analyze.ts.
  */
+import { linearFit, median, pearson, quantileSorted } from '../../stats/describe.js';
 import { multiLeastSquares } from '../../stats/regression.js';
+import { normalQuantile } from '../../stats/special.js';
 import { createRng, type Rng } from '../../tensor/rng.js';
-import { linearFit } from '../coupling/metrics.js';
-import { eigenvalues, solve, type Eigenvalue } from './dense.js';
+import { eigenvalues, solve, type Eigenvalue } from '../../tensor/eigen.js';
 import { kmLookup, kramersMoyal, type KmEstimate, type KmOptions } from './km.js';
 import { driftJacobian, evaluateSde, gaussianNll, sdeNll, type SdeNetwork } from './model.js';
 import { incrementsOf, type IncrementSet, type Path, type Split } from './paths.js';
 import { eulerMaruyama, networkSde } from './simulate.js';
-import {
-  autocorrelation,
-  ksNormal,
-  ksTwoSample,
-  mmd,
-  moments,
-  normalQuantile,
-  type MmdResult,
-} from './stats.js';
+import { autocorrelation, ksNormal, ksTwoSample, mmd, moments, type MmdResult } from './stats.js';
 
 export interface AnalysisOptions {
   /** Simulated paths per real start (default 16). */
@@ -479,8 +472,8 @@ function driftGrid(
   const axis = (c: number) => {
     if (c >= k) return [0];
     const v = column(train.x, k, c).sort((a, b) => a - b);
-    const lo = quantile(v, 0.01);
-    const hi = quantile(v, 0.99);
+    const lo = quantileSorted(v, 0.01);
+    const hi = quantileSorted(v, 0.99);
     return Array.from({ length: size }, (_, i) => lo + ((hi - lo) * i) / Math.max(1, size - 1));
   };
   const xs = axis(0);
@@ -1045,32 +1038,6 @@ function traceOf(c: readonly number[], k: number): number {
   return s;
 }
 
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  return quantile(s, 0.5);
-}
-
-/** Linear-interpolated quantile of sorted values. */
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const pos = q * (sorted.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.min(sorted.length - 1, lo + 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
-
 function pearsonOrNull(a: readonly number[], b: readonly number[]): number | null {
-  const n = Math.min(a.length, b.length);
-  if (n < 3) return null;
-  const ma = a.reduce((s, v) => s + v, 0) / n;
-  const mb = b.reduce((s, v) => s + v, 0) / n;
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
-  for (let i = 0; i < n; i++) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) ** 2;
-    sbb += (b[i] - mb) ** 2;
-  }
-  return saa > 0 && sbb > 0 ? sab / Math.sqrt(saa * sbb) : null;
+  return a.length < 3 ? null : pearson(a, b);
 }

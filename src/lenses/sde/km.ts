@@ -7,6 +7,7 @@
  * two PCs); other components vary inside a bin, so in k > 2 dimensions the estimate is the
  * drift averaged over them. Standard errors: sd/(√n·Δt) for μ̂, σ̂/√(2(n − 1)) for σ̂.
  */
+import { LmdynError } from '../../errors.js';
 import type { IncrementSet } from './paths.js';
 
 export interface KmOptions {
@@ -49,7 +50,7 @@ export function kramersMoyal(set: IncrementSet, options: KmOptions = {}): KmEsti
   const { k, n, dt } = set;
   const axes = options.axes ?? (k === 1 ? [0] : [0, 1]);
   if (axes.length < 1 || axes.length > 2 || axes.some((a) => a < 0 || a >= k)) {
-    throw new Error(`kramersMoyal: axes [${axes.join(', ')}] for k = ${k}`);
+    throw new LmdynError('bad_argument', `kramersMoyal: axes [${axes.join(', ')}] for k = ${k}`);
   }
   const bins = options.bins ?? (axes.length === 1 ? 30 : 12);
   const minCount = options.minCount ?? 20;

@@ -14,6 +14,7 @@
  * learn what is not linear: with few increments the mean reversion is then there from the
  * first epoch instead of having to be grown through saturating tanh units.
  */
+import { LmdynError } from '../../errors.js';
 import { createAdam } from '../../nn/adam.js';
 import {
   createMlp,
@@ -24,7 +25,7 @@ import {
   type MlpTape,
 } from '../../nn/mlp.js';
 import { createRng } from '../../tensor/rng.js';
-import { solve } from './dense.js';
+import { solve } from '../../tensor/eigen.js';
 import type { IncrementSet } from './paths.js';
 
 export type SdeLoss = 'nll' | 'two-loss';
@@ -101,7 +102,7 @@ export function fitSde(
     patience: options.patience ?? 20,
     seed: options.seed ?? 1,
   };
-  if (train.n < 2) throw new Error('fitSde: fewer than 2 training increments');
+  if (train.n < 2) throw new LmdynError('bad_argument', 'fitSde: fewer than 2 training increments');
   const start = performance.now();
   const rng = createRng(opts.seed);
   const network = initialNetwork(train, opts.hidden, opts.timeInput, rng);
@@ -156,7 +157,9 @@ export function fitSde(
       lastCut = epoch;
     }
     if (options.log && epoch % 25 === 0)
-      options.log(`  epoch ${epoch}: train ${fmt(lossSum / train.n)}, validation NLL ${fmt(v)}`);
+      options.log(
+        `  epoch ${epoch}: train ${(lossSum / train.n).toFixed(4)}, validation NLL ${v.toFixed(4)}`,
+      );
   }
   network.drift.params.set(bestParams.drift);
   network.driftLinear.set(bestParams.driftLinear);
@@ -494,8 +497,4 @@ export function softplus(a: number): number {
 
 export function sigmoid(a: number): number {
   return 1 / (1 + Math.exp(-a));
-}
-
-function fmt(v: number): string {
-  return v.toFixed(4);
 }

@@ -2,9 +2,10 @@
  * The statistics the SDE lens's validation and process checks need (papers.md §2.4–2.5):
  * Kolmogorov–Smirnov distances (two-sample and against N(0, 1)) with asymptotic p-values, the
  * maximum mean discrepancy, moments and the Jarque–Bera test, autocorrelation with the
- * Ljung–Box test, and the special functions behind them (log-gamma, regularised incomplete
- * gamma, erfc, normal CDF, the Kolmogorov distribution).
+ * Ljung–Box test, and the Kolmogorov distribution behind the KS p-values; the other special
+ * functions (χ² tail, normal CDF) are the shared ones in stats/special.ts.
  */
+import { chiSquareSurvival, normalCdf } from '../../stats/special.js';
 import type { Rng } from '../../tensor/rng.js';
 
 export interface KsResult {
@@ -229,100 +230,4 @@ export function autocorrelation(
     ljungBoxP: chiSquareSurvival(q, lags),
     band: 1.96 / Math.sqrt(Math.max(1, n)),
   };
-}
-
-/** P(χ²_dof > x). */
-export function chiSquareSurvival(x: number, dof: number): number {
-  if (!(x > 0)) return 1;
-  return gammaQ(dof / 2, x / 2);
-}
-
-/** Φ(z), the standard normal CDF. */
-export function normalCdf(z: number): number {
-  return 0.5 * erfc(-z / Math.SQRT2);
-}
-
-/** Φ⁻¹(p) (Acklam's rational approximation, relative error < 1.2e-9). */
-export function normalQuantile(p: number): number {
-  if (p <= 0) return -Infinity;
-  if (p >= 1) return Infinity;
-  const a = [
-    -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716,
-    2.506628277459239,
-  ];
-  const b = [
-    -54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972,
-    -13.28068155288572,
-  ];
-  const c = [
-    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734,
-    4.374664141464968, 2.938163982698783,
-  ];
-  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
-  const tail = (q: number) =>
-    (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-    ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-  if (p < 0.02425) return tail(Math.sqrt(-2 * Math.log(p)));
-  if (p > 1 - 0.02425) return -tail(Math.sqrt(-2 * Math.log(1 - p)));
-  const q = p - 0.5;
-  const r = q * q;
-  return (
-    ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) /
-    (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
-  );
-}
-
-/** erfc(x) = Q(½, x²) for x ≥ 0 and 2 − erfc(−x) otherwise. */
-export function erfc(x: number): number {
-  if (x < 0) return 2 - erfc(-x);
-  return gammaQ(0.5, x * x);
-}
-
-/** ln Γ(x), x > 0 (Lanczos, g = 7, n = 9; about 15 significant digits). */
-export function logGamma(x: number): number {
-  if (x < 0.5) return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * x))) - logGamma(1 - x);
-  const c = [
-    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
-    -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
-    1.5056327351493116e-7,
-  ];
-  const z = x - 1;
-  let a = c[0];
-  const t = z + 7.5;
-  for (let i = 1; i < 9; i++) a += c[i] / (z + i);
-  return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(a);
-}
-
-/** Regularised upper incomplete gamma Q(a, x) = Γ(a, x)/Γ(a): series below a + 1, Lentz continued fraction above. */
-export function gammaQ(a: number, x: number): number {
-  if (x <= 0) return 1;
-  const lead = -x + a * Math.log(x) - logGamma(a);
-  if (x < a + 1) {
-    let sum = 1 / a;
-    let term = sum;
-    for (let n = 1; n < 1000; n++) {
-      term *= x / (a + n);
-      sum += term;
-      if (Math.abs(term) < Math.abs(sum) * 1e-16) break;
-    }
-    return Math.max(0, 1 - sum * Math.exp(lead));
-  }
-  const tiny = 1e-300;
-  let b = x + 1 - a;
-  let c = 1 / tiny;
-  let d = 1 / b;
-  let h = d;
-  for (let i = 1; i < 1000; i++) {
-    const an = -i * (i - a);
-    b += 2;
-    d = an * d + b;
-    if (Math.abs(d) < tiny) d = tiny;
-    c = b + an / c;
-    if (Math.abs(c) < tiny) c = tiny;
-    d = 1 / d;
-    const del = d * c;
-    h *= del;
-    if (Math.abs(del - 1) < 1e-16) break;
-  }
-  return Math.exp(lead) * h;
 }

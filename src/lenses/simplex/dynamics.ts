@@ -1,8 +1,9 @@
 /**
  * Path dependence measured with the model (papers.md §4.3 item 4, [proposed]):
  * - escapeTrials: from a sequence that ends in a loop, continue generating with Gaussian noise
- *   N(0, σ²) added to every logit, through the sampler's own code path (decode/sampling.ts), and
- *   count how often the continuation leaves the cycle within a horizon ("brittle attractors").
+ *   N(0, σ²) added to every logit — the library's generation loop (decode/generate.ts) with a
+ *   logits processor — and count how often the continuation leaves the cycle within a horizon
+ *   ("brittle attractors").
  * - scoreResponse: the empirical response A_ij = ∂s_i/∂c_j of the scores (logits after the
  *   penalties) to the count of token j in the history, by a finite difference of one occurrence:
  *   token j is inserted right after the first token (BOS) of the context, and the change of
@@ -10,13 +11,8 @@
  *   potential game (symmetric A, a Lyapunov function exists) from a non-conservative field.
  */
 import { stopIds, type Model } from '../../model/model.js';
-import {
-  applyPenalties,
-  nextTokenDistribution,
-  sampleToken,
-  type SamplingConfig,
-} from '../../decode/sampling.js';
-import { createRng } from '../../tensor/rng.js';
+import { generateBatch } from '../../decode/generate.js';
+import { applyPenalties, type SamplingConfig } from '../../decode/sampling.js';
 import { asymmetry, cycleContinuation, type Loop } from './loops.js';
 
 export interface EscapeOptions {
@@ -54,67 +50,49 @@ export function escapeTrials(
   options: EscapeOptions,
 ): EscapeResult | null {
   const tf = model.transformer;
-  const V = tf.config.vocabSize;
   // The last sampled token needs no forward pass, so `horizon` tokens need horizon − 1 more rows.
   const horizon = Math.min(
     Math.max(options.horizon, loop.period),
     tf.config.seqLen - context.length + 1,
   );
   if (horizon < 1 || context.length > tf.config.seqLen) return null;
-  const B = options.sigmas.length * options.trials;
-  const cache = tf.newCache(B, Math.min(tf.config.seqLen, context.length + horizon - 1));
-  const first = tf.forward(cache, [{ seq: 0, tokens: context }]);
-  const logits0 = first.logits.slice(0, V);
-  // Every trial continues the same prefix: copy sequence 0's keys and values.
-  for (let b = 1; b < B; b++) {
-    for (let l = 0; l < tf.config.nLayers; l++) {
-      cache.k[b][l].set(cache.k[0][l]);
-      cache.v[b][l].set(cache.v[0][l]);
-    }
-    cache.lengths[b] = cache.lengths[0];
-    cache.tokens[b] = [...cache.tokens[0]];
-  }
-  const stop = new Set(stopIds(model));
-  const trials = Array.from({ length: B }, (_, b) => {
-    const s = Math.floor(b / options.trials);
-    return {
-      sigma: options.sigmas[s],
-      rng: createRng(mixSeed(options.seed, s, b % options.trials)),
-      history: [...context],
-      logits: logits0 as Float32Array,
-      escapedAt: null as number | null,
-    };
+  // Trial b: σ = sigmas[⌊b / trials⌋], its own seeded stream (noise and samples alike).
+  const sigmaOf = (b: number) => options.sigmas[Math.floor(b / options.trials)];
+  const requests = Array.from({ length: options.sigmas.length * options.trials }, (_, b) => ({
+    promptIds: context,
+    maxTokens: horizon,
+    sampling,
+    seed: mixSeed(options.seed, Math.floor(b / options.trials), b % options.trials),
+  }));
+  const { outputs } = generateBatch(tf, requests, {
+    stopIds: stopIds(model),
+    sharedPrompt: true,
+    // z_i + σ·N(0, 1) on every logit, before the penalties and the temperature
+    logitsProcessor: (z, _history, { seq, rng }) => {
+      const sigma = sigmaOf(seq);
+      if (sigma > 0) for (let i = 0; i < z.length; i++) z[i] += sigma * rng.normal();
+    },
+    // the first token off the cycle ends the trial (a stop token ends it too, as 'eos')
+    onStep: ({ step, token }) =>
+      token === cycleContinuation(loop, generated, step) ? undefined : 'stop',
   });
-  for (let h = 0; h < horizon; h++) {
-    const expected = cycleContinuation(loop, generated, h);
-    const next: { seq: number; tokens: number[] }[] = [];
-    trials.forEach((tr, b) => {
-      if (tr.escapedAt !== null) return;
-      const z = new Float32Array(tr.logits);
-      if (tr.sigma > 0) for (let i = 0; i < V; i++) z[i] += tr.sigma * tr.rng.normal();
-      const { probs } = nextTokenDistribution(z, tr.history, sampling);
-      const token = sampleToken(probs, sampling.temperature === 0 ? null : tr.rng);
-      if (stop.has(token) || token !== expected) {
-        tr.escapedAt = h + 1;
-        return;
-      }
-      tr.history.push(token);
-      if (h < horizon - 1) next.push({ seq: b, tokens: [token] });
-    });
-    if (next.length === 0) break;
-    const out = tf.forward(cache, next);
-    next.forEach((n, r) => {
-      trials[n.seq].logits = out.logits.slice(r * V, (r + 1) * V);
-    });
-  }
+  // generated tokens up to and including the first one off the cycle (a stop token counts)
+  const escapedAt = outputs.map((o) =>
+    o.finishReason === 'eos'
+      ? o.ids.length + 1
+      : o.finishReason === 'stopped'
+        ? o.ids.length
+        : null,
+  );
   return {
     horizon,
-    by_sigma: options.sigmas.map((sigma) => {
-      const mine = trials.filter((t) => t.sigma === sigma);
-      const steps = mine.flatMap((t) => (t.escapedAt === null ? [] : [t.escapedAt]));
+    by_sigma: options.sigmas.map((sigma, s) => {
+      const steps = escapedAt
+        .slice(s * options.trials, (s + 1) * options.trials)
+        .flatMap((t) => (t === null ? [] : [t]));
       return {
         sigma,
-        trials: mine.length,
+        trials: options.trials,
         escaped: steps.length,
         mean_steps_to_escape: steps.length ? steps.reduce((a, b) => a + b, 0) / steps.length : null,
       };

@@ -10,6 +10,7 @@
  * so the smallest P is the cycle's minimal period). The loop starts (time to loop) at step N − L.
  * A sequence can end mid-cycle (ABCABCAB loops with period 3).
  */
+import { median } from '../../stats/describe.js';
 
 export interface LoopOptions {
   /** The cycle must occur at least this many times in a row at the end (default 3). */
@@ -177,10 +178,4 @@ export function asymmetry(a: ArrayLike<number>, m: number): number | null {
     }
   }
   return plus > 0 ? Math.sqrt(minus / plus) : null;
-}
-
-export function median(sorted: readonly number[]): number {
-  const n = sorted.length;
-  if (n === 0) return NaN;
-  return n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
 }

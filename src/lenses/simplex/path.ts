@@ -7,12 +7,12 @@
  */
 import type { Model } from '../../model/model.js';
 import type { SamplingConfig } from '../../decode/sampling.js';
+import { median } from '../../stats/describe.js';
 import { escapeTrials, mixSeed, scoreResponse, type ScoreResponse } from './dynamics.js';
 import type { GenerationSet } from './generations.js';
 import {
   DEFAULT_LOOP_OPTIONS,
   loopSummary,
-  median,
   wilsonInterval,
   type Loop,
   type LoopOptions,
@@ -214,7 +214,7 @@ export function analyzePathDependence(
     }
     const stats = (values: number[]) => ({
       mean: values.length ? values.reduce((a, b) => a + b, 0) / values.length : null,
-      median: values.length ? median([...values].sort((a, b) => a - b)) : null,
+      median: values.length ? median(values) : null,
       values,
     });
     const asym = responses.flatMap(({ r }) => (r.asymmetry === null ? [] : [r.asymmetry]));

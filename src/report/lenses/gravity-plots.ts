@@ -75,6 +75,7 @@ export function potentialPlot(report: GravityReport): PlotSpec {
 /** Sensitivity (JSD) against κ per paraphrase set and against δᵀGδ per pair. */
 export function curvatureSensitivity(report: GravityReport): PlotSpec {
   const s = report.sensitivity;
+  // Internal invariant, not user input: only called when the report has a sensitivity block.
   if (!s) throw new Error('no sensitivity in the report');
   const sets = s.sets.map((x) => ({
     set: x.id,

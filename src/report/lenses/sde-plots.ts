@@ -6,6 +6,7 @@
 import type { PlotSpec } from '../plot.js';
 import type { SdeReport } from '../../lenses/sde/analyze.js';
 import { cite } from '../../papers.js';
+import { fixed } from '../../report/format.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 
@@ -191,11 +192,11 @@ export function msd(report: SdeReport): PlotSpec {
   const values = report.datasets.flatMap((d) => {
     const m = d.analyses.msd;
     return m.tau.flatMap((tau, j) => [
-      { dataset: d.label, tau, source: `real (α ${fmt(m.alpha_real)})`, msd: m.real[j] },
+      { dataset: d.label, tau, source: `real (α ${fixed(m.alpha_real, 2)})`, msd: m.real[j] },
       {
         dataset: d.label,
         tau,
-        source: `simulated (α ${fmt(m.alpha_simulated)})`,
+        source: `simulated (α ${fixed(m.alpha_simulated, 2)})`,
         msd: m.simulated[j],
       },
     ]);
@@ -465,8 +466,4 @@ function panels(
 
 function step(v: readonly number[]): number {
   return v.length > 1 ? Math.abs(v[1] - v[0]) : 0;
-}
-
-function fmt(v: number | null): string {
-  return v === null || !Number.isFinite(v) ? '–' : v.toFixed(2);
 }

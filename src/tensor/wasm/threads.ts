@@ -120,6 +120,7 @@ export async function startKernelThreads(options: KernelThreadOptions = {}): Pro
   const helpers = Math.max(0, Math.min(options.helpers ?? availableParallelism() - 1, 7));
   if (helpers === 0) return 0;
   if (CONTROL_OFFSET + 4 * CONTROL_INTS > RESERVED_BYTES)
+    // Internal invariant, not user input: the block holds a fixed, small number of slots.
     throw new Error('control block too large');
   const c = new Int32Array(memory.buffer, CONTROL_OFFSET, CONTROL_INTS);
   c.fill(0);
@@ -253,6 +254,7 @@ function waitReady(c: Int32Array, workers: Worker[]): Promise<void> {
     const fail = (err: unknown) => {
       clearInterval(timer);
       reject(
+        // Internal invariant, not user input: a kernel helper thread crashed.
         err instanceof Error ? err : new Error(`kernel helper thread exited (${String(err)})`),
       );
     };

@@ -1,6 +1,7 @@
 /**
- * Small dense linear algebra in float64 for the SDE lens (k ≤ a few dozen), beside what
- * tensor/linalg.ts offers for symmetric problems:
+ * Small dense linear algebra in float64 for general (non-symmetric) matrices, k ≤ a few dozen
+ * (the SDE lens's drift Jacobians), beside what linalg.ts offers for symmetric problems (symEig,
+ * svd):
  *   eigenvalues — of a general real square matrix (the drift Jacobian ∂μ/∂x at a fixed point,
  *     papers.md §2.5 item 1): balancing, reduction to upper Hessenberg form by stabilised
  *     elimination, then Francis double-shift QR (the EISPACK balanc/elmhes/hqr sequence as in
@@ -14,6 +15,7 @@ export interface Eigenvalue {
 
 /** Eigenvalues of a [n, n] row-major, sorted by decreasing real part (then imaginary part). */
 export function eigenvalues(a: ArrayLike<number>, n: number): Eigenvalue[] {
+  // Internal invariant, not user input: callers pass an n×n matrix they built.
   if (a.length !== n * n) throw new Error(`eigenvalues: ${a.length} values for a ${n}×${n} matrix`);
   if (n === 0) return [];
   // 1-based working copy, as the algorithms are written
@@ -150,6 +152,7 @@ function hqr(a: number[][], n: number, wr: number[], wi: number[]): void {
           }
           nn -= 2;
         } else {
+          // Internal invariant, not user input: Francis QR converges on finite input; callers pass finite Jacobians.
           if (its === 60) throw new Error('eigenvalues: QR iteration did not converge');
           if (its === 10 || its === 20) {
             // exceptional shift
