@@ -29,7 +29,13 @@ import { scanResults } from '../report/scan.js';
 import { genericBlocks } from '../report/section.js';
 import { isConfigDirName } from '../trace/sweep.js';
 import { VERSION } from '../version.js';
-import { Engine, type EngineEvent } from './engine.js';
+import {
+  DEFAULT_MAX_QUEUED,
+  Engine,
+  EngineBusy,
+  RETRY_AFTER_S,
+  type EngineEvent,
+} from './engine.js';
 import { LIVE_LENSES } from './live-lenses.js';
 import { allowedModels, checkModel, type AllowedModel } from './models.js';
 import {
@@ -54,6 +60,11 @@ export interface ServeOptions {
    * server needs none: it answers only requests addressed to a loopback name.
    */
   token?: string;
+  /**
+   * Jobs (generations, lenses) that may wait while the engine runs one (default 8); one more is
+   * answered 503 with Retry-After at once. A waiting job whose client goes away is dropped.
+   */
+  maxQueued?: number;
 }
 
 export interface RunningServer {
@@ -64,6 +75,8 @@ export interface RunningServer {
   port: number;
   models: AllowedModel[];
   runs: string;
+  /** Jobs waiting for the engine and the one it runs now. */
+  engineLoad: () => { waiting: number; running: string | null };
   close: () => Promise<void>;
 }
 
@@ -74,7 +87,8 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const host = options.host ?? '127.0.0.1';
   const runs = resolve(options.runs ?? 'runs');
   const models = allowedModels(options.models ?? []);
-  const engine = new Engine();
+  const engine = new Engine(options.maxQueued ?? DEFAULT_MAX_QUEUED);
+  const log = options.log ?? (() => {});
   const statics = staticFiles();
   const loopback = isLoopback(host);
   // Anyone who can reach a non-loopback address could run the models and read the runs folder:
@@ -124,7 +138,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       case 'POST /api/lens/coupling':
       case 'POST /api/lens/simplex':
       case 'POST /api/lens/gravity':
-        return liveLens(res, url.pathname.slice('/api/lens/'.length), await readBody(req));
+        return liveLens(req, res, url.pathname.slice('/api/lens/'.length), await readBody(req));
       case 'GET /api/runs':
         return sendJson(res, 200, listRuns());
       case 'GET /api/run':
@@ -179,6 +193,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     const topN = numberField(body, 'topN', { min: 1, max: 50, integer: true, default: 10 });
     // The status is decided by the first event: an engine error before any output is a 4xx/5xx.
     let open = false;
+    const gone = clientGone(req, res);
     const job = engine.start(
       { kind: 'generate', model, prompt, maxTokens, sampling, seed, topN },
       (event: EngineEvent) => {
@@ -193,23 +208,35 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
         }
         if (!res.writableEnded) res.write(JSON.stringify(event) + '\n');
       },
+      gone,
     );
-    res.on('close', () => job.cancel());
-    req.on('aborted', () => job.cancel());
     await job.done;
     if (!res.writableEnded) res.end();
   };
 
   /** A lens computed now (live-lenses.ts), answered as the blocks the report would draw. */
-  const liveLens = async (res: ServerResponse, name: string, body: Body): Promise<void> => {
+  const liveLens = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    name: string,
+    body: Body,
+  ): Promise<void> => {
     const lens = LIVE_LENSES[name];
     onlyFields(body, ['model', ...lens.fields]);
     const model = checkModel(models, stringField(body, 'model', { maxLength: 4096 })).id;
     const params = lens.params(body);
     let answer: EngineEvent | null = null;
-    await engine.start({ kind: 'lens', lens: name, model, params }, (event) => (answer = event))
-      .done;
+    const t0 = performance.now();
+    await engine.start(
+      { kind: 'lens', lens: name, model, params },
+      (event) => (answer = event),
+      clientGone(req, res),
+    ).done;
     const event = answer as EngineEvent | null;
+    if (event?.type === 'error' && event.status === 499) {
+      const s = ((performance.now() - t0) / 1000).toFixed(1);
+      return log(`lens ${name}: ${event.message} (after ${s} s)`);
+    }
     if (!event || event.type !== 'result') {
       const e =
         event && event.type === 'error'
@@ -337,6 +364,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     port,
     models,
     runs,
+    engineLoad: () => engine.load(),
     close: async () => {
       await engine.close();
       server.closeAllConnections();
@@ -420,6 +448,10 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 function sendError(res: ServerResponse, err: unknown): void {
+  if (err instanceof EngineBusy) {
+    if (!res.headersSent) res.setHeader('Retry-After', String(RETRY_AFTER_S));
+    return sendJson(res, 503, { error: err.message });
+  }
   if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
   if (err instanceof LmdynError)
     return sendJson(res, err.code === 'not_found' ? 404 : 400, { error: err.message });
@@ -449,6 +481,20 @@ async function readBody(req: IncomingMessage): Promise<Body> {
   if (body === null || typeof body !== 'object' || Array.isArray(body))
     throw new HttpError(400, 'the request body must be a JSON object');
   return body as Body;
+}
+
+/**
+ * Aborts when the client goes away before its answer is complete (the connection closed), so
+ * the engine drops its waiting job or stops its running one.
+ */
+function clientGone(req: IncomingMessage, res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  const abort = () => {
+    if (!res.writableFinished) controller.abort();
+  };
+  res.once('close', abort);
+  req.once('aborted', abort);
+  return controller.signal;
 }
 
 /** The token a request carries: `Authorization: Bearer …` or the page's cookie. */
