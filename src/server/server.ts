@@ -6,14 +6,18 @@
  *   POST /api/generate          stream a generation: one JSON event per line (engine.ts)
  *   POST /api/lens/NAME         a lens computed now on a prompt (coupling, simplex, gravity;
  *                               live-lenses.ts), as report blocks
- *   GET  /api/runs              every result under --runs (report/scan.ts)
+ *   GET  /api/runs              every result under --runs (report/scan.ts, in a worker thread,
+ *                               reused for a few seconds: runs-listing.ts)
  *   GET  /api/run?path=REL      the results in one folder under --runs, as report blocks
  *   GET  /api/behind?path=REL&config=C | &temperature=T&top_p=P
  *                               the trace of a sweep configuration behind a heatmap cell
  *
  * The page and vega's browser builds are served from this process, so nothing comes from the
  * network. The API opens only the models it was given, reads only under --runs, checks every
- * number, and answers every failure with {"error": "<one line>"} and a 4xx/5xx status.
+ * number, and answers every failure with {"error": "<one line>"} and a 4xx/5xx status. Another
+ * site's page cannot make it work: POSTs must be JSON and the GETs that read --runs must carry
+ * `X-Lmdyn: 1` (either needs a CORS preflight, which this server never grants), and a request a
+ * browser marks as coming from another site (Sec-Fetch-Site) is refused.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
@@ -37,6 +41,7 @@ import {
   type EngineEvent,
 } from './engine.js';
 import { LIVE_LENSES } from './live-lenses.js';
+import { RunsListing } from './runs-listing.js';
 import { allowedModels, checkModel, type AllowedModel } from './models.js';
 import {
   HttpError,
@@ -118,6 +123,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       }
     }
     const route = `${req.method ?? 'GET'} ${url.pathname}`;
+    if (url.pathname.startsWith('/api/')) fromThisPage(req, route);
     const file = statics.get(url.pathname);
     if (file && (req.method === 'GET' || req.method === 'HEAD')) return sendFile(res, file);
     if (url.pathname === '/favicon.ico') {
@@ -140,7 +146,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       case 'POST /api/lens/gravity':
         return liveLens(req, res, url.pathname.slice('/api/lens/'.length), await readBody(req));
       case 'GET /api/runs':
-        return sendJson(res, 200, listRuns());
+        return sendJson(res, 200, await listRuns());
       case 'GET /api/run':
         return sendJson(res, 200, await runSections(url.searchParams.get('path') ?? ''));
       case 'GET /api/behind':
@@ -257,18 +263,19 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     });
   };
 
-  const listRuns = () => {
+  const listing = new RunsListing(runs);
+  const listRuns = async () => {
     if (!existsSync(runs))
       return {
         root: runs,
         results: [],
         note: `${runs} does not exist yet; start lmdyn serve with --runs DIR`,
       };
-    const results = scanResults(runs).map((f) => ({
+    const results = (await listing.list()).map((f) => ({
       kind: f.kind,
       rel: f.rel,
       title: `${KIND_TITLES[f.kind] ?? `Lens: ${f.kind}`} — ${f.rel || '.'}`,
-      plots: f.plots.map((p) => p.slice(p.lastIndexOf('/') + 1, -'.vl.json'.length)),
+      plots: f.plots,
       ...(f.refused !== undefined ? { refused: f.refused } : {}),
       ...(f.inSweep !== undefined ? { inSweep: f.inSweep } : {}),
     }));
@@ -367,6 +374,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     engineLoad: () => engine.load(),
     close: async () => {
       await engine.close();
+      await listing.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },
@@ -495,6 +503,25 @@ function clientGone(req: IncomingMessage, res: ServerResponse): AbortSignal {
   res.once('close', abort);
   req.once('aborted', abort);
   return controller.signal;
+}
+
+/** GETs that read --runs: another site's page must not be able to start them (a scan is costly). */
+const PAGE_ONLY = new Set(['GET /api/runs', 'GET /api/run', 'GET /api/behind']);
+
+/**
+ * Refuses an API request a browser sent from another site's page (Sec-Fetch-Site), and a GET
+ * that reads --runs without `X-Lmdyn: 1`: a plain cross-site GET (an image, a no-cors fetch)
+ * carries no such header, and adding one needs a CORS preflight this server never grants.
+ */
+function fromThisPage(req: IncomingMessage, route: string): void {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none')
+    throw new HttpError(403, `the API answers only its own page (Sec-Fetch-Site: ${site})`);
+  if (PAGE_ONLY.has(route) && req.headers['x-lmdyn'] !== '1')
+    throw new HttpError(
+      403,
+      `${route.slice(4)} needs the header X-Lmdyn: 1 (the dashboard page sends it)`,
+    );
 }
 
 /** The token a request carries: `Authorization: Bearer …` or the page's cookie. */
