@@ -9,7 +9,7 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initialWeights } from '../src/lenses/coupling/twin.js';
+import { initialWeights } from '../src/model/init.js';
 import { disposeWeights } from '../src/model/dispose.js';
 import { Transformer } from '../src/model/forward.js';
 import { blockJacobians, recordBlockStates } from '../src/model/jvp.js';

@@ -6,14 +6,15 @@
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { fromLoaded, generateText, type Model } from '../src/api.js';
+import { generateText } from '../src/api.js';
+import { fromLoaded, type Model } from '../src/model/model.js';
 import { generateBatch } from '../src/decode/generate.js';
 import { loadLlama2cCheckpoint } from '../src/io/llama2c.js';
 import { loadModel } from '../src/io/load.js';
-import type { LoadedModel } from '../src/io/types.js';
+import type { LoadedModel } from '../src/model/types.js';
 import { Transformer } from '../src/model/forward.js';
 import type { ModelConfig } from '../src/model/types.js';
-import { weightBytes } from '../src/tensor/q80.js';
+import { weightBytes } from '../src/model/quantize.js';
 import { wasmKernels } from '../src/tensor/wasm/kernels.js';
 import { startKernelThreads, stopKernelThreads } from '../src/tensor/wasm/threads.js';
 import type { Tokenizer } from '../src/tokenizer/types.js';

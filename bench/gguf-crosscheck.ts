@@ -21,18 +21,14 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { fromLoaded, type Model } from '../src/api.js';
+import { fromLoaded, type Model } from '../src/model/model.js';
 import type { GgmlTypeName } from '../src/io/gguf-quants.js';
 import { convertToGguf, writeGgufModel, type GgufWriteResult } from '../src/io/gguf-write.js';
 import { loadModel } from '../src/io/load.js';
-import {
-  newMatrix,
-  type LayerWeights,
-  type ModelConfig,
-  type ModelWeights,
-} from '../src/model/types.js';
+import type { LayerWeights, ModelConfig, ModelWeights } from '../src/model/types.js';
+import { newMatrix } from '../src/tensor/matrix.js';
 import { createRng } from '../src/tensor/rng.js';
-import { loadLlama2cTokenizer } from '../src/tokenizer/llama2c.js';
+import { loadLlama2cTokenizer } from '../src/io/llama2c-tokenizer.js';
 import { model as fixture } from '../test/helpers/paths.js';
 import {
   llamaCppDistributions,

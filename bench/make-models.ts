@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { writeGgufModel } from '../src/io/gguf-write.js';
 import { writeLlama2cCheckpoint } from '../src/io/llama2c.js';
 import { loadModel } from '../src/io/load.js';
-import { newMatrix, type LayerWeights, type Matrix, type ModelConfig } from '../src/model/types.js';
+import type { LayerWeights, ModelConfig } from '../src/model/types.js';
+import { newMatrix, type Matrix } from '../src/tensor/matrix.js';
 import { createRng, type Rng } from '../src/tensor/rng.js';
 
 export interface BenchShape {

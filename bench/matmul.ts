@@ -5,9 +5,10 @@
  * through copies of W totalling ≥ 128 MiB, as a forward pass does through a model larger than
  * the last-level cache.
  */
-import { newMatrix, type F32Matrix } from '../src/model/types.js';
+import { newMatrix, type F32Matrix } from '../src/tensor/matrix.js';
 import { allocF32, freeF32, freeI8 } from '../src/tensor/memory.js';
-import { quantizeMatrixQ80, type Q80Matrix } from '../src/tensor/q80.js';
+import { quantizeMatrixQ80 } from '../src/tensor/q80.js';
+import type { Q80Matrix } from '../src/tensor/matrix.js';
 import { createRng } from '../src/tensor/rng.js';
 
 /** A kernel under test: turns an fp32 W into its own format, then multiplies. */

@@ -10,6 +10,7 @@ import {
   readTrace,
   openDmetSource,
   analyzeDmet,
+  loadDictionary,
   analyzeSde,
   analyzeSimplex,
   analyzeGravity,
@@ -40,7 +41,11 @@ await runSweep(
 );
 
 // DMET (§1): continuity, clustering and persistence of the last-layer trajectory per configuration.
-const dmet = analyzeDmet(openDmetSource(sweepDir), { scorer: model, scorerSpec: spec });
+const dmet = analyzeDmet(openDmetSource(sweepDir), {
+  scorer: model,
+  scorerSpec: spec,
+  dictionary: loadDictionary(),
+});
 for (const c of dmet.report.configurations) {
   console.log(
     `dmet T ${c.temperature} top-p ${c.top_p}: C_mean ${fmt(c.mean.C_mean)} silhouette ${fmt(c.mean.silhouette)} ` +

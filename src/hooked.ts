@@ -13,7 +13,7 @@
  *   mlp.hook_pre|hook_post                                             [batch, pos, d_mlp]
  *   logits                                                             [batch, pos, vocab]
  */
-import { encodePrompt, type Model } from './api.js';
+import { encodePrompt, type Model } from './model/model.js';
 import { LmdynError } from './errors.js';
 import { compileFilter, type Hook, type HookContext, type NameFilter } from './model/hooks.js';
 import type { ModelConfig } from './model/types.js';

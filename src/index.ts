@@ -8,13 +8,8 @@ export * from './model/types.js';
 export { VERSION } from './version.js';
 
 // Models, generation, hooks
-export {
-  openModel,
-  fromLoaded,
-  encodePrompt,
-  stopIds,
-  generateText,
-} from './api.js';
+export { openModel, generateText } from './api.js';
+export { fromLoaded, encodePrompt, stopIds } from './model/model.js';
 export {
   runWithCache,
   runWithHooks,
@@ -33,7 +28,8 @@ export {
   actName,
 } from './hooked.js';
 export type { FwdHook, FwdHookFn, HookPoint, ModelInput, RunOptions, PatchOptions, LogitLensLayer } from './hooked.js';
-export type { Model, GenerateTextOptions, GenerateTextResult } from './api.js';
+export type { GenerateTextOptions, GenerateTextResult } from './api.js';
+export type { Model } from './model/model.js';
 export { loadModel, loadTokenizer, detectFormat } from './io/load.js';
 export type { LoadOptions } from './io/load.js';
 export { convertToGguf, writeGgufModel } from './io/gguf-write.js';
@@ -62,22 +58,21 @@ export { readParquet, writeParquet } from './io/parquet.js';
 // Lens: coupling (papers.md §5)
 export { analyzeCoupling } from './lenses/coupling/analyze.js';
 export type { CouplingOptions, CouplingReport } from './lenses/coupling/analyze.js';
-export { writeCouplingRun, collectJacobians } from './lenses/coupling/io.js';
-export { analyzeCouplingAcrossModels, writeAcrossModels } from './lenses/coupling/across.js';
-export {
-  analyzeCouplingOverTraining,
-  writeTrainingDynamics,
-  listCheckpoints,
-  curveShape,
-} from './lenses/coupling/training.js';
+export { writeCouplingRun, collectJacobians } from './report/lenses/coupling.js';
+export { analyzeCouplingAcrossModels } from './lenses/coupling/across.js';
+export { writeAcrossModels } from './report/lenses/coupling.js';
+export { analyzeCouplingOverTraining, curveShape } from './lenses/coupling/training.js';
+export { listCheckpoints, readTrainingRun } from './io/training-run.js';
+export { writeTrainingDynamics } from './report/lenses/coupling.js';
 export type { TrainingDynamicsReport, CurveShape } from './lenses/coupling/training.js';
-export { randomTwin } from './lenses/coupling/twin.js';
+export { randomTwin } from './model/init.js';
 
 // Lens: DMET (papers.md §1)
 export { analyzeDmet, DEFAULT_HOOK as DMET_DEFAULT_HOOK } from './lenses/dmet/analyze.js';
 export type { DmetOptions, DmetReport, DmetResult, DmetSource } from './lenses/dmet/analyze.js';
-export { openDmetSource, writeDmetRun } from './lenses/dmet/io.js';
+export { openDmetSource, writeDmetRun } from './report/lenses/dmet.js';
 export { sequenceDynamics, stateContinuity } from './lenses/dmet/dynamics.js';
+export { loadDictionary } from './io/dictionary.js';
 export {
   textQuality,
   spellingScore,
@@ -90,7 +85,7 @@ export {
 // Lens: SDE (papers.md §2)
 export { analyzeSde } from './lenses/sde/analyze.js';
 export type { SdeOptions, SdeReport } from './lenses/sde/analyze.js';
-export { writeSdeRun, readSdeModel } from './lenses/sde/io.js';
+export { writeSdeRun, readSdeModel } from './report/lenses/sde.js';
 export { fitSde, evaluateSde } from './lenses/sde/model.js';
 export type { SdeFit, FitOptions as SdeFitOptions } from './lenses/sde/model.js';
 export { eulerMaruyama, networkSde } from './lenses/sde/simulate.js';
@@ -104,14 +99,14 @@ export type {
   SimplexReport,
   SimplexSweepReport,
 } from './lenses/simplex/analyze.js';
-export { writeSimplexRun, writeSweepLoops } from './lenses/simplex/io.js';
+export { writeSimplexRun, writeSweepLoops } from './report/lenses/simplex.js';
 export { integrateReplicator, closedFormLogp } from './lenses/simplex/flows.js';
 export { detectLoop, loopSummary } from './lenses/simplex/loops.js';
 
 // Lens: gravity (papers.md §3)
 export { analyzeGravity } from './lenses/gravity/analyze.js';
 export type { GravityOptions, GravityReport } from './lenses/gravity/analyze.js';
-export { writeGravityRun } from './lenses/gravity/io.js';
+export { writeGravityRun } from './report/lenses/gravity.js';
 export { potential, informationMass, fisher, jensenShannon } from './lenses/gravity/field.js';
 
 // Statistics
@@ -137,7 +132,7 @@ export { train } from './train/loop.js';
 export type { TrainOptions, TrainResult } from './train/loop.js';
 export { distillCorpus, readCorpus } from './train/data.js';
 export { resolveHubModel } from './io/hub.js';
-export { quantizeWeightsQ80 } from './tensor/q80.js';
+export { quantizeWeightsQ80 } from './model/quantize.js';
 
 // Numerics used by the lenses
 export { createRng } from './tensor/rng.js';

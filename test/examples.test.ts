@@ -72,6 +72,11 @@ test('examples/library.mjs with no argument runs on the shipped model: its READM
   const quoted = /^> (Once upon a time.*)$/m.exec(readme)?.[1] ?? '';
   assert.ok(quoted.startsWith(text) && text.length > 60, `${text} | ${quoted}`);
   assert.equal(lines[1], 'blocks.4.hook_resid_post [ 1, 5, 64 ]');
+  // The README quotes this run's output (the LSS and growth values included): it must be this run's.
+  const front = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const block = /`node examples\/library\.mjs` runs this on the shipped model and prints:\n\n```console\n([\s\S]*?)\n```/.exec(front);
+  assert.ok(block, 'README.md no longer quotes the output of examples/library.mjs');
+  assert.deepEqual(lines, block[1].split('\n'));
 });
 
 test('examples/tlens.mjs: TransformerLens shapes, pattern rows sum to 1, the last lens row is the model’s own prediction, a layer-0 patch of the only differing token restores the clean run', () => {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateText, openModel, type Model } from '../src/api.js';
+import { generateText, openModel } from '../src/api.js';
+import type { Model } from '../src/model/model.js';
 import { LmdynError } from '../src/errors.js';
 import {
   applyFinalNorm,

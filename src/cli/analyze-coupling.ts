@@ -12,17 +12,14 @@ import {
   type CouplingReport,
   type PositionSpec,
 } from '../lenses/coupling/analyze.js';
-import {
-  analyzeCouplingAcrossModels,
-  readScores,
-  writeAcrossModels,
-} from '../lenses/coupling/across.js';
-import { collectJacobians, writeCouplingRun } from '../lenses/coupling/io.js';
+import { analyzeCouplingAcrossModels } from '../lenses/coupling/across.js';
+import { writeAcrossModels } from '../report/lenses/coupling.js';
+import { collectJacobians, writeCouplingRun } from '../report/lenses/coupling.js';
 import {
   analyzeCouplingOverTraining,
-  writeTrainingDynamics,
   type TrainingDynamicsReport,
 } from '../lenses/coupling/training.js';
+import { writeTrainingDynamics } from '../report/lenses/coupling.js';
 import { couplingAcrossModelsOnQueue, couplingOverTrainingOnQueue } from '../queue/coupling.js';
 import { startKernelThreads } from '../tensor/wasm/threads.js';
 import { checkOutDir } from '../trace/io.js';
@@ -30,7 +27,8 @@ import type { LensRegistrar } from './analyze.js';
 import { parseInteger } from './args.js';
 import { addJsonFlag, openModel, printResult } from './common.js';
 import { attemptsOption, progressPrinter } from './sweep.js';
-import { readTextFile } from './trace.js';
+import { readScores, readTextFile } from '../io/text.js';
+import { readTrainingRun } from '../io/training-run.js';
 import { cite } from '../papers.js';
 
 interface CouplingFlags {
@@ -182,7 +180,7 @@ export const registerCouplingLens: LensRegistrar = (analyze) => {
       }
       if (flags.checkpoints) {
         const result = await analyzeCouplingOverTraining(
-          flags.checkpoints,
+          await readTrainingRun(flags.checkpoints),
           (path) => openSpec(path),
           common,
         );

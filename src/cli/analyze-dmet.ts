@@ -3,8 +3,10 @@
  * folder; dmet.json, dmet.parquet and the figures go into that folder (or --out).
  */
 import { resolve } from 'node:path';
-import { openModel, type Model } from '../api.js';
+import { openModel } from '../api.js';
+import type { Model } from '../model/model.js';
 import { LmdynError } from '../errors.js';
+import { loadDictionary } from '../io/dictionary.js';
 import {
   analyzeDmet,
   checkDmetOptions,
@@ -13,7 +15,7 @@ import {
   type DmetReport,
 } from '../lenses/dmet/analyze.js';
 import { minimumPoints, type PcaSigns, type Space } from '../lenses/dmet/dynamics.js';
-import { openDmetSource, writeDmetRun } from '../lenses/dmet/io.js';
+import { openDmetSource, writeDmetRun } from '../report/lenses/dmet.js';
 import { DEFAULT_BALANCED } from '../lenses/dmet/summary.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
@@ -144,7 +146,7 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
       if (flags.trace && source.kind !== 'trace')
         throw new LmdynError('bad_argument', `${input} is a sweep folder; use --sweep`);
       const log = (line: string) => process.stderr.write(line + '\n');
-      const options: Omit<DmetOptions, 'scorer'> = {
+      const options: Omit<DmetOptions, 'scorer' | 'dictionary'> = {
         hook: flags.hook,
         keepFirstStep: flags.keepFirstStep ?? false,
         includeLastToken: flags.includeLastToken ?? false,
@@ -182,7 +184,12 @@ export const registerDmetLens: LensRegistrar = (analyze) => {
         log(`dmet: scorer ${scorerSpec}${flags.scorer ? '' : ' (the model that generated)'}`);
         scorer = await openModel(scorerSpec, { tokenizer });
       }
-      const result = analyzeDmet(source, { ...options, scorer, scorerSpec });
+      const result = analyzeDmet(source, {
+        ...options,
+        scorer,
+        scorerSpec,
+        dictionary: loadDictionary(),
+      });
       const skipped = result.report.skipped.length;
       if (skipped > 0 && skipped >= result.rows.length) {
         throw new LmdynError(

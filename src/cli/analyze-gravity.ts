@@ -13,15 +13,15 @@ import {
   defaultParaphrasePaths,
   defaultReferencePath,
   readParaphrases,
-} from '../lenses/gravity/data.js';
-import { writeGravityRun } from '../lenses/gravity/io.js';
+} from '../io/data.js';
+import { writeGravityRun } from '../report/lenses/gravity.js';
 import { DEFAULT_TEMPERATURES } from '../lenses/gravity/temperature.js';
 import { startKernelThreads } from '../tensor/wasm/threads.js';
 import { checkOutDir } from '../trace/io.js';
 import type { LensRegistrar } from './analyze.js';
 import { parseInteger, parseNumber } from './args.js';
 import { addJsonFlag, openModel, printResult } from './common.js';
-import { readTextFile } from './trace.js';
+import { readTextFile } from '../io/text.js';
 import { pValue } from '../report/format.js';
 import { cite } from '../papers.js';
 

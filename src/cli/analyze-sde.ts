@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { Option } from 'commander';
 import { LmdynError } from '../errors.js';
 import { analyzeSde, DEFAULT_DIMS, type SdeInput, type SdeReport } from '../lenses/sde/analyze.js';
-import { checkSdeOut, readSdeModel, writeSdeRun } from '../lenses/sde/io.js';
+import { checkSdeOut, readSdeModel, writeSdeRun } from '../report/lenses/sde.js';
 import type { SdeLoss } from '../lenses/sde/model.js';
 import type { StateKind } from '../lenses/sde/states.js';
 import { readTrace } from '../trace/io.js';

@@ -17,7 +17,7 @@ import {
   type SimplexReport,
 } from '../lenses/simplex/analyze.js';
 import { readSweepGenerations } from '../lenses/simplex/generations.js';
-import { writeSimplexRun, writeSweepLoops } from '../lenses/simplex/io.js';
+import { writeSimplexRun, writeSweepLoops } from '../report/lenses/simplex.js';
 import type { LoopReport, PathOptions } from '../lenses/simplex/path.js';
 import { checkOutDir } from '../trace/io.js';
 import type { LensRegistrar } from './analyze.js';

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { encodePrompt, openModel as open, type Model } from '../api.js';
+import { openModel as open } from '../api.js';
+import { encodePrompt, type Model } from '../model/model.js';
 import { applyChatTemplate } from '../tokenizer/chat.js';
 import { LmdynError } from '../errors.js';
-import type { WeightFormat } from '../tensor/q80.js';
+import type { WeightFormat } from '../model/quantize.js';
 import { startKernelThreads, stopKernelThreads } from '../tensor/wasm/threads.js';
 import { parseInteger } from './args.js';
-import { defaultModel } from './models.js';
+import { defaultModel } from '../io/discover.js';
 
 export interface ModelFlags {
   model?: string;

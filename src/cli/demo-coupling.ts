@@ -1,8 +1,8 @@
 /** Demo step: the coupling lens (papers.md §5) on the demo model and its random twin. */
 import { join } from 'node:path';
 import { analyzeCoupling } from '../lenses/coupling/analyze.js';
-import { writeCouplingRun } from '../lenses/coupling/io.js';
-import type { DemoStep } from './demo-steps.js';
+import { writeCouplingRun } from '../report/lenses/coupling.js';
+import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
 
 const PROMPTS = [

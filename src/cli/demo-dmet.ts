@@ -1,15 +1,20 @@
 /** Demo step: the DMET lens (papers.md §1) on the demo's decoding sweep, the demo model as scorer. */
 import { join } from 'node:path';
+import { loadDictionary } from '../io/dictionary.js';
 import { analyzeDmet } from '../lenses/dmet/analyze.js';
-import { openDmetSource, writeDmetRun } from '../lenses/dmet/io.js';
-import type { DemoStep } from './demo-steps.js';
+import { openDmetSource, writeDmetRun } from '../report/lenses/dmet.js';
+import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
 
 export const dmetDemo: DemoStep = {
   name: 'dmet',
   async run({ model, label, out, sweepDir, record }) {
     const dir = join(out, 'dmet');
-    const result = analyzeDmet(openDmetSource(sweepDir), { scorer: model, scorerSpec: label });
+    const result = analyzeDmet(openDmetSource(sweepDir), {
+      scorer: model,
+      scorerSpec: label,
+      dictionary: loadDictionary(),
+    });
     await writeDmetRun(dir, result);
     const report = result.report;
     const head = `${'T'.padStart(4)} ${'top-p'.padStart(5)} ${'C_mean'.padStart(7)} ${'C_norm'.padStart(7)} ${'Q'.padStart(6)} ${'P'.padStart(6)} ${'log ppl'.padStart(7)} ${'div-2'.padStart(6)}`;

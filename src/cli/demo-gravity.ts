@@ -5,10 +5,10 @@ import {
   defaultParaphrasePaths,
   defaultReferencePath,
   readParaphrases,
-} from '../lenses/gravity/data.js';
-import { writeGravityRun } from '../lenses/gravity/io.js';
-import type { DemoStep } from './demo-steps.js';
-import { readTextFile } from './trace.js';
+} from '../io/data.js';
+import { writeGravityRun } from '../report/lenses/gravity.js';
+import type { DemoStep } from './demo-step.js';
+import { readTextFile } from '../io/text.js';
 import { pValue } from '../report/format.js';
 import { cite } from '../papers.js';
 

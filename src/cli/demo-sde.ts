@@ -5,10 +5,10 @@
  */
 import { join } from 'node:path';
 import { analyzeSde, type SdeInput } from '../lenses/sde/analyze.js';
-import { writeSdeRun } from '../lenses/sde/io.js';
+import { writeSdeRun } from '../report/lenses/sde.js';
 import { readTrace } from '../trace/io.js';
 import { readSweepIndex } from '../trace/sweep.js';
-import type { DemoStep } from './demo-steps.js';
+import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
 
 export const sdeDemo: DemoStep = {

@@ -5,9 +5,9 @@
 import { join } from 'node:path';
 import { analyzeSimplex, analyzeSweepLoops } from '../lenses/simplex/analyze.js';
 import { readSweepGenerations } from '../lenses/simplex/generations.js';
-import { writeSimplexRun, writeSweepLoops } from '../lenses/simplex/io.js';
+import { writeSimplexRun, writeSweepLoops } from '../report/lenses/simplex.js';
 import { loopTable } from './analyze-simplex.js';
-import type { DemoStep } from './demo-steps.js';
+import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
 
 const PROMPT = 'Once upon a time, there was a little girl named Lily.';

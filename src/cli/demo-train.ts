@@ -6,16 +6,18 @@
  * Minutes of training on one core are far from the paper's Pythia runs: the section shows the
  * pipeline, not evidence for or against the claim; README has a longer run.
  */
+import { readTrainingRun } from '../io/training-run.js';
 import { dirname, join } from 'node:path';
 import { DEFAULT_OPTIM } from '../train/optim.js';
 import { distillCorpus, readCorpus } from '../train/data.js';
 import { train } from '../train/loop.js';
 import { parseConfig } from './train.js';
-import { analyzeCouplingOverTraining, writeTrainingDynamics } from '../lenses/coupling/training.js';
+import { analyzeCouplingOverTraining } from '../lenses/coupling/training.js';
+import { writeTrainingDynamics } from '../report/lenses/coupling.js';
 import { openModel } from '../api.js';
 import { loadTokenizer } from '../io/load.js';
-import { shippedModel } from './models.js';
-import type { DemoStep } from './demo-steps.js';
+import { shippedModel } from '../io/discover.js';
+import type { DemoStep } from './demo-step.js';
 import { cite } from '../papers.js';
 
 const PROMPTS = [
@@ -68,7 +70,7 @@ export const trainDemo: DemoStep = {
       sampleTokens: 0,
     });
     say('train: the coupling lens on each checkpoint …');
-    const dyn = await analyzeCouplingOverTraining(run, (p) => openModel(p), {
+    const dyn = await analyzeCouplingOverTraining(await readTrainingRun(run), (p) => openModel(p), {
       prompts: PROMPTS,
       k: [10],
       seed: SEED,

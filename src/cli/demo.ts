@@ -5,7 +5,8 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { generateText, type Model } from '../api.js';
+import { generateText } from '../api.js';
+import type { Model } from '../model/model.js';
 import { runWithCache } from '../hooked.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeReport } from '../report/report.js';
@@ -15,7 +16,8 @@ import { runSweep } from '../trace/sweep.js';
 import type { Trace } from '../trace/types.js';
 import { VERSION } from '../version.js';
 import { addThreadsFlag, openModel, printResult, startCliThreads, type EngineFlags, type ModelFlags } from './common.js';
-import { DEMO_STEPS, type DemoContext } from './demo-steps.js';
+import { DEMO_STEPS } from './demo-steps.js';
+import type { DemoContext } from './demo-step.js';
 import { describeModel } from './info.js';
 import { progressPrinter } from './sweep.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Model } from '../api.js';
+import type { Model } from '../model/model.js';
 import { absentHookPoints } from '../model/hooks.js';
 import { attentionScale, isParallel, parameterCount, type ModelConfig } from '../model/types.js';
 import { openModel, type ModelFlags } from './common.js';

@@ -7,7 +7,7 @@ import { runSweep, type SweepPlan } from '../trace/sweep.js';
 import type { LogitsMode } from '../trace/types.js';
 import { parseBytes, parseInteger, parseNumber } from './args.js';
 import { availableCores } from './common.js';
-import { defaultModel } from './models.js';
+import { defaultModel } from '../io/discover.js';
 import { defaultMaxMemory, parseHooks, parseLogitsMode } from './trace.js';
 import { printResult } from './common.js';
 

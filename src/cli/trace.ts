@@ -1,8 +1,8 @@
-import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { existsSync, statfsSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { Model } from '../api.js';
+import type { Model } from '../model/model.js';
 import { LmdynError } from '../errors.js';
 import {
   checkLogitsMode,
@@ -13,6 +13,7 @@ import {
   resolveHooks,
 } from '../trace/record.js';
 import { checkOutDir, writeTrace } from '../trace/io.js';
+import { readTextFile } from '../io/text.js';
 import type { LogitsMode } from '../trace/types.js';
 import { parseBytes, parseInteger } from './args.js';
 import {
@@ -69,32 +70,6 @@ export function parseLogitsMode(value: string): LogitsMode {
     'bad_argument',
     `--logits must be none, topk:K (K ≥ 1) or full, got '${value}'`,
   );
-}
-
-/** Plain lines, or JSONL whose lines are strings or objects with a "text" field. */
-export function readTextFile(path: string): string[] {
-  let raw: string;
-  try {
-    raw = readFileSync(path, 'utf8');
-  } catch {
-    throw new LmdynError('not_found', `cannot read --text-file ${path}`);
-  }
-  const lines = raw.split(/\r?\n/).filter((l) => l.trim() !== '');
-  const texts = lines.map((line, i) => {
-    const t = line.trim();
-    if (!t.startsWith('{') && !t.startsWith('"')) return line;
-    try {
-      const v: unknown = JSON.parse(t);
-      if (typeof v === 'string') return v;
-      if (v && typeof v === 'object' && typeof (v as { text?: unknown }).text === 'string')
-        return (v as { text: string }).text;
-    } catch {
-      return line;
-    }
-    throw new LmdynError('bad_argument', `${path}:${i + 1}: a JSONL line needs a "text" string`);
-  });
-  if (texts.length === 0) throw new LmdynError('bad_argument', `${path} holds no text`);
-  return texts;
 }
 
 export function registerTrace(program: Command): void {

@@ -13,7 +13,8 @@
 import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { LmdynError } from '../errors.js';
-import type { Matrix, ModelConfig, ModelWeights } from '../model/types.js';
+import type { ModelConfig, ModelWeights } from '../model/types.js';
+import type { Matrix } from '../tensor/matrix.js';
 import { dequantizeQ80 } from '../tensor/q80.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../tokenizer/types.js';

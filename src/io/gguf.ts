@@ -15,15 +15,16 @@
  */
 import { closeSync, fstatSync } from 'node:fs';
 import { LmdynError, check } from '../errors.js';
-import type { LayerWeights, Matrix, ModelConfig, ModelWeights } from '../model/types.js';
-import { newMatrix } from '../model/types.js';
+import type { LayerWeights, ModelConfig, ModelWeights } from '../model/types.js';
+import type { Matrix } from '../tensor/matrix.js';
+import { newMatrix } from '../tensor/matrix.js';
 import { allocF32, allocI8, freeF32 } from '../tensor/memory.js';
 import { newQ80Matrix, q80GroupSize, quantizeMatrixQ80 } from '../tensor/q80.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { BLOCK_FORMATS, blockFormatOf, dequantize, halfTable } from './gguf-quants.js';
 import { MAX_SEQ_LEN, openForReading, readExactly } from './llama2c.js';
-import type { LoadedModel } from './types.js';
+import type { LoadedModel } from '../model/types.js';
 
 export type GgufValue =
   | number

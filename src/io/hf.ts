@@ -23,11 +23,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { LmdynError, check } from '../errors.js';
-import type { LayerWeights, Matrix, ModelConfig, ModelWeights } from '../model/types.js';
-import { newMatrix } from '../model/types.js';
+import type { LayerWeights, ModelConfig, ModelWeights } from '../model/types.js';
+import type { Matrix } from '../tensor/matrix.js';
+import { newMatrix } from '../tensor/matrix.js';
 import { allocF32 } from '../tensor/memory.js';
 import { loadHfTokenizer } from '../tokenizer/hf.js';
-import type { LoadedModel } from './types.js';
+import type { LoadedModel } from '../model/types.js';
 import {
   closeSafetensors,
   openSafetensors,

@@ -19,11 +19,12 @@
 import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { LmdynError, check } from '../errors.js';
-import type { LayerWeights, Matrix, ModelConfig, ModelWeights } from '../model/types.js';
-import { newMatrix } from '../model/types.js';
+import type { LayerWeights, ModelConfig, ModelWeights } from '../model/types.js';
+import type { Matrix } from '../tensor/matrix.js';
+import { newMatrix } from '../tensor/matrix.js';
 import { allocF32, allocI8, freeF32, freeI8 } from '../tensor/memory.js';
 import { dequantizeQ80, newQ80Matrix } from '../tensor/q80.js';
-import type { LoadedModel } from './types.js';
+import type { LoadedModel } from '../model/types.js';
 
 export type Llama2cVersion = 0 | 1 | 2;
 

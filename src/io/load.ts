@@ -8,14 +8,14 @@ import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from
 import { basename, dirname, join, resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { loadHfTokenizer } from '../tokenizer/hf.js';
-import { loadLlama2cTokenizer } from '../tokenizer/llama2c.js';
-import { quantizeWeightsQ80, type WeightFormat } from '../tensor/q80.js';
+import { loadLlama2cTokenizer } from './llama2c-tokenizer.js';
+import { quantizeWeightsQ80, type WeightFormat } from '../model/quantize.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { loadGguf, type GgufLoadOptions } from './gguf.js';
 import { loadHfFolder } from './hf.js';
 import { resolveHubModel, type HubOptions } from './hub.js';
 import { loadLlama2cCheckpoint } from './llama2c.js';
-import type { LoadedModel } from './types.js';
+import type { LoadedModel } from '../model/types.js';
 
 export interface LoadOptions {
   /** A tokenizer file or folder that replaces the model's own (or supplies one). */

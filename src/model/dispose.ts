@@ -4,7 +4,8 @@
  */
 import { freeF32, freeI8, isArenaBlock } from '../tensor/memory.js';
 import { dequantizedData } from '../tensor/q80.js';
-import type { Matrix, ModelWeights } from './types.js';
+import type { ModelWeights } from './types.js';
+import type { Matrix } from '../tensor/matrix.js';
 
 /** Frees every weight buffer once (tied matrices are shared); the weights are unusable afterwards. */
 export function disposeWeights(w: ModelWeights): void {

@@ -4,7 +4,8 @@
  * One pass over the weights at load (Q8_0 matrices: their scales; the int8 values are finite).
  */
 import { LmdynError } from '../errors.js';
-import type { Matrix, ModelWeights } from './types.js';
+import type { ModelWeights } from './types.js';
+import type { Matrix } from '../tensor/matrix.js';
 
 export function requireFiniteWeights(weights: ModelWeights, path: string): void {
   const check = (name: string, a: Float32Array | null): void => {

@@ -12,7 +12,7 @@
  * that row's own sequence.
  */
 import { LmdynError } from '../errors.js';
-import type { LoadedModel } from '../io/types.js';
+import type { LoadedModel } from './types.js';
 import { allocF32, allocF32Collected, freeF32, inArena } from '../tensor/memory.js';
 import { wasmKernels } from '../tensor/wasm/kernels.js';
 import {

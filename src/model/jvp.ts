@@ -16,11 +16,11 @@
 import {
   attentionScale,
   isParallel,
-  newMatrix,
   windowStart,
   type LayerWeights,
   type ModelConfig,
 } from './types.js';
+import { newMatrix } from '../tensor/matrix.js';
 import type { Transformer } from './forward.js';
 import { allocF32, freeF32 } from '../tensor/memory.js';
 import { addBias, matmul, rope, softmax } from '../tensor/ops.js';

@@ -12,20 +12,18 @@ import { writeFileAtomic } from '../io/atomic.js';
 import {
   acrossModelsReport,
   checkAcrossModels,
-  modelRunDir,
-  writeAcrossSummary,
   type AcrossModelsReport,
   type AcrossOptions,
 } from '../lenses/coupling/across.js';
+import { modelRunDir, writeAcrossSummary } from '../report/lenses/coupling.js';
 import type { CouplingReport } from '../lenses/coupling/analyze.js';
 import {
-  listCheckpoints,
   trainingDynamicsReport,
-  validationLossByStep,
-  writeTrainingDynamics,
   type TrainingDynamicsReport,
   type TrainingOptions,
 } from '../lenses/coupling/training.js';
+import { listCheckpoints, validationLossByStep } from '../io/training-run.js';
+import { writeTrainingDynamics } from '../report/lenses/coupling.js';
 import { checkOutDir } from '../trace/io.js';
 import { connectQueue } from './connection.js';
 import { runKey, runUnitsOnQueue, type QueueRunOptions } from './coordinator.js';

@@ -11,11 +11,12 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { openModel, type Model } from '../api.js';
+import { openModel } from '../api.js';
+import type { Model } from '../model/model.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { analyzeOneModel, type AcrossOptions } from '../lenses/coupling/across.js';
 import type { CouplingReport } from '../lenses/coupling/analyze.js';
-import { writeCouplingRun } from '../lenses/coupling/io.js';
+import { writeCouplingRun } from '../report/lenses/coupling.js';
 import { isComplete, recordSweepConfig, type SweepConfig, type SweepPlan } from '../trace/sweep.js';
 import { LmdynError } from '../errors.js';
 

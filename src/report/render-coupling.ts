@@ -4,7 +4,7 @@
  * figures (the folder's NAME.vl.json, or the lens's own specs when the folder has none).
  */
 import type { CouplingReport, WeightsReport } from '../lenses/coupling/analyze.js';
-import { couplingPlots } from '../lenses/coupling/plots.js';
+import { couplingPlots } from './lenses/coupling-plots.js';
 import type { TrainingDynamicsReport } from '../lenses/coupling/training.js';
 import {
   folderPlots,

@@ -6,7 +6,8 @@
  * this one computes; a shared flag stops a generation whose page went away.
  */
 import { parentPort, type MessagePort } from 'node:worker_threads';
-import { encodePrompt, generateText, openModel, type Model } from '../api.js';
+import { generateText, openModel } from '../api.js';
+import { encodePrompt, type Model } from '../model/model.js';
 import { entropy } from '../decode/sampling.js';
 import { LmdynError, type StopSignal } from '../errors.js';
 import { IncrementalText, label, topTokens } from './incremental-text.js';

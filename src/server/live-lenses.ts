@@ -5,15 +5,15 @@
  * by the page from the same blocks as the report. A lens with a library that takes a model and
  * a prompt adds one entry here (and a form in web/index.html).
  */
-import type { Model } from '../api.js';
+import type { Model } from '../model/model.js';
 import { analyzeCoupling } from '../lenses/coupling/analyze.js';
-import { couplingPlots } from '../lenses/coupling/plots.js';
+import { couplingPlots } from '../report/lenses/coupling-plots.js';
 import { analyzeGravity } from '../lenses/gravity/analyze.js';
-import { defaultReferencePath } from '../lenses/gravity/data.js';
-import { gravityPlots } from '../lenses/gravity/plots.js';
+import { defaultReferencePath } from '../io/data.js';
+import { gravityPlots } from '../report/lenses/gravity-plots.js';
 import { analyzeSimplex } from '../lenses/simplex/analyze.js';
-import { simplexPlots } from '../lenses/simplex/plots.js';
-import { readTextFile } from '../cli/trace.js';
+import { simplexPlots } from '../report/lenses/simplex-plots.js';
+import { readTextFile } from '../io/text.js';
 import type { PlotSpec } from '../report/plot.js';
 import { booleanField, HttpError, numberField, stringField, type Body } from './validate.js';
 import { cite } from '../papers.js';

@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { firstModelIn, modelFolders, shippedModel } from '../cli/models.js';
+import { firstModelIn, modelFolders, shippedModel } from '../io/discover.js';
 import { HttpError } from './validate.js';
 
 export interface AllowedModel {

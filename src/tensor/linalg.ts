@@ -14,7 +14,7 @@
  * Jacobians; the cost is O(sweeps·n³): fine for the d ≤ 512 Jacobians it is used on.
  * Larger matrices go through `topSvd`, which never forms a full decomposition.
  */
-import { newMatrix } from '../model/types.js';
+import { newMatrix } from './matrix.js';
 import { allocF32, freeF32 } from './memory.js';
 import { matmul } from './ops.js';
 import { createRng } from './rng.js';

@@ -2,7 +2,7 @@
  * The numeric core: a handful of row-wise kernels that the model and the lenses compose.
  * Shapes are written [rows, cols]; every buffer is a flat Float32Array in row-major order.
  */
-import type { F32Matrix, Matrix } from '../model/types.js';
+import type { F32Matrix, Matrix } from './matrix.js';
 import { matmulQ80 } from './q80.js';
 import { erfc } from './special.js';
 import { matmulWasm } from './wasm/kernels.js';

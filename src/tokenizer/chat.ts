@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Template } from '@huggingface/jinja';
-import type { Model } from '../api.js';
+import type { Model } from '../model/model.js';
 import { LmdynError } from '../errors.js';
 
 export interface ChatMessage {

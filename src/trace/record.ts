@@ -3,7 +3,7 @@
  * tokens, and per generated step the logprob and entropy of the model's own distribution and
  * of the one sampled from, plus the logits as asked (top-k or full).
  */
-import { encodePrompt, stopIds, type Model } from '../api.js';
+import { encodePrompt, stopIds, type Model } from '../model/model.js';
 import { generateBatch, type GenerationStep } from '../decode/generate.js';
 import {
   distributionStats,

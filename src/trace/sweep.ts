@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { Model } from '../api.js';
+import type { Model } from '../model/model.js';
 import type { SamplingConfig } from '../decode/sampling.js';
 import { LmdynError } from '../errors.js';
 import { ioError, writeFileAtomic } from '../io/atomic.js';

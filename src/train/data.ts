@@ -15,7 +15,8 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'nod
 import { dirname } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { openModel, stopIds } from '../api.js';
+import { openModel } from '../api.js';
+import { stopIds } from '../model/model.js';
 import { generateBatch } from '../decode/generate.js';
 import { createRng, type Rng } from '../tensor/rng.js';
 import type { Tokenizer } from '../tokenizer/types.js';

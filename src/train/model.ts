@@ -11,8 +11,9 @@
  * are w1, w3 (one [2·hidden, d] map "w13"): one matmul each way instead of three or two.
  */
 import { LmdynError } from '../errors.js';
-import { newMatrix, type ModelConfig, type ModelWeights } from '../model/types.js';
-import { initialWeights } from '../lenses/coupling/twin.js';
+import type { ModelConfig, ModelWeights } from '../model/types.js';
+import { newMatrix } from '../tensor/matrix.js';
+import { initialWeights } from '../model/init.js';
 import {
   attentionBackward,
   attentionForward,
@@ -208,7 +209,7 @@ export function paramViews(flat: Vec, s: TrainShape): ParamViews {
 
 /**
  * Fresh parameters: llama2.c model.py's initialisation, drawn exactly as the coupling lens's
- * random twin (lenses/coupling/twin.ts initialWeights: N(0, 0.02²), wo and w3 N(0, (0.02/√(2L))²),
+ * random twin (model/init.ts initialWeights: N(0, 0.02²), wo and w3 N(0, (0.02/√(2L))²),
  * norms 1), so a seed names the same initial model in both places.
  */
 export function initParams(s: TrainShape, seed: number, precision: Precision): Vec {

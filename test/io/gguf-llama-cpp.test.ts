@@ -6,7 +6,7 @@ import { compare, DIR, PROBE_TEXT, wideRandomLlama } from '../../bench/gguf-cros
 import { llamaCppPeer } from '../../bench/peer-check.js';
 import type { GgmlTypeName } from '../../src/io/gguf-quants.js';
 import { convertToGguf, writeGgufModel } from '../../src/io/gguf-write.js';
-import { loadLlama2cTokenizer } from '../../src/tokenizer/llama2c.js';
+import { loadLlama2cTokenizer } from '../../src/io/llama2c-tokenizer.js';
 import { model } from '../helpers/paths.js';
 
 // llama.cpp itself (node-llama-cpp, installed on demand into .cache/peers/ from the npm

@@ -11,14 +11,10 @@ import { loadGguf, readGgufHeader } from '../../src/io/gguf.js';
 import { BLOCK_FORMATS } from '../../src/io/gguf-quants.js';
 import { convertToGguf, writeGgufModel } from '../../src/io/gguf-write.js';
 import { loadModel } from '../../src/io/load.js';
-import {
-  newMatrix,
-  type LayerWeights,
-  type ModelConfig,
-  type ModelWeights,
-} from '../../src/model/types.js';
+import type { LayerWeights, ModelConfig, ModelWeights } from '../../src/model/types.js';
+import { newMatrix } from '../../src/tensor/matrix.js';
 import { createRng } from '../../src/tensor/rng.js';
-import { loadLlama2cTokenizer } from '../../src/tokenizer/llama2c.js';
+import { loadLlama2cTokenizer } from '../../src/io/llama2c-tokenizer.js';
 import { model, STORIES_GREEDY_64 } from '../helpers/paths.js';
 
 const BIN = model('stories260K', 'stories260K.bin');

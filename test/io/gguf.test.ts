@@ -7,7 +7,7 @@ import { LmdynError } from '../../src/errors.js';
 import { loadGguf, readGgufHeader, readGgufTensor } from '../../src/io/gguf.js';
 import { loadLlama2cCheckpoint } from '../../src/io/llama2c.js';
 import { createRng } from '../../src/tensor/rng.js';
-import { loadLlama2cTokenizer } from '../../src/tokenizer/llama2c.js';
+import { loadLlama2cTokenizer } from '../../src/io/llama2c-tokenizer.js';
 import { model } from '../helpers/paths.js';
 
 const GGUF = model('stories260K-gguf', 'stories260K.gguf');

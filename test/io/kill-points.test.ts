@@ -24,7 +24,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LmdynError } from '../../src/errors.js';
 import { requireCommitted } from '../../src/io/commit.js';
-import { openDmetSource } from '../../src/lenses/dmet/io.js';
+import { openDmetSource } from '../../src/report/lenses/dmet.js';
 import { scanResults } from '../../src/report/scan.js';
 import { readTrace } from '../../src/trace/io.js';
 import { readSweepIndex } from '../../src/trace/sweep.js';

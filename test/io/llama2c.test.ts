@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LmdynError } from '../../src/errors.js';
 import { loadLlama2cCheckpoint, writeLlama2cCheckpoint } from '../../src/io/llama2c.js';
-import type { LoadedModel } from '../../src/io/types.js';
-import { newMatrix, parameterCount, type ModelWeights } from '../../src/model/types.js';
+import type { LoadedModel } from '../../src/model/types.js';
+import { parameterCount, type ModelWeights } from '../../src/model/types.js';
+import { newMatrix } from '../../src/tensor/matrix.js';
 import { createRng } from '../../src/tensor/rng.js';
 import { model } from '../helpers/paths.js';
 

@@ -5,7 +5,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readParquet } from '../../src/io/parquet.js';
-import { curveShape, listCheckpoints } from '../../src/lenses/coupling/training.js';
+import { curveShape } from '../../src/lenses/coupling/training.js';
+import { listCheckpoints } from '../../src/io/training-run.js';
 import { model } from '../helpers/paths.js';
 
 // References: closed forms of a saturating exponential for the shape statistics, a hand-worked

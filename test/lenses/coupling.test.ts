@@ -23,7 +23,7 @@ import {
   lineShapeScore,
   stepSizes,
 } from '../../src/lenses/coupling/metrics.js';
-import { INIT_STD, initialWeights } from '../../src/lenses/coupling/twin.js';
+import { INIT_STD, initialWeights } from '../../src/model/init.js';
 import type { ModelConfig } from '../../src/model/types.js';
 import { svd } from '../../src/tensor/linalg.js';
 import { createRng } from '../../src/tensor/rng.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { summarize } from '../../src/lenses/dmet/summary.js';
-import type { DmetConfiguration, SequenceRow } from '../../src/lenses/dmet/analyze.js';
+import type { DmetConfiguration, SequenceRow } from '../../src/lenses/dmet/rows.js';
 import { benjaminiHochberg } from '../../src/stats/multiple.js';
 import { createRng } from '../../src/tensor/rng.js';
 

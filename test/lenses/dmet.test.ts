@@ -21,10 +21,10 @@ import {
   coherence,
   distinctN,
   grammarScore,
-  loadDictionary,
   perplexity,
   spellingScore,
 } from '../../src/lenses/dmet/text.js';
+import { loadDictionary } from '../../src/io/dictionary.js';
 import { createRng } from '../../src/tensor/rng.js';
 import { fixture, model, STORIES_LSE0, STORIES_TOP5 } from '../helpers/paths.js';
 

@@ -12,13 +12,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { encodePrompt, openModel, type Model } from '../../src/api.js';
+import { openModel } from '../../src/api.js';
+import { encodePrompt, type Model } from '../../src/model/model.js';
 import { registerAnalyze } from '../../src/cli/analyze.js';
 import { registerGravityLens } from '../../src/cli/analyze-gravity.js';
 import { nextTokenDistribution, validateSampling } from '../../src/decode/sampling.js';
 import { LmdynError } from '../../src/errors.js';
 import type { GravityReport } from '../../src/lenses/gravity/analyze.js';
-import { dataDir, defaultParaphrasePaths, readParaphrases } from '../../src/lenses/gravity/data.js';
+import { dataDir, defaultParaphrasePaths, readParaphrases } from '../../src/io/data.js';
 import {
   basin,
   boltzmann,

@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { encodePrompt, generateText, openModel, type Model } from '../../src/api.js';
+import { generateText, openModel } from '../../src/api.js';
+import { encodePrompt, type Model } from '../../src/model/model.js';
 import { runWithCache } from '../../src/hooked.js';
 import { registerAnalyze } from '../../src/cli/analyze.js';
 import { registerSimplexLens } from '../../src/cli/analyze-simplex.js';

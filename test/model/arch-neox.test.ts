@@ -19,7 +19,7 @@ import { LmdynError } from '../../src/errors.js';
 import { loadHfFolder } from '../../src/io/hf.js';
 import { Transformer } from '../../src/model/forward.js';
 import { absentHookPoints } from '../../src/model/hooks.js';
-import { INIT_STD, initialWeights } from '../../src/lenses/coupling/twin.js';
+import { INIT_STD, initialWeights } from '../../src/model/init.js';
 import { ROOT } from '../helpers/paths.js';
 import { blockJacobians, crossTokenJacobians, recordBlockStates } from '../../src/model/jvp.js';
 

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { openModel } from '../../src/api.js';
 import { LmdynError } from '../../src/errors.js';
-import { openDmetSource } from '../../src/lenses/dmet/io.js';
+import { openDmetSource } from '../../src/report/lenses/dmet.js';
 import { readTrace, writeTrace } from '../../src/trace/io.js';
 import { recordTrace } from '../../src/trace/record.js';
 import { model } from '../helpers/paths.js';

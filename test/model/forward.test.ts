@@ -9,9 +9,10 @@ import { runWithCache } from '../../src/hooked.js';
 import { readGgufHeader, readGgufTensor } from '../../src/io/gguf.js';
 import { writeLlama2cCheckpoint } from '../../src/io/llama2c.js';
 import { Transformer } from '../../src/model/forward.js';
-import { newMatrix, type ModelConfig, type ModelWeights } from '../../src/model/types.js';
+import type { ModelConfig, ModelWeights } from '../../src/model/types.js';
+import { newMatrix } from '../../src/tensor/matrix.js';
 import { allocF32 } from '../../src/tensor/memory.js';
-import { quantizeWeightsQ80 } from '../../src/tensor/q80.js';
+import { quantizeWeightsQ80 } from '../../src/model/quantize.js';
 import { createRng } from '../../src/tensor/rng.js';
 import { startKernelThreads, stopKernelThreads } from '../../src/tensor/wasm/threads.js';
 import {

@@ -14,7 +14,7 @@ import {
   type BlockStates,
 } from '../../src/model/jvp.js';
 import type { ModelConfig } from '../../src/model/types.js';
-import { initialWeights } from '../../src/lenses/coupling/twin.js';
+import { initialWeights } from '../../src/model/init.js';
 import { linearisedState } from '../../src/lenses/coupling/metrics.js';
 import { allocF32, freeF32 } from '../../src/tensor/memory.js';
 import { createRng } from '../../src/tensor/rng.js';

@@ -7,9 +7,10 @@
 import { commitBeside } from '../../src/io/commit.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { openModel, type Model } from '../../src/api.js';
+import { openModel } from '../../src/api.js';
+import type { Model } from '../../src/model/model.js';
 import { analyzeCoupling } from '../../src/lenses/coupling/analyze.js';
-import { writeCouplingRun } from '../../src/lenses/coupling/io.js';
+import { writeCouplingRun } from '../../src/report/lenses/coupling.js';
 import { writePlot, type PlotSpec } from '../../src/report/plot.js';
 import { writeTrace } from '../../src/trace/io.js';
 import { recordTrace } from '../../src/trace/record.js';

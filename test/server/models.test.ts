@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { defaultModel } from '../../src/cli/models.js';
+import { defaultModel } from '../../src/io/discover.js';
 import { allowedModels } from '../../src/server/models.js';
 
 // Reference: the repository's own file models-shipped/lmdyn-tiny-260K/model.bin.

@@ -3,7 +3,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import assert from 'node:assert/strict';
-import { newMatrix, type F32Matrix as Matrix } from '../../src/model/types.js';
+import { newMatrix, type F32Matrix as Matrix } from '../../src/tensor/matrix.js';
 import {
   allocF32,
   allocF32Collected,
@@ -21,8 +21,8 @@ import {
   newQ80Matrix,
   quantizeMatrixQ80,
   quantizeQ80Js,
-  type Q80Matrix,
 } from '../../src/tensor/q80.js';
+import type { Q80Matrix } from '../../src/tensor/matrix.js';
 import { createRng, type Rng } from '../../src/tensor/rng.js';
 import {
   expShiftWasm,

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import llamaTokenizer from 'llama-tokenizer-js';
 import { LmdynError } from '../../src/errors.js';
-import { loadLlama2cTokenizer } from '../../src/tokenizer/llama2c.js';
+import { loadLlama2cTokenizer } from '../../src/io/llama2c-tokenizer.js';
 import { model, STORIES_GREEDY_64 } from '../helpers/paths.js';
 
 const TOK512 = model('stories260K', 'tok512.bin');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { openModel, generateText } from '../../src/api.js';
-import { defaultModel, shippedModel } from '../../src/cli/models.js';
+import { defaultModel, shippedModel } from '../../src/io/discover.js';
 
 // References: the folder's README (its stated shape and greedy text) and the checkpoint format
 // the other commands load.

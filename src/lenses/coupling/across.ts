@@ -1,20 +1,15 @@
 /**
  * Coupling across models (papers.md §5.9 item 2): one row per model — model-level coupling
  * (§5.5), mean LSS, growth rate, parameters, depth, width — and, with a score per model (e.g. a
- * benchmark average), the correlation of each quantity with the score.
+ * benchmark average), the correlation of each quantity with the score. The files are written by
+ * report/lenses/coupling.ts (writeAcrossModels); the scores file is read by io/text.ts (readScores).
  */
-import { readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import type { Model } from '../../api.js';
+import { basename } from 'node:path';
+import type { Model } from '../../model/model.js';
 import { LmdynError } from '../../errors.js';
-import { writeFileAtomic } from '../../io/atomic.js';
-import { commitBeside } from '../../io/commit.js';
-import { writePlot } from '../../report/plot.js';
 import { VERSION } from '../../version.js';
 import { analyzeCoupling, type CouplingOptions, type CouplingReport, type Tag } from './analyze.js';
 import { correlate, type Correlation } from './correlate.js';
-import { writeCouplingRun } from './io.js';
-import { modelsScatter } from './plots.js';
 import { paperRef } from '../../papers.js';
 
 export interface ModelRow {
@@ -137,93 +132,6 @@ export function acrossModelsReport(
   };
 }
 
-/** Writes coupling-models.json, coupling-models.csv, one coupling run per model, and scatter plots. */
-export async function writeAcrossModels(
-  dir: string,
-  result: { report: AcrossModelsReport; perModel: CouplingReport[] },
-  options: { png?: boolean } = {},
-): Promise<void> {
-  for (const [i, r] of result.perModel.entries()) {
-    await writeCouplingRun(join(dir, modelRunDir(i, r.model.spec)), r, options);
-  }
-  await writeAcrossSummary(dir, result.report, options);
-}
-
-/** The folder of the i-th (0-based) model's coupling run inside an across-models folder. */
-export function modelRunDir(i: number, spec: string): string {
-  return join('models', `${i + 1}-${safeName(spec)}`);
-}
-
-/**
- * coupling-models.json, coupling-models.csv and, with scores, the scatter plots, as one committed
- * unit (coupling-models.manifest.json, io/commit.ts); each model's run is its own unit.
- */
-export async function writeAcrossSummary(
-  dir: string,
-  report: AcrossModelsReport,
-  options: { png?: boolean } = {},
-): Promise<void> {
-  await commitBeside(dir, 'coupling-models', (stage) => writeSummaryFiles(stage, report, options));
-}
-
-async function writeSummaryFiles(
-  dir: string,
-  report: AcrossModelsReport,
-  options: { png?: boolean },
-): Promise<void> {
-  writeFileAtomic(join(dir, 'coupling-models.json'), JSON.stringify(report, null, 1) + '\n');
-  const cols: (keyof ModelRow)[] = [
-    'model',
-    'parameters',
-    'depth',
-    'width',
-    'coupling',
-    'log10_coupling',
-    'lss_mean',
-    'growth_rate',
-    'growth_r2',
-    'score',
-  ];
-  const csv = [cols.join(','), ...report.rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))];
-  writeFileAtomic(join(dir, 'coupling-models.csv'), csv.join('\n') + '\n');
-  const rows = report.rows;
-  if (report.correlations) {
-    for (const q of ['coupling', 'lss_mean'] as const) {
-      const points = rows.map((r) => ({ model: r.model, x: r[q], score: r.score as number }));
-      await writePlot(join(dir, `score_vs_${q}`), modelsScatter(points, q), options);
-    }
-  }
-}
-
-/** Reads `model,score` rows (a header naming both columns first; other columns are ignored). */
-export function readScores(path: string): Map<string, number> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    throw new LmdynError('not_found', `cannot read --scores ${path}`);
-  }
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-  const head = (lines[0] ?? '').split(',').map((h) => h.trim().toLowerCase());
-  const mi = head.indexOf('model');
-  const si = head.indexOf('score');
-  if (mi < 0 || si < 0)
-    throw new LmdynError('bad_format', `${path}: the header must name the columns model and score`);
-  const scores = new Map<string, number>();
-  lines.slice(1).forEach((line, i) => {
-    const cells = line.split(',').map((c) => c.trim());
-    const v = Number(cells[si]);
-    if (cells[si] === undefined || cells[si] === '' || !Number.isFinite(v)) {
-      throw new LmdynError(
-        'bad_format',
-        `${path}:${i + 2}: score '${cells[si] ?? ''}' is not a number`,
-      );
-    }
-    scores.set(cells[mi], v);
-  });
-  return scores;
-}
-
 function correlations(rows: readonly ModelRow[]): ({ quantity: string } & Correlation)[] {
   const score = rows.map((r) => r.score as number);
   const quantities: [string, (r: ModelRow) => number][] = [
@@ -240,15 +148,4 @@ function correlations(rows: readonly ModelRow[]): ({ quantity: string } & Correl
 
 function scoreFor(scores: ReadonlyMap<string, number>, spec: string): number | null {
   return scores.get(spec) ?? scores.get(basename(spec.replace(/\/+$/, ''))) ?? null;
-}
-
-/** One CSV cell: empty for null and non-finite numbers, RFC 4180 quoting for text. */
-export function csvCell(v: string | number | null): string {
-  if (v === null) return '';
-  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : '';
-  return /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
-}
-
-function safeName(spec: string): string {
-  return basename(spec.replace(/\/+$/, '')).replace(/[^A-Za-z0-9._-]+/g, '_') || 'model';
 }

@@ -5,7 +5,7 @@
  * Returns one plain object (written as coupling.json by the CLI); every metric carries the
  * papers.md tag: exact (from the authors' code or a quoted source) or proposed (our reading).
  */
-import { encodePrompt, type Model } from '../../api.js';
+import { encodePrompt, type Model } from '../../model/model.js';
 import { LmdynError, type StopSignal } from '../../errors.js';
 import {
   blockJacobians,
@@ -31,7 +31,7 @@ import {
   stepSizes,
   type Coupling,
 } from './metrics.js';
-import { hfInitDiffers, initName, randomTwin } from './twin.js';
+import { hfInitDiffers, initName, randomTwin } from '../../model/init.js';
 import { cite, paperRef } from '../../papers.js';
 
 import type { Tag } from '../tag.js';

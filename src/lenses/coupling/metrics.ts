@@ -2,7 +2,7 @@
  * The coupling lens's metrics on Jacobians and depth trajectories (papers.md §5.3–5.8). Pure
  * functions of plain arrays; analyze.ts decides what they are applied to.
  */
-import { newMatrix } from '../../model/types.js';
+import { newMatrix } from '../../tensor/matrix.js';
 import { allocF32, freeF32, inArena } from '../../tensor/memory.js';
 import { matmul } from '../../tensor/ops.js';
 import type { Svd } from '../../tensor/linalg.js';

@@ -5,24 +5,29 @@
  * a description of each curve's shape — how early it moves and whether it has levelled off — so
  * the paper's claim ("coupling appears within roughly the first 10–20k steps, then plateaus")
  * can be checked on a run of our own. The shape statistics are ours (proposed); the curves are
- * the lens's model-level quantities (§5.5) and carry its tags.
+ * the lens's model-level quantities (§5.5) and carry its tags. The run folder is read by
+ * io/training-run.ts (readTrainingRun) and the files written by report/lenses/coupling.ts.
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import type { Model } from '../../api.js';
-import { LmdynError } from '../../errors.js';
-import { writeFileAtomic } from '../../io/atomic.js';
-import { commitBeside } from '../../io/commit.js';
-import { readParquet } from '../../io/parquet.js';
-import { writePlot } from '../../report/plot.js';
+import { resolve } from 'node:path';
+import type { Model } from '../../model/model.js';
 import { VERSION } from '../../version.js';
 import type { CouplingOptions, CouplingReport, Tag } from './analyze.js';
-import { analyzeCouplingAcrossModels, csvCell, type AcrossModelsReport } from './across.js';
+import { analyzeCouplingAcrossModels, type AcrossModelsReport } from './across.js';
 import { paperRef } from '../../papers.js';
 
+/** A kept checkpoint of a training run: its step and file. */
 export interface Checkpoint {
   step: number;
   path: string;
+}
+
+/** What the lens needs of a `lmdyn train` run folder (io/training-run.ts reads it). */
+export interface TrainingRun {
+  dir: string;
+  /** At least two, by step. */
+  checkpoints: readonly Checkpoint[];
+  /** The run's held-out loss by step (train.parquet); empty when it has none. */
+  valLoss: ReadonlyMap<number, number>;
 }
 
 export interface CheckpointRow {
@@ -79,44 +84,6 @@ export interface TrainingDynamicsReport {
   shapes: CurveShape[];
 }
 
-const STEP_FILE = /^step-(\d+)\.bin$/;
-
-/** The kept checkpoints of a training run folder (or of its checkpoints/ folder), by step. */
-export function listCheckpoints(runDir: string): Checkpoint[] {
-  const dir = existsSync(join(runDir, 'checkpoints')) ? join(runDir, 'checkpoints') : runDir;
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    throw new LmdynError('not_found', `cannot read the training run ${runDir}`);
-  }
-  const found = names
-    .map((name) => ({ name, m: STEP_FILE.exec(name) }))
-    .filter((e): e is { name: string; m: RegExpExecArray } => e.m !== null)
-    .map((e) => ({ step: Number(e.m[1]), path: join(dir, e.name) }))
-    .sort((a, b) => a.step - b.step);
-  if (found.length < 2) {
-    throw new LmdynError(
-      'bad_argument',
-      `${runDir}: needs at least two checkpoints (checkpoints/step-N.bin, written by lmdyn train --checkpoint-every K), found ${found.length}`,
-    );
-  }
-  return found;
-}
-
-/** val_loss by step from the run's train.parquet (empty when the run has none). */
-export async function validationLossByStep(runDir: string): Promise<Map<number, number>> {
-  const path = join(runDir, 'train.parquet');
-  const out = new Map<number, number>();
-  if (!existsSync(path)) return out;
-  for (const row of await readParquet(path)) {
-    const step = Number(row.step);
-    const v = Number(row.val_loss);
-    if (Number.isFinite(step) && Number.isFinite(v)) out.set(step, v);
-  }
-  return out;
-}
-
 /**
  * The shape of y over steps (steps ascending, the last one the run's end): see CurveShape.
  * `reach_f` is the first step s with (y(s') − y0)/Δ ≥ f for every checkpoint s' ≥ s.
@@ -164,20 +131,25 @@ export type TrainingOptions = Omit<CouplingOptions, 'modelSpec' | 'onJacobians' 
 
 /** The coupling lens on each checkpoint in step order (as analyzeCouplingAcrossModels), and the curves' shapes. */
 export async function analyzeCouplingOverTraining(
-  runDir: string,
+  run: TrainingRun,
   open: (path: string) => Promise<Model>,
   options: TrainingOptions,
 ): Promise<{ report: TrainingDynamicsReport; perCheckpoint: CouplingReport[] }> {
-  const checkpoints = listCheckpoints(runDir);
-  const valLoss = await validationLossByStep(runDir);
   // each checkpoint is one model of the across-models analysis (open, analyse, free)
   const { report: across, perModel } = await analyzeCouplingAcrossModels(
-    checkpoints.map((c) => c.path),
+    run.checkpoints.map((c) => c.path),
     open,
     options,
   );
   return {
-    report: trainingDynamicsReport(runDir, checkpoints, valLoss, across, perModel, options),
+    report: trainingDynamicsReport(
+      run.dir,
+      run.checkpoints,
+      run.valLoss,
+      across,
+      perModel,
+      options,
+    ),
     perCheckpoint: perModel,
   };
 }
@@ -266,72 +238,4 @@ export function trainingDynamicsReport(
     rows,
     shapes,
   };
-}
-
-/**
- * Writes coupling-training.json, coupling-training.csv and the curves (SVG, PNG on request) as
- * one committed unit (coupling-training.manifest.json, io/commit.ts).
- */
-export async function writeTrainingDynamics(
-  dir: string,
-  result: { report: TrainingDynamicsReport },
-  options: { png?: boolean } = {},
-): Promise<void> {
-  await commitBeside(dir, 'coupling-training', (stage) =>
-    writeTrainingFiles(stage, result, options),
-  );
-}
-
-async function writeTrainingFiles(
-  dir: string,
-  result: { report: TrainingDynamicsReport },
-  options: { png?: boolean },
-): Promise<void> {
-  const { report } = result;
-  writeFileAtomic(join(dir, 'coupling-training.json'), JSON.stringify(report, null, 1) + '\n');
-  const cols: (keyof CheckpointRow)[] = [
-    'step',
-    'val_loss',
-    'coupling',
-    'log10_coupling',
-    'lss_mean',
-    'growth_rate',
-    'growth_r2',
-    'fidelity_mean',
-    'checkpoint',
-  ];
-  const csv = [cols.join(','), ...report.rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))];
-  writeFileAtomic(join(dir, 'coupling-training.csv'), csv.join('\n') + '\n');
-  const values = report.rows.flatMap((r) =>
-    (
-      [
-        ['coupling m_K', r.coupling],
-        ['LSS (mean)', r.lss_mean],
-        ['growth rate', r.growth_rate],
-        ['validation loss', r.val_loss],
-      ] as const
-    )
-      .filter(([, v]) => v !== null && Number.isFinite(v))
-      .map(([quantity, v]) => ({ step: r.step, quantity, value: v })),
-  );
-  await writePlot(
-    join(dir, 'training'),
-    {
-      $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-      title: `coupling lens over training (K = ${report.headline_k}; proposed)`,
-      data: { values },
-      facet: { row: { field: 'quantity', type: 'nominal', title: null } },
-      spec: {
-        width: 420,
-        height: 110,
-        mark: { type: 'line', point: true },
-        encoding: {
-          x: { field: 'step', type: 'quantitative', title: 'training step' },
-          y: { field: 'value', type: 'quantitative', scale: { zero: false }, title: null },
-        },
-      },
-      resolve: { scale: { y: 'independent' } },
-    },
-    options,
-  );
 }

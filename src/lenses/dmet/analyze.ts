@@ -5,7 +5,7 @@
  * Returns one plain report (dmet.json), a row per sequence (dmet.parquet), the 2-D curves and the
  * persistence diagrams; every metric carries its papers.md tag.
  */
-import type { Model } from '../../api.js';
+import type { Model } from '../../model/model.js';
 import { LmdynError } from '../../errors.js';
 import type { PersistencePair } from '../../stats/rips.js';
 import type { TraceMeta } from '../../trace/types.js';
@@ -20,7 +20,8 @@ import {
   type Space,
 } from './dynamics.js';
 import { summarize, type BalancedBounds, type DmetSummary } from './summary.js';
-import { COHERENCE_HOOK, loadDictionary, PERPLEXITY_MAX_TOKENS, textQuality } from './text.js';
+import type { DmetConfiguration, SequenceRow } from './rows.js';
+import { COHERENCE_HOOK, PERPLEXITY_MAX_TOKENS, textQuality } from './text.js';
 import { cite, paperRef } from '../../papers.js';
 
 import type { Tag } from '../tag.js';
@@ -29,13 +30,6 @@ export type { Tag };
 
 /** The default trajectory hook: post-final-norm, what HF returns as hidden_states[-1]. */
 export const DEFAULT_HOOK = 'ln_final.hook_normalized';
-
-export interface DmetConfiguration {
-  index: number;
-  /** Folder of the configuration's trace, relative to the source folder ('.' for one trace). */
-  dir: string;
-  sampling: { temperature: number; topP: number; topK: number; repetitionPenalty: number };
-}
 
 export interface DmetSequenceInput {
   sample: number;
@@ -94,46 +88,11 @@ export interface DmetOptions {
   predictability?: boolean;
   /** Model scoring perplexity and coherence; null skips both. */
   scorer: Model | null;
+  /** Known words for the spelling score (io/dictionary.ts loadDictionary: word-list + letters). */
+  dictionary: ReadonlySet<string>;
   scorerSpec?: string;
   balanced?: Partial<BalancedBounds>;
   log?: (line: string) => void;
-}
-
-/** A row per sequence (dmet.parquet). NaN where a metric is undefined. */
-export interface SequenceRow {
-  config: number;
-  dir: string;
-  temperature: number;
-  top_p: number;
-  top_k: number;
-  repetition_penalty: number;
-  sample: number;
-  seed: number;
-  finish_reason: string;
-  prompt_tokens: number;
-  generated_tokens: number;
-  points: number;
-  C_mean: number;
-  C_std: number;
-  C_max: number;
-  jumps: number;
-  C_cos: number;
-  C_norm: number;
-  silhouette: number;
-  persistence: number;
-  h1_pairs: number;
-  predictability: number;
-  predictability_mse: number;
-  pc1_ratio: number;
-  pc2_ratio: number;
-  perplexity: number;
-  log_ppl: number;
-  spelling: number;
-  diversity: number;
-  grammar: number;
-  coherence: number;
-  sentences: number;
-  text: string;
 }
 
 /** One point of a 2-D curve (dmet_trajectories.parquet). */
@@ -218,7 +177,7 @@ export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResul
     includeLastToken: options.includeLastToken ?? false,
   };
   const minPoints = minimumPoints(dyn.clusters);
-  const dictionary = loadDictionary();
+  const dictionary = options.dictionary;
 
   let pooled: PooledProjection | undefined;
   if (dyn.space === 'pooled') {
@@ -377,7 +336,7 @@ export function analyzeDmet(source: DmetSource, options: DmetOptions): DmetResul
 /** The hook and dynamics options `analyzeDmet` will use; throws a one-line error for bad ones. */
 export function checkDmetOptions(
   source: DmetSource,
-  options: Omit<DmetOptions, 'scorer'>,
+  options: Omit<DmetOptions, 'scorer' | 'dictionary'>,
 ): { hook: string; dyn: DynamicsOptions } {
   const hook = options.hook ?? DEFAULT_HOOK;
   if (!source.hooks.includes(hook)) {

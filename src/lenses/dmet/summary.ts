@@ -13,7 +13,7 @@ import {
   randomInterceptModel,
   type CoefficientTest,
 } from '../../stats/regression.js';
-import type { DmetConfiguration, SequenceRow } from './analyze.js';
+import type { DmetConfiguration, SequenceRow } from './rows.js';
 import { cite } from '../../papers.js';
 
 /** Dynamics features, in the code's order (continuity, cluster_quality, predictability, topology). */

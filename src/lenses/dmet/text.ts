@@ -4,9 +4,7 @@
  * score, and adjacent-sentence coherence. The scorer is any lmdyn model (the paper used GPT-2 for
  * perplexity and sentence-t5-xxl for coherence; coherence here is therefore [proposed]).
  */
-import { readFileSync } from 'node:fs';
-import wordsPath from 'word-list';
-import { encodePrompt, type Model } from '../../api.js';
+import { encodePrompt, type Model } from '../../model/model.js';
 import { runWithCache } from '../../hooked.js';
 
 export interface TextQuality {
@@ -45,17 +43,6 @@ export function textQuality(
     coherence: scorer ? coherence(scorer, text) : NaN,
     sentences: sentences(text).length,
   };
-}
-
-/**
- * The English word list of the `word-list` package (274k lower-case words of two or more
- * letters), plus the 26 single letters: pyspellchecker's English dictionary, which the paper
- * used, knows "a", "i" and the letters split off contractions ("don't" → don, t).
- */
-export function loadDictionary(): Set<string> {
-  const words = new Set(readFileSync(wordsPath, 'utf8').split('\n').filter(Boolean));
-  for (let c = 97; c <= 122; c++) words.add(String.fromCharCode(c));
-  return words;
 }
 
 /** Python's `re.findall(r'\b\w+\b', text)` with Unicode \w, lower-cased. */

@@ -4,12 +4,12 @@
  * be recovered (§3.2), so every metric is the proposed operationalisation of §3.3 and is tagged
  * 'proposed'. Returns one plain object (gravity.json).
  */
-import { encodePrompt, type Model } from '../../api.js';
+import { encodePrompt, type Model } from '../../model/model.js';
 import { LmdynError, type StopSignal } from '../../errors.js';
 import { parameterCount, type ModelConfig } from '../../model/types.js';
 import { createRng } from '../../tensor/rng.js';
 import { VERSION } from '../../version.js';
-import type { ParaphraseSet } from './data.js';
+import type { ParaphraseSet } from './sensitivity.js';
 import {
   basin,
   boltzmann,

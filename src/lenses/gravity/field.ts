@@ -7,9 +7,9 @@
  * output that the classifier W reads (z = W q + b). G lives on that space; `pulledBackKappa` pulls
  * it further back through the final norm to the residual stream x^L (q = N(x^L)).
  */
-import type { Model } from '../../api.js';
+import type { Model } from '../../model/model.js';
 import { nextTokenDistribution, validateSampling } from '../../decode/sampling.js';
-import { newMatrix } from '../../model/types.js';
+import { newMatrix } from '../../tensor/matrix.js';
 import { matrixOperator, symEig, topSvd } from '../../tensor/linalg.js';
 import { allocF32, freeF32 } from '../../tensor/memory.js';
 import { matmul } from '../../tensor/ops.js';

@@ -5,10 +5,9 @@
  * Benjamini–Hochberg q-values over the whole table (it reports many tests: the smallest raw p of a
  * dozen is not evidence on its own).
  */
-import { encodePrompt, type Model } from '../../api.js';
+import { encodePrompt, type Model } from '../../model/model.js';
 import { correlate, type Correlation } from '../coupling/correlate.js';
 import { benjaminiHochberg } from '../../stats/multiple.js';
-import type { ParaphraseSet } from './data.js';
 import {
   boltzmann,
   entropyOf,
@@ -22,6 +21,13 @@ import {
   type Classifier,
   type Fisher,
 } from './field.js';
+
+export interface ParaphraseSet {
+  id: string;
+  /** The file's "domain" field, else its base name (tinystories, general). */
+  domain: string;
+  paraphrases: string[];
+}
 
 export interface SensitivityMember {
   text: string;

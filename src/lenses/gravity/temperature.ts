@@ -4,7 +4,7 @@
  * support exp(H), the escape probability 1 − P_T(B) from the deepest well B (the basin fixed at
  * the analysis temperature) and 1 − p_max, and distinct-n of sampled continuations.
  */
-import { stopIds, type Model } from '../../api.js';
+import { stopIds, type Model } from '../../model/model.js';
 import { generateBatch } from '../../decode/generate.js';
 import { boltzmann, entropyOf } from './field.js';
 

@@ -4,7 +4,7 @@
  * the number of principal components holding 95% of the reference variance, and a void score
  * combining standardized low density with standardized high entropy.
  */
-import { newMatrix } from '../../model/types.js';
+import { newMatrix } from '../../tensor/matrix.js';
 import { pca } from '../../tensor/linalg.js';
 import { allocF32, freeF32 } from '../../tensor/memory.js';
 import { matmul } from '../../tensor/ops.js';

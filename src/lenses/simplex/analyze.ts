@@ -11,7 +11,7 @@
  * Every section carries its papers.md tag (exact / proposed). analyzeSimplex takes a model and a
  * prompt; analyzeSweepLoops takes the generations of a `lmdyn sweep` folder.
  */
-import { encodePrompt, type Model } from '../../api.js';
+import { encodePrompt, type Model } from '../../model/model.js';
 import { LmdynError, type StopSignal } from '../../errors.js';
 import { createRng } from '../../tensor/rng.js';
 import { VERSION } from '../../version.js';

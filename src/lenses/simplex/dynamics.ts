@@ -9,7 +9,7 @@
  *   s_i at the next-token position is read off; its asymmetry ‖A − Aᵀ‖_F/‖A + Aᵀ‖_F tells a
  *   potential game (symmetric A, a Lyapunov function exists) from a non-conservative field.
  */
-import { stopIds, type Model } from '../../api.js';
+import { stopIds, type Model } from '../../model/model.js';
 import {
   applyPenalties,
   nextTokenDistribution,

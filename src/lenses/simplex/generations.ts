@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { stopIds, type Model } from '../../api.js';
+import { stopIds, type Model } from '../../model/model.js';
 import { generateBatch } from '../../decode/generate.js';
 import { validateSampling, type SamplingConfig } from '../../decode/sampling.js';
 import { LmdynError } from '../../errors.js';

@@ -5,7 +5,7 @@
  * (dynamics.ts), laid out against temperature and the repetition / frequency / presence
  * penalties.
  */
-import type { Model } from '../../api.js';
+import type { Model } from '../../model/model.js';
 import type { SamplingConfig } from '../../decode/sampling.js';
 import { escapeTrials, mixSeed, scoreResponse, type ScoreResponse } from './dynamics.js';
 import type { GenerationSet } from './generations.js';

@@ -6,7 +6,7 @@
  * callers check with `inArena` (ops.ts does) and otherwise run the JS loop.
  */
 import { allocF32, allocI8, freeF32, freeI8, inArena, wasmMemory } from '../memory.js';
-import type { Q80Matrix } from '../q80.js';
+import type { Q80Matrix } from '../matrix.js';
 import { kernelsWasmBase64 } from './generated/kernels.js';
 
 export interface KernelExports {

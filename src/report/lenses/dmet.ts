@@ -15,18 +15,13 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import { commitBeside } from '../../io/commit.js';
 import { writeParquet, type ParquetColumn } from '../../io/parquet.js';
 import { closeSafetensors, openSafetensors, readTensorF32 } from '../../io/safetensors.js';
-import { writePlot } from '../../report/plot.js';
+import { writePlot } from '../plot.js';
 import { lengths, requireFiniteStates, requireTrace } from '../../trace/io.js';
 import { readSweepIndex } from '../../trace/sweep.js';
 import type { TraceMeta, TraceSample } from '../../trace/types.js';
-import type {
-  DmetConfigData,
-  DmetConfiguration,
-  DmetResult,
-  DmetSource,
-  SequenceRow,
-} from './analyze.js';
-import { dmetPlots } from './plots.js';
+import type { DmetConfigData, DmetResult, DmetSource } from '../../lenses/dmet/analyze.js';
+import type { DmetConfiguration, SequenceRow } from '../../lenses/dmet/rows.js';
+import { dmetPlots } from './dmet-plots.js';
 import { paperRef } from '../../papers.js';
 
 interface TraceJson {

@@ -2,8 +2,8 @@
  * Vega-Lite specs of the coupling lens's figures, built from a CouplingReport (rendering is
  * report/plot.ts's job). Trained and random-twin results sit side by side in every figure.
  */
-import type { PlotSpec } from '../../report/plot.js';
-import type { CouplingReport, WeightsReport } from './analyze.js';
+import type { PlotSpec } from '../plot.js';
+import type { CouplingReport, WeightsReport } from '../../lenses/coupling/analyze.js';
 
 /** The figures of one report: file base name → spec. */
 export function couplingPlots(report: CouplingReport): { name: string; spec: PlotSpec }[] {

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { LmdynError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { commitBeside } from '../../io/commit.js';
-import { writePlot } from '../../report/plot.js';
-import { validateModelFile, type SdeModelFile, type SdeReport } from './analyze.js';
-import { sdePlots } from './plots.js';
+import { writePlot } from '../plot.js';
+import { validateModelFile, type SdeModelFile, type SdeReport } from '../../lenses/sde/analyze.js';
+import { sdePlots } from './sde-plots.js';
 
 export const SDE_FILES = ['sde.json', 'sde-model.json'] as const;
 

@@ -1,23 +1,16 @@
 /**
  * The texts the gravity lens ships (data/, provenance in data/README.md): the reference corpus
  * for densities and the paraphrase sets for sensitivity. Found at run time relative to this
- * module: dist/src/lenses/gravity → ../../../../data (compiled), src/lenses/gravity → ../../../data.
+ * module: dist/src/io → ../../../data (compiled), src/io → ../../data.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LmdynError } from '../../errors.js';
-
-export interface ParaphraseSet {
-  id: string;
-  /** The file's "domain" field, else its base name (tinystories, general). */
-  domain: string;
-  paraphrases: string[];
-}
+import { LmdynError } from '../errors.js';
 
 /** The package's data/ folder (absolute path, ending without a separator). */
 export function dataDir(): string {
-  for (const rel of ['../../../../data/', '../../../data/']) {
+  for (const rel of ['../../../data/', '../../data/']) {
     const dir = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(join(dir, 'corpus', 'reference.txt'))) return dir.replace(/[\\/]$/, '');
   }
@@ -34,8 +27,13 @@ export function defaultParaphrasePaths(): string[] {
   return ['tinystories.jsonl', 'general.jsonl'].map((f) => join(dataDir(), 'paraphrases', f));
 }
 
-/** Reads a JSONL file of {"id", "paraphrases": [≥ 2 strings], "domain"?} lines. */
-export function readParaphrases(path: string): ParaphraseSet[] {
+/**
+ * Reads a JSONL file of {"id", "paraphrases": [≥ 2 strings], "domain"?} lines into the gravity
+ * lens's ParaphraseSets (lenses/gravity/sensitivity.ts).
+ */
+export function readParaphrases(
+  path: string,
+): { id: string; domain: string; paraphrases: string[] }[] {
   let raw: string;
   try {
     raw = readFileSync(path, 'utf8');
@@ -43,7 +41,7 @@ export function readParaphrases(path: string): ParaphraseSet[] {
     throw new LmdynError('not_found', `cannot read paraphrase file ${path}`);
   }
   const fallback = basename(path, extname(path));
-  const sets: ParaphraseSet[] = [];
+  const sets: { id: string; domain: string; paraphrases: string[] }[] = [];
   raw.split(/\r?\n/).forEach((line, i) => {
     if (line.trim() === '') return;
     const where = `${path}:${i + 1}`;

@@ -6,9 +6,9 @@
  */
 import { closeSync, fstatSync } from 'node:fs';
 import { check } from '../errors.js';
-import { openForReading, readExactly } from '../io/llama2c.js';
-import { SentencePieceTokenizer } from './sentencepiece.js';
-import type { Tokenizer } from './types.js';
+import { openForReading, readExactly } from './llama2c.js';
+import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
+import type { Tokenizer } from '../tokenizer/types.js';
 
 export function loadLlama2cTokenizer(path: string): Tokenizer {
   const buf = readSmallFile(path);

@@ -6,9 +6,9 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { commitBeside } from '../../io/commit.js';
-import { writePlot } from '../../report/plot.js';
-import type { SimplexReport, SimplexSweepReport } from './analyze.js';
-import { loopPlots, simplexPlots } from './plots.js';
+import { writePlot } from '../plot.js';
+import type { SimplexReport, SimplexSweepReport } from '../../lenses/simplex/analyze.js';
+import { loopPlots, simplexPlots } from './simplex-plots.js';
 
 export async function writeSimplexRun(
   dir: string,

@@ -5,9 +5,9 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { commitBeside } from '../../io/commit.js';
-import { writePlot } from '../../report/plot.js';
-import type { GravityReport } from './analyze.js';
-import { gravityPlots } from './plots.js';
+import { writePlot } from '../plot.js';
+import type { GravityReport } from '../../lenses/gravity/analyze.js';
+import { gravityPlots } from './gravity-plots.js';
 
 /**
  * Writes the run into `dir` (created if needed; the caller has checked it may be written) as one

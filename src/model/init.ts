@@ -23,16 +23,11 @@
  * Draws come from createRng(seed) in a fixed order (embeddings, then each layer's wq, wk, wv,
  * wo, gate, up, down, then an untied classifier), so a seed names one twin.
  */
-import { fromLoaded, type Model } from '../../api.js';
-import {
-  newMatrix,
-  type LayerWeights,
-  type Matrix,
-  type ModelConfig,
-  type ModelWeights,
-} from '../../model/types.js';
-import { allocF32 } from '../../tensor/memory.js';
-import { createRng, type Rng } from '../../tensor/rng.js';
+import { fromLoaded, type Model } from './model.js';
+import type { LayerWeights, ModelConfig, ModelWeights } from './types.js';
+import { newMatrix, type Matrix } from '../tensor/matrix.js';
+import { allocF32 } from '../tensor/memory.js';
+import { createRng, type Rng } from '../tensor/rng.js';
 
 /** Standard deviation of every initialised weight except the scaled residual projections. */
 export const INIT_STD = 0.02;

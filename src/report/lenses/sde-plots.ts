@@ -3,8 +3,8 @@
  * Line figures colour by data set, so a sweep's configurations share one panel; maps
  * (drift field, phase portraits) get one panel per data set.
  */
-import type { PlotSpec } from '../../report/plot.js';
-import type { SdeReport } from './analyze.js';
+import type { PlotSpec } from '../plot.js';
+import type { SdeReport } from '../../lenses/sde/analyze.js';
 import { cite } from '../../papers.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';

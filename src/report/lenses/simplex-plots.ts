@@ -3,9 +3,9 @@
  * distance to equilibrium over t for both flows, both flows on the top-3 face as ternary plots,
  * and loop-rate / escape / asymmetry charts of a set of generations.
  */
-import type { PlotSpec } from '../../report/plot.js';
-import type { SimplexReport } from './analyze.js';
-import type { LoopReport } from './path.js';
+import type { PlotSpec } from '../plot.js';
+import type { SimplexReport } from '../../lenses/simplex/analyze.js';
+import type { LoopReport } from '../../lenses/simplex/path.js';
 import { cite } from '../../papers.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';

@@ -3,8 +3,8 @@
  * coloured by step, heatmaps of configuration means over (temperature, top-p) with the balanced
  * region marked, persistence diagrams, and the trend of C, Q and P with temperature.
  */
-import type { PlotSpec } from '../../report/plot.js';
-import type { DmetResult } from './analyze.js';
+import type { PlotSpec } from '../plot.js';
+import type { DmetResult } from '../../lenses/dmet/analyze.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 

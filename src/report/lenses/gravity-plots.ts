@@ -3,9 +3,9 @@
  * report/plot.ts's job): the potential of the top tokens, curvature against sensitivity, the
  * density histogram with the queries marked, and entropy (escape, distinct-2) against T.
  */
-import { pValue } from '../../report/format.js';
-import type { PlotSpec } from '../../report/plot.js';
-import type { GravityReport } from './analyze.js';
+import { pValue } from '../format.js';
+import type { PlotSpec } from '../plot.js';
+import type { GravityReport } from '../../lenses/gravity/analyze.js';
 import { cite } from '../../papers.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
