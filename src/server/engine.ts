@@ -112,7 +112,8 @@ export class Engine {
     onEvent: Listener,
     signal?: AbortSignal,
   ): { done: Promise<void>; cancel: () => void } {
-    if (this.waiting.length >= this.maxQueued) throw new EngineBusy(this.waiting.length);
+    if (this.running && this.waiting.length >= this.maxQueued)
+      throw new EngineBusy(this.waiting.length);
     const id = this.nextId++;
     const cancelFlag = new SharedArrayBuffer(4);
     let pending!: Pending;

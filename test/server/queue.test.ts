@@ -152,6 +152,25 @@ test('a full queue answers 503 with Retry-After at once; a running simplex job s
   }
 });
 
+test('--max-queued 0: an idle engine takes the job, a busy one answers 503', async () => {
+  const server = await startServer({ port: 0, runs: root, models: [STORIES], maxQueued: 0 });
+  try {
+    const first = await fire(server, '/api/generate', greedy3);
+    assert.equal(first.status, 200, first.text);
+    assert.deepEqual(tokenIds(first.text), STORIES_GREEDY_64.slice(0, 3));
+    const a = new AbortController();
+    const running = fire(server, '/api/lens/simplex', { model: STORIES, prompt: PROMPT }, a.signal);
+    await until('simplex running', () => server.engineLoad().running === 'lens simplex');
+    const busy = await fire(server, '/api/generate', greedy3);
+    assert.equal(busy.status, 503, busy.text);
+    assert.match(JSON.parse(busy.text).error as string, /^the engine is busy \(0 jobs waiting\)/);
+    a.abort();
+    await running;
+  } finally {
+    await server.close();
+  }
+});
+
 test('the library: a lens given an AbortSignal ends early with its AbortError', async () => {
   const m = await openModel(STORIES);
   const t0 = performance.now();
