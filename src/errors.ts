@@ -23,6 +23,13 @@ export class LmdynError extends Error {
   }
 }
 
+/**
+ * What long work checks between its prompts or steps to end early: an AbortSignal, or any object
+ * whose throwIfAborted() throws once the result is no longer wanted (the dashboard's engine
+ * thread reads a flag the HTTP thread sets).
+ */
+export type StopSignal = Pick<AbortSignal, 'throwIfAborted'>;
+
 /** Throws a `bad_format` error unless `cond` holds; used by the binary loaders. */
 export function check(cond: unknown, code: ErrorCode, message: string): asserts cond {
   if (!cond) throw new LmdynError(code, message);

@@ -1,5 +1,6 @@
 /** `lmdyn serve`: the dashboard (a static page and a small HTTP API, loopback by default). */
 import type { Command } from 'commander';
+import { DEFAULT_MAX_QUEUED } from '../server/engine.js';
 import { startServer } from '../server/server.js';
 import { parseInteger } from './args.js';
 
@@ -9,6 +10,7 @@ interface ServeFlags {
   runs: string;
   model: string[];
   token?: string;
+  maxQueued: number;
 }
 
 export function registerServe(program: Command): void {
@@ -29,6 +31,12 @@ export function registerServe(program: Command): void {
       'access token a non-loopback --host requires (default: a random one, printed in the URL)',
     )
     .option(
+      '--max-queued <N>',
+      'generations and lens runs that may wait for the engine; one more is answered 503 (busy)',
+      parseInteger('--max-queued', 0, 1000),
+      DEFAULT_MAX_QUEUED,
+    )
+    .option(
       '-m, --model <M>',
       'a model the page may open (repeatable; a path, hf:owner/name or a bare hub id; default: every model in ./models and the shipped model)',
       (value: string, previous: string[]) => [...previous, value],
@@ -41,6 +49,8 @@ export function registerServe(program: Command): void {
         runs: flags.runs,
         models: flags.model,
         token: flags.token,
+        maxQueued: flags.maxQueued,
+        log: (line) => process.stderr.write(`${line}\n`),
       });
       if (server.token !== null) {
         process.stderr.write(

@@ -5,12 +5,16 @@
 import type { Command } from 'commander';
 import { connectQueue } from '../queue/connection.js';
 import { startQueueWorker } from '../queue/worker.js';
-import { parseInteger, parseNumber } from './args.js';
+import { parseBytes, parseInteger, parseNumber } from './args.js';
+import { availableCores } from './common.js';
+import { defaultMaxMemory } from './trace.js';
 
 interface WorkerFlags {
   queue: string;
   threads?: number;
   stallSeconds: number;
+  maxMemory?: number;
+  yes?: boolean;
 }
 
 export function registerWorker(program: Command): void {
@@ -31,11 +35,19 @@ export function registerWorker(program: Command): void {
       parseNumber('--stall-seconds', 0.1, 86400),
       30,
     )
+    .option(
+      '--max-memory <SIZE>',
+      'refuse (fail) a sweep configuration estimated to need more memory per thread (default: half of this machine’s, shared by the threads)',
+      parseBytes('--max-memory'),
+    )
+    .option('--yes', 'run whatever the memory estimate says')
     .action(async (flags: WorkerFlags) => {
       const conn = await connectQueue(flags.queue);
       const log = (line: string) => process.stderr.write(line + '\n');
+      const threads = flags.threads ?? (await availableCores());
       const worker = await startQueueWorker(conn, {
-        threads: flags.threads,
+        threads,
+        maxMemory: flags.yes ? undefined : (flags.maxMemory ?? defaultMaxMemory() / threads),
         stallMs: Math.round(flags.stallSeconds * 1000),
         log,
       });

@@ -14,9 +14,12 @@ export type FromThread =
   | { kind: 'done'; id: number }
   | { kind: 'error'; id: number; code: string | null; message: string };
 
-const { kernelThreads } = workerData as { kernelThreads: boolean };
+const { kernelThreads, maxBytes } = workerData as {
+  kernelThreads: boolean;
+  maxBytes: number | undefined;
+};
 const port = parentPort!;
-const runner = new UnitRunner();
+const runner = new UnitRunner(maxBytes);
 
 async function start(): Promise<void> {
   // A worker with a single thread lends the other cores to its matmuls, as a local run does.

@@ -9,6 +9,7 @@
  * interrupted attempt left.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { openModel } from '../api.js';
 import type { Model } from '../model/model.js';
@@ -19,6 +20,7 @@ import { writeCouplingRun } from '../report/lenses/coupling.js';
 import { recordSweepConfig } from '../trace/sweep.js';
 import { isComplete } from '../trace/store.js';
 import type { SweepConfig, SweepPlan } from '../trace/types.js';
+import { LmdynError } from '../errors.js';
 
 export interface SweepUnit {
   kind: 'sweep';
@@ -75,10 +77,26 @@ export function isUnitDone(unit: QueueUnit): boolean {
 export class UnitRunner {
   private model: { key: string; model: Model } | null = null;
 
+  /**
+   * `maxBytes`: a sweep configuration whose recording is estimated (estimateTraceBytes) to need
+   * more is refused before anything is allocated — the worker's --max-memory; the job fails with
+   * the estimate, the limit and the worker's name as its reason.
+   */
+  constructor(private readonly maxBytes?: number) {}
+
   async run(unit: QueueUnit, log: (line: string) => void): Promise<void> {
     if (unit.kind === 'sweep') {
       const model = await this.sweepModel(unit.plan);
-      recordSweepConfig(model, unit.plan, unit.dir, unit.config);
+      try {
+        recordSweepConfig(model, unit.plan, unit.dir, unit.config, this.maxBytes);
+      } catch (err) {
+        if (err instanceof LmdynError && err.code === 'bad_argument')
+          throw new LmdynError(
+            err.code,
+            `worker ${hostname()} (pid ${process.pid}): ${err.message}`,
+          );
+        throw err;
+      }
       return;
     }
     this.release();

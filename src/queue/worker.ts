@@ -12,6 +12,7 @@ import type { ErrorCode } from '../errors.js';
 import { QUEUE_NAME, QUEUE_PREFIX, redisOptions, type QueueConnection } from './connection.js';
 import type { FromThread, ToThread } from './unit-thread.js';
 import { unitLabel, type QueueUnit } from './units.js';
+import { formatBytes } from '../trace/record.js';
 
 export interface QueueWorkerOptions {
   /** Units run at once, each on a thread of its own (default: one per core). */
@@ -21,6 +22,12 @@ export interface QueueWorkerOptions {
    * it over (BullMQ's lock duration and stalled-check interval; default 30000).
    */
   stallMs?: number;
+  /**
+   * A unit estimated to need more memory than this (bytes, per thread) is refused with that
+   * reason (a failed job, not retried); default none. Sweep configurations are estimated as
+   * `lmdyn trace` estimates a recording (estimateTraceBytes).
+   */
+  maxMemory?: number;
   log?: (line: string) => void;
 }
 
@@ -48,7 +55,7 @@ export async function startQueueWorker(
   const threads = options.threads ?? availableParallelism();
   const stallMs = options.stallMs ?? 30_000;
   const log = options.log ?? (() => {});
-  const pool = new ThreadPool(threads, log);
+  const pool = new ThreadPool(threads, log, options.maxMemory);
   await pool.ready();
   const worker = new Worker(
     QUEUE_NAME,
@@ -75,7 +82,7 @@ export async function startQueueWorker(
   worker.on('error', (err) => log(`queue: ${err.message}`));
   await worker.waitUntilReady();
   log(
-    `worker: ${threads} thread${threads === 1 ? '' : 's'} on ${conn.display}, stall interval ${stallMs / 1000}s`,
+    `worker: ${threads} thread${threads === 1 ? '' : 's'} on ${conn.display}, stall interval ${stallMs / 1000}s, ${options.maxMemory === undefined ? 'no memory limit' : `--max-memory ${formatBytes(options.maxMemory)} per thread`}`,
   );
   return {
     close: async () => {
@@ -100,6 +107,7 @@ class ThreadPool {
   constructor(
     private size: number,
     private log: (line: string) => void,
+    private maxBytes: number | undefined,
   ) {
     for (let i = 0; i < size; i++) this.started.push(this.spawn());
   }
@@ -131,7 +139,7 @@ class ThreadPool {
   private spawn(): Promise<void> {
     return new Promise((resolveReady, rejectReady) => {
       const thread = new Thread(new URL('./unit-thread.js', import.meta.url), {
-        workerData: { kernelThreads: this.size === 1 },
+        workerData: { kernelThreads: this.size === 1, maxBytes: this.maxBytes },
       });
       this.live.add(thread);
       thread.on('message', (msg: FromThread) => {

@@ -9,7 +9,7 @@ import { parentPort, type MessagePort } from 'node:worker_threads';
 import { generateText, openModel } from '../api.js';
 import { encodePrompt, type Model } from '../model/model.js';
 import { entropy } from '../stats/describe.js';
-import { LmdynError } from '../errors.js';
+import { LmdynError, type StopSignal } from '../errors.js';
 import { IncrementalText, label, topTokens } from './incremental-text.js';
 import { LIVE_LENSES } from './live-lenses.js';
 import { LiveTrajectory } from './live-trajectory.js';
@@ -45,16 +45,26 @@ function run(job: EngineJob): Promise<void> {
     const post = (event: EngineEvent) => port.postMessage({ id: job.id, event });
     const cancelled = new Int32Array(job.cancel);
     try {
-      if (Atomics.load(cancelled, 0) !== 0)
+      if (Atomics.load(cancelled, 0) !== 0) {
+        if (job.kind === 'lens') throw new Stopped();
         return post({ type: 'done', finishReason: 'stopped', generated: 0, tokensPerSecond: 0 });
+      }
       const m = await model(job.model);
       if (job.kind === 'generate') generate(m, job, post, cancelled);
       else {
         const lens = LIVE_LENSES[job.lens];
         if (!lens) throw new LmdynError('bad_argument', `no lens named ${job.lens}`);
-        post({ type: 'result', result: lens.run(m, job.model, job.params) });
+        // The lens checks this between its prompts and steps; the HTTP thread sets the flag.
+        const signal: StopSignal = {
+          throwIfAborted: () => {
+            if (Atomics.load(cancelled, 0) !== 0) throw new Stopped();
+          },
+        };
+        post({ type: 'result', result: lens.run(m, job.model, job.params, signal) });
       }
     } catch (err) {
+      if (err instanceof Stopped)
+        return post({ type: 'error', message: 'stopped: its client went away', status: 499 });
       const user = err instanceof LmdynError;
       post({
         type: 'error',
@@ -65,6 +75,8 @@ function run(job: EngineJob): Promise<void> {
   });
   return queue;
 }
+
+class Stopped extends Error {}
 
 function generate(
   m: Model,

@@ -70,35 +70,104 @@ export type EngineEvent =
 
 type Listener = (event: EngineEvent) => void;
 
+/** Jobs that may wait for the engine besides the one it runs (ServeOptions.maxQueued). */
+export const DEFAULT_MAX_QUEUED = 8;
+/** Seconds a client told "busy" (503) is asked to wait before it tries again. */
+export const RETRY_AFTER_S = 5;
+
+/** The engine was full: the request is refused at once (503 with Retry-After). */
+export class EngineBusy extends Error {
+  constructor(readonly queued: number) {
+    super(
+      `the engine is busy (${queued} job${queued === 1 ? '' : 's'} waiting); try again in ${RETRY_AFTER_S} s`,
+    );
+    this.name = 'EngineBusy';
+  }
+}
+
+interface Pending {
+  job: EngineJob;
+  listener: Listener;
+}
+
 export class Engine {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly listeners = new Map<number, Listener>();
+  /** Jobs not yet handed to the engine thread, oldest first; it runs one at a time. */
+  private readonly waiting: Pending[] = [];
+  private running: Pending | null = null;
+  private closed = false;
+
+  constructor(private readonly maxQueued = DEFAULT_MAX_QUEUED) {}
 
   /**
    * Runs a job; `onEvent` sees every event, the promise settles after the last one ('done',
-   * 'result' or 'error'). `cancel()` asks a running generation to stop after its current token.
+   * 'result' or 'error'). `cancel()` (or `signal` aborting: the client went away) drops a
+   * waiting job at once, stops a running generation after its current token and a running lens
+   * at its next check point. Throws EngineBusy when `maxQueued` jobs already wait.
    */
   start(
     job: DistributiveOmit<EngineJob, 'id' | 'cancel'>,
     onEvent: Listener,
+    signal?: AbortSignal,
   ): { done: Promise<void>; cancel: () => void } {
+    if (this.running && this.waiting.length >= this.maxQueued)
+      throw new EngineBusy(this.waiting.length);
     const id = this.nextId++;
-    const cancel = new SharedArrayBuffer(4);
+    const cancelFlag = new SharedArrayBuffer(4);
+    let pending!: Pending;
     const done = new Promise<void>((resolve) => {
-      this.listeners.set(id, (event) => {
-        onEvent(event);
-        if (event.type === 'done' || event.type === 'result' || event.type === 'error') {
-          this.listeners.delete(id);
-          resolve();
-        }
-      });
+      pending = {
+        job: { ...job, id, cancel: cancelFlag } as EngineJob,
+        listener: (event) => {
+          onEvent(event);
+          if (event.type === 'done' || event.type === 'result' || event.type === 'error') {
+            this.listeners.delete(id);
+            if (this.running === pending) this.running = null;
+            signal?.removeEventListener('abort', cancel);
+            resolve();
+            this.next();
+          }
+        },
+      };
     });
-    this.ensureWorker().postMessage({ ...job, id, cancel } as EngineJob);
-    return { done, cancel: () => Atomics.store(new Int32Array(cancel), 0, 1) };
+    const cancel = () => {
+      Atomics.store(new Int32Array(cancelFlag), 0, 1);
+      const at = this.waiting.indexOf(pending);
+      if (at < 0) return;
+      this.waiting.splice(at, 1);
+      pending.listener({ type: 'error', message: 'cancelled before it started', status: 499 });
+    };
+    this.waiting.push(pending);
+    if (signal?.aborted) cancel();
+    else signal?.addEventListener('abort', cancel, { once: true });
+    this.next();
+    return { done, cancel };
+  }
+
+  /** Jobs waiting and running now (for tests and the log). */
+  load(): { waiting: number; running: string | null } {
+    const r = this.running?.job;
+    return {
+      waiting: this.waiting.length,
+      running: r ? (r.kind === 'lens' ? `lens ${r.lens}` : r.kind) : null,
+    };
+  }
+
+  private next(): void {
+    if (this.running || this.closed) return;
+    const p = this.waiting.shift();
+    if (!p) return;
+    this.running = p;
+    this.listeners.set(p.job.id, p.listener);
+    this.ensureWorker().postMessage(p.job);
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    for (const p of this.waiting.splice(0))
+      p.listener({ type: 'error', message: 'the server is closing', status: 503 });
     const w = this.worker;
     this.worker = null;
     if (w) await w.terminate();

@@ -17,6 +17,7 @@ import { readTextFile } from '../io/text.js';
 import type { PlotSpec } from '../report/plot.js';
 import { booleanField, HttpError, numberField, stringField, type Body } from './validate.js';
 import { cite } from '../papers.js';
+import type { StopSignal } from '../errors.js';
 
 export type LensParams = Record<string, unknown>;
 
@@ -26,11 +27,12 @@ export interface LiveLens {
   fields: readonly string[];
   /** Checks the fields (HTTP thread); throws HttpError with a one-line message. */
   params: (body: Body) => LensParams;
-  /** Runs the lens (engine thread). */
+  /** Runs the lens (engine thread); it ends early, throwing, once `signal` says so. */
   run: (
     model: Model,
     spec: string,
     p: LensParams,
+    signal?: StopSignal,
   ) => { report: unknown; plots: { name: string; spec: PlotSpec }[] };
 }
 
@@ -61,13 +63,14 @@ export const LIVE_LENSES: Readonly<Record<string, LiveLens>> = {
         ),
       };
     },
-    run: (model, spec, p) => {
+    run: (model, spec, p, signal) => {
       const report = analyzeCoupling(model, {
         prompts: [p.prompt as string],
         randomTwin: p.randomTwin as boolean,
         k: p.k as number[],
         seed: p.seed as number,
         modelSpec: spec,
+        signal,
       });
       return { report, plots: couplingPlots(report) };
     },
@@ -82,7 +85,7 @@ export const LIVE_LENSES: Readonly<Record<string, LiveLens>> = {
       topP: numberField(body, 'topP', { min: 0, minExclusive: true, max: 1, default: 1 }),
       seed: numberField(body, 'seed', seedRule),
     }),
-    run: (model, spec, p) => {
+    run: (model, spec, p, signal) => {
       const report = analyzeSimplex(model, {
         prompt: p.prompt as string,
         temperature: p.temperature as number,
@@ -90,6 +93,7 @@ export const LIVE_LENSES: Readonly<Record<string, LiveLens>> = {
         ...((p.topP as number) < 1 ? { topP: p.topP as number } : {}),
         seed: p.seed as number,
         modelSpec: spec,
+        signal,
       });
       return { report, plots: simplexPlots(report) };
     },
@@ -102,7 +106,7 @@ export const LIVE_LENSES: Readonly<Record<string, LiveLens>> = {
       temperature: numberField(body, 'temperature', temperatureRule),
       seed: numberField(body, 'seed', seedRule),
     }),
-    run: (model, spec, p) => {
+    run: (model, spec, p, signal) => {
       const report = analyzeGravity(model, {
         prompts: [p.prompt as string],
         temperature: p.temperature as number,
@@ -113,6 +117,7 @@ export const LIVE_LENSES: Readonly<Record<string, LiveLens>> = {
         paraphrases: null,
         seed: p.seed as number,
         modelSpec: spec,
+        signal,
       });
       return { report, plots: gravityPlots(report) };
     },

@@ -6,14 +6,18 @@
  *   POST /api/generate          stream a generation: one JSON event per line (engine.ts)
  *   POST /api/lens/NAME         a lens computed now on a prompt (coupling, simplex, gravity;
  *                               live-lenses.ts), as report blocks
- *   GET  /api/runs              every result under --runs (report/scan.ts)
+ *   GET  /api/runs              every result under --runs (report/scan.ts, in a worker thread,
+ *                               reused for a few seconds: runs-listing.ts)
  *   GET  /api/run?path=REL      the results in one folder under --runs, as report blocks
  *   GET  /api/behind?path=REL&config=C | &temperature=T&top_p=P
  *                               the trace of a sweep configuration behind a heatmap cell
  *
  * The page and vega's browser builds are served from this process, so nothing comes from the
  * network. The API opens only the models it was given, reads only under --runs, checks every
- * number, and answers every failure with {"error": "<one line>"} and a 4xx/5xx status.
+ * number, and answers every failure with {"error": "<one line>"} and a 4xx/5xx status. Another
+ * site's page cannot make it work: POSTs must be JSON and the GETs that read --runs must carry
+ * `X-Lmdyn: 1` (either needs a CORS preflight, which this server never grants), and a request a
+ * browser marks as coming from another site (Sec-Fetch-Site) is refused.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
@@ -29,8 +33,15 @@ import { scanResults } from '../report/scan.js';
 import { genericBlocks } from '../report/section.js';
 import { readSweepIndex, runFolderKind } from '../trace/store.js';
 import { VERSION } from '../version.js';
-import { Engine, type EngineEvent } from './engine.js';
+import {
+  DEFAULT_MAX_QUEUED,
+  Engine,
+  EngineBusy,
+  RETRY_AFTER_S,
+  type EngineEvent,
+} from './engine.js';
 import { LIVE_LENSES } from './live-lenses.js';
+import { RunsListing } from './runs-listing.js';
 import { allowedModels, checkModel, type AllowedModel } from './models.js';
 import {
   HttpError,
@@ -54,6 +65,11 @@ export interface ServeOptions {
    * server needs none: it answers only requests addressed to a loopback name.
    */
   token?: string;
+  /**
+   * Jobs (generations, lenses) that may wait while the engine runs one (default 8); one more is
+   * answered 503 with Retry-After at once. A waiting job whose client goes away is dropped.
+   */
+  maxQueued?: number;
 }
 
 export interface RunningServer {
@@ -64,6 +80,8 @@ export interface RunningServer {
   port: number;
   models: AllowedModel[];
   runs: string;
+  /** Jobs waiting for the engine and the one it runs now. */
+  engineLoad: () => { waiting: number; running: string | null };
   close: () => Promise<void>;
 }
 
@@ -74,7 +92,8 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const host = options.host ?? '127.0.0.1';
   const runs = resolve(options.runs ?? 'runs');
   const models = allowedModels(options.models ?? []);
-  const engine = new Engine();
+  const engine = new Engine(options.maxQueued ?? DEFAULT_MAX_QUEUED);
+  const log = options.log ?? (() => {});
   const statics = staticFiles();
   const loopback = isLoopback(host);
   // Anyone who can reach a non-loopback address could run the models and read the runs folder:
@@ -104,6 +123,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       }
     }
     const route = `${req.method ?? 'GET'} ${url.pathname}`;
+    if (url.pathname.startsWith('/api/')) fromThisPage(req, route);
     const file = statics.get(url.pathname);
     if (file && (req.method === 'GET' || req.method === 'HEAD')) return sendFile(res, file);
     if (url.pathname === '/favicon.ico') {
@@ -124,9 +144,9 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       case 'POST /api/lens/coupling':
       case 'POST /api/lens/simplex':
       case 'POST /api/lens/gravity':
-        return liveLens(res, url.pathname.slice('/api/lens/'.length), await readBody(req));
+        return liveLens(req, res, url.pathname.slice('/api/lens/'.length), await readBody(req));
       case 'GET /api/runs':
-        return sendJson(res, 200, listRuns());
+        return sendJson(res, 200, await listRuns());
       case 'GET /api/run':
         return sendJson(res, 200, await runSections(url.searchParams.get('path') ?? ''));
       case 'GET /api/behind':
@@ -179,6 +199,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     const topN = numberField(body, 'topN', { min: 1, max: 50, integer: true, default: 10 });
     // The status is decided by the first event: an engine error before any output is a 4xx/5xx.
     let open = false;
+    const gone = clientGone(req, res);
     const job = engine.start(
       { kind: 'generate', model, prompt, maxTokens, sampling, seed, topN },
       (event: EngineEvent) => {
@@ -193,23 +214,35 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
         }
         if (!res.writableEnded) res.write(JSON.stringify(event) + '\n');
       },
+      gone,
     );
-    res.on('close', () => job.cancel());
-    req.on('aborted', () => job.cancel());
     await job.done;
     if (!res.writableEnded) res.end();
   };
 
   /** A lens computed now (live-lenses.ts), answered as the blocks the report would draw. */
-  const liveLens = async (res: ServerResponse, name: string, body: Body): Promise<void> => {
+  const liveLens = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    name: string,
+    body: Body,
+  ): Promise<void> => {
     const lens = LIVE_LENSES[name];
     onlyFields(body, ['model', ...lens.fields]);
     const model = checkModel(models, stringField(body, 'model', { maxLength: 4096 })).id;
     const params = lens.params(body);
     let answer: EngineEvent | null = null;
-    await engine.start({ kind: 'lens', lens: name, model, params }, (event) => (answer = event))
-      .done;
+    const t0 = performance.now();
+    await engine.start(
+      { kind: 'lens', lens: name, model, params },
+      (event) => (answer = event),
+      clientGone(req, res),
+    ).done;
     const event = answer as EngineEvent | null;
+    if (event?.type === 'error' && event.status === 499) {
+      const s = ((performance.now() - t0) / 1000).toFixed(1);
+      return log(`lens ${name}: ${event.message} (after ${s} s)`);
+    }
     if (!event || event.type !== 'result') {
       const e =
         event && event.type === 'error'
@@ -230,18 +263,19 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     });
   };
 
-  const listRuns = () => {
+  const listing = new RunsListing(runs);
+  const listRuns = async () => {
     if (!existsSync(runs))
       return {
         root: runs,
         results: [],
         note: `${runs} does not exist yet; start lmdyn serve with --runs DIR`,
       };
-    const results = scanResults(runs).map((f) => ({
+    const results = (await listing.list()).map((f) => ({
       kind: f.kind,
       rel: f.rel,
       title: `${KIND_TITLES[f.kind] ?? `Lens: ${f.kind}`} — ${f.rel || '.'}`,
-      plots: f.plots.map((p) => p.slice(p.lastIndexOf('/') + 1, -'.vl.json'.length)),
+      plots: f.plots,
       ...(f.refused !== undefined ? { refused: f.refused } : {}),
       ...(f.inSweep !== undefined ? { inSweep: f.inSweep } : {}),
     }));
@@ -334,8 +368,10 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     port,
     models,
     runs,
+    engineLoad: () => engine.load(),
     close: async () => {
       await engine.close();
+      await listing.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },
@@ -417,6 +453,10 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 function sendError(res: ServerResponse, err: unknown): void {
+  if (err instanceof EngineBusy) {
+    if (!res.headersSent) res.setHeader('Retry-After', String(RETRY_AFTER_S));
+    return sendJson(res, 503, { error: err.message });
+  }
   if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
   if (err instanceof LmdynError)
     return sendJson(res, err.code === 'not_found' ? 404 : 400, { error: err.message });
@@ -446,6 +486,39 @@ async function readBody(req: IncomingMessage): Promise<Body> {
   if (body === null || typeof body !== 'object' || Array.isArray(body))
     throw new HttpError(400, 'the request body must be a JSON object');
   return body as Body;
+}
+
+/**
+ * Aborts when the client goes away before its answer is complete (the connection closed), so
+ * the engine drops its waiting job or stops its running one.
+ */
+function clientGone(req: IncomingMessage, res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  const abort = () => {
+    if (!res.writableFinished) controller.abort();
+  };
+  res.once('close', abort);
+  req.once('aborted', abort);
+  return controller.signal;
+}
+
+/** GETs that read --runs: another site's page must not be able to start them (a scan is costly). */
+const PAGE_ONLY = new Set(['GET /api/runs', 'GET /api/run', 'GET /api/behind']);
+
+/**
+ * Refuses an API request a browser sent from another site's page (Sec-Fetch-Site), and a GET
+ * that reads --runs without `X-Lmdyn: 1`: a plain cross-site GET (an image, a no-cors fetch)
+ * carries no such header, and adding one needs a CORS preflight this server never grants.
+ */
+function fromThisPage(req: IncomingMessage, route: string): void {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none')
+    throw new HttpError(403, `the API answers only its own page (Sec-Fetch-Site: ${site})`);
+  if (PAGE_ONLY.has(route) && req.headers['x-lmdyn'] !== '1')
+    throw new HttpError(
+      403,
+      `${route.slice(4)} needs the header X-Lmdyn: 1 (the dashboard page sends it)`,
+    );
 }
 
 /** The token a request carries: `Authorization: Bearer …` or the page's cookie. */

@@ -188,6 +188,48 @@ test('a worker killed (SIGKILL) in the middle of a job: another takes the job af
   }
 });
 
+test('lmdyn worker --max-memory: a configuration estimated over the limit fails at once (no retry) with the estimate, the limit and the worker; the local sweep gives the same estimate', async (t) => {
+  const redis = await startRedis();
+  if (!redis) return t.skip(REDIS_MISSING);
+  const dir = mkdtempSync(join(tmpdir(), 'lmdyn-queue-'));
+  const workers: Run[] = [];
+  try {
+    const w = await startWorker(redis.url, ['--max-memory', '10kb']);
+    workers.push(w);
+    assert.match(w.stderr(), /--max-memory 10\.0 KB per thread/);
+    const r = await lmdyn([...SWEEP, '--attempts', '3', '--queue', redis.url, '-o', join(dir, 'q')])
+      .done;
+    assert.equal(r.code, 1, r.stderr);
+    const last = r.stderr.trim().split('\n').pop()!;
+    const m =
+      /^error: 4 of 4 jobs failed .*; \S+: worker \S+ \(pid \d+\): this trace needs about (\S+ \S+) of memory .* over --max-memory 10\.0 KB/.exec(
+        last,
+      );
+    assert.ok(m, last);
+    assert.doesNotMatch(w.stderr(), /\(attempt 2\)/);
+    // the reference: a local sweep with the same limit refuses with the same estimate
+    const local = spawnSync(
+      process.execPath,
+      ['bin/lmdyn.js', ...SWEEP, '--max-memory', '10kb', '--workers', '1', '-o', join(dir, 'l')],
+      { encoding: 'utf8' },
+    );
+    assert.notEqual(local.status, 0);
+    assert.match(
+      local.stderr,
+      new RegExp(`this trace needs about ${m[1].replace('.', '\\.')} of memory`),
+    );
+    // a worker with room runs the same sweep
+    await stopChild(w.child);
+    workers.push(await startWorker(redis.url, ['--max-memory', '1gb']));
+    const ok = await lmdyn([...SWEEP, '--queue', redis.url, '-o', join(dir, 'q2')]).done;
+    assert.equal(ok.code, 0, ok.stderr);
+  } finally {
+    await Promise.all(workers.map((w) => stopChild(w.child)));
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('Redis unreachable or a wrong --queue URL: one line on stderr, non-zero exit, nothing written', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lmdyn-queue-'));
   try {

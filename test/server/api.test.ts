@@ -330,7 +330,7 @@ test('refused requests: unknown or foreign models, bad numbers, unknown fields, 
 
 test('run folders: only paths inside --runs are read', async () => {
   const get = async (path: string) => {
-    const res = await fetch(url(path));
+    const res = await fetch(url(path), { headers: { 'X-Lmdyn': '1' } });
     return { status: res.status, json: (await res.json()) as Record<string, unknown> };
   };
   for (const [path, status, message] of [

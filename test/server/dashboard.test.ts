@@ -289,7 +289,9 @@ test(
       await page.click('#tabs a[data-view=runs]');
       const runs = page.locator('#view-runs');
       await runs.locator('.list button').first().waitFor();
-      const listing = (await (await fetch(`${origin}/api/runs`)).json()) as { results: unknown[] };
+      const listing = (await (
+        await fetch(`${origin}/api/runs`, { headers: { 'X-Lmdyn': '1' } })
+      ).json()) as { results: unknown[] };
       assert.equal(listing.results.length, 12); // 7 results, the sweep's 4 configuration traces, a folder of figures
       assert.equal(await runs.locator('.list button').count(), 12);
       // grouped: the sweep's 4 configuration traces folded under it, the 4 stand-in lens reports

@@ -6,7 +6,7 @@
  * papers.md tag: exact (from the authors' code or a quoted source) or proposed (our reading).
  */
 import { encodePrompt, type Model } from '../../model/model.js';
-import { LmdynError } from '../../errors.js';
+import { LmdynError, type StopSignal } from '../../errors.js';
 import {
   blockJacobians,
   crossTokenJacobians,
@@ -68,6 +68,8 @@ export interface CouplingOptions {
   /** Receives each position's Jacobians ([blocks] × [d, d], row = output) as they are made. */
   onJacobians?: (record: JacobianRecord) => void;
   log?: (line: string) => void;
+  /** Checked between prompts and positions: ends the analysis early. */
+  signal?: StopSignal;
 }
 
 export interface JacobianRecord {
@@ -290,6 +292,7 @@ export function analyzeCoupling(model: Model, options: CouplingOptions): Couplin
     interactions: options.interactions ?? true,
     onJacobians: options.onJacobians,
     log: options.log ?? (() => {}),
+    signal: options.signal,
   };
   const trained = measureWeights(model, 'trained', prompts, run);
   let twin: CouplingReport['random_twin'] = null;
@@ -368,6 +371,7 @@ interface RunSettings {
   interactions: boolean;
   onJacobians: ((record: JacobianRecord) => void) | undefined;
   log: (line: string) => void;
+  signal: StopSignal | undefined;
 }
 
 interface PromptInput {
@@ -399,6 +403,7 @@ function measureWeights(
   run: RunSettings,
 ): WeightsReport {
   const measures = prompts.map((p, i) => {
+    run.signal?.throwIfAborted();
     run.log(
       `${label}: prompt ${i + 1}/${prompts.length} (${p.prompt_ids.length} tokens, ${p.positions.length} position${p.positions.length === 1 ? '' : 's'})`,
     );
@@ -424,6 +429,7 @@ function measurePrompt(
   try {
     // J^l_T for every analysed T, in the kernels' memory (the metrics multiply with them).
     const perPosition = prompt.positions.map((T) => {
+      run.signal?.throwIfAborted();
       const js = blockJacobians(tf, states, T);
       if (run.includeFinalNorm) js.push(finalNormJacobian(tf, states, T));
       if (run.convention === 'paper-code')

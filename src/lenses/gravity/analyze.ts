@@ -5,7 +5,7 @@
  * 'proposed'. Returns one plain object (gravity.json).
  */
 import { encodePrompt, type Model } from '../../model/model.js';
-import { LmdynError } from '../../errors.js';
+import { LmdynError, type StopSignal } from '../../errors.js';
 import { parameterCount, type ModelConfig } from '../../model/types.js';
 import { meanSd } from '../../stats/describe.js';
 import { createRng } from '../../tensor/rng.js';
@@ -73,6 +73,8 @@ export interface GravityOptions {
   /** How the model was named (path or hub id), for the report. */
   modelSpec?: string;
   log?: (line: string) => void;
+  /** Checked between forward batches, prompts and phases: ends the analysis early. */
+  signal?: StopSignal;
 }
 
 export interface TopToken {
@@ -221,12 +223,13 @@ export function analyzeGravity(model: Model, options: GravityOptions): GravityRe
 
   log(`gravity: reference states from ${options.reference.texts.length} texts`);
   const refPositions = options.referencePositions ?? 'all';
-  const ref = referenceOf(model, options.reference.texts, T, k, refPositions);
+  const ref = referenceOf(model, options.reference.texts, T, k, refPositions, options.signal);
 
   const ids = options.prompts.map((p) => encodePrompt(model, p));
   const states = queryStates(model, ids);
   const rng = createRng(seed);
   const prompts = states.map((st, i) => {
+    options.signal?.throwIfAborted();
     log(`gravity: prompt ${i + 1}/${states.length}`);
     return promptReport(model, c, options.prompts[i], st, {
       T,
@@ -240,17 +243,19 @@ export function analyzeGravity(model: Model, options: GravityOptions): GravityRe
   });
 
   log('gravity: temperature sweep');
-  const perPrompt = states.map((st, i) =>
-    temperatureRows(model, st.ids, potential(c, st.q), prompts[i].at_temperature.basin.ids, {
+  const perPrompt = states.map((st, i) => {
+    options.signal?.throwIfAborted();
+    return temperatureRows(model, st.ids, potential(c, st.q), prompts[i].at_temperature.basin.ids, {
       grid,
       samples,
       maxTokens,
       seed,
-    }),
-  );
+    });
+  });
 
   let sensitivity: GravityReport['sensitivity'] = null;
   if (options.paraphrases && options.paraphrases.sets.length > 0) {
+    options.signal?.throwIfAborted();
     log(`gravity: sensitivity over ${options.paraphrases.sets.length} paraphrase sets`);
     sensitivity = {
       tag: 'proposed',
@@ -354,6 +359,7 @@ export function referenceOf(
   T: number,
   k: number,
   positions: ReferencePositions = 'all',
+  signal?: StopSignal,
 ): Reference {
   const prompts = texts.map((t) => encodePrompt(model, t));
   const states: Float64Array[] = [];
@@ -361,6 +367,7 @@ export function referenceOf(
   const entropies: number[] = [];
   const seen = new Set<string>();
   forEachState(model, prompts, positions, (i, pos, q, logits) => {
+    signal?.throwIfAborted(); // once per state: the forward batches dominate
     const key = prompts[i].slice(0, pos + 1).join(',');
     if (seen.has(key)) return;
     seen.add(key);
@@ -375,6 +382,7 @@ export function referenceOf(
       ),
     );
   });
+  signal?.throwIfAborted();
   if (states.length <= k) {
     throw new LmdynError(
       'bad_argument',

@@ -12,7 +12,7 @@
  * prompt; analyzeSweepLoops takes the generations of a `lmdyn sweep` folder.
  */
 import { encodePrompt, type Model } from '../../model/model.js';
-import { LmdynError } from '../../errors.js';
+import { LmdynError, type StopSignal } from '../../errors.js';
 import { createRng } from '../../tensor/rng.js';
 import { VERSION } from '../../version.js';
 import {
@@ -70,6 +70,8 @@ export interface SimplexOptions {
   path?: Omit<PathOptions, 'seed' | 'log'>;
   modelSpec?: string;
   log?: (line: string) => void;
+  /** Checked between the flows and at every integration step: ends the analysis early. */
+  signal?: StopSignal;
 }
 
 export interface FlowSection {
@@ -183,7 +185,7 @@ export function analyzeSimplex(model: Model, options: SimplexOptions): SimplexRe
   const eta = options.eta ?? 0.1;
   if (!(eta > 0)) throw new LmdynError('bad_argument', `η must be > 0, got ${eta}`);
   const log = options.log ?? (() => {});
-  const grid: FlowGrid = defaultGrid(T, options.tMax);
+  const grid: FlowGrid = { ...defaultGrid(T, options.tMax), signal: options.signal };
   const promptIds = encodePrompt(model, options.prompt);
   const logits = lastLogits(model, promptIds);
   // s: [V] the context's scores, float64
@@ -201,15 +203,18 @@ export function analyzeSimplex(model: Model, options: SimplexOptions): SimplexRe
   log(`simplex: flows on ${V} tokens at T = ${T}, t ≤ ${grid.tMax}, ${starts.length} starts`);
   const flows = {} as Record<FlowKind, FlowSection>;
   for (const kind of ['paper', 'entropic'] as const) {
+    const runs = starts.map((st) => runFlow(kind, s, T, st.logp, st.name, grid));
+    options.signal?.throwIfAborted();
     flows[kind] = {
       ...FLOW_TEXT[kind],
-      runs: starts.map((st) => runFlow(kind, s, T, st.logp, st.name, grid)),
+      runs,
       long_run: flowLimit(kind, s, T, 40 / T, grid.stepsPerUnit),
     };
   }
   log('simplex: time rescaling, counter-example, MWU maps');
   const rescaling = rescalingCheck(s, T, grid);
   const counter = twoTokenCounterExample();
+  options.signal?.throwIfAborted();
   const mwu = mwuRuns(s, T, eta, Math.round(grid.tMax / eta));
 
   log('simplex: faces');
@@ -251,6 +256,7 @@ export function analyzeSimplex(model: Model, options: SimplexOptions): SimplexRe
         seed,
       },
     );
+    options.signal?.throwIfAborted();
     loops = analyzePathDependence(set, model, { ...options.path, seed, log });
   }
 

@@ -17,6 +17,7 @@ import {
   mwuStep,
   type FlowKind,
 } from './flows.js';
+import type { StopSignal } from '../../errors.js';
 import { cite } from '../../papers.js';
 
 export interface FlowGrid {
@@ -26,6 +27,8 @@ export interface FlowGrid {
   stepsPerUnit: number;
   /** Roughly this many recorded points (t = 1 and the end are always recorded). */
   points: number;
+  /** Ends the integrations early (they check it at every step). */
+  signal?: StopSignal;
 }
 
 /** Default grid for temperature T: t to max(3, 10/T), dt = 1/max(100, ⌈100T⌉) (T·dt ≤ 1/100 for RK4). */
@@ -132,6 +135,7 @@ export function runFlow(
   integrateReplicator(fitness, logp0, {
     stepsPerUnit: grid.stepsPerUnit,
     steps,
+    signal: grid.signal,
     onRecord: (step, t, logp) => {
       // every step: Σp, min p, F and the formula's dF/dt (one exp per token)
       let sum = 0;
@@ -267,6 +271,7 @@ export function rescalingCheck(s: Float64Array, T: number, grid: FlowGrid): Resc
       integrateReplicator(flowFitness('paper', s, 1), u, {
         stepsPerUnit: m * Tp,
         steps,
+        signal: grid.signal,
         onRecord: (step, _t, logp) => {
           if (step % stride === 0) ref.set(step, Float64Array.from(logp));
         },
@@ -275,6 +280,7 @@ export function rescalingCheck(s: Float64Array, T: number, grid: FlowGrid): Resc
       integrateReplicator(flowFitness('paper', s, Tp), u, {
         stepsPerUnit: m,
         steps,
+        signal: grid.signal,
         onRecord: (step, _t, logp) => {
           const r = ref.get(step);
           if (!r) return;
@@ -293,6 +299,7 @@ export function rescalingCheck(s: Float64Array, T: number, grid: FlowGrid): Resc
     integrateReplicator(flowFitness('entropic', s, Tp), zero, {
       stepsPerUnit: m,
       steps: Math.round(tEnd * m),
+      signal: grid.signal,
       onRecord: (_step, t, logp) => {
         const curve = closedFormLogp('paper', s, 1, zero, -Math.expm1(-Tp * t) / Tp); // softmax(λ s)
         let d = 0;

@@ -18,6 +18,7 @@
  * vertex; the entropic flow converges to π_T. Free energy F(p) = ⟨p, s⟩ + T·H(p), maximised by
  * π_T with F* = T·logsumexp(s/T); KL(p‖π_T) = (F* − F(p))/T.
  */
+import type { StopSignal } from '../../errors.js';
 
 /** Which flow: the paper's replicator ODE or the entropic (corrected) one. */
 export type FlowKind = 'paper' | 'entropic';
@@ -45,6 +46,8 @@ export interface IntegrateOptions {
   /** Called with the normalised state at step 0 and at the steps `record` accepts (and the last). */
   onRecord?: (step: number, t: number, logp: Float64Array) => void;
   record?: (step: number) => boolean;
+  /** Checked at every step: the integration ends early (throws) once the result is unwanted. */
+  signal?: StopSignal;
 }
 
 /**
@@ -69,6 +72,7 @@ export function integrateReplicator(
   const record = options.record ?? (() => true);
   options.onRecord?.(0, 0, y);
   for (let step = 1; step <= options.steps; step++) {
+    options.signal?.throwIfAborted();
     logVelocity(fitness, y, k1, work);
     for (let i = 0; i < n; i++) tmp[i] = y[i] + 0.5 * dt * k1[i];
     logVelocity(fitness, tmp, k2, work);
