@@ -126,7 +126,7 @@ test(
         }
       });
       assert.equal(first.signal, 'SIGKILL', first.stderr);
-      assert.match(first.stderr, /^distill: \d+\/48 samples .*ETA \d+s$/m);
+      assert.match(first.stderr, /^distill: \d+\/48 samples .*ETA (?:\d+h\d\dm|(?:\d+m)?\d+s)$/m); // report/format duration()
       const partial = join(dir, 'cut', 'distill.jsonl.partial');
       assert.ok(existsSync(partial), 'the samples drawn before the kill are on disk');
       const again = await run(args(join(dir, 'cut')));
