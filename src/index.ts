@@ -30,7 +30,8 @@ export {
 export type { FwdHook, FwdHookFn, HookPoint, ModelInput, RunOptions, PatchOptions, LogitLensLayer } from './hooked.js';
 export type { GenerateTextOptions, GenerateTextResult } from './api.js';
 export type { Model } from './model/model.js';
-export { loadModel, loadTokenizer, detectFormat } from './io/load.js';
+export { loadModel, loadTokenizer } from './io/load.js';
+export { detectFormat } from './io/detect.js';
 export type { LoadOptions } from './io/load.js';
 export { convertToGguf, writeGgufModel } from './io/gguf-write.js';
 export type { ConvertOptions, GgufWriteOptions, GgufWriteResult } from './io/gguf-write.js';

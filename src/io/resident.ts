@@ -17,7 +17,7 @@ import { LmdynError } from '../errors.js';
 import type { H16Format } from '../tensor/half.js';
 import { readGgufHeader } from './gguf.js';
 import { llama2cTensorTable } from './llama2c.js';
-import { detectFormat } from './load.js';
+import { detectFormat } from './detect.js';
 import { closeSafetensors, readSafetensorsHeader } from './safetensors.js';
 import { openTorchCheckpoint } from './torch.js';
 
