@@ -6,7 +6,7 @@
 import type { PlotSpec } from '../plot.js';
 import type { SdeReport } from '../../lenses/sde/analyze.js';
 import { cite } from '../../papers.js';
-import { fixed } from '../../report/format.js';
+import { fixed } from '../format.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 
