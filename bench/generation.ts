@@ -11,6 +11,7 @@ import { fromLoaded, type Model } from '../src/model/model.js';
 import { generateBatch } from '../src/decode/generate.js';
 import { loadLlama2cCheckpoint } from '../src/io/llama2c.js';
 import { loadModel } from '../src/io/load.js';
+import type { WeightsChoice } from '../src/io/resident.js';
 import type { LoadedModel } from '../src/model/types.js';
 import { Transformer } from '../src/model/forward.js';
 import type { ModelConfig } from '../src/model/types.js';
@@ -65,6 +66,8 @@ export interface GenerationSetup {
   helpers: number;
   /** Decoding for the trace-overhead runs (default: T = 1, no warper). */
   sampling?: { temperature?: number; topP?: number };
+  /** How a GGUF file's matrices stay resident (--weights; default auto). */
+  weights?: WeightsChoice;
 }
 
 type ChildKind = 'generation' | 'trace';
@@ -103,7 +106,9 @@ export async function measureGeneration(
   const { tokens } = setup;
   const lengths = setup.promptLengths ?? [setup.promptLength];
   const helpers = setup.helpers > 0 ? await startKernelThreads({ helpers: setup.helpers }) : 0;
-  const loaded = path.endsWith('.gguf') ? await loadModel(path) : loadLlama2cCheckpoint(path);
+  const loaded = path.endsWith('.gguf')
+    ? await loadModel(path, { weights: setup.weights })
+    : loadLlama2cCheckpoint(path);
   // Random weights make BOS/EOS as likely as any token: no stop tokens, like the C bench.
   const model = { ...loaded, config: { ...loaded.config, bosId: null, eosId: null } };
   const tf = new Transformer(model);
@@ -217,7 +222,7 @@ export function matmulWeights(c: ModelConfig): number {
 function readBytesPerToken(model: LoadedModel): number {
   const w = model.weights;
   const b = weightBytes({ ...w, tokenEmbedding: w.unembedding, positionEmbedding: null });
-  return b.f32 + b.q8_0;
+  return b.f32 + b.q8_0 + b.f16 + b.bf16;
 }
 
 if (process.argv[2] === CHILD_FLAG) {

@@ -49,8 +49,11 @@ export const BENCH_SHAPES: BenchShape[] = [
 
 export const BENCH_DIR = join('.lmdyn-tmp', 'bench');
 
-/** Weight formats of the bench checkpoints. */
-export type BenchFormat = 'f32' | 'q8_0';
+/** Weight formats of the bench models (f16 / bf16: GGUF only, kept resident as 16-bit). */
+export type BenchFormat = 'f32' | 'q8_0' | 'f16' | 'bf16';
+
+/** GGUF tensor type of each bench format. */
+const GGUF_TYPE = { f32: 'F32', q8_0: 'Q8_0', f16: 'F16', bf16: 'BF16' } as const;
 
 /** Q8_0 group size of the version-2 bench checkpoints. */
 export const BENCH_GROUP_SIZE = 32;
@@ -59,7 +62,7 @@ export const BENCH_GROUP_SIZE = 32;
  * The checkpoint for `shape` in `format` (llama2.c version 0 for f32, version 2 for Q8_0),
  * written on first use.
  */
-export function benchCheckpoint(shape: BenchShape, seed = 1, format: BenchFormat = 'f32'): string {
+export function benchCheckpoint(shape: BenchShape, seed = 1, format: 'f32' | 'q8_0' = 'f32'): string {
   const suffix = format === 'f32' ? '' : `-q80g${BENCH_GROUP_SIZE}`;
   const path = join(BENCH_DIR, `${shape.name}-random-s${seed}${suffix}.bin`);
   if (existsSync(path)) return path;
@@ -147,13 +150,13 @@ const TOKENIZER_32K = resolve(
 );
 
 /**
- * The f32 bench checkpoint of `shape` written as GGUF by lmdyn's own writer (F32, or Q8_0
- * quantized from the f32 weights), with the Llama 2 vocabulary: the one file both engines run.
+ * The f32 bench checkpoint of `shape` written as GGUF by lmdyn's own writer (F32, or Q8_0 / F16 /
+ * BF16 from the f32 weights), with the Llama 2 vocabulary: the one file both engines run.
  */
 export async function benchGguf(shape: BenchShape, format: BenchFormat): Promise<string> {
   const path = join(BENCH_DIR, `${shape.name}-random-s1-${format}.gguf`);
   if (existsSync(path)) return path;
   const model = await loadModel(benchCheckpoint(shape, 1, 'f32'), { tokenizer: TOKENIZER_32K });
-  writeGgufModel(path, model, { type: format === 'f32' ? 'F32' : 'Q8_0' });
+  writeGgufModel(path, model, { type: GGUF_TYPE[format] });
   return path;
 }

@@ -112,8 +112,10 @@ async function peerTable(tokens: number, peer: PeerInfo): Promise<PeerRow[]> {
   );
   const rows: PeerRow[] = [];
   for (const shape of BENCH_SHAPES) {
-    for (const format of ['f32', 'q8_0'] as BenchFormat[]) {
+    // the same random weights as F32, Q8_0, and F16 / BF16 kept resident as 16-bit
+    for (const format of ['f32', 'q8_0', 'f16', 'bf16'] as BenchFormat[]) {
       const gguf = await benchGguf(shape, format);
+      const weights = format === 'f16' || format === 'bf16' ? format : undefined;
       const row: PeerRow = { shape: shape.name, format, gguf, lmdyn: [], peer: [] };
       for (const threads of [1, 2]) {
         row.lmdyn.push(
@@ -123,6 +125,7 @@ async function peerTable(tokens: number, peer: PeerInfo): Promise<PeerRow[]> {
             promptLengths: PROMPT_LENGTHS,
             helpers: threads - 1,
             greedy: true,
+            weights,
           }),
         );
         if (peer.available) {
@@ -192,7 +195,7 @@ const TRACE_DECODINGS: [string, { temperature?: number; topP?: number }][] = [
 function traceRows(tokens: number): TraceRow[] {
   const out: TraceRow[] = [];
   for (const shape of BENCH_SHAPES) {
-    for (const format of ['f32', 'q8_0'] as BenchFormat[]) {
+    for (const format of ['f32', 'q8_0'] as const) {
       const path = benchCheckpoint(shape, 1, format);
       // T = 1 without warpers: the sampled distribution is the model's own, one set of
       // statistics serves both; T 0.8 + top-p 0.95 needs the model's own softmax as well.

@@ -16,7 +16,7 @@
 import { encodePrompt, type Model } from './model/model.js';
 import { LmdynError } from './errors.js';
 import { compileFilter, type Hook, type HookContext, type NameFilter } from './model/hooks.js';
-import type { ModelConfig } from './model/types.js';
+import { softcap, type ModelConfig } from './model/types.js';
 import { addBias, layernorm, matmul, rmsnorm } from './tensor/ops.js';
 
 /** A dense row-major array with its shape. `data` may be a view: copy what you keep. */
@@ -451,7 +451,11 @@ export function steeringHook(
 /** The most values unembed will allocate (256 MB of float32). */
 const MAX_UNEMBED_VALUES = 1 << 26;
 
-/** Logits of d_model vectors (last axis): x·W_Uᵀ (+ b). No norm is applied: see applyFinalNorm. */
+/**
+ * Logits of d_model vectors (last axis): x·W_Uᵀ (+ b), soft-capped as the model's own logits when
+ * it caps them (Gemma 2's final_logit_softcapping), so that the logit lens's last layer is the
+ * model's prediction. No norm is applied: see applyFinalNorm.
+ */
 export function unembed(model: Model, x: Tensor): Tensor {
   const d = model.config.dim;
   const V = model.config.vocabSize;
@@ -472,6 +476,8 @@ export function unembed(model: Model, x: Tensor): Tensor {
   const out = new Float32Array(rows * V);
   matmul(out, x.data, w.unembedding, rows);
   if (w.unembeddingBias) addBias(out, w.unembeddingBias, rows);
+  const cap = model.config.finalSoftcap;
+  if (cap !== undefined) for (let i = 0; i < out.length; i++) out[i] = softcap(out[i], cap);
   return new Tensor(out, [...x.shape.slice(0, -1), V]);
 }
 

@@ -132,7 +132,30 @@ export { train } from './train/loop.js';
 export type { TrainOptions, TrainResult } from './train/loop.js';
 export { distillCorpus, readCorpus } from './train/data.js';
 export { resolveHubModel } from './io/hub.js';
-export { quantizeWeightsQ80 } from './model/quantize.js';
+export { castWeightsH16, quantizeWeightsQ80 } from './model/quantize.js';
+export {
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  newH16Matrix,
+  widenH16,
+  type H16Format,
+} from './tensor/half.js';
+export {
+  chooseWeights,
+  residentSizes,
+  WEIGHTS_CHOICES,
+  type ResidentSizes,
+  type WeightsChoice,
+  type WeightsDecision,
+} from './io/resident.js';
+export { planWeights } from './io/load.js';
+export {
+  KNOWN_MODELS,
+  knownModelCounts,
+  knownModelRows,
+  type KnownModel,
+  type KnownModelRow,
+} from './io/known-models.js';
 
 // Numerics used by the lenses
 export { createRng } from './tensor/rng.js';

@@ -5,14 +5,19 @@ import { applyChatTemplate } from '../tokenizer/chat.js';
 import { LmdynError } from '../errors.js';
 import type { WeightFormat } from '../model/quantize.js';
 import { startKernelThreads, stopKernelThreads } from '../tensor/wasm/threads.js';
-import { parseInteger } from './args.js';
+import { WEIGHTS_CHOICES, type WeightsChoice } from '../io/resident.js';
+import { parseBytes, parseInteger } from './args.js';
 import { defaultModel } from '../io/discover.js';
 
 export interface ModelFlags {
   model?: string;
   tokenizer?: string;
-  /** Convert the f32 weight matrices at load (--quantize). */
+  /** Convert the f32 weight matrices at load (--quantize, the older name of --weights). */
   quantize?: WeightFormat;
+  /** How the weight matrices stay in memory (--weights). */
+  weights?: WeightsChoice;
+  /** The budget of --weights auto (--weights-budget). */
+  weightsBudget?: number;
 }
 
 /** Opens --model (or the default model, saying which) with --tokenizer and --quantize if given. */
@@ -26,7 +31,12 @@ export async function openModel(
     spec = choice.spec;
     log(`model: ${spec} (${choice.why})`);
   }
-  const model = await open(spec, { tokenizer: flags.tokenizer, quantize: flags.quantize });
+  const model = await open(spec, {
+    tokenizer: flags.tokenizer,
+    quantize: flags.quantize,
+    weights: flags.weights,
+    weightsBudget: flags.weightsBudget,
+  });
   return { model, label: spec };
 }
 
@@ -34,6 +44,8 @@ export interface EngineFlags {
   /** Threads for the matmuls, the calling one included (--threads). */
   threads?: number;
   quantize?: WeightFormat;
+  weights?: WeightsChoice;
+  weightsBudget?: number;
 }
 
 /** Cores this process may use (os.availableParallelism where Node has it). */
@@ -53,13 +65,34 @@ export function addThreadsFlag(cmd: Command): Command {
   );
 }
 
-/** --threads N and --quantize q8_0, for the commands that run the model. */
+/** --threads N, --weights and --quantize q8_0, for the commands that run the model. */
 export function addEngineFlags(cmd: Command): Command {
-  return addThreadsFlag(cmd).option(
+  return addWeightsFlags(addThreadsFlag(cmd)).option(
     '--quantize <FORMAT>',
-    'convert f32 weight matrices at load: q8_0 (llama2.c runq.c / GGUF Q8_0, group 32) or f32 = keep',
+    'the older name of --weights for q8_0 and f32',
     parseWeightFormat,
   );
+}
+
+/** --weights auto|f32|f16|bf16|q8_0 and --weights-budget SIZE. */
+export function addWeightsFlags(cmd: Command): Command {
+  return cmd
+    .option(
+      '--weights <FORMAT>',
+      'how weight matrices stay in memory: auto (default: f32 if it fits --weights-budget, else the file’s f16/bf16), f32, f16, bf16 (16-bit, computed in f32), q8_0',
+      parseWeightsChoice,
+    )
+    .option(
+      '--weights-budget <SIZE>',
+      'memory f32 weights may take under --weights auto (default: half of this machine’s memory)',
+      parseBytes('--weights-budget'),
+    );
+}
+
+export function parseWeightsChoice(value: string): WeightsChoice {
+  const found = WEIGHTS_CHOICES.find((c) => c === value);
+  if (found) return found;
+  throw new LmdynError('bad_argument', `--weights must be one of ${WEIGHTS_CHOICES.join(', ')}, got '${value}'`);
 }
 
 export function parseWeightFormat(value: string): WeightFormat {

@@ -10,6 +10,7 @@ import { registerConvert } from './convert.js';
 import { registerDemo } from './demo.js';
 import { registerGenerate } from './generate.js';
 import { registerInfo } from './info.js';
+import { registerModels } from './list-models.js';
 import { LENSES } from './lenses.js';
 import { registerReport } from './report.js';
 import { registerServe } from './serve.js';
@@ -54,6 +55,7 @@ export async function main(argv: string[]): Promise<number> {
     });
   registerGenerate(program);
   registerInfo(program);
+  registerModels(program);
   registerConvert(program);
   registerTrace(program);
   registerSweep(program);

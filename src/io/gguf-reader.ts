@@ -57,11 +57,14 @@ export interface GgufHeader {
   fileSize: number;
 }
 
-/** Metadata and tensor infos without reading any tensor data (for `lmdyn info`). */
-export function readGgufHeader(path: string): GgufHeader {
+/**
+ * Metadata and tensor infos without reading any tensor data (for `lmdyn info`); with
+ * `dataPresent: false` the data need not be in the file at all (a partial download).
+ */
+export function readGgufHeader(path: string, options: { dataPresent?: boolean } = {}): GgufHeader {
   const fd = openForReading(path);
   try {
-    return parseHeader(fd, path);
+    return parseHeader(fd, path, options.dataPresent ?? true);
   } finally {
     closeSync(fd);
   }
@@ -237,7 +240,7 @@ class Cursor {
   }
 }
 
-export function parseHeader(fd: number, path: string): GgufHeader {
+export function parseHeader(fd: number, path: string, dataPresent = true): GgufHeader {
   const fileSize = fstatSync(fd).size;
   const c = new Cursor(fd, fileSize, path);
   check(
@@ -294,7 +297,8 @@ export function parseHeader(fd: number, path: string): GgufHeader {
     infos.push({ name, dims, type: c.u32(), relative: c.u64() });
   }
   const dataOffset = alignUp(c.pos, alignment);
-  const tensors = infos.map((t) => tensorInfo(t, dataOffset, alignment, fileSize, path));
+  const dataEnd = dataPresent ? fileSize : Number.MAX_SAFE_INTEGER;
+  const tensors = infos.map((t) => tensorInfo(t, dataOffset, alignment, dataEnd, path));
   checkTensorLayout(tensors, path);
   return { version, metadata, tensors, alignment, dataOffset, fileSize };
 }

@@ -73,6 +73,32 @@ export function loadLlama2cCheckpoint(path: string): LoadedModel & { tokenizer: 
 }
 
 /**
+ * The tensors a checkpoint's header promises, without reading them (for `lmdyn info`'s resident
+ * sizes): each as count × [rows, cols], stored as f32 or (version 2) Q8_0. The rotary tables of
+ * version 0 are left out: lmdyn recomputes them.
+ */
+export function llama2cTensorTable(
+  path: string,
+): { name: string; count: number; rows: number; cols: number; stored: 'F32' | 'Q8_0' }[] {
+  const fd = openForReading(path);
+  try {
+    const header = readHeader(fd, fstatSync(fd).size, path);
+    const plan = tensorPlan(header.version, checkedShapes(header, path), header.shared);
+    return plan
+      .filter((t) => !t.kind.startsWith('freqCis'))
+      .map((t) => ({
+        name: t.kind,
+        count: t.count,
+        rows: t.rows,
+        cols: t.cols,
+        stored: t.quantized ? 'Q8_0' : 'F32',
+      }));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Writes `weights` as a llama2.c checkpoint of the given version, byte for byte as export.py
  * does (version 0 recomputes the freq_cis tables as model.py's precompute_freqs_cis). The file
  * is written beside `path` under a temporary name and renamed into place.
@@ -562,6 +588,7 @@ function writableShapes(c: ModelConfig, w: ModelWeights): Shapes {
     [c.architecture !== 'llama', `architecture ${c.architecture}`],
     [c.norm !== 'rmsnorm' || c.normEps !== 1e-5, `${c.norm} eps ${c.normEps} (needs rmsnorm 1e-5)`],
     [c.mlp !== 'swiglu', `mlp ${c.mlp}`],
+    [!!c.qkNorm, 'q/k norms (Qwen3)'],
     [
       c.positional !== 'rope' || c.ropeTheta !== 10000 || c.ropeDim !== c.headDim,
       `${c.positional} theta ${c.ropeTheta} over ${c.ropeDim} dims (needs RoPE, theta 10000, all dims)`,

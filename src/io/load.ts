@@ -5,16 +5,26 @@
  * its name.
  */
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LmdynError } from '../errors.js';
 import { loadHfTokenizer } from '../tokenizer/hf.js';
 import { loadLlama2cTokenizer } from './llama2c-tokenizer.js';
-import { quantizeWeightsQ80, type WeightFormat } from '../model/quantize.js';
+import { castWeightsH16, quantizeWeightsQ80, type WeightFormat } from '../model/quantize.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { loadGguf, type GgufLoadOptions } from './gguf.js';
 import { loadHfFolder } from './hf.js';
 import { resolveHubModel, type HubOptions } from './hub.js';
 import { loadLlama2cCheckpoint } from './llama2c.js';
+import {
+  chooseWeights,
+  defaultWeightsBudget,
+  residentSizes,
+  WEIGHTS_CHOICES,
+  type ResidentSizes,
+  type WeightsChoice,
+  type WeightsDecision,
+} from './resident.js';
 import type { LoadedModel } from '../model/types.js';
 
 export interface LoadOptions {
@@ -22,9 +32,16 @@ export interface LoadOptions {
   tokenizer?: string;
   hub?: HubOptions;
   /**
-   * Convert the f32 weight matrices at load: 'q8_0' quantizes them (groups of `groupSize`,
-   * default 32, along rows; see quantizeWeightsQ80); 'f32' or absent keeps the file's formats.
+   * How the weight matrices stay in memory (io/resident.ts): 'f32'; 'f16' / 'bf16' (16-bit,
+   * widened to f32 by the matmul as it reads: half the bytes); 'q8_0' (quantized, groups of
+   * `groupSize`, default 32, along rows; see quantizeWeightsQ80); default 'auto': f32 when its
+   * size fits `weightsBudget`, else the file's own 16-bit type (see chooseWeights). Matrices a
+   * file stores as Q8_0 stay Q8_0 under every choice. The choice is in source.details.weights.
    */
+  weights?: WeightsChoice;
+  /** The bytes 'auto' lets f32 weights take; default half of this machine's memory. */
+  weightsBudget?: number;
+  /** The older name of `weights` for 'f32' and 'q8_0' (`--quantize q8_0`). */
   quantize?: WeightFormat;
   groupSize?: number;
 }
@@ -80,7 +97,8 @@ export async function loadModel(spec: string, options: LoadOptions = {}): Promis
     throw new LmdynError('not_found', `no such file or folder: ${spec} (${EXPECTED_FORMATS})`);
   }
   const groupSize = options.groupSize ?? 32;
-  if (options.quantize === 'q8_0') {
+  const decision = decideWeights(path, options);
+  if (decision.format === 'q8_0') {
     if (!(Number.isInteger(groupSize) && groupSize >= 16 && groupSize % 16 === 0)) {
       throw new LmdynError(
         'bad_argument',
@@ -89,22 +107,27 @@ export async function loadModel(spec: string, options: LoadOptions = {}): Promis
     }
   }
   // A GGUF file requantizes its 4-6 bit and 16-bit matrices to Q8_0 one at a time while loading.
-  const requantize =
-    options.quantize === 'q8_0' ? ({ requantize: 'q8_0', groupSize } as const) : {};
-  const model = loadLocal(path, requantize);
+  // 16-bit matrices stay 16-bit as they are read, one matrix at a time.
+  const format = decision.format;
+  const loaderOptions =
+    format === 'q8_0'
+      ? ({ requantize: 'q8_0', groupSize } as const)
+      : format === 'f16' || format === 'bf16'
+        ? { keep16: format }
+        : {};
+  const model = loadLocal(path, loaderOptions);
   model.source.hubId = hubId;
-  if (options.quantize === 'q8_0') {
+  if (format === 'q8_0') {
     model.weights = quantizeWeightsQ80(model.weights, groupSize);
     model.source.details = {
       ...model.source.details,
       quantizedAtLoad: { format: 'q8_0', groupSize },
     };
-  } else if (options.quantize !== undefined && options.quantize !== 'f32') {
-    throw new LmdynError(
-      'bad_argument',
-      `unknown weight format '${String(options.quantize)}' (f32 or q8_0)`,
-    );
+  } else if (format === 'f16' || format === 'bf16') {
+    // the matrices a loader rearranged in f32 (rotary permutations, fused q|k|v splits)
+    model.weights = castWeightsH16(model.weights, format);
   }
+  model.source.details = { ...model.source.details, weights: decision };
   if (options.tokenizer) {
     model.tokenizer = loadTokenizer(resolve(options.tokenizer));
   } else if (!model.tokenizer) {
@@ -174,16 +197,75 @@ function isText(head: Buffer): boolean {
   return true;
 }
 
+/**
+ * The weights' storage for `path` (a resolved local path): the request checked, the sizes read
+ * from the file's header, 'auto' decided, and the result bounded by this machine's memory before
+ * anything is allocated.
+ */
+export function decideWeights(path: string, options: LoadOptions): WeightsDecision {
+  return planWeights(path, options).decision;
+}
+
+/** decideWeights with the header sizes it decided from (for `lmdyn info`, before loading). */
+export function planWeights(
+  path: string,
+  options: LoadOptions,
+): { sizes: ResidentSizes; decision: WeightsDecision } {
+  const { weights, quantize } = options;
+  if (weights !== undefined && !WEIGHTS_CHOICES.includes(weights)) {
+    throw new LmdynError('bad_argument', `unknown weight format '${String(weights)}' (${WEIGHTS_CHOICES.join(', ')})`);
+  }
+  if (quantize !== undefined && quantize !== 'f32' && quantize !== 'q8_0') {
+    throw new LmdynError('bad_argument', `unknown weight format '${String(quantize)}' (f32 or q8_0)`);
+  }
+  if (weights !== undefined && quantize !== undefined && weights !== quantize) {
+    throw new LmdynError('bad_argument', `--weights ${weights} and --quantize ${quantize} disagree; give one`);
+  }
+  const budget = options.weightsBudget ?? defaultWeightsBudget();
+  if (!(Number.isFinite(budget) && budget > 0)) {
+    throw new LmdynError('bad_argument', `the weights budget must be a positive number of bytes, got ${budget}`);
+  }
+  const sizes = headerSizes(path);
+  const decision = chooseWeights(sizes, weights ?? quantize ?? 'auto', budget);
+  const total = totalmem();
+  if (decision.bytes > total) {
+    throw new LmdynError(
+      'bad_argument',
+      `the weights need ${(decision.bytes / 1e9).toFixed(2)} GB resident as ${decision.format}, more than this machine's ${(total / 1e9).toFixed(2)} GB (try --weights bf16 or q8_0)`,
+    );
+  }
+  return { sizes, decision };
+}
+
+/**
+ * residentSizes of a local model. When the header cannot be read, the loader's own message is
+ * the one to show (it checks in its own order: an unknown architecture before missing weights,
+ * a legacy llama2.c file that is something else), so the loader runs to throw it.
+ */
+function headerSizes(path: string): ResidentSizes {
+  try {
+    return residentSizes(modelFile(path));
+  } catch (err) {
+    if (err instanceof LmdynError) loadLocal(path, {});
+    throw err;
+  }
+}
+
+/** The file a local model path stands for (a folder's one .gguf / .bin, or the folder). */
+function modelFile(path: string): string {
+  return statSync(path).isDirectory() ? (modelFileIn(path) ?? path) : path;
+}
+
 function loadLocal(
   path: string,
-  ggufOptions: GgufLoadOptions,
+  options: GgufLoadOptions,
 ): LoadedModel & { tokenizer: Tokenizer | null } {
-  const file = statSync(path).isDirectory() ? (modelFileIn(path) ?? path) : path;
+  const file = modelFile(path);
   switch (detectFormat(file)) {
     case 'hf-folder':
-      return loadHfFolder(file);
+      return loadHfFolder(file, { keep16: options.keep16 });
     case 'gguf':
-      return loadGguf(file, ggufOptions);
+      return loadGguf(file, options);
     case 'llama2c':
       try {
         return loadLlama2cCheckpoint(file);

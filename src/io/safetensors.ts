@@ -18,7 +18,9 @@
 import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { LmdynError, check } from '../errors.js';
-import { allocF32 } from '../tensor/memory.js';
+import { newMatrix, type H16Matrix } from '../tensor/matrix.js';
+import { castMatrixH16, newH16Matrix, type H16Format } from '../tensor/half.js';
+import { allocF32, allocU16, freeF32 } from '../tensor/memory.js';
 import { ioError } from './atomic.js';
 import { openForReading, readExactly } from './llama2c.js';
 
@@ -117,6 +119,52 @@ export function openSafetensors(path: string): SafetensorsFile {
     closeSync(fd);
     throw err;
   }
+}
+
+/**
+ * A safetensors file's metadata and tensor table from its header alone: the data after the
+ * header is neither read nor required to be there (for `lmdyn info` on a partial download).
+ */
+export function readSafetensorsHeader(path: string): Omit<SafetensorsFile, 'fd'> {
+  const fd = openForReading(path);
+  try {
+    const { path: p, headerLength, dataStart, metadata, tensors, byName } = parseHeader(fd, path, false);
+    return { path: p, headerLength, dataStart, metadata, tensors, byName };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A 16-bit (F16 / BF16) tensor's raw bits, read into `out`. */
+export function readTensorBits(file: SafetensorsFile, name: string, out: Uint16Array): void {
+  const t = tensorInfo(file, name);
+  check(t.dtype === 'F16' || t.dtype === 'BF16', 'bad_argument', `${name}: dtype ${t.dtype} is not 16-bit`);
+  check(out.length * 2 === t.end - t.begin, 'bad_argument', `${name}: output has ${out.length} values, tensor ${(t.end - t.begin) / 2}`);
+  readExactly(file.fd, new Uint8Array(out.buffer, out.byteOffset, out.length * 2), t.begin, file.path);
+}
+
+/**
+ * A [rows, cols] tensor as a resident 16-bit matrix of `format` (bits in the arena): read as it is
+ * when the file stores that type, else read as f32 and rounded (the f32 copy freed at once, so
+ * loading holds one matrix's f32 at a time).
+ */
+export function readMatrix16(
+  file: SafetensorsFile,
+  name: string,
+  rows: number,
+  cols: number,
+  format: H16Format,
+): H16Matrix {
+  const t = tensorInfo(file, name);
+  if (t.dtype === (format === 'f16' ? 'F16' : 'BF16')) {
+    const bits = allocU16(rows * cols);
+    readTensorBits(file, name, bits);
+    return newH16Matrix(format, rows, cols, bits);
+  }
+  const f32 = readTensorF32(file, name);
+  const m = castMatrixH16(newMatrix(rows, cols, f32), format);
+  freeF32(f32);
+  return m;
 }
 
 export function closeSafetensors(file: SafetensorsFile): void {
@@ -364,7 +412,7 @@ const TYPED_ARRAYS: Record<
   BOOL: Uint8Array,
 };
 
-function parseHeader(fd: number, path: string): SafetensorsFile {
+function parseHeader(fd: number, path: string, dataPresent = true): SafetensorsFile {
   const fileSize = fstatSync(fd).size;
   check(
     fileSize >= 8,
@@ -420,12 +468,12 @@ function parseHeader(fd: number, path: string): SafetensorsFile {
     cursor = t.end;
   }
   check(
-    cursor <= fileSize,
+    cursor <= fileSize || !dataPresent,
     'truncated',
     `${path}: safetensors file is truncated (tensors need ${cursor - dataStart} data bytes, file has ${dataSize})`,
   );
   check(
-    cursor === fileSize,
+    cursor === fileSize || !dataPresent,
     'bad_format',
     `${path}: ${fileSize - cursor} trailing bytes after the last tensor`,
   );

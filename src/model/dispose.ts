@@ -2,7 +2,8 @@
  * Returning a model's weights to the kernels' memory (model.dispose()). Only buffers that start
  * a live arena block are freed; plain Float32Arrays are left to the garbage collector.
  */
-import { freeF32, freeI8, isArenaBlock } from '../tensor/memory.js';
+import { widenedData } from '../tensor/half.js';
+import { freeF32, freeI8, freeU16, isArenaBlock } from '../tensor/memory.js';
 import { dequantizedData } from '../tensor/q80.js';
 import type { ModelWeights } from './types.js';
 import type { Matrix } from '../tensor/matrix.js';
@@ -11,10 +12,17 @@ import type { Matrix } from '../tensor/matrix.js';
 export function disposeWeights(w: ModelWeights): void {
   const f32 = new Set<Float32Array>();
   const i8 = new Set<Int8Array>();
+  const u16 = new Set<Uint16Array>();
   const matrix = (m: Matrix | null): void => {
     if (!m) return;
     if (m.format === 'f32') {
       f32.add(m.data);
+      return;
+    }
+    if (m.format !== 'q8_0') {
+      u16.add(m.bits);
+      const d = widenedData(m);
+      if (d) f32.add(d);
       return;
     }
     i8.add(m.q);
@@ -22,7 +30,7 @@ export function disposeWeights(w: ModelWeights): void {
     const d = dequantizedData(m);
     if (d) f32.add(d);
   };
-  const vector = (v: Float32Array | null): void => {
+  const vector = (v: Float32Array | null | undefined): void => {
     if (v) f32.add(v);
   };
   matrix(w.tokenEmbedding);
@@ -44,10 +52,15 @@ export function disposeWeights(w: ModelWeights): void {
       l.mlpNormBias,
       l.bUp,
       l.bDown,
+      l.qNorm,
+      l.kNorm,
+      l.attnPostNorm,
+      l.mlpPostNorm,
     ]) {
       vector(v);
     }
   }
   for (const b of f32) if (isArenaBlock(b)) freeF32(b);
   for (const b of i8) if (isArenaBlock(b)) freeI8(b);
+  for (const b of u16) if (isArenaBlock(b)) freeU16(b);
 }

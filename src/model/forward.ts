@@ -1,7 +1,9 @@
 /**
  * The forward pass of the llama family (RMSNorm, RoPE, GQA, SwiGLU; Qwen2's q/k/v biases),
  * GPT-2 (LayerNorm, learned positions, gelu_new), GPT-NeoX (partial RoPE, exact gelu, parallel or
- * sequential residual) and GPT-Neo (unscaled scores, local-window layers), with a KV cache, a
+ * sequential residual), GPT-Neo (unscaled scores, local-window layers), Qwen3 (per-head q/k
+ * RMSNorm) and Gemma 2/3 (√d embedding scale, GeGLU, post-norms of the attention and MLP outputs,
+ * soft-capped scores and logits, sliding layers with their own RoPE base), with a KV cache, a
  * batch of sequences, and TransformerLens hook points. Activations are fp32; each weight matrix is
  * fp32 or Q8_0 (then its matmul quantizes the activations per group, as llama2.c runq.c does),
  * matrix by matrix.
@@ -29,11 +31,12 @@ import {
 } from '../tensor/ops.js';
 import { matrixRow } from '../tensor/q80.js';
 import { disposeWeights } from './dispose.js';
-import { ropeFrequencies } from './rope.js';
+import { ropeAttentionFactor, ropeFrequencies } from './rope.js';
 import { HookSet, hookPointNames, type Hook, type RowRef } from './hooks.js';
 import {
   attentionScale,
   isParallel,
+  softcap,
   windowStart,
   type ModelConfig,
   type ModelWeights,
@@ -47,6 +50,8 @@ export interface KVCache {
   /** [seq][layer] → [capacity, nKvHeads·headDim] */
   readonly k: Float32Array[][];
   readonly v: Float32Array[][];
+  /** [seq] → the token ids behind the cached positions (what a longrope switch recomputes). */
+  readonly tokens: number[][];
 }
 
 export interface ForwardInput {
@@ -112,6 +117,7 @@ export class Transformer {
       lengths: new Array<number>(nSeq).fill(0),
       k: Array.from({ length: nSeq }, make),
       v: Array.from({ length: nSeq }, make),
+      tokens: Array.from({ length: nSeq }, () => []),
     };
   }
 
@@ -121,10 +127,49 @@ export class Transformer {
     options: ForwardOptions = {},
   ): ForwardOutput {
     if (this.disposed) throw new LmdynError('bad_argument', 'this model was disposed');
+    this.longropeSwitch(cache, inputs);
+    return this.run(cache, inputs, options);
+  }
+
+  /**
+   * Longrope (Phi-3) rotates with its short factors while a sequence is at most
+   * originalContext long and with its long factors beyond (model/rope.ts). When a call takes a
+   * sequence across that length, the positions already cached were computed with the short
+   * factors; like transformers' Phi3ForCausalLM.prepare_inputs_for_generation, they are computed
+   * again (without hooks) with the long ones, so that every step equals one forward over the
+   * whole sequence.
+   */
+  private longropeSwitch(cache: KVCache, inputs: readonly ForwardInput[]): void {
+    const s = this.config.ropeScaling;
+    if (s?.type !== 'longrope') return;
+    for (const inp of inputs) {
+      const cached = cache.lengths[inp.seq];
+      const total = cached + inp.tokens.length;
+      if (!(cached > 0 && cached <= s.originalContext && total > s.originalContext)) continue;
+      const old = cache.tokens[inp.seq];
+      if (old.length !== cached) {
+        throw new LmdynError(
+          'unsupported',
+          `sequence ${inp.seq} crosses longrope's ${s.originalContext} positions, but its cache does not record the tokens to recompute`,
+        );
+      }
+      cache.lengths[inp.seq] = 0;
+      cache.tokens[inp.seq] = [];
+      this.run(cache, [{ seq: inp.seq, tokens: old }], { logits: 'none' }, total);
+    }
+  }
+
+  /** The forward pass proper; `ropeLength` overrides every row's (the longrope recompute). */
+  private run(
+    cache: KVCache,
+    inputs: readonly ForwardInput[],
+    options: ForwardOptions,
+    ropeLength?: number,
+  ): ForwardOutput {
     const c = this.config;
     const w = this.weights;
     const hooks = new HookSet(options.hooks ?? []);
-    const rows = this.planRows(cache, inputs);
+    const rows = this.planRows(cache, inputs, ropeLength);
     const n = rows.length;
     const s = this.scratchFor(n, maxPos(rows) + 1);
     const { dim, headDim, nHeads, nKvHeads } = c;
@@ -135,6 +180,7 @@ export class Transformer {
 
     // Embedding: x[r] = E[token] (+ P[pos])
     for (let r = 0; r < n; r++) matrixRow(w.tokenEmbedding, rows[r].token, x, r * dim);
+    if (c.embedScale !== undefined) for (let i = 0; i < n * dim; i++) x[i] *= c.embedScale; // Gemma
     const refs = rows.map((r) => ({ seq: r.seq, pos: r.pos }));
     hooks.fire('hook_embed', null, x, refs, dim);
     if (w.positionEmbedding) {
@@ -161,12 +207,20 @@ export class Transformer {
       hooks.fire(`${b}.attn.hook_q`, l, s.q, refs, qDim);
       hooks.fire(`${b}.attn.hook_k`, l, s.k, refs, kvDim);
       hooks.fire(`${b}.attn.hook_v`, l, s.v, refs, kvDim);
+      if (lw.qNorm && lw.kNorm) {
+        // Qwen3 / Gemma 3: RMSNorm of each head's q and k ([n·heads, headDim] rows), before RoPE
+        rmsnorm(s.q, s.q, lw.qNorm, n * nHeads, c.normEps);
+        rmsnorm(s.k, s.k, lw.kNorm, n * nKvHeads, c.normEps);
+        hooks.fire(`${b}.attn.q_norm.hook_normalized`, l, s.q, refs, qDim);
+        hooks.fire(`${b}.attn.k_norm.hook_normalized`, l, s.k, refs, kvDim);
+      }
       if (c.positional === 'rope') {
-        const freqs = ropeFrequencies(c, l);
+        const scale = ropeAttentionFactor(c);
         for (let r = 0; r < n; r++) {
-          const p = rows[r].pos;
-          rope(s.q, r * qDim, nHeads, headDim, freqs, p);
-          rope(s.k, r * kvDim, nKvHeads, headDim, freqs, p);
+          const { pos: p, ropeLength } = rows[r];
+          const freqs = ropeFrequencies(c, l, ropeLength);
+          rope(s.q, r * qDim, nHeads, headDim, freqs, p, scale);
+          rope(s.k, r * kvDim, nKvHeads, headDim, freqs, p, scale);
         }
         hooks.fire(`${b}.attn.hook_rot_q`, l, s.q, refs, qDim);
         hooks.fire(`${b}.attn.hook_rot_k`, l, s.k, refs, kvDim);
@@ -184,6 +238,12 @@ export class Transformer {
       hooks.fire(`${b}.attn.hook_z`, l, s.z, refs, qDim);
       matmul(s.ao, s.z, lw.wo, n);
       if (lw.bo) addBias(s.ao, lw.bo, n);
+      if (lw.attnPostNorm) {
+        // Gemma: the attention output is normed before it joins the residual (TransformerLens
+        // ln1_post); hook_attn_out is what is added, as in TransformerLens.
+        rmsnorm(s.ao, s.ao, lw.attnPostNorm, n, c.normEps);
+        hooks.fire(`${b}.ln1_post.hook_normalized`, l, s.ao, refs, dim);
+      }
       hooks.fire(`${b}.hook_attn_out`, l, s.ao, refs, dim);
       // Sequential: x_mid = x + attn_out feeds the MLP. Parallel (GPT-NeoX): the MLP reads x
       // itself and attn_out is added with the MLP's output below; there is no resid_mid.
@@ -192,7 +252,8 @@ export class Transformer {
         hooks.fire(`${b}.hook_resid_mid`, l, x, refs, dim);
       }
 
-      // MLP: SwiGLU  down(silu(xb·W1ᵀ) ⊙ xb·W3ᵀ)  or  down(gelu(xb·Wfcᵀ + b)) + b
+      // MLP: SwiGLU  down(silu(xb·W1ᵀ) ⊙ xb·W3ᵀ), GeGLU  down(gelu_tanh(xb·W1ᵀ) ⊙ xb·W3ᵀ)
+      //      or  down(gelu(xb·Wfcᵀ + b)) + b
       this.norm(s.xb, x, lw.mlpNorm, lw.mlpNormBias, n);
       hooks.fire(`${b}.ln2.hook_normalized`, l, s.xb, refs, dim);
       const hd = c.hiddenDim;
@@ -200,7 +261,10 @@ export class Transformer {
         matmul(s.hb, s.xb, lw.wGate, n);
         matmul(s.hb2, s.xb, lw.wUp, n);
         hooks.fire(`${b}.mlp.hook_pre`, l, s.hb, refs, hd);
-        swiglu(s.hb, s.hb2, n * hd);
+        if (c.mlp === 'geglu') {
+          geluNew(s.hb, n * hd); // gelu_pytorch_tanh is gelu_new's formula
+          for (let i = 0; i < n * hd; i++) s.hb[i] *= s.hb2[i];
+        } else swiglu(s.hb, s.hb2, n * hd);
       } else {
         matmul(s.hb, s.xb, lw.wUp, n);
         if (lw.bUp) addBias(s.hb, lw.bUp, n);
@@ -211,13 +275,21 @@ export class Transformer {
       hooks.fire(`${b}.mlp.hook_post`, l, s.hb, refs, hd);
       matmul(s.xb, s.hb, lw.wDown, n);
       if (lw.bDown) addBias(s.xb, lw.bDown, n);
+      if (lw.mlpPostNorm) {
+        rmsnorm(s.xb, s.xb, lw.mlpPostNorm, n, c.normEps); // Gemma (TransformerLens ln2_post)
+        hooks.fire(`${b}.ln2_post.hook_normalized`, l, s.xb, refs, dim);
+      }
       hooks.fire(`${b}.hook_mlp_out`, l, s.xb, refs, dim);
       if (parallel) addInPlace(s.xb, s.ao, n * dim); // mlp_out + attn_out, then + x (HF's order)
       addInPlace(x, s.xb, n * dim);
       hooks.fire(`${b}.hook_resid_post`, l, x, refs, dim);
     }
 
-    for (const inp of inputs) cache.lengths[inp.seq] += inp.tokens.length;
+    for (const inp of inputs) {
+      const recorded = cache.tokens[inp.seq];
+      if (recorded.length === cache.lengths[inp.seq]) for (const t of inp.tokens) recorded.push(t);
+      cache.lengths[inp.seq] += inp.tokens.length;
+    }
 
     // Final norm and classifier, only for the rows that need logits.
     const mode = options.logits ?? 'last';
@@ -240,6 +312,10 @@ export class Transformer {
       const out = this.logitsScratch(m);
       matmul(out, sel, w.unembedding, m);
       if (w.unembeddingBias) addBias(out, w.unembeddingBias, m);
+      const cap = c.finalSoftcap;
+      if (cap !== undefined) {
+        for (let i = 0; i < m * c.vocabSize; i++) out[i] = softcap(out[i], cap);
+      }
       logits = out.slice(0, m * c.vocabSize);
     }
     const logitRows = picked.map((r) => refs[r]);
@@ -267,8 +343,9 @@ export class Transformer {
 
   /**
    * Causal self-attention of each row against its own sequence's cache: z = softmax(s·qKᵀ)V per
-   * head, s = 1/√d unless the architecture says otherwise, over the positions windowStart..pos
-   * (all of them except in GPT-Neo's local layers). The scores and the mix run in the SIMD
+   * head, s = 1/√d unless the architecture says otherwise (Gemma's query_pre_attn_scalar^−½, its
+   * scores soft-capped in Gemma 2), over the positions windowStart..pos (all of them except in
+   * GPT-Neo's local and Gemma's sliding layers). The scores and the mix run in the SIMD
    * kernels when every buffer is in their memory (the softmax between them in JS), else in the
    * JS loops.
    */
@@ -284,6 +361,7 @@ export class Transformer {
     const kvDim = nKvHeads * headDim;
     const group = nHeads / nKvHeads; // query heads per key/value head
     const scale = attentionScale(this.config);
+    const cap = this.config.attnSoftcap; // Gemma 2: s → cap·tanh(s/cap) before the softmax
     const att = s.att;
     if (keepPattern) s.pattern.fill(0, 0, rows.length * nHeads * s.kLen);
     const kernels = wasmKernels();
@@ -309,6 +387,7 @@ export class Transformer {
             n,
             scale,
           );
+          if (cap !== undefined) for (let i = 0; i < n; i++) att[i] = softcap(att[i], cap);
           softmax(att, 0, n);
           if (keepPattern) s.pattern.set(att.subarray(0, n), (r * nHeads + h) * s.kLen + start);
           k.attn_mix(s.z.byteOffset + qo, att.byteOffset, vc.byteOffset + ko, kvDim, headDim, n);
@@ -322,7 +401,7 @@ export class Transformer {
           const kt = (start + i) * kvDim + ko;
           let dot = 0;
           for (let j = 0; j < headDim; j++) dot += s.q[qo + j] * kc[kt + j];
-          att[i] = dot * scale;
+          att[i] = cap === undefined ? dot * scale : softcap(dot * scale, cap);
         }
         softmax(att, 0, n);
         if (keepPattern) s.pattern.set(att.subarray(0, n), (r * nHeads + h) * s.kLen + start);
@@ -337,7 +416,7 @@ export class Transformer {
     }
   }
 
-  private planRows(cache: KVCache, inputs: readonly ForwardInput[]): Row[] {
+  private planRows(cache: KVCache, inputs: readonly ForwardInput[], ropeLength?: number): Row[] {
     const rows: Row[] = [];
     const seen = new Set<number>();
     for (const inp of inputs) {
@@ -359,7 +438,13 @@ export class Transformer {
             `token id ${token} is outside the vocabulary (0..${this.config.vocabSize - 1})`,
           );
         }
-        rows.push({ seq: inp.seq, pos: start + i, token, last: i === inp.tokens.length - 1 });
+        rows.push({
+          seq: inp.seq,
+          pos: start + i,
+          token,
+          last: i === inp.tokens.length - 1,
+          ropeLength: ropeLength ?? start + inp.tokens.length,
+        });
       });
     }
     return rows;
@@ -404,6 +489,8 @@ export class Transformer {
 interface Row extends RowRef {
   token: number;
   last: boolean;
+  /** Last position of this sequence in the call, plus one: HF's seq_len (model/rope.ts). */
+  ropeLength: number;
 }
 
 interface Scratch {

@@ -40,6 +40,8 @@ export function hookPointNames(config: ModelConfig): string[] {
   if (config.positional === 'learned') names.push('hook_pos_embed');
   const rope = config.positional === 'rope';
   const mid = isParallel(config) ? [] : ['hook_resid_mid'];
+  const qk = config.qkNorm ? ['attn.q_norm.hook_normalized', 'attn.k_norm.hook_normalized'] : [];
+  const post = (n: 1 | 2) => (config.postNorms ? [`ln${n}_post.hook_normalized`] : []);
   for (let l = 0; l < config.nLayers; l++) {
     const b = `blocks.${l}`;
     names.push(
@@ -48,14 +50,17 @@ export function hookPointNames(config: ModelConfig): string[] {
       `${b}.attn.hook_q`,
       `${b}.attn.hook_k`,
       `${b}.attn.hook_v`,
+      ...qk.map((h) => `${b}.${h}`),
       ...(rope ? [`${b}.attn.hook_rot_q`, `${b}.attn.hook_rot_k`] : []),
       `${b}.attn.hook_pattern`,
       `${b}.attn.hook_z`,
+      ...post(1).map((h) => `${b}.${h}`),
       `${b}.hook_attn_out`,
       ...mid.map((h) => `${b}.${h}`),
       `${b}.ln2.hook_normalized`,
       `${b}.mlp.hook_pre`,
       `${b}.mlp.hook_post`,
+      ...post(2).map((h) => `${b}.${h}`),
       `${b}.hook_mlp_out`,
       `${b}.hook_resid_post`,
     );
@@ -85,6 +90,27 @@ export function absentHookPoints(config: ModelConfig): { name: string; why: stri
     out.push({
       name: 'blocks.{l}.hook_resid_mid',
       why: 'parallel residual: attention and MLP both read hook_resid_pre',
+    });
+  }
+  return out;
+}
+
+/**
+ * The hook points this architecture has beyond the common ones (every architecture's
+ * hook_resid_pre … hook_resid_post), with what they hold. `lmdyn info` prints them.
+ */
+export function extraHookPoints(config: ModelConfig): { name: string; what: string }[] {
+  const out: { name: string; what: string }[] = [];
+  if (config.qkNorm) {
+    out.push({
+      name: 'blocks.{l}.attn.q_norm.hook_normalized, blocks.{l}.attn.k_norm.hook_normalized',
+      what: 'each head’s q and k after their RMSNorm and before RoPE; hook_q / hook_k precede the norm',
+    });
+  }
+  if (config.postNorms) {
+    out.push({
+      name: 'blocks.{l}.ln1_post.hook_normalized, blocks.{l}.ln2_post.hook_normalized',
+      what: 'the attention and MLP outputs after their post-norms, as TransformerLens names them for Gemma; hook_attn_out / hook_mlp_out equal them: what joins the residual',
     });
   }
   return out;

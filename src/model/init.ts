@@ -15,6 +15,9 @@
  *   (init_method small_init, output_layer_init_method wang_init): embeddings, query_key_value,
  *   dense_h_to_4h and embed_out ~ N(0, 2/(5d)); attention.dense and dense_4h_to_h (our wo and
  *   wDown) ~ N(0, (2/(L·√d))²); biases 0, LayerNorm 1 and 0.
+ * - gemma (Gemma 2/3, trained with HF's init in the released code), as Gemma2PreTrainedModel /
+ *   Gemma3PreTrainedModel._init_weights: every Linear and the embedding ~ N(0, 0.02²), RMSNorm
+ *   weights 0, i.e. gains 1 + 0 (the post-norms and q/k norms too); no scaled projections.
  *
  * - scheme 'hf': Hugging Face `AutoModelForCausalLM.from_config` (Llama / GPT-NeoX _init_weights):
  *   every Linear and the embedding ~ N(0, 0.02²) with no scaled projections — most likely how the
@@ -60,7 +63,8 @@ export function initialWeights(
 ): ModelWeights {
   const rng = createRng(seed);
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, seqLen } = config;
-  const biased = config.architecture !== 'llama'; // biases exist unless `like` says otherwise
+  // biases exist unless `like` says otherwise (llama and gemma have none)
+  const biased = config.architecture !== 'llama' && config.architecture !== 'gemma';
   const std = initStds(config, scheme);
   const qDim = nHeads * headDim;
   const kvDim = nKvHeads * headDim;
@@ -78,7 +82,8 @@ export function initialWeights(
     const wk = normalMatrix(kvDim, dim, std.base, rng);
     const wv = normalMatrix(kvDim, dim, std.base, rng);
     const wo = normalMatrix(dim, qDim, std.wo, rng);
-    const wGate = config.mlp === 'swiglu' ? normalMatrix(hiddenDim, dim, std.base, rng) : null;
+    const gated = config.mlp === 'swiglu' || config.mlp === 'geglu';
+    const wGate = gated ? normalMatrix(hiddenDim, dim, std.base, rng) : null;
     const wUp = normalMatrix(hiddenDim, dim, std.wUp, rng);
     const wDown = normalMatrix(dim, hiddenDim, std.wDown, rng);
     layers.push({
@@ -99,6 +104,8 @@ export function initialWeights(
       bUp: zeros(hiddenDim, has(ref?.bUp)),
       wDown,
       bDown: zeros(dim, has(ref?.bDown)),
+      ...(config.qkNorm ? { qNorm: ones(headDim), kNorm: ones(headDim) } : {}),
+      ...(config.postNorms ? { attnPostNorm: ones(dim), mlpPostNorm: ones(dim) } : {}),
     });
   }
   const unembedding = config.tiedEmbeddings
@@ -134,6 +141,7 @@ function initStds(
     case 'gpt2': // attn.c_proj and mlp.c_proj scaled
       return { base: INIT_STD, wo: scaled, wUp: INIT_STD, wDown: scaled };
     case 'gpt_neo':
+    case 'gemma':
       return { base: INIT_STD, wo: INIT_STD, wUp: INIT_STD, wDown: INIT_STD };
     case 'gpt_neox': {
       const small = Math.sqrt(2 / (5 * config.dim));
@@ -160,6 +168,8 @@ export function initName(config: ModelConfig, scheme: InitScheme = 'training'): 
       return 'HF GPT2PreTrainedModel._init_weights: N(0, 0.02²), c_proj N(0, (0.02/√(2L))²), LayerNorm 1/0, biases 0';
     case 'gpt_neo':
       return 'HF GPTNeoPreTrainedModel._init_weights: N(0, 0.02²), LayerNorm 1/0, biases 0';
+    case 'gemma':
+      return 'HF Gemma2/Gemma3PreTrainedModel._init_weights: N(0, 0.02²), RMSNorm weights 0 (gains 1), no scaled projections';
     case 'gpt_neox':
       return 'GPT-NeoX init_functions (Pythia): small_init N(0, 2/(5d)), attention.dense and dense_4h_to_h wang_init N(0, (2/(L·√d))²), LayerNorm 1/0, biases 0';
     case 'llama':

@@ -16,6 +16,7 @@
 import {
   attentionScale,
   isParallel,
+  softcap,
   windowStart,
   type LayerWeights,
   type ModelConfig,
@@ -23,8 +24,8 @@ import {
 import { newMatrix } from '../tensor/matrix.js';
 import type { Transformer } from './forward.js';
 import { allocF32, freeF32 } from '../tensor/memory.js';
-import { addBias, matmul, rope, softmax } from '../tensor/ops.js';
-import { ropeFrequencies } from './rope.js';
+import { addBias, geluNew, matmul, rmsnorm, rope, softmax, swiglu } from '../tensor/ops.js';
+import { ropeAttentionFactor, ropeFrequencies } from './rope.js';
 import { erfc } from '../tensor/special.js';
 
 /** The inputs of every block at every position, from one forward pass. */
@@ -225,23 +226,33 @@ export function blockJvp(
   if (own) matmul(ws.q, ws.xn, lw.wq, m);
   matmul(ws.k, ws.xn, lw.wk, m);
   matmul(ws.v, ws.xn, lw.wv, m);
+  // forward: q ← rmsnorm_h(q), k ← rmsnorm_h(k) per head (Qwen3, Gemma 3; before RoPE)
+  // tangent: the norm's tangent of each head at its primal pre-norm q_T (k_s)
+  if (lw.qNorm && lw.kNorm) {
+    if (own) headNormJvp(ws.q, p.qPre, lw.qNorm, nHeads, m, c);
+    headNormJvp(ws.k, preNormKey(tf, states, layer, from), lw.kNorm, nKvHeads, m, c);
+  }
   // forward: rope(q, T), rope(k, s)          tangent: the same rotations (RoPE is linear)
+  // (one forward over the n recorded positions: HF's seq_len is n at every position)
   if (c.positional === 'rope') {
-    const freqs = ropeFrequencies(c, layer);
+    const freqs = ropeFrequencies(c, layer, states.n);
+    const scale = ropeAttentionFactor(c);
     for (let r = 0; r < m; r++) {
-      if (own) rope(ws.q, r * qDim, nHeads, headDim, freqs, pos);
-      rope(ws.k, r * kvDim, nKvHeads, headDim, freqs, from);
+      if (own) rope(ws.q, r * qDim, nHeads, headDim, freqs, pos, scale);
+      rope(ws.k, r * kvDim, nKvHeads, headDim, freqs, from, scale);
     }
   }
-  // forward: s_t = c·q·k_t (t ≤ T; c = 1/√hd, or GPT-Neo's 1), a = softmax(s),
-  //          z = Σ_t a_t v_t                                                   per head
+  // forward: s_t = c·q·k_t (t ≤ T; c = 1/√hd, GPT-Neo's 1, Gemma's query_pre_attn_scalar^−½),
+  //          Gemma 2: s_t ← cap·tanh(s_t/cap), a = softmax(s), z = Σ_t a_t v_t       per head
   //          (a local layer's a_t is 0 outside its window, so its tangents vanish there too)
-  // tangent: ṡ_t = c·q̇·k_t, plus c·q·k̇_s at t = s
+  // tangent: ṡ_t = c·q̇·k_t, plus c·q·k̇_s at t = s; capped: ṡ_t ← (1 − tanh²(s_t/cap))·ṡ_t
   //          ȧ_t = a_t (ṡ_t − Σ_u a_u ṡ_u)
   //          ż = Σ_t ȧ_t v_t + a_s v̇_s                                     ż: [m, qDim]
   attentionJvp(ws, p, states.keys[layer], states.values[layer], c, pos, from, own, m);
   // forward: o = z·Woᵀ + bo                  tangent: ȯ = ż·Woᵀ                        [m, d]
   matmul(ws.attn, ws.z, lw.wo, m);
+  // Gemma: o ← rmsnorm(o) (post-norm)        tangent: ȯ ← rmsnorm′(o)·ȯ
+  if (lw.attnPostNorm) normJvp(ws.attn, ws.attn, p.attnRaw, lw.attnPostNorm, m, c);
   // sequential: x_mid = x_T + o             tangent: ẋ_mid = ẋ_T + ȯ  (ẋ_T = 0 when s < T)
   // parallel:   the MLP reads x_T itself     tangent: ẋ_T, which is 0 when s < T
   const parallel = isParallel(c);
@@ -262,7 +273,8 @@ export function blockJvp(
   //          tangent: ḣ = ṅ·Wfcᵀ, ġ = gelu′(h)·ḣ, ṁ = ġ·W2ᵀ
   //          with gelu′(h) = ½(1 + τ) + ½h(1 − τ²)·c(1 + 3·0.044715h²), τ = tanh(c(h + 0.044715h³))
   // gelu     forward: g = h·Φ(h)             tangent: ġ = (Φ(h) + h·φ(h))·ḣ
-  // Both: ġ = α ⊙ ḣ + β ⊙ u̇ per hidden unit (β = 0 without a gate).     α, β: [hidden]
+  // GeGLU    forward: g = gelu_new(h)·u       tangent: ġ = gelu_new′(h)·u·ḣ + gelu_new(h)·u̇
+  // All: ġ = α ⊙ ḣ + β ⊙ u̇ per hidden unit (β = 0 without a gate).     α, β: [hidden]
   const { alpha, beta } = mlpSlopes(p, lw.wGate !== null, c.mlp);
   const w1 = lw.wGate ?? lw.wUp;
   const products = lw.wGate ? 3 : 2;
@@ -288,6 +300,8 @@ export function blockJvp(
     }
     matmul(ws.out, ws.h, lw.wDown, m); // ṁ = ġ·W2ᵀ                                      [m, d]
   }
+  // Gemma: mlp ← rmsnorm(mlp) (post-norm)    tangent: ṁ ← rmsnorm′(mlp)·ṁ
+  if (lw.mlpPostNorm) normJvp(ws.out, ws.out, p.mlpRaw, lw.mlpPostNorm, m, c);
   // forward: x_out = x_mid + mlp (sequential), x_T + o + mlp (parallel)
   // tangent: ẋ_out = ẋ_T + ȯ + ṁ; f's tangent is ȯ + ṁ
   for (let i = 0; i < m * d; i++) ws.out[i] += ws.attn[i];
@@ -337,6 +351,47 @@ export function normJvp(
   }
 }
 
+/**
+ * Per-head norm tangent (Qwen3 / Gemma 3 q and k norms), in place: t [m, heads·hd] holds ẋ, each
+ * head's hd values a row of normJvp at that head's primal pre-norm values `pre` [heads·hd].
+ */
+function headNormJvp(
+  t: Float32Array,
+  pre: Float32Array,
+  weight: Float32Array,
+  heads: number,
+  m: number,
+  c: ModelConfig,
+): void {
+  const hd = weight.length;
+  const width = heads * hd;
+  const rows = new Float32Array(m * hd);
+  for (let h = 0; h < heads; h++) {
+    for (let r = 0; r < m; r++)
+      rows.set(t.subarray(r * width + h * hd, r * width + (h + 1) * hd), r * hd);
+    normJvp(rows, rows, pre.subarray(h * hd, (h + 1) * hd), weight, m, c);
+    for (let r = 0; r < m; r++) t.set(rows.subarray(r * hd, (r + 1) * hd), r * width + h * hd);
+  }
+}
+
+/** The key of position s in block l before its per-head norm and RoPE: norm(x_s)·Wkᵀ + bk. */
+function preNormKey(tf: Transformer, states: BlockStates, layer: number, s: number): Float32Array {
+  const c = tf.config;
+  const lw = tf.weights.layers[layer];
+  const xb = new Float32Array(c.dim);
+  normForward(
+    xb,
+    states.resid[layer].subarray(s * c.dim, (s + 1) * c.dim),
+    lw.attnNorm,
+    lw.attnNormBias,
+    c,
+  );
+  const k = new Float32Array(c.nKvHeads * c.headDim);
+  matmul(k, xb, lw.wk, 1);
+  if (lw.bk) addBias(k, lw.bk, 1);
+  return k;
+}
+
 /** α, β of ġ = α ⊙ ḣ + β ⊙ u̇ at the block's MLP pre-activations (see blockJvp). */
 function mlpSlopes(
   p: BlockPoint,
@@ -348,7 +403,11 @@ function mlpSlopes(
   const beta = new Float32Array(hd);
   for (let j = 0; j < hd; j++) {
     const h = p.h[j];
-    if (gated) {
+    if (gated && act === 'geglu') {
+      const tau = Math.tanh(GELU_C * (h + 0.044715 * h * h * h));
+      alpha[j] = geluNewDerivative(h) * p.u[j]; // gelu_new′(h)·u
+      beta[j] = 0.5 * h * (1 + tau); // gelu_new(h)
+    } else if (gated) {
       const sig = 1 / (1 + Math.exp(-h));
       alpha[j] = sig * (1 + h * (1 - sig)) * p.u[j]; // silu′(h)·u
       beta[j] = h * sig; // silu(h)
@@ -361,8 +420,13 @@ function mlpSlopes(
 
 /** The primal values of block l at position T that its tangent rules read. */
 interface BlockPoint {
+  qPre: Float32Array; // [qDim] query at T before its per-head norm and RoPE
   q: Float32Array; // [qDim] rotated query at T
   att: Float64Array; // [nHeads, T+1] attention weights (0 outside a local layer's window)
+  /** [nHeads, T+1] ds_capped/ds_raw = 1 − tanh²(s/cap) with soft-capped scores, else null. */
+  capSlope: Float64Array | null;
+  attnRaw: Float32Array; // [d] the attention output o_proj(z) before a post-norm
+  mlpRaw: Float32Array; // [d] the MLP output before a post-norm (computed only with one)
   mlpIn: Float32Array; // [d] the MLP norm's input: x_mid = x_T + attention output, or x_T (parallel)
   h: Float32Array; // [hidden] gate (SwiGLU) or fc pre-activation (GPT-2)
   u: Float32Array; // [hidden] up projection (SwiGLU)
@@ -382,13 +446,20 @@ function blockPoint(tf: Transformer, states: BlockStates, layer: number, pos: nu
   const q = new Float32Array(qDim);
   matmul(q, xb, lw.wq, 1);
   if (lw.bq) addBias(q, lw.bq, 1);
-  if (c.positional === 'rope') rope(q, 0, nHeads, headDim, ropeFrequencies(c, layer), pos);
+  const qPre = q.slice();
+  if (lw.qNorm) rmsnorm(q, q, lw.qNorm, nHeads, c.normEps);
+  if (c.positional === 'rope') {
+    const freqs = ropeFrequencies(c, layer, states.n);
+    rope(q, 0, nHeads, headDim, freqs, pos, ropeAttentionFactor(c));
+  }
   const keys = states.keys[layer];
   const values = states.values[layer];
   const scale = attentionScale(c);
   const kLen = pos + 1;
   const start = windowStart(c, layer, pos);
   const att = new Float64Array(nHeads * kLen);
+  const cap = c.attnSoftcap;
+  const capSlope = cap === undefined ? null : new Float64Array(nHeads * kLen);
   const z = new Float32Array(qDim);
   for (let h = 0; h < nHeads; h++) {
     const ko = Math.floor(h / group) * headDim;
@@ -397,17 +468,25 @@ function blockPoint(tf: Transformer, states: BlockStates, layer: number, pos: nu
       let dot = 0;
       for (let i = 0; i < headDim; i++) dot += q[h * headDim + i] * keys[t * kvDim + ko + i];
       a[t] = dot * scale;
+      if (capSlope && cap !== undefined) {
+        const th = Math.tanh(a[t] / cap);
+        capSlope[h * kLen + t] = 1 - th * th;
+        a[t] = softcap(a[t], cap);
+      }
     }
     softmax(a, start, kLen - start);
     for (let t = start; t < kLen; t++) {
       for (let i = 0; i < headDim; i++) z[h * headDim + i] += a[t] * values[t * kvDim + ko + i];
     }
   }
+  const attnRaw = new Float32Array(d);
+  matmul(attnRaw, z, lw.wo, 1);
+  if (lw.bo) addBias(attnRaw, lw.bo, 1);
   let mlpIn = new Float32Array(x);
   if (!isParallel(c)) {
     mlpIn = new Float32Array(d);
-    matmul(mlpIn, z, lw.wo, 1);
-    if (lw.bo) addBias(mlpIn, lw.bo, 1);
+    if (lw.attnPostNorm) rmsnorm(mlpIn, attnRaw, lw.attnPostNorm, 1, c.normEps);
+    else mlpIn.set(attnRaw);
     for (let i = 0; i < d; i++) mlpIn[i] += x[i];
   }
   normForward(xb, mlpIn, lw.mlpNorm, lw.mlpNormBias, c);
@@ -420,7 +499,18 @@ function blockPoint(tf: Transformer, states: BlockStates, layer: number, pos: nu
     matmul(h, xb, lw.wUp, 1);
     if (lw.bUp) addBias(h, lw.bUp, 1);
   }
-  return { q, att, mlpIn, h, u };
+  const mlpRaw = new Float32Array(lw.mlpPostNorm ? d : 0);
+  if (lw.mlpPostNorm && lw.wGate) {
+    const g = h.slice();
+    if (c.mlp === 'geglu') {
+      geluNew(g);
+      for (let j = 0; j < g.length; j++) g[j] *= u[j];
+    } else swiglu(g, u);
+    matmul(mlpRaw, g, lw.wDown, 1);
+  } else if (lw.mlpPostNorm) {
+    throw new Error('blockPoint: a post-norm after an ungated MLP is not implemented');
+  }
+  return { qPre, q, att, capSlope, attnRaw, mlpRaw, mlpIn, h, u };
 }
 
 /**
@@ -472,6 +562,10 @@ function attentionJvp(
       for (let i = 0; i < hd; i++) dotK += p.q[qo + i] * ws.k[kr + i];
       if (own) for (let t = 0; t < kLen; t++) sDot[row + t] *= scale;
       sDot[row + from] += dotK * scale;
+      if (p.capSlope) {
+        const slope = p.capSlope.subarray(h * kLen, (h + 1) * kLen); // ṡ ← (1 − tanh²)·ṡ
+        for (let t = 0; t < kLen; t++) sDot[row + t] *= slope[t];
+      }
       // ȧ_t = a_t (ṡ_t − Σ_u a_u ṡ_u)
       let mean = 0;
       for (let t = 0; t < kLen; t++) mean += a[t] * sDot[row + t];

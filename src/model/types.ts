@@ -8,12 +8,15 @@
  * - Q and K rows use the interleaved-pair rotary convention of llama2.c and GGUF: dimensions
  *   (2i, 2i+1) of a head rotate together. Hugging Face checkpoints (rotate_half) are permuted
  *   by the loader, biases included. With partial rotary (GPT-NeoX `rotary_pct`) only the first
- *   ropeDim dimensions of a head rotate, and only they are permuted.
+ *   ropeDim dimensions of a head rotate, and only they are permuted. Per-head q/k norm weights
+ *   (Qwen3, Gemma 3) are permuted the same way.
+ * - RMSNorm weights are the gains themselves: Gemma's (applied by HF as 1 + weight) have the 1
+ *   added by the loader (exact in f32 for bf16 weights), so every norm is x·σ ⊙ w.
  */
 import type { Matrix } from '../tensor/matrix.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 
-export type Architecture = 'llama' | 'gpt2' | 'gpt_neox' | 'gpt_neo';
+export type Architecture = 'llama' | 'gpt2' | 'gpt_neox' | 'gpt_neo' | 'gemma';
 
 export interface ModelConfig {
   architecture: Architecture;
@@ -29,11 +32,16 @@ export interface ModelConfig {
   seqLen: number; // longest context the model supports
   norm: 'rmsnorm' | 'layernorm';
   normEps: number;
-  /** gelu_new: the tanh approximation (GPT-2, GPT-Neo); gelu: the exact erf form (GPT-NeoX). */
-  mlp: 'swiglu' | 'gelu_new' | 'gelu';
+  /**
+   * gelu_new: the tanh approximation (GPT-2, GPT-Neo); gelu: the exact erf form (GPT-NeoX);
+   * geglu: down(gelu_tanh(gate(x)) ⊙ up(x)) (Gemma's gelu_pytorch_tanh gating).
+   */
+  mlp: 'swiglu' | 'gelu_new' | 'gelu' | 'geglu';
   positional: 'rope' | 'learned';
   ropeTheta: number; // unused when positional = 'learned'
   ropeDim: number; // rotary dimensions per head (= headDim for llama, rotary_pct·headDim for GPT-NeoX)
+  /** Scaled RoPE frequencies (HF `rope_scaling`); absent: the plain θ^(−2i/ropeDim). model/rope.ts. */
+  ropeScaling?: RopeScaling;
   tiedEmbeddings: boolean;
   bosId: number | null;
   eosId: number | null;
@@ -53,7 +61,46 @@ export interface ModelConfig {
   attnWindow?: (number | null)[];
   /** GPT-NeoX `attention_bias`: q/k/v and output projections carry biases. Default true. */
   attentionBias?: boolean;
+  /** Gemma: hook_embed = E[token] · embedScale (√d_model in the weights' dtype). Default 1. */
+  embedScale?: number;
+  /** Qwen3, Gemma 3: each head's q and k pass an RMSNorm (LayerWeights qNorm / kNorm) before RoPE. */
+  qkNorm?: boolean;
+  /** Gemma 2/3: the attention and MLP outputs pass an RMSNorm before joining the residual. */
+  postNorms?: boolean;
+  /** Gemma 2 attn_logit_softcapping: scores s → cap·tanh(s/cap) before the mask and softmax. */
+  attnSoftcap?: number;
+  /** Gemma 2 (3) final_logit_softcapping: logits → cap·tanh(logits/cap). */
+  finalSoftcap?: number;
+  /** Gemma 3 rope_local_base_freq: the RoPE base of the windowed (sliding) layers. */
+  ropeLocalTheta?: number;
 }
+
+/**
+ * RoPE scaling, as Hugging Face's `rope_scaling` (or `rope_parameters`) names it; model/rope.ts
+ * applies it. `originalContext` is the context the model was pretrained with: rope_scaling's
+ * original_max_position_embeddings for llama3, config max_position_embeddings for dynamic (HF's
+ * `_compute_dynamic_ntk_parameters`), Phi-3's original_max_position_embeddings for longrope.
+ * GGUF's `llama.rope.scaling.type` linear with `.factor` is { type: 'linear', factor }.
+ */
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | {
+      type: 'llama3';
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      originalContext: number;
+    }
+  | { type: 'dynamic'; factor: number; originalContext: number }
+  | {
+      type: 'longrope';
+      /** ropeDim/2 divisors of the frequencies up to originalContext positions, and beyond. */
+      shortFactor: number[];
+      longFactor: number[];
+      originalContext: number;
+      /** The factor on cos and sin (HF attention_factor; √(1 + ln s / ln originalContext) by default). */
+      attentionFactor: number;
+    };
 
 /** Whether block l adds attention and MLP to the same input (GPT-NeoX's parallel residual). */
 export function isParallel(c: ModelConfig): boolean {
@@ -63,6 +110,11 @@ export function isParallel(c: ModelConfig): boolean {
 /** The factor of the attention scores q·k. */
 export function attentionScale(c: ModelConfig): number {
   return c.attnScale ?? 1 / Math.sqrt(c.headDim);
+}
+
+/** cap·tanh(x/cap) (Gemma 2's soft-capping of attention scores and logits). */
+export function softcap(x: number, cap: number): number {
+  return cap * Math.tanh(x / cap);
 }
 
 /** The first key position a query at `pos` of layer l attends to. */
@@ -92,6 +144,13 @@ export interface LayerWeights {
   /** llama w2 / GPT-2 mlp.c_proj (transposed). */
   wDown: Matrix; // [dim, hiddenDim]
   bDown: Float32Array | null;
+  // Present only for the architectures that have them (config qkNorm, postNorms):
+  /** Per-head RMSNorm weights of q and k (Qwen3, Gemma 3), in the interleaved rotary order. */
+  qNorm?: Float32Array; // [headDim]
+  kNorm?: Float32Array; // [headDim]
+  /** RMSNorm weights of the attention and MLP outputs (Gemma's post norms). */
+  attnPostNorm?: Float32Array; // [dim]
+  mlpPostNorm?: Float32Array; // [dim]
 }
 
 export interface ModelWeights {
@@ -135,7 +194,9 @@ export function parameterCount(config: ModelConfig): number {
   const layernorm = config.norm === 'layernorm';
   let perLayer = dim * q + 2 * dim * kv + q * dim; // wq wk wv wo
   perLayer += (layernorm ? 4 : 2) * dim; // norms (+ biases)
-  perLayer += (config.mlp === 'swiglu' ? 3 : 2) * dim * hiddenDim;
+  perLayer += (config.mlp === 'swiglu' || config.mlp === 'geglu' ? 3 : 2) * dim * hiddenDim;
+  if (config.qkNorm) perLayer += 2 * headDim;
+  if (config.postNorms) perLayer += 2 * dim;
   const mlpBiases = hiddenDim + dim;
   if (config.architecture === 'gpt2') perLayer += q + 2 * kv + dim + mlpBiases;
   if (config.architecture === 'gpt_neox')

@@ -11,8 +11,11 @@
  *   quarter of fp32's bytes, so memory-bound decoding runs up to ~4× faster. `data` is still the
  *   values as f32, dequantized on first access and cached (for code that needs fp32 weights, e.g.
  *   the Jacobians); the forward pass never touches it, and writing into it changes nothing.
+ * - 'f16' / 'bf16': 16-bit floats `bits` [rows, cols] (IEEE binary16, or bfloat16 = the top half
+ *   of an f32), read by the matmul row by row and widened exactly to f32; products and sums are
+ *   f32. Half of fp32's bytes. `data` is lazy as for 'q8_0' (the widened values, exact).
  */
-export type Matrix = F32Matrix | Q80Matrix;
+export type Matrix = F32Matrix | Q80Matrix | H16Matrix;
 
 export type MatrixFormat = Matrix['format'];
 
@@ -32,6 +35,15 @@ export interface Q80Matrix {
   q: Int8Array; // [rows, cols]
   scales: Float32Array; // [rows, cols / groupSize]
   /** The dequantized values [rows, cols], computed on first access (see Matrix). */
+  readonly data: Float32Array;
+}
+
+export interface H16Matrix {
+  format: 'f16' | 'bf16';
+  rows: number;
+  cols: number;
+  bits: Uint16Array; // [rows, cols]
+  /** The values widened to f32 [rows, cols], computed on first access (see Matrix). */
   readonly data: Float32Array;
 }
 

@@ -60,6 +60,12 @@ export function allocI8(n: number): Int8Array {
   return b ? new Int8Array(b.buffer, b.offset, n) : new Int8Array(n);
 }
 
+/** A zero-filled Uint16Array of n values (16-bit float weights), in the wasm arena when there is one. */
+export function allocU16(n: number): Uint16Array {
+  const b = allocBlock(n * 2);
+  return b ? new Uint16Array(b.buffer, b.offset, n) : new Uint16Array(n);
+}
+
 /**
  * allocF32 for buffers whose owner has no moment to free them (a KV cache handed to callers):
  * the block returns to the arena once the returned array object is garbage-collected. Keep the
@@ -87,6 +93,11 @@ export function isArenaBlock(arr: ArrayBufferView): boolean {
 
 /** freeF32 for allocI8 buffers. */
 export function freeI8(arr: Int8Array): void {
+  freeBlock(arr);
+}
+
+/** freeF32 for allocU16 buffers. */
+export function freeU16(arr: Uint16Array): void {
   freeBlock(arr);
 }
 

@@ -3,6 +3,7 @@
  * Shapes are written [rows, cols]; every buffer is a flat Float32Array in row-major order.
  */
 import type { F32Matrix, Matrix } from './matrix.js';
+import { matmulH16 } from './half.js';
 import { matmulQ80 } from './q80.js';
 import { erfc } from './special.js';
 import { matmulWasm } from './wasm/kernels.js';
@@ -10,10 +11,12 @@ import { matmulWasm } from './wasm/kernels.js';
 /**
  * out[n, W.rows] = x[n, W.cols] · Wᵀ  (each row of x times the matrix). Runs the WebAssembly
  * SIMD kernel when out, x and W all live in the arena (allocF32), else the JS loop. A Q8_0 W
- * goes to matmulQ80 (x quantized per group, runq.c's scheme).
+ * goes to matmulQ80 (x quantized per group, runq.c's scheme), an f16 / bf16 W to matmulH16
+ * (weights widened exactly to f32 as they are read).
  */
 export function matmul(out: Float32Array, x: Float32Array, w: Matrix, n: number): void {
   if (w.format === 'q8_0') matmulQ80(out, x, w, n);
+  else if (w.format !== 'f32') matmulH16(out, x, w, n);
   else if (!matmulWasm(out, x, w.data, w.rows, w.cols, n)) matmulJs(out, x, w, n);
 }
 
@@ -136,7 +139,8 @@ export function gelu(x: Float32Array, len = x.length): void {
 /**
  * Interleaved-pair rotary embedding (llama2.c / GGUF convention) on one row of heads:
  * for each head h and pair i < freqs.length, (v[2i], v[2i+1]) rotates by pos · freqs[i]
- * (model/rope.ts `ropeFrequencies`; the dimensions past 2·freqs.length stay as they are).
+ * (model/rope.ts `ropeFrequencies`; the dimensions past 2·freqs.length stay as they are), and
+ * the rotated pairs are multiplied by `scale` (HF's attention_scaling on cos and sin; longrope).
  * vec: [nHeads * headDim] starting at `offset`.
  */
 export function rope(
@@ -146,11 +150,12 @@ export function rope(
   headDim: number,
   freqs: Float64Array,
   pos: number,
+  scale = 1,
 ): void {
   for (let j = 0; j < freqs.length; j++) {
     const angle = pos * freqs[j];
-    const c = Math.cos(angle);
-    const s = Math.sin(angle);
+    const c = Math.cos(angle) * scale;
+    const s = Math.sin(angle) * scale;
     const i = 2 * j;
     for (let h = 0; h < nHeads; h++) {
       const o = offset + h * headDim + i;

@@ -11,6 +11,7 @@
  * ops.ts matmul, which dispatches on the matrix's format.
  */
 import type { F32Matrix, Matrix, Q80Matrix } from './matrix.js';
+import { widenH16 } from './half.js';
 import { allocF32, allocI8 } from './memory.js';
 import { matmulQ80Wasm, quantizeQ80Wasm } from './wasm/kernels.js';
 
@@ -73,6 +74,7 @@ export function dequantizeQ80(
 export function matrixRow(m: Matrix, r: number, out: Float32Array, offset: number): void {
   const c = m.cols;
   if (m.format === 'f32') out.set(m.data.subarray(r * c, (r + 1) * c), offset);
+  else if (m.format !== 'q8_0') widenH16(m.format, m.bits, r * c, c, out, offset);
   else dequantizeQ80(m.q, m.scales, m.groupSize, r * c, c, out, offset);
 }
 

@@ -104,8 +104,11 @@ export function shapeOfConfig(c: ModelConfig): TrainShape {
     c.architecture === 'llama' &&
     c.norm === 'rmsnorm' &&
     c.mlp === 'swiglu' &&
+    !c.qkNorm &&
     c.positional === 'rope' &&
     c.ropeDim === c.headDim &&
+    c.ropeScaling === undefined &&
+    !c.attnWindow?.some((w) => w !== null) &&
     c.headDim * c.nHeads === c.dim;
   if (!ok) throw new LmdynError('unsupported', 'only llama2.c-shaped llama models can be trained');
   return {

@@ -407,15 +407,15 @@ test('errors: unknown architecture, missing config.json, missing tensor, wrong s
     (!text || text.test(e.message)) &&
     !e.message.includes('\n');
 
-  const mistral = copyModel('mistral', storiesTensors(), {
+  const falcon = copyModel('falcon', storiesTensors(), {
     ...storiesConfig(),
-    architectures: ['MistralForCausalLM'],
+    architectures: ['FalconForCausalLM'],
   });
   assert.throws(
-    () => loadHfFolder(mistral),
+    () => loadHfFolder(falcon),
     code(
       'unsupported',
-      /unknown architecture MistralForCausalLM; supported: LlamaForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel/,
+      /unknown architecture FalconForCausalLM; supported: LlamaForCausalLM, MistralForCausalLM, Phi3ForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel/,
     ),
   );
   const empty = join(TMP, 'empty');
@@ -453,9 +453,17 @@ test('errors: unknown architecture, missing config.json, missing tensor, wrong s
 
   const scaled = copyModel('scaled', storiesTensors(), {
     ...storiesConfig(),
+    rope_scaling: { rope_type: 'yarn', factor: 8 },
+  });
+  assert.throws(() => loadHfFolder(scaled), code('unsupported', /rope_scaling type "yarn"/));
+  const incomplete = copyModel('incomplete', storiesTensors(), {
+    ...storiesConfig(),
     rope_scaling: { rope_type: 'llama3', factor: 8 },
   });
-  assert.throws(() => loadHfFolder(scaled), code('unsupported', /rope_scaling/));
+  assert.throws(
+    () => loadHfFolder(incomplete),
+    code('bad_format', /rope_scaling\.low_freq_factor/),
+  );
 
   const gptDir = join(TMP, 'gpt2-relu');
   mkdirSync(gptDir, { recursive: true });

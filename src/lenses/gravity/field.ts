@@ -8,6 +8,7 @@
  * it further back through the final norm to the residual stream x^L (q = N(x^L)).
  */
 import type { Model } from '../../model/model.js';
+import { LmdynError } from '../../errors.js';
 import { nextTokenDistribution, validateSampling } from '../../decode/sampling.js';
 import { newMatrix } from '../../tensor/matrix.js';
 import { matrixOperator, symEig, topSvd } from '../../tensor/linalg.js';
@@ -31,6 +32,13 @@ export interface QueryState {
 }
 
 export function classifierOf(model: Model): Classifier {
+  const cap = model.config.finalSoftcap;
+  if (cap !== undefined) {
+    throw new LmdynError(
+      'unsupported',
+      `gravity reads its potential from the linear logits z = W q + b; this model soft-caps them (${cap}·tanh(z/${cap}), Gemma's final_logit_softcapping)`,
+    );
+  }
   const u = model.transformer.weights.unembedding;
   return { vocab: u.rows, dim: u.cols, w: u.data, b: model.transformer.weights.unembeddingBias };
 }

@@ -72,6 +72,7 @@ export function escapeTrials(
       cache.v[b][l].set(cache.v[0][l]);
     }
     cache.lengths[b] = cache.lengths[0];
+    cache.tokens[b] = [...cache.tokens[0]];
   }
   const stop = new Set(stopIds(model));
   const trials = Array.from({ length: B }, (_, b) => {

@@ -6,7 +6,7 @@
  * callers check with `inArena` (ops.ts does) and otherwise run the JS loop.
  */
 import { allocF32, allocI8, freeF32, freeI8, inArena, wasmMemory } from '../memory.js';
-import type { Q80Matrix } from '../matrix.js';
+import type { H16Matrix, Q80Matrix } from '../matrix.js';
 import { kernelsWasmBase64 } from './generated/kernels.js';
 
 export interface KernelExports {
@@ -39,6 +39,21 @@ export interface KernelExports {
     gs: number,
     r0: number,
     r1: number,
+  ): void;
+  /**
+   * out[n, ·] = x·Wᵀ for a 16-bit W (f16 = 1: IEEE binary16, 0: bfloat16) widened exactly to f32,
+   * W rows [r0, r1), out rows ldo apart.
+   */
+  matmul_h16(
+    out: number,
+    x: number,
+    w: number,
+    n: number,
+    ldo: number,
+    cols: number,
+    r0: number,
+    r1: number,
+    f16: number,
   ): void;
   /** out[t] = scale·(q·k[t]) for t < n, q: [hd], k[t] at k + 4·ld·t (one attention head). */
   attn_scores(
@@ -91,6 +106,7 @@ export interface MatmulPool {
     cols: number,
     gs: number,
   ): boolean;
+  h16(out: number, x: number, w: number, n: number, rows: number, cols: number, f16: number): boolean;
 }
 
 let cached: WasmKernels | null | undefined;
@@ -131,6 +147,23 @@ export function matmulWasm(
   const xo = x.byteOffset;
   const wo = w.byteOffset;
   if (!pool?.f32(o, xo, wo, n, rows, cols)) k.exports.matmul_f32(o, xo, wo, n, rows, cols, 0, rows);
+  return true;
+}
+
+/**
+ * out[n, rows] = x[n, cols]·Wᵀ for an f16 / bf16 W with the SIMD kernel (each weight widened
+ * exactly to f32 as it is read). Returns false, computing nothing, under matmulWasm's conditions.
+ */
+export function matmulH16Wasm(out: Float32Array, x: Float32Array, w: H16Matrix, n: number): boolean {
+  const k = wasmKernels();
+  const { rows, cols, bits } = w;
+  if (!k || !inArena(out) || !inArena(x) || !inArena(bits)) return false;
+  if (out.length < n * rows || x.length < n * cols || bits.length < rows * cols) return false;
+  const f16 = w.format === 'f16' ? 1 : 0;
+  const [o, xo, wo] = [out.byteOffset, x.byteOffset, bits.byteOffset];
+  if (!pool?.h16(o, xo, wo, n, rows, cols, f16)) {
+    k.exports.matmul_h16(o, xo, wo, n, rows, cols, 0, rows, f16);
+  }
   return true;
 }
 

@@ -5,7 +5,8 @@
 ;; loops read each weight once per call and keep several independent accumulators in registers,
 ;; which is what it takes to approach the memory-bandwidth limit.
 ;;
-;; Kernels: matmul_f32 (fp32 weights), quantize_q80 and matmul_q80 (Q8_0 weights), attn_scores and
+;; Kernels: matmul_f32 (fp32 weights), quantize_q80 and matmul_q80 (Q8_0 weights), matmul_h16
+;; (f16 / bf16 weights), attn_scores and
 ;; attn_mix (one attention head against the KV cache), exp_f64 (softmax exponentials),
 ;; softmax_stats_f32 (log Z and entropy of a logits row), filter_gt_f32 (the candidates of a top-k).
 ;;
@@ -489,6 +490,304 @@
         (local.set $ws (i32.add (local.get $ws) (i32.const 4)))
         (br $groups)))
     (call $hsum (local.get $a)))
+
+;; ---------------------------------------------------------------------------------------------
+;; 16-bit float weights (f16 = IEEE binary16, bf16 = the top half of an f32), row-major
+;; [rows, cols] u16. Each weight is widened exactly to f32 on the fly and the products and sums
+;; are f32, as for matmul_f32: half of fp32's bytes stream from memory.
+;;
+;; Widening, with w = h << 16 in an i32 lane (h the 16 bits):
+;;   bf16: w is the f32.
+;;   f16:  a = w & 0x7fff0000 (|h| << 16), sign = w ^ a;
+;;         f32(bits a >> 3) · 2¹¹²: the 5 exponent and 10 mantissa bits land in the f32's fields
+;;           with bias 15 instead of 127, and the power of two puts the bias right, exactly, for
+;;           normals, subnormals (an f32 subnormal times 2¹¹² is a normal; wasm keeps subnormals,
+;;           no flush to zero) and ±0;
+;;         inf / NaN (a > 0x7bffffff, exponent 31): the exponent bits set to all ones instead;
+;;         result = sign | that.
+;; Measured (2048², one thread, docs/memory.md) ~1.8× faster than a variant that never multiplies
+;; a subnormal (Maratyszcza's FP16 magic-number scheme); CPUs with slow subnormal operands only
+;; pay it on the (rare) subnormal weights.
+
+  ;; matmul_h16: out[n, rows] = x[n, cols] · Wᵀ for 16-bit W (f16 = 1: binary16, 0: bfloat16),
+  ;; restricted to W rows [r0, r1); out's rows ldo floats apart. Tiles of 4 W rows (8·cols bytes,
+  ;; L1/L2-resident) sweep every row of x, so W streams from memory once.
+  (func (export "matmul_h16")
+    (param $out i32) (param $x i32) (param $w i32) (param $n i32)
+    (param $ldo i32) (param $cols i32) (param $r0 i32) (param $r1 i32) (param $f16 i32)
+    (local $rs i32) (local $hs i32) (local $os i32) (local $i i32) (local $t i32)
+    (local.set $rs (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $hs (i32.shl (local.get $cols) (i32.const 1)))
+    (local.set $os (i32.shl (local.get $ldo) (i32.const 2)))
+    (local.set $i (local.get $r0))
+    (block $tiles_done
+      (loop $tiles
+        (br_if $tiles_done (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $r1)))
+        (local.set $t (i32.const 0))
+        (block $xrows_done
+          (loop $xrows
+            (br_if $xrows_done (i32.ge_u (local.get $t) (local.get $n)))
+            (call $h16_tile4
+              (i32.add (local.get $x) (i32.mul (local.get $t) (local.get $rs)))
+              (i32.add (local.get $w) (i32.mul (local.get $i) (local.get $hs)))
+              (local.get $cols)
+              (i32.add (local.get $out)
+                (i32.add (i32.mul (local.get $t) (local.get $os)) (i32.shl (local.get $i) (i32.const 2))))
+              (local.get $f16))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (br $xrows)))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $tiles)))
+    ;; the last r1 − r0 mod 4 rows
+    (block $rest_done
+      (loop $rest
+        (br_if $rest_done (i32.ge_u (local.get $i) (local.get $r1)))
+        (local.set $t (i32.const 0))
+        (block $row_done
+          (loop $row
+            (br_if $row_done (i32.ge_u (local.get $t) (local.get $n)))
+            (f32.store
+              (i32.add (local.get $out)
+                (i32.add (i32.mul (local.get $t) (local.get $os)) (i32.shl (local.get $i) (i32.const 2))))
+              (call $h16_dot
+                (i32.add (local.get $x) (i32.mul (local.get $t) (local.get $rs)))
+                (i32.add (local.get $w) (i32.mul (local.get $i) (local.get $hs)))
+                (local.get $cols) (local.get $f16)))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (br $row)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $rest))))
+
+  ;; out[0..4) = 4 consecutive 16-bit W rows (row stride 2·cols bytes) · one f32 x row; 4 columns
+  ;; per step, the f16 widening written out for each row (no call in the loop).
+  (func $h16_tile4 (param $x i32) (param $w i32) (param $cols i32) (param $out i32) (param $f16 i32)
+    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $hs i32)
+    (local $end i32) (local $tail i32) (local $xv v128) (local $a v128)
+    (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $scale112 v128) (local $inf_bits v128) (local $max_finite v128)
+    (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128) (local $xe v128) (local $xo v128)
+    (local $hi_mask v128) (local $abs_mask v128) (local $end8 i32)
+    (local $s0 f32) (local $s1 f32) (local $s2 f32) (local $s3 f32) (local $xs f32)
+    (local.set $scale112 (v128.const i32x4 0x77800000 0x77800000 0x77800000 0x77800000))
+    (local.set $inf_bits (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
+    (local.set $max_finite (v128.const i32x4 0x7bffffff 0x7bffffff 0x7bffffff 0x7bffffff))
+    (local.set $hi_mask (v128.const i32x4 0xffff0000 0xffff0000 0xffff0000 0xffff0000))
+    (local.set $abs_mask (v128.const i32x4 0x7fff0000 0x7fff0000 0x7fff0000 0x7fff0000))
+    (local.set $hs (i32.shl (local.get $cols) (i32.const 1)))
+    (local.set $p0 (local.get $w))
+    (local.set $p1 (i32.add (local.get $p0) (local.get $hs)))
+    (local.set $p2 (i32.add (local.get $p1) (local.get $hs)))
+    (local.set $p3 (i32.add (local.get $p2) (local.get $hs)))
+    (local.set $end (i32.add (local.get $x) (i32.shl (i32.and (local.get $cols) (i32.const -4)) (i32.const 2))))
+    ;; bf16, 8 columns per step: lane k of a 16-byte load holds halves 2k (low) and 2k+1 (high),
+    ;; so w << 16 is the even columns as f32 and w & 0xffff0000 the odd ones; x is split the same
+    ;; way once per step for the 4 rows.
+    (local.set $end8 (i32.add (local.get $x) (i32.shl (i32.and (local.get $cols) (i32.const -8)) (i32.const 2))))
+    (if (i32.eqz (local.get $f16))
+      (then
+        (block $bf16_done
+          (loop $bf16_cols
+            (br_if $bf16_done (i32.ge_u (local.get $x) (local.get $end8)))
+            (local.set $xv (v128.load (local.get $x)))
+            (local.set $a (v128.load offset=16 (local.get $x)))
+            (local.set $xe (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $xv) (local.get $a)))
+            (local.set $xo (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $xv) (local.get $a)))
+            (local.set $w0 (v128.load (local.get $p0)))
+            (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $xe) (i32x4.shl (local.get $w0) (i32.const 16)))))
+            (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (local.get $xo) (v128.and (local.get $w0) (local.get $hi_mask)))))
+            (local.set $w1 (v128.load (local.get $p1)))
+            (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $xe) (i32x4.shl (local.get $w1) (i32.const 16)))))
+            (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (local.get $xo) (v128.and (local.get $w1) (local.get $hi_mask)))))
+            (local.set $w2 (v128.load (local.get $p2)))
+            (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $xe) (i32x4.shl (local.get $w2) (i32.const 16)))))
+            (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (local.get $xo) (v128.and (local.get $w2) (local.get $hi_mask)))))
+            (local.set $w3 (v128.load (local.get $p3)))
+            (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $xe) (i32x4.shl (local.get $w3) (i32.const 16)))))
+            (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (local.get $xo) (v128.and (local.get $w3) (local.get $hi_mask)))))
+            (local.set $x (i32.add (local.get $x) (i32.const 32)))
+            (local.set $p0 (i32.add (local.get $p0) (i32.const 16)))
+            (local.set $p1 (i32.add (local.get $p1) (i32.const 16)))
+            (local.set $p2 (i32.add (local.get $p2) (i32.const 16)))
+            (local.set $p3 (i32.add (local.get $p3) (i32.const 16)))
+            (br $bf16_cols)))
+        (local.set $a0 (f32x4.add (local.get $a0) (local.get $b0)))
+        (local.set $a1 (f32x4.add (local.get $a1) (local.get $b1)))
+        (local.set $a2 (f32x4.add (local.get $a2) (local.get $b2)))
+        (local.set $a3 (f32x4.add (local.get $a3) (local.get $b3))))
+      (else
+        ;; f16, 8 columns per step split the same way, each half widened as above
+        (block $f16_done
+          (loop $f16_cols
+            (br_if $f16_done (i32.ge_u (local.get $x) (local.get $end8)))
+            (local.set $xv (v128.load (local.get $x)))
+            (local.set $a (v128.load offset=16 (local.get $x)))
+            (local.set $xe (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $xv) (local.get $a)))
+            (local.set $xo (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $xv) (local.get $a)))
+            (local.set $w0 (v128.load (local.get $p0)))
+            (local.set $w1 (i32x4.shl (local.get $w0) (i32.const 16)))
+            (local.set $w0 (v128.and (local.get $w0) (local.get $hi_mask)))
+            (local.set $a (v128.and (local.get $w1) (local.get $abs_mask)))
+            (local.set $w1 (v128.or (v128.xor (local.get $w1) (local.get $a))
+              (v128.or (f32x4.mul (i32x4.shr_u (local.get $a) (i32.const 3)) (local.get $scale112))
+                (v128.and (i32x4.gt_s (local.get $a) (local.get $max_finite)) (local.get $inf_bits)))))
+            (local.set $a (v128.and (local.get $w0) (local.get $abs_mask)))
+            (local.set $w0 (v128.or (v128.xor (local.get $w0) (local.get $a))
+              (v128.or (f32x4.mul (i32x4.shr_u (local.get $a) (i32.const 3)) (local.get $scale112))
+                (v128.and (i32x4.gt_s (local.get $a) (local.get $max_finite)) (local.get $inf_bits)))))
+            (local.set $a0 (f32x4.add (local.get $a0)
+              (f32x4.add (f32x4.mul (local.get $xe) (local.get $w1)) (f32x4.mul (local.get $xo) (local.get $w0)))))
+            (local.set $w0 (v128.load (local.get $p1)))
+            (local.set $w1 (i32x4.shl (local.get $w0) (i32.const 16)))
+            (local.set $w0 (v128.and (local.get $w0) (local.get $hi_mask)))
+            (local.set $a (v128.and (local.get $w1) (local.get $abs_mask)))
+            (local.set $w1 (v128.or (v128.xor (local.get $w1) (local.get $a))
+              (v128.or (f32x4.mul (i32x4.shr_u (local.get $a) (i32.const 3)) (local.get $scale112))
+                (v128.and (i32x4.gt_s (local.get $a) (local.get $max_finite)) (local.get $inf_bits)))))
+            (local.set $a (v128.and (local.get $w0) (local.get $abs_mask)))
+            (local.set $w0 (v128.or (v128.xor (local.get $w0) (local.get $a))
+              (v128.or (f32x4.mul (i32x4.shr_u (local.get $a) (i32.const 3)) (local.get $scale112))
+                (v128.and (i32x4.gt_s (local.get $a) (local.get $max_finite)) (local.get $inf_bits)))))
+            (local.set $a1 (f32x4.add (local.get $a1)
+              (f32x4.add (f32x4.mul (local.get $xe) (local.get $w1)) (f32x4.mul (local.get $xo) (local.get $w0)))))
+            (local.set $w0 (v128.load (local.get $p2)))
+            (local.set $w1 (i32x4.shl (local.get $w0) (i32.const 16)))
+            (local.set $w0 (v128.and (local.get $w0) (local.get $hi_mask)))
+            (local.set $a (v128.and (local.get $w1) (local.get $abs_mask)))
+            (local.set $w1 (v128.or (v128.xor (local.get $w1) (local.get $a))
+              (v128.or (f32x4.mul (i32x4.shr_u (local.get $a) (i32.const 3)) (local.get $scale112))
+                (v128.and (i32x4.gt_s (local.get $a) (local.get $max_finite)) (local.get $inf_bits)))))
+            (local.set $a (v128.and (local.get $w0) (local.get $abs_mask)))
+            (local.set $w0 (v128.or (v128.xor (local.get $w0) (local.get $a))
+              (v128.or (f32x4.mul (i32x4.shr_u (local.get $a) (i32.const 3)) (local.get $scale112))
+                (v128.and (i32x4.gt_s (local.get $a) (local.get $max_finite)) (local.get $inf_bits)))))
+            (local.set $a2 (f32x4.add (local.get $a2)
+              (f32x4.add (f32x4.mul (local.get $xe) (local.get $w1)) (f32x4.mul (local.get $xo) (local.get $w0)))))
+            (local.set $w0 (v128.load (local.get $p3)))
+            (local.set $w1 (i32x4.shl (local.get $w0) (i32.const 16)))
+            (local.set $w0 (v128.and (local.get $w0) (local.get $hi_mask)))
+            (local.set $a (v128.and (local.get $w1) (local.get $abs_mask)))
+            (local.set $w1 (v128.or (v128.xor (local.get $w1) (local.get $a))
+              (v128.or (f32x4.mul (i32x4.shr_u (local.get $a) (i32.const 3)) (local.get $scale112))
+                (v128.and (i32x4.gt_s (local.get $a) (local.get $max_finite)) (local.get $inf_bits)))))
+            (local.set $a (v128.and (local.get $w0) (local.get $abs_mask)))
+            (local.set $w0 (v128.or (v128.xor (local.get $w0) (local.get $a))
+              (v128.or (f32x4.mul (i32x4.shr_u (local.get $a) (i32.const 3)) (local.get $scale112))
+                (v128.and (i32x4.gt_s (local.get $a) (local.get $max_finite)) (local.get $inf_bits)))))
+            (local.set $a3 (f32x4.add (local.get $a3)
+              (f32x4.add (f32x4.mul (local.get $xe) (local.get $w1)) (f32x4.mul (local.get $xo) (local.get $w0)))))
+            (local.set $x (i32.add (local.get $x) (i32.const 32)))
+            (local.set $p0 (i32.add (local.get $p0) (i32.const 16)))
+            (local.set $p1 (i32.add (local.get $p1) (i32.const 16)))
+            (local.set $p2 (i32.add (local.get $p2) (i32.const 16)))
+            (local.set $p3 (i32.add (local.get $p3) (i32.const 16)))
+            (br $f16_cols)))))
+    ;; then 4 columns per step, the f16 widening written out per row
+    (block $done4
+      (loop $cols4
+        (br_if $done4 (i32.ge_u (local.get $x) (local.get $end)))
+        (local.set $xv (v128.load (local.get $x)))
+        (local.set $w0 (i32x4.shl (i32x4.extend_low_i16x8_u (v128.load64_zero (local.get $p0))) (i32.const 16)))
+        (local.set $w1 (i32x4.shl (i32x4.extend_low_i16x8_u (v128.load64_zero (local.get $p1))) (i32.const 16)))
+        (local.set $w2 (i32x4.shl (i32x4.extend_low_i16x8_u (v128.load64_zero (local.get $p2))) (i32.const 16)))
+        (local.set $w3 (i32x4.shl (i32x4.extend_low_i16x8_u (v128.load64_zero (local.get $p3))) (i32.const 16)))
+        (if (local.get $f16)
+          (then
+            (local.set $a (v128.and (local.get $w0) (local.get $abs_mask)))
+            (local.set $w0 (v128.or (v128.xor (local.get $w0) (local.get $a))
+              (v128.or (f32x4.mul (i32x4.shr_u (local.get $a) (i32.const 3)) (local.get $scale112))
+                (v128.and (i32x4.gt_s (local.get $a) (local.get $max_finite)) (local.get $inf_bits)))))
+            (local.set $a (v128.and (local.get $w1) (local.get $abs_mask)))
+            (local.set $w1 (v128.or (v128.xor (local.get $w1) (local.get $a))
+              (v128.or (f32x4.mul (i32x4.shr_u (local.get $a) (i32.const 3)) (local.get $scale112))
+                (v128.and (i32x4.gt_s (local.get $a) (local.get $max_finite)) (local.get $inf_bits)))))
+            (local.set $a (v128.and (local.get $w2) (local.get $abs_mask)))
+            (local.set $w2 (v128.or (v128.xor (local.get $w2) (local.get $a))
+              (v128.or (f32x4.mul (i32x4.shr_u (local.get $a) (i32.const 3)) (local.get $scale112))
+                (v128.and (i32x4.gt_s (local.get $a) (local.get $max_finite)) (local.get $inf_bits)))))
+            (local.set $a (v128.and (local.get $w3) (local.get $abs_mask)))
+            (local.set $w3 (v128.or (v128.xor (local.get $w3) (local.get $a))
+              (v128.or (f32x4.mul (i32x4.shr_u (local.get $a) (i32.const 3)) (local.get $scale112))
+                (v128.and (i32x4.gt_s (local.get $a) (local.get $max_finite)) (local.get $inf_bits)))))
+))
+        (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $xv) (local.get $w0))))
+        (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $xv) (local.get $w1))))
+        (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $xv) (local.get $w2))))
+        (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $xv) (local.get $w3))))
+        (local.set $x (i32.add (local.get $x) (i32.const 16)))
+        (local.set $p0 (i32.add (local.get $p0) (i32.const 8)))
+        (local.set $p1 (i32.add (local.get $p1) (i32.const 8)))
+        (local.set $p2 (i32.add (local.get $p2) (i32.const 8)))
+        (local.set $p3 (i32.add (local.get $p3) (i32.const 8)))
+        (br $cols4)))
+    (local.set $s0 (call $hsum (local.get $a0)))
+    (local.set $s1 (call $hsum (local.get $a1)))
+    (local.set $s2 (call $hsum (local.get $a2)))
+    (local.set $s3 (call $hsum (local.get $a3)))
+    ;; the last cols mod 4 columns, one at a time
+    (local.set $tail (i32.and (local.get $cols) (i32.const 3)))
+    (block $tail_done
+      (loop $tail_loop
+        (br_if $tail_done (i32.eqz (local.get $tail)))
+        (local.set $xs (f32.load (local.get $x)))
+        (local.set $s0 (f32.add (local.get $s0) (f32.mul (local.get $xs) (call $h2f (i32.load16_u (local.get $p0)) (local.get $f16)))))
+        (local.set $s1 (f32.add (local.get $s1) (f32.mul (local.get $xs) (call $h2f (i32.load16_u (local.get $p1)) (local.get $f16)))))
+        (local.set $s2 (f32.add (local.get $s2) (f32.mul (local.get $xs) (call $h2f (i32.load16_u (local.get $p2)) (local.get $f16)))))
+        (local.set $s3 (f32.add (local.get $s3) (f32.mul (local.get $xs) (call $h2f (i32.load16_u (local.get $p3)) (local.get $f16)))))
+        (local.set $x (i32.add (local.get $x) (i32.const 4)))
+        (local.set $p0 (i32.add (local.get $p0) (i32.const 2)))
+        (local.set $p1 (i32.add (local.get $p1) (i32.const 2)))
+        (local.set $p2 (i32.add (local.get $p2) (i32.const 2)))
+        (local.set $p3 (i32.add (local.get $p3) (i32.const 2)))
+        (local.set $tail (i32.sub (local.get $tail) (i32.const 1)))
+        (br $tail_loop)))
+    (f32.store (local.get $out) (local.get $s0))
+    (f32.store offset=4 (local.get $out) (local.get $s1))
+    (f32.store offset=8 (local.get $out) (local.get $s2))
+    (f32.store offset=12 (local.get $out) (local.get $s3)))
+
+  ;; One 16-bit W row · one f32 x row (the rows a 4-row tile leaves over).
+  (func $h16_dot (param $x i32) (param $w i32) (param $cols i32) (param $f16 i32) (result f32)
+    (local $end i32) (local $tail i32) (local $acc v128) (local $s f32)
+    (local.set $end (i32.add (local.get $x) (i32.shl (i32.and (local.get $cols) (i32.const -4)) (i32.const 2))))
+    (block $done4
+      (loop $cols4
+        (br_if $done4 (i32.ge_u (local.get $x) (local.get $end)))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (v128.load (local.get $x))
+          (call $widen4 (i32x4.shl (i32x4.extend_low_i16x8_u (v128.load64_zero (local.get $w))) (i32.const 16))
+            (local.get $f16)))))
+        (local.set $x (i32.add (local.get $x) (i32.const 16)))
+        (local.set $w (i32.add (local.get $w) (i32.const 8)))
+        (br $cols4)))
+    (local.set $s (call $hsum (local.get $acc)))
+    (local.set $tail (i32.and (local.get $cols) (i32.const 3)))
+    (block $tail_done
+      (loop $tail_loop
+        (br_if $tail_done (i32.eqz (local.get $tail)))
+        (local.set $s (f32.add (local.get $s)
+          (f32.mul (f32.load (local.get $x)) (call $h2f (i32.load16_u (local.get $w)) (local.get $f16)))))
+        (local.set $x (i32.add (local.get $x) (i32.const 4)))
+        (local.set $w (i32.add (local.get $w) (i32.const 2)))
+        (local.set $tail (i32.sub (local.get $tail) (i32.const 1)))
+        (br $tail_loop)))
+    (local.get $s))
+
+  ;; One 16-bit value h (low bits of an i32) widened to f32.
+  (func $h2f (param $h i32) (param $f16 i32) (result f32)
+    (f32x4.extract_lane 0
+      (call $widen4 (i32x4.splat (i32.shl (local.get $h) (i32.const 16))) (local.get $f16))))
+
+  ;; Four 16-bit values, each as w = h << 16 in an i32 lane, widened to f32 (see above).
+  (func $widen4 (param $w v128) (param $f16 i32) (result v128)
+    (local $a v128)
+    (if (result v128) (i32.eqz (local.get $f16))
+      (then (local.get $w))
+      (else
+        (local.set $a (v128.and (local.get $w) (v128.const i32x4 0x7fff0000 0x7fff0000 0x7fff0000 0x7fff0000)))
+        (v128.or (v128.xor (local.get $w) (local.get $a))
+          (v128.or (f32x4.mul (i32x4.shr_u (local.get $a) (i32.const 3)) (v128.const i32x4 0x77800000 0x77800000 0x77800000 0x77800000))
+            (v128.and (i32x4.gt_s (local.get $a) (v128.const i32x4 0x7bffffff 0x7bffffff 0x7bffffff 0x7bffffff))
+              (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000)))))))
 
 ;; ---------------------------------------------------------------------------------------------
 ;; Attention of one query head against its sequence's cache (K and V rows ld floats apart, the

@@ -25,12 +25,13 @@ import { setMatmulPool, wasmKernels, type MatmulPool, type WasmKernels } from '.
 const SEQ = 0; // jobs posted
 const READY = 1; // helpers that have instantiated the kernels
 // The job: op, out, n, ldo (= rows), cols, chunk rows, chunks, then the op's operands:
-// F32: x, w; Q80: xq, xs, wq, ws, gs.
+// F32: x, w; Q80: xq, xs, wq, ws, gs; H16: x, w, f16.
 const ARGS = 2;
 const OPERANDS = ARGS + 7;
 const STATES = 16; // first chunk state word
 const F32 = 0;
 const Q80 = 1;
+const H16 = 2;
 const CONTROL_OFFSET = 64; // bytes; 0 is left alone, it looks like a null pointer
 const MAX_CHUNKS = 4096;
 const CONTROL_INTS = STATES + MAX_CHUNKS;
@@ -73,6 +74,7 @@ for (;;) {
     const dst = scratch - 4 * r0;
     try {
       if (op === ${F32}) k.matmul_f32(dst, a, b, n, len, cols, r0, r0 + len);
+      else if (op === ${H16}) k.matmul_h16(dst, a, b, n, len, cols, r0, r0 + len, d);
       else k.matmul_q80(dst, a, b, d, e, n, len, cols, gs, r0, r0 + len);
     } catch {
       continue; // left COMPUTING: the caller takes the chunk back
@@ -234,6 +236,12 @@ function chunkedPool(
       c.set([xq, xs, wq, ws, gs], OPERANDS);
       return split(Q80, out, n, rows, cols, (r0, r1) =>
         k.matmul_q80(out, xq, xs, wq, ws, n, rows, cols, gs, r0, r1),
+      );
+    },
+    h16: (out, x, w, n, rows, cols, f16) => {
+      c.set([x, w, f16], OPERANDS);
+      return split(H16, out, n, rows, cols, (r0, r1) =>
+        k.matmul_h16(out, x, w, n, rows, cols, r0, r1, f16),
       );
     },
   };
