@@ -11,7 +11,7 @@ import { LmdynError, check } from '../errors.js';
 import type { Matrix } from '../tensor/matrix.js';
 import { newMatrix } from '../tensor/matrix.js';
 import { castMatrixH16, newH16Matrix, type H16Format } from '../tensor/half.js';
-import { allocF32, allocI8, allocU16, freeF32, freeI8 } from '../tensor/memory.js';
+import { allocF32, allocI8, allocU16, freeF32, freeI8, freeU16 } from '../tensor/memory.js';
 import { newQ80Matrix, q80GroupSize, quantizeMatrixQ80 } from '../tensor/q80.js';
 import { BLOCK_FORMATS, blockFormatOf, dequantize, halfTable } from './gguf-quants.js';
 import type { GgufHeader, GgufTensorInfo } from './gguf-reader.js';
@@ -87,7 +87,9 @@ export class GgufTensors {
   matrix(name: string, rows: number, cols: number): Matrix {
     const t = this.info(name, [cols, rows]);
     if (t.type === GGML_Q8_0) return readQ80Matrix(this.fd, this.path, t, rows, cols);
-    if (this.options.keep16) return readMatrix16(this.fd, this.path, t, rows, cols, this.options.keep16);
+    if (this.options.keep16) {
+      return readMatrix16(this.fd, this.path, t, rows, cols, this.options.keep16);
+    }
     const f32 = newMatrix(rows, cols, readTensor(this.fd, this.path, t));
     const gs = q80GroupSize(cols, this.options.groupSize ?? Q8_0_BLOCK);
     if (this.options.requantize !== 'q8_0' || t.type === BLOCK_FORMATS.F32.id || gs === null) {
@@ -131,6 +133,14 @@ export function selectRows(m: Matrix, order: ArrayLike<number>): Matrix {
     }
     return newQ80Matrix(n, m.cols, m.groupSize, q, scales);
   }
+  if (m.format === 'f16' || m.format === 'bf16') {
+    const bits = allocU16(n * m.cols);
+    for (let r = 0; r < n; r++) {
+      const from = order[r]!;
+      bits.set(m.bits.subarray(from * m.cols, (from + 1) * m.cols), r * m.cols);
+    }
+    return newH16Matrix(m.format, n, m.cols, bits);
+  }
   const data = allocF32(n * m.cols);
   const src = m.data;
   for (let r = 0; r < n; r++) {
@@ -146,6 +156,30 @@ export function freeMatrix(m: Matrix): void {
     freeI8(m.q);
     freeF32(m.scales);
   } else if (m.format === 'f32') freeF32(m.data);
+  else freeU16(m.bits);
+}
+
+/**
+ * A tensor [rows, cols] as a resident 16-bit matrix: the bits as stored when the file has that
+ * type, else dequantized to f32 and rounded (the f32 copy freed at once).
+ */
+function readMatrix16(
+  fd: number,
+  path: string,
+  t: GgufTensorInfo,
+  rows: number,
+  cols: number,
+  format: H16Format,
+): Matrix {
+  if (t.type === BLOCK_FORMATS[format === 'f16' ? 'F16' : 'BF16'].id) {
+    const bits = allocU16(t.elements);
+    readExactly(fd, new Uint8Array(bits.buffer, bits.byteOffset, 2 * t.elements), t.offset, path);
+    return newH16Matrix(format, rows, cols, bits);
+  }
+  const f32 = readTensor(fd, path, t);
+  const m = castMatrixH16(newMatrix(rows, cols, f32), format);
+  freeF32(f32);
+  return m;
 }
 
 /** Entries `order[0], order[1], …` of `v` (a bias, in the row order of its matrix). */
@@ -176,29 +210,6 @@ function readTensor(fd: number, path: string, t: GgufTensorInfo): Float32Array {
  * A Q8_0 tensor [rows, cols] (cols a multiple of 32, checked by the reader) as a Q8_0 matrix with
  * group size 32: each block's f16 scale d becomes one f32 scale (exact), its 32 int8 the values.
  */
-/**
- * A tensor [rows, cols] as a resident 16-bit matrix: the bits as stored when the file has that
- * type, else dequantized to f32 and rounded (the f32 copy freed at once).
- */
-function readMatrix16(
-  fd: number,
-  path: string,
-  t: GgufTensorInfo,
-  rows: number,
-  cols: number,
-  format: H16Format,
-): Matrix {
-  if (t.type === BLOCK_FORMATS[format === 'f16' ? 'F16' : 'BF16'].id) {
-    const bits = allocU16(t.elements);
-    readExactly(fd, new Uint8Array(bits.buffer, bits.byteOffset, 2 * t.elements), t.offset, path);
-    return newH16Matrix(format, rows, cols, bits);
-  }
-  const f32 = readTensor(fd, path, t);
-  const m = castMatrixH16(newMatrix(rows, cols, f32), format);
-  freeF32(f32);
-  return m;
-}
-
 function readQ80Matrix(
   fd: number,
   path: string,

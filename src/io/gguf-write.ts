@@ -15,8 +15,8 @@ import { basename } from 'node:path';
 import { LmdynError } from '../errors.js';
 import type { ModelConfig, ModelWeights } from '../model/types.js';
 import type { Matrix } from '../tensor/matrix.js';
-import { dequantizeQ80 } from '../tensor/q80.js';
 import { widenH16 } from '../tensor/half.js';
+import { dequantizeQ80 } from '../tensor/q80.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { modelChatTemplate } from '../tokenizer/chat.js';
@@ -175,11 +175,13 @@ function checkWritable(model: GgufWritable): GgufArchitecture {
       `has ${c.norm}, ${c.mlp}, ${c.positional} positions (GGUF ${arch.name}: ${arch.norm}, ${arch.mlp}, ${arch.positional})`,
     );
   }
-  if (c.qkNorm || c.ropeScaling !== undefined) {
-    unsupported('has q/k norms or scaled RoPE');
-  }
-  if (c.attnScale !== undefined || c.attnWindow?.some((x) => x !== null)) {
-    unsupported('has a non-default attention scale or local attention');
+  if (
+    c.qkNorm ||
+    c.attnScale !== undefined ||
+    c.attnWindow?.some((x) => x !== null) ||
+    c.ropeScaling !== undefined
+  ) {
+    unsupported('has q/k norms, a non-default attention scale, local attention or scaled RoPE');
   }
   if (c.residual === 'parallel' && !arch.parallelResidual) unsupported('has a parallel residual');
   const w = model.weights;
@@ -219,7 +221,7 @@ function planTensors(
   }));
 }
 
-/** A matrix's values as f32; a Q8_0 / 16-bit matrix into a buffer of its own, not its cached `data`. */
+/** A matrix's values as f32; a Q8_0 matrix into a buffer of its own, not its cached `data`. */
 function valuesOf(m: Matrix): Float32Array {
   if (m.format === 'f32') return m.data;
   const out = new Float32Array(m.rows * m.cols);
